@@ -1,0 +1,53 @@
+# billrun: `make demo` runs a real bill run, `make test` the whole suite.
+# Both create .venv and install what they need; only Python 3.11+ is assumed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: help install demo test lint typecheck format bench docs clean
+
+help:
+	@echo "make demo       a real bill run with zero configuration (embedded PostgreSQL)"
+	@echo "make test       lint, type checks and the whole test suite"
+	@echo "make bench      benchmarks (see docs/benchmarks.md)"
+	@echo "make docs       regenerate docs/import-schema.json"
+	@echo "make format     apply ruff's formatting"
+
+$(STAMP):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "billrun needs Python 3.11+, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/billrun demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+	$(BIN)/python -m entrypoints.docs --check
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bill_run.py
+
+docs: $(STAMP)
+	$(BIN)/python -m entrypoints.docs
+
+clean:
+	rm -rf $(VENV) .billrun .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,215 @@
+"""The BillRun aggregate: one bill period billed for a selection of accounts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import Field
+
+from domain.errors import BillRunError, RunNotRunnable, StaleCheckpoint
+from domain.ids import run_uuid
+from domain.model import Aggregate, DomainEvent, ValueObject
+from domain.periods import Period
+
+
+class RunStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class Selection(ValueObject):
+    """Which accounts a run bills: named accounts, bill groups, or (both empty) all."""
+
+    accounts: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @property
+    def is_all(self) -> bool:
+        return not self.accounts and not self.groups
+
+    def includes(self, account_id: str, bill_group: str) -> bool:
+        return self.is_all or account_id in self.accounts or bill_group in self.groups
+
+    def describe(self) -> str:
+        if self.is_all:
+            return "all accounts"
+        parts = []
+        if self.accounts:
+            parts.append("accounts " + ", ".join(self.accounts))
+        if self.groups:
+            parts.append("groups " + ", ".join(self.groups))
+        return "; ".join(parts)
+
+
+class BatchStatistics(ValueObject):
+    """What one batch (or, summed, the whole run) produced."""
+
+    accounts_scanned: int = 0
+    accounts_seen: int = 0
+    accounts_billed: int = 0
+    accounts_skipped: int = 0
+    invoices: int = 0
+    lines: int = 0
+    totals: dict[str, Decimal] = Field(default_factory=dict)
+
+    def plus(self, other: BatchStatistics) -> BatchStatistics:
+        totals = dict(self.totals)
+        for currency, amount in other.totals.items():
+            totals[currency] = totals.get(currency, Decimal(0)) + amount
+        return BatchStatistics(
+            accounts_scanned=self.accounts_scanned + other.accounts_scanned,
+            accounts_seen=self.accounts_seen + other.accounts_seen,
+            accounts_billed=self.accounts_billed + other.accounts_billed,
+            accounts_skipped=self.accounts_skipped + other.accounts_skipped,
+            invoices=self.invoices + other.invoices,
+            lines=self.lines + other.lines,
+            totals=dict(sorted(totals.items())),
+        )
+
+
+class RunScheduled(DomainEvent):
+    run_id: str
+    period_start: date
+    period_end: date
+    posting_date: date
+    selection: Selection
+
+
+class RunStarted(DomainEvent):
+    log_position: int
+    """Accounts opened at or before this notification id are in the run."""
+    accounts_in_scope: int
+
+
+class RunBatchCompleted(DomainEvent):
+    batch: int
+    cursor: int
+    statistics: BatchStatistics
+    first_invoice_number: int | None
+    last_invoice_number: int | None
+
+
+class RunCompleted(DomainEvent):
+    batches: int
+    statistics: BatchStatistics
+
+
+class BillRun(Aggregate):
+    kind = "billrun"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.run_id = ""
+        self.period = Period(date.min, date.min)
+        self.posting_date = date.min
+        self.selection = Selection()
+        self.status = RunStatus.SCHEDULED
+        self.log_position = 0
+        self.accounts_in_scope = 0
+        self.cursor = 0
+        self.batches = 0
+        self.statistics = BatchStatistics()
+        self.scheduled_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.completed_at: datetime | None = None
+
+    @classmethod
+    def schedule(
+        cls,
+        run_id: str,
+        period: Period,
+        posting_date: date | None,
+        selection: Selection,
+        at: datetime,
+    ) -> BillRun:
+        if not run_id.strip():
+            raise BillRunError("a bill run needs a non-empty id")
+        run = cls(run_uuid(run_id))
+        run._trigger(
+            RunScheduled,
+            at,
+            run_id=run_id,
+            period_start=period.start,
+            period_end=period.end,
+            posting_date=posting_date or period.end,
+            selection=selection,
+        )
+        return run
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.status is RunStatus.SCHEDULED
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status is RunStatus.COMPLETED
+
+    def same_terms(self, period: Period, posting_date: date | None, selection: Selection) -> bool:
+        return (
+            self.period == period
+            and self.posting_date == (posting_date or period.end)
+            and self.selection == selection
+        )
+
+    def start(self, log_position: int, accounts_in_scope: int, at: datetime) -> None:
+        if self.status is not RunStatus.SCHEDULED:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not scheduled")
+        self._trigger(
+            RunStarted, at, log_position=log_position, accounts_in_scope=accounts_in_scope
+        )
+
+    def complete_batch(
+        self,
+        batch: int,
+        cursor: int,
+        statistics: BatchStatistics,
+        invoice_numbers: list[int],
+        at: datetime,
+    ) -> None:
+        if self.status is not RunStatus.RUNNING:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
+        if batch != self.batches + 1 or cursor <= self.cursor:
+            raise StaleCheckpoint(
+                f"run {self.run_id}: batch {batch} at cursor {cursor} does not follow "
+                f"batch {self.batches} at cursor {self.cursor}"
+            )
+        self._trigger(
+            RunBatchCompleted,
+            at,
+            batch=batch,
+            cursor=cursor,
+            statistics=statistics,
+            first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
+            last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
+        )
+
+    def complete(self, at: datetime) -> None:
+        if self.status is not RunStatus.RUNNING:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
+        self._trigger(RunCompleted, at, batches=self.batches, statistics=self.statistics)
+
+    def _when_RunScheduled(self, event: RunScheduled) -> None:
+        self.run_id = event.run_id
+        self.period = Period(event.period_start, event.period_end)
+        self.posting_date = event.posting_date
+        self.selection = event.selection
+        self.scheduled_at = event.timestamp
+
+    def _when_RunStarted(self, event: RunStarted) -> None:
+        self.status = RunStatus.RUNNING
+        self.log_position = event.log_position
+        self.accounts_in_scope = event.accounts_in_scope
+        self.started_at = event.timestamp
+
+    def _when_RunBatchCompleted(self, event: RunBatchCompleted) -> None:
+        self.batches = event.batch
+        self.cursor = event.cursor
+        self.statistics = self.statistics.plus(event.statistics)
+
+    def _when_RunCompleted(self, event: RunCompleted) -> None:
+        self.status = RunStatus.COMPLETED
+        self.completed_at = event.timestamp

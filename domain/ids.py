@@ -1,0 +1,32 @@
+"""Deterministic identities: the same natural key is always the same id.
+
+This is what makes re-running, racing and resuming safe: a second attempt to
+create the invoice of (run, account) or to bill (account, package, period)
+produces the very same id, and the event store's optimistic concurrency refuses it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("6f1c4a52-2f0e-5d6b-9a64-3b0b1c1e7a10")
+
+
+def account_uuid(account_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"account:{account_id}")
+
+
+def run_uuid(run_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"bill-run:{run_id}")
+
+
+def invoice_uuid(run_id: str, account_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"invoice:{run_id}:{account_id}")
+
+
+def package_line_uuid(account_id: str, package_id: str, period_start: date) -> UUID:
+    return uuid5(NAMESPACE, f"package-line:{account_id}:{package_id}:{period_start.isoformat()}")
+
+
+INVOICE_NUMBER_SEQUENCE_ID = uuid5(NAMESPACE, "invoice-number-sequence")

@@ -1,0 +1,168 @@
+"""The Invoice aggregate and the invoice number sequence."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+from domain.account import InvoiceLine
+from domain.errors import InvoiceError
+from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
+from domain.model import Aggregate, DomainEvent
+from domain.money import round_to_currency
+
+
+class InvoiceStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class InvoiceOpened(DomainEvent):
+    run_id: str
+    account_id: str
+    currency: str
+    posting_date: date
+
+
+class InvoiceLineAdded(DomainEvent):
+    run_id: str
+    line: InvoiceLine
+
+
+class InvoiceClosed(DomainEvent):
+    run_id: str
+    number: int
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    line_count: int
+
+
+def format_invoice_number(number: int) -> str:
+    """How an invoice number is printed on documents."""
+    return f"INV-{number:08d}"
+
+
+class Invoice(Aggregate):
+    kind = "invoice"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.run_id = ""
+        self.account_id = ""
+        self.currency = ""
+        self.posting_date: date | None = None
+        self.status = InvoiceStatus.OPEN
+        self.lines: list[InvoiceLine] = []
+        self.number: int | None = None
+        self.subtotal = Decimal(0)
+        self.tax = Decimal(0)
+        self.total = Decimal(0)
+
+    @classmethod
+    def open(
+        cls, run_id: str, account_id: str, currency: str, posting_date: date, at: datetime
+    ) -> Invoice:
+        invoice = cls(invoice_uuid(run_id, account_id))
+        invoice._trigger(
+            InvoiceOpened,
+            at,
+            run_id=run_id,
+            account_id=account_id,
+            currency=currency,
+            posting_date=posting_date,
+        )
+        return invoice
+
+    def add_line(self, line: InvoiceLine, at: datetime) -> None:
+        if self.status is not InvoiceStatus.OPEN:
+            raise InvoiceError(f"invoice {self.id} is {self.status.value}: lines cannot be added")
+        if line.currency != self.currency:
+            raise InvoiceError(
+                f"invoice {self.id} is in {self.currency}; "
+                f"line {line.line_id} is in {line.currency}"
+            )
+        if any(existing.line_id == line.line_id for existing in self.lines):
+            raise InvoiceError(f"invoice {self.id} already has line {line.line_id}")
+        self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
+
+    def close(self, number: int, at: datetime) -> None:
+        if self.status is not InvoiceStatus.OPEN:
+            raise InvoiceError(f"invoice {self.id} is already {self.status.value}")
+        if number < 1:
+            raise InvoiceError(f"invoice numbers start at 1, not {number}")
+        zero = round_to_currency(Decimal(0), self.currency)
+        subtotal = sum((line.amount for line in self.lines), zero)
+        tax = zero
+        self._trigger(
+            InvoiceClosed,
+            at,
+            run_id=self.run_id,
+            number=number,
+            subtotal=subtotal,
+            tax=tax,
+            total=subtotal + tax,
+            line_count=len(self.lines),
+        )
+
+    @property
+    def display_number(self) -> str | None:
+        return None if self.number is None else format_invoice_number(self.number)
+
+    def _when_InvoiceOpened(self, event: InvoiceOpened) -> None:
+        self.run_id = event.run_id
+        self.account_id = event.account_id
+        self.currency = event.currency
+        self.posting_date = event.posting_date
+
+    def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
+        self.lines.append(event.line)
+        self.subtotal += event.line.amount
+        self.total = self.subtotal + self.tax
+
+    def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
+        self.status = InvoiceStatus.CLOSED
+        self.number = event.number
+        self.subtotal = event.subtotal
+        self.tax = event.tax
+        self.total = event.total
+
+
+class InvoiceNumbersReserved(DomainEvent):
+    run_id: str
+    first: int
+    count: int
+
+
+class InvoiceNumberSequence(Aggregate):
+    """The single source of invoice numbers.
+
+    Numbers are reserved in the same transaction that closes the invoices
+    using them, and every reservation extends this one aggregate, so its
+    version check serialises them: numbers are unique, increase in close
+    order, and a rolled-back or retried batch consumes none (no gaps).
+    """
+
+    kind = "sequence"
+
+    def __init__(self, aggregate_id: UUID = INVOICE_NUMBER_SEQUENCE_ID) -> None:
+        super().__init__(aggregate_id)
+        self.last_number = 0
+
+    def reserve(self, count: int, run_id: str, at: datetime) -> list[int]:
+        if count < 0:
+            raise InvoiceError(f"cannot reserve {count} invoice numbers")
+        if count == 0:
+            return []
+        first = self.last_number + 1
+        self._trigger(InvoiceNumbersReserved, at, run_id=run_id, first=first, count=count)
+        return list(range(first, first + count))
+
+    def _when_InvoiceNumbersReserved(self, event: InvoiceNumbersReserved) -> None:
+        if event.first != self.last_number + 1:
+            raise InvoiceError(
+                f"reservation starting at {event.first} leaves a gap after {self.last_number}"
+            )
+        self.last_number = event.first + event.count - 1

@@ -1,0 +1,1 @@
+"""How people and processes reach billrun: the `billrun` command."""

@@ -1,0 +1,40 @@
+"""Generated documentation: `python -m entrypoints.docs [--check]`.
+
+The import file's JSON Schema is generated from the pydantic models; `--check`
+fails when the committed copy is stale, so CI keeps the docs true.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from application.import_document import json_schema
+
+
+def _import_schema() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+GENERATED = {Path("docs/import-schema.json"): _import_schema}
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, render in GENERATED.items():
+        content = render()
+        if check:
+            if not path.exists() or path.read_text() != content:
+                stale.append(path)
+        else:
+            path.write_text(content)
+            print(f"wrote {path}")  # noqa: T201
+    for path in stale:
+        print(f"{path} is stale: run `make docs` and commit it", file=sys.stderr)  # noqa: T201
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

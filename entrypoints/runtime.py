@@ -1,0 +1,44 @@
+"""Opening billrun for one command: settings, database, application, read side."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from application.billing import Billing
+from infrastructure.database import database_url
+from infrastructure.persistence import eventsourcing_environment
+from infrastructure.settings import Settings
+from projections.catalog import ReadSide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    env: dict[str, str]
+    billing: Billing
+    _read_side: ReadSide | None = None
+
+    @property
+    def read_side(self) -> ReadSide:
+        if self._read_side is None:
+            self._read_side = ReadSide(self.billing, self.env)
+        return self._read_side
+
+
+@contextlib.contextmanager
+def open_runtime(settings: Settings) -> Iterator[Runtime]:
+    with database_url(settings) as url:
+        env = eventsourcing_environment(url)
+        billing = Billing(env)
+        runtime = Runtime(settings, env, billing)
+        try:
+            yield runtime
+        finally:
+            if runtime._read_side is not None:
+                runtime._read_side.close()
+            billing.close()

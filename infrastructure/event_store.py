@@ -1,0 +1,120 @@
+"""Queries over the eventsourcing library's PostgreSQL event table that the
+library does not offer: loading many aggregates in one round trip, and walking
+one event type through the notification log with a cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+
+@dataclass(frozen=True)
+class Position:
+    notification_id: int
+    originator_id: UUID
+
+
+class EventStoreQueries:
+    def __init__(self, recorder: PostgresApplicationRecorder, mapper: Mapper[Any]) -> None:
+        self._recorder = recorder
+        self._mapper = mapper
+        self._table = SQL("{}.{}").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+        )
+
+    @property
+    def table_name(self) -> str:
+        return f"{self._recorder.datastore.schema}.{self._recorder.events_table_name}"
+
+    def events_of_many(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[DomainEventProtocol[Any]]]:
+        """Every stored event of each aggregate, in version order, in one query."""
+        statement: Composed = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(self._table)
+        grouped: dict[UUID, list[DomainEventProtocol[Any]]] = {i: [] for i in originator_ids}
+        to_domain_event = self._mapper.to_domain_event
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (list(originator_ids),), prepare=True)
+            for row in curs.fetchall():
+                grouped[row["originator_id"]].append(
+                    to_domain_event(
+                        StoredEvent(
+                            originator_id=row["originator_id"],
+                            originator_version=row["originator_version"],
+                            topic=row["topic"],
+                            state=bytes(row["state"]),
+                        )
+                    )
+                )
+        return grouped
+
+    def positions(
+        self,
+        topic: str,
+        after: int,
+        upto: int,
+        limit: int,
+        originator_ids: Sequence[UUID] | None = None,
+    ) -> list[Position]:
+        """Notifications of one topic in (after, upto], oldest first, at most `limit`."""
+        statement: Composed = SQL(
+            "SELECT notification_id, originator_id FROM {} "
+            "WHERE topic = %s AND notification_id > %s AND notification_id <= %s"
+        ).format(self._table)
+        params: list[Any] = [topic, after, upto]
+        if originator_ids is not None:
+            statement += SQL(" AND originator_id = ANY(%s)")
+            params.append(list(originator_ids))
+        statement += SQL(" ORDER BY notification_id LIMIT %s")
+        params.append(limit)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, params, prepare=True)
+            return [Position(r["notification_id"], r["originator_id"]) for r in curs.fetchall()]
+
+    def count(self, topic: str, upto: int, originator_ids: Sequence[UUID] | None = None) -> int:
+        statement: Composed = SQL(
+            "SELECT count(*) AS n FROM {} WHERE topic = %s AND notification_id <= %s"
+        ).format(self._table)
+        params: list[Any] = [topic, upto]
+        if originator_ids is not None:
+            statement += SQL(" AND originator_id = ANY(%s)")
+            params.append(list(originator_ids))
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, params)
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
+
+    def head(self) -> int:
+        """The notification id of the last committed event (0 for an empty log)."""
+        return self._recorder.max_notification_id() or 0
+
+    def notifications(
+        self, start: int, stop: int | None, page_size: int, topics: Sequence[str] = ()
+    ) -> Iterator[StoredEventWithId]:
+        """Stream the log in pages, so memory stays flat however long it is."""
+        position = start
+        while True:
+            page = self._recorder.select_notifications(
+                position, page_size, stop=stop, topics=list(topics)
+            )
+            for notification in page:
+                yield StoredEventWithId(notification.id, notification)
+            if len(page) < page_size:
+                return
+            position = page[-1].id + 1
+
+
+@dataclass(frozen=True)
+class StoredEventWithId:
+    notification_id: int
+    stored: StoredEvent

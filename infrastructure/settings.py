@@ -1,0 +1,44 @@
+"""Settings, read from the environment once, at start-up, by the entrypoint."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BATCH_SIZE = 1000
+
+
+class ConfigurationError(Exception):
+    """An environment variable holds a value billrun cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    """BILLRUN_DATABASE_URL; None starts an embedded PostgreSQL under `home`."""
+    nats_url: str | None
+    """BILLRUN_NATS_URL; None starts an embedded nats-server under `home`."""
+    home: Path
+    """BILLRUN_HOME (default ./.billrun): embedded servers, documents, outbox."""
+    batch_size: int
+    """BILLRUN_BATCH_SIZE: accounts billed and saved per transaction."""
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        raw_batch = env.get("BILLRUN_BATCH_SIZE", str(DEFAULT_BATCH_SIZE))
+        try:
+            batch_size = int(raw_batch)
+        except ValueError:
+            raise ConfigurationError(
+                f"BILLRUN_BATCH_SIZE: not a whole number: {raw_batch!r}"
+            ) from None
+        if batch_size < 1:
+            raise ConfigurationError(f"BILLRUN_BATCH_SIZE: must be at least 1, not {batch_size}")
+        return cls(
+            database_url=env.get("BILLRUN_DATABASE_URL") or None,
+            nats_url=env.get("BILLRUN_NATS_URL") or None,
+            home=Path(env.get("BILLRUN_HOME") or ".billrun").resolve(),
+            batch_size=batch_size,
+        )

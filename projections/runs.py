@@ -1,0 +1,205 @@
+"""The run-status read model: each bill run's state, progress and statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed
+from psycopg.types.json import Jsonb
+
+from domain.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.model import DomainEvent
+from projections.view import View, ViewProjection
+
+_COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_skipped",
+             "invoices", "lines")  # fmt: skip
+
+
+class RunStatusView(View):
+    name = "runs"
+    version = 1
+
+    def schema(self) -> list[Composed]:
+        counters = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in _COUNTERS)
+        return [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                "run_id text PRIMARY KEY, aggregate_id uuid UNIQUE NOT NULL, status text NOT NULL, "
+                "period_start date NOT NULL, "
+                "period_end date NOT NULL, posting_date date NOT NULL, selection jsonb NOT NULL, "
+                "accounts_in_scope bigint NOT NULL DEFAULT 0, batches int NOT NULL DEFAULT 0, "
+                "first_invoice_number bigint, last_invoice_number bigint, "
+                + counters
+                + ", scheduled_at timestamptz NOT NULL, started_at timestamptz, "
+                "completed_at timestamptz, updated_at timestamptz NOT NULL)"
+            ).format(self.table("runs")),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
+                "amount numeric NOT NULL, PRIMARY KEY (run_id, currency))"
+            ).format(self.table("run_totals")),
+        ]
+
+    def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
+        runs = self.table("runs")
+        for event in events:
+            if isinstance(event, RunScheduled):
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} (run_id, aggregate_id, status, period_start, period_end, "
+                        "posting_date, selection, scheduled_at, updated_at) "
+                        "VALUES (%s, %s, 'scheduled', %s, %s, %s, %s, %s, %s)"
+                    ).format(runs),
+                    (event.run_id, event.originator_id, event.period_start, event.period_end,
+                     event.posting_date,
+                     Jsonb(event.selection.model_dump(mode="json")), event.timestamp,
+                     event.timestamp),
+                )  # fmt: skip
+            elif isinstance(event, RunStarted):
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET status = 'running', accounts_in_scope = %s, "
+                        "started_at = %s, updated_at = %s WHERE aggregate_id = %s"
+                    ).format(runs),
+                    (event.accounts_in_scope, event.timestamp, event.timestamp,
+                     event.originator_id),
+                )  # fmt: skip
+            elif isinstance(event, RunBatchCompleted):
+                self._add_batch(curs, event)
+            elif isinstance(event, RunCompleted):
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET status = 'completed', completed_at = %s, updated_at = %s "
+                        "WHERE aggregate_id = %s"
+                    ).format(runs),
+                    (event.timestamp, event.timestamp, event.originator_id),
+                )
+
+    def _add_batch(self, curs: Cursor[DictRow], event: RunBatchCompleted) -> None:
+        stats = event.statistics
+        increments = ", ".join(f"{c} = {c} + %s" for c in _COUNTERS)
+        curs.execute(
+            SQL(
+                "UPDATE {} SET batches = %s, " + increments + ", "
+                "first_invoice_number = coalesce(first_invoice_number, %s), "
+                "last_invoice_number = coalesce(%s, last_invoice_number), "
+                "updated_at = %s WHERE aggregate_id = %s RETURNING run_id"
+            ).format(self.table("runs")),
+            (event.batch, *(getattr(stats, c) for c in _COUNTERS),
+             event.first_invoice_number, event.last_invoice_number, event.timestamp,
+             event.originator_id),
+        )  # fmt: skip
+        row = curs.fetchone()
+        if row is None:
+            raise LookupError(f"run-status view has no run {event.originator_id}")
+        run_id = row["run_id"]
+        for currency, amount in stats.totals.items():
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT (run_id, currency) "
+                    "DO UPDATE SET amount = {}.amount + excluded.amount"
+                ).format(self.table("run_totals"), SQL(f"run_totals_v{self.version}")),
+                (run_id, currency, amount),
+            )
+
+    # Queries ------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRow | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT * FROM {} WHERE run_id = %s").format(self.table("runs")),
+                         (run_id,))  # fmt: skip
+            row = curs.fetchone()
+            if row is None:
+                return None
+            curs.execute(
+                SQL("SELECT currency, amount FROM {} WHERE run_id = %s ORDER BY currency").format(
+                    self.table("run_totals")
+                ),
+                (run_id,),
+            )
+            totals = {r["currency"]: r["amount"] for r in curs.fetchall()}
+        return RunRow.from_row(row, totals)
+
+    def all(self) -> list[RunRow]:
+        """Every run, newest first."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT * FROM {} ORDER BY scheduled_at DESC").format(self.table("runs"))
+            )
+            rows = curs.fetchall()
+            curs.execute(SQL("SELECT * FROM {} ORDER BY currency").format(self.table("run_totals")))
+            totals: dict[str, dict[str, Decimal]] = {}
+            for total in curs.fetchall():
+                totals.setdefault(total["run_id"], {})[total["currency"]] = total["amount"]
+        return [RunRow.from_row(row, totals.get(row["run_id"], {})) for row in rows]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    status: str
+    period_start: date
+    period_end: date
+    posting_date: date
+    selection: dict[str, Any]
+    accounts_in_scope: int
+    batches: int
+    counters: dict[str, int]
+    first_invoice_number: int | None
+    last_invoice_number: int | None
+    totals: dict[str, Decimal]
+    scheduled_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], totals: dict[str, Decimal]) -> RunRow:
+        return cls(
+            run_id=row["run_id"],
+            status=row["status"],
+            period_start=row["period_start"],
+            period_end=row["period_end"],
+            posting_date=row["posting_date"],
+            selection=row["selection"],
+            accounts_in_scope=row["accounts_in_scope"],
+            batches=row["batches"],
+            counters={c: row[c] for c in _COUNTERS},
+            first_invoice_number=row["first_invoice_number"],
+            last_invoice_number=row["last_invoice_number"],
+            totals=totals,
+            scheduled_at=row["scheduled_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "posting_date": self.posting_date.isoformat(),
+            "selection": self.selection,
+            "accounts_in_scope": self.accounts_in_scope,
+            "batches": self.batches,
+            **self.counters,
+            "first_invoice_number": self.first_invoice_number,
+            "last_invoice_number": self.last_invoice_number,
+            "totals": {currency: str(amount) for currency, amount in self.totals.items()},
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+class RunStatusProjection(ViewProjection):
+    name = RunStatusView.versioned_name()
+    topics = tuple(
+        get_topic(e) for e in (RunScheduled, RunStarted, RunBatchCompleted, RunCompleted)
+    )
