@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -86,28 +86,51 @@ class Billing(Application[UUID]):
     # Loading ------------------------------------------------------------------
 
     def _get(
-        self, cls: type[TAggregate], aggregate_id: UUID, version: int | None = None
+        self,
+        cls: type[TAggregate],
+        aggregate_id: UUID,
+        version: int | None = None,
+        as_of: datetime | None = None,
     ) -> TAggregate:
-        aggregate: TAggregate = self.repository.get(
-            aggregate_id, version=version, projector_func=cls.project
+        """An aggregate now, at a version, or as it was at an instant (time travel)."""
+        if as_of is None:
+            aggregate: TAggregate = self.repository.get(
+                aggregate_id, version=version, projector_func=cls.project
+            )
+            return aggregate
+        past = cls.project(
+            None,
+            (
+                event
+                for event in _as_domain_events(self.events.get(aggregate_id, lte=version))
+                if event.timestamp <= as_of
+            ),
         )
-        return aggregate
+        if past is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return past
 
-    def get_account(self, account_id: str, version: int | None = None) -> Account:
+    def get_account(
+        self, account_id: str, version: int | None = None, as_of: datetime | None = None
+    ) -> Account:
         try:
-            return self._get(Account, account_uuid(account_id), version)
+            return self._get(Account, account_uuid(account_id), version, as_of)
         except AggregateNotFoundError:
             raise AccountNotFound(account_id) from None
 
-    def get_run(self, run_id: str, version: int | None = None) -> BillRun:
+    def get_run(
+        self, run_id: str, version: int | None = None, as_of: datetime | None = None
+    ) -> BillRun:
         try:
-            return self._get(BillRun, run_uuid(run_id), version)
+            return self._get(BillRun, run_uuid(run_id), version, as_of)
         except AggregateNotFoundError:
             raise RunNotFound(run_id) from None
 
-    def get_invoice(self, invoice_id: UUID, version: int | None = None) -> Invoice:
+    def get_invoice(
+        self, invoice_id: UUID, version: int | None = None, as_of: datetime | None = None
+    ) -> Invoice:
         try:
-            return self._get(Invoice, invoice_id, version)
+            return self._get(Invoice, invoice_id, version, as_of)
         except AggregateNotFoundError:
             raise InvoiceNotFound(str(invoice_id)) from None
 

@@ -12,7 +12,7 @@ import json
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -127,21 +127,36 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
         problems.append(Problem("accounts", "must be a list"))
         raw_accounts = []
     # Each account is validated on its own so that one bad record does not hide
-    # the problems of the others, nor the cross-record checks of the good ones.
+    # the problems of the others; the parts of a bad record that are valid on
+    # their own still take part in the cross-record checks, so one bad field does
+    # not hide a duplicate id or an off-schedule date until the next attempt.
     accounts: list[tuple[int, AccountRecord]] = []
+    checkable: list[_Checkable] = []
     for index, record in enumerate(raw_accounts):
         try:
-            accounts.append((index, AccountRecord.model_validate(record)))
+            account = AccountRecord.model_validate(record)
         except ValidationError as error:
             problems.extend(_problem(e, ("accounts", index)) for e in error.errors())
-    problems.extend(_cross_record_problems(accounts))
+            checkable.append(_salvage(index, record))
+        else:
+            accounts.append((index, account))
+            checkable.append(
+                _Checkable(
+                    index, account.id, account.currency, [(p.id, p) for p in account.packages]
+                )
+            )
+    problems.extend(_cross_record_problems(checkable))
     if problems:
         raise InvalidInput(source, sorted(problems, key=_reading_order))
     return ImportDocument(accounts=[account for _, account in accounts])
 
 
-def _reading_order(problem: Problem) -> list[int | str]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"[\[\].]+", problem.path) if p]
+def _reading_order(problem: Problem) -> list[tuple[int, int | str]]:
+    # Indexes sort as numbers; the (kind, value) pairs never compare an int with a
+    # str, even when a field is named like a number ({"1": ...}).
+    return [
+        (0, int(p)) if p.isdecimal() else (1, p) for p in re.split(r"[\[\].]+", problem.path) if p
+    ]
 
 
 def format_path(location: tuple[int | str, ...]) -> str:
@@ -173,12 +188,54 @@ def _problem(error: Any, prefix: tuple[int | str, ...] = ()) -> Problem:
     return Problem(format_path(location), message)
 
 
-def _cross_record_problems(accounts: list[tuple[int, AccountRecord]]) -> list[Problem]:
+class _Checkable(NamedTuple):
+    """What the cross-record checks need from an account record, valid or not."""
+
+    record_index: int
+    id: str | None
+    currency: str | None
+    packages: list[tuple[str | None, PackageRecord | None]]
+
+
+def _salvage(index: int, record: Any) -> _Checkable:
+    """The parts of an invalid account record that are valid on their own."""
+    if not isinstance(record, dict):
+        return _Checkable(index, None, None, [])
+    currency = record.get("currency")
+    raw_packages = record.get("packages")
+    packages: list[tuple[str | None, PackageRecord | None]] = []
+    for raw in raw_packages if isinstance(raw_packages, list) else []:
+        try:
+            package = PackageRecord.model_validate(raw)
+        except ValidationError:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            packages.append((_identifier_or_none(raw_id), None))
+        else:
+            packages.append((package.id, package))
+    return _Checkable(
+        index,
+        _identifier_or_none(record.get("id")),
+        currency if isinstance(currency, str) and is_currency(currency) else None,
+        packages,
+    )
+
+
+def _identifier_or_none(value: Any) -> str | None:
+    try:
+        return _non_empty(value)
+    except ValueError:
+        return None
+
+
+def _cross_record_problems(accounts: list[_Checkable]) -> list[Problem]:
     problems: list[Problem] = []
     first_seen: dict[str, int] = {}
-    for a, account in accounts:
+    for account in accounts:
+        a = account.record_index
         where = f"accounts[{a}]"
-        if account.id in first_seen:
+        if account.id is None:
+            pass
+        elif account.id in first_seen:
             problems.append(
                 Problem(
                     f"{where}.id",
@@ -188,32 +245,43 @@ def _cross_record_problems(accounts: list[tuple[int, AccountRecord]]) -> list[Pr
         else:
             first_seen[account.id] = a
         package_seen: dict[str, int] = {}
-        for p, package in enumerate(account.packages):
+        for p, (package_id, package) in enumerate(account.packages):
             at = f"{where}.packages[{p}]"
-            if package.id in package_seen:
+            if package_id is None:
+                pass
+            elif package_id in package_seen:
                 problems.append(
                     Problem(
                         f"{at}.id",
-                        f"duplicate of {where}.packages[{package_seen[package.id]}]"
-                        f".id: {json.dumps(package.id)}",
+                        f"duplicate of {where}.packages[{package_seen[package_id]}]"
+                        f".id: {json.dumps(package_id)}",
                     )
                 )
             else:
-                package_seen[package.id] = p
-            problems.extend(_package_problems(package, account.currency, at))
+                package_seen[package_id] = p
+            if package is not None:
+                problems.extend(_package_problems(package, account.currency, at))
     return problems
 
 
-def _package_problems(package: PackageRecord, currency: str, at: str) -> list[Problem]:
+def _package_problems(package: PackageRecord, currency: str | None, at: str) -> list[Problem]:
+    """A package's own rules; the amount is checked only when the currency is valid."""
     problems: list[Problem] = []
-    if package.amount != round_to_currency(package.amount, currency):
-        problems.append(
-            Problem(
-                f"{at}.amount",
-                f"{json.dumps(str(package.amount))} has more decimals than "
-                f"{currency} allows ({MINOR_UNITS[currency]})",
-            )
-        )
+    amount = json.dumps(str(package.amount))
+    if currency is not None:
+        try:
+            rounded = round_to_currency(package.amount, currency)
+        except ValueError:
+            problems.append(Problem(f"{at}.amount", f"{amount} is too large for {currency}"))
+        else:
+            if package.amount != rounded:
+                problems.append(
+                    Problem(
+                        f"{at}.amount",
+                        f"{amount} has more decimals than "
+                        f"{currency} allows ({MINOR_UNITS[currency]})",
+                    )
+                )
     if package.end_date is not None and package.end_date < package.start_date:
         problems.append(
             Problem(

@@ -202,6 +202,11 @@ class Account(Aggregate):
             end_date,
         ):
             return
+        if end_date is not None and end_date < current.start_date:
+            raise AccountError(
+                f"package {package_id}: end date {end_date} is before "
+                f"its start date {current.start_date}"
+            )
         if amount != round_to_currency(amount, self.currency):
             raise AccountError(
                 f"package {package_id}: amount {amount} has more decimals than "

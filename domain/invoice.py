@@ -11,7 +11,7 @@ from domain.account import InvoiceLine
 from domain.errors import InvoiceError
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
 from domain.model import Aggregate, DomainEvent
-from domain.money import round_to_currency
+from domain.money import is_currency, round_to_currency
 
 
 class InvoiceStatus(StrEnum):
@@ -33,6 +33,8 @@ class InvoiceLineAdded(DomainEvent):
 
 class InvoiceClosed(DomainEvent):
     run_id: str
+    account_id: str
+    currency: str
     number: int
     subtotal: Decimal
     tax: Decimal
@@ -65,6 +67,8 @@ class Invoice(Aggregate):
     def open(
         cls, run_id: str, account_id: str, currency: str, posting_date: date, at: datetime
     ) -> Invoice:
+        if not is_currency(currency):
+            raise InvoiceError(f"invoice of {account_id}: unknown currency {currency!r}")
         invoice = cls(invoice_uuid(run_id, account_id))
         invoice._trigger(
             InvoiceOpened,
@@ -86,6 +90,12 @@ class Invoice(Aggregate):
             )
         if any(existing.line_id == line.line_id for existing in self.lines):
             raise InvoiceError(f"invoice {self.id} already has line {line.line_id}")
+        # Totals are exact sums of lines, so each line must already be rounded.
+        if line.amount != round_to_currency(line.amount, self.currency):
+            raise InvoiceError(
+                f"line {line.line_id}: amount {line.amount} has more decimals than "
+                f"{self.currency} allows"
+            )
         self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
     def close(self, number: int, at: datetime) -> None:
@@ -100,6 +110,8 @@ class Invoice(Aggregate):
             InvoiceClosed,
             at,
             run_id=self.run_id,
+            account_id=self.account_id,
+            currency=self.currency,
             number=number,
             subtotal=subtotal,
             tax=tax,
@@ -116,6 +128,8 @@ class Invoice(Aggregate):
         self.account_id = event.account_id
         self.currency = event.currency
         self.posting_date = event.posting_date
+        # Running totals are shown at the currency's minor unit ("0.00", not "0").
+        self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
 
     def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
         self.lines.append(event.line)

@@ -65,9 +65,11 @@ def round_to_currency(amount: Decimal, currency: str) -> Decimal:
     if not isinstance(amount, Decimal):
         raise TypeError(f"amounts must be Decimal, not {type(amount).__name__}")
     try:
-        return amount.quantize(quantum(currency), rounding=ROUNDING)
+        rounded = amount.quantize(quantum(currency), rounding=ROUNDING)
     except InvalidOperation as error:
         raise ValueError(f"cannot round {amount} to {currency}") from error
+    # -0.004 rounds to -0.00; an invoice must never print a negative zero.
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 @dataclass(frozen=True, slots=True)

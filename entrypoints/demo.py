@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
 
-from application.bill_run_executor import BillRunExecutor, ProgressCallback
+from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.import_document import parse_import
 from domain.account import default_first_index
 from domain.bill_run import Selection
 from domain.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output
+from entrypoints.commands.runs import statistics_table
+from entrypoints.common import progress_bar
 from entrypoints.runtime import Runtime
 
 # A fixed quarter, so a second demo finds it already billed.
@@ -98,11 +98,7 @@ def next_demo_run_id(rt: Runtime) -> str:
     raise RuntimeError("too many demo runs")
 
 
-def run_demo(
-    rt: Runtime,
-    accounts: int,
-    progress: Callable[[], AbstractContextManager[ProgressCallback]],
-) -> None:
+def run_demo(rt: Runtime, accounts: int) -> None:
     path = rt.settings.home / "demo-accounts.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(demo_document(accounts), indent=2))
@@ -114,8 +110,11 @@ def run_demo(
     run_id = next_demo_run_id(rt)
     rt.billing.schedule_run(run_id, DEMO_PERIOD, None, Selection())
     output.console.print(f"run {run_id}: billing {DEMO_PERIOD} for all accounts")
-    with progress() as on_progress:
-        run = BillRunExecutor(rt.billing, rt.settings.batch_size, on_progress).execute(run_id).run
+    with progress_bar(f"run {run_id}: billing accounts") as update:
+        executor = BillRunExecutor(
+            rt.billing, rt.settings.batch_size, lambda p: update(p.scanned, p.in_scope)
+        )
+        run = executor.execute(run_id).run
     invoices = list(rt.read_side.fresh_invoices().search(run_id=run_id))
     table = Table(title=f"Invoices of run {run_id} (first 15 of {len(invoices)})")
     for column in ("number", "account", "lines", "service periods", "total"):
@@ -129,8 +128,6 @@ def run_demo(
         )  # fmt: skip
     if invoices:
         output.console.print(table)
-    from entrypoints.cli import statistics_table
-
     output.console.print(statistics_table(run))
     if not invoices:
         output.console.print(

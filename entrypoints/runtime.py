@@ -24,6 +24,10 @@ class Runtime:
     _read_side: ReadSide | None = None
 
     @property
+    def has_read_side(self) -> bool:
+        return self._read_side is not None
+
+    @property
     def read_side(self) -> ReadSide:
         if self._read_side is None:
             self._read_side = ReadSide(self.billing, self.env)

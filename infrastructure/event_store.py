@@ -94,27 +94,47 @@ class EventStoreQueries:
             row = curs.fetchone()
             return int(row["n"]) if row else 0
 
+    def events_with_ids(self, originator_ids: Sequence[UUID]) -> list[NotificationRow]:
+        """The stored events of some aggregates with their notification ids, in commit order."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = ANY(%s) ORDER BY notification_id"
+        ).format(self._table)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (list(originator_ids),), prepare=True)
+            return [_row(r) for r in curs.fetchall()]
+
+    def notification_rows(self, first: int, last: int, page_size: int) -> Iterator[NotificationRow]:
+        """Every stored event with first <= notification id <= last, read in pages."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE notification_id >= %s AND notification_id <= %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(self._table)
+        position = first
+        while position <= last:
+            with self._recorder.datastore.transaction(commit=False) as curs:
+                curs.execute(statement, (position, last, page_size), prepare=True)
+                rows = [_row(r) for r in curs.fetchall()]
+            yield from rows
+            if len(rows) < page_size:
+                return
+            position = rows[-1][0] + 1
+
     def head(self) -> int:
         """The notification id of the last committed event (0 for an empty log)."""
         return self._recorder.max_notification_id() or 0
 
-    def notifications(
-        self, start: int, stop: int | None, page_size: int, topics: Sequence[str] = ()
-    ) -> Iterator[StoredEventWithId]:
-        """Stream the log in pages, so memory stays flat however long it is."""
-        position = start
-        while True:
-            page = self._recorder.select_notifications(
-                position, page_size, stop=stop, topics=list(topics)
-            )
-            for notification in page:
-                yield StoredEventWithId(notification.id, notification)
-            if len(page) < page_size:
-                return
-            position = page[-1].id + 1
+
+NotificationRow = tuple[int, UUID, int, str, bytes]
+"""(notification id, originator id, version, topic, stored state)."""
 
 
-@dataclass(frozen=True)
-class StoredEventWithId:
-    notification_id: int
-    stored: StoredEvent
+def _row(r: dict[str, Any]) -> NotificationRow:
+    return (
+        r["notification_id"],
+        r["originator_id"],
+        r["originator_version"],
+        r["topic"],
+        bytes(r["state"]),
+    )

@@ -3,7 +3,8 @@ environment that points the eventsourcing library at PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import orjson
@@ -92,6 +93,23 @@ def eventsourcing_environment(database_url: str) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def schema_lock(datastore: PostgresDatastore, name: str) -> Iterator[None]:
+    """Hold a session advisory lock named after `name` while creating its tables.
+
+    Every billrun process creates its schema when it starts, and DDL is not safe
+    to run concurrently: the second of two processes would fail on a duplicate
+    type or catalog row instead of finding the tables there.
+    """
+    key = f"billrun-schema:{datastore.schema}.{name}"
+    with datastore.get_connection() as conn:  # autocommit: a session-level lock
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
 class ArrayInsertRecorder(PostgresApplicationRecorder):
     """The library's application recorder, inserting a batch as four binary arrays.
 
@@ -116,6 +134,18 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
         )
+
+    def create_table(self) -> None:
+        """The library's schema creation, one process at a time.
+
+        Every process creates the schema when it starts, and the library's DDL is
+        not safe to run concurrently: two processes starting together make one fail
+        with "tuple concurrently updated" (CREATE OR REPLACE FUNCTION) or a
+        duplicate-key error (CREATE TYPE). A session advisory lock, keyed on the
+        table, makes the others wait and then find the schema already there.
+        """
+        with schema_lock(self.datastore, self.events_table_name):
+            super().create_table()
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Composed
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.invoice import InvoiceClosed, InvoiceLineAdded, InvoiceOpened, format_invoice_number
 from domain.model import DomainEvent
@@ -23,6 +23,7 @@ from projections.view import View, ViewProjection
 class InvoicesView(View):
     name = "invoices"
     version = 1
+    tables = ("invoices", "invoice_lines")
 
     def schema(self) -> list[Composed]:
         invoices, lines = self.table("invoices"), self.table("invoice_lines")
@@ -37,10 +38,10 @@ class InvoicesView(View):
                 "closed_at timestamptz)"
             ).format(invoices),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (run_id, number)").format(
-                SQL(f"invoices_v{self.version}_run_idx"), invoices
+                Identifier(f"invoices_{self.suffix}_run_idx"), invoices
             ),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, number)").format(
-                SQL(f"invoices_v{self.version}_account_idx"), invoices
+                Identifier(f"invoices_{self.suffix}_account_idx"), invoices
             ),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("

@@ -25,6 +25,7 @@ _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_s
 class RunStatusView(View):
     name = "runs"
     version = 1
+    tables = ("runs", "run_totals")
 
     def schema(self) -> list[Composed]:
         counters = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in _COUNTERS)
@@ -102,9 +103,9 @@ class RunStatusView(View):
         for currency, amount in stats.totals.items():
             curs.execute(
                 SQL(
-                    "INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT (run_id, currency) "
-                    "DO UPDATE SET amount = {}.amount + excluded.amount"
-                ).format(self.table("run_totals"), SQL(f"run_totals_v{self.version}")),
+                    "INSERT INTO {} AS t VALUES (%s, %s, %s) ON CONFLICT (run_id, currency) "
+                    "DO UPDATE SET amount = t.amount + excluded.amount"
+                ).format(self.table("run_totals")),
                 (run_id, currency, amount),
             )
 

@@ -1,0 +1,1 @@
+"""The `billrun` command groups, one module each."""

@@ -1,0 +1,227 @@
+"""`billrun run ...`: schedule, execute and inspect bill runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from application.bill_run_executor import BillRunExecutor
+from application.errors import RunNotFound
+from domain.bill_run import BillRun, Selection
+from domain.periods import Period
+from entrypoints import output
+from entrypoints.common import (
+    AsOfOption,
+    DateOption,
+    JsonFlag,
+    VersionOption,
+    parse_instant,
+    progress_bar,
+    refusals,
+    runtime,
+)
+
+run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
+
+
+@run_app.command("schedule")
+@refusals
+def run_schedule(
+    run_id: Annotated[str, typer.Argument(help="Your name for the run, e.g. 2026-01.")],
+    period_start: DateOption,
+    period_end: DateOption,
+    posting_date: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Date posted on every line [default: period end]"),
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Bill only this bill group (repeat).")
+    ] = None,
+    account: Annotated[
+        list[str] | None, typer.Option(help="Bill only this account (repeat).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Schedule a bill run for a bill period (no --group and no --account: all accounts).
+
+    Packages are billed for every bill date within [period start, period end].
+    Scheduling the same run id again with the same terms does nothing.
+    """
+    period = Period(period_start.date(), period_end.date())
+    selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
+    with runtime() as rt:
+        outcome = rt.billing.schedule_run(
+            run_id, period, posting_date.date() if posting_date else None, selection
+        )
+    if json_out:
+        output.print_json({"created": outcome.created, **run_json(outcome.run)})
+        return
+    verb = "scheduled" if outcome.created else "was already scheduled"
+    output.console.print(
+        f"run {run_id} {verb}: period {outcome.run.period}, posting "
+        f"{outcome.run.posting_date}, {outcome.run.selection.describe()}"
+    )
+
+
+@run_app.command("execute")
+@refusals
+def run_execute(
+    run_id: str,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="No progress bar; print statistics as JSON.")
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Accounts per transaction [default: BILLRUN_BATCH_SIZE or 1000]"),
+    ] = None,
+) -> None:
+    """Execute (or resume) a scheduled run: bill, invoice and close, batch by batch.
+
+    Safe to repeat, to interrupt and to run in two processes at once: a completed
+    run bills nothing more; an interrupted one resumes after its last batch.
+    """
+    with runtime() as rt:
+        size = batch_size or rt.settings.batch_size
+        rt.billing.get_run(run_id)  # refuse an unknown run before drawing a progress bar
+        if json_out:
+            execution = BillRunExecutor(rt.billing, size).execute(run_id)
+        else:
+            with progress_bar(f"run {run_id}: billing accounts") as update:
+                executor = BillRunExecutor(
+                    rt.billing, size, lambda p: update(p.scanned, p.in_scope)
+                )
+                execution = executor.execute(run_id)
+        run = execution.run
+    if json_out:
+        output.print_json({"already_completed": execution.already_completed, **run_json(run)})
+        return
+    if execution.already_completed:
+        output.console.print(f"run {run_id} was already completed; nothing was billed.")
+    output.console.print(statistics_table(run))
+
+
+@run_app.command("status")
+@refusals
+def run_status(
+    run_id: str, as_of: AsOfOption = None, version: VersionOption = None, json_out: JsonFlag = False
+) -> None:
+    """Show a run's state, progress and statistics.
+
+    Now: from the run-status read model. With --as-of or --version: rebuilt from
+    the run's events as it was then.
+    """
+    instant = parse_instant(as_of)
+    with runtime() as rt:
+        if instant is not None or version is not None:
+            past = rt.billing.get_run(run_id, version=version, as_of=instant)
+            shown = {"as_of": as_of, "version": past.version, **run_json(past)}
+        else:
+            row = rt.read_side.fresh_runs().get(run_id)
+            if row is None:
+                raise RunNotFound(run_id)
+            shown = row.as_json()
+    if json_out:
+        output.print_json(shown)
+        return
+    output.console.print(key_value_table(f"Bill run {run_id}", shown))
+
+
+@run_app.command("list")
+@refusals
+def run_list(json_out: JsonFlag = False) -> None:
+    """List bill runs, newest first."""
+    with runtime() as rt:
+        rows = rt.read_side.fresh_runs().all()
+    if json_out:
+        output.print_json([row.as_json() for row in rows])
+        return
+    table = Table(title="Bill runs")
+    for column in ("run", "status", "period", "posting", "invoices", "totals"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.run_id,
+            row.status,
+            f"{row.period_start} .. {row.period_end}",
+            str(row.posting_date),
+            str(row.counters["invoices"]),
+            ", ".join(output.money(v, c) for c, v in row.totals.items()) or "-",
+        )
+    output.console.print(table)
+
+
+@run_app.command("report")
+@refusals
+def run_report(run_id: str, json_out: JsonFlag = False) -> None:
+    """What a run produced: per step, charge type and currency; accounts; timings."""
+    with runtime() as rt:
+        report = rt.read_side.fresh_run_report().report(run_id)
+    if report is None:
+        raise RunNotFound(run_id)
+    if json_out:
+        output.print_json(report)
+        return
+    output.console.print(report_tables(report))
+
+
+def report_tables(report: dict[str, Any]) -> Table:
+    table = Table(title=f"Run report {report['run_id']} ({report['status']})")
+    for column in ("step", "kind", "currency", "count", "amount"):
+        table.add_column(column, justify="right" if column in ("count", "amount") else "left")
+    for step in report["steps"]:
+        table.add_row(step["step"], step["kind"], step["currency"], str(step["count"]),
+                      step["amount"])  # fmt: skip
+    table.add_section()
+    for key, value in report["accounts"].items():
+        table.add_row("accounts", key.replace("_", " "), "", str(value), "")
+    table.add_section()
+    for key, value in report["timings"].items():
+        table.add_row(
+            "timings", key.replace("_", " "), "", "", "-" if value is None else str(value)
+        )
+    return table
+
+
+def key_value_table(title: str, values: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in values.items():
+        shown = value
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+        table.add_row(key.replace("_", " "), "-" if shown is None else str(shown))
+    return table
+
+
+def run_json(run: BillRun) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "period_start": run.period.start.isoformat(),
+        "period_end": run.period.end.isoformat(),
+        "posting_date": run.posting_date.isoformat(),
+        "selection": run.selection.model_dump(mode="json"),
+        "accounts_in_scope": run.accounts_in_scope,
+        "batches": run.batches,
+        "statistics": run.statistics.model_dump(mode="json"),
+    }
+
+
+def statistics_table(run: BillRun) -> Table:
+    stats = run.statistics
+    table = Table(title=f"Bill run {run.run_id}: {run.status.value}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("period", str(run.period))
+    table.add_row("accounts in scope", str(run.accounts_in_scope))
+    table.add_row("accounts billed", str(stats.accounts_billed))
+    table.add_row("accounts with nothing due", str(stats.accounts_skipped))
+    table.add_row("invoices", str(stats.invoices))
+    table.add_row("lines", str(stats.lines))
+    for currency, amount in stats.totals.items():
+        table.add_row(f"total {currency}", f"{amount:,}")
+    return table

@@ -1,0 +1,112 @@
+"""What every billrun command shares: options, refusals, the runtime, progress."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from application.errors import ApplicationError
+from domain.errors import DomainError
+from entrypoints import output
+from entrypoints.runtime import Runtime, open_runtime
+from infrastructure.settings import ConfigurationError, Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Rebuild the state as it was at this instant (ISO 8601, e.g. "
+        "2026-04-01T09:30:00Z; a date means its midnight UTC).",
+    ),
+]
+VersionOption = Annotated[
+    int | None, typer.Option("--version", min=1, help="Rebuild the state at this event version.")
+]
+
+
+class UsageError(Exception):
+    """Bad command-line input, reported like any other refusal."""
+
+
+def refusals(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn billrun's refusals into a clear message on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (ApplicationError, DomainError, UsageError, ConfigurationError) as error:
+            # The message quotes the user's input: escape it so it is never read as
+            # markup, and never wrap it, so each problem stays on one line.
+            output.errors.print(
+                f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    with open_runtime(Settings.from_environment()) as opened:
+        try:
+            yield opened
+        finally:
+            if opened.has_read_side:
+                for warning in opened.read_side.warnings:
+                    output.errors.print(
+                        f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True
+                    )
+
+
+def parse_instant(text: str | None) -> datetime | None:
+    """An ISO 8601 instant; a bare date or a naive time is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--as-of: not an ISO 8601 instant: {text!r} (e.g. 2026-04-01T09:30:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr; yields `update(done, total)`."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=output.errors, transient=False) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, total=total, completed=done)
+
+        yield update

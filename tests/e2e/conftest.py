@@ -1,0 +1,84 @@
+"""The `billrun` executable, run as a user runs it: a subprocess with its own
+environment, its own working directory and a fresh BILLRUN_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from application.billing import Billing
+from infrastructure.persistence import eventsourcing_environment
+
+BILLRUN = Path(sys.executable).with_name("billrun")
+
+
+@dataclass
+class Cli:
+    """Runs `billrun` in `cwd` with `env`; `json()` also checks it succeeded."""
+
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BILLRUN), *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self(*args)
+        assert result.returncode == 0, (
+            f"billrun {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args).stdout)
+
+
+def user_environment(home: Path) -> dict[str, str]:
+    """The caller's environment without any billrun settings, with a fresh home.
+
+    COLUMNS and LINES are dropped as a shell does not export them: output is
+    checked as a program reading a pipe sees it.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("BILLRUN_") and key not in ("COLUMNS", "LINES")
+    }
+    env["BILLRUN_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Cli:
+    """`billrun` against this test's throwaway database."""
+    assert BILLRUN.exists(), f"{BILLRUN} is missing: install the project (make install)"
+    env = user_environment(tmp_path / "home")
+    env["BILLRUN_DATABASE_URL"] = database_url
+    return Cli(cwd=tmp_path, env=env)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Billing]:
+    """The event store the CLI writes to, for checking what it wrote (or did not)."""
+    app = Billing(eventsourcing_environment(database_url))
+    try:
+        yield app
+    finally:
+        app.close()

@@ -1,0 +1,351 @@
+"""`billrun` as a user runs it: a real process, its exit code, stdout and stderr.
+
+The JSON printed by read commands is a contract other programs rely on: the
+fields checked here are the ones documented, money is a decimal string and
+dates are ISO 8601.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from application.billing import Billing
+from tests.conftest import account, package, write_import_file
+from tests.e2e.conftest import BILLRUN, Cli, user_environment
+
+ACCOUNTS = [
+    account("ACME-001", package("office", "1200.00"), package("mail", "45.00", "quarterly")),
+    account("GLOBEX-002", package("desk", "320.00", timing="arrears"), currency="GBP"),
+    account("INITECH-003", package("locker", "9000"), currency="JPY", bill_group="key"),
+]
+
+MONEY = re.compile(r"^-?\d+(\.\d+)?$")
+INVOICE_FIELDS = {"id", "number", "account", "currency", "status", "run_id", "subtotal", "total"}
+LINE_FIELDS = {
+    "source", "description", "service_period_start", "service_period_end",
+    "quantity", "unit_amount", "amount", "posting_date",
+}  # fmt: skip
+
+
+def assert_money(value: Any) -> Decimal:
+    assert isinstance(value, str) and MONEY.match(value), f"money must be a string: {value!r}"
+    return Decimal(value)
+
+
+def assert_date(value: Any) -> date:
+    assert isinstance(value, str), f"a date must be an ISO 8601 string: {value!r}"
+    return date.fromisoformat(value)
+
+
+def assert_invoice_contract(invoice: dict[str, Any]) -> None:
+    assert invoice.keys() >= INVOICE_FIELDS
+    assert isinstance(invoice["number"], int)
+    for key in ("subtotal", "total"):
+        assert_money(invoice[key])
+    assert invoice["lines"], "a closed invoice has lines"
+    for line in invoice["lines"]:
+        assert line.keys() >= LINE_FIELDS
+        for key in ("quantity", "unit_amount", "amount"):
+            assert_money(line[key])
+        for key in ("service_period_start", "service_period_end", "posting_date"):
+            assert_date(line[key])
+    assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(invoice["subtotal"])
+
+
+def stderr_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def squeezed(text: str) -> str:
+    """Text with runs of whitespace made one space, whatever the terminal width did."""
+    return " ".join(text.split())
+
+
+# Import ---------------------------------------------------------------------
+
+
+def test_import_of_a_bad_file_prints_every_problem_with_its_path_and_writes_nothing(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    head = store.queries.head()
+    bad = {
+        "accounts": [
+            account("NEW-004", package("office", "12,00")),
+            {**ACCOUNTS[1], "currency": "XXX"},
+            account("NEW-005", package("office", "10.00", start_date="2026-02-30")),
+        ]
+    }
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+
+    result = cli("import", "bad.json")
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = stderr_lines(result.stderr)
+    for problem in (
+        'bad.json: accounts[0].packages[0].amount: not a decimal: "12,00"',
+        'bad.json: accounts[1].currency: not an ISO 4217 currency code: "XXX"',
+        'bad.json: accounts[2].packages[0].start_date: not a date (YYYY-MM-DD): "2026-02-30"',
+    ):
+        assert problem in lines, result.stderr
+    assert "3 problems, nothing written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert store.queries.head() == head
+
+
+def test_import_refuses_a_change_the_history_forbids_and_writes_nothing(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(tmp_path, *ACCOUNTS)
+    cli.ok("import", "accounts.json")
+    head = store.queries.head()
+    write_import_file(tmp_path, {**ACCOUNTS[0], "name": "renamed", "currency": "USD"})
+
+    result = cli("import", "accounts.json")
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert (
+        "accounts.json: accounts[0].currency: account ACME-001 bills in EUR; "
+        "its currency cannot change to USD"
+    ) in stderr_lines(result.stderr)
+    assert store.queries.head() == head
+
+
+def test_import_problems_are_printed_verbatim_one_line_each(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    """Whatever the file says is echoed as it is (never read as console markup) and
+    each problem stays on one line, however long, for whoever reads the pipe."""
+    folder = tmp_path / "a rather long folder name for the operator's import files"
+    folder.mkdir()
+    path = folder / "bad.json"
+    path.write_text(
+        json.dumps(
+            {
+                "accounts": [
+                    account("A-1", package("office", "[red]12")),
+                    account("A-2", package("office", "1[/x]")),
+                ]
+            }
+        )
+    )
+
+    result = cli("import", str(path))
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = stderr_lines(result.stderr)
+    assert f'{path}: accounts[0].packages[0].amount: not a decimal: "[red]12"' in lines
+    assert f'{path}: accounts[1].packages[0].amount: not a decimal: "1[/x]"' in lines
+    assert store.queries.head() == 0
+
+
+def test_import_of_a_missing_file_fails_clearly(cli: Cli, store: Billing) -> None:
+    result = cli("import", "missing.json")
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "missing.json: cannot read: No such file or directory" in squeezed(result.stderr)
+    assert store.queries.head() == 0
+
+
+# Runs and invoices --------------------------------------------------------------
+
+
+def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path: Path) -> None:
+    write_import_file(tmp_path, *ACCOUNTS)
+    imported = cli.json("import", "accounts.json", "--json")
+
+    scheduled = cli.json(
+        "run", "schedule", "2026-q1", "--period-start", "2026-01-01",
+        "--period-end", "2026-03-31", "--json",
+    )  # fmt: skip
+    executed = cli.json("run", "execute", "2026-q1", "--json")
+    # Independent commands, run at once as operators (or scripts) might.
+    commands = {
+        "status": ("run", "status", "2026-q1", "--json"),
+        "runs": ("run", "list", "--json"),
+        "invoices": ("invoice", "list", "--json"),
+        "acme": ("account", "show", "ACME-001", "--json"),
+        "acme_invoices": ("invoice", "list", "--account", "ACME-001", "--json"),
+        "first": ("invoice", "show", "1", "--json"),
+        "again": ("run", "execute", "2026-q1", "--json"),
+    }
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        futures = {name: pool.submit(cli.json, *args) for name, args in commands.items()}
+        out = {name: future.result() for name, future in futures.items()}
+
+    assert imported == {
+        "accounts_opened": 3,
+        "accounts_changed": 0,
+        "accounts_unchanged": 0,
+        "packages_added": 4,
+        "events": 7,
+    }
+    assert scheduled["created"] is True
+    assert (scheduled["run_id"], scheduled["status"]) == ("2026-q1", "scheduled")
+    assert (assert_date(scheduled["period_start"]), assert_date(scheduled["period_end"])) == (
+        date(2026, 1, 1),
+        date(2026, 3, 31),
+    )
+    assert assert_date(scheduled["posting_date"]) == date(2026, 3, 31)
+
+    assert (executed["status"], executed["already_completed"]) == ("completed", False)
+    statistics = executed["statistics"]
+    assert (statistics["accounts_billed"], statistics["invoices"]) == (3, 3)
+    totals = {currency: assert_money(v) for currency, v in statistics["totals"].items()}
+    # Office 3 x 1200.00 + mail 45.00; desk in arrears billed for Jan and Feb; 3 x 9000 yen.
+    assert statistics["totals"] == {"EUR": "3645.00", "GBP": "640.00", "JPY": "27000"}
+
+    status = out["status"]
+    assert (status["run_id"], status["status"], status["invoices"]) == ("2026-q1", "completed", 3)
+    assert {c: assert_money(v) for c, v in status["totals"].items()} == totals
+    assert status["lines"] == statistics["lines"]
+    for key in ("scheduled_at", "started_at", "completed_at"):
+        datetime.fromisoformat(status[key])
+    assert [run["run_id"] for run in out["runs"]] == ["2026-q1"]
+    assert out["runs"][0] == status
+
+    invoices = out["invoices"]
+    assert len(invoices) == 3
+    assert [invoice["number"] for invoice in invoices] == [1, 2, 3]
+    for invoice in invoices:
+        assert_invoice_contract(invoice)
+        assert (invoice["run_id"], invoice["status"]) == ("2026-q1", "closed")
+    by_currency: dict[str, Decimal] = {}
+    for invoice in invoices:
+        by_currency[invoice["currency"]] = by_currency.get(invoice["currency"], Decimal(0)) + (
+            Decimal(invoice["total"])
+        )
+    assert by_currency == totals
+    assert [i["account"] for i in out["acme_invoices"]] == ["ACME-001"]
+
+    shown, listed = out["first"], invoices[0]
+    assert_invoice_contract(shown)
+    for key in INVOICE_FIELDS:
+        assert shown[key] == listed[key], key
+    assert [{k: line[k] for k in LINE_FIELDS} for line in shown["lines"]] == listed["lines"]
+
+    acme = out["acme"]
+    assert (acme["id"], acme["currency"], acme["bill_group"]) == ("ACME-001", "EUR", "monthly")
+    packages = {p["package_id"]: p for p in acme["packages"]}
+    assert set(packages) == {"office", "mail"}
+    assert assert_money(packages["office"]["amount"]) == Decimal("1200.00")
+    # Q1 billed: the monthly office next bills in April, the quarterly mail too.
+    assert assert_date(packages["office"]["next_bill_date"]) == date(2026, 4, 1)
+    assert assert_date(packages["mail"]["next_bill_date"]) == date(2026, 4, 1)
+    assert assert_date(packages["office"]["start_date"]) == date(2026, 1, 1)
+
+    again = out["again"]
+    assert again["already_completed"] is True
+    assert again["statistics"] == statistics
+
+
+def test_unknown_runs_and_invoices_are_refused_clearly(cli: Cli, store: Billing) -> None:
+    commands = [
+        (("run", "execute", "nope"), "no bill run 'nope'; schedule it first"),
+        (("run", "status", "nope", "--json"), "no bill run 'nope'"),
+        (("invoice", "show", "42", "--json"), "no invoice '42'"),
+    ]
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        results = list(pool.map(lambda command: cli(*command[0]), commands))
+
+    for (args, message), result in zip(commands, results, strict=True):
+        assert result.returncode != 0, args
+        assert result.stdout == "", args
+        assert "Traceback" not in result.stderr
+        assert message in squeezed(result.stderr), result.stderr
+    assert store.queries.head() == 0
+
+
+def test_help_works_for_every_command_group(cli: Cli) -> None:
+    groups = [(), ("run",), ("invoice",), ("account",), ("schema",)]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        results = list(pool.map(lambda group: cli(*group, "--help"), groups))
+
+    for group, result in zip(groups, results, strict=True):
+        assert result.returncode == 0, (group, result.stderr)
+        assert "Usage: billrun" in result.stdout, group
+        assert "Traceback" not in result.stderr
+    run_help = squeezed(results[1].stdout)
+    for command in ("schedule", "execute", "status", "list"):
+        assert command in run_help
+
+
+def test_schema_import_prints_a_json_schema(cli: Cli) -> None:
+    schema = cli.json("schema", "import")
+
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["type"] == "object"
+    assert "accounts" in schema["properties"]
+    package_schema = schema["$defs"]["PackageRecord"]
+    assert package_schema["properties"]["amount"]["type"] == "string"
+    assert {"id", "description", "amount", "frequency", "start_date"} <= set(
+        package_schema["required"]
+    )
+
+
+# Demo -----------------------------------------------------------------------
+
+
+def billed_count(stdout: str) -> int:
+    found = re.search(r"accounts billed\W+(\d+)", stdout)
+    assert found, stdout
+    return int(found.group(1))
+
+
+def test_demo_bills_invoices_and_a_second_demo_bills_nothing(cli: Cli) -> None:
+    first = cli.ok("demo", "--accounts", "6")
+    second = cli.ok("demo", "--accounts", "6")
+
+    assert billed_count(first.stdout) == 6
+    assert billed_count(second.stdout) == 0
+    assert "Nothing new to bill" in squeezed(second.stdout)
+    invoices = cli.json("invoice", "list", "--json")
+    assert len(invoices) == 6
+    assert {invoice["run_id"] for invoice in invoices} == {"demo-001"}
+
+
+@pytest.fixture
+def zero_configuration(tmp_path: Path) -> Iterator[Cli]:
+    """`billrun` with no settings at all, in a fresh folder, as a new user runs it."""
+    home = tmp_path / "home"
+    yield Cli(cwd=tmp_path, env=user_environment(home))
+    # The CLI stops the embedded server it starts; if a failure left it running,
+    # stop that one process (by its pid) so it does not outlive the test.
+    pid_file = home / "postgres" / "data" / "postmaster.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+
+
+def test_demo_works_with_zero_configuration(zero_configuration: Cli, tmp_path: Path) -> None:
+    cli = zero_configuration
+    assert BILLRUN.exists()
+
+    demo = cli.ok("demo", "--accounts", "5")
+    invoices = cli.json("invoice", "list", "--json")
+
+    billed = billed_count(demo.stdout)
+    assert billed > 0
+    assert len(invoices) == billed
+    for invoice in invoices:
+        assert_invoice_contract(invoice)
+    home = tmp_path / "home"
+    assert (home / "postgres" / "data").is_dir(), "the embedded cluster lives in BILLRUN_HOME"
+    assert not (home / "postgres" / "data" / "postmaster.pid").exists(), (
+        "each command stops the embedded server it started"
+    )

@@ -1,0 +1,371 @@
+"""Tools for the integration tests that try to break "never bill twice, never lose anything".
+
+- scenario data: `varied_accounts(n)`, a mix of packages that bill 0..3 times in Q1 2026;
+- the `billrun` CLI as a real subprocess (`run_cli`, `start_cli`);
+- plain SQL against the events table, for assertions (`EventLog`);
+- `WriteGate`: a table lock that lets a writer through one transaction at a time,
+  so a test can kill a process at an exact point of a run without sleeping;
+- `outcome(...)`: everything a run produced, without timestamps, for comparing
+  an interrupted run with an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg.rows import dict_row
+
+from application.billing import Billing
+from domain.account import PackageBilled
+from domain.bill_run import RunBatchCompleted
+from domain.invoice import Invoice, InvoiceClosed, InvoiceOpened
+from infrastructure.database import create_database, drop_database
+from infrastructure.persistence import eventsourcing_environment
+from tests.conftest import account, package
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BILLRUN = Path(sys.executable).with_name("billrun")
+EVENTS = "billing_events"
+
+Q1_2026 = ("2026-01-01", "2026-03-31")
+
+
+# Scenario data ----------------------------------------------------------------
+
+
+def varied_accounts(count: int, prefix: str = "ACC") -> list[dict[str, Any]]:
+    """`count` accounts whose packages bill 3, 1, 1, 1, 0 or 4 times in Q1 2026.
+
+    Mixed currencies (EUR, USD, JPY), frequencies, timings, end dates and two
+    bill groups, so an invoice's lines, totals and number all depend on getting
+    every account and package period exactly once.
+    """
+    shapes: list[Callable[[int], list[dict[str, Any]]]] = [
+        lambda i: [package("office", f"{100 + i}.00")],  # monthly advance: 3 lines
+        # quarterly in arrears: bills 2026-01-01, for Q4 2025
+        lambda i: [package("support", f"{30 + i}.50", "quarterly", "arrears", "2025-10-01")],
+        lambda i: [package("licence", "12000", frequency="yearly", start_date="2026-02-15")],
+        lambda i: [package("trial", "9.99", end_date="2026-01-31")],  # ends after January
+        lambda i: [package("future", "50.00", start_date="2026-06-01")],  # nothing due
+        lambda i: [
+            package("office", "75.25"),
+            package("parking", "10.00", start_date="2026-03-01"),
+        ],
+    ]
+    currencies = ["EUR", "USD", "JPY", "EUR", "EUR", "USD"]
+    accounts = []
+    for i in range(count):
+        shape = i % len(shapes)
+        packages = shapes[shape](i)
+        currency = currencies[shape]
+        accounts.append(
+            account(
+                f"{prefix}-{i:04d}",
+                *packages,
+                currency=currency,
+                bill_group="north" if i % 2 == 0 else "south",
+            )
+        )
+    return accounts
+
+
+# Databases --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A second throwaway database beside the one the `database_url` fixture gives."""
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@contextlib.contextmanager
+def billing_on(database_url: str, **kwargs: Any) -> Iterator[Billing]:
+    app = Billing(eventsourcing_environment(database_url), **kwargs)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+# The CLI as a subprocess ------------------------------------------------------
+
+
+def cli_env(database_url: str, batch_size: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BILLRUN_DATABASE_URL=database_url,
+        BILLRUN_BATCH_SIZE=str(batch_size),
+        COLUMNS="200",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def start_cli(database_url: str, *args: str, batch_size: int = 5) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BILLRUN), *args],
+        cwd=REPO_ROOT,
+        env=cli_env(database_url, batch_size),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_cli(
+    database_url: str, *args: str, batch_size: int = 5, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `billrun ARGS` to the end; fail the test (with its output) if it exits non-zero."""
+    completed = subprocess.run(
+        [str(BILLRUN), *args],
+        cwd=REPO_ROOT,
+        env=cli_env(database_url, batch_size),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"billrun {' '.join(args)} exited {completed.returncode}\n"
+        f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    )
+    return completed
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 30, interval: float = 0.002, what: str = ""
+) -> Any:
+    """Poll `condition` until it returns something truthy (and return that), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+# The event log, read with SQL -------------------------------------------------
+
+
+class EventLog:
+    """Read-only SQL over `billing_events`, for assertions about what was committed."""
+
+    def __init__(self, database_url: str) -> None:
+        self.conn = psycopg.connect(database_url, autocommit=True, row_factory=dict_row)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def count(self, event_class: type) -> int:
+        row = self.conn.execute(
+            f"SELECT count(*) AS n FROM {EVENTS} WHERE topic = %s", (get_topic(event_class),)
+        ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def states(self, event_class: type) -> list[dict[str, Any]]:
+        """The JSON state of every event of one type, in commit (notification) order."""
+        rows = self.conn.execute(
+            f"SELECT originator_id, originator_version, notification_id, "
+            f"convert_from(state, 'UTF8')::jsonb AS state FROM {EVENTS} "
+            "WHERE topic = %s ORDER BY notification_id",
+            (get_topic(event_class),),
+        ).fetchall()
+        return [
+            {
+                **row["state"],
+                "originator_id": row["originator_id"],
+                "originator_version": row["originator_version"],
+                "notification_id": row["notification_id"],
+            }
+            for row in rows
+        ]
+
+    def version(self, originator_id: Any) -> int:
+        row = self.conn.execute(
+            f"SELECT coalesce(max(originator_version), 0) AS v FROM {EVENTS} "
+            "WHERE originator_id = %s",
+            (originator_id,),
+        ).fetchone()
+        return int(row["v"]) if row else 0
+
+    def total(self) -> int:
+        row = self.conn.execute(f"SELECT count(*) AS n FROM {EVENTS}").fetchone()
+        return int(row["n"]) if row else 0
+
+    def package_billings(self) -> Counter[tuple[str, str, str]]:
+        """How often each (account, package, bill date) was billed."""
+        return Counter(
+            (s["line"]["account_id"], s["package_id"], s["bill_date"])
+            for s in self.states(PackageBilled)
+        )
+
+    def closed_numbers(self) -> list[int]:
+        """Invoice numbers in the order the invoices were closed (committed)."""
+        return [s["number"] for s in self.states(InvoiceClosed)]
+
+    def batches_committed(self) -> int:
+        return self.count(RunBatchCompleted)
+
+    def session_alive(self, pid: int) -> bool:
+        row = self.conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+        return bool(row and row["n"])
+
+
+def assert_billed_at_most_once(log: EventLog) -> None:
+    twice = {key: n for key, n in log.package_billings().items() if n > 1}
+    assert not twice, f"package periods billed more than once: {twice}"
+
+
+# Everything a run produced, minus timestamps ----------------------------------
+
+
+def outcome(database_url: str, *run_ids: str) -> dict[str, Any]:
+    """Invoices (id, number, account, totals, lines), package billings, runs and the
+    invoice sequence of a database, as plain data without timestamps."""
+    with EventLog(database_url) as log, billing_on(database_url) as billing:
+        invoice_ids = [s["originator_id"] for s in log.states(InvoiceOpened)]
+        invoices = billing.load_many(Invoice, invoice_ids)
+        billings = sorted(
+            (
+                s["line"]["account_id"],
+                s["package_id"],
+                s["bill_date"],
+                s["next_bill_date"],
+                s["run_id"],
+                s["line"],
+            )
+            for s in log.states(PackageBilled)
+        )
+        runs = {}
+        for run_id in run_ids:
+            run = billing.get_run(run_id)
+            runs[run_id] = {
+                "status": run.status.value,
+                "accounts_in_scope": run.accounts_in_scope,
+                "batches": run.batches,
+                "statistics": run.statistics.model_dump(mode="json"),
+            }
+        return {
+            "invoices": {
+                str(invoice_id): invoice_data(invoices[invoice_id]) for invoice_id in invoice_ids
+            },
+            "package_billings": billings,
+            "runs": runs,
+            "last_invoice_number": billing.get_invoice_sequence().last_number,
+        }
+
+
+def invoice_data(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "number": invoice.number,
+        "account": invoice.account_id,
+        "run": invoice.run_id,
+        "currency": invoice.currency,
+        "status": invoice.status.value,
+        "posting_date": str(invoice.posting_date),
+        "subtotal": str(invoice.subtotal),
+        "tax": str(invoice.tax),
+        "total": str(invoice.total),
+        "lines": [line.model_dump(mode="json") for line in invoice.lines],
+    }
+
+
+# A gate that lets writers through one transaction at a time ------------------
+
+
+class WriteGate:
+    """Holds an EXCLUSIVE lock on the events table, which every writer needs to insert.
+
+    Reads go on (EXCLUSIVE only conflicts with writes), so a process executing a
+    run computes its next batch and then waits, transaction open, for the lock.
+    `let_one_through()` releases the lock and takes it again: PostgreSQL grants the
+    released lock to the queued writer first, so exactly one transaction commits
+    before the gate is shut again. Killing the writer while it waits here crashes
+    it at a known point: after the transactions let through, with the next one
+    computed and in flight.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.conn = psycopg.connect(database_url, row_factory=dict_row)
+        self.monitor = psycopg.connect(database_url, autocommit=True, row_factory=dict_row)
+        self._shut()
+
+    def _shut(self) -> None:
+        self.conn.execute(f"LOCK TABLE {EVENTS} IN EXCLUSIVE MODE")
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """Client sessions of this database waiting for the events table (or for an
+        advisory lock, which is how processes queue for creating the schema).
+
+        Only client backends count: autovacuum also queues here (its ANALYZE
+        conflicts with the EXCLUSIVE lock) and must not be mistaken for a writer.
+        """
+        return self.monitor.execute(
+            "SELECT a.pid, a.query, l.locktype "
+            "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            f"AND (l.relation = '{EVENTS}'::regclass OR l.locktype = 'advisory') "
+            "AND a.backend_type = 'client backend' AND NOT l.granted ORDER BY a.pid"
+        ).fetchall()
+
+    def wait_for_writer(self, process: subprocess.Popen[str]) -> dict[str, Any]:
+        """The one session waiting at the gate (`process`'s), once there is one."""
+        (waiting,) = self.wait_for_waiting(1, [process])
+        return waiting
+
+    def wait_for_waiting(
+        self, count: int, processes: list[subprocess.Popen[str]], timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """Wait until exactly `count` sessions are queued at the gate; fail at once,
+        with its output, if one of `processes` exits instead."""
+
+        def queued() -> list[dict[str, Any]] | None:
+            for process in processes:
+                if process.poll() is not None:
+                    out, err = process.communicate()
+                    raise AssertionError(
+                        f"billrun exited {process.returncode} before reaching the gate\n"
+                        f"stdout:\n{out}\nstderr:\n{err}"
+                    )
+            waiting = self.waiting()
+            assert len(waiting) <= count, waiting
+            return [dict(w) for w in waiting] if len(waiting) == count else None
+
+        return list(wait_until(queued, timeout, what=f"{count} sessions at the gate"))
+
+    def let_one_through(self) -> None:
+        self.conn.commit()
+        self._shut()
+
+    def open(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.conn.commit()
+        self.conn.close()
+        self.monitor.close()

@@ -1,0 +1,398 @@
+"""The import file: every problem reported with its path, in one pass."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.errors import InvalidInput
+from application.import_document import ImportDocument, format_path, json_schema, parse_import
+from domain.periods import Frequency, Timing
+
+
+def package(package_id: str = "office", **fields: Any) -> dict[str, Any]:
+    return {
+        "id": package_id,
+        "description": package_id.title(),
+        "amount": "100.00",
+        "frequency": "monthly",
+        "timing": "advance",
+        "start_date": "2026-01-01",
+        **fields,
+    }
+
+
+def account(account_id: str = "ACME-001", *packages: dict[str, Any], **fields: Any):
+    return {
+        "id": account_id,
+        "name": f"{account_id} Ltd",
+        "currency": "EUR",
+        "invoice_email": "ap@acme.test",
+        "bill_group": "monthly",
+        "packages": list(packages),
+        **fields,
+    }
+
+
+def document(*accounts: dict[str, Any], **fields: Any) -> bytes:
+    return json.dumps({"accounts": list(accounts), **fields}).encode()
+
+
+def problems(raw: bytes) -> list[str]:
+    """Every problem the file has, as an operator reads it: `path: message`."""
+    with pytest.raises(InvalidInput) as refused:
+        parse_import(raw, "accounts.json")
+    assert refused.value.source == "accounts.json"
+    return [str(problem) for problem in refused.value.problems]
+
+
+# -- A valid file ----------------------------------------------------------------------
+
+
+def test_a_valid_document_parses():
+    raw = document(
+        account(
+            "ACME-001",
+            package("office"),
+            package(
+                "phone",
+                amount="19.99",
+                frequency="quarterly",
+                timing="arrears",
+                start_date="2026-01-31",
+                next_bill_date="2026-04-30",
+                end_date="2026-12-31",
+            ),
+        ),
+        account("YEN-1", package("desk", amount="1200"), currency="JPY", invoice_email=""),
+        {"id": "MIN-1", "name": "Minimal", "currency": "KWD"},
+    )
+    parsed = parse_import(raw, "accounts.json")
+    assert isinstance(parsed, ImportDocument)
+    acme, yen, minimal = parsed.accounts
+    office, phone = acme.packages
+    assert (office.amount, office.frequency, office.timing, office.next_bill_date) == (
+        Decimal("100.00"),
+        Frequency.MONTHLY,
+        Timing.ADVANCE,
+        None,
+    )
+    assert (phone.amount, phone.next_bill_date, phone.end_date) == (
+        Decimal("19.99"),
+        date(2026, 4, 30),
+        date(2026, 12, 31),
+    )
+    assert (yen.currency, yen.invoice_email, yen.packages[0].amount) == (
+        "JPY",
+        None,
+        Decimal("1200"),
+    )
+    assert (minimal.bill_group, minimal.invoice_email, minimal.packages) == ("default", None, [])
+
+
+def test_an_empty_document_is_valid_and_imports_nothing():
+    assert parse_import(b"{}", "empty.json").accounts == []
+    assert parse_import(b'{"accounts": []}', "empty.json").accounts == []
+
+
+def test_identifiers_are_trimmed_and_the_timing_defaults_to_advance():
+    record = package(" office ")
+    del record["timing"]
+    parsed = parse_import(document(account(" ACME-001 ", record)), "accounts.json")
+    assert parsed.accounts[0].id == "ACME-001"
+    assert parsed.accounts[0].packages[0].id == "office"
+    assert parsed.accounts[0].packages[0].timing is Timing.ADVANCE
+
+
+# -- Field problems ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        pytest.param(
+            account("A", package(amount="12,00")),
+            'accounts[0].packages[0].amount: not a decimal: "12,00"',
+            id="a comma decimal",
+        ),
+        pytest.param(
+            account("A", package(amount=12.0)),
+            'accounts[0].packages[0].amount: must be a decimal string such as "1200.00", not 12.0',
+            id="a JSON float amount",
+        ),
+        pytest.param(
+            account("A", package(amount=12)),
+            'accounts[0].packages[0].amount: must be a decimal string such as "1200.00", not 12',
+            id="a JSON integer amount",
+        ),
+        pytest.param(
+            account("A", package(amount=True)),
+            'accounts[0].packages[0].amount: must be a decimal string such as "1200.00", not true',
+            id="a boolean amount",
+        ),
+        pytest.param(
+            account("A", package(amount="NaN")),
+            'accounts[0].packages[0].amount: not a finite decimal: "NaN"',
+            id="not a number",
+        ),
+        pytest.param(
+            account("A", package(amount="Infinity")),
+            'accounts[0].packages[0].amount: not a finite decimal: "Infinity"',
+            id="infinity",
+        ),
+        pytest.param(
+            account("A", package(amount="100.001")),
+            'accounts[0].packages[0].amount: "100.001" has more decimals than EUR allows (2)',
+            id="more decimals than the currency allows",
+        ),
+        pytest.param(
+            account("A", package(amount="100.5"), currency="JPY"),
+            'accounts[0].packages[0].amount: "100.5" has more decimals than JPY allows (0)',
+            id="a yen fraction",
+        ),
+        pytest.param(
+            account("A", currency="XXX"),
+            'accounts[0].currency: not an ISO 4217 currency code: "XXX"',
+            id="an unknown currency",
+        ),
+        pytest.param(
+            account("A", currency="eur"),
+            'accounts[0].currency: not an ISO 4217 currency code: "eur"',
+            id="a lower-case currency",
+        ),
+        pytest.param(
+            account("A", invoice_email="ap.acme.test"),
+            'accounts[0].invoice_email: not an email address: "ap.acme.test"',
+            id="a bad email",
+        ),
+        pytest.param(
+            account("A", invoice_email="ap@acme"),
+            'accounts[0].invoice_email: not an email address: "ap@acme"',
+            id="an email without a domain",
+        ),
+        pytest.param(
+            account("A", name="  "),
+            'accounts[0].name: must be a non-empty string, not "  "',
+            id="a blank name",
+        ),
+        pytest.param(
+            account("A", package(frequency="weekly")),
+            "accounts[0].packages[0].frequency: must be one of "
+            "'monthly', 'quarterly' or 'yearly', not \"weekly\"",
+            id="an unknown frequency",
+        ),
+        pytest.param(
+            account("A", package(timing="later")),
+            "accounts[0].packages[0].timing: must be one of 'advance' or 'arrears', not \"later\"",
+            id="an unknown timing",
+        ),
+        pytest.param(
+            account("A", package(start_date="2026-02-30")),
+            'accounts[0].packages[0].start_date: not a date (YYYY-MM-DD): "2026-02-30"',
+            id="a date that does not exist",
+        ),
+        pytest.param(
+            account("A", package(start_date="01/02/2026")),
+            'accounts[0].packages[0].start_date: not a date (YYYY-MM-DD): "01/02/2026"',
+            id="a date in another format",
+        ),
+        pytest.param(
+            account("A", package(end_date="2025-12-31")),
+            "accounts[0].packages[0].end_date: 2025-12-31 is before start_date 2026-01-01",
+            id="an end date before the start date",
+        ),
+        pytest.param(
+            account("A", package(colour="blue")),
+            "accounts[0].packages[0].colour: unknown field",
+            id="an unknown package field",
+        ),
+        pytest.param(
+            account("A", vat_id="DE123"),
+            "accounts[0].vat_id: unknown field",
+            id="an unknown account field",
+        ),
+        pytest.param(
+            {"id": "A", "currency": "EUR"},
+            "accounts[0].name: required field is missing",
+            id="a missing name",
+        ),
+        pytest.param(
+            account("A", package(timing="arrears", next_bill_date="2026-01-01")),
+            "accounts[0].packages[0].next_bill_date: "
+            "an arrears package's first bill date is one period after its start date",
+            id="an arrears package billed at its start",
+        ),
+    ],
+)
+def test_a_bad_field_is_reported_with_its_path(record, problem):
+    assert problems(document(record)) == [problem]
+
+
+def test_a_next_bill_date_off_the_schedule_is_reported_with_the_schedule():
+    raw = document(account("A", package(start_date="2026-01-31", next_bill_date="2026-02-27")))
+    [problem] = problems(raw)
+    assert problem.startswith(
+        "accounts[0].packages[0].next_bill_date: 2026-02-27 is not a bill date of a monthly "
+        "schedule anchored at 2026-01-31"
+    )
+    assert "2026-01-31, 2026-02-28, 2026-03-31, ..." in problem
+
+
+def test_duplicate_account_ids_are_reported_against_the_first():
+    raw = document(account("A"), account("B"), account("A"), account(" B "))
+    assert problems(raw) == [
+        'accounts[2].id: duplicate of accounts[0].id: "A"',
+        'accounts[3].id: duplicate of accounts[1].id: "B"',
+    ]
+
+
+def test_duplicate_package_ids_are_reported_within_their_account():
+    raw = document(
+        account("A", package("office"), package("phone"), package("office")),
+        account("B", package("office")),  # the same package id on another account is fine
+    )
+    assert problems(raw) == [
+        'accounts[0].packages[2].id: duplicate of accounts[0].packages[0].id: "office"'
+    ]
+
+
+# -- Whole-file problems -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"accounts": [', "not valid JSON: "),
+        (b"", "not valid JSON: "),
+        (b"\xff\xfe\x00", "not valid JSON: "),
+        (b"[]", 'must be a JSON object with an "accounts" list'),
+        (b'"accounts"', 'must be a JSON object with an "accounts" list'),
+        (b"null", 'must be a JSON object with an "accounts" list'),
+    ],
+    ids=["truncated", "empty", "not utf-8", "a list", "a string", "null"],
+)
+def test_a_file_that_is_not_a_json_object_is_refused_whole(raw, problem):
+    [reported] = problems(raw)
+    assert reported.startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"accounts": {}}', ["accounts: must be a list"]),
+        (b'{"accounts": null}', ["accounts: must be a list"]),
+        (b'{"accounts": [], "acounts": []}', ["acounts: unknown field"]),
+        (
+            b'{"accounts": [42, null]}',
+            [
+                "accounts[0]: Input should be a valid dictionary or instance of AccountRecord: 42",
+                "accounts[1]: Input should be a valid dictionary or instance of "
+                "AccountRecord: null",
+            ],
+        ),
+    ],
+)
+def test_a_malformed_top_level_is_reported(raw, expected):
+    assert problems(raw) == expected
+
+
+def test_every_problem_is_reported_in_one_pass_in_reading_order():
+    raw = document(
+        account("A", package("office"), package("phone", amount=9.5)),
+        account("B", invoice_email="nobody", currency="XXX"),
+        account("A", package("desk", amount="1.999"), package("desk")),
+        account("C", package("desk", amount="12,00"), package("lamp", end_date="2025-01-01")),
+        extra=True,
+    )
+    assert problems(raw) == [
+        'accounts[0].packages[1].amount: must be a decimal string such as "1200.00", not 9.5',
+        'accounts[1].currency: not an ISO 4217 currency code: "XXX"',
+        'accounts[1].invoice_email: not an email address: "nobody"',
+        'accounts[2].id: duplicate of accounts[0].id: "A"',
+        'accounts[2].packages[0].amount: "1.999" has more decimals than EUR allows (2)',
+        'accounts[2].packages[1].id: duplicate of accounts[2].packages[0].id: "desk"',
+        'accounts[3].packages[0].amount: not a decimal: "12,00"',
+        "accounts[3].packages[1].end_date: 2025-01-01 is before start_date 2026-01-01",
+        "extra: unknown field",
+    ]
+
+
+def test_the_refusal_names_the_file_and_counts_the_problems():
+    with pytest.raises(InvalidInput) as refused:
+        parse_import(document(account("A", currency="XXX"), account("A")), "march.json")
+    message = str(refused.value)
+    assert message.startswith("march.json: refused, 2 problems, nothing written:")
+    assert '  march.json: accounts[0].currency: not an ISO 4217 currency code: "XXX"' in message
+
+
+# -- Awkward input is reported, never crashed on -------------------------------------------
+
+
+def test_unknown_fields_named_like_numbers_are_reported_beside_other_problems():
+    raw = json.dumps({"accounts": [], "1": 0, "x": 0}).encode()
+    assert problems(raw) == ["1: unknown field", "x: unknown field"]
+
+
+def test_a_numeric_unknown_field_inside_an_account_is_reported_beside_other_problems():
+    record = account("A", **{"2": "two"})
+    del record["name"]
+    assert problems(document(record)) == [
+        "accounts[0].2: unknown field",
+        "accounts[0].name: required field is missing",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [("1e30", "1E+30"), ("123456789012345678901234567890.00", "123456789012345678901234567890.00")],
+)
+def test_an_amount_too_large_to_bill_is_reported_not_crashed_on(amount, shown):
+    assert problems(document(account("A", package(amount=amount)))) == [
+        f'accounts[0].packages[0].amount: "{shown}" is too large for EUR'
+    ]
+
+
+def test_a_bad_field_does_not_hide_the_duplicate_ids_and_dates_around_it():
+    raw = document(
+        account("A", invoice_email="nobody"),
+        account("A", package("office", amount="1,00"), package("office", end_date="2025-01-01")),
+        {"id": "B", "currency": "XXX", "packages": [package(amount="1.999"), "not a package"]},
+    )
+    assert problems(raw) == [
+        'accounts[0].invoice_email: not an email address: "nobody"',
+        'accounts[1].id: duplicate of accounts[0].id: "A"',
+        'accounts[1].packages[0].amount: not a decimal: "1,00"',
+        "accounts[1].packages[1].end_date: 2025-01-01 is before start_date 2026-01-01",
+        'accounts[1].packages[1].id: duplicate of accounts[1].packages[0].id: "office"',
+        'accounts[2].currency: not an ISO 4217 currency code: "XXX"',
+        "accounts[2].name: required field is missing",
+        "accounts[2].packages[1]: Input should be a valid dictionary or instance of "
+        'PackageRecord: "not a package"',
+    ]
+
+
+# -- Paths and the schema ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "path"),
+    [
+        ((), ""),
+        (("accounts",), "accounts"),
+        (("accounts", 3), "accounts[3]"),
+        (("accounts", 3, "packages", 0, "amount"), "accounts[3].packages[0].amount"),
+    ],
+)
+def test_a_location_is_written_as_a_path(location, path):
+    assert format_path(location) == path
+
+
+def test_the_json_schema_asks_for_amounts_as_strings():
+    schema = json_schema()
+    assert schema["title"] == "billrun import file"
+    assert schema["$defs"]["PackageRecord"]["properties"]["amount"]["type"] == "string"
+    assert "EUR" in schema["$defs"]["AccountRecord"]["properties"]["currency"]["enum"]
