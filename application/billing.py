@@ -20,11 +20,12 @@ from application.errors import (
     Problem,
     RunNotFound,
 )
-from application.import_document import AccountRecord, ImportDocument
+from application.import_document import AccountRecord, BillGroupRecord, ImportDocument
 from domain.account import Account, AccountOpened, PackageTerms
-from domain.bill_run import BillRun, Selection
+from domain.bill_group import BillGroup
+from domain.bill_run import BillRun, RunSettings, Selection
 from domain.errors import DomainError, RunAlreadyScheduled
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, run_uuid
+from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
 from domain.invoice import Invoice, InvoiceNumberSequence
 from domain.model import Aggregate, DomainEvent
 from domain.periods import Period
@@ -166,7 +167,11 @@ class Billing(Application[UUID]):
             problems.extend(chunk_problems)
         if problems:
             raise InvalidInput(source, problems)
-        opened = changed = unchanged = packages = events = 0
+        groups = self._configure_bill_groups(document.bill_groups)
+        opened = changed = unchanged = packages = 0
+        events = len(groups)
+        if groups:
+            self.save(*groups)
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
             accounts, _ = self._apply_import_chunk(chunk)
             pending: list[DomainEvent] = []
@@ -183,6 +188,29 @@ class Billing(Application[UUID]):
                 self.save(*pending)
                 events += len(pending)
         return ImportSummary(opened, changed, unchanged, packages, events)
+
+    def _configure_bill_groups(self, records: list[BillGroupRecord]) -> list[DomainEvent]:
+        now = self.clock()
+        existing = self.load_many(BillGroup, [bill_group_uuid(r.id) for r in records])
+        pending: list[DomainEvent] = []
+        for record in records:
+            group = existing.get(bill_group_uuid(record.id)) or BillGroup.create(record.id)
+            group.configure(
+                record.delivery,
+                record.email_subject,
+                record.email_template,
+                record.first_invoice_email_template,
+                now,
+            )
+            pending.extend(group.collect_events())
+        return pending
+
+    def get_bill_group(self, group_id: str) -> BillGroup:
+        """The group's delivery settings; an unconfigured group has the defaults."""
+        try:
+            return self._get(BillGroup, bill_group_uuid(group_id))
+        except AggregateNotFoundError:
+            return BillGroup.create(group_id)
 
     def _apply_import_chunk(
         self, chunk: list[tuple[int, AccountRecord]]
@@ -227,17 +255,22 @@ class Billing(Application[UUID]):
     # Bill runs ----------------------------------------------------------------
 
     def schedule_run(
-        self, run_id: str, period: Period, posting_date: date | None, selection: Selection
+        self,
+        run_id: str,
+        period: Period,
+        posting_date: date | None,
+        selection: Selection,
+        settings: RunSettings | None = None,
     ) -> ScheduleOutcome:
         """Schedule a run; scheduling the same run again with the same terms is a no-op."""
         self._check_selection(selection)
         try:
             existing = self.get_run(run_id)
         except RunNotFound:
-            run = BillRun.schedule(run_id, period, posting_date, selection, self.clock())
+            run = BillRun.schedule(run_id, period, posting_date, selection, self.clock(), settings)
             self.save(run)
             return ScheduleOutcome(run, created=True)
-        if existing.same_terms(period, posting_date, selection):
+        if existing.same_terms(period, posting_date, selection, settings):
             return ScheduleOutcome(existing, created=False)
         raise RunAlreadyScheduled(
             f"run {run_id} is already scheduled for {existing.period} "

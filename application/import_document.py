@@ -17,6 +17,7 @@ from typing import Annotated, Any, NamedTuple
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from application.errors import InvalidInput, Problem
+from domain.bill_group import DEFAULT_CHANNEL, DeliveryChannel
 from domain.errors import NotABillDate
 from domain.money import MINOR_UNITS, is_currency, round_to_currency
 from domain.periods import Frequency, Timing, index_of_bill_date
@@ -98,9 +99,31 @@ class AccountRecord(_Strict):
     packages: list[PackageRecord] = Field(default_factory=list)
 
 
-class ImportDocument(_Strict):
-    """Accounts and their packages. Importing the same document twice changes nothing."""
+class BillGroupRecord(_Strict):
+    """How the invoices of a bill group are delivered."""
 
+    id: Identifier
+    delivery: DeliveryChannel = Field(
+        default=DEFAULT_CHANNEL,
+        description="email (SMTP, PDF attached), file (an .eml in the outbox folder) or none",
+    )
+    email_subject: str | None = Field(
+        default=None, description="jinja2 template of the subject; default: built in"
+    )
+    email_template: str | None = Field(
+        default=None, description="jinja2 template of the email body; default: built in"
+    )
+    first_invoice_email_template: str | None = Field(
+        default=None,
+        description="jinja2 template of the body for an account's first invoice; "
+        "default: email_template",
+    )
+
+
+class ImportDocument(_Strict):
+    """Bill groups, accounts and their packages. Importing it twice changes nothing."""
+
+    bill_groups: list[BillGroupRecord] = Field(default_factory=list)
     accounts: list[AccountRecord] = Field(default_factory=list)
 
 
@@ -146,9 +169,35 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
                 )
             )
     problems.extend(_cross_record_problems(checkable))
+    groups = _bill_groups(data.get("bill_groups", []), problems)
     if problems:
         raise InvalidInput(source, sorted(problems, key=_reading_order))
-    return ImportDocument(accounts=[account for _, account in accounts])
+    return ImportDocument(bill_groups=groups, accounts=[account for _, account in accounts])
+
+
+def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:
+    if not isinstance(raw, list):
+        problems.append(Problem("bill_groups", "must be a list"))
+        return []
+    groups: list[BillGroupRecord] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(raw):
+        try:
+            group = BillGroupRecord.model_validate(record)
+        except ValidationError as error:
+            problems.extend(_problem(e, ("bill_groups", index)) for e in error.errors())
+            continue
+        if group.id in seen:
+            problems.append(
+                Problem(
+                    f"bill_groups[{index}].id",
+                    f"duplicate of bill_groups[{seen[group.id]}].id: {json.dumps(group.id)}",
+                )
+            )
+            continue
+        seen[group.id] = index
+        groups.append(group)
+    return groups
 
 
 def _reading_order(problem: Problem) -> list[tuple[int, int | str]]:

@@ -45,6 +45,15 @@ class Selection(ValueObject):
         return "; ".join(parts)
 
 
+class RunSettings(ValueObject):
+    """Which of the run's optional steps it performs."""
+
+    render_invoices: bool = True
+    """Render each closed invoice to PDF and XML (the render consumer)."""
+    deliver_invoices: bool = True
+    """Deliver each rendered invoice by its bill group's channel (the deliver consumer)."""
+
+
 class BatchStatistics(ValueObject):
     """What one batch (or, summed, the whole run) produced."""
 
@@ -77,6 +86,7 @@ class RunScheduled(DomainEvent):
     period_end: date
     posting_date: date
     selection: Selection
+    settings: RunSettings = Field(default_factory=RunSettings)
 
 
 class RunStarted(DomainEvent):
@@ -107,6 +117,7 @@ class BillRun(Aggregate):
         self.period = Period(date.min, date.min)
         self.posting_date = date.min
         self.selection = Selection()
+        self.settings = RunSettings()
         self.status = RunStatus.SCHEDULED
         self.log_position = 0
         self.accounts_in_scope = 0
@@ -125,6 +136,7 @@ class BillRun(Aggregate):
         posting_date: date | None,
         selection: Selection,
         at: datetime,
+        settings: RunSettings | None = None,
     ) -> BillRun:
         if not run_id.strip():
             raise BillRunError("a bill run needs a non-empty id")
@@ -137,6 +149,7 @@ class BillRun(Aggregate):
             period_end=period.end,
             posting_date=posting_date or period.end,
             selection=selection,
+            settings=settings or RunSettings(),
         )
         return run
 
@@ -148,11 +161,18 @@ class BillRun(Aggregate):
     def is_completed(self) -> bool:
         return self.status is RunStatus.COMPLETED
 
-    def same_terms(self, period: Period, posting_date: date | None, selection: Selection) -> bool:
+    def same_terms(
+        self,
+        period: Period,
+        posting_date: date | None,
+        selection: Selection,
+        settings: RunSettings | None = None,
+    ) -> bool:
         return (
             self.period == period
             and self.posting_date == (posting_date or period.end)
             and self.selection == selection
+            and self.settings == (settings or RunSettings())
         )
 
     def start(self, log_position: int, accounts_in_scope: int, at: datetime) -> None:
@@ -197,6 +217,7 @@ class BillRun(Aggregate):
         self.period = Period(event.period_start, event.period_end)
         self.posting_date = event.posting_date
         self.selection = event.selection
+        self.settings = event.settings
         self.scheduled_at = event.timestamp
 
     def _when_RunStarted(self, event: RunStarted) -> None:

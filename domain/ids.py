@@ -30,3 +30,7 @@ def package_line_uuid(account_id: str, package_id: str, period_start: date) -> U
 
 
 INVOICE_NUMBER_SEQUENCE_ID = uuid5(NAMESPACE, "invoice-number-sequence")
+
+
+def bill_group_uuid(group_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"bill-group:{group_id}")

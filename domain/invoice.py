@@ -10,7 +10,7 @@ from uuid import UUID
 from domain.account import InvoiceLine
 from domain.errors import InvoiceError
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
-from domain.model import Aggregate, DomainEvent
+from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
 
 
@@ -42,6 +42,41 @@ class InvoiceClosed(DomainEvent):
     line_count: int
 
 
+class InvoiceRendered(DomainEvent):
+    """A document of the closed invoice was rendered and stored (named by its hash)."""
+
+    run_id: str
+    format: str
+    sha256: str
+    location: str
+    size: int
+
+
+class InvoiceDelivered(DomainEvent):
+    """The invoice went out by its bill group's channel (`email`, `file` or `none`)."""
+
+    run_id: str
+    channel: str
+    recipient: str | None
+    message_id: str
+    location: str | None
+
+
+class RenderedDocument(ValueObject):
+    format: str
+    sha256: str
+    location: str
+    size: int
+
+
+class Delivery(ValueObject):
+    channel: str
+    recipient: str | None
+    message_id: str
+    location: str | None
+    delivered_at: datetime
+
+
 def format_invoice_number(number: int) -> str:
     """How an invoice number is printed on documents."""
     return f"INV-{number:08d}"
@@ -58,6 +93,8 @@ class Invoice(Aggregate):
         self.posting_date: date | None = None
         self.status = InvoiceStatus.OPEN
         self.lines: list[InvoiceLine] = []
+        self.documents: dict[str, RenderedDocument] = {}
+        self.delivery: Delivery | None = None
         self.number: int | None = None
         self.subtotal = Decimal(0)
         self.tax = Decimal(0)
@@ -119,6 +156,59 @@ class Invoice(Aggregate):
             line_count=len(self.lines),
         )
 
+    def record_rendering(
+        self, document_format: str, sha256: str, location: str, size: int, at: datetime
+    ) -> bool:
+        """Record a rendered document; rendering a format twice records nothing (False).
+
+        Renderers may not be byte-for-byte reproducible (a PDF carries its creation
+        time), so the first document of each format is the invoice's document.
+        """
+        if self.status is InvoiceStatus.OPEN:
+            raise InvoiceError(f"invoice {self.id} is open: only closed invoices are rendered")
+        if document_format in self.documents:
+            return False
+        self._trigger(
+            InvoiceRendered,
+            at,
+            run_id=self.run_id,
+            format=document_format,
+            sha256=sha256,
+            location=location,
+            size=size,
+        )
+        return True
+
+    def record_delivery(
+        self,
+        channel: str,
+        recipient: str | None,
+        message_id: str,
+        location: str | None,
+        at: datetime,
+    ) -> bool:
+        """Record that the invoice went out; a second delivery records nothing (False)."""
+        if self.status is InvoiceStatus.OPEN:
+            raise InvoiceError(f"invoice {self.id} is open: only closed invoices are delivered")
+        if self.delivery is not None:
+            return False
+        if channel != "none" and "pdf" not in self.documents:
+            raise InvoiceError(f"invoice {self.id} has no PDF yet: render it before delivery")
+        self._trigger(
+            InvoiceDelivered,
+            at,
+            run_id=self.run_id,
+            channel=channel,
+            recipient=recipient,
+            message_id=message_id,
+            location=location,
+        )
+        return True
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status is InvoiceStatus.CLOSED
+
     @property
     def display_number(self) -> str | None:
         return None if self.number is None else format_invoice_number(self.number)
@@ -135,6 +225,20 @@ class Invoice(Aggregate):
         self.lines.append(event.line)
         self.subtotal += event.line.amount
         self.total = self.subtotal + self.tax
+
+    def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:
+        self.documents[event.format] = RenderedDocument(
+            format=event.format, sha256=event.sha256, location=event.location, size=event.size
+        )
+
+    def _when_InvoiceDelivered(self, event: InvoiceDelivered) -> None:
+        self.delivery = Delivery(
+            channel=event.channel,
+            recipient=event.recipient,
+            message_id=event.message_id,
+            location=event.location,
+            delivered_at=event.timestamp,
+        )
 
     def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
         self.status = InvoiceStatus.CLOSED

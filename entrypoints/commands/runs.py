@@ -10,7 +10,7 @@ from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
-from domain.bill_run import BillRun, Selection
+from domain.bill_run import BillRun, RunSettings, Selection
 from domain.periods import Period
 from entrypoints import output
 from entrypoints.common import (
@@ -43,6 +43,12 @@ def run_schedule(
     account: Annotated[
         list[str] | None, typer.Option(help="Bill only this account (repeat).")
     ] = None,
+    render: Annotated[
+        bool, typer.Option(help="Render closed invoices to PDF and XML (by the worker).")
+    ] = True,
+    deliver: Annotated[
+        bool, typer.Option(help="Deliver rendered invoices by their bill group's channel.")
+    ] = True,
     json_out: JsonFlag = False,
 ) -> None:
     """Schedule a bill run for a bill period (no --group and no --account: all accounts).
@@ -52,9 +58,10 @@ def run_schedule(
     """
     period = Period(period_start.date(), period_end.date())
     selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
+    settings = RunSettings(render_invoices=render, deliver_invoices=deliver and render)
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
-            run_id, period, posting_date.date() if posting_date else None, selection
+            run_id, period, posting_date.date() if posting_date else None, selection, settings
         )
     if json_out:
         output.print_json({"created": outcome.created, **run_json(outcome.run)})
@@ -205,6 +212,7 @@ def run_json(run: BillRun) -> dict[str, Any]:
         "period_end": run.period.end.isoformat(),
         "posting_date": run.posting_date.isoformat(),
         "selection": run.selection.model_dump(mode="json"),
+        "settings": run.settings.model_dump(mode="json"),
         "accounts_in_scope": run.accounts_in_scope,
         "batches": run.batches,
         "statistics": run.statistics.model_dump(mode="json"),

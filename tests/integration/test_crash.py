@@ -75,9 +75,11 @@ def execute_and_kill(database_url: str, transactions: int) -> None:
         gate = WriteGate(database_url)
         process = start_cli(database_url, "run", "execute", RUN, "--json", batch_size=BATCH_SIZE)
         committed = 0
+        seen: list[tuple[int, str, str, int]] = []  # what passed the gate, for failures
         try:
             while True:
                 waiting = gate.wait_for_writer(process)
+                seen.append((waiting["pid"], waiting["locktype"], waiting["query"][:40], run_version(log)))
                 if is_schema_creation(waiting):  # start-up, not a point of the run
                     gate.let_one_through()
                     continue
@@ -98,7 +100,7 @@ def execute_and_kill(database_url: str, transactions: int) -> None:
         wait_until(lambda: not log.session_alive(waiting["pid"]), what="the killed session to end")
         # Each transaction of a run (start, a batch, completion) extends the run by
         # exactly one event, and nothing of the one in flight was stored.
-        assert run_version(log) == version_before + transactions
+        assert run_version(log) == version_before + transactions, seen
 
 
 def assert_nothing_half_written(billing: Billing, database_url: str) -> None:

@@ -1,0 +1,85 @@
+"""The BillGroup aggregate: how the invoices of a group of accounts go out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from domain.errors import DomainError
+from domain.ids import bill_group_uuid
+from domain.model import Aggregate, DomainEvent
+
+
+class DeliveryChannel(StrEnum):
+    EMAIL = "email"  # SMTP, the PDF attached
+    FILE = "file"  # an .eml written to the outbox folder (the demo's default)
+    NONE = "none"  # rendered, never sent
+
+
+DEFAULT_CHANNEL = DeliveryChannel.FILE
+
+
+class BillGroupConfigured(DomainEvent):
+    group_id: str
+    delivery_channel: DeliveryChannel
+    email_subject: str | None
+    email_template: str | None
+    """A jinja2 template for the email body; None: the built-in one."""
+    first_invoice_email_template: str | None
+    """The template for an account's first invoice (seed); None: `email_template`."""
+
+
+class BillGroup(Aggregate):
+    kind = "billgroup"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.group_id = ""
+        self.delivery_channel = DEFAULT_CHANNEL
+        self.email_subject: str | None = None
+        self.email_template: str | None = None
+        self.first_invoice_email_template: str | None = None
+
+    @classmethod
+    def create(cls, group_id: str) -> BillGroup:
+        if not group_id.strip():
+            raise DomainError("a bill group needs a non-empty id")
+        group = cls(bill_group_uuid(group_id))
+        group.group_id = group_id
+        return group
+
+    def configure(
+        self,
+        delivery_channel: DeliveryChannel,
+        email_subject: str | None,
+        email_template: str | None,
+        first_invoice_email_template: str | None,
+        at: datetime,
+    ) -> None:
+        """Set the group's delivery; configuring it the same way again records nothing."""
+        settings = (delivery_channel, email_subject, email_template, first_invoice_email_template)
+        current = (
+            self.delivery_channel,
+            self.email_subject,
+            self.email_template,
+            self.first_invoice_email_template,
+        )
+        if self.version > 0 and settings == current:
+            return
+        self._trigger(
+            BillGroupConfigured,
+            at,
+            group_id=self.group_id,
+            delivery_channel=delivery_channel,
+            email_subject=email_subject,
+            email_template=email_template,
+            first_invoice_email_template=first_invoice_email_template,
+        )
+
+    def _when_BillGroupConfigured(self, event: BillGroupConfigured) -> None:
+        self.group_id = event.group_id
+        self.delivery_channel = event.delivery_channel
+        self.email_subject = event.email_subject
+        self.email_template = event.email_template
+        self.first_invoice_email_template = event.first_invoice_email_template
