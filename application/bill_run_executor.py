@@ -26,7 +26,8 @@ from application.billing import Billing
 from domain.account import Account, AccountOpened
 from domain.bill_run import BatchStatistics, BillRun
 from domain.ids import account_uuid
-from domain.invoice import Invoice, InvoiceNumberSequence
+from domain.invoice import Invoice
+from domain.invoice_numbers import InvoiceNumberSequence
 from infrastructure.event_store import Position
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from domain.bill_group import BillGroup
 from domain.bill_run import BillRun, RunSettings, Selection
 from domain.errors import DomainError, RunAlreadyScheduled
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
-from domain.invoice import Invoice, InvoiceNumberSequence
+from domain.invoice import Invoice
+from domain.invoice_numbers import InvoiceNumberSequence
 from domain.model import Aggregate, DomainEvent
 from domain.periods import Period
 from infrastructure.event_store import EventStoreQueries

@@ -17,6 +17,7 @@ from uuid import UUID
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.account import PackageBilled
+from domain.invoice import InvoiceOpened
 from domain.ids import account_uuid, invoice_uuid, run_uuid
 
 PAGE_SIZE = 5000
@@ -70,17 +71,25 @@ class History:
             payload=payload,
         )
 
+    # Each query checks that its subject exists before it returns the stream, so an
+    # unknown id is refused before a caller has written anything (say a JSON "[").
+
     def of_run(self, run_id: str) -> Iterator[HistoryEntry]:
         """The run's own events and every event it caused (those carrying its run id).
 
-        A run's effects are all committed between its first and last event, so
-        only that stretch of the log is read, in pages.
+        Billing's effects are all committed between the run's first and last
+        event, so only that stretch of the log is read, in pages; what happens to
+        the run's invoices afterwards (rendering, delivery) is then read by their
+        ids. Raises RunNotFound.
         """
         own = self.billing.queries.events_with_ids([run_uuid(run_id)])
         if not own:
             raise RunNotFound(run_id)
-        first, last = own[0][0], own[-1][0]
+        return self._of_run(run_id, own[0][0], own[-1][0])
+
+    def _of_run(self, run_id: str, first: int, last: int) -> Iterator[HistoryEntry]:
         aggregate_id = run_uuid(run_id)
+        invoices: list[UUID] = []
         for row in self.billing.queries.notification_rows(first, last, PAGE_SIZE):
             nid, originator_id, version, topic, state = row
             if originator_id == aggregate_id:
@@ -88,10 +97,14 @@ class History:
                 continue
             entry = self._entry(nid, originator_id, version, topic, state)
             if entry.payload.get("run_id") == run_id:
+                if entry.event == InvoiceOpened.__name__:
+                    invoices.append(originator_id)
                 yield entry
+        for row in self.billing.queries.events_after(invoices, last):
+            yield self._entry(*row)
 
     def of_account(self, account_id: str) -> Iterator[HistoryEntry]:
-        """The account's events and those of every invoice billed to it."""
+        """The account's events and those of every invoice billed to it. Raises AccountNotFound."""
         account = account_uuid(account_id)
         own = self.billing.queries.events_with_ids([account])
         if not own:
@@ -102,14 +115,14 @@ class History:
             if topic.endswith(":" + PackageBilled.__name__)
         }
         invoices = [invoice_uuid(run, account_id) for run in sorted(billed_runs)]
-        yield from self._of_aggregates([account, *invoices])
+        return self._of_aggregates([account, *invoices])
 
     def of_invoice(self, invoice_id: UUID) -> Iterator[HistoryEntry]:
+        """The invoice's events. Raises InvoiceNotFound."""
         rows = self.billing.queries.events_with_ids([invoice_id])
         if not rows:
             raise InvoiceNotFound(str(invoice_id))
-        for row in rows:
-            yield self._entry(*row)
+        return (self._entry(*row) for row in rows)
 
     def _of_aggregates(self, ids: Sequence[UUID]) -> Iterator[HistoryEntry]:
         for row in self.billing.queries.events_with_ids(ids):

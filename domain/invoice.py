@@ -9,7 +9,7 @@ from uuid import UUID
 
 from domain.account import InvoiceLine
 from domain.errors import InvoiceError
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
+from domain.ids import invoice_uuid
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
 
@@ -246,41 +246,3 @@ class Invoice(Aggregate):
         self.subtotal = event.subtotal
         self.tax = event.tax
         self.total = event.total
-
-
-class InvoiceNumbersReserved(DomainEvent):
-    run_id: str
-    first: int
-    count: int
-
-
-class InvoiceNumberSequence(Aggregate):
-    """The single source of invoice numbers.
-
-    Numbers are reserved in the same transaction that closes the invoices
-    using them, and every reservation extends this one aggregate, so its
-    version check serialises them: numbers are unique, increase in close
-    order, and a rolled-back or retried batch consumes none (no gaps).
-    """
-
-    kind = "sequence"
-
-    def __init__(self, aggregate_id: UUID = INVOICE_NUMBER_SEQUENCE_ID) -> None:
-        super().__init__(aggregate_id)
-        self.last_number = 0
-
-    def reserve(self, count: int, run_id: str, at: datetime) -> list[int]:
-        if count < 0:
-            raise InvoiceError(f"cannot reserve {count} invoice numbers")
-        if count == 0:
-            return []
-        first = self.last_number + 1
-        self._trigger(InvoiceNumbersReserved, at, run_id=run_id, first=first, count=count)
-        return list(range(first, first + count))
-
-    def _when_InvoiceNumbersReserved(self, event: InvoiceNumbersReserved) -> None:
-        if event.first != self.last_number + 1:
-            raise InvoiceError(
-                f"reservation starting at {event.first} leaves a gap after {self.last_number}"
-            )
-        self.last_number = event.first + event.count - 1

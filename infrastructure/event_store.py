@@ -104,6 +104,24 @@ class EventStoreQueries:
             curs.execute(statement, (list(originator_ids),), prepare=True)
             return [_row(r) for r in curs.fetchall()]
 
+    def events_after(
+        self, originator_ids: Sequence[UUID], after: int
+    ) -> Iterator[NotificationRow]:
+        """Events of some aggregates committed after `after`, in commit order, streamed
+        through a server-side cursor (the id list may be a run's 100,000 invoices)."""
+        if not originator_ids:
+            return
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = ANY(%s) AND notification_id > %s ORDER BY notification_id"
+        ).format(self._table)
+        with self._recorder.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor(name="billrun_events_after") as curs:
+                curs.itersize = 5000
+                curs.execute(statement, (list(originator_ids), after))
+                for r in curs:
+                    yield _row(r)
+
     def notification_rows(self, first: int, last: int, page_size: int) -> Iterator[NotificationRow]:
         """Every stored event with first <= notification id <= last, read in pages."""
         statement = SQL(

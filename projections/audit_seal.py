@@ -100,6 +100,10 @@ class AuditSealView(View):
             seen = self._max_tracking_id(tracking.application_name, curs)
             if seen is not None and seen >= tracking.notification_id:
                 return False
+            if seen is not None:
+                # Another sealer committed part of `rows` since they were read (it
+                # read a nearer head): extend its chain with the rest only.
+                rows = [row for row in rows if row[0] > seen]
             curs.execute(
                 SQL("SELECT link, position FROM {} ORDER BY notification_id DESC LIMIT 1").format(
                     self.table("audit_seal")

@@ -15,12 +15,11 @@ from domain.invoice import (
     Invoice,
     InvoiceClosed,
     InvoiceLineAdded,
-    InvoiceNumberSequence,
-    InvoiceNumbersReserved,
     InvoiceOpened,
     InvoiceStatus,
     format_invoice_number,
 )
+from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)

@@ -1,0 +1,2 @@
+"""NATS JetStream consumers (FastStream): they react to billing events and report
+back only through application commands."""

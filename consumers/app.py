@@ -1,0 +1,51 @@
+"""The FastStream application of billrun's consumers, and its AsyncAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from consumers.dead_letter import RetryPolicy
+from consumers.deliver import deliver_router
+from consumers.render import render_router
+from consumers.services import ConsumerServices
+from consumers.topology import Topology
+
+
+def build_broker(
+    nats_url: str,
+    services: ConsumerServices,
+    topology: Topology | None = None,
+    policy: RetryPolicy | None = None,
+) -> NatsBroker:
+    topology = topology or Topology()
+    policy = policy or RetryPolicy()
+    broker = NatsBroker(nats_url, graceful_timeout=30.0)
+    broker.include_router(render_router(services, topology, policy))
+    broker.include_router(deliver_router(services, topology, policy))
+    return broker
+
+
+class _Documentation:
+    """Stand-in services: the AsyncAPI document needs the handlers, not their work."""
+
+    def render(self, invoice_id: Any, run_id: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def deliver(self, invoice_id: Any, run_id: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def asyncapi_document() -> str:
+    """The AsyncAPI (3.0) document of the consumers, as JSON, generated from the code."""
+    broker = build_broker("nats://localhost:4222", _Documentation())
+    spec = AsyncAPI(
+        broker,
+        title="billrun consumers",
+        version="1",
+        description="Billing events on NATS JetStream (stream BILLING, subjects "
+        "billing.<aggregate>.<Event>) and the consumers that render and deliver invoices.",
+    )
+    return spec.to_specification().to_json()

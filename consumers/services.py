@@ -1,0 +1,14 @@
+"""What the consumers ask of the application: two commands, each idempotent."""
+
+from __future__ import annotations
+
+from typing import Protocol
+from uuid import UUID
+
+
+class ConsumerServices(Protocol):
+    def render(self, invoice_id: UUID, run_id: str) -> None:
+        """Render a closed invoice if its run renders; record InvoiceRendered once."""
+
+    def deliver(self, invoice_id: UUID, run_id: str) -> None:
+        """Deliver a rendered invoice if its run delivers; record InvoiceDelivered once."""

@@ -1,0 +1,413 @@
+"""History as an auditor reads it, time travel, and the run report, against real
+PostgreSQL.
+
+The expected histories are worked out here from the raw log with SQL (every
+stored event, decoded), not through the code under test, so a history that
+reads the wrong stretch, drops an event or lets another run's event in fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from application.bill_run_executor import BillRunExecutor, Progress
+from application.billing import Billing
+from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
+from application.history import History, HistoryEntry
+from domain.bill_run import RunStatus, Selection
+from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
+from domain.invoice import Invoice, InvoiceStatus
+from domain.periods import Period
+from projections.catalog import ReadSide
+from tests.conftest import SteppingClock, account, import_accounts, package
+
+JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+FEBRUARY = Period(date(2026, 2, 1), date(2026, 2, 28))
+RUN_EVENTS = {"RunScheduled", "RunStarted", "RunBatchCompleted", "RunCompleted"}
+CAUSED_EVENTS = {
+    "PackageBilled", "InvoiceOpened", "InvoiceLineAdded", "InvoiceClosed",
+    "InvoiceNumbersReserved",
+}  # fmt: skip
+MILLISECOND = timedelta(milliseconds=1)
+
+A_ACCOUNTS = [
+    account("A-001", package("office", "100.00"), package("mail", "45.00", "quarterly")),
+    account("A-002", package("desk", "320.00"), currency="GBP"),
+    account("A-003", package("office", "75.50")),
+    account("A-004", package("future", "50.00", start_date="2026-06-01")),  # nothing due
+]
+B_ACCOUNTS = [
+    account("B-001", package("office", "200.00")),
+    account("B-002", package("locker", "9000"), currency="JPY"),
+    account(
+        "B-003", package("office", "210.00"), package("mail", "12.50", "quarterly"), currency="GBP"
+    ),
+]
+
+
+class RawLog:
+    """Every stored event, decoded from its JSON with SQL alone."""
+
+    def __init__(self, database_url: str) -> None:
+        self.conn = psycopg.connect(database_url, autocommit=True, row_factory=dict_row)
+
+    def rows(self) -> list[dict[str, Any]]:
+        found = self.conn.execute(
+            "SELECT notification_id, originator_id, originator_version, topic, "
+            "convert_from(state, 'UTF8') AS state FROM billing_events ORDER BY notification_id"
+        ).fetchall()
+        return [
+            {**r, "event": r["topic"].rsplit(":", 1)[-1], "state": json.loads(r["state"])}
+            for r in found
+        ]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def raw_log(database_url: str) -> Iterator[RawLog]:
+    opened = RawLog(database_url)
+    yield opened
+    opened.close()
+
+
+def key(row: dict[str, Any]) -> tuple[int, UUID, int, str]:
+    return row["notification_id"], row["originator_id"], row["originator_version"], row["event"]
+
+
+def keys(entries: list[HistoryEntry]) -> list[tuple[int, UUID, int, str]]:
+    return [(e.notification_id, e.aggregate_id, e.version, e.event) for e in entries]
+
+
+def interleaved_runs(app: Billing) -> None:
+    """Run "a" bills the A accounts one per batch; after its first batch, run "b"
+    bills the B accounts from start to end, so b's events sit inside a's stretch
+    of the log (and a's next batch meets b's invoice numbers and reloads)."""
+    import_accounts(app, *A_ACCOUNTS, *B_ACCOUNTS)
+    app.schedule_run("a", JANUARY, None, Selection(accounts=("A-001", "A-002", "A-003", "A-004")))
+    app.schedule_run("b", JANUARY, None, Selection(accounts=("B-001", "B-002", "B-003")))
+
+    def run_b_after_the_first_batch(progress: Progress) -> None:
+        if progress.batches == 1 and not app.get_run("b").is_completed:
+            assert BillRunExecutor(app, 2).execute("b").run.is_completed
+
+    a = BillRunExecutor(app, 1, on_progress=run_b_after_the_first_batch).execute("a")
+    assert a.run.is_completed
+
+
+# History of a run ---------------------------------------------------------------
+
+
+def test_the_history_of_a_run_is_its_events_and_all_it_caused_and_nothing_of_another_run(
+    billing: Billing, raw_log: RawLog
+) -> None:
+    interleaved_runs(billing)
+    log = raw_log.rows()
+
+    histories = {run_id: list(History(billing).of_run(run_id)) for run_id in ("a", "b")}
+
+    def belongs_to(row: dict[str, Any], run_id: str) -> bool:
+        return row["originator_id"] == run_uuid(run_id) or row["state"].get("run_id") == run_id
+
+    a_ids = [r["notification_id"] for r in log if r["originator_id"] == run_uuid("a")]
+    b_ids = [r["notification_id"] for r in log if belongs_to(r, "b")]
+    assert a_ids[0] < b_ids[0] and b_ids[-1] < a_ids[-1], "b ran inside a's stretch of the log"
+    for run_id, history in histories.items():
+        other = "b" if run_id == "a" else "a"
+        run = billing.get_run(run_id)
+        expected = [key(r) for r in log if belongs_to(r, run_id)]
+        assert keys(history) == expected
+        ids = [e.notification_id for e in history]
+        assert ids == sorted(set(ids)), "notification order, each event once"
+        assert {e.event for e in history} == RUN_EVENTS | CAUSED_EVENTS
+        for entry in history:
+            if entry.aggregate_id == run_uuid(run_id):
+                assert entry.event in RUN_EVENTS
+            else:
+                assert entry.event in CAUSED_EVENTS
+                assert entry.payload["run_id"] == run_id
+            assert entry.aggregate_id != run_uuid(other)
+            assert entry.payload.get("run_id") != other
+        counted = Counter(e.event for e in history)
+        stats = run.statistics
+        assert counted["RunBatchCompleted"] == run.batches
+        assert counted["PackageBilled"] == counted["InvoiceLineAdded"] == stats.lines
+        assert counted["InvoiceOpened"] == counted["InvoiceClosed"] == stats.invoices
+        reserved = [e for e in history if e.event == "InvoiceNumbersReserved"]
+        assert {e.aggregate_id for e in reserved} == {INVOICE_NUMBER_SEQUENCE_ID}
+        assert sum(e.payload["count"] for e in reserved) == stats.invoices
+        billed_accounts = {e.payload["account_id"] for e in history if e.event == "InvoiceOpened"}
+        assert {e.aggregate_id for e in history if e.event.startswith("Invoice")} - {
+            INVOICE_NUMBER_SEQUENCE_ID
+        } == {invoice_uuid(run_id, a) for a in billed_accounts}
+    assert {e.payload["account_id"] for e in histories["a"] if e.event == "InvoiceOpened"} == {
+        "A-001",
+        "A-002",
+        "A-003",
+    }
+
+
+def test_a_history_entry_carries_the_stored_event_as_it_was_written(
+    billing: Billing, raw_log: RawLog
+) -> None:
+    interleaved_runs(billing)
+    stored = {r["notification_id"]: r for r in raw_log.rows()}
+
+    for entry in History(billing).of_run("a"):
+        row = stored[entry.notification_id]
+        assert entry.aggregate_id == row["originator_id"]
+        assert entry.version == row["originator_version"]
+        assert entry.event == row["event"]
+        assert {**entry.payload, "timestamp": entry.timestamp} == row["state"]
+        datetime.fromisoformat(entry.timestamp)
+        assert entry.as_json() == {
+            "notification_id": entry.notification_id,
+            "timestamp": entry.timestamp,
+            "aggregate": entry.aggregate,
+            "aggregate_id": str(entry.aggregate_id),
+            "version": entry.version,
+            "event": entry.event,
+            "payload": entry.payload,
+        }
+        json.dumps(entry.as_json())  # plain JSON, as exported
+
+
+# History of an account and of an invoice ----------------------------------------
+
+
+def test_the_history_of_an_account_holds_its_events_and_its_invoices_events(
+    billing: Billing, raw_log: RawLog
+) -> None:
+    interleaved_runs(billing)
+    billing.schedule_run("feb", FEBRUARY, None, Selection(accounts=("A-001", "B-001")))
+    BillRunExecutor(billing, 5).execute("feb")
+    mine = {account_uuid("A-001"), invoice_uuid("a", "A-001"), invoice_uuid("feb", "A-001")}
+
+    history = list(History(billing).of_account("A-001"))
+
+    assert keys(history) == [key(r) for r in raw_log.rows() if r["originator_id"] in mine]
+    assert {e.aggregate_id for e in history} == mine
+    events = Counter(e.event for e in history)
+    assert events["AccountOpened"] == 1
+    assert events["PackageSubscribed"] == 2
+    assert events["PackageBilled"] == 3  # office in January and February, mail in January
+    assert events["InvoiceOpened"] == events["InvoiceClosed"] == 2
+    assert not RUN_EVENTS & set(events)
+    assert "InvoiceNumbersReserved" not in events
+    assert {e.aggregate for e in history} == {"account", "invoice"}
+
+
+def test_the_history_of_an_account_never_billed_is_its_own_events(billing: Billing) -> None:
+    interleaved_runs(billing)
+
+    history = list(History(billing).of_account("A-004"))
+
+    assert [e.event for e in history] == ["AccountOpened", "PackageSubscribed"]
+    assert {e.aggregate_id for e in history} == {account_uuid("A-004")}
+
+
+def test_the_history_of_an_invoice_is_its_opening_lines_and_closing(billing: Billing) -> None:
+    interleaved_runs(billing)
+    invoice_id = invoice_uuid("a", "A-001")
+    invoice = billing.get_invoice(invoice_id)
+
+    history = list(History(billing).of_invoice(invoice_id))
+
+    assert [e.event for e in history] == [
+        "InvoiceOpened", "InvoiceLineAdded", "InvoiceLineAdded", "InvoiceClosed",
+    ]  # fmt: skip
+    assert [e.version for e in history] == [1, 2, 3, 4]
+    assert {e.aggregate_id for e in history} == {invoice_id}
+    assert [e.payload["line"]["amount"] for e in history[1:3]] == ["100.00", "45.00"]
+    closed = history[-1].payload
+    assert (closed["number"], Decimal(closed["total"])) == (invoice.number, invoice.total)
+
+
+def test_histories_of_unknown_runs_accounts_and_invoices_are_refused_before_streaming(
+    billing: Billing,
+) -> None:
+    interleaved_runs(billing)
+    history = History(billing)
+
+    with pytest.raises(RunNotFound, match="no bill run 'nope'"):
+        history.of_run("nope")
+    with pytest.raises(AccountNotFound, match="no account 'NOPE-1'"):
+        history.of_account("NOPE-1")
+    unknown = uuid4()
+    with pytest.raises(InvoiceNotFound, match=str(unknown)):
+        history.of_invoice(unknown)
+
+
+# Time travel --------------------------------------------------------------------
+
+
+def test_an_account_as_of_an_instant_between_two_of_its_events_is_the_earlier_state(
+    billing: Billing, clock: SteppingClock
+) -> None:
+    import_accounts(billing, A_ACCOUNTS[0])
+    opened_at = clock.now  # the import's one reading of the clock
+    renamed = {**A_ACCOUNTS[0], "name": "A One Renamed"}
+    import_accounts(billing, renamed)
+    renamed_at = clock.now
+    billing.schedule_run("a", JANUARY, None, Selection())
+    BillRunExecutor(billing, 5).execute("a")
+    now = billing.get_account("A-001")
+    assert opened_at < renamed_at
+
+    before_rename = billing.get_account("A-001", as_of=renamed_at - MILLISECOND / 2)
+    before_billing = billing.get_account("A-001", as_of=renamed_at)
+
+    assert (before_rename.name, before_rename.version) == ("A-001 Ltd", 3)
+    assert (before_billing.name, before_billing.version) == ("A One Renamed", 4)
+    assert before_billing.packages["office"].next_bill_date == date(2026, 1, 1)
+    assert now.packages["office"].next_bill_date == date(2026, 2, 1)
+    assert now.version > before_billing.version
+    at_opening = billing.get_account("A-001", as_of=opened_at)
+    assert set(at_opening.packages) == {"office", "mail"}
+
+
+def test_an_account_at_a_version_is_the_state_after_that_many_events(billing: Billing) -> None:
+    import_accounts(billing, A_ACCOUNTS[0])
+
+    first = billing.get_account("A-001", version=1)
+    second = billing.get_account("A-001", version=2)
+
+    assert (first.version, first.packages) == (1, {})
+    assert (first.name, first.currency) == ("A-001 Ltd", "EUR")
+    assert (second.version, set(second.packages)) == (2, {"office"})
+
+
+def test_a_run_as_of_an_instant_or_at_a_version_is_the_run_as_it_was(
+    billing: Billing, clock: SteppingClock
+) -> None:
+    import_accounts(billing, *A_ACCOUNTS)
+    billing.schedule_run("a", JANUARY, None, Selection())
+    scheduled_at = clock.now
+    BillRunExecutor(billing, 2).execute("a")
+    run = billing.get_run("a")
+    assert run.started_at is not None and run.completed_at is not None
+
+    scheduled = billing.get_run("a", as_of=run.started_at - MILLISECOND / 2)
+    started = billing.get_run("a", as_of=run.started_at)
+    almost = billing.get_run("a", as_of=run.completed_at - MILLISECOND / 2)
+    at_two = billing.get_run("a", version=2)
+
+    assert scheduled.scheduled_at == scheduled_at
+    assert (scheduled.status, scheduled.version) == (RunStatus.SCHEDULED, 1)
+    assert (started.status, started.version, started.batches) == (RunStatus.RUNNING, 2, 0)
+    assert (almost.status, almost.batches) == (RunStatus.RUNNING, run.batches)
+    assert almost.statistics == run.statistics
+    assert (at_two.status, at_two.version) == (RunStatus.RUNNING, 2)
+    assert billing.get_run("a", as_of=run.completed_at).status is RunStatus.COMPLETED
+
+
+def test_an_invoice_by_version_shows_every_step_and_by_instant_is_absent_or_closed(
+    billing: Billing,
+) -> None:
+    """An invoice is opened, given its lines and closed in one transaction at one
+    instant: by instant it did not exist yet or is closed; by version, every step."""
+    interleaved_runs(billing)
+    invoice_id = invoice_uuid("a", "A-001")
+    invoice = billing.get_invoice(invoice_id)
+    assert invoice.modified_on is not None
+
+    opened = billing.get_invoice(invoice_id, version=1)
+    one_line = billing.get_invoice(invoice_id, version=2)
+    at_close = billing.get_invoice(invoice_id, as_of=invoice.modified_on)
+
+    assert (opened.version, opened.status, opened.lines, opened.number) == (
+        1, InvoiceStatus.OPEN, [], None,
+    )  # fmt: skip
+    assert (one_line.version, len(one_line.lines), one_line.total) == (2, 1, Decimal("100.00"))
+    assert (at_close.version, at_close.status, at_close.number) == (
+        4, InvoiceStatus.CLOSED, invoice.number,
+    )  # fmt: skip
+    with pytest.raises(InvoiceNotFound):
+        billing.get_invoice(invoice_id, as_of=invoice.modified_on - MILLISECOND / 2)
+
+
+def test_as_of_an_instant_before_creation_is_not_found(billing: Billing) -> None:
+    interleaved_runs(billing)
+    account = billing.get_account("A-001")
+    run = billing.get_run("a")
+    invoice = billing.get_invoice(invoice_uuid("a", "A-001"))
+    assert account.created_on and run.scheduled_at and invoice.created_on
+
+    with pytest.raises(AccountNotFound):
+        billing.get_account("A-001", as_of=account.created_on - MILLISECOND)
+    with pytest.raises(RunNotFound):
+        billing.get_run("a", as_of=run.scheduled_at - MILLISECOND)
+    with pytest.raises(InvoiceNotFound):
+        billing.get_invoice(invoice.id, as_of=invoice.created_on - MILLISECOND)
+
+
+# The run report -----------------------------------------------------------------
+
+
+def expected_steps(invoices: list[Invoice]) -> list[dict[str, Any]]:
+    """Per step, kind and currency: count and amount, worked out from the invoices."""
+    table: dict[tuple[str, str, str], list[Any]] = {}
+
+    def add(step: str, kind: str, currency: str, count: int, amount: Decimal) -> None:
+        entry = table.setdefault((step, kind, currency), [0, Decimal(0)])
+        entry[0] += count
+        entry[1] += amount
+
+    for invoice in invoices:
+        for line in invoice.lines:
+            add("bill_packages", "recurring", invoice.currency, 1, line.amount)
+        add("invoices", "closed", invoice.currency, 1, invoice.total)
+        add("invoices", "opened", invoice.currency, 1, Decimal(0))
+    return [
+        {"step": s, "kind": k, "currency": c, "count": n, "amount": amount}
+        for (s, k, c), (n, amount) in sorted(table.items())
+    ]
+
+
+def test_the_run_report_counts_and_amounts_equal_the_runs_invoices(
+    billing: Billing, es_env: dict[str, str]
+) -> None:
+    interleaved_runs(billing)
+    read_side = ReadSide(billing, es_env)
+    try:
+        reports = {r: read_side.fresh_run_report().report(r) for r in ("a", "b")}
+        assert read_side.fresh_run_report().report("nope") is None
+    finally:
+        read_side.close()
+
+    for run_id, report in reports.items():
+        assert report is not None
+        run = billing.get_run(run_id)
+        invoices = list(billing.load_many(Invoice, _invoice_ids(billing, run_id)).values())
+        steps = [{**s, "amount": Decimal(s["amount"])} for s in report["steps"]]
+        assert steps == expected_steps(invoices)
+        assert report["status"] == "completed"
+        assert report["accounts"] == {
+            "in_scope": run.accounts_in_scope,
+            "scanned": run.statistics.accounts_scanned,
+            "billed": run.statistics.accounts_billed,
+            "skipped_nothing_due": run.statistics.accounts_skipped,
+        }
+        invoiced = {c: Decimal(v["invoiced"]) for c, v in report["per_currency"].items()}
+        assert invoiced == run.statistics.totals
+        assert report["timings"]["batches"] == run.batches
+    assert reports["a"]["accounts"]["skipped_nothing_due"] == 1
+    assert set(reports["a"]["per_currency"]) == {"EUR", "GBP"}
+    assert set(reports["b"]["per_currency"]) == {"EUR", "GBP", "JPY"}
+
+
+def _invoice_ids(billing: Billing, run_id: str) -> list[UUID]:
+    """The ids of the run's invoices: one per billed account, by its natural key."""
+    candidates = [invoice_uuid(run_id, a["id"]) for a in A_ACCOUNTS + B_ACCOUNTS]
+    return list(billing.load_many(Invoice, candidates))
