@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from application.clock import Clock, system_clock
@@ -269,8 +269,13 @@ class Billing(Application[UUID]):
             existing = self.get_run(run_id)
         except RunNotFound:
             run = BillRun.schedule(run_id, period, posting_date, selection, self.clock(), settings)
-            self.save(run)
-            return ScheduleOutcome(run, created=True)
+            try:
+                self.save(run)
+            except RecordConflictError:
+                # Another process scheduled the same run id first: judge its terms.
+                existing = self.get_run(run_id)
+            else:
+                return ScheduleOutcome(run, created=True)
         if existing.same_terms(period, posting_date, selection, settings):
             return ScheduleOutcome(existing, created=False)
         raise RunAlreadyScheduled(

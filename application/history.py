@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.account import PackageBilled
-from domain.invoice import InvoiceOpened
 from domain.ids import account_uuid, invoice_uuid, run_uuid
+from domain.invoice import InvoiceOpened
 
 PAGE_SIZE = 5000
 
@@ -127,11 +126,3 @@ class History:
     def _of_aggregates(self, ids: Sequence[UUID]) -> Iterator[HistoryEntry]:
         for row in self.billing.queries.events_with_ids(ids):
             yield self._entry(*row)
-
-
-def parse_instant(text: str) -> datetime:
-    """An ISO 8601 instant; a date or a naive time is read as UTC."""
-    from datetime import UTC
-
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

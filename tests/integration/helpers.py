@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,6 @@ from tests.conftest import account, package
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BILLRUN = Path(sys.executable).with_name("billrun")
 EVENTS = "billing_events"
-
-Q1_2026 = ("2026-01-01", "2026-03-31")
 
 
 # Scenario data ----------------------------------------------------------------
@@ -251,14 +250,17 @@ def outcome(database_url: str, *run_ids: str) -> dict[str, Any]:
         invoices = billing.load_many(Invoice, invoice_ids)
         billings = sorted(
             (
-                s["line"]["account_id"],
-                s["package_id"],
-                s["bill_date"],
-                s["next_bill_date"],
-                s["run_id"],
-                s["line"],
-            )
-            for s in log.states(PackageBilled)
+                (
+                    s["line"]["account_id"],
+                    s["package_id"],
+                    s["bill_date"],
+                    s["next_bill_date"],
+                    s["run_id"],
+                    s["line"],
+                )
+                for s in log.states(PackageBilled)
+            ),
+            key=lambda billing: billing[:5],  # a duplicate must not make sorting fail
         )
         runs = {}
         for run_id in run_ids:
@@ -301,36 +303,51 @@ class WriteGate:
     """Holds an EXCLUSIVE lock on the events table, which every writer needs to insert.
 
     Reads go on (EXCLUSIVE only conflicts with writes), so a process executing a
-    run computes its next batch and then waits, transaction open, for the lock.
-    `let_one_through()` releases the lock and takes it again: PostgreSQL grants the
-    released lock to the queued writer first, so exactly one transaction commits
-    before the gate is shut again. Killing the writer while it waits here crashes
-    it at a known point: after the transactions let through, with the next one
-    computed and in flight.
+    run computes its next transaction and then waits, transaction open, for the
+    lock. Killing the writer while it waits here crashes it at a known point:
+    after the transactions let through, with the next one computed and in flight.
+
+    `let_one_through()` passes exactly one transaction. A second connection first
+    queues for the lock *behind* the waiting writer, and only then does the first
+    one release it: PostgreSQL grants locks in queue order, so the writer goes
+    through and the gate is shut again before the writer's next transaction can
+    queue. (Releasing and re-locking on one connection would race with it.)
     """
 
     def __init__(self, database_url: str) -> None:
-        self.conn = psycopg.connect(database_url, row_factory=dict_row)
         self.monitor = psycopg.connect(database_url, autocommit=True, row_factory=dict_row)
-        self._shut()
+        self._holder = psycopg.connect(database_url)
+        self._spare = psycopg.connect(database_url)
+        self._own_pids = [self._holder.info.backend_pid, self._spare.info.backend_pid]
+        self._queue = ThreadPoolExecutor(max_workers=1)
+        self._lock(self._holder)
 
-    def _shut(self) -> None:
-        self.conn.execute(f"LOCK TABLE {EVENTS} IN EXCLUSIVE MODE")
+    @staticmethod
+    def _lock(conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"LOCK TABLE {EVENTS} IN EXCLUSIVE MODE")
 
     def waiting(self) -> list[dict[str, Any]]:
         """Client sessions of this database waiting for the events table (or for an
         advisory lock, which is how processes queue for creating the schema).
 
-        Only client backends count: autovacuum also queues here (its ANALYZE
-        conflicts with the EXCLUSIVE lock) and must not be mistaken for a writer.
+        Only other clients' backends count: autovacuum also queues here (its
+        ANALYZE conflicts with the EXCLUSIVE lock), and so does the gate itself.
         """
         return self.monitor.execute(
             "SELECT a.pid, a.query, l.locktype "
             "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
             "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             f"AND (l.relation = '{EVENTS}'::regclass OR l.locktype = 'advisory') "
-            "AND a.backend_type = 'client backend' AND NOT l.granted ORDER BY a.pid"
+            "AND a.backend_type = 'client backend' AND NOT l.granted "
+            "AND a.pid <> ALL(%s) ORDER BY a.pid",
+            (self._own_pids,),
         ).fetchall()
+
+    def _queued(self, pid: int) -> bool:
+        row = self.monitor.execute(
+            "SELECT count(*) AS n FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
+        ).fetchone()
+        return bool(row and row["n"])
 
     def wait_for_writer(self, process: subprocess.Popen[str]) -> dict[str, Any]:
         """The one session waiting at the gate (`process`'s), once there is one."""
@@ -358,14 +375,24 @@ class WriteGate:
         return list(wait_until(queued, timeout, what=f"{count} sessions at the gate"))
 
     def let_one_through(self) -> None:
-        self.conn.commit()
-        self._shut()
+        """Let the waiting writer commit one transaction; return once it has."""
+        spare = self._spare
+        locked = self._queue.submit(self._lock, spare)
+        wait_until(
+            lambda: locked.done() or self._queued(spare.info.backend_pid),
+            what="the gate to queue behind the writer",
+        )
+        self._holder.commit()
+        locked.result(timeout=30)  # granted once the writer's transaction has ended
+        self._holder, self._spare = spare, self._holder
 
     def open(self) -> None:
-        self.conn.commit()
+        self._holder.commit()
 
     def close(self) -> None:
-        with contextlib.suppress(psycopg.Error):
-            self.conn.commit()
-        self.conn.close()
+        for conn in (self._holder, self._spare):
+            with contextlib.suppress(psycopg.Error):
+                conn.commit()
+            conn.close()
+        self._queue.shutdown()
         self.monitor.close()

@@ -1,0 +1,305 @@
+"""Delivering rendered invoices by their bill group's channel.
+
+`InvoiceDelivery.deliver` is what the deliver consumer calls. One invoice goes
+out at most once as far as billrun's history is concerned: an invoice already
+delivered (`InvoiceDelivered` recorded) sends nothing.
+
+Channels (the bill group's `delivery_channel`):
+- `email`: SMTP, the PDF and the UBL XML attached;
+- `file`: the same MIME message written as an `.eml` into the outbox folder,
+  named by its Message-ID, so writing it twice leaves one file;
+- `none`: nothing is sent; the delivery is recorded with channel `none`.
+
+Crash safety. Sending and recording cannot be one transaction: an SMTP server
+is not part of PostgreSQL's. The message goes out first and `InvoiceDelivered`
+is recorded after, so a crash (or a lost save) between the two can send the
+same email twice, never lose one. The Message-ID is deterministic per invoice
+(`<invoice-<uuid>@billrun>`), so the repeat carries the same Message-ID as the
+first and mail systems and receivers can recognise it as a duplicate. The file
+channel has no such window worth the name: its repeat replaces the same file.
+
+What "first invoice" means. An invoice is the account's first when the
+account has no other closed invoice with a lower number. The candidates are
+found in the event store, not in the invoices read model: every billed line
+the account recorded names its run (`PackageBilled.run_id`, and any future
+`...Billed` event with a `run_id`), and the invoice of (run, account) has a
+deterministic id, so the account's own history yields its invoices without
+scanning the log, and without depending on a projection's lag (or on the
+`projections` package, which the application may not import).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
+
+from application.billing import Billing
+from application.documents import build_invoice_document
+from application.errors import ApplicationError
+from application.ports import (
+    DeliveryChannel,
+    DocumentStore,
+    InvoiceDocument,
+    MessageTemplates,
+    Seller,
+)
+from domain.account import Account
+from domain.bill_group import BillGroup
+from domain.bill_group import DeliveryChannel as ChannelName
+from domain.bill_run import BillRun
+from domain.ids import invoice_uuid
+from domain.invoice import Delivery, Invoice
+
+log = logging.getLogger(__name__)
+
+SUBJECT_TEMPLATE = "email_subject.txt.j2"
+BODY_TEMPLATE = "email_body.txt.j2"
+FIRST_INVOICE_TEMPLATE = "email_first_invoice.txt.j2"
+
+SAVE_ATTEMPTS = 5
+
+ATTACHMENT_TYPES = {"pdf": ("application", "pdf"), "xml": ("application", "xml")}
+
+
+class OutcomeKind(StrEnum):
+    DELIVERED = "delivered"
+    ALREADY_DELIVERED = "already_delivered"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    invoice_id: UUID
+    kind: OutcomeKind
+    delivery: Delivery | None = None
+    """What is recorded (delivered, already delivered); None when skipped."""
+    reason: str | None = None
+    """Why it was skipped; nothing was sent or recorded."""
+    first_invoice: bool | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.kind is OutcomeKind.DELIVERED
+
+
+class ChannelUnavailable(ApplicationError):
+    """The bill group asks for a channel this process was not given (e.g. no SMTP URL)."""
+
+
+class DeliveryRefused(ApplicationError):
+    """The message could not be built (a bill group's template is broken); nothing sent."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ready
+
+
+def ready_for_delivery(invoice: Invoice, run: BillRun) -> Readiness:
+    """May this invoice go out now? The one place delivery policy is decided.
+
+    Today: it is closed, its run delivers invoices, and it has a PDF. Invoice
+    approval (a later issue) adds its check here, and nowhere else.
+    """
+    if not invoice.is_closed:
+        return Readiness(False, "the invoice is still open")
+    if not run.settings.deliver_invoices:
+        return Readiness(False, f"run {run.run_id} does not deliver invoices")
+    if "pdf" not in invoice.documents:
+        return Readiness(False, "the invoice has no PDF yet")
+    return Readiness(True)
+
+
+def invoice_message_id(invoice_id: UUID) -> str:
+    """The same Message-ID every time the invoice is sent, so repeats are recognisable."""
+    return f"<invoice-{invoice_id}@billrun>"
+
+
+class InvoiceDelivery:
+    """Sends closed, rendered invoices out by their bill group's channel."""
+
+    def __init__(
+        self,
+        billing: Billing,
+        store: DocumentStore,
+        channels: Mapping[str, DeliveryChannel],
+        templates: MessageTemplates,
+        seller: Seller,
+    ) -> None:
+        self.billing = billing
+        self.store = store
+        self.channels = dict(channels)
+        self.templates = templates
+        self.seller = seller
+
+    def deliver(self, invoice_id: UUID) -> DeliveryOutcome:
+        """Deliver the invoice once; an invoice already delivered sends nothing.
+
+        Skips (recording and sending nothing) an invoice that is not ready
+        (`ready_for_delivery`) or whose email channel has no recipient. Raises
+        InvoiceNotFound, ChannelUnavailable, DeliveryRefused, or the channel's
+        OSError when sending failed (nothing recorded: retry later).
+        """
+        invoice = self.billing.get_invoice(invoice_id)
+        if invoice.delivery is not None:
+            return DeliveryOutcome(invoice_id, OutcomeKind.ALREADY_DELIVERED, invoice.delivery)
+        readiness = ready_for_delivery(invoice, self.billing.get_run(invoice.run_id))
+        if not readiness:
+            return DeliveryOutcome(invoice_id, OutcomeKind.SKIPPED, reason=readiness.reason)
+        account = self.billing.get_account(invoice.account_id)
+        group = self.billing.get_bill_group(account.bill_group)
+        channel_name = ChannelName(group.delivery_channel)
+        message_id = invoice_message_id(invoice.id)
+
+        if channel_name is ChannelName.NONE:
+            return self._record(invoice, "none", None, message_id, None, first_invoice=None)
+
+        channel = self.channels.get(channel_name.value)
+        if channel is None:
+            raise ChannelUnavailable(
+                f"bill group {group.group_id!r} delivers by {channel_name.value}, which is not "
+                "configured here"
+                + (" (set BILLRUN_SMTP_URL)" if channel_name is ChannelName.EMAIL else "")
+            )
+        recipient = account.invoice_email
+        if channel_name is ChannelName.EMAIL and not recipient:
+            return DeliveryOutcome(
+                invoice_id,
+                OutcomeKind.SKIPPED,
+                reason=f"account {account.account_id} has no invoice email",
+            )
+        first = self.is_first_invoice(invoice, account)
+        message = self.compose(invoice, account, group, first)
+        location = channel.send(message)
+        log.info("invoice %s sent by %s to %s", invoice.id, channel_name.value, recipient)
+        return self._record(
+            invoice, channel_name.value, recipient, message_id, location, first_invoice=first
+        )
+
+    # The message ----------------------------------------------------------------
+
+    def compose(
+        self, invoice: Invoice, account: Account, group: BillGroup, first_invoice: bool
+    ) -> EmailMessage:
+        """The MIME message of an invoice: text body, the PDF and the XML attached."""
+        document = build_invoice_document(invoice, account, self.seller)
+        context = email_context(document, first_invoice)
+        if first_invoice and group.first_invoice_email_template is not None:
+            body_name, body_source = FIRST_INVOICE_TEMPLATE, group.first_invoice_email_template
+        elif first_invoice and group.email_template is None:
+            body_name, body_source = FIRST_INVOICE_TEMPLATE, None
+        else:
+            body_name, body_source = BODY_TEMPLATE, group.email_template
+        try:
+            subject = self.templates.render_text(SUBJECT_TEMPLATE, group.email_subject, context)
+            body = self.templates.render_text(body_name, body_source, context)
+        except ValueError as error:
+            raise DeliveryRefused(
+                f"invoice {document.display_number}: bill group {group.group_id!r}: {error}"
+            ) from error
+
+        message = EmailMessage()
+        message["Message-ID"] = invoice_message_id(invoice.id)
+        message["Date"] = format_datetime(self.billing.clock())
+        message["From"] = formataddr((self.seller.name, self.seller.email))
+        if account.invoice_email:
+            message["To"] = formataddr((account.name, account.invoice_email))
+        # A subject is one line: a template's newlines must not become headers.
+        message["Subject"] = " ".join(subject.split())
+        message["X-Billrun-Invoice"] = document.display_number
+        message.set_content(body + "\n")
+        for document_format in ("pdf", "xml"):
+            recorded = invoice.documents.get(document_format)
+            if recorded is None:
+                continue  # the XML is optional; ready_for_delivery demands the PDF
+            maintype, subtype = ATTACHMENT_TYPES[document_format]
+            message.add_attachment(
+                self.store.get(recorded.location),
+                maintype=maintype,
+                subtype=subtype,
+                filename=f"{document.display_number}.{document_format}",
+            )
+        return message
+
+    def is_first_invoice(self, invoice: Invoice, account: Account) -> bool:
+        """True unless the account has another closed invoice with a lower number."""
+        run_ids = {
+            run_id
+            for event in self.billing.iter_history(account.id)
+            if isinstance(run_id := getattr(event, "run_id", None), str)
+        }
+        candidates = [invoice_uuid(run_id, account.account_id) for run_id in run_ids]
+        others = self.billing.load_many(Invoice, [i for i in candidates if i != invoice.id])
+        return not any(
+            other.is_closed and other.number is not None and other.number < (invoice.number or 0)
+            for other in others.values()
+        )
+
+    # Recording ------------------------------------------------------------------
+
+    def _record(
+        self,
+        invoice: Invoice,
+        channel: str,
+        recipient: str | None,
+        message_id: str,
+        location: str | None,
+        first_invoice: bool | None,
+    ) -> DeliveryOutcome:
+        for _attempt in range(SAVE_ATTEMPTS):
+            if invoice.delivery is not None:
+                # Another deliverer recorded it between our load and our save.
+                return DeliveryOutcome(
+                    invoice.id, OutcomeKind.ALREADY_DELIVERED, invoice.delivery, None, first_invoice
+                )
+            invoice.record_delivery(channel, recipient, message_id, location, self.billing.clock())
+            try:
+                self.billing.save(invoice)
+            except RecordConflictError:
+                # Someone else extended the invoice (a late XML rendering, another
+                # deliverer): reload and record on top of it, without sending again.
+                invoice = self.billing.get_invoice(invoice.id)
+                continue
+            return DeliveryOutcome(
+                invoice.id, OutcomeKind.DELIVERED, invoice.delivery, None, first_invoice
+            )
+        raise ApplicationError(
+            f"invoice {invoice.id} was sent by {channel} but kept changing while its delivery "
+            f"was recorded ({SAVE_ATTEMPTS} attempts); delivering it again resends it"
+        )
+
+
+def email_context(document: InvoiceDocument, first_invoice: bool) -> dict[str, object]:
+    """The names a subject or body template can use (documented in the import format)."""
+    return {
+        "doc": document,
+        "number": document.display_number,
+        "account_id": document.buyer.account_id,
+        "account_name": document.buyer.name,
+        "recipient": document.buyer.email,
+        "currency": document.currency,
+        "total": f"{document.total:,}",
+        "subtotal": f"{document.subtotal:,}",
+        "tax": f"{document.tax:,}",
+        # Dates print as ISO 8601 (`{{ due_date }}`); `| long_date` spells them out.
+        "issue_date": document.issue_date,
+        "due_date": document.due_date,
+        "period_start": document.service_period_start,
+        "period_end": document.service_period_end,
+        "payment_terms": document.payment_terms,
+        "seller_name": document.seller.name,
+        "seller_email": document.seller.email,
+        "run_id": document.run_id,
+        "first_invoice": first_invoice,
+    }

@@ -1,0 +1,191 @@
+"""What the document and delivery services need from the outside world.
+
+The application states its needs as Protocols; `infrastructure/` provides the
+adapters (jinja2 + WeasyPrint, the content-addressed file store, SMTP, the
+`.eml` outbox) without importing this module: they satisfy these Protocols
+structurally, so the layering rule (infrastructure never imports application)
+holds and tests can pass fakes through the same constructors.
+
+The invoice view model (`InvoiceDocument`) lives here too: it is what the
+renderer is handed, so it is part of the renderer's contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from email.message import EmailMessage
+from typing import Protocol
+from uuid import UUID
+
+DEFAULT_PAYMENT_TERMS_DAYS = 30
+
+
+class ConfigurationProblem(ValueError):
+    """A seller setting in the environment cannot be used."""
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who issues the invoices: printed on every document, the From of every email.
+
+    The defaults describe a fictitious company so a demo produces complete
+    documents; a real deployment sets the BILLRUN_SELLER_* variables
+    (`Seller.from_environment`).
+    """
+
+    name: str = "Billrun Demo Ltd"
+    address_lines: tuple[str, ...] = ("1 Ledger Street", "1000 Brussels", "Belgium")
+    country_code: str = "BE"
+    """ISO 3166-1 alpha-2, for the UBL postal address."""
+    vat_id: str = "BE0123456749"
+    email: str = "billing@billrun.example"
+    iban: str = "BE71 0961 2345 6769"
+    bic: str | None = None
+    payment_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Seller:
+        """The seller of BILLRUN_SELLER_NAME, _ADDRESS (lines separated by `;`),
+        _COUNTRY, _VAT_ID, _EMAIL, _IBAN, _BIC and BILLRUN_PAYMENT_TERMS_DAYS;
+        an unset variable keeps the default."""
+        default = cls()
+        raw_days = environ.get("BILLRUN_PAYMENT_TERMS_DAYS") or str(default.payment_terms_days)
+        try:
+            days = int(raw_days)
+        except ValueError:
+            raise ConfigurationProblem(
+                f"BILLRUN_PAYMENT_TERMS_DAYS: not a whole number: {raw_days!r}"
+            ) from None
+        if days < 0:
+            raise ConfigurationProblem(f"BILLRUN_PAYMENT_TERMS_DAYS: must be >= 0, not {days}")
+        address = environ.get("BILLRUN_SELLER_ADDRESS")
+        return cls(
+            name=environ.get("BILLRUN_SELLER_NAME") or default.name,
+            address_lines=(
+                tuple(part.strip() for part in address.split(";") if part.strip())
+                if address
+                else default.address_lines
+            ),
+            country_code=environ.get("BILLRUN_SELLER_COUNTRY") or default.country_code,
+            vat_id=environ.get("BILLRUN_SELLER_VAT_ID") or default.vat_id,
+            email=environ.get("BILLRUN_SELLER_EMAIL") or default.email,
+            iban=environ.get("BILLRUN_SELLER_IBAN") or default.iban,
+            bic=environ.get("BILLRUN_SELLER_BIC") or default.bic,
+            payment_terms_days=days,
+        )
+
+
+@dataclass(frozen=True)
+class Buyer:
+    account_id: str
+    name: str
+    email: str | None
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    position: int
+    description: str
+    service_period_start: date
+    service_period_end: date
+    quantity: Decimal
+    unit_amount: Decimal
+    amount: Decimal
+    source: str
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    """Everything printed on an invoice, computed once, for every format.
+
+    Money is `Decimal` at the currency's minor unit, exactly as on the invoice
+    aggregate; nothing here is recomputed from floats or rounded again.
+    """
+
+    invoice_id: UUID
+    number: int
+    display_number: str
+    """INV-00000042: the number customers quote."""
+    run_id: str
+    issue_date: date
+    due_date: date
+    currency: str
+    seller: Seller
+    buyer: Buyer
+    lines: tuple[DocumentLine, ...]
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    tax_rate: Decimal
+    """Percent; 0 while billrun computes no tax."""
+    tax_category: str
+    """UNCL 5305 code for the UBL document: S (standard rate) or Z (zero rated)."""
+    payment_terms: str
+    service_period_start: date | None = None
+    service_period_end: date | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def payment_terms_days(self) -> int:
+        return (self.due_date - self.issue_date).days
+
+
+class StoredDocument(Protocol):
+    """Where a stored document is, and how to check it is the one recorded."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+class DocumentStore(Protocol):
+    """Keeps rendered documents by their content (SHA-256)."""
+
+    def put(self, content: bytes, extension: str) -> StoredDocument:
+        """Store `content` (storing the same bytes twice is harmless) and say where."""
+        ...
+
+    def get(self, location: str) -> bytes:
+        """The bytes stored at a `location` that `put` returned."""
+        ...
+
+
+class DocumentRenderer(Protocol):
+    def render_pdf(self, document: InvoiceDocument) -> bytes: ...
+    def render_xml(self, document: InvoiceDocument) -> bytes:
+        """A UBL 2.1 Invoice (EN 16931 core), UTF-8."""
+        ...
+
+
+class MessageTemplates(Protocol):
+    """Renders the text of invoice emails (subject, body)."""
+
+    def render_text(
+        self, default_name: str, source: str | None, context: Mapping[str, object]
+    ) -> str:
+        """Render `source` (a bill group's own template text) or, when it is None,
+        the built-in template `default_name`. Raises ValueError, with a message
+        saying what is wrong, for a template that cannot be rendered."""
+        ...
+
+
+class DeliveryChannel(Protocol):
+    """One way out for invoices (SMTP, the .eml outbox, ...)."""
+
+    def send(self, message: EmailMessage) -> str | None:
+        """Send or write `message`; return where it was written (None if nowhere).
+
+        Raises OSError (or a subclass, e.g. smtplib.SMTPException) when it could
+        not; the caller then records nothing, so the delivery can be retried.
+        """
+        ...
+
+
+MailChannel = DeliveryChannel
+"""The email-shaped channels are the only kind so far."""
