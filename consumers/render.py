@@ -17,7 +17,9 @@ from domain.invoice import InvoiceClosed
 CONSUMER = "render"
 
 
-def render_router(services: ConsumerServices, topology: Topology, policy: RetryPolicy) -> NatsRouter:
+def render_router(
+    services: ConsumerServices, topology: Topology, policy: RetryPolicy
+) -> NatsRouter:
     router = NatsRouter(
         middlewares=[dead_letter_middleware(topology.dead_letters, policy, CONSUMER)]
     )

@@ -104,9 +104,7 @@ class EventStoreQueries:
             curs.execute(statement, (list(originator_ids),), prepare=True)
             return [_row(r) for r in curs.fetchall()]
 
-    def events_after(
-        self, originator_ids: Sequence[UUID], after: int
-    ) -> Iterator[NotificationRow]:
+    def events_after(self, originator_ids: Sequence[UUID], after: int) -> Iterator[NotificationRow]:
         """Events of some aggregates committed after `after`, in commit order, streamed
         through a server-side cursor (the id list may be a run's 100,000 invoices)."""
         if not originator_ids:
