@@ -113,12 +113,15 @@ class EventStoreQueries:
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE originator_id = ANY(%s) AND notification_id > %s ORDER BY notification_id"
         ).format(self._table)
-        with self._recorder.datastore.get_connection() as conn, conn.transaction():
-            with conn.cursor(name="billrun_events_after") as curs:
-                curs.itersize = 5000
-                curs.execute(statement, (list(originator_ids), after))
-                for r in curs:
-                    yield _row(r)
+        with (
+            self._recorder.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="billrun_events_after") as curs,
+        ):
+            curs.itersize = 5000
+            curs.execute(statement, (list(originator_ids), after))
+            for r in curs:
+                yield _row(r)
 
     def notification_rows(self, first: int, last: int, page_size: int) -> Iterator[NotificationRow]:
         """Every stored event with first <= notification id <= last, read in pages."""
