@@ -45,6 +45,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bill_run.py
+	$(BIN)/python bench/projections.py
+	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/render.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs

@@ -44,9 +44,9 @@ from application.billing import Billing
 from application.documents import build_invoice_document
 from application.errors import ApplicationError
 from application.ports import (
-    DeliveryChannel,
     DocumentStore,
     InvoiceDocument,
+    MailChannel,
     MessageTemplates,
     Seller,
 )
@@ -56,6 +56,7 @@ from domain.bill_group import DeliveryChannel as ChannelName
 from domain.bill_run import BillRun
 from domain.ids import invoice_uuid
 from domain.invoice import Delivery, Invoice
+from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class InvoiceDelivery:
         self,
         billing: Billing,
         store: DocumentStore,
-        channels: Mapping[str, DeliveryChannel],
+        channels: Mapping[str, MailChannel],
         templates: MessageTemplates,
         seller: Seller,
     ) -> None:
@@ -194,7 +195,7 @@ class InvoiceDelivery:
     ) -> EmailMessage:
         """The MIME message of an invoice: text body, the PDF and the XML attached."""
         document = build_invoice_document(invoice, account, self.seller)
-        context = email_context(document, first_invoice)
+        context = email_context(document, first_invoice, xml_attached="xml" in invoice.documents)
         if first_invoice and group.first_invoice_email_template is not None:
             body_name, body_source = FIRST_INVOICE_TEMPLATE, group.first_invoice_email_template
         elif first_invoice and group.email_template is None:
@@ -280,7 +281,9 @@ class InvoiceDelivery:
         )
 
 
-def email_context(document: InvoiceDocument, first_invoice: bool) -> dict[str, object]:
+def email_context(
+    document: InvoiceDocument, first_invoice: bool, xml_attached: bool = True
+) -> dict[str, object]:
     """The names a subject or body template can use (documented in the import format)."""
     return {
         "doc": document,
@@ -302,4 +305,26 @@ def email_context(document: InvoiceDocument, first_invoice: bool) -> dict[str, o
         "seller_email": document.seller.email,
         "run_id": document.run_id,
         "first_invoice": first_invoice,
+        "xml_attached": xml_attached,
     }
+
+
+def invoice_delivery(
+    billing: Billing, settings: Settings, environ: Mapping[str, str]
+) -> InvoiceDelivery:
+    """The production wiring: the file store under BILLRUN_HOME/documents, the
+    outbox under BILLRUN_HOME/outbox, SMTP when BILLRUN_SMTP_URL is set."""
+    from infrastructure.file_store import FileStore, documents_root
+    from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer, outbox_folder
+    from infrastructure.rendering.renderer import EmailTemplates
+
+    channels: dict[str, MailChannel] = {"file": OutboxChannel(outbox_folder(settings))}
+    if settings.smtp_url:
+        channels["email"] = SmtpChannel(SmtpServer.from_url(settings.smtp_url))
+    return InvoiceDelivery(
+        billing,
+        FileStore(documents_root(settings)),
+        channels,
+        EmailTemplates(),
+        Seller.from_environment(environ),
+    )

@@ -12,7 +12,7 @@ deterministic for the same input, so usually the very same hash).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -32,6 +32,7 @@ from application.ports import (
 )
 from domain.account import Account
 from domain.invoice import Invoice, RenderedDocument, format_invoice_number
+from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,15 @@ class InvoiceDocuments:
             f"({SAVE_ATTEMPTS} attempts); try again"
         )
 
+    def render_on_close(self, invoice_id: UUID) -> list[RenderedDocument]:
+        """What the render consumer calls when an invoice closes: every format if
+        the invoice's run renders invoices (`RunSettings.render_invoices`), else
+        nothing (the documents are then rendered on first access, by `render`)."""
+        invoice = self.billing.get_invoice(invoice_id)
+        if not self.billing.get_run(invoice.run_id).settings.render_invoices:
+            return []
+        return self.render(invoice_id)
+
     def content(self, document: RenderedDocument) -> bytes:
         """The stored bytes of a recorded document."""
         return self.store.get(document.location)
@@ -196,3 +206,19 @@ class InvoiceDocuments:
         if document_format == "xml":
             return self.renderer.render_xml(document)
         raise UnknownDocumentFormat(document_format)
+
+
+def invoice_documents(
+    billing: Billing, settings: Settings, environ: Mapping[str, str]
+) -> InvoiceDocuments:
+    """The production wiring: WeasyPrint renderer, the file store under
+    BILLRUN_HOME/documents, the seller of the BILLRUN_SELLER_* variables."""
+    from infrastructure.file_store import FileStore, documents_root
+    from infrastructure.rendering.renderer import InvoiceRenderer
+
+    return InvoiceDocuments(
+        billing,
+        InvoiceRenderer(),
+        FileStore(documents_root(settings)),
+        Seller.from_environment(environ),
+    )

@@ -20,10 +20,12 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
+from application.errors import ApplicationError
+
 DEFAULT_PAYMENT_TERMS_DAYS = 30
 
 
-class ConfigurationProblem(ValueError):
+class ConfigurationProblem(ApplicationError):
     """A seller setting in the environment cannot be used."""
 
 
@@ -175,8 +177,12 @@ class MessageTemplates(Protocol):
         ...
 
 
-class DeliveryChannel(Protocol):
-    """One way out for invoices (SMTP, the .eml outbox, ...)."""
+class MailChannel(Protocol):
+    """One way out for invoice emails (SMTP, the .eml outbox, ...).
+
+    Named apart from `domain.bill_group.DeliveryChannel`, the enum that says
+    which channel a bill group uses; this is the thing that sends.
+    """
 
     def send(self, message: EmailMessage) -> str | None:
         """Send or write `message`; return where it was written (None if nowhere).
@@ -185,7 +191,3 @@ class DeliveryChannel(Protocol):
         not; the caller then records nothing, so the delivery can be retried.
         """
         ...
-
-
-MailChannel = DeliveryChannel
-"""The email-shaped channels are the only kind so far."""

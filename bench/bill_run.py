@@ -41,6 +41,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import AccountRecord, ImportDocument, PackageRecord
 from bench.common import (
+    GcTimer,
     RssSampler,
     cpu_seconds,
     load_average,
@@ -50,6 +51,7 @@ from bench.common import (
     postgres_info,
     postgres_server,
     settle,
+    source_revision,
     stopwatch,
     throwaway_database,
 )
@@ -202,6 +204,7 @@ def bench(
     accounts: int, batch_size: int, profile: Path | None, array_reference: bool = True
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size}
+    revision = source_revision()
     load_before = load_average()
     with postgres_server() as server, throwaway_database(server.url) as url:
         billing = Billing(eventsourcing_environment(url))
@@ -222,7 +225,7 @@ def bench(
             log(f"executing run {RUN_ID} in batches of {batch_size}")
             profiler = cProfile.Profile() if profile else None
             cpu_before = cpu_seconds()
-            with RssSampler() as rss, stopwatch() as timed:
+            with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
                 if profiler:
                     profiler.enable()
                 execution = BillRunExecutor(billing, batch_size).execute(RUN_ID)
@@ -253,6 +256,8 @@ def bench(
                 events=events,
                 seconds=round(timed[0], 3),
                 cpu_seconds=round(cpu, 3),
+                gc_seconds=round(collector.total_seconds, 3),
+                gc_collections=collector.collections,
                 accounts_per_s=round(accounts / timed[0], 1),
                 events_per_s=round(events / timed[0], 1),
                 ceiling_events_per_s=ceiling["events_per_s"],
@@ -278,6 +283,7 @@ def bench(
             )
         finally:
             billing.close()
+    result["source"] = revision
     result["machine"] = {
         **machine_info(),
         "load_average_before": load_before,
@@ -299,10 +305,11 @@ def human(r: dict[str, Any]) -> str:
     lines = [
         f"bill run: {r['accounts']:,} accounts, batches of {r['batch_size']:,} "
         f"({r['batches']} batches, {r['events_per_transaction']:,} events per transaction)",
-        f"  {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU in this process)"
-        f"  {r['accounts_per_s']:>10,.0f} accounts/s"
+        f"  {r['seconds']:.2f} s  {r['accounts_per_s']:>10,.0f} accounts/s"
         f"  {r['events_per_s']:>10,.0f} events/s  ({r['events']:,} events,"
         f" {r['state_bytes']} B mean state)",
+        f"  {r['cpu_seconds']:.2f} s CPU in this process, {r['gc_seconds']:.2f} s of it"
+        " in the garbage collector",
         f"ceiling (plain Application, {c['recorder']} + {c['transcoder']}, same batches):",
         f"  {c['seconds']:.2f} s ({c['cpu_seconds']:.2f} s CPU in this process)"
         f"  {c['events_per_s']:>10,.0f} events/s"
@@ -318,6 +325,8 @@ def human(r: dict[str, Any]) -> str:
         f"synchronous_commit {pg['synchronous_commit']}, fsync {pg['fsync']})",
         f"machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"load average {m['load_average_before']} before / {m['load_average_after']} after",
+        f"source: commit {r['source']['commit']}, "
+        f"{r['source']['modified_files']} tracked files modified",
         "targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdict.items()),
     ]
     return "\n".join(lines)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -110,6 +112,30 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def source_revision() -> dict[str, Any]:
+    """The commit benchmarked, and whether tracked files differed from it (read-only
+    git commands: `--no-optional-locks` keeps `status` from touching the index)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "modified_files": None}
+    return {"commit": commit, "modified_files": len(changes.splitlines())}
+
+
 def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -175,6 +201,34 @@ class RssSampler:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+
+class GcTimer:
+    """Collections by generation, and the seconds spent in them, inside a block."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.collections[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._started
 
 
 @contextlib.contextmanager

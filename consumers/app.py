@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
 from consumers.dead_letter import RetryPolicy
 from consumers.deliver import deliver_router
@@ -38,9 +40,17 @@ class _Documentation:
         raise NotImplementedError
 
 
-def asyncapi_document() -> str:
-    """The AsyncAPI (3.0) document of the consumers, as JSON, generated from the code."""
+def asyncapi_document(published: Iterable[tuple[str, type[BaseModel]]] = ()) -> str:
+    """The AsyncAPI (3.0) document, as JSON, generated from the code: the consumers,
+    and the `published` (subject, event model) pairs that the relay sends."""
     broker = build_broker("nats://localhost:4222", _Documentation())
+    for subject, model in published:
+        broker.publisher(
+            subject,
+            schema=model,
+            title=subject,
+            description=(model.__doc__ or model.__name__).strip().splitlines()[0],
+        )
     spec = AsyncAPI(
         broker,
         title="billrun consumers",

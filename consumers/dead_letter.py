@@ -24,6 +24,12 @@ from pydantic import ValidationError
 log = logging.getLogger(__name__)
 
 
+ACK_WAIT_S = 15.0
+"""How long the server waits for an ack before redelivering. A worker that dies
+holding messages delays them by this much; consumers fetch two at a time, so it
+only needs to cover two renders, with room for a loaded machine."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5

@@ -9,7 +9,7 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from nats.js.api import ConsumerConfig
 
-from consumers.dead_letter import RetryPolicy, dead_letter_middleware
+from consumers.dead_letter import ACK_WAIT_S, RetryPolicy, dead_letter_middleware
 from consumers.services import ConsumerServices
 from consumers.topology import Topology
 from domain.invoice import InvoiceRendered
@@ -28,8 +28,8 @@ def deliver_router(
         topology.subject("invoice", "InvoiceRendered"),
         stream=JStream(name=topology.stream, declare=False),
         durable=topology.durable(CONSUMER),
-        pull_sub=PullSub(batch_size=8, timeout=1.0),
-        config=ConsumerConfig(ack_wait=120, max_deliver=policy.max_attempts + 2),
+        pull_sub=PullSub(batch_size=2, timeout=5.0),
+        config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=policy.max_attempts + 2),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="deliver invoice",
         description="Delivers an invoice once its PDF is rendered, by the bill group's "

@@ -9,7 +9,7 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from nats.js.api import ConsumerConfig
 
-from consumers.dead_letter import RetryPolicy, dead_letter_middleware
+from consumers.dead_letter import ACK_WAIT_S, RetryPolicy, dead_letter_middleware
 from consumers.services import ConsumerServices
 from consumers.topology import Topology
 from domain.invoice import InvoiceClosed
@@ -28,8 +28,8 @@ def render_router(
         topology.subject("invoice", "InvoiceClosed"),
         stream=JStream(name=topology.stream, declare=False),
         durable=topology.durable(CONSUMER),
-        pull_sub=PullSub(batch_size=8, timeout=1.0),
-        config=ConsumerConfig(ack_wait=120, max_deliver=policy.max_attempts + 2),
+        pull_sub=PullSub(batch_size=2, timeout=5.0),
+        config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=policy.max_attempts + 2),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="render invoice",
         description="Renders each closed invoice to PDF and UBL 2.1 XML and records "

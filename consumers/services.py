@@ -7,8 +7,8 @@ from uuid import UUID
 
 
 class ConsumerServices(Protocol):
-    def render(self, invoice_id: UUID, run_id: str) -> None:
+    def render(self, invoice_id: UUID, run_id: str) -> object:
         """Render a closed invoice if its run renders; record InvoiceRendered once."""
 
-    def deliver(self, invoice_id: UUID, run_id: str) -> None:
+    def deliver(self, invoice_id: UUID, run_id: str) -> object:
         """Deliver a rendered invoice if its run delivers; record InvoiceDelivered once."""

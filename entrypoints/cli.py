@@ -16,11 +16,14 @@ from rich.logging import RichHandler
 from entrypoints import output
 from entrypoints.commands.accounts import account_app
 from entrypoints.commands.audit import audit_app
+from entrypoints.commands.documents import invoice_pdf, run_documents
 from entrypoints.commands.history import history
 from entrypoints.commands.importing import demo, import_file, schema_app
 from entrypoints.commands.invoices import invoice_app
 from entrypoints.commands.projections import projections_app
+from entrypoints.commands.relay import relay_app
 from entrypoints.commands.runs import run_app
+from entrypoints.commands.worker import worker
 
 app = typer.Typer(
     name="billrun",
@@ -38,11 +41,15 @@ app = typer.Typer(
 app.command("import")(import_file)
 app.command("demo")(demo)
 app.command("history")(history)
+run_app.command("documents")(run_documents)
+invoice_app.command("pdf")(invoice_pdf)
 app.add_typer(run_app, name="run")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(account_app, name="account")
 app.add_typer(audit_app, name="audit")
 app.add_typer(projections_app, name="projections")
+app.add_typer(relay_app, name="relay")
+app.command("worker")(worker)
 app.add_typer(schema_app, name="schema")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from rich.table import Table
 
@@ -15,11 +17,18 @@ from application.errors import RunNotFound
 from application.import_document import parse_import
 from domain.account import default_first_index
 from domain.bill_run import Selection
+from domain.invoice import Invoice
 from domain.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output
 from entrypoints.commands.runs import statistics_table
 from entrypoints.common import progress_bar
 from entrypoints.runtime import Runtime
+from entrypoints.worker import run_worker
+from infrastructure.file_store import FileStore, documents_root
+from infrastructure.mail import outbox_folder
+from infrastructure.messaging import nats_url
+
+DELIVERY_TIMEOUT_S = 120.0
 
 # A fixed quarter, so a second demo finds it already billed.
 DEMO_PERIOD = Period(date(2026, 1, 1), date(2026, 3, 31))
@@ -134,6 +143,64 @@ def run_demo(rt: Runtime, accounts: int) -> None:
             f"Nothing new to bill: the period {DEMO_PERIOD} was billed by an earlier run. "
             "Every package bill date in it has been billed exactly once."
         )
+        return
+    delivered = render_and_deliver(rt, [row.id for row in invoices])
+    show_documents(rt, delivered)
     output.console.print(
-        f"Next: billrun invoice list --run {run_id} | billrun run status {run_id} --json"
+        f"Next: billrun invoice list --run {run_id} | billrun run report {run_id} | "
+        f"billrun history --run {run_id} | billrun audit verify"
     )
+
+
+def render_and_deliver(rt: Runtime, invoice_ids: list[UUID]) -> list[Invoice]:
+    """Start NATS and a worker in this process until every invoice is delivered."""
+    with nats_url(rt.settings) as url:
+        return asyncio.run(_until_delivered(rt, url, invoice_ids))
+
+
+async def _until_delivered(rt: Runtime, url: str, invoice_ids: list[UUID]) -> list[Invoice]:
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(rt, url, stop))
+    invoices: list[Invoice] = []
+    try:
+        with progress_bar("worker: rendering and delivering") as update:
+            deadline = asyncio.get_running_loop().time() + DELIVERY_TIMEOUT_S
+            while not worker.done():
+                invoices = list(
+                    (await asyncio.to_thread(rt.billing.load_many, Invoice, invoice_ids)).values()
+                )
+                done = sum(invoice.delivery is not None for invoice in invoices)
+                update(done, len(invoice_ids))
+                if done == len(invoice_ids) or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await worker
+    return invoices
+
+
+def show_documents(rt: Runtime, invoices: list[Invoice]) -> None:
+    store = FileStore(documents_root(rt.settings))
+    delivered = [i for i in invoices if i.delivery is not None]
+    output.console.print(
+        f"[bold]Documents:[/bold] {len(delivered)} of {len(invoices)} invoices rendered and "
+        "delivered; the first ones:"
+    )
+    for invoice in sorted(delivered, key=lambda i: i.number or 0)[:3]:
+        pdf = invoice.documents.get("pdf")
+        assert invoice.delivery is not None
+        output.console.print(
+            f"  {invoice.display_number}  PDF   {store.path(pdf.location) if pdf else '-'}\n"
+            f"  {' ' * len(invoice.display_number or '')}  email {invoice.delivery.location}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    output.console.print(
+        f"PDF and UBL XML: {store.root}\nEmails: {outbox_folder(rt.settings)}", soft_wrap=True
+    )
+    if len(delivered) < len(invoices):
+        output.errors.print(
+            f"[yellow]warning:[/yellow] {len(invoices) - len(delivered)} invoices were not "
+            f"delivered within {DELIVERY_TIMEOUT_S:.0f} s; `billrun worker -v` finishes them"
+        )

@@ -1,23 +1,46 @@
 """Generated documentation: `python -m entrypoints.docs [--check]`.
 
-The import file's JSON Schema is generated from the pydantic models; `--check`
-fails when the committed copy is stale, so CI keeps the docs true.
+The import file's JSON Schema is generated from the pydantic models and the
+AsyncAPI document from the FastStream consumers and the event catalogue;
+`--check` fails when a committed copy is stale, so CI keeps the docs true.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
 
+from eventsourcing.utils import get_topic
+
 from application.import_document import json_schema
+from domain.model import DomainEvent
+from infrastructure.messaging import subject_for
 
 
 def _import_schema() -> str:
     return json.dumps(json_schema(), indent=2) + "\n"
 
 
-GENERATED = {Path("docs/import-schema.json"): _import_schema}
+def _asyncapi() -> str:
+    from consumers.app import asyncapi_document
+
+    published = sorted((subject_for(get_topic(event)), event) for event in event_catalogue())
+    return json.dumps(json.loads(asyncapi_document(published)), indent=2) + "\n"
+
+
+def event_catalogue() -> list[type[DomainEvent]]:
+    """Every event type billrun records (and the relay publishes)."""
+    for module in ("account", "bill_group", "bill_run", "invoice", "invoice_numbers"):
+        importlib.import_module(f"domain.{module}")
+    return sorted(DomainEvent.__subclasses__(), key=lambda event: event.__name__)
+
+
+GENERATED = {
+    Path("docs/import-schema.json"): _import_schema,
+    Path("docs/asyncapi.json"): _asyncapi,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,8 @@ class Settings:
     """BILLRUN_HOME (default ./.billrun): embedded servers, documents, outbox."""
     batch_size: int
     """BILLRUN_BATCH_SIZE: accounts billed and saved per transaction."""
+    smtp_url: str | None = None
+    """BILLRUN_SMTP_URL, e.g. smtp://127.0.0.1:1025; None: the email channel is unavailable."""
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -41,4 +43,5 @@ class Settings:
             nats_url=env.get("BILLRUN_NATS_URL") or None,
             home=Path(env.get("BILLRUN_HOME") or ".billrun").resolve(),
             batch_size=batch_size,
+            smtp_url=env.get("BILLRUN_SMTP_URL") or None,
         )

@@ -33,7 +33,8 @@ class RebuildOutcome:
     replaced: str
     active: str
     resumed: bool
-    events: int
+    positions: int
+    """Log positions caught up (events of other read models' topics included)."""
     seconds: float
 
 
@@ -84,6 +85,6 @@ def rebuild(
         replaced=replaced,
         active=suffix,
         resumed=resumed,
-        events=head - first_position,
+        positions=head - first_position,
         seconds=time.perf_counter() - started,
     )

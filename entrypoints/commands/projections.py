@@ -55,9 +55,10 @@ def projections_rebuild(name: str, json_out: JsonFlag = False) -> None:
     if json_out:
         output.print_json(outcome.__dict__)
         return
-    rate = outcome.events / outcome.seconds if outcome.seconds else 0
+    rate = outcome.positions / outcome.seconds if outcome.seconds else 0
     output.console.print(
         f"{name}: {outcome.active} now serves reads (replaced {outcome.replaced}); "
-        f"{outcome.events} events in {outcome.seconds:.1f} s ({rate:,.0f} events/s)"
+        f"log positions {outcome.positions:,} read in {outcome.seconds:.1f} s "
+        f"({rate:,.0f} positions/s)"
         + (", resumed an interrupted rebuild" if outcome.resumed else "")
     )

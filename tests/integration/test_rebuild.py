@@ -114,7 +114,7 @@ def test_a_rebuild_from_the_first_event_yields_exactly_the_rows_of_the_live_proj
 
     assert (outcome.name, outcome.replaced, outcome.active) == (name, "v1", "v1_2")
     assert outcome.resumed is False
-    assert outcome.events == billing.queries.head()
+    assert outcome.positions == billing.queries.head()
     rebuilt = read_side.view(name)
     assert rebuilt.suffix == "v1_2"
     assert rebuilt.max_tracking_id(billing.name) == billing.queries.head()
@@ -189,7 +189,7 @@ def test_an_interrupted_rebuild_leaves_the_current_version_serving_and_resumes_n
 
     assert outcome.resumed is True
     assert (outcome.replaced, outcome.active) == ("v1", "v1_2")
-    assert outcome.events == billing.queries.head() - done
+    assert outcome.positions == billing.queries.head() - done
     assert read_side.view("invoices").checksum() == before
     assert read_side.registry.get("invoices", 1).building is None
     assert tables_of(database_url, "invoice") == {
@@ -300,7 +300,7 @@ def test_a_rebuild_interrupted_before_the_code_version_changed_starts_afresh_for
 
     assert outcome.resumed is False, "a half-built version 1 is no start for version 2"
     assert (outcome.replaced, outcome.active) == ("v1", "v2_3")
-    assert outcome.events == billing.queries.head()
+    assert outcome.positions == billing.queries.head()
     assert tables_of(database_url, "invoice") == {
         "invoices_v2_3",
         "invoice_lines_v2_3",

@@ -1,0 +1,191 @@
+"""`billrun relay ...`: publish the event log to NATS JetStream, and see how far it got."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, TypeVar, cast
+
+import typer
+from eventsourcing.postgres import PostgresApplicationRecorder
+from nats.errors import Error as NatsError
+from rich.markup import escape
+from rich.table import Table
+
+from entrypoints import output
+from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.runtime import Runtime
+from infrastructure.messaging import DEFAULT_STREAMS, nats_url
+from infrastructure.relay import (
+    DEFAULT_WINDOW,
+    NotificationLog,
+    Relay,
+    RelayError,
+    RelayPositions,
+    relay_status,
+)
+
+T = TypeVar("T")
+
+relay_app = typer.Typer(
+    help="Publish every event to NATS JetStream (stream BILLING, subjects "
+    "billing.<aggregate>.<Event>) and see how far the relay got. "
+    "Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server under BILLRUN_HOME).",
+    no_args_is_help=True,
+)
+
+WindowOption = Annotated[
+    int,
+    typer.Option(
+        min=1, max=100_000, help="Messages in flight at once, each acknowledged by the server."
+    ),
+]
+
+
+@relay_app.command("run")
+@refusals
+def relay_run(
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Publish up to the current head, then exit."),
+    ] = False,
+    window: WindowOption = DEFAULT_WINDOW,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print what was published as JSON when done.")
+    ] = False,
+) -> None:
+    """Publish the event log from the saved position, then follow it.
+
+    Each event goes to billing.<aggregate>.<Event> with Nats-Msg-Id = its
+    notification id; the position is saved once the server has acknowledged a
+    window, so a relay that is killed and restarted republishes at most one
+    window, which the server drops as duplicates. Without --once it waits for new
+    events until SIGINT or SIGTERM, then finishes the window in flight and exits.
+    A second signal stops at once. Use -v for a log line per window.
+    """
+    with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
+        source, positions = _relay_parts(rt)
+        relay = Relay(source, positions, url, window=window)
+        outcome = _until_signalled(lambda stop: relay.run(stop, follow=not once))
+    if json_out:
+        output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
+        return
+    output.console.print(
+        f"published {outcome.published:,} events to stream {DEFAULT_STREAMS.stream} "
+        f"({outcome.duplicates:,} dropped by the server as already there); "
+        f"position {outcome.position:,}, head {outcome.head:,}, lag {outcome.lag:,}"
+    )
+
+
+@relay_app.command("replay")
+@refusals
+def relay_replay(
+    from_: Annotated[
+        int, typer.Option("--from", min=1, help="First notification id to publish again.")
+    ],
+    to: Annotated[
+        int | None,
+        typer.Option("--to", min=1, help="Last notification id (default: the head)."),
+    ] = None,
+    replay_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Name this replay (default: random); repeating an interrupted replay "
+            "with the same id (within an hour) republishes nothing twice.",
+        ),
+    ] = None,
+    window: WindowOption = DEFAULT_WINDOW,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print what was published as JSON when done.")
+    ] = False,
+) -> None:
+    """Publish notifications FROM..TO again, for a subscriber that needs history.
+
+    The copies are new messages (Nats-Msg-Id <id>:replay:<replay id>, header
+    Billrun-Replay-Id), so the server keeps them: every consumer of the stream
+    sees these events a second time. billrun's consumers are idempotent, so that
+    is harmless; to feed one new subscriber only, start it at the right stream
+    sequence instead. The relay's position does not move.
+    """
+    with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
+        source, positions = _relay_parts(rt)
+
+        relay = Relay(source, positions, url, window=window, connection_name="billrun-replay")
+        outcome = _until_signalled(lambda stop: relay.replay(from_, to, replay_id, stop))
+    if json_out:
+        output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
+        return
+    complete = outcome.position == outcome.head
+    output.console.print(
+        f"replay {outcome.replay_id}: published {outcome.published:,} events "
+        f"({outcome.first:,}..{outcome.position:,} of {outcome.first:,}..{outcome.head:,}) "
+        f"to stream {DEFAULT_STREAMS.stream}"
+        + ("" if complete else f"; interrupted: resume with --id {outcome.replay_id}")
+    )
+
+
+@relay_app.command("status")
+@refusals
+def relay_status_command(json_out: JsonFlag = False) -> None:
+    """The relay's saved position, the log's head, and the lag between them."""
+    with runtime() as rt:
+        status = relay_status(*_relay_parts(rt), DEFAULT_STREAMS.stream)
+    if json_out:
+        output.print_json(status.as_json())
+        return
+    table = Table(title="Relay", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("stream", status.stream)
+    table.add_row("position", f"{status.position:,}")
+    table.add_row("head", f"{status.head:,}")
+    table.add_row("lag", f"{status.lag:,}", style="yellow" if status.lag else "")
+    table.add_row("saved at", status.updated_at.isoformat() if status.updated_at else "never")
+    output.console.print(table)
+
+
+def _relay_parts(rt: Runtime) -> tuple[NotificationLog, RelayPositions]:
+    # Billing refuses to start on anything but PostgreSQL, so the cast holds.
+    source = NotificationLog(cast(PostgresApplicationRecorder, rt.billing.recorder))
+    positions = RelayPositions(source.datastore)
+    positions.create_table()
+    return source, positions
+
+
+def _until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `main(stop)`; the first SIGINT or SIGTERM sets `stop` (graceful), and
+    hands the signals back to their defaults so a second one stops at once."""
+
+    async def runner() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def graceful() -> None:
+            stop.set()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+        for sig in signals:
+            loop.add_signal_handler(sig, graceful)
+        try:
+            return await main(stop)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(runner())
+
+
+@contextlib.contextmanager
+def _relay_refusals() -> Iterator[None]:
+    """Relay and NATS failures are refusals too: a message on stderr, exit 2."""
+    try:
+        yield
+    except (RelayError, NatsError) as error:
+        reason = str(error) or type(error).__name__
+        output.errors.print(f"[red]error:[/red] {escape(reason)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,90 @@
+"""The worker: the outbox relay and the consumers, in one process.
+
+Composition root for the asynchronous side: it builds the application services
+the consumers call, the relay that feeds them, and runs both until told to stop.
+Stopping is graceful: the relay finishes its window in flight and saves its
+position; the consumers finish the messages they hold (unacknowledged ones are
+redelivered to the next worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import cast
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from application.delivery import invoice_delivery
+from application.documents import InvoiceDocuments
+from application.invoice_processing import InvoiceProcessing
+from application.ports import Seller
+from consumers.app import build_broker
+from consumers.topology import Topology
+from entrypoints.runtime import Runtime
+from infrastructure.file_store import FileStore, documents_root
+from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
+from infrastructure.relay import NotificationLog, Relay, RelayPositions
+from infrastructure.rendering.renderer import InvoiceRenderer
+
+log = logging.getLogger(__name__)
+
+
+def invoice_documents(rt: Runtime) -> InvoiceDocuments:
+    store = FileStore(documents_root(rt.settings))
+    return InvoiceDocuments(
+        rt.billing, InvoiceRenderer(), store, Seller.from_environment(os.environ)
+    )
+
+
+def invoice_processing(rt: Runtime) -> InvoiceProcessing:
+    return InvoiceProcessing(
+        rt.billing,
+        invoice_documents(rt),
+        invoice_delivery(rt.billing, rt.settings, os.environ),
+    )
+
+
+def topology(names: StreamNames) -> Topology:
+    return Topology(
+        stream=names.stream,
+        subject_prefix=names.subject_prefix,
+        dead_letter_stream=names.dead_letter_stream,
+        dead_letter_prefix=names.dead_letter_prefix,
+    )
+
+
+def relay_parts(rt: Runtime) -> tuple[NotificationLog, RelayPositions]:
+    # Billing refuses to start on anything but PostgreSQL, so the cast holds.
+    source = NotificationLog(cast(PostgresApplicationRecorder, rt.billing.recorder))
+    positions = RelayPositions(source.datastore)
+    positions.create_table()
+    return source, positions
+
+
+async def run_worker(
+    rt: Runtime,
+    nats_url: str,
+    stop: asyncio.Event,
+    names: StreamNames = DEFAULT_STREAMS,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Relay and consume until `stop` is set."""
+    nc = await connect(nats_url, name="billrun-worker-setup", reconnect=False)
+    try:
+        await ensure_streams(nc.jetstream(), names)
+    finally:
+        await nc.close()
+    source, positions = relay_parts(rt)
+    relay = Relay(source, positions, nats_url, names, connection_name="billrun-worker-relay")
+    broker = build_broker(nats_url, invoice_processing(rt), topology(names))
+    async with broker:
+        await broker.start()
+        relaying = asyncio.create_task(relay.run(stop, follow=True))
+        log.info("worker: relaying and consuming from %s", nats_url)
+        if started is not None:
+            started.set()
+        await stop.wait()
+        outcome = await relaying
+        log.info("worker: stopping; relay at position %d", outcome.position)

@@ -1,0 +1,1 @@
+"""Invoice documents: jinja2 templates (HTML, UBL XML, email text) and the WeasyPrint renderer."""

@@ -1,0 +1,246 @@
+"""Invoice documents with jinja2 and WeasyPrint, and the text of invoice emails.
+
+`InvoiceRenderer` satisfies the application's `DocumentRenderer` port and
+`EmailTemplates` its `MessageTemplates` port, structurally: this module knows
+nothing of the application, and takes the invoice view model as whatever
+object the templates can read (`doc.number`, `doc.lines`, ...).
+
+HTML and XML are autoescaped (an account named `<b>&Co` prints as such and
+cannot inject markup). Email text is not escaped (it is plain text), and a bill
+group's own template runs in jinja2's sandbox, since it comes from an import
+file rather than from this repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.sandbox
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")  # fmt: skip
+
+PDF_OPTIONS: dict[str, Any] = {
+    # Subset fonts (the default; `full_fonts` would embed all of DejaVu Sans,
+    # about 700 KB per invoice) and drop TrueType hinting instructions, which
+    # PDF viewers do not use for text at print resolution and which are most
+    # of a subset's bytes.
+    "full_fonts": False,
+    "hinting": False,
+    # No images in the template: nothing to re-encode.
+    "optimize_images": False,
+    # Compressed streams (the default) keep a one-page invoice around 20 KB.
+    "uncompressed_pdf": False,
+}
+
+
+class RefusedFetch(ValueError):
+    """The invoice template asked for an external resource; invoices embed none."""
+
+
+def refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    # A rendered invoice must depend on nothing but its data: no network, no files.
+    raise RefusedFetch(f"invoice templates may not load {url!r}")
+
+
+# Filters -----------------------------------------------------------------------
+
+
+def money(amount: Decimal) -> str:
+    """`1,234.50`: amounts arrive at their currency's minor unit, and Decimal
+    formatting keeps that exponent (JPY `48,000`, KWD `1.250`)."""
+    return f"{amount:,}"
+
+
+def plain(value: Decimal) -> str:
+    """A decimal in positional notation, never `1E+2` (XML schemas refuse exponents)."""
+    return format(value, "f")
+
+
+def quantity(value: Decimal) -> str:
+    """`1`, `2.5`: no trailing zeros, no exponent."""
+    return format(value.normalize(), "f")
+
+
+def percent(value: Decimal) -> str:
+    return f"{quantity(value)}%"
+
+
+def long_date(value: date) -> str:
+    """`31 January 2026`, in English whatever the process locale."""
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def short_date(value: date) -> str:
+    return f"{value.day} {MONTHS[value.month - 1][:3]} {value.year}"
+
+
+FILTERS = {
+    "money": money,
+    "plain": plain,
+    "quantity": quantity,
+    "percent": percent,
+    "long_date": long_date,
+    "short_date": short_date,
+}
+
+
+def document_environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        # `.html.j2` and `.xml.j2` are escaped for their markup; nothing else is loaded.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2", "xml.j2"), default_for_string=True, default=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,
+    )
+    environment.filters.update(FILTERS)
+    return environment
+
+
+# Documents ---------------------------------------------------------------------
+
+
+class InvoiceRenderer:
+    """Renders the invoice view model to HTML, PDF (WeasyPrint) and UBL 2.1 XML.
+
+    One renderer per process, reused: it keeps the compiled templates, the
+    stylesheet parsed once (`invoice.css`) and one WeasyPrint
+    `FontConfiguration`, whose Pango font map then loads each font once
+    instead of once per invoice. Together these are about a quarter of a PDF's
+    time. WeasyPrint is imported on first use, so commands that never render
+    do not pay for importing it.
+    """
+
+    def __init__(
+        self, templates: Path = TEMPLATES, pdf_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.environment = document_environment(templates)
+        self.pdf_options = dict(PDF_OPTIONS if pdf_options is None else pdf_options)
+        self._html = self.environment.get_template("invoice.html.j2")
+        self._xml = self.environment.get_template("invoice.ubl.xml.j2")
+        self._css_path = templates / "invoice.css"
+        self._base_url = str(templates)
+        self._weasy: tuple[Any, Any] | None = None
+
+    def render_html(self, document: object, standalone: bool = False) -> str:
+        """The invoice as HTML; `standalone` inlines the stylesheet (for a browser)."""
+        css = self._css_path.read_text(encoding="utf-8") if standalone else None
+        return self._html.render(doc=document, inline_css=css)
+
+    def render_xml(self, document: object) -> bytes:
+        return self._xml.render(doc=document).encode("utf-8")
+
+    def layout(self, document: object) -> Any:
+        """WeasyPrint's laid-out document (pages and boxes), before any PDF is written."""
+        from weasyprint import HTML
+
+        font_config, stylesheet = self._weasyprint()
+        html = HTML(
+            string=self.render_html(document), base_url=self._base_url, url_fetcher=refuse_fetch
+        )
+        with collector_paused():
+            return html.render(
+                font_config=font_config, stylesheets=[stylesheet], **self.pdf_options
+            )
+
+    def render_pdf(self, document: object) -> bytes:
+        laid_out = self.layout(document)
+        with collector_paused():
+            pdf: bytes = laid_out.write_pdf(**self.pdf_options)
+        return pdf
+
+    def _weasyprint(self) -> tuple[Any, Any]:
+        if self._weasy is None:
+            from weasyprint import CSS
+            from weasyprint.text.ffi import harfbuzz_subset
+            from weasyprint.text.fonts import FontConfiguration
+
+            if harfbuzz_subset is None:
+                log.warning(
+                    "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
+                    "to subset fonts, which makes each PDF several times slower "
+                    "(Debian/Ubuntu: apt-get install libharfbuzz-subset0)"
+                )
+
+            font_config = FontConfiguration()
+            stylesheet = CSS(
+                filename=str(self._css_path), font_config=font_config, url_fetcher=refuse_fetch
+            )
+            self._weasy = (font_config, stylesheet)
+        return self._weasy
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector for the span of one rendering.
+
+    WeasyPrint allocates tens of thousands of objects per page (boxes, styles)
+    that all stay alive until the document is done, so the collections the
+    allocations trigger meanwhile find nothing to free: they were a tenth of a
+    PDF's time. The garbage is collected once afterwards, by the next automatic
+    collection. A caller that already disabled the collector keeps it disabled.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+# Email text --------------------------------------------------------------------
+
+
+class EmailTemplates:
+    """The subject and body of invoice emails: the built-in templates, or a bill
+    group's own template text (rendered in jinja2's sandbox)."""
+
+    def __init__(self, templates: Path = TEMPLATES) -> None:
+        self.builtin = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates),
+            autoescape=False,  # noqa: S701 - plain-text email, never HTML
+            undefined=jinja2.StrictUndefined,
+        )
+        self.sandbox = jinja2.sandbox.SandboxedEnvironment(
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+        )
+        for environment in (self.builtin, self.sandbox):
+            environment.filters.update(FILTERS)
+        self._compiled: dict[str, jinja2.Template] = {}
+
+    def render_text(
+        self, default_name: str, source: str | None, context: Mapping[str, object]
+    ) -> str:
+        what = default_name if source is None else f"the bill group's {default_name}"
+        try:
+            template = (
+                self.builtin.get_template(default_name) if source is None else self._own(source)
+            )
+            return template.render(**context).strip()
+        except jinja2.TemplateError as error:
+            raise ValueError(f"{what} cannot be rendered: {error}") from error
+
+    def _own(self, source: str) -> jinja2.Template:
+        # Bill groups are few and their templates rarely change: compile each once.
+        if source not in self._compiled:
+            if len(self._compiled) > 256:
+                self._compiled.clear()
+            self._compiled[source] = self.sandbox.from_string(source)
+        return self._compiled[source]

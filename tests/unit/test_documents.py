@@ -1,0 +1,376 @@
+"""The invoice's documents without a database: the view model, the UBL XML, the
+HTML, the email templates, the content-addressed store and the mail adapters."""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from application.documents import InvoiceNotClosed, build_invoice_document
+from application.ports import ConfigurationProblem, InvoiceDocument, Seller
+from domain.account import Account, InvoiceLine
+from domain.ids import package_line_uuid
+from domain.invoice import Invoice
+from infrastructure.file_store import FileStore
+from infrastructure.mail import OutboxChannel, SmtpServer, eml_name
+from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
+from infrastructure.settings import ConfigurationError
+
+AT = datetime(2026, 2, 1, tzinfo=UTC)
+NS = {
+    "ubl": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
+
+
+def invoice_of(
+    lines: list[tuple[str, str, date, date]],
+    currency: str = "EUR",
+    number: int | None = 42,
+    name: str = "Acme & Sons <Ltd>",
+) -> tuple[Invoice, Account]:
+    """A closed invoice (number `number`; None: left open) with (description,
+    amount, service start, service end) lines, posted on 2026-01-31."""
+    account = Account.open("ACME-001", name, currency, "ap@acme.test", "monthly", AT)
+    invoice = Invoice.open("2026-01", "ACME-001", currency, date(2026, 1, 31), AT)
+    for i, (description, amount, start, end) in enumerate(lines):
+        invoice.add_line(
+            InvoiceLine(
+                line_id=package_line_uuid("ACME-001", f"p{i}", start),
+                account_id="ACME-001",
+                run_id="2026-01",
+                source=f"package:p{i}",
+                description=description,
+                service_period_start=start,
+                service_period_end=end,
+                quantity=Decimal(1),
+                unit_amount=Decimal(amount),
+                amount=Decimal(amount),
+                currency=currency,
+                posting_date=date(2026, 1, 31),
+                rule="recurring:monthly:advance",
+            ),
+            AT,
+        )
+    if number is not None:
+        invoice.close(number, AT)
+    return invoice, account
+
+
+JANUARY = (date(2026, 1, 1), date(2026, 1, 31))
+LINES = [
+    ("Private office", "1200.00", *JANUARY),
+    ("Support, Q4 2025", "30.50", date(2025, 10, 1), date(2025, 12, 31)),
+    ("Mail handling", "45.25", *JANUARY),
+]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> InvoiceRenderer:
+    return InvoiceRenderer()
+
+
+def document(seller: Seller | None = None, **kwargs: object) -> InvoiceDocument:
+    invoice, account = invoice_of(LINES, **kwargs)  # type: ignore[arg-type]
+    return build_invoice_document(invoice, account, seller or Seller())
+
+
+# The view model -----------------------------------------------------------------
+
+
+def test_the_issue_date_is_the_posting_date_and_payment_is_due_30_days_later_by_default() -> None:
+    doc = document()
+    assert doc.issue_date == date(2026, 1, 31)
+    assert doc.due_date == date(2026, 3, 2)
+    assert doc.payment_terms_days == 30
+
+
+@pytest.mark.parametrize(
+    ("days", "due"),
+    [(0, date(2026, 1, 31)), (14, date(2026, 2, 14)), (60, date(2026, 4, 1))],
+)
+def test_the_due_date_follows_the_sellers_payment_terms(days: int, due: date) -> None:
+    doc = document(Seller(payment_terms_days=days))
+    assert doc.due_date == due
+    assert ("on receipt" in doc.payment_terms) == (days == 0)
+
+
+def test_totals_equal_the_sum_of_the_lines_exactly() -> None:
+    doc = document()
+    assert doc.subtotal == sum(line.amount for line in doc.lines) == Decimal("1275.75")
+    assert doc.tax == Decimal("0.00")
+    assert doc.total == doc.subtotal + doc.tax
+    assert all(isinstance(line.amount, Decimal) for line in doc.lines)
+
+
+def test_the_number_is_printed_in_its_display_form() -> None:
+    doc = document()
+    assert doc.number == 42
+    assert doc.display_number == "INV-00000042"
+    assert "INV-00000042" in doc.payment_terms
+
+
+def test_lines_keep_their_order_and_service_periods_and_the_invoice_spans_them_all() -> None:
+    doc = document()
+    assert [line.position for line in doc.lines] == [1, 2, 3]
+    assert (doc.lines[1].service_period_start, doc.lines[1].service_period_end) == (
+        date(2025, 10, 1),
+        date(2025, 12, 31),
+    )
+    assert (doc.service_period_start, doc.service_period_end) == (
+        date(2025, 10, 1),
+        date(2026, 1, 31),
+    )
+
+
+def test_an_open_invoice_has_no_documents() -> None:
+    invoice, account = invoice_of(LINES, number=None)
+    with pytest.raises(InvoiceNotClosed):
+        build_invoice_document(invoice, account, Seller())
+
+
+def test_the_seller_comes_from_the_environment_with_defaults_for_what_is_unset() -> None:
+    seller = Seller.from_environment(
+        {
+            "BILLRUN_SELLER_NAME": "Ledger & Co",
+            "BILLRUN_SELLER_ADDRESS": "2 Main Road; 75001 Paris ;France",
+            "BILLRUN_PAYMENT_TERMS_DAYS": "45",
+        }
+    )
+    assert seller.name == "Ledger & Co"
+    assert seller.address_lines == ("2 Main Road", "75001 Paris", "France")
+    assert seller.payment_terms_days == 45
+    assert seller.iban == Seller().iban
+
+
+@pytest.mark.parametrize("days", ["thirty", "-1"])
+def test_bad_payment_terms_in_the_environment_are_refused(days: str) -> None:
+    with pytest.raises(ConfigurationProblem, match="BILLRUN_PAYMENT_TERMS_DAYS"):
+        Seller.from_environment({"BILLRUN_PAYMENT_TERMS_DAYS": days})
+
+
+# UBL 2.1 XML --------------------------------------------------------------------
+
+
+def parse(xml: bytes) -> ET.Element:
+    return ET.fromstring(xml)
+
+
+def text(root: ET.Element, path: str) -> str:
+    found = root.find(path, NS)
+    assert found is not None, f"missing {path}"
+    return found.text or ""
+
+
+def test_the_xml_is_a_ubl_invoice_with_the_en16931_header_fields(
+    renderer: InvoiceRenderer,
+) -> None:
+    root = parse(renderer.render_xml(document()))
+    assert root.tag == f"{{{NS['ubl']}}}Invoice"
+    assert text(root, "cbc:CustomizationID") == "urn:cen.eu:en16931:2017"
+    assert text(root, "cbc:ID") == "INV-00000042"
+    assert text(root, "cbc:IssueDate") == "2026-01-31"
+    assert text(root, "cbc:DueDate") == "2026-03-02"
+    assert text(root, "cbc:InvoiceTypeCode") == "380"
+    assert text(root, "cbc:DocumentCurrencyCode") == "EUR"
+    assert text(root, "cac:InvoicePeriod/cbc:StartDate") == "2025-10-01"
+    assert text(root, "cac:InvoicePeriod/cbc:EndDate") == "2026-01-31"
+
+
+def test_the_xml_names_seller_and_buyer_with_markup_in_names_escaped(
+    renderer: InvoiceRenderer,
+) -> None:
+    root = parse(renderer.render_xml(document()))
+    supplier = "cac:AccountingSupplierParty/cac:Party"
+    customer = "cac:AccountingCustomerParty/cac:Party"
+    assert text(root, f"{supplier}/cac:PartyLegalEntity/cbc:RegistrationName") == Seller().name
+    assert text(root, f"{supplier}/cac:PartyTaxScheme/cbc:CompanyID") == Seller().vat_id
+    assert text(root, f"{supplier}/cac:PostalAddress/cac:Country/cbc:IdentificationCode") == "BE"
+    assert text(root, f"{customer}/cac:PartyLegalEntity/cbc:RegistrationName") == (
+        "Acme & Sons <Ltd>"
+    )
+    assert text(root, f"{customer}/cac:PartyIdentification/cbc:ID") == "ACME-001"
+
+
+def test_the_xml_lines_carry_service_periods_and_amounts_in_the_invoice_currency(
+    renderer: InvoiceRenderer,
+) -> None:
+    root = parse(renderer.render_xml(document()))
+    lines = root.findall("cac:InvoiceLine", NS)
+    assert len(lines) == 3
+    second = lines[1]
+    assert text(second, "cbc:ID") == "2"
+    assert text(second, "cac:InvoicePeriod/cbc:StartDate") == "2025-10-01"
+    assert text(second, "cac:InvoicePeriod/cbc:EndDate") == "2025-12-31"
+    assert text(second, "cac:Item/cbc:Name") == "Support, Q4 2025"
+    amount = second.find("cbc:LineExtensionAmount", NS)
+    assert amount is not None
+    assert (amount.text, amount.get("currencyID")) == ("30.50", "EUR")
+    price = second.find("cac:Price/cbc:PriceAmount", NS)
+    assert price is not None
+    assert (price.text, price.get("currencyID")) == ("30.50", "EUR")
+    for line in lines:
+        quantity = line.find("cbc:InvoicedQuantity", NS)
+        assert quantity is not None
+        assert (quantity.text, quantity.get("unitCode")) == ("1", "C62")
+
+
+def test_the_xml_totals_equal_the_sum_of_its_lines_and_carry_the_currency(
+    renderer: InvoiceRenderer,
+) -> None:
+    root = parse(renderer.render_xml(document()))
+    line_sum = sum(
+        Decimal(text(line, "cbc:LineExtensionAmount"))
+        for line in root.findall("cac:InvoiceLine", NS)
+    )
+    totals = root.find("cac:LegalMonetaryTotal", NS)
+    assert totals is not None
+    amounts = {}
+    for name in ("LineExtensionAmount", "TaxExclusiveAmount", "TaxInclusiveAmount",
+                 "PayableAmount"):  # fmt: skip
+        element = totals.find(f"cbc:{name}", NS)
+        assert element is not None, name
+        assert element.get("currencyID") == "EUR"
+        amounts[name] = Decimal(element.text or "")
+    assert amounts["LineExtensionAmount"] == line_sum == Decimal("1275.75")
+    assert amounts["TaxExclusiveAmount"] == line_sum
+    assert amounts["TaxInclusiveAmount"] == amounts["PayableAmount"] == line_sum
+    tax = root.find("cac:TaxTotal/cbc:TaxAmount", NS)
+    assert tax is not None
+    assert (tax.text, tax.get("currencyID")) == ("0.00", "EUR")
+    category = "cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory"
+    assert text(root, f"{category}/cbc:ID") == "Z"
+    assert text(root, f"{category}/cac:TaxScheme/cbc:ID") == "VAT"
+
+
+def test_amounts_in_a_currency_without_decimals_print_without_decimals(
+    renderer: InvoiceRenderer,
+) -> None:
+    invoice, account = invoice_of([("Licence", "48000", *JANUARY)], currency="JPY")
+    root = parse(renderer.render_xml(build_invoice_document(invoice, account, Seller())))
+    payable = root.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS)
+    assert payable is not None
+    assert (payable.text, payable.get("currencyID")) == ("48000", "JPY")
+
+
+# HTML ---------------------------------------------------------------------------
+
+
+def test_the_html_shows_seller_buyer_dates_lines_and_totals_escaped(
+    renderer: InvoiceRenderer,
+) -> None:
+    html = renderer.render_html(document())
+    for expected in (
+        "Billrun Demo Ltd",
+        "BE0123456749",
+        "BE71 0961 2345 6769",
+        "Acme &amp; Sons &lt;Ltd&gt;",
+        "INV-00000042",
+        "31 January 2026",
+        "2 March 2026",
+        "Private office",
+        "1 Oct 2025 – 31 Dec 2025",
+        "1,200.00",
+        "1,275.75",
+    ):
+        assert expected in html, expected
+    assert "<Ltd>" not in html
+
+
+def test_standalone_html_carries_its_stylesheet(renderer: InvoiceRenderer) -> None:
+    assert "<style>" not in renderer.render_html(document())
+    assert "@page" in renderer.render_html(document(), standalone=True)
+
+
+# Email templates ----------------------------------------------------------------
+
+
+def test_a_bill_groups_own_template_is_rendered_with_the_invoice_names() -> None:
+    templates = EmailTemplates()
+    body = templates.render_text(
+        "email_body.txt.j2",
+        "Hello {{ account_name }}: {{ number }}",
+        {"account_name": "Acme", "number": "INV-00000042"},
+    )
+    assert body == "Hello Acme: INV-00000042"
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("{{ no_such_name }}", "undefined"),
+        ("{% if %}", "cannot be rendered"),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+    ],
+)
+def test_a_broken_or_unsafe_group_template_is_refused_with_a_reason(
+    source: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        EmailTemplates().render_text("email_body.txt.j2", source, {"number": "INV-1"})
+
+
+# The store and the mail adapters ------------------------------------------------
+
+
+def test_documents_are_stored_by_their_hash_and_storing_them_again_is_harmless(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path)
+    first = store.put(b"%PDF-1.7 invoice", "pdf")
+    digest = hashlib.sha256(b"%PDF-1.7 invoice").hexdigest()
+    assert first.sha256 == digest
+    assert first.location == f"{digest[:2]}/{digest}.pdf"
+    assert first.size == 16
+    assert store.put(b"%PDF-1.7 invoice", "pdf") == first
+    assert store.get(first.location) == b"%PDF-1.7 invoice"
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [f"{digest}.pdf"]
+
+
+@pytest.mark.parametrize("location", ["../etc/passwd", "ab/cd.pdf", "/tmp/x.pdf"])
+def test_the_store_refuses_locations_that_are_not_its_own(tmp_path: Path, location: str) -> None:
+    with pytest.raises(ValueError, match="not a document location"):
+        FileStore(tmp_path).get(location)
+
+
+def test_an_outbox_message_is_one_file_named_by_its_message_id(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Message-ID"] = "<invoice-1234@billrun>"
+    message["Subject"] = "Invoice"
+    message.set_content("Hello\n")
+    outbox = OutboxChannel(tmp_path)
+    first = outbox.send(message)
+    assert outbox.send(message) == first == str(tmp_path / "invoice-1234@billrun.eml")
+    assert [p.name for p in tmp_path.iterdir()] == ["invoice-1234@billrun.eml"]
+    assert b"\r\n" in Path(first).read_bytes()  # RFC 5322 line endings
+
+
+def test_file_names_from_message_ids_contain_nothing_unsafe() -> None:
+    assert eml_name("<../../etc/passwd@x>") == "_.._etc_passwd@x.eml"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://127.0.0.1:1025", ("smtp", "127.0.0.1", 1025, None)),
+        ("smtps://mail.example.com", ("smtps", "mail.example.com", 465, None)),
+        ("smtp+starttls://bill%40x:s3cret@mx:2525", ("smtp+starttls", "mx", 2525, "bill@x")),
+    ],
+)
+def test_the_smtp_url_gives_the_server(url: str, expected: tuple[object, ...]) -> None:
+    server = SmtpServer.from_url(url)
+    assert (server.scheme, server.host, server.port, server.username) == expected
+    assert "s3cret" not in str(server)
+
+
+@pytest.mark.parametrize("url", ["http://x", "smtp://", "smtp://h:port"])
+def test_a_bad_smtp_url_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="BILLRUN_SMTP_URL"):
+        SmtpServer.from_url(url)
