@@ -258,6 +258,7 @@ def bench(
                 cpu_seconds=round(cpu, 3),
                 gc_seconds=round(collector.total_seconds, 3),
                 gc_collections=collector.collections,
+                gc_seconds_by_generation=[round(t, 3) for t in collector.seconds],
                 accounts_per_s=round(accounts / timed[0], 1),
                 events_per_s=round(events / timed[0], 1),
                 ceiling_events_per_s=ceiling["events_per_s"],

@@ -41,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +54,7 @@ from nats.aio.client import Client as NATS
 
 from application.billing import Billing
 from bench.common import (
+    RssSampler,
     cpu_seconds,
     load_average,
     log,
@@ -61,6 +63,7 @@ from bench.common import (
     postgres_info,
     postgres_server,
     settle,
+    source_revision,
     throwaway_database,
 )
 from bench.fixtures import billed_log
@@ -150,7 +153,8 @@ async def time_relay(
         if profiler:
             profiler.enable()
         started = time.perf_counter()
-        outcome = await relay.run()
+        with RssSampler() as rss:
+            outcome = await relay.run()
         seconds = time.perf_counter() - started
         if profiler and profile:
             profiler.disable()
@@ -169,31 +173,43 @@ async def time_relay(
         "cpu_us_per_event": round(cpu / outcome.published * 1e6, 1),
         "retries": outcome.retries,
         "events_per_s": rate(outcome.published, seconds),
+        "rss_growth_mb": round(rss.peak_mb - rss.start_mb, 1),
     }
 
 
-def encode_log(source: NotificationLog, subject_prefix: str) -> list[Outbound]:
+def encoded_pages(source: NotificationLog, subject_prefix: str) -> Iterator[list[Outbound]]:
+    """The whole log as the relay encodes it, a page at a time."""
     encoder = Encoder(subject_prefix)
-    head, first, messages = source.head(), 1, []
+    head, first = source.head(), 1
     while first <= head:
         rows = source.page(first, head, 5000)
-        messages += [encoder.encode(row) for row in rows]
+        if not rows:
+            return
+        yield [encoder.encode(row) for row in rows]
         first = rows[-1][0] + 1
-    return messages
 
 
-def message_shape(messages: list[Outbound]) -> dict[str, Any]:
+def message_shape(source: NotificationLog) -> dict[str, Any]:
     """Mean body size and the headers of a typical message (mean value sizes)."""
-    count = len(messages)
-    body = round(sum(len(m.body) for m in messages) / count)
-    names = {name for m in messages for name in m.headers}
-    headers = {}
-    for name in sorted(names):
-        values = [m.headers[name] for m in messages if name in m.headers]
-        # A header present on some messages only (Billrun-Run-Id) is kept if most have it.
-        if len(values) * 2 >= count:
-            headers[name] = "x" * round(sum(len(v) for v in values) / len(values))
-    return {"body_bytes": body, "headers": headers}
+    count = body_bytes = 0
+    present: Counter[str] = Counter()
+    value_bytes: Counter[str] = Counter()
+    for page in encoded_pages(source, "billing"):
+        for message in page:
+            count += 1
+            body_bytes += len(message.body)
+            for name, value in message.headers.items():
+                present[name] += 1
+                value_bytes[name] += len(value)
+    return {
+        "body_bytes": round(body_bytes / count),
+        # A header only some messages have (Billrun-Run-Id) is kept if most have it.
+        "headers": {
+            name: "x" * round(value_bytes[name] / present[name])
+            for name in sorted(present)
+            if present[name] * 2 >= count
+        },
+    }
 
 
 # The ceiling -----------------------------------------------------------------------------
@@ -234,7 +250,7 @@ async def time_ceiling(nc: NATS, count: int, window: int, shape: dict[str, Any])
 async def time_transport(nc: NATS, source: NotificationLog, window: int) -> dict[str, Any]:
     """The relay's publishing alone: AckWindow over messages encoded beforehand."""
     async with streams(nc, "transport") as names:
-        messages = encode_log(source, names.subject_prefix)
+        messages = [m for page in encoded_pages(source, names.subject_prefix) for m in page]
         publisher = AckWindow(nc, names.stream)
         await publisher.open()
         gc.collect()
@@ -266,11 +282,16 @@ async def time_transport(nc: NATS, source: NotificationLog, window: int) -> dict
 def bench(
     accounts: int, batch_size: int, window: int, reference: bool, profile: Path | None
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"accounts": accounts, "window": window}
+    result: dict[str, Any] = {
+        "accounts": accounts,
+        "window": window,
+        "profiled": profile is not None,
+    }
+    revision = source_revision()
     load_before = load_average()
     with (
         postgres_server() as server,
-        throwaway_database(server.url) as url,
+        throwaway_database(server.url, "billrun_bench_relay") as url,
         nats_server() as (nats_url, nats_source),
     ):
         billing = Billing(eventsourcing_environment(url))
@@ -278,7 +299,7 @@ def bench(
             fixture = billed_log(billing, accounts, batch_size)
             settle(url, ["billing_events"])
             source = NotificationLog(cast(PostgresApplicationRecorder, billing.recorder))
-            shape = message_shape(encode_log(source, "billing"))
+            shape = message_shape(source)
 
             async def measure() -> dict[str, Any]:
                 nc = await connect(nats_url, name="billrun-bench")
@@ -319,6 +340,7 @@ def bench(
             nats={"source": nats_source, "version": measured["server"]},
             postgres={"source": server.source, **postgres_info(url)},
         )
+    result["source"] = revision
     result["machine"] = {
         **machine_info(),
         "load_average_before": load_before,
@@ -339,7 +361,8 @@ def human(r: dict[str, Any]) -> str:
         f"window {r['window']:,}, mean body {r['message']['body_bytes']} bytes, "
         f"{len(r['message']['headers'])} headers",
         f"relay    {rel['events_per_s']:>10,.0f} events/s  ({rel['seconds']:.2f} s, "
-        f"{rel['cpu_us_per_event']:.0f} us CPU per event, {rel['retries']} retries)",
+        f"{rel['cpu_us_per_event']:.0f} us CPU per event, {rel['retries']} retries, "
+        f"RSS +{rel['rss_growth_mb']:.0f} MB)",
         f"ceiling  {ceil['events_per_s']:>10,.0f} events/s  ({ceil['seconds']:.2f} s, "
         f"{ceil['cpu_us_per_event']:.0f} us CPU per event; nats-py js.publish_async)",
         f"ratio (relay / ceiling): {r['ratio']:.2f}",
