@@ -204,7 +204,8 @@ class RssSampler:
 
 
 class GcTimer:
-    """Collections by generation, and the seconds spent in them, inside a block."""
+    """Collections by generation, and the CPU seconds spent in them, inside a block
+    (thread CPU time, so being descheduled on a busy machine does not count)."""
 
     def __init__(self) -> None:
         self.collections = [0, 0, 0]
@@ -224,11 +225,11 @@ class GcTimer:
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.thread_time()
         else:
             generation = info["generation"]
             self.collections[generation] += 1
-            self.seconds[generation] += time.perf_counter() - self._started
+            self.seconds[generation] += time.thread_time() - self._started
 
 
 @contextlib.contextmanager

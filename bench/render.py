@@ -41,7 +41,7 @@ from bench.common import load_average, log, machine_info, stopwatch
 from domain.account import Account, InvoiceLine
 from domain.ids import package_line_uuid
 from domain.invoice import Invoice
-from infrastructure.rendering.renderer import InvoiceRenderer
+from infrastructure.rendering.renderer import InvoiceRenderer, collector_paused
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 ITEMS = [
@@ -128,7 +128,8 @@ def stages(lines: int, count: int = 20) -> dict[str, float]:
     layout = time.process_time() - started - template  # layout() renders the template too
     started = time.process_time()
     for done in laid_out:
-        done.write_pdf(**renderer.pdf_options)
+        with collector_paused():  # as in render_pdf
+            done.write_pdf(**renderer.pdf_options)
     write = time.process_time() - started
     return {
         "template_ms": round(template / count * 1000, 2),
@@ -147,7 +148,7 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     from weasyprint import HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from infrastructure.rendering.renderer import PDF_OPTIONS, collector_paused, refuse_fetch
+    from infrastructure.rendering.renderer import PDF_OPTIONS, refusing_fetcher
 
     renderer = InvoiceRenderer()
     document = sample_document(1, lines)
@@ -156,7 +157,7 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     def naive(options: dict[str, Any], pause_gc: bool = False) -> bytes:
         # A new font configuration and the stylesheet parsed inside each document.
         html = HTML(
-            string=renderer.render_html(document, standalone=True), url_fetcher=refuse_fetch
+            string=renderer.render_html(document, standalone=True), url_fetcher=refusing_fetcher()
         )
         with collector_paused() if pause_gc else contextlib.nullcontext():
             pdf: bytes = html.render(font_config=FontConfiguration(), **options).write_pdf(
@@ -212,16 +213,8 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
 
 
 def _gc_on(renderer: InvoiceRenderer, document: InvoiceDocument) -> bytes:
-    from weasyprint import HTML
-
-    from infrastructure.rendering.renderer import refuse_fetch
-
-    font_config, stylesheet = renderer._weasyprint()
-    html = HTML(string=renderer.render_html(document), url_fetcher=refuse_fetch)
-    laid_out = html.render(
-        font_config=font_config, stylesheets=[stylesheet], **renderer.pdf_options
-    )
-    pdf: bytes = laid_out.write_pdf(**renderer.pdf_options)
+    """`render_pdf` without `collector_paused`."""
+    pdf: bytes = renderer._layout(document).write_pdf(**renderer.pdf_options)
     return pdf
 
 

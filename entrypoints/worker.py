@@ -82,9 +82,14 @@ async def run_worker(
     async with broker:
         await broker.start()
         relaying = asyncio.create_task(relay.run(stop, follow=True))
+        stopping = asyncio.create_task(stop.wait())
         log.info("worker: relaying and consuming from %s", nats_url)
         if started is not None:
             started.set()
-        await stop.wait()
+        # A relay that fails must stop the worker too: consumers without a relay
+        # would look alive while nothing new reaches them.
+        await asyncio.wait({relaying, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await stopping
         outcome = await relaying
         log.info("worker: stopping; relay at position %d", outcome.position)

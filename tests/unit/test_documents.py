@@ -4,6 +4,7 @@ HTML, the email templates, the content-addressed store and the mail adapters."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,7 +20,7 @@ from domain.ids import package_line_uuid
 from domain.invoice import Invoice
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpServer, eml_name
-from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
+from infrastructure.rendering.renderer import TEMPLATES, EmailTemplates, InvoiceRenderer
 from infrastructure.settings import ConfigurationError
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
@@ -287,6 +288,18 @@ def test_the_html_shows_seller_buyer_dates_lines_and_totals_escaped(
 def test_standalone_html_carries_its_stylesheet(renderer: InvoiceRenderer) -> None:
     assert "<style>" not in renderer.render_html(document())
     assert "@page" in renderer.render_html(document(), standalone=True)
+
+
+def test_rendering_fetches_nothing_from_outside(tmp_path: Path) -> None:
+    from weasyprint.urls import FatalURLFetchingError
+
+    shutil.copytree(TEMPLATES, tmp_path, dirs_exist_ok=True)
+    html = tmp_path / "invoice.html.j2"
+    html.write_text(
+        html.read_text().replace("<body>", '<body><img src="http://example.com/logo.png">')
+    )
+    with pytest.raises(FatalURLFetchingError, match=r"example\.com/logo\.png"):
+        InvoiceRenderer(templates=tmp_path).render_pdf(document())
 
 
 # Email templates ----------------------------------------------------------------
