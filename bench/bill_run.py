@@ -24,7 +24,6 @@ import gc
 import json
 import math
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,7 +38,6 @@ from eventsourcing.utils import get_topic
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from application.import_document import AccountRecord, ImportDocument, PackageRecord
 from bench.common import (
     GcTimer,
     RssSampler,
@@ -55,56 +53,11 @@ from bench.common import (
     stopwatch,
     throwaway_database,
 )
+from bench.fixtures import PERIOD, RUN_ID, import_document
 from domain.bill_run import Selection
-from domain.periods import Frequency, Period, Timing
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 
-RUN_ID = "bench-2026-04"
-PERIOD = Period(date(2026, 4, 1), date(2026, 4, 30))
-# (currency, monthly amount): amounts valid for each currency's minor units.
-_PRICES = [
-    ("EUR", "450.00"),
-    ("EUR", "320.00"),
-    ("GBP", "275.50"),
-    ("USD", "199.99"),
-    ("JPY", "48000"),
-]
-_GROUPS = ["monthly", "monthly", "key-accounts"]
-
-
-# Setup ----------------------------------------------------------------------------
-
-
-def import_document(accounts: int) -> ImportDocument:
-    """N accounts, one monthly advance package each, next bill date 2026-04-01.
-
-    Built from the pydantic models directly (the same validators run as for a
-    parsed file), so the import path is the real one minus JSON parsing.
-    """
-    records = []
-    for i in range(1, accounts + 1):
-        currency, amount = _PRICES[i % len(_PRICES)]
-        records.append(
-            AccountRecord(
-                id=f"BENCH-{i:07d}",
-                name=f"Bench Customer {i} Ltd",
-                currency=currency,
-                invoice_email=f"ap{i}@example.test",
-                bill_group=_GROUPS[i % len(_GROUPS)],
-                packages=[
-                    PackageRecord(
-                        id="office",
-                        description="Private office, 4 desks",
-                        amount=amount,  # type: ignore[arg-type]  # validated from a string
-                        frequency=Frequency.MONTHLY,
-                        timing=Timing.ADVANCE,
-                        start_date=date(2026, 1, 1),
-                        next_bill_date=date(2026, 4, 1),
-                    )
-                ],
-            )
-        )
-    return ImportDocument(accounts=records)
+# The accounts and the run are those of bench/fixtures.py, shared by every bench.
 
 
 # The ceiling ------------------------------------------------------------------------

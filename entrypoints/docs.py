@@ -27,7 +27,8 @@ def _asyncapi() -> str:
     from consumers.app import asyncapi_document
 
     published = sorted((subject_for(get_topic(event)), event) for event in event_catalogue())
-    return json.dumps(json.loads(asyncapi_document(published)), indent=2) + "\n"
+    # FastStream orders channels by set iteration (hash seed): sort for a stable file.
+    return json.dumps(json.loads(asyncapi_document(published)), indent=2, sort_keys=True) + "\n"
 
 
 def event_catalogue() -> list[type[DomainEvent]]:

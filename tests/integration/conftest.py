@@ -4,10 +4,17 @@ once for the session. Tests keep apart by using streams of their own."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 
+import nats
+import nats.js.errors
 import pytest
+
+from infrastructure.messaging import StreamNames
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +27,30 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with embedded_nats(tmp_path_factory.mktemp("nats-home")) as embedded_url:
         yield embedded_url
+
+
+def unique_streams() -> StreamNames:
+    tag = secrets.token_hex(4)
+    return StreamNames(
+        stream=f"TEST_{tag.upper()}",
+        subject_prefix=f"test-{tag}",
+        dead_letter_stream=f"TEST_{tag.upper()}_DLQ",
+        dead_letter_prefix=f"test-{tag}-dlq",
+    )
+
+
+@pytest.fixture
+def streams(nats_server: str) -> Iterator[StreamNames]:
+    """Streams of the test's own, deleted afterwards."""
+    names = unique_streams()
+    yield names
+
+    async def delete() -> None:
+        nc = await nats.connect(nats_server)
+        js = nc.jetstream()
+        for name in (names.stream, names.dead_letter_stream):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(name)
+        await nc.close()
+
+    asyncio.run(delete())

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -27,28 +26,6 @@ from infrastructure.settings import Settings
 from tests.conftest import account, import_accounts, package
 
 ACCOUNTS = 6
-
-
-@pytest.fixture
-def streams(nats_server: str) -> Iterator[StreamNames]:
-    tag = secrets.token_hex(4)
-    names = StreamNames(
-        stream=f"WORKER_{tag.upper()}",
-        subject_prefix=f"worker-{tag}",
-        dead_letter_stream=f"WORKER_{tag.upper()}_DLQ",
-        dead_letter_prefix=f"worker-{tag}-dlq",
-    )
-    yield names
-
-    async def delete() -> None:
-        nc = await nats.connect(nats_server)
-        js = nc.jetstream()
-        for name in (names.stream, names.dead_letter_stream):
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await js.delete_stream(name)
-        await nc.close()
-
-    asyncio.run(delete())
 
 
 @pytest.fixture

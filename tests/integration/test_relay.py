@@ -51,6 +51,7 @@ from infrastructure.relay import (
     RelayPositions,
 )
 from tests.conftest import import_accounts
+from tests.integration.conftest import unique_streams
 from tests.integration.helpers import REPO_ROOT, cli_env, varied_accounts, wait_until
 
 BILLRUN = Path(sys.executable).with_name("billrun")
@@ -78,32 +79,6 @@ def positions_of(billing: Billing) -> RelayPositions:
     positions = RelayPositions(source_of(billing).datastore)
     positions.create_table()
     return positions
-
-
-def unique_streams() -> StreamNames:
-    tag = secrets.token_hex(4)
-    return StreamNames(
-        stream=f"TEST_{tag.upper()}",
-        subject_prefix=f"test-{tag}",
-        dead_letter_stream=f"TEST_{tag.upper()}_DLQ",
-        dead_letter_prefix=f"test-{tag}-dlq",
-    )
-
-
-@pytest.fixture
-def streams(nats_server: str) -> Iterator[StreamNames]:
-    names = unique_streams()
-    yield names
-
-    async def delete() -> None:
-        nc = await nats.connect(nats_server)
-        js = nc.jetstream()
-        for name in (names.stream, names.dead_letter_stream):
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await js.delete_stream(name)
-        await nc.close()
-
-    asyncio.run(delete())
 
 
 async def relay_once(

@@ -1,0 +1,38 @@
+"""How every billrun consumer subscribes: a durable JetStream pull consumer with
+NACK_ON_ERROR and its own dead-letter middleware, on a router of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsRouter, PullSub
+from nats.js.api import ConsumerConfig
+
+from consumers.dead_letter import ACK_WAIT_S, RetryPolicy, dead_letter_middleware
+from consumers.topology import Topology
+
+
+def durable_subscriber(
+    topology: Topology,
+    policy: RetryPolicy,
+    consumer: str,
+    subject: str,
+    description: str,
+) -> tuple[NatsRouter, Callable[[Any], Any]]:
+    """A router for one reaction, and the decorator that subscribes its handler."""
+    router = NatsRouter(
+        middlewares=[dead_letter_middleware(topology.dead_letters, policy, consumer)]
+    )
+    subscribe = router.subscriber(
+        subject,
+        stream=JStream(name=topology.stream, declare=False),
+        durable=topology.durable(consumer),
+        pull_sub=PullSub(batch_size=2, timeout=5.0),
+        config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=policy.max_attempts + 2),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{consumer} invoice",
+        description=description,
+    )
+    return router, subscribe
