@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
-from application.billing import Billing
 from application.delivery import DeliveryOutcome, InvoiceDelivery
 from application.documents import InvoiceDocuments
 
@@ -18,20 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class InvoiceProcessing:
-    def __init__(
-        self, billing: Billing, documents: InvoiceDocuments, delivery: InvoiceDelivery
-    ) -> None:
-        self.billing = billing
+    def __init__(self, documents: InvoiceDocuments, delivery: InvoiceDelivery) -> None:
         self.documents = documents
         self.delivery = delivery
 
-    def render(self, invoice_id: UUID, run_id: str) -> None:
-        if not self.billing.get_run(run_id).settings.render_invoices:
-            return
-        documents = self.documents.render(invoice_id)
+    def render(self, invoice_id: UUID) -> None:
+        documents = self.documents.render_on_close(invoice_id)
         log.info("invoice %s: %s", invoice_id, ", ".join(d.format for d in documents))
 
-    def deliver(self, invoice_id: UUID, run_id: str) -> DeliveryOutcome:
+    def deliver(self, invoice_id: UUID) -> DeliveryOutcome:
         outcome = self.delivery.deliver(invoice_id)
         log.info("invoice %s: delivery %s", invoice_id, outcome.kind.value)
         return outcome

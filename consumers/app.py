@@ -33,10 +33,10 @@ def build_broker(
 class _Documentation:
     """Stand-in services: the AsyncAPI document needs the handlers, not their work."""
 
-    def render(self, invoice_id: Any, run_id: str) -> None:  # pragma: no cover
+    def render(self, invoice_id: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def deliver(self, invoice_id: Any, run_id: str) -> None:  # pragma: no cover
+    def deliver(self, invoice_id: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
 

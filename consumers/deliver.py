@@ -32,6 +32,6 @@ def deliver_router(
     async def deliver_invoice(event: InvoiceRendered) -> None:
         if event.format != "pdf":
             return
-        await asyncio.to_thread(services.deliver, event.originator_id, event.run_id)
+        await asyncio.to_thread(services.deliver, event.originator_id)
 
     return router

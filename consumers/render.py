@@ -30,6 +30,6 @@ def render_router(
 
     @subscribe
     async def render_invoice(event: InvoiceClosed) -> None:
-        await asyncio.to_thread(services.render, event.originator_id, event.run_id)
+        await asyncio.to_thread(services.render, event.originator_id)
 
     return router

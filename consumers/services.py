@@ -7,8 +7,8 @@ from uuid import UUID
 
 
 class ConsumerServices(Protocol):
-    def render(self, invoice_id: UUID, run_id: str) -> object:
+    def render(self, invoice_id: UUID) -> object:
         """Render a closed invoice if its run renders; record InvoiceRendered once."""
 
-    def deliver(self, invoice_id: UUID, run_id: str) -> object:
+    def deliver(self, invoice_id: UUID) -> object:
         """Deliver a rendered invoice if its run delivers; record InvoiceDelivered once."""

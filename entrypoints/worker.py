@@ -17,31 +17,20 @@ from typing import cast
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from application.delivery import invoice_delivery
-from application.documents import InvoiceDocuments
+from application.documents import invoice_documents
 from application.invoice_processing import InvoiceProcessing
-from application.ports import Seller
 from consumers.app import build_broker
 from consumers.topology import Topology
 from entrypoints.runtime import Runtime
-from infrastructure.file_store import FileStore, documents_root
 from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
 from infrastructure.relay import NotificationLog, Relay, RelayPositions
-from infrastructure.rendering.renderer import InvoiceRenderer
 
 log = logging.getLogger(__name__)
 
 
-def invoice_documents(rt: Runtime) -> InvoiceDocuments:
-    store = FileStore(documents_root(rt.settings))
-    return InvoiceDocuments(
-        rt.billing, InvoiceRenderer(), store, Seller.from_environment(os.environ)
-    )
-
-
 def invoice_processing(rt: Runtime) -> InvoiceProcessing:
     return InvoiceProcessing(
-        rt.billing,
-        invoice_documents(rt),
+        invoice_documents(rt.billing, rt.settings, os.environ),
         invoice_delivery(rt.billing, rt.settings, os.environ),
     )
 

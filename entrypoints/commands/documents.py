@@ -17,21 +17,20 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from application.documents import DOCUMENT_FORMATS, InvoiceDocuments
-from application.ports import Seller
+from application.documents import DOCUMENT_FORMATS, InvoiceDocuments, invoice_documents
 from domain.invoice import RenderedDocument
 from entrypoints import output
 from entrypoints.commands.invoices import resolve_invoice_id
 from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
 from entrypoints.runtime import Runtime
 from infrastructure.file_store import FileStore, documents_root
-from infrastructure.rendering.renderer import InvoiceRenderer
 
 
 def _documents(rt: Runtime) -> tuple[InvoiceDocuments, FileStore]:
-    store = FileStore(documents_root(rt.settings))
-    seller = Seller.from_environment(os.environ)
-    return InvoiceDocuments(rt.billing, InvoiceRenderer(), store, seller), store
+    return (
+        invoice_documents(rt.billing, rt.settings, os.environ),
+        FileStore(documents_root(rt.settings)),
+    )
 
 
 def _copy(source: Path, target: Path) -> Path:
