@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,16 @@ def build_broker(
 ) -> NatsBroker:
     topology = topology or Topology()
     policy = policy or RetryPolicy()
-    broker = NatsBroker(nats_url, graceful_timeout=30.0)
+    # FastStream logs every message received and processed: useful when debugging
+    # a consumer, noise in a worker's log, so only a DEBUG logger shows them.
+    # Our own logger, so the process's logging setup (-v or not) governs FastStream's
+    # service messages too, instead of FastStream's own INFO handler.
+    broker = NatsBroker(
+        nats_url,
+        graceful_timeout=30.0,
+        logger=logging.getLogger("consumers.broker"),
+        log_level=logging.DEBUG,
+    )
     broker.include_router(render_router(services, topology, policy))
     broker.include_router(deliver_router(services, topology, policy))
     return broker
