@@ -1,5 +1,7 @@
 """Kill -9 a `billrun worker` while it renders and delivers, start another: every
-invoice is rendered and delivered exactly once, counted by a real SMTP server."""
+invoice is rendered once and recorded as delivered once; at the real SMTP server
+every invoice arrives, and at most the one message in flight at the kill arrives
+twice (same Message-ID): SMTP cannot join PostgreSQL's transaction."""
 
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def wait_for(condition: Any, timeout: float = 90) -> None:
         time.sleep(0.1)
 
 
-def test_killing_the_worker_mid_rendering_loses_nothing_and_sends_nothing_twice(
+def test_killing_the_worker_mid_rendering_loses_nothing_and_repeats_at_most_the_message_in_flight(
     billing: Billing,
     database_url: str,
     own_nats: str,
@@ -151,5 +153,11 @@ def test_killing_the_worker_mid_rendering_loses_nothing_and_sends_nothing_twice(
     assert rendered(billing) == 2 * INVOICES
     assert delivered(billing) == INVOICES
     ids = handler.message_ids()
-    assert len(ids) == INVOICES, f"{len(ids)} messages for {INVOICES} invoices"
+    # Every invoice reached the SMTP server: nothing lost.
     assert len(set(ids)) == INVOICES
+    # An SMTP server is not part of PostgreSQL's transaction: a kill after the
+    # server accepted a message and before InvoiceDelivered was committed sends
+    # that one message again on restart. It is the only repeat a kill can cause,
+    # and it carries the same Message-ID, so receivers can recognise it.
+    repeats = len(ids) - len(set(ids))
+    assert repeats <= 1, f"{len(ids)} messages for {INVOICES} invoices"
