@@ -1,7 +1,8 @@
 """The worker: the outbox relay and the consumers, in one process.
 
 Composition root for the asynchronous side: it builds the application services
-the consumers call, the relay that feeds them, and runs both until told to stop.
+the consumers call, the relay that feeds them, and runs both, with the audit
+seal kept up to date, until told to stop.
 Stopping is graceful: the relay finishes its window in flight and saves its
 position; the consumers finish the messages they hold (unacknowledged ones are
 redelivered to the next worker).
@@ -10,6 +11,7 @@ redelivered to the next worker).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import cast
@@ -24,6 +26,7 @@ from consumers.topology import Topology
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
 from infrastructure.relay import NotificationLog, Relay, RelayPositions
+from projections.audit_seal import seal_up_to_head
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,19 @@ def invoice_processing(rt: Runtime) -> InvoiceProcessing:
         invoice_documents(rt.billing, rt.settings, os.environ),
         invoice_delivery(rt.billing, rt.settings, os.environ),
     )
+
+
+SEAL_INTERVAL_S = 5.0
+
+
+async def keep_sealing(rt: Runtime, stop: asyncio.Event) -> None:
+    """Extend the audit seal every few seconds, so new events are sealed promptly
+    (an event is only tamper-evident once sealed)."""
+    seal = rt.read_side.audit_seal()
+    while not stop.is_set():
+        await asyncio.to_thread(seal_up_to_head, rt.billing, seal)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SEAL_INTERVAL_S)
 
 
 def topology(names: StreamNames) -> Topology:
@@ -71,14 +87,16 @@ async def run_worker(
     async with broker:
         await broker.start()
         relaying = asyncio.create_task(relay.run(stop, follow=True))
+        sealing = asyncio.create_task(keep_sealing(rt, stop))
         stopping = asyncio.create_task(stop.wait())
         log.info("worker: relaying and consuming from %s", nats_url)
         if started is not None:
             started.set()
         # A relay that fails must stop the worker too: consumers without a relay
         # would look alive while nothing new reaches them.
-        await asyncio.wait({relaying, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({relaying, sealing, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         await stopping
+        await sealing
         outcome = await relaying
         log.info("worker: stopping; relay at position %d", outcome.position)

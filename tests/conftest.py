@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,15 +26,22 @@ from infrastructure.persistence import eventsourcing_environment
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     url = os.environ.get("BILLRUN_TEST_DATABASE_URL") or os.environ.get("BILLRUN_DATABASE_URL")
     if url:
         yield url
         return
     from infrastructure.embedded import embedded_postgres
 
-    with embedded_postgres(tmp_path_factory.mktemp("billrun-home")) as embedded_url:
-        yield embedded_url
+    # Not under pytest's own temporary root: pytest makes that directory 0700
+    # again whenever a pytest session starts, and run as root the embedded
+    # server runs as `nobody`, which would then lose its data directory.
+    home = Path(tempfile.mkdtemp(prefix="billrun-test-postgres-"))
+    try:
+        with embedded_postgres(home) as embedded_url:
+            yield embedded_url
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

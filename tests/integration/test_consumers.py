@@ -92,6 +92,8 @@ def test_the_worker_renders_and_delivers_every_invoice_of_a_run_exactly_once(
     pdfs = list((tmp_path / "documents").rglob("*.pdf"))
     assert len(pdfs) == ACCOUNTS
     assert all(pdf.read_bytes().startswith(b"%PDF") for pdf in pdfs)
+    # The worker keeps the audit seal up to date as it goes.
+    assert runtime.read_side.audit_seal().head().count > 0
 
     # A second worker over the same log finds everything done: nothing new at all.
     asyncio.run(work_until(runtime, nats_server, streams, lambda: False, timeout=3))
