@@ -31,10 +31,6 @@ class DomainEvent(ValueObject):
     originator_version: int
     timestamp: datetime
 
-    def aggregate_name(self) -> str:
-        """The aggregate kind this event belongs to ("account", "invoice", ...)."""
-        return type(self).__module__.rsplit(".", 1)[-1].replace("_", "")
-
 
 TAggregate = TypeVar("TAggregate", bound="Aggregate")
 

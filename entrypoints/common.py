@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable, Iterator
+import signal
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, ParamSpec, TypeVar
@@ -28,6 +30,7 @@ from infrastructure.settings import ConfigurationError, Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
@@ -110,3 +113,28 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
             progress.update(task, total=total, completed=done)
 
         yield update
+
+
+def until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `main(stop)`; the first SIGINT or SIGTERM sets `stop` (graceful), and
+    hands the signals back to their defaults so a second one stops at once."""
+
+    async def runner() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def graceful() -> None:
+            stop.set()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+        for sig in signals:
+            loop.add_signal_handler(sig, graceful)
+        try:
+            return await main(stop)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(runner())

@@ -54,7 +54,7 @@ def subject_for(topic: str, prefix: str = "billing") -> str:
     ``domain.invoice:InvoiceClosed`` -> ``billing.invoice.InvoiceClosed``; the
     aggregate is the event's module name without underscores
     (``domain.bill_run:RunStarted`` -> ``billing.billrun.RunStarted``), the same
-    name `DomainEvent.aggregate_name()` gives.
+    name `billrun history` shows.
     """
     module, _, event = topic.partition(":")
     if not module or not event or "." in event:

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, TypeVar, cast
+from collections.abc import Iterator
+from typing import Annotated
 
 import typer
-from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.errors import Error as NatsError
 from rich.markup import escape
 from rich.table import Table
 
 from entrypoints import output
-from entrypoints.common import JsonFlag, refusals, runtime
-from entrypoints.runtime import Runtime
+from entrypoints.common import JsonFlag, refusals, runtime, until_signalled
+from entrypoints.worker import relay_parts
 from infrastructure.messaging import DEFAULT_STREAMS, nats_url
 from infrastructure.relay import (
     DEFAULT_WINDOW,
-    NotificationLog,
     Relay,
     RelayError,
-    RelayPositions,
     relay_status,
 )
-
-T = TypeVar("T")
 
 relay_app = typer.Typer(
     help="Publish every event to NATS JetStream (stream BILLING, subjects "
@@ -66,9 +59,9 @@ def relay_run(
     A second signal stops at once. Use -v for a log line per window.
     """
     with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
-        source, positions = _relay_parts(rt)
+        source, positions = relay_parts(rt)
         relay = Relay(source, positions, url, window=window)
-        outcome = _until_signalled(lambda stop: relay.run(stop, follow=not once))
+        outcome = until_signalled(lambda stop: relay.run(stop, follow=not once))
     if json_out:
         output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
         return
@@ -111,10 +104,10 @@ def relay_replay(
     sequence instead. The relay's position does not move.
     """
     with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
-        source, positions = _relay_parts(rt)
+        source, positions = relay_parts(rt)
 
         relay = Relay(source, positions, url, window=window, connection_name="billrun-replay")
-        outcome = _until_signalled(lambda stop: relay.replay(from_, to, replay_id, stop))
+        outcome = until_signalled(lambda stop: relay.replay(from_, to, replay_id, stop))
     if json_out:
         output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
         return
@@ -132,7 +125,7 @@ def relay_replay(
 def relay_status_command(json_out: JsonFlag = False) -> None:
     """The relay's saved position, the log's head, and the lag between them."""
     with runtime() as rt:
-        status = relay_status(*_relay_parts(rt), DEFAULT_STREAMS.stream)
+        status = relay_status(*relay_parts(rt), DEFAULT_STREAMS.stream)
     if json_out:
         output.print_json(status.as_json())
         return
@@ -145,39 +138,6 @@ def relay_status_command(json_out: JsonFlag = False) -> None:
     table.add_row("lag", f"{status.lag:,}", style="yellow" if status.lag else "")
     table.add_row("saved at", status.updated_at.isoformat() if status.updated_at else "never")
     output.console.print(table)
-
-
-def _relay_parts(rt: Runtime) -> tuple[NotificationLog, RelayPositions]:
-    # Billing refuses to start on anything but PostgreSQL, so the cast holds.
-    source = NotificationLog(cast(PostgresApplicationRecorder, rt.billing.recorder))
-    positions = RelayPositions(source.datastore)
-    positions.create_table()
-    return source, positions
-
-
-def _until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run `main(stop)`; the first SIGINT or SIGTERM sets `stop` (graceful), and
-    hands the signals back to their defaults so a second one stops at once."""
-
-    async def runner() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-
-        def graceful() -> None:
-            stop.set()
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-
-        for sig in signals:
-            loop.add_signal_handler(sig, graceful)
-        try:
-            return await main(stop)
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(runner())
 
 
 @contextlib.contextmanager

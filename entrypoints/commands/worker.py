@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from entrypoints import output
-from entrypoints.commands.relay import _until_signalled
-from entrypoints.common import refusals, runtime
+from entrypoints.common import refusals, runtime, until_signalled
 from entrypoints.worker import run_worker
 from infrastructure.messaging import nats_url
 
@@ -22,4 +21,4 @@ def worker() -> None:
     """
     with runtime() as rt, nats_url(rt.settings) as url:
         output.errors.print(f"worker: NATS {url}; press Ctrl-C to stop", highlight=False)
-        _until_signalled(lambda stop: run_worker(rt, url, stop))
+        until_signalled(lambda stop: run_worker(rt, url, stop))
