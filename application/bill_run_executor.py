@@ -133,7 +133,9 @@ class BillRunExecutor:
             if not run.selection.includes(account.account_id, account.bill_group):
                 continue
             seen += 1
-            billed_lines = account.bill_packages(run.run_id, run.period, run.posting_date, at)
+            billed_lines = account.bill(
+                run.run_id, run.period, run.posting_date, at, run.settings.scope
+            )
             if not billed_lines:
                 skipped += 1
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
@@ -10,7 +10,13 @@ from uuid import UUID
 from pydantic import field_validator
 
 from domain.errors import AccountError
-from domain.ids import account_uuid, package_line_uuid
+from domain.ids import account_uuid, charge_line_uuid, package_line_uuid, usage_line_uuid
+from domain.lines import (
+    DEFAULT_CHARGE_CATEGORY,
+    DEFAULT_PACKAGE_CATEGORY,
+    InvoiceLine,
+    LineKind,
+)
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
 from domain.periods import (
@@ -21,6 +27,15 @@ from domain.periods import (
     index_of_bill_date,
     service_period,
 )
+from domain.pricing import overlap, prorated, tax_on
+
+__all__ = ["InvoiceLine", "LineKind"]  # re-exported: lines were first defined here
+
+
+def _finite(value: Decimal | None) -> Decimal | None:
+    if value is not None and not value.is_finite():
+        raise ValueError("must be a finite decimal")
+    return value
 
 
 class PackageTerms(ValueObject):
@@ -33,31 +48,61 @@ class PackageTerms(ValueObject):
     timing: Timing
     start_date: date
     end_date: date | None = None
+    anchor_date: date | None = None
+    """The date the schedule counts from; default the start date. An anchor
+    before the start (e.g. the 1st of the month for a package starting on the
+    15th) aligns the package to a bill day and makes its first period partial."""
+    category: str = DEFAULT_PACKAGE_CATEGORY
+    tax_rate: Decimal | None = None
+    """Percent; None: the account's rate."""
+    usage_rate: Decimal | None = None
+    """Price per unit of usage recorded without a price of its own."""
 
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("amount must be a finite decimal")
-        return value
+    _check = field_validator("amount", "tax_rate", "usage_rate")(_finite)
+
+    @property
+    def anchor(self) -> date:
+        return self.start_date if self.anchor_date is None else self.anchor_date
 
 
-class InvoiceLine(ValueObject):
-    """One priced line, with its provenance (run, source, service period, rule)."""
+class UsageRecord(ValueObject):
+    """A quantity of a package's service used on one day, priced when recorded."""
 
-    line_id: UUID
-    account_id: str
-    run_id: str
-    source: str
+    usage_id: str
+    package_id: str
     description: str
-    service_period_start: date
-    service_period_end: date
     quantity: Decimal
-    unit_amount: Decimal
+    unit_price: Decimal
+    occurred_on: date
+
+    _check = field_validator("quantity", "unit_price")(_finite)
+
+
+class ChargeTerms(ValueObject):
+    """A one-off charge (or, negative, a credit), billed once on or after its date."""
+
+    charge_id: str
+    description: str
     amount: Decimal
-    currency: str
-    posting_date: date
-    rule: str
+    charge_date: date
+    category: str = DEFAULT_CHARGE_CATEGORY
+    tax_rate: Decimal | None = None
+    """Percent; None: the account's rate."""
+
+    _check = field_validator("amount", "tax_rate")(_finite)
+
+
+class BillingScope(ValueObject):
+    """What a run bills (its settings `bill_packages`, `bill_usage`, `bill_charges`)
+    and, when `categories` is not empty, only packages and charges of those categories."""
+
+    packages: bool = True
+    usage: bool = True
+    charges: bool = True
+    categories: tuple[str, ...] = ()
+
+    def includes(self, category: str) -> bool:
+        return not self.categories or category in self.categories
 
 
 class AccountOpened(DomainEvent):
@@ -66,12 +111,14 @@ class AccountOpened(DomainEvent):
     currency: str
     invoice_email: str | None
     bill_group: str
+    tax_rate: Decimal = Decimal(0)
 
 
 class AccountDetailsChanged(DomainEvent):
     name: str
     invoice_email: str | None
     bill_group: str
+    tax_rate: Decimal = Decimal(0)
 
 
 class PackageSubscribed(DomainEvent):
@@ -94,18 +141,54 @@ class PackageBilled(DomainEvent):
     line: InvoiceLine
 
 
+class UsageRecorded(DomainEvent):
+    usage: UsageRecord
+
+
+class UsageBilled(DomainEvent):
+    """A package's unbilled usage up to the run's period end, as summed lines."""
+
+    run_id: str
+    package_id: str
+    usage_ids: tuple[str, ...]
+    lines: tuple[InvoiceLine, ...]
+
+
+class ChargeAdded(DomainEvent):
+    charge: ChargeTerms
+
+
+class ChargeBilled(DomainEvent):
+    run_id: str
+    charge_id: str
+    line: InvoiceLine
+
+
 @dataclass(slots=True)
 class Package:
     terms: PackageTerms
     next_index: int
+    unbilled_usage: dict[str, UsageRecord] = field(default_factory=dict)
 
     @property
     def next_bill_date(self) -> date:
-        return bill_date(self.terms.start_date, self.terms.frequency, self.next_index)
+        return bill_date(self.terms.anchor, self.terms.frequency, self.next_index)
 
     def next_service_period(self) -> Period:
         t = self.terms
-        return service_period(t.start_date, t.frequency, t.timing, self.next_index)
+        return service_period(t.anchor, t.frequency, t.timing, self.next_index)
+
+    @property
+    def has_ended(self) -> bool:
+        """Every period up to its end date is billed: nothing recurring is left."""
+        end = self.terms.end_date
+        return end is not None and self.next_service_period().start > end
+
+
+@dataclass(slots=True)
+class Charge:
+    terms: ChargeTerms
+    billed: bool = False
 
 
 def default_first_index(timing: Timing) -> int:
@@ -123,7 +206,11 @@ class Account(Aggregate):
         self.currency = ""
         self.invoice_email: str | None = None
         self.bill_group = ""
+        self.tax_rate = Decimal(0)
         self.packages: dict[str, Package] = {}
+        self.usage: dict[str, UsageRecord] = {}
+        """Every usage record ever recorded, by id (billed or not): ids are unique."""
+        self.charges: dict[str, Charge] = {}
 
     # Commands -----------------------------------------------------------------
 
@@ -136,11 +223,13 @@ class Account(Aggregate):
         invoice_email: str | None,
         bill_group: str,
         at: datetime,
+        tax_rate: Decimal = Decimal(0),
     ) -> Account:
         if not account_id.strip():
             raise AccountError("an account needs a non-empty id")
         if not is_currency(currency):
             raise AccountError(f"account {account_id}: unknown currency {currency!r}")
+        _check_tax_rate(tax_rate, f"account {account_id}")
         account = cls(account_uuid(account_id))
         account._trigger(
             AccountOpened,
@@ -150,41 +239,68 @@ class Account(Aggregate):
             currency=currency,
             invoice_email=invoice_email,
             bill_group=bill_group,
+            tax_rate=tax_rate,
         )
         return account
 
     def change_details(
-        self, name: str, invoice_email: str | None, bill_group: str, at: datetime
+        self,
+        name: str,
+        invoice_email: str | None,
+        bill_group: str,
+        at: datetime,
+        tax_rate: Decimal | None = None,
     ) -> None:
-        if (name, invoice_email, bill_group) == (self.name, self.invoice_email, self.bill_group):
+        rate = self.tax_rate if tax_rate is None else tax_rate
+        if (name, invoice_email, bill_group, rate) == (
+            self.name,
+            self.invoice_email,
+            self.bill_group,
+            self.tax_rate,
+        ):
             return
+        _check_tax_rate(rate, f"account {self.account_id}")
         self._trigger(
-            AccountDetailsChanged, at, name=name, invoice_email=invoice_email, bill_group=bill_group
+            AccountDetailsChanged,
+            at,
+            name=name,
+            invoice_email=invoice_email,
+            bill_group=bill_group,
+            tax_rate=rate,
         )
 
     def subscribe(self, terms: PackageTerms, next_bill_date: date | None, at: datetime) -> None:
+        where = f"package {terms.package_id}"
         if terms.package_id in self.packages:
             raise AccountError(f"account {self.account_id} already has package {terms.package_id}")
         if terms.end_date is not None and terms.end_date < terms.start_date:
             raise AccountError(
-                f"package {terms.package_id}: end date {terms.end_date} is before "
-                f"its start date {terms.start_date}"
+                f"{where}: end date {terms.end_date} is before its start date {terms.start_date}"
             )
         if terms.amount != round_to_currency(terms.amount, self.currency):
             raise AccountError(
-                f"package {terms.package_id}: amount {terms.amount} has more decimals "
-                f"than {self.currency} allows"
+                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
+            )
+        if terms.tax_rate is not None:
+            _check_tax_rate(terms.tax_rate, where)
+        if terms.usage_rate is not None and terms.usage_rate < 0:
+            raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
+        anchor = terms.anchor
+        if anchor > terms.start_date or bill_date(anchor, terms.frequency, 1) <= terms.start_date:
+            raise AccountError(
+                f"{where}: anchor date {anchor} must be on or before the start date "
+                f"{terms.start_date}, less than one {terms.frequency.value} period before it"
             )
         if next_bill_date is None:
             index = default_first_index(terms.timing)
         else:
-            index = index_of_bill_date(terms.start_date, terms.frequency, next_bill_date)
+            index = index_of_bill_date(anchor, terms.frequency, next_bill_date)
             if index < default_first_index(terms.timing):
                 raise AccountError(
-                    f"package {terms.package_id}: next bill date {next_bill_date} is before "
+                    f"{where}: next bill date {next_bill_date} is before "
                     f"the first bill date of an {terms.timing.value} package"
                 )
-        first = bill_date(terms.start_date, terms.frequency, index)
+        first = bill_date(anchor, terms.frequency, index)
         self._trigger(PackageSubscribed, at, terms=terms, next_bill_date=first)
 
     def amend_package(
@@ -221,40 +337,174 @@ class Account(Aggregate):
             end_date=end_date,
         )
 
-    def bill_packages(
-        self, run_id: str, window: Period, posting_date: date, at: datetime
-    ) -> list[InvoiceLine]:
-        """Bill every package bill date that falls within `window`.
+    def record_usage(
+        self,
+        usage_id: str,
+        package_id: str,
+        quantity: Decimal,
+        occurred_on: date,
+        at: datetime,
+        unit_price: Decimal | None = None,
+        description: str | None = None,
+    ) -> bool:
+        """Record usage of a package, priced now; an id already recorded records
+        nothing (False) when the record is the same, and is refused when it differs."""
+        where = f"usage {usage_id}"
+        if not usage_id.strip():
+            raise AccountError("a usage record needs a non-empty id")
+        terms = self._package(package_id).terms
+        price = terms.usage_rate if unit_price is None else unit_price
+        if price is None:
+            raise AccountError(
+                f"{where}: no unit price given and package {package_id} has no usage rate"
+            )
+        if not quantity.is_finite() or not price.is_finite():
+            raise AccountError(f"{where}: quantity and unit price must be finite decimals")
+        if occurred_on < terms.start_date or (
+            terms.end_date is not None and occurred_on > terms.end_date
+        ):
+            ends = "" if terms.end_date is None else f" to {terms.end_date}"
+            raise AccountError(
+                f"{where}: occurred on {occurred_on}, outside package {package_id} "
+                f"({terms.start_date}{ends})"
+            )
+        record = UsageRecord(
+            usage_id=usage_id,
+            package_id=package_id,
+            description=description or terms.description,
+            quantity=quantity,
+            unit_price=price,
+            occurred_on=occurred_on,
+        )
+        known = self.usage.get(usage_id)
+        if known is not None:
+            if known == record:
+                return False
+            raise AccountError(
+                f"{where} is already recorded on account {self.account_id} with other data"
+            )
+        self._trigger(UsageRecorded, at, usage=record)
+        return True
 
-        Each billing advances the package's next bill date by one step, so a
-        window of three months bills a monthly package three times, and billing
-        the same window again finds nothing due. A bill date before the window
-        is left for a run whose window covers it.
+    def add_charge(self, terms: ChargeTerms, at: datetime) -> bool:
+        """Add a one-off charge; the same charge again records nothing (False), a
+        different charge under a known id is refused."""
+        where = f"charge {terms.charge_id}"
+        if not terms.charge_id.strip():
+            raise AccountError("a charge needs a non-empty id")
+        if terms.amount != round_to_currency(terms.amount, self.currency):
+            raise AccountError(
+                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
+            )
+        if terms.tax_rate is not None:
+            _check_tax_rate(terms.tax_rate, where)
+        known = self.charges.get(terms.charge_id)
+        if known is not None:
+            if known.terms == terms:
+                return False
+            raise AccountError(f"{where} is already on account {self.account_id} with other data")
+        self._trigger(ChargeAdded, at, charge=terms)
+        return True
+
+    def bill(
+        self,
+        run_id: str,
+        window: Period,
+        posting_date: date,
+        at: datetime,
+        scope: BillingScope | None = None,
+    ) -> list[InvoiceLine]:
+        """Bill what is due in `window`: package periods, usage, one-off charges.
+
+        - A package is due when its next bill date falls within the window; each
+          billing advances that date one step, so a window of three months bills a
+          monthly package three times, and billing the same window again finds
+          nothing. A bill date before the window is left for a run covering it.
+        - Usage (seed rule) is billed with its package: when the package is due
+          (or has ended, so nothing is left behind), all its unbilled usage up to
+          the window's end, including usage before the window's start. Usage
+          after the window's end waits for a later run.
+        - A one-off charge is billed by the first run whose window ends on or
+          after its date.
         """
+        scope = scope or BillingScope()
         lines: list[InvoiceLine] = []
         for package in self.packages.values():
-            while package.next_bill_date in window:
-                period = package.next_service_period()
-                end_date = package.terms.end_date
-                if end_date is not None and period.start > end_date:
-                    break
-                line = self._price(package, run_id, period, posting_date)
-                billed_on = package.next_bill_date
-                self._trigger(
-                    PackageBilled,
-                    at,
-                    run_id=run_id,
-                    package_id=package.terms.package_id,
-                    bill_date=billed_on,
-                    next_bill_date=bill_date(
-                        package.terms.start_date, package.terms.frequency, package.next_index + 1
-                    ),
-                    line=line,
-                )
+            if not scope.includes(package.terms.category):
+                continue
+            due = package.next_bill_date in window or package.has_ended
+            if scope.packages:
+                lines.extend(self._bill_periods(package, run_id, window, posting_date, at))
+            if scope.usage and due:
+                lines.extend(self._bill_usage(package, run_id, window, posting_date, at))
+        if scope.charges:
+            for charge in self.charges.values():
+                terms = charge.terms
+                if charge.billed or terms.charge_date > window.end:
+                    continue
+                if not scope.includes(terms.category):
+                    continue
+                line = self._charge_line(terms, run_id, posting_date)
+                self._trigger(ChargeBilled, at, run_id=run_id, charge_id=terms.charge_id, line=line)
                 lines.append(line)
         return lines
 
-    # Queries ------------------------------------------------------------------
+    def bill_packages(
+        self, run_id: str, window: Period, posting_date: date, at: datetime
+    ) -> list[InvoiceLine]:
+        """Bill only the package periods due in `window` (see `bill`)."""
+        scope = BillingScope(packages=True, usage=False, charges=False)
+        return self.bill(run_id, window, posting_date, at, scope)
+
+    # Billing, one kind at a time ----------------------------------------------
+
+    def _bill_periods(
+        self, package: Package, run_id: str, window: Period, posting_date: date, at: datetime
+    ) -> list[InvoiceLine]:
+        lines: list[InvoiceLine] = []
+        terms = package.terms
+        while package.next_bill_date in window:
+            period = package.next_service_period()
+            used = overlap(period, terms.start_date, terms.end_date)
+            if used is None:
+                break
+            line = self._period_line(package, run_id, period, used, posting_date)
+            self._trigger(
+                PackageBilled,
+                at,
+                run_id=run_id,
+                package_id=terms.package_id,
+                bill_date=package.next_bill_date,
+                next_bill_date=bill_date(terms.anchor, terms.frequency, package.next_index + 1),
+                line=line,
+            )
+            lines.append(line)
+        return lines
+
+    def _bill_usage(
+        self, package: Package, run_id: str, window: Period, posting_date: date, at: datetime
+    ) -> list[InvoiceLine]:
+        due = [u for u in package.unbilled_usage.values() if u.occurred_on <= window.end]
+        if not due:
+            return []
+        groups: dict[tuple[str, Decimal], list[UsageRecord]] = {}
+        for record in sorted(due, key=lambda u: (u.occurred_on, u.usage_id)):
+            groups.setdefault((record.description, record.unit_price), []).append(record)
+        lines = [
+            self._usage_line(package.terms, run_id, records, posting_date)
+            for records in groups.values()
+        ]
+        self._trigger(
+            UsageBilled,
+            at,
+            run_id=run_id,
+            package_id=package.terms.package_id,
+            usage_ids=tuple(u.usage_id for records in groups.values() for u in records),
+            lines=tuple(lines),
+        )
+        return lines
+
+    # Pricing ------------------------------------------------------------------
 
     def _package(self, package_id: str) -> Package:
         try:
@@ -262,25 +512,86 @@ class Account(Aggregate):
         except KeyError:
             raise AccountError(f"account {self.account_id} has no package {package_id!r}") from None
 
-    def _price(
-        self, package: Package, run_id: str, period: Period, posting_date: date
+    def _rate(self, override: Decimal | None) -> Decimal:
+        return self.tax_rate if override is None else override
+
+    def _line(self, amount: Decimal, tax_rate: Decimal, **fields: object) -> InvoiceLine:
+        return InvoiceLine(
+            account_id=self.account_id,
+            amount=amount,
+            currency=self.currency,
+            tax_rate=tax_rate,
+            tax=tax_on(amount, tax_rate, self.currency),
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _period_line(
+        self, package: Package, run_id: str, period: Period, used: Period, posting_date: date
     ) -> InvoiceLine:
         terms = package.terms
-        amount = round_to_currency(terms.amount, self.currency)
-        return InvoiceLine(
+        rule = f"recurring:{terms.frequency.value}:{terms.timing.value}"
+        if used != period:
+            rule += f":prorated:{used.days}/{period.days}"
+        amount = prorated(terms.amount, used, period, self.currency)
+        return self._line(
+            amount,
+            self._rate(terms.tax_rate),
             line_id=package_line_uuid(self.account_id, terms.package_id, period.start),
-            account_id=self.account_id,
             run_id=run_id,
             source=f"package:{terms.package_id}",
             description=terms.description,
-            service_period_start=period.start,
-            service_period_end=period.end,
+            service_period_start=used.start,
+            service_period_end=used.end,
+            # A partial period prints as one unit at its prorated price; the
+            # service dates and the rule say which days it covers.
             quantity=Decimal(1),
             unit_amount=amount,
-            amount=amount,
-            currency=self.currency,
             posting_date=posting_date,
-            rule=f"recurring:{terms.frequency.value}:{terms.timing.value}",
+            rule=rule,
+            kind=LineKind.RECURRING,
+            category=terms.category,
+        )
+
+    def _usage_line(
+        self, terms: PackageTerms, run_id: str, records: list[UsageRecord], posting_date: date
+    ) -> InvoiceLine:
+        first = records[0]
+        quantity = sum((u.quantity for u in records), Decimal(0))
+        return self._line(
+            round_to_currency(quantity * first.unit_price, self.currency),
+            self._rate(terms.tax_rate),
+            line_id=usage_line_uuid(
+                self.account_id, run_id, terms.package_id, first.description, first.unit_price
+            ),
+            run_id=run_id,
+            source=f"usage:{terms.package_id}",
+            description=first.description,
+            service_period_start=min(u.occurred_on for u in records),
+            service_period_end=max(u.occurred_on for u in records),
+            quantity=quantity,
+            unit_amount=first.unit_price,
+            posting_date=posting_date,
+            rule=f"usage:{len(records)}-records",
+            kind=LineKind.USAGE,
+            category=terms.category,
+        )
+
+    def _charge_line(self, terms: ChargeTerms, run_id: str, posting_date: date) -> InvoiceLine:
+        return self._line(
+            terms.amount,
+            self._rate(terms.tax_rate),
+            line_id=charge_line_uuid(self.account_id, terms.charge_id),
+            run_id=run_id,
+            source=f"charge:{terms.charge_id}",
+            description=terms.description,
+            service_period_start=terms.charge_date,
+            service_period_end=terms.charge_date,
+            quantity=Decimal(1),
+            unit_amount=terms.amount,
+            posting_date=posting_date,
+            rule="one-off",
+            kind=LineKind.CHARGE,
+            category=terms.category,
         )
 
     # Event handlers -----------------------------------------------------------
@@ -291,15 +602,17 @@ class Account(Aggregate):
         self.currency = event.currency
         self.invoice_email = event.invoice_email
         self.bill_group = event.bill_group
+        self.tax_rate = event.tax_rate
 
     def _when_AccountDetailsChanged(self, event: AccountDetailsChanged) -> None:
         self.name = event.name
         self.invoice_email = event.invoice_email
         self.bill_group = event.bill_group
+        self.tax_rate = event.tax_rate
 
     def _when_PackageSubscribed(self, event: PackageSubscribed) -> None:
         terms = event.terms
-        index = index_of_bill_date(terms.start_date, terms.frequency, event.next_bill_date)
+        index = index_of_bill_date(terms.anchor, terms.frequency, event.next_bill_date)
         self.packages[terms.package_id] = Package(terms=terms, next_index=index)
 
     def _when_PackageAmended(self, event: PackageAmended) -> None:
@@ -314,3 +627,24 @@ class Account(Aggregate):
 
     def _when_PackageBilled(self, event: PackageBilled) -> None:
         self.packages[event.package_id].next_index += 1
+
+    def _when_UsageRecorded(self, event: UsageRecorded) -> None:
+        usage = event.usage
+        self.usage[usage.usage_id] = usage
+        self.packages[usage.package_id].unbilled_usage[usage.usage_id] = usage
+
+    def _when_UsageBilled(self, event: UsageBilled) -> None:
+        unbilled = self.packages[event.package_id].unbilled_usage
+        for usage_id in event.usage_ids:
+            del unbilled[usage_id]
+
+    def _when_ChargeAdded(self, event: ChargeAdded) -> None:
+        self.charges[event.charge.charge_id] = Charge(terms=event.charge)
+
+    def _when_ChargeBilled(self, event: ChargeBilled) -> None:
+        self.charges[event.charge_id].billed = True
+
+
+def _check_tax_rate(rate: Decimal, where: str) -> None:
+    if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(100):
+        raise AccountError(f"{where}: tax rate {rate} must be a percentage from 0 to 100")

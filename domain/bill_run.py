@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from domain.account import BillingScope
 from domain.errors import BillRunError, RunNotRunnable, StaleCheckpoint
 from domain.ids import run_uuid
 from domain.model import Aggregate, DomainEvent, ValueObject
@@ -48,10 +49,28 @@ class Selection(ValueObject):
 class RunSettings(ValueObject):
     """Which of the run's optional steps it performs."""
 
+    bill_packages: bool = True
+    """Bill the package periods whose bill date falls in the period."""
+    bill_usage: bool = True
+    """Bill the unbilled usage of the packages due in the period (seed rule)."""
+    bill_charges: bool = True
+    """Bill the one-off charges dated on or before the period's end."""
+    categories: tuple[str, ...] = ()
+    """Only packages and charges of these categories; empty: every category."""
+
     render_invoices: bool = True
     """Render each closed invoice to PDF and XML (the render consumer)."""
     deliver_invoices: bool = True
     """Deliver each rendered invoice by its bill group's channel (the deliver consumer)."""
+
+    @property
+    def scope(self) -> BillingScope:
+        return BillingScope(
+            packages=self.bill_packages,
+            usage=self.bill_usage,
+            charges=self.bill_charges,
+            categories=self.categories,
+        )
 
 
 class BatchStatistics(ValueObject):

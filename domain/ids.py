@@ -34,3 +34,15 @@ INVOICE_NUMBER_SEQUENCE_ID = uuid5(NAMESPACE, "invoice-number-sequence")
 
 def bill_group_uuid(group_id: str) -> UUID:
     return uuid5(NAMESPACE, f"bill-group:{group_id}")
+
+
+def usage_line_uuid(
+    account_id: str, run_id: str, package_id: str, description: str, unit_price: object
+) -> UUID:
+    """The line summing one package's usage at one price and description, in one run."""
+    key = f"usage-line:{account_id}:{run_id}:{package_id}:{unit_price}:{description}"
+    return uuid5(NAMESPACE, key)
+
+
+def charge_line_uuid(account_id: str, charge_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"charge-line:{account_id}:{charge_id}")

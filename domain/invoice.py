@@ -7,9 +7,9 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from domain.account import InvoiceLine
 from domain.errors import InvoiceError
 from domain.ids import invoice_uuid
+from domain.lines import InvoiceLine
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
 
@@ -128,11 +128,12 @@ class Invoice(Aggregate):
         if any(existing.line_id == line.line_id for existing in self.lines):
             raise InvoiceError(f"invoice {self.id} already has line {line.line_id}")
         # Totals are exact sums of lines, so each line must already be rounded.
-        if line.amount != round_to_currency(line.amount, self.currency):
-            raise InvoiceError(
-                f"line {line.line_id}: amount {line.amount} has more decimals than "
-                f"{self.currency} allows"
-            )
+        for name, value in (("amount", line.amount), ("tax", line.tax)):
+            if value != round_to_currency(value, self.currency):
+                raise InvoiceError(
+                    f"line {line.line_id}: {name} {value} has more decimals than "
+                    f"{self.currency} allows"
+                )
         self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
     def close(self, number: int, at: datetime) -> None:
@@ -142,7 +143,7 @@ class Invoice(Aggregate):
             raise InvoiceError(f"invoice numbers start at 1, not {number}")
         zero = round_to_currency(Decimal(0), self.currency)
         subtotal = sum((line.amount for line in self.lines), zero)
-        tax = zero
+        tax = sum((line.tax for line in self.lines), zero)
         self._trigger(
             InvoiceClosed,
             at,
@@ -224,6 +225,7 @@ class Invoice(Aggregate):
     def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
         self.lines.append(event.line)
         self.subtotal += event.line.amount
+        self.tax += event.line.tax
         self.total = self.subtotal + self.tax
 
     def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:

@@ -200,9 +200,9 @@ def test_a_next_bill_date_must_be_a_bill_date_the_package_can_bill_on(
             "2026-04-30",
             [
                 "package:office 2026-01-01..2026-01-31 100.00",
-                "package:office 2026-02-01..2026-02-28 100.00",
+                "package:office 2026-02-01..2026-02-15 53.57",
             ],
-            id="an ended advance package bills nothing that starts after its end date",
+            id="an ended advance package bills its last days pro rata, nothing after",
         ),
         pytest.param(
             terms(end_date="2026-03-01"),
@@ -211,9 +211,9 @@ def test_a_next_bill_date_must_be_a_bill_date_the_package_can_bill_on(
             [
                 "package:office 2026-01-01..2026-01-31 100.00",
                 "package:office 2026-02-01..2026-02-28 100.00",
-                "package:office 2026-03-01..2026-03-31 100.00",
+                "package:office 2026-03-01..2026-03-01 3.23",
             ],
-            id="a period starting on the end date is still billed",
+            id="a period starting on the end date bills that one day",
         ),
         pytest.param(
             terms(timing="arrears", end_date="2026-03-15"),
@@ -222,9 +222,9 @@ def test_a_next_bill_date_must_be_a_bill_date_the_package_can_bill_on(
             [
                 "package:office 2026-01-01..2026-01-31 100.00",
                 "package:office 2026-02-01..2026-02-28 100.00",
-                "package:office 2026-03-01..2026-03-31 100.00",
+                "package:office 2026-03-01..2026-03-15 48.39",
             ],
-            id="an ended arrears package bills its last period after it ends",
+            id="an ended arrears package bills its last days after it ends",
         ),
     ],
 )
@@ -437,7 +437,7 @@ def test_an_amended_end_date_stops_billing():
     account.amend_package("office", "Office", Decimal("120.00"), d("2026-02-10"), LATER)
     assert billed(account, "2026-01-01", "2026-04-30") == [
         "package:office 2026-01-01..2026-01-31 120.00",
-        "package:office 2026-02-01..2026-02-28 120.00",
+        "package:office 2026-02-01..2026-02-10 42.86",
     ]
 
 
