@@ -91,8 +91,8 @@ def _record(
 ) -> RecordingSummary:
     ids = list(dict.fromkeys(account_uuid(item.account_id) for item in items))
     accounts: dict[UUID, Account] = {}
-    for chunk in _chunks(ids, SAVE_CHUNK):
-        accounts.update(billing.load_many(Account, chunk))
+    for some_ids in _chunks(ids, SAVE_CHUNK):
+        accounts.update(billing.load_many(Account, some_ids))
     problems: list[Problem] = []
     recorded = duplicates = 0
     for item in items:
@@ -111,8 +111,8 @@ def _record(
         raise InvalidInput(source, problems)
     touched = [a for a in accounts.values() if a.has_pending_events()]
     events = 0
-    for chunk in _chunks(touched, SAVE_CHUNK):
-        pending: list[DomainEvent] = [e for account in chunk for e in account.collect_events()]
+    for some_accounts in _chunks(touched, SAVE_CHUNK):
+        pending: list[DomainEvent] = [e for a in some_accounts for e in a.collect_events()]
         billing.save(*pending)
         events += len(pending)
     return RecordingSummary(recorded, duplicates, len(touched), events)
