@@ -109,7 +109,7 @@ def _record(
             problems.append(Problem(item.where, str(error)))
     if problems:
         raise InvalidInput(source, problems)
-    touched = [a for a in accounts.values() if a.has_pending_events()]
+    touched = [a for a in accounts.values() if a.has_pending_events]
     events = 0
     for some_accounts in _chunks(touched, SAVE_CHUNK):
         pending: list[DomainEvent] = [e for a in some_accounts for e in a.collect_events()]
