@@ -133,6 +133,13 @@ class PackageAmended(DomainEvent):
     end_date: date | None
 
 
+class PackageRevised(DomainEvent):
+    """New terms for a package: anything but its schedule (frequency, timing,
+    start and anchor dates), which would change periods already billed."""
+
+    terms: PackageTerms
+
+
 class PackageBilled(DomainEvent):
     run_id: str
     package_id: str
@@ -336,6 +343,37 @@ class Account(Aggregate):
             amount=amount,
             end_date=end_date,
         )
+
+    def revise_package(self, terms: PackageTerms, at: datetime) -> None:
+        """Replace a package's terms; the same terms again record nothing.
+
+        Applies from the next billing on: periods and usage already billed keep
+        the price they were billed at.
+        """
+        current = self._package(terms.package_id).terms
+        if terms == current:
+            return
+        where = f"package {terms.package_id}"
+        for name in ("frequency", "timing", "start_date", "anchor"):
+            old, new = getattr(current, name), getattr(terms, name)
+            if old != new:
+                raise AccountError(
+                    f"{where}: {name} cannot change from {old} to {new} "
+                    "(it would move periods already billed); add a new package instead"
+                )
+        if terms.end_date is not None and terms.end_date < terms.start_date:
+            raise AccountError(
+                f"{where}: end date {terms.end_date} is before its start date {terms.start_date}"
+            )
+        if terms.amount != round_to_currency(terms.amount, self.currency):
+            raise AccountError(
+                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
+            )
+        if terms.tax_rate is not None:
+            _check_tax_rate(terms.tax_rate, where)
+        if terms.usage_rate is not None and terms.usage_rate < 0:
+            raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
+        self._trigger(PackageRevised, at, terms=terms)
 
     def record_usage(
         self,
@@ -624,6 +662,9 @@ class Account(Aggregate):
                 "end_date": event.end_date,
             }
         )
+
+    def _when_PackageRevised(self, event: PackageRevised) -> None:
+        self.packages[event.terms.package_id].terms = event.terms
 
     def _when_PackageBilled(self, event: PackageBilled) -> None:
         self.packages[event.package_id].next_index += 1
