@@ -43,6 +43,19 @@ def run_schedule(
     account: Annotated[
         list[str] | None, typer.Option(help="Bill only this account (repeat).")
     ] = None,
+    packages: Annotated[
+        bool, typer.Option(help="Bill package periods whose bill date is in the period.")
+    ] = True,
+    usage: Annotated[
+        bool, typer.Option(help="Bill the unbilled usage of the packages due in the period.")
+    ] = True,
+    charges: Annotated[
+        bool, typer.Option(help="Bill one-off charges dated on or before the period end.")
+    ] = True,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(help="Bill only packages and charges of this category (repeat)."),
+    ] = None,
     render: Annotated[
         bool, typer.Option(help="Render closed invoices to PDF and XML (by the worker).")
     ] = True,
@@ -53,12 +66,34 @@ def run_schedule(
 ) -> None:
     """Schedule a bill run for a bill period (no --group and no --account: all accounts).
 
-    Packages are billed for every bill date within [period start, period end].
-    Scheduling the same run id again with the same terms does nothing.
+    Packages are billed for every bill date from the period start to its end,
+    with the unbilled usage of each package billed (including usage before the
+    period start; usage after the period end waits), and one-off charges dated
+    on or before the period end. Scheduling the same run id again with the same
+    terms does nothing.
+
+    Examples:
+
+      billrun run schedule 2026-01 --period-start 2026-01-01 --period-end 2026-01-31
+
+      A rent-only run (seed: different charges billed in separate runs):
+      billrun run schedule rent-02 --period-start 2026-02-01 --period-end 2026-02-28
+      --category rent --no-usage --no-charges
     """
     period = Period(period_start.date(), period_end.date())
     selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
-    settings = RunSettings(render_invoices=render, deliver_invoices=deliver and render)
+    if not (packages or usage or charges):
+        raise typer.BadParameter(
+            "--no-packages, --no-usage and --no-charges together leave nothing to bill"
+        )
+    settings = RunSettings(
+        bill_packages=packages,
+        bill_usage=usage,
+        bill_charges=charges,
+        categories=tuple(dict.fromkeys(category or ())),
+        render_invoices=render,
+        deliver_invoices=deliver and render,
+    )
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
             run_id, period, posting_date.date() if posting_date else None, selection, settings
