@@ -19,6 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal as decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,13 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
 from application.billing import Billing
-from domain.account import PackageBilled
+from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from domain.account import ChargeBilled, ChargeTerms, PackageBilled, UsageBilled
 from domain.bill_run import RunBatchCompleted
 from domain.invoice import Invoice, InvoiceClosed, InvoiceOpened
 from infrastructure.database import create_database, drop_database
 from infrastructure.persistence import eventsourcing_environment
-from tests.conftest import account, package
+from tests.conftest import account, import_accounts, package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BILLRUN = Path(sys.executable).with_name("billrun")
@@ -40,6 +43,54 @@ EVENTS = "billing_events"
 
 
 # Scenario data ----------------------------------------------------------------
+
+
+def import_with_usage_and_charges(billing: Billing, *accounts: dict[str, Any]) -> None:
+    """Import `accounts`, then give each package two usage records and each account
+    a charge and a credit: one usage record and the credit fall within Q1 2026
+    (billed by a Q1 run with the package), the other record and the charge after it
+    (left for a later run)."""
+    import_accounts(billing, *accounts)
+    usage: list[UsageInput] = []
+    charges: list[ChargeInput] = []
+    for record in accounts:
+        account_id, currency = record["id"], record["currency"]
+        whole = currency == "JPY"
+        for p in record["packages"]:
+            starts = max(p["start_date"], "2026-01-15")
+            later = max(p["start_date"], "2026-04-20")
+            for suffix, on in (("a", starts), ("b", later)):
+                if p.get("end_date") and on > p["end_date"]:
+                    continue
+                usage.append(
+                    UsageInput(
+                        where=f"{account_id}/{p['id']}/{suffix}",
+                        account_id=account_id,
+                        usage_id=f"{p['id']}-{suffix}",
+                        package_id=p["id"],
+                        quantity=decimal("12.5"),
+                        occurred_on=date.fromisoformat(on),
+                        unit_price=decimal("3" if whole else "0.35"),
+                    )
+                )
+        for charge_id, on, amount in (
+            ("setup", "2026-05-02", "25"),
+            ("goodwill", "2026-02-10", "-4"),
+        ):
+            charges.append(
+                ChargeInput(
+                    where=f"{account_id}/{charge_id}",
+                    account_id=account_id,
+                    terms=ChargeTerms(
+                        charge_id=charge_id,
+                        description=charge_id.title(),
+                        amount=decimal(amount if whole else f"{amount}.50"),
+                        charge_date=date.fromisoformat(on),
+                    ),
+                )
+            )
+    record_usage(billing, usage, "test usage")
+    add_charges(billing, charges, "test charges")
 
 
 def varied_accounts(count: int, prefix: str = "ACC") -> list[dict[str, Any]]:
@@ -220,6 +271,11 @@ class EventLog:
             for s in self.states(PackageBilled)
         )
 
+    def billed_lines(self) -> int:
+        """Lines billed to accounts: package periods, usage lines and charges."""
+        usage_lines = sum(len(s["lines"]) for s in self.states(UsageBilled))
+        return self.count(PackageBilled) + usage_lines + self.count(ChargeBilled)
+
     def closed_numbers(self) -> list[int]:
         """Invoice numbers in the order the invoices were closed (committed)."""
         return [s["number"] for s in self.states(InvoiceClosed)]
@@ -237,6 +293,14 @@ class EventLog:
 def assert_billed_at_most_once(log: EventLog) -> None:
     twice = {key: n for key, n in log.package_billings().items() if n > 1}
     assert not twice, f"package periods billed more than once: {twice}"
+    usage = Counter(
+        (s["originator_id"], usage_id)
+        for s in log.states(UsageBilled)
+        for usage_id in s["usage_ids"]
+    )
+    assert not {k: n for k, n in usage.items() if n > 1}, "usage billed more than once"
+    charges = Counter((s["originator_id"], s["charge_id"]) for s in log.states(ChargeBilled))
+    assert not {k: n for k, n in charges.items() if n > 1}, "charges billed more than once"
 
 
 # Everything a run produced, minus timestamps ----------------------------------
@@ -271,11 +335,21 @@ def outcome(database_url: str, *run_ids: str) -> dict[str, Any]:
                 "batches": run.batches,
                 "statistics": run.statistics.model_dump(mode="json"),
             }
+        usage = sorted(
+            (s["originator_id"], s["package_id"], s["run_id"], s["usage_ids"], s["lines"])
+            for s in log.states(UsageBilled)
+        )
+        charges = sorted(
+            (s["originator_id"], s["charge_id"], s["run_id"], s["line"])
+            for s in log.states(ChargeBilled)
+        )
         return {
             "invoices": {
                 str(invoice_id): invoice_data(invoices[invoice_id]) for invoice_id in invoice_ids
             },
             "package_billings": billings,
+            "usage_billings": usage,
+            "charge_billings": charges,
             "runs": runs,
             "last_invoice_number": billing.get_invoice_sequence().last_number,
         }

@@ -24,13 +24,14 @@ from domain.bill_run import RunStatus, Selection
 from domain.ids import run_uuid
 from domain.invoice import InvoiceOpened
 from domain.periods import Period
-from tests.conftest import SteppingClock, import_accounts
+from tests.conftest import SteppingClock
 from tests.integration.helpers import (
     EventLog,
     WriteGate,
     assert_billed_at_most_once,
     billing_on,
     fresh_database,
+    import_with_usage_and_charges,
     outcome,
     run_cli,
     start_cli,
@@ -60,7 +61,7 @@ def uninterrupted(postgres_server: str) -> Iterator[dict]:
 
 
 def prepare(billing: Billing) -> None:
-    import_accounts(billing, *ACCOUNTS)
+    import_with_usage_and_charges(billing, *ACCOUNTS)
     billing.schedule_run(RUN, Q1, None, Selection())
 
 
@@ -113,7 +114,7 @@ def assert_nothing_half_written(billing: Billing, database_url: str) -> None:
         assert numbers == list(range(1, len(numbers) + 1))
         assert log.count(InvoiceOpened) == len(numbers) == run.statistics.invoices
         assert log.batches_committed() == run.batches
-        assert sum(n for n in log.package_billings().values()) == run.statistics.lines
+        assert log.billed_lines() == run.statistics.lines
         assert_billed_at_most_once(log)
 
 

@@ -18,7 +18,6 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
-from domain.account import PackageBilled
 from domain.bill_run import Selection
 from domain.invoice import Invoice, InvoiceOpened
 from domain.periods import Period
@@ -29,6 +28,7 @@ from tests.integration.helpers import (
     assert_billed_at_most_once,
     billing_on,
     fresh_database,
+    import_with_usage_and_charges,
     outcome,
     start_cli,
     varied_accounts,
@@ -44,7 +44,7 @@ def reference_outcome(server_url: str, accounts: list[dict], batch_size: int) ->
     """What one executor, alone and uninterrupted, makes of the same accounts."""
     with fresh_database(server_url) as url:
         with billing_on(url, clock=SteppingClock()) as alone:
-            import_accounts(alone, *accounts)
+            import_with_usage_and_charges(alone, *accounts)
             alone.schedule_run(RUN, Q1, None, Selection())
             BillRunExecutor(alone, batch_size).execute(RUN)
         return outcome(url, RUN)
@@ -102,7 +102,7 @@ def test_two_processes_executing_the_same_run_at_the_same_moment_bill_it_exactly
     billing: Billing, database_url: str, postgres_server: str
 ) -> None:
     accounts = varied_accounts(300)
-    import_accounts(billing, *accounts)
+    import_with_usage_and_charges(billing, *accounts)
     billing.schedule_run(RUN, Q1, None, Selection())
     expected = reference_outcome(postgres_server, accounts, batch_size=5)
 
@@ -138,14 +138,16 @@ def test_two_processes_executing_the_same_run_at_the_same_moment_bill_it_exactly
         assert numbers == list(range(1, len(numbers) + 1))
         assert set(Counter(s["account_id"] for s in log.states(InvoiceOpened)).values()) == {1}
     assert outcome(database_url, RUN) == expected
-    assert len(expected["invoices"]) == 250  # 50 of the 300 accounts have nothing due
+    # 50 of the 300 accounts have no package due, but each has a credit dated in Q1.
+    assert len(expected["invoices"]) == 300
+    assert len(expected["charge_billings"]) == 300 and len(expected["usage_billings"]) == 300
 
 
 def test_two_executors_interleaved_in_threads_bill_the_run_exactly_once(
     billing: Billing, second_billing: Billing, database_url: str, postgres_server: str
 ) -> None:
     accounts = varied_accounts(40)
-    import_accounts(billing, *accounts)
+    import_with_usage_and_charges(billing, *accounts)
     billing.schedule_run(RUN, Q1, None, Selection())
     expected = reference_outcome(postgres_server, accounts, batch_size=3)
 
@@ -167,7 +169,7 @@ def test_two_runs_over_the_same_period_racing_bill_every_period_once(
     billing: Billing, second_billing: Billing, database_url: str
 ) -> None:
     accounts = varied_accounts(30)
-    import_accounts(billing, *accounts)
+    import_with_usage_and_charges(billing, *accounts)
     billing.schedule_run("east", Q1, None, Selection())
     billing.schedule_run("west", Q1, None, Selection())
 
@@ -182,12 +184,12 @@ def test_two_runs_over_the_same_period_racing_bill_every_period_once(
         assert_billed_at_most_once(log)
         invoiced = Counter(s["account_id"] for s in log.states(InvoiceOpened))
         assert set(invoiced.values()) == {1}  # one invoice per account, across both runs
-        assert len(invoiced) == 25  # every account with something due
+        assert len(invoiced) == 30  # every account: each has a credit dated in Q1
         numbers = log.closed_numbers()
-        assert numbers == list(range(1, 26))
-        lines = log.count(PackageBilled)
+        assert numbers == list(range(1, 31))
+        lines = log.billed_lines()
     east_run, west_run = billing.get_run("east"), billing.get_run("west")
-    assert east_run.statistics.invoices + west_run.statistics.invoices == 25
+    assert east_run.statistics.invoices + west_run.statistics.invoices == 30
     assert east_run.statistics.lines + west_run.statistics.lines == lines
 
 

@@ -251,7 +251,9 @@ rates = st.sampled_from([Decimal(r) for r in ("0", "5.5", "7", "10", "19", "20",
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(amounts, rates), min_size=1, max_size=20))
-def test_invoice_totals_are_the_exact_sums_of_their_lines(items: list[tuple[Decimal, Decimal]]) -> None:  # fmt: skip
+def test_invoice_totals_are_the_exact_sums_of_their_lines(
+    items: list[tuple[Decimal, Decimal]],
+) -> None:
     acct = account()
     for i, (amount, rate) in enumerate(items):
         acct.add_charge(

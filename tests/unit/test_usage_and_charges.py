@@ -83,7 +83,7 @@ def test_a_usage_id_seen_twice_is_recorded_once() -> None:
 def test_a_known_usage_id_with_other_data_is_refused() -> None:
     acct = account()
     use(acct, "u1", "2026-01-05")
-    with pytest.raises(AccountError, match="already recorded .* other data"):
+    with pytest.raises(AccountError, match=r"already recorded .* other data"):
         use(acct, "u1", "2026-01-05", quantity="101")
 
 
