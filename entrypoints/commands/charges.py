@@ -1,0 +1,153 @@
+"""`billrun charge ...`: one-off charges and credits on accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from application.transactions import ChargeInput, add_charges
+from domain.account import Charge, ChargeTerms
+from domain.lines import DEFAULT_CHARGE_CATEGORY
+from entrypoints import output
+from entrypoints.commands.usage import UnbilledFlag, date_option, decimal_option
+from entrypoints.common import JsonFlag, UsageError, refusals, runtime
+
+charge_app = typer.Typer(
+    help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
+    "A charge is billed once, by the first run whose period ends on or after its date. "
+    "See docs/usage-and-charges.md.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+@charge_app.command("add")
+@refusals
+def charge_add(
+    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    charge_id: Annotated[
+        str,
+        typer.Option(
+            "--id",
+            help="Your unique id for this charge (per account); "
+            "adding the same id again with the same data records nothing.",
+            show_default=False,
+        ),
+    ],
+    description: Annotated[str, typer.Option(help="Text of the invoice line.", show_default=False)],
+    amount: Annotated[
+        str,
+        typer.Option(
+            help="Exact decimal in the account's currency, at most its minor unit "
+            "(12.50); negative for a credit (-5.00).",
+            show_default=False,
+        ),
+    ],
+    charge_date: Annotated[
+        str,
+        typer.Option(
+            "--date",
+            help="YYYY-MM-DD; billed by the first run whose period ends on or after it.",
+            show_default=False,
+        ),
+    ],
+    category: Annotated[
+        str, typer.Option(help="Category; runs can be limited to some categories.")
+    ] = DEFAULT_CHARGE_CATEGORY,
+    tax_rate: Annotated[
+        str | None,
+        typer.Option(
+            "--tax-rate",
+            help="Percent, 0 to 100, e.g. 20 (default: the account's rate).",
+        ),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Add a one-off charge, or with a negative amount a credit, to an account.
+
+    Example: [bold]billrun charge add ACME-001 --id setup-1 --description "Setup fee"
+    --amount 250.00 --date 2026-01-15[/bold]
+
+    A credit: [bold]billrun charge add ACME-001 --id goodwill-1 --description Goodwill
+    --amount -20.00 --date 2026-01-20[/bold]
+
+    The same --id again with the same data records nothing (safe to retry); with
+    other data it is refused.
+    """
+    if not description.strip():
+        raise UsageError("--description: required, but empty")
+    if not category.strip():
+        raise UsageError("--category: required, but empty")
+    try:
+        terms = ChargeTerms(
+            charge_id=charge_id,
+            description=description,
+            amount=decimal_option("--amount", amount),
+            charge_date=date_option("--date", charge_date),
+            category=category.strip(),
+            tax_rate=None if tax_rate is None else decimal_option("--tax-rate", tax_rate),
+        )
+    except ValidationError as error:  # pragma: no cover - the options are parsed above
+        raise UsageError(str(error)) from None
+    with runtime() as rt:
+        summary = add_charges(rt.billing, [ChargeInput("", account, terms)], "charge add")
+        stored = rt.billing.get_account(account)
+    charge = stored.charges[charge_id]
+    if json_out:
+        output.print_json(
+            {
+                "account": account,
+                "recorded": summary.recorded == 1,
+                "charge": charge_json(charge, stored.currency),
+            }
+        )
+        return
+    if summary.recorded:
+        kind = "credit" if terms.amount < 0 else "charge"
+        output.console.print(
+            f"{kind} {charge_id} added to {account}: {output.money(terms.amount, stored.currency)}"
+            f" ({terms.description}, {terms.charge_date}, category {terms.category})"
+        )
+    else:
+        output.console.print(
+            f"charge {charge_id} was already on {account} with the same data; nothing written."
+        )
+
+
+@charge_app.command("list")
+@refusals
+def charge_list(
+    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    unbilled: UnbilledFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """List an account's one-off charges and credits, by date, and whether each is billed.
+
+    Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
+    """
+    with runtime() as rt:
+        stored = rt.billing.get_account(account)
+    charges = sorted(
+        stored.charges.values(), key=lambda c: (c.terms.charge_date, c.terms.charge_id)
+    )
+    rows = [charge_json(c, stored.currency) for c in charges if not (unbilled and c.billed)]
+    if json_out:
+        output.print_json(rows)
+        return
+    table = Table(title=f"Charges of {stored.account_id} ({stored.currency})")
+    for column in ("id", "date", "description", "category", "amount", "tax %", "billed"):
+        table.add_column(column, justify="right" if column in ("amount", "tax %") else "left")
+    for row in rows:
+        table.add_row(
+            row["charge_id"], row["charge_date"], row["description"], row["category"],
+            row["amount"], row["tax_rate"] or f"{stored.tax_rate} (account)",
+            "yes" if row["billed"] else "no",
+        )  # fmt: skip
+    output.console.print(table)
+
+
+def charge_json(charge: Charge, currency: str) -> dict[str, Any]:
+    return {**charge.terms.model_dump(mode="json"), "currency": currency, "billed": charge.billed}
