@@ -12,6 +12,7 @@ deterministic for the same input, so usually the very same hash).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -29,9 +30,11 @@ from application.ports import (
     InvoiceDocument,
     Seller,
     StoredDocument,
+    TaxBreakdown,
 )
 from domain.account import Account
 from domain.invoice import Invoice, RenderedDocument, format_invoice_number
+from domain.money import minor_units, quantum, round_to_currency
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,18 +77,19 @@ def build_invoice_document(invoice: Invoice, account: Account, seller: Seller) -
             service_period_start=line.service_period_start,
             service_period_end=line.service_period_end,
             quantity=line.quantity,
-            unit_amount=line.unit_amount,
+            unit_amount=exact_price(line.unit_amount, invoice.currency),
             amount=line.amount,
             source=line.source,
+            kind=line.kind.value,
+            category=line.category,
+            tax_rate=line.tax_rate,
+            tax=line.tax,
+            tax_category=vat_category(line.tax_rate),
+            account_id=line.account_id,
+            for_account=None if line.account_id == invoice.account_id else line.account_id,
+            proration=proration(line.rule),
         )
         for position, line in enumerate(invoice.lines, start=1)
-    )
-    # billrun computes no tax yet (the invoice's tax is zero), so the rate is
-    # derived for display only; a tax rule will carry its own rate and category.
-    tax_rate = (
-        (invoice.tax * 100 / invoice.subtotal).quantize(Decimal("0.01"))
-        if invoice.subtotal
-        else Decimal("0.00")
     )
     return InvoiceDocument(
         invoice_id=invoice.id,
@@ -101,11 +105,70 @@ def build_invoice_document(invoice: Invoice, account: Account, seller: Seller) -
         subtotal=invoice.subtotal,
         tax=invoice.tax,
         total=invoice.total,
-        tax_rate=tax_rate,
-        tax_category="Z" if invoice.tax.is_zero() else "S",
+        tax_breakdown=tax_breakdown(lines, invoice.currency),
         payment_terms=payment_terms_text(seller, number),
         service_period_start=min((line.service_period_start for line in lines), default=None),
         service_period_end=max((line.service_period_end for line in lines), default=None),
+    )
+
+
+def vat_category(rate: Decimal) -> str:
+    """The UNCL 5305 VAT category code of a line taxed at `rate` percent.
+
+    billrun's tax rules carry a rate and nothing else, so the category follows
+    from the rate: S (standard rated; EN 16931 uses S for every positive rate,
+    reduced ones included) or Z (zero rated) for 0 %. Z is the one zero-rate
+    category that needs no further data: exempt (E) requires an exemption
+    reason (BT-120/121), reverse charge (AE) the buyer's VAT number,
+    intra-community (K) and export (G) delivery details, and "not subject to
+    VAT" (O) forbids the seller's VAT number on the invoice. A deployment whose
+    0 % lines are really exempt or reverse-charged needs the tax rule to carry
+    its category (a domain change).
+    """
+    return "S" if rate > 0 else "Z"
+
+
+def exact_price(price: Decimal, currency: str) -> Decimal:
+    """`price` unchanged in value, written with at least the currency's minor unit
+    (450 -> 450.00) and no trailing zeros beyond it (0.012500 -> 0.0125).
+
+    Only the exponent changes, never the value: a unit price may be finer than
+    the currency (usage priced at 0.0125 EUR) and is printed as priced.
+    """
+    normalized = price.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -minor_units(currency):
+        return price.quantize(quantum(currency))
+    return normalized
+
+
+_PRORATED = re.compile(r":prorated:(\d+)/(\d+)$")
+
+
+def proration(rule: str) -> tuple[int, int] | None:
+    """(days used, days in the period) of a prorated recurring line's rule
+    (`recurring:monthly:advance:prorated:17/31`), else None."""
+    found = _PRORATED.search(rule)
+    return None if found is None else (int(found.group(1)), int(found.group(2)))
+
+
+def tax_breakdown(lines: Sequence[DocumentLine], currency: str) -> tuple[TaxBreakdown, ...]:
+    """One entry per tax rate, highest first: the net amounts and the taxes of its
+    lines, summed exactly, so the entries add up to the invoice's subtotal and tax."""
+    zero = round_to_currency(Decimal(0), currency)
+    by_rate: dict[Decimal, list[DocumentLine]] = {}
+    for line in lines:
+        by_rate.setdefault(line.tax_rate, []).append(line)
+    if not by_rate:
+        return (TaxBreakdown(Decimal(0), vat_category(Decimal(0)), zero, zero),)
+    return tuple(
+        TaxBreakdown(
+            tax_rate=rate,
+            tax_category=vat_category(rate),
+            taxable_amount=sum((line.amount for line in group), zero),
+            tax=sum((line.tax for line in group), zero),
+        )
+        for rate, group in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
     )
 
 
@@ -188,11 +251,15 @@ class InvoiceDocuments:
         )
 
     def render_on_close(self, invoice_id: UUID) -> list[RenderedDocument]:
-        """What the render consumer calls when an invoice closes: every format if
-        the invoice's run renders invoices (`RunSettings.render_invoices`), else
+        """What the render consumer calls when an invoice closes or is released:
+        every format if the invoice is released (the run reached the invoicer's bill
+        day) and that run renders invoices (`RunSettings.render_invoices`), else
         nothing (the documents are then rendered on first access, by `render`)."""
         invoice = self.billing.get_invoice(invoice_id)
-        if not self.billing.get_run(invoice.run_id).settings.render_invoices:
+        if not invoice.released:
+            return []  # held: a later run that reaches the bill day releases it
+        run_id = invoice.released_by_run or invoice.run_id
+        if not self.billing.get_run(run_id).settings.render_invoices:
             return []
         return self.render(invoice_id)
 

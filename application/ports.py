@@ -89,14 +89,63 @@ class Buyer:
 
 @dataclass(frozen=True)
 class DocumentLine:
+    """One invoice line as printed. `amount` is net (tax excluded); a credit is negative."""
+
     position: int
     description: str
     service_period_start: date
     service_period_end: date
     quantity: Decimal
     unit_amount: Decimal
+    """Exact, as priced: at least the currency's minor unit, more when the price has
+    more (a usage price of 0.0125 EUR stays 0.0125)."""
     amount: Decimal
     source: str
+    kind: str
+    """`recurring`, `usage` or `charge` (`domain.lines.LineKind`)."""
+    category: str
+    tax_rate: Decimal
+    """Percent, e.g. 21 for 21 %."""
+    tax: Decimal
+    """This line's tax, rounded per line: the invoice's tax is the sum of these."""
+    tax_category: str
+    """UNCL 5305 VAT category of the rate (`vat_category`): S or Z."""
+    account_id: str
+    """The account the line is for."""
+    for_account: str | None = None
+    """`account_id` when it is not the invoice's own account (an invoicer's invoice
+    carrying a family member's line), else None: printed as "for ACCOUNT"."""
+    proration: tuple[int, int] | None = None
+    """(days used, days in the service period) of a prorated recurring line."""
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount < 0
+
+    @property
+    def invoiced_quantity(self) -> Decimal:
+        """The quantity for UBL: EN 16931 forbids a negative item net price (BR-27),
+        so a credit priced negatively is stated as a negative quantity instead."""
+        return -self.quantity if self.unit_amount < 0 else self.quantity
+
+    @property
+    def net_price(self) -> Decimal:
+        """The item net price for UBL (BT-146): never negative (see `invoiced_quantity`)."""
+        return -self.unit_amount if self.unit_amount < 0 else self.unit_amount
+
+
+@dataclass(frozen=True)
+class TaxBreakdown:
+    """The lines of one tax rate (EN 16931's VAT breakdown, BG-23).
+
+    `tax` is the sum of the rate's line taxes, not `taxable_amount x rate`
+    rounded once: it matches the printed lines exactly (see `domain.pricing`).
+    """
+
+    tax_rate: Decimal
+    tax_category: str
+    taxable_amount: Decimal
+    tax: Decimal
 
 
 @dataclass(frozen=True)
@@ -119,12 +168,14 @@ class InvoiceDocument:
     buyer: Buyer
     lines: tuple[DocumentLine, ...]
     subtotal: Decimal
+    """The sum of the lines' net amounts."""
     tax: Decimal
+    """The sum of the lines' taxes (and so of `tax_breakdown`'s)."""
     total: Decimal
-    tax_rate: Decimal
-    """Percent; 0 while billrun computes no tax."""
-    tax_category: str
-    """UNCL 5305 code for the UBL document: S (standard rate) or Z (zero rated)."""
+    """subtotal + tax."""
+    tax_breakdown: tuple[TaxBreakdown, ...]
+    """One entry per tax rate, highest rate first; never empty (an invoice without
+    lines has one zero-rated entry of zero, so the UBL breakdown is never empty)."""
     payment_terms: str
     service_period_start: date | None = None
     service_period_end: date | None = None
@@ -133,6 +184,16 @@ class InvoiceDocument:
     @property
     def payment_terms_days(self) -> int:
         return (self.due_date - self.issue_date).days
+
+    @property
+    def shows_tax_breakdown(self) -> bool:
+        """Whether the PDF prints the breakdown table: more than one rate, or any tax."""
+        return len(self.tax_breakdown) > 1 or not self.tax.is_zero()
+
+    @property
+    def single_tax_rate(self) -> Decimal | None:
+        """The one rate of every line, or None when the lines have several."""
+        return self.tax_breakdown[0].tax_rate if len(self.tax_breakdown) == 1 else None
 
 
 class StoredDocument(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -82,12 +83,13 @@ def plain(value: Decimal) -> str:
 
 
 def quantity(value: Decimal) -> str:
-    """`1`, `2.5`: no trailing zeros, no exponent."""
-    return format(value.normalize(), "f")
+    """`1`, `2.5`, `12,345.75`: no trailing zeros, no exponent, thousands grouped."""
+    return format(value.normalize(), ",f")
 
 
 def percent(value: Decimal) -> str:
-    return f"{quantity(value)}%"
+    """`21%`, `5.5%`: no trailing zeros."""
+    return f"{format(value.normalize(), 'f')}%"
 
 
 def long_date(value: date) -> str:
@@ -186,6 +188,11 @@ class InvoiceRenderer:
             from weasyprint.text.fonts import FontConfiguration
 
             if harfbuzz_subset is None:
+                # fontTools stamps each font subset it writes with the current time
+                # (`head.modified`), which made the same invoice render to different
+                # bytes a second later. It takes the reproducible-builds variable
+                # instead when set: invoices are documents, not builds of fonts.
+                os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
                 log.warning(
                     "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
                     "to subset fonts, which makes each PDF several times slower "

@@ -5,8 +5,10 @@ and even when two renderers race on the same invoice."""
 from __future__ import annotations
 
 import hashlib
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
@@ -16,6 +18,8 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.documents import InvoiceDocuments, InvoiceNotClosed, UnknownDocumentFormat
 from application.ports import InvoiceDocument, Seller
+from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from domain.account import ChargeTerms
 from domain.bill_run import RunSettings, Selection
 from domain.ids import invoice_uuid
 from domain.invoice import Invoice, InvoiceRendered
@@ -26,6 +30,10 @@ from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog, billing_on
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+UBL = {
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
 
 
 class CountingRenderer:
@@ -60,6 +68,61 @@ def billed(billing: Billing) -> UUID:
     billing.schedule_run("2026-01", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("2026-01")
     return invoice_uuid("2026-01", "ACME-001")
+
+
+@pytest.fixture
+def taxed(billing: Billing) -> UUID:
+    """The closed January invoice of TAX-001, billed by a real run: an office at
+    the account's 21 %, catering at 6 %, usage priced finer than the currency,
+    and a credit."""
+    import_accounts(
+        billing, account("TAX-001", package("office", "1200.00"), package("catering", "96.00"))
+    )
+    found = billing.get_account("TAX-001")
+    found.change_details(
+        found.name, found.invoice_email, found.bill_group, billing.clock(), tax_rate=Decimal(21)
+    )
+    catering = found.packages["catering"].terms
+    found.revise_package(
+        catering.model_copy(update={"tax_rate": Decimal(6), "category": "food"}), billing.clock()
+    )
+    billing.save(found)
+    record_usage(
+        billing,
+        [
+            UsageInput(
+                "usage 1",
+                "TAX-001",
+                "calls-1",
+                "office",
+                Decimal("1000"),
+                date(2026, 1, 5),
+                Decimal("0.0125"),
+                "Phone calls",
+            ),
+            UsageInput(
+                "usage 2",
+                "TAX-001",
+                "calls-2",
+                "office",
+                Decimal("234.5"),
+                date(2026, 1, 19),
+                Decimal("0.0125"),
+                "Phone calls",
+            ),
+        ],
+        "test",
+    )
+    goodwill = ChargeTerms(
+        charge_id="goodwill",
+        description="Goodwill credit",
+        amount=Decimal("-50.00"),
+        charge_date=date(2026, 1, 12),
+    )
+    add_charges(billing, [ChargeInput("charge 1", "TAX-001", goodwill)], "test")
+    billing.schedule_run("2026-01", JANUARY, None, Selection())
+    BillRunExecutor(billing, batch_size=10).execute("2026-01")
+    return invoice_uuid("2026-01", "TAX-001")
 
 
 @pytest.fixture
@@ -185,3 +248,44 @@ def test_on_close_a_run_that_renders_renders_every_format(
     documents: InvoiceDocuments, billed: UUID
 ) -> None:
     assert [d.format for d in documents.render_on_close(billed)] == ["pdf", "xml"]
+
+
+def test_a_billed_invoice_with_two_tax_rates_usage_and_a_credit_renders_its_own_totals(
+    billing: Billing, documents: InvoiceDocuments, taxed: UUID
+) -> None:
+    _pdf, xml = documents.render(taxed)
+    invoice = billing.get_invoice(taxed)
+    root = ET.fromstring(documents.content(xml))
+
+    def amount(element: ET.Element, path: str) -> Decimal:
+        found = element.find(path, UBL)
+        assert found is not None, path
+        assert found.get("currencyID") == "EUR"
+        return Decimal(found.text or "")
+
+    lines = root.findall("cac:InvoiceLine", UBL)
+    assert len(lines) == len(invoice.lines) == 4
+    assert sum(amount(line, "cbc:LineExtensionAmount") for line in lines) == invoice.subtotal
+    totals = "cac:LegalMonetaryTotal/cbc:"
+    assert amount(root, f"{totals}LineExtensionAmount") == invoice.subtotal
+    assert amount(root, f"{totals}TaxExclusiveAmount") == invoice.subtotal
+    assert amount(root, f"{totals}TaxInclusiveAmount") == invoice.total
+    assert amount(root, f"{totals}PayableAmount") == invoice.total
+    assert amount(root, "cac:TaxTotal/cbc:TaxAmount") == invoice.tax != 0
+    subtotals = root.findall("cac:TaxTotal/cac:TaxSubtotal", UBL)
+    assert [sub.findtext("cac:TaxCategory/cbc:Percent", namespaces=UBL) for sub in subtotals] == [
+        "21",
+        "6",
+    ]
+    assert sum(amount(sub, "cbc:TaxAmount") for sub in subtotals) == invoice.tax
+    assert sum(amount(sub, "cbc:TaxableAmount") for sub in subtotals) == invoice.subtotal
+    by_name = {line.findtext("cac:Item/cbc:Name", namespaces=UBL): line for line in lines}
+    assert amount(by_name["Goodwill credit"], "cbc:LineExtensionAmount") == Decimal("-50.00")
+    calls = by_name["Phone calls"]
+    assert calls.findtext("cbc:InvoicedQuantity", namespaces=UBL) == "1234.5"
+    assert calls.findtext("cac:Price/cbc:PriceAmount", namespaces=UBL) == "0.0125"
+    assert amount(calls, "cbc:LineExtensionAmount") == Decimal("15.43")
+
+    document = documents.document(taxed)
+    assert sum(t.tax for t in document.tax_breakdown) == invoice.tax
+    assert len(InvoiceRenderer().layout(document).pages) == 1

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from application.documents import InvoiceNotClosed, build_invoice_document
+from application.documents import (
+    InvoiceNotClosed,
+    build_invoice_document,
+    exact_price,
+    proration,
+    vat_category,
+)
 from application.ports import ConfigurationProblem, InvoiceDocument, Seller
-from domain.account import Account, InvoiceLine
+from domain.account import Account, InvoiceLine, LineKind
 from domain.ids import package_line_uuid
 from domain.invoice import Invoice
+from domain.pricing import tax_on
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpServer, eml_name
 from infrastructure.rendering.renderer import TEMPLATES, EmailTemplates, InvoiceRenderer
@@ -71,6 +78,68 @@ LINES = [
     ("Support, Q4 2025", "30.50", date(2025, 10, 1), date(2025, 12, 31)),
     ("Mail handling", "45.25", *JANUARY),
 ]
+
+
+# An 8-line invoice of every kind of line, at two tax rates (21 % and 6 %):
+# (description, kind, category, quantity, unit price, amount, rate, start, end,
+# rule, account). Line 7 is a credit, line 8 is for another account of the family.
+Spec = tuple[str, str, str, str, str, str, str, date, date, str, str]
+TAXED_LINES: list[Spec] = [
+    ("Private office, 6 desks", "recurring", "rent", "1", "450.00", "450.00", "21", *JANUARY,
+     "recurring:monthly:advance", "ACME-001"),
+    ("Dedicated desk", "recurring", "rent", "1", "175.48", "175.48", "21",
+     date(2026, 1, 15), date(2026, 1, 31), "recurring:monthly:advance:prorated:17/31", "ACME-001"),
+    ("Meeting room bundle (10 h)", "recurring", "services", "1", "180.00", "180.00", "21",
+     *JANUARY, "recurring:monthly:advance", "ACME-001"),
+    ("Phone calls, national", "usage", "services", "1234.500", "0.0125", "15.43", "21",
+     date(2026, 1, 2), date(2026, 1, 30), "usage:42-records", "ACME-001"),
+    ("Printing, colour pages", "usage", "services", "312", "0.085", "26.52", "21",
+     date(2026, 1, 5), date(2026, 1, 28), "usage:9-records", "ACME-001"),
+    ("Catering, team lunch", "charge", "charges", "1", "96.00", "96.00", "6",
+     date(2026, 1, 22), date(2026, 1, 22), "one-off", "ACME-001"),
+    ("Goodwill credit, network outage", "charge", "charges", "1", "-50.00", "-50.00", "21",
+     date(2026, 1, 12), date(2026, 1, 12), "one-off", "ACME-001"),
+    ("Dedicated desk", "recurring", "rent", "1", "320.00", "320.00", "21", *JANUARY,
+     "recurring:monthly:advance", "ACME-002"),
+]  # fmt: skip
+
+
+def taxed_invoice(lines: list[Spec] = TAXED_LINES) -> tuple[Invoice, Account]:
+    """A closed invoice of ACME-001 with `lines`, each taxed by the domain's rule."""
+    account = Account.open("ACME-001", "Acme & Co", "EUR", "ap@acme.test", "monthly", AT)
+    invoice = Invoice.open("2026-01", "ACME-001", "EUR", date(2026, 1, 31), AT)
+    for i, spec in enumerate(lines):
+        description, kind, category, quantity, unit, amount, rate, start, end, rule, account_id = (
+            spec
+        )
+        invoice.add_line(
+            InvoiceLine(
+                line_id=package_line_uuid(account_id, f"p{i}", start),
+                account_id=account_id,
+                run_id="2026-01",
+                source=f"{kind}:p{i}",
+                description=description,
+                service_period_start=start,
+                service_period_end=end,
+                quantity=Decimal(quantity),
+                unit_amount=Decimal(unit),
+                amount=Decimal(amount),
+                currency="EUR",
+                posting_date=date(2026, 1, 31),
+                rule=rule,
+                kind=LineKind(kind),
+                category=category,
+                tax_rate=Decimal(rate),
+                tax=tax_on(Decimal(amount), Decimal(rate), "EUR"),
+            ),
+            AT,
+        )
+    invoice.close(7, AT)
+    return invoice, account
+
+
+def taxed_document() -> InvoiceDocument:
+    return build_invoice_document(*taxed_invoice(), Seller())
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +198,115 @@ def test_lines_keep_their_order_and_service_periods_and_the_invoice_spans_them_a
         date(2025, 10, 1),
         date(2026, 1, 31),
     )
+
+
+def test_the_tax_breakdown_has_one_entry_per_rate_and_adds_up_to_the_invoice_exactly() -> None:
+    invoice, account = taxed_invoice()
+    doc = build_invoice_document(invoice, account, Seller())
+    assert [(t.tax_rate, t.tax_category) for t in doc.tax_breakdown] == [
+        (Decimal(21), "S"),
+        (Decimal(6), "S"),
+    ]
+    for entry in doc.tax_breakdown:
+        at_rate = [line for line in doc.lines if line.tax_rate == entry.tax_rate]
+        assert entry.taxable_amount == sum(line.amount for line in at_rate)
+        assert entry.tax == sum(line.tax for line in at_rate)
+    assert sum(t.taxable_amount for t in doc.tax_breakdown) == doc.subtotal == invoice.subtotal
+    assert sum(t.tax for t in doc.tax_breakdown) == doc.tax == invoice.tax
+    assert (doc.subtotal, doc.tax, doc.total) == (
+        Decimal("1213.43"),
+        Decimal("240.42"),
+        Decimal("1453.85"),
+    )
+    assert doc.total == invoice.total == doc.subtotal + doc.tax
+    assert doc.shows_tax_breakdown
+    assert doc.single_tax_rate is None
+
+
+def test_a_rates_tax_is_the_sum_of_its_rounded_lines_not_its_subtotal_rounded_once() -> None:
+    # 0.10 at 25 % is 0.025, rounded up per line to 0.03; two lines: 0.06, where
+    # rounding the rate's subtotal once (EN 16931's BR-CO-17) would give 0.05.
+    line = ("Sticker", "charge", "charges", "1", "0.10", "0.10", "25", *JANUARY, "one-off")
+    invoice, account = taxed_invoice([(*line, "ACME-001"), (*line, "ACME-002")])
+    doc = build_invoice_document(invoice, account, Seller())
+    (only,) = doc.tax_breakdown
+    assert (only.taxable_amount, only.tax) == (Decimal("0.20"), Decimal("0.06"))
+    assert doc.tax == invoice.tax == Decimal("0.06")
+    assert doc.single_tax_rate == Decimal(25)
+
+
+def test_lines_carry_their_kind_category_rate_tax_and_the_account_only_when_another() -> None:
+    doc = taxed_document()
+    usage, charge, credit = doc.lines[3], doc.lines[5], doc.lines[6]
+    assert (usage.kind, usage.category, usage.tax_rate, usage.tax) == (
+        "usage",
+        "services",
+        Decimal(21),
+        Decimal("3.24"),
+    )
+    assert (charge.kind, charge.category, charge.tax_rate, charge.tax_category) == (
+        "charge",
+        "charges",
+        Decimal(6),
+        "S",
+    )
+    assert credit.is_credit
+    assert (credit.amount, credit.tax) == (Decimal("-50.00"), Decimal("-10.50"))
+    assert [line.for_account for line in doc.lines] == [None] * 7 + ["ACME-002"]
+    assert {line.account_id for line in doc.lines} == {"ACME-001", "ACME-002"}
+    assert doc.lines[1].proration == (17, 31)
+    assert doc.lines[0].proration is None
+
+
+def test_a_credit_priced_negatively_is_a_negative_quantity_at_a_positive_price_for_ubl() -> None:
+    credit = taxed_document().lines[6]
+    assert (credit.invoiced_quantity, credit.net_price) == (Decimal(-1), Decimal("50.00"))
+    assert credit.invoiced_quantity * credit.net_price == credit.amount
+
+
+@pytest.mark.parametrize(
+    ("price", "currency", "printed"),
+    [
+        ("450", "EUR", "450.00"),
+        ("0.0125", "EUR", "0.0125"),
+        ("0.012500", "EUR", "0.0125"),
+        ("-50", "EUR", "-50.00"),
+        ("48000", "JPY", "48000"),
+        ("0.5", "JPY", "0.5"),
+        ("1.5", "KWD", "1.500"),
+    ],
+)
+def test_unit_prices_keep_every_decimal_and_at_least_the_currencys(
+    price: str, currency: str, printed: str
+) -> None:
+    assert str(exact_price(Decimal(price), currency)) == printed
+    assert exact_price(Decimal(price), currency) == Decimal(price)
+
+
+def test_a_positive_rate_is_standard_rated_and_zero_is_zero_rated() -> None:
+    assert [vat_category(Decimal(r)) for r in ("21", "5.5", "0", "0.00")] == ["S", "S", "Z", "Z"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "days"),
+    [
+        ("recurring:monthly:advance:prorated:17/31", (17, 31)),
+        ("recurring:monthly:advance", None),
+        ("usage:3-records", None),
+    ],
+)
+def test_the_prorated_days_come_from_the_lines_rule(
+    rule: str, days: tuple[int, int] | None
+) -> None:
+    assert proration(rule) == days
+
+
+def test_an_invoice_without_tax_shows_no_breakdown_but_keeps_one_zero_rated_entry() -> None:
+    doc = document()
+    assert [(t.tax_rate, t.tax_category, t.taxable_amount, t.tax) for t in doc.tax_breakdown] == [
+        (Decimal(0), "Z", Decimal("1275.75"), Decimal("0.00"))
+    ]
+    assert not doc.shows_tax_breakdown
 
 
 def test_an_open_invoice_has_no_documents() -> None:
@@ -261,6 +439,98 @@ def test_amounts_in_a_currency_without_decimals_print_without_decimals(
     assert (payable.text, payable.get("currencyID")) == ("48000", "JPY")
 
 
+def amount(root: ET.Element, path: str, currency: str = "EUR") -> Decimal:
+    found = root.find(path, NS)
+    assert found is not None, f"missing {path}"
+    assert found.get("currencyID") == currency, path
+    return Decimal(found.text or "")
+
+
+def test_the_xml_totals_and_tax_breakdown_equal_the_invoices(renderer: InvoiceRenderer) -> None:
+    invoice, account = taxed_invoice()
+    root = parse(renderer.render_xml(build_invoice_document(invoice, account, Seller())))
+    total = "cac:LegalMonetaryTotal/cbc:"
+    assert amount(root, f"{total}LineExtensionAmount") == invoice.subtotal
+    assert amount(root, f"{total}TaxExclusiveAmount") == invoice.subtotal
+    assert amount(root, f"{total}TaxInclusiveAmount") == invoice.total
+    assert amount(root, f"{total}PayableAmount") == invoice.total
+    assert amount(root, "cac:TaxTotal/cbc:TaxAmount") == invoice.tax
+    lines = root.findall("cac:InvoiceLine", NS)
+    assert sum(amount(line, "cbc:LineExtensionAmount") for line in lines) == invoice.subtotal
+
+    subtotals = root.findall("cac:TaxTotal/cac:TaxSubtotal", NS)
+    breakdown = [
+        (
+            text(sub, "cac:TaxCategory/cbc:ID"),
+            Decimal(text(sub, "cac:TaxCategory/cbc:Percent")),
+            amount(sub, "cbc:TaxableAmount"),
+            amount(sub, "cbc:TaxAmount"),
+        )
+        for sub in subtotals
+    ]
+    assert breakdown == [
+        ("S", Decimal(21), Decimal("1117.43"), Decimal("234.66")),
+        ("S", Decimal(6), Decimal("96.00"), Decimal("5.76")),
+    ]
+    assert sum(taxable for _, _, taxable, _ in breakdown) == invoice.subtotal
+    assert sum(tax for _, _, _, tax in breakdown) == invoice.tax
+    for sub in subtotals:
+        assert text(sub, "cac:TaxCategory/cac:TaxScheme/cbc:ID") == "VAT"
+    # Each rate's taxable amount is the sum of the lines classified at that rate.
+    for category, rate, taxable, _ in breakdown:
+        classified = "cac:Item/cac:ClassifiedTaxCategory"
+        at_rate = [
+            line
+            for line in lines
+            if Decimal(text(line, f"{classified}/cbc:Percent")) == rate
+            and text(line, f"{classified}/cbc:ID") == category
+        ]
+        assert sum(amount(line, "cbc:LineExtensionAmount") for line in at_rate) == taxable
+
+
+def test_the_xml_lines_carry_their_tax_category_rate_and_category(
+    renderer: InvoiceRenderer,
+) -> None:
+    zero_rated = ("Books", "charge", "charges", "1", "12.00", "12.00", "0", *JANUARY, "one-off",
+                  "ACME-001")  # fmt: skip
+    invoice, account = taxed_invoice([*TAXED_LINES[:6], zero_rated])
+    root = parse(renderer.render_xml(build_invoice_document(invoice, account, Seller())))
+    classified = "cac:Item/cac:ClassifiedTaxCategory"
+    lines = root.findall("cac:InvoiceLine", NS)
+    assert [
+        (text(line, f"{classified}/cbc:ID"), text(line, f"{classified}/cbc:Percent"))
+        for line in lines
+    ] == [("S", "21")] * 5 + [("S", "6"), ("Z", "0")]
+    assert all(text(line, f"{classified}/cac:TaxScheme/cbc:ID") == "VAT" for line in lines)
+    assert text(lines[0], "cac:Item/cac:AdditionalItemProperty/cbc:Value") == "rent"
+    categories = [
+        (text(sub, "cac:TaxCategory/cbc:ID"), text(sub, "cac:TaxCategory/cbc:Percent"))
+        for sub in root.findall("cac:TaxTotal/cac:TaxSubtotal", NS)
+    ]
+    assert categories == [("S", "21"), ("S", "6"), ("Z", "0")]
+
+
+def test_an_xml_credit_line_keeps_its_negative_amount_at_a_non_negative_price(
+    renderer: InvoiceRenderer,
+) -> None:
+    root = parse(renderer.render_xml(taxed_document()))
+    credit = root.findall("cac:InvoiceLine", NS)[6]
+    assert text(credit, "cac:Item/cbc:Name") == "Goodwill credit, network outage"
+    assert amount(credit, "cbc:LineExtensionAmount") == Decimal("-50.00")
+    assert text(credit, "cbc:InvoicedQuantity") == "-1"
+    assert amount(credit, "cac:Price/cbc:PriceAmount") == Decimal("50.00")
+
+
+def test_the_xml_keeps_usage_quantities_and_prices_exact_and_names_another_account(
+    renderer: InvoiceRenderer,
+) -> None:
+    lines = parse(renderer.render_xml(taxed_document())).findall("cac:InvoiceLine", NS)
+    assert text(lines[3], "cbc:InvoicedQuantity") == "1234.500"
+    assert text(lines[3], "cac:Price/cbc:PriceAmount") == "0.0125"
+    assert lines[0].find("cbc:Note", NS) is None
+    assert text(lines[7], "cbc:Note") == "for ACME-002"
+
+
 # HTML ---------------------------------------------------------------------------
 
 
@@ -283,6 +553,76 @@ def test_the_html_shows_seller_buyer_dates_lines_and_totals_escaped(
     ):
         assert expected in html, expected
     assert "<Ltd>" not in html
+
+
+def test_the_html_shows_rates_a_tax_breakdown_credits_and_exact_usage_figures(
+    renderer: InvoiceRenderer,
+) -> None:
+    html = renderer.render_html(taxed_document())
+    for expected in (
+        "1,234.5<",  # usage quantity without trailing zeros
+        "0.0125<",  # unit price with every decimal it was priced with
+        "0.085<",
+        "-50.00<",  # the credit, negative
+        "credit<",
+        "21%<",
+        "6%<",
+        "1,117.43<",  # the 21 % breakdown: net amount and tax
+        "234.66<",
+        "5.76<",
+        "240.42<",
+        "EUR 1,453.85<",
+        "prorated: 17 of 31 days",
+        "for ACME-002",
+        "22 Jan 2026<",  # a one-day service period prints one date
+    ):
+        assert expected in html, expected
+    assert "1,234.500" not in html
+    assert "for ACME-001" not in html
+    assert 'class="taxes"' in html
+
+
+def test_an_invoice_without_tax_prints_its_rate_but_no_breakdown(
+    renderer: InvoiceRenderer,
+) -> None:
+    html = renderer.render_html(document())
+    assert 'class="taxes"' not in html
+    assert "Tax (0%)" in html
+
+
+def test_an_invoice_whose_credits_exceed_its_charges_prints_a_negative_total(
+    renderer: InvoiceRenderer,
+) -> None:
+    credit = ("Refund", "charge", "charges", "1", "-500.00", "-500.00", "21", *JANUARY, "one-off",
+              "ACME-001")  # fmt: skip
+    invoice, account = taxed_invoice([TAXED_LINES[2], credit])
+    html = renderer.render_html(build_invoice_document(invoice, account, Seller()))
+    assert invoice.total == Decimal("-387.20")  # 180.00 - 500.00, plus 21 %
+    assert "Total credit" in html
+    assert "EUR -387.20" in html
+
+
+def test_an_eight_line_invoice_at_two_tax_rates_is_one_page(renderer: InvoiceRenderer) -> None:
+    doc = taxed_document()
+    assert len(doc.lines) == 8
+    assert len(doc.tax_breakdown) == 2
+    assert len(renderer.layout(doc).pages) == 1
+
+
+def test_eight_lines_each_with_a_detail_line_at_three_rates_still_fit_one_page(
+    renderer: InvoiceRenderer,
+) -> None:
+    # The family invoice's worst usual case: every line for another account and
+    # prorated, so every description has its grey second line.
+    rates = ("21", "6", "0")
+    lines = [
+        (description, kind, category, quantity, unit, amount, rates[i % 3], date(2026, 1, 15),
+         date(2026, 1, 31), "recurring:monthly:advance:prorated:17/31", f"ACME-{i + 2:03d}")
+        for i, (description, kind, category, quantity, unit, amount, *_) in enumerate(TAXED_LINES)
+    ]  # fmt: skip
+    doc = build_invoice_document(*taxed_invoice(lines), Seller())
+    assert all(line.for_account and line.proration for line in doc.lines)
+    assert len(renderer.layout(doc).pages) == 1
 
 
 def test_standalone_html_carries_its_stylesheet(renderer: InvoiceRenderer) -> None:
