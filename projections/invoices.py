@@ -15,14 +15,23 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from domain.invoice import InvoiceClosed, InvoiceLineAdded, InvoiceOpened, format_invoice_number
+from domain.invoice import (
+    InvoiceClosed,
+    InvoiceLineAdded,
+    InvoiceOpened,
+    InvoiceReleased,
+    format_invoice_number,
+)
+from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
 from domain.model import DomainEvent
 from projections.view import View, ViewProjection
 
 
 class InvoicesView(View):
     name = "invoices"
-    version = 1
+    version = 2
+    """2: lines carry their kind, category, tax rate and tax; invoices the run that
+    closed them (close types) and whether they are released or held (bill day)."""
     tables = ("invoices", "invoice_lines")
 
     def schema(self) -> list[Composed]:
@@ -35,8 +44,11 @@ class InvoicesView(View):
                 "posting_date date NOT NULL, subtotal numeric NOT NULL DEFAULT 0, "
                 "tax numeric NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0, "
                 "line_count int NOT NULL DEFAULT 0, opened_at timestamptz NOT NULL, "
-                "closed_at timestamptz)"
+                "closed_at timestamptz, closed_by_run text, released bool NOT NULL DEFAULT false)"
             ).format(invoices),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (closed_by_run)").format(
+                Identifier(f"invoices_{self.suffix}_closed_by_idx"), invoices
+            ),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (run_id, number)").format(
                 Identifier(f"invoices_{self.suffix}_run_idx"), invoices
             ),
@@ -50,7 +62,8 @@ class InvoicesView(View):
                 "service_period_start date NOT NULL, service_period_end date NOT NULL, "
                 "quantity numeric NOT NULL, unit_amount numeric NOT NULL, "
                 "amount numeric NOT NULL, posting_date date NOT NULL, rule text NOT NULL, "
-                "PRIMARY KEY (invoice_id, line_no))"
+                "kind text NOT NULL, category text NOT NULL, tax_rate numeric NOT NULL, "
+                "tax numeric NOT NULL, PRIMARY KEY (invoice_id, line_no))"
             ).format(lines),
         ]
 
@@ -65,6 +78,7 @@ class InvoicesView(View):
         """
         opened: dict[UUID, tuple[Any, ...]] = {}  # in log order
         closing: dict[UUID, tuple[Any, ...]] = {}
+        released: list[UUID] = []
         lines: list[tuple[Any, ...]] = []
         for event in events:
             if isinstance(event, InvoiceOpened):
@@ -78,13 +92,17 @@ class InvoicesView(View):
                     (event.originator_id, event.originator_version, line.line_id,
                      line.account_id, line.source, line.description, line.service_period_start,
                      line.service_period_end, line.quantity, line.unit_amount, line.amount,
-                     line.posting_date, line.rule)
+                     line.posting_date, line.rule, str(line.kind), line.category, line.tax_rate,
+                     line.tax)
                 )  # fmt: skip
             elif isinstance(event, InvoiceClosed):
                 closing[event.originator_id] = (
                     "closed", event.number, event.subtotal, event.tax, event.total,
-                    event.line_count, event.timestamp,
+                    event.line_count, event.timestamp, event.closed_by_run or event.run_id,
+                    event.released,
                 )  # fmt: skip
+            elif isinstance(event, InvoiceReleased):
+                released.append(event.originator_id)
         invoices = [(*row, *closing.pop(id_, _OPEN)) for id_, row in opened.items()]
         closed = [(id_, *row[1:]) for id_, row in closing.items()]  # opened in an earlier batch
         if invoices:
@@ -96,13 +114,21 @@ class InvoicesView(View):
                 SQL(
                     "UPDATE {} AS i SET status = 'closed', number = c.number, "
                     "subtotal = c.subtotal, tax = c.tax, total = c.total, "
-                    "line_count = c.line_count, closed_at = c.closed_at "
+                    "line_count = c.line_count, closed_at = c.closed_at, "
+                    "closed_by_run = c.closed_by_run, released = c.released "
                     "FROM unnest(%b::uuid[], %b::bigint[], %b::numeric[], %b::numeric[], "
-                    "%b::numeric[], %b::int[], %b::timestamptz[]) "
-                    "AS c(id, number, subtotal, tax, total, line_count, closed_at) "
-                    "WHERE i.id = c.id"
+                    "%b::numeric[], %b::int[], %b::timestamptz[], %b::text[], %b::bool[]) "
+                    "AS c(id, number, subtotal, tax, total, line_count, closed_at, "
+                    "closed_by_run, released) WHERE i.id = c.id"
                 ).format(self.table("invoices")),
                 _columns(closed),
+            )
+        if released:
+            curs.execute(
+                SQL("UPDATE {} SET released = true WHERE id = ANY(%s)").format(
+                    self.table("invoices")
+                ),
+                (released,),
             )
 
     # Queries ------------------------------------------------------------------
@@ -115,7 +141,16 @@ class InvoicesView(View):
         batch_size: int = 2000,
     ) -> Iterator[InvoiceRow]:
         """Invoices in number order (open ones last), with their lines, streamed."""
-        where, params = _filters(run_id=run_id, account_id=account_id, status=status)
+        stale = self.built_version < 2  # version 1 has no closed_by_run column
+        where, params = _filters(
+            account_id=account_id, status=status, run_id=run_id if stale else None
+        )
+        if run_id is not None and not stale:
+            # A run's invoices: those it opened, and those it closed (close types).
+            where += SQL(" AND " if params else "WHERE ") + SQL(
+                "(run_id = %s OR closed_by_run = %s)"
+            )
+            params += [run_id, run_id]
         statement = SQL("SELECT * FROM {} {} ORDER BY number NULLS LAST, account_id").format(
             self.table("invoices"), where
         )
@@ -144,8 +179,10 @@ class InvoicesView(View):
                 ).format(self.table("invoice_lines")),
                 (invoice_ids,),
             )
+            stale = self.built_version < 2
             for row in curs.fetchall():
-                grouped.setdefault(row["invoice_id"], []).append(row)
+                line = {**_VERSION_1_LINES, **row} if stale else row
+                grouped.setdefault(line["invoice_id"], []).append(line)
         return grouped
 
 
@@ -153,15 +190,25 @@ _INVOICE_COLUMNS = {
     "id": "uuid", "run_id": "text", "account_id": "text", "currency": "text",
     "posting_date": "date", "opened_at": "timestamptz", "status": "text", "number": "int8",
     "subtotal": "numeric", "tax": "numeric", "total": "numeric", "line_count": "int4",
-    "closed_at": "timestamptz",
+    "closed_at": "timestamptz", "closed_by_run": "text", "released": "bool",
 }  # fmt: skip
 _LINE_COLUMNS = {
     "invoice_id": "uuid", "line_no": "int4", "line_id": "uuid", "account_id": "text",
     "source": "text", "description": "text", "service_period_start": "date",
     "service_period_end": "date", "quantity": "numeric", "unit_amount": "numeric",
-    "amount": "numeric", "posting_date": "date", "rule": "text",
+    "amount": "numeric", "posting_date": "date", "rule": "text", "kind": "text",
+    "category": "text", "tax_rate": "numeric", "tax": "numeric",
 }  # fmt: skip
-_OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None)
+_VERSION_1_LINES: dict[str, Any] = {
+    "kind": LineKind.RECURRING.value,
+    "category": DEFAULT_PACKAGE_CATEGORY,
+    "tax_rate": Decimal(0),
+    "tax": Decimal(0),
+}
+"""The columns version 1's lines lack, as a stale version 1 is served until rebuilt:
+its lines came from events written before lines had a kind, a category or tax,
+which the domain reads with these defaults (`InvoiceLine`), as a rebuild would."""
+_OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False)
 """The closing columns of an invoice not (yet) closed: the table's defaults."""
 
 
@@ -252,6 +299,10 @@ class InvoiceRow:
                     "unit_amount": str(line["unit_amount"]),
                     "amount": str(line["amount"]),
                     "posting_date": line["posting_date"].isoformat(),
+                    "kind": line["kind"],
+                    "category": line["category"],
+                    "tax_rate": str(line["tax_rate"]),
+                    "tax": str(line["tax"]),
                 }
                 for line in self.lines
             ],
@@ -260,4 +311,6 @@ class InvoiceRow:
 
 class InvoicesProjection(ViewProjection):
     name = InvoicesView.versioned_name()
-    topics = tuple(get_topic(e) for e in (InvoiceOpened, InvoiceLineAdded, InvoiceClosed))
+    topics = tuple(
+        get_topic(e) for e in (InvoiceOpened, InvoiceLineAdded, InvoiceClosed, InvoiceReleased)
+    )

@@ -1,9 +1,10 @@
-"""The run report read model: what each step of a run produced, per charge type
-and currency, which accounts were billed or skipped, and how long it took."""
+"""The run report read model: what each step of a run billed (lines, amounts and
+tax per step, category and currency), what it invoiced, which accounts were
+billed or skipped, and how long it took."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -11,28 +12,37 @@ from typing import Any
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composable, Composed, Literal
+from psycopg.types.json import Jsonb
 
-from domain.account import PackageBilled
+from domain.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
 from domain.invoice import InvoiceClosed, InvoiceOpened
+from domain.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
 from domain.model import DomainEvent
 from projections.view import View, ViewProjection
 
-Key = tuple[str, str, str, str]  # run id, step, kind, currency
+Key = tuple[str, str, str, str, str]  # run id, step, kind, category, currency
+
+STEPS = ("bill_packages", "bill_usage", "bill_charges", "run_contracts")
+"""The billing steps, in the order a run performs them (its settings name them)."""
+INVOICES = "invoices"
+"""The pseudo-step of invoice rows: kind `opened` or `closed`, no category."""
 
 
 class RunReportView(View):
     name = "run_report"
-    version = 1
+    version = 2
+    """2: lines of usage and charges, per category, with tax; the run's settings."""
     tables = ("run_report", "run_batches", "run_timing")
 
     def schema(self) -> list[Composed]:
         return [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, step text NOT NULL, "
-                "kind text NOT NULL, currency text NOT NULL, count bigint NOT NULL, "
-                "amount numeric NOT NULL, PRIMARY KEY (run_id, step, kind, currency))"
+                "kind text NOT NULL, category text NOT NULL, currency text NOT NULL, "
+                "count bigint NOT NULL, amount numeric NOT NULL, tax numeric NOT NULL, "
+                "PRIMARY KEY (run_id, step, kind, category, currency))"
             ).format(self.table("run_report")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, batch int NOT NULL, "
@@ -43,48 +53,70 @@ class RunReportView(View):
             ).format(self.table("run_batches")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (aggregate_id uuid PRIMARY KEY, "
-                "run_id text UNIQUE NOT NULL, scheduled_at timestamptz NOT NULL, "
+                "run_id text UNIQUE NOT NULL, settings jsonb NOT NULL, "
+                "scheduled_at timestamptz NOT NULL, "
                 "started_at timestamptz, last_checkpoint_at timestamptz, "
                 "completed_at timestamptz, accounts_in_scope bigint)"
             ).format(self.table("run_timing")),
         ]
 
     def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
+        """Lines are counted under the step that billed them (the account event),
+        invoices under `invoices`; a batch's sums go in with one upsert per key."""
         totals: dict[Key, list[Any]] = {}
         for event in events:
             if isinstance(event, PackageBilled):
-                line = event.line
-                self._add(totals, (event.run_id, "bill_packages", "recurring", line.currency),
-                          line.amount)  # fmt: skip
+                self._add_lines(totals, event.run_id, "bill_packages", [event.line])
+            elif isinstance(event, UsageBilled):
+                self._add_lines(totals, event.run_id, "bill_usage", event.lines)
+            elif isinstance(event, ChargeBilled):
+                self._add_lines(totals, event.run_id, "bill_charges", [event.line])
+            elif isinstance(event, ContractPenaltyApplied):
+                self._add_lines(totals, event.run_id, "run_contracts", [event.line])
             elif isinstance(event, InvoiceOpened):
-                self._add(totals, (event.run_id, "invoices", "opened", event.currency), Decimal(0))
+                key = (event.run_id, INVOICES, "opened", "", event.currency)
+                self._add(totals, key, Decimal(0), Decimal(0))
             elif isinstance(event, InvoiceClosed):
-                self._add(totals, (event.run_id, "invoices", "closed", event.currency), event.total)
+                # Under the run that closed it (close types may close a later run).
+                closer = event.closed_by_run or event.run_id
+                key = (closer, INVOICES, "closed", "", event.currency)
+                self._add(totals, key, event.subtotal, event.tax)
             else:
                 self._write_run_event(curs, event)
         if totals:
             curs.executemany(
                 SQL(
-                    "INSERT INTO {} AS t VALUES (%s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (run_id, step, kind, currency) DO UPDATE SET "
-                    "count = t.count + excluded.count, amount = t.amount + excluded.amount"
+                    "INSERT INTO {} AS t VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (run_id, step, kind, category, currency) DO UPDATE SET "
+                    "count = t.count + excluded.count, amount = t.amount + excluded.amount, "
+                    "tax = t.tax + excluded.tax"
                 ).format(self.table("run_report")),
-                [(*key, count, amount) for key, (count, amount) in totals.items()],
+                [(*key, count, amount, tax) for key, (count, amount, tax) in totals.items()],
             )
 
+    @classmethod
+    def _add_lines(
+        cls, totals: dict[Key, list[Any]], run_id: str, step: str, lines: Iterable[InvoiceLine]
+    ) -> None:
+        for line in lines:
+            key = (run_id, step, str(line.kind), line.category, line.currency)
+            cls._add(totals, key, line.amount, line.tax)
+
     @staticmethod
-    def _add(totals: dict[Key, list[Any]], key: Key, amount: Decimal) -> None:
-        entry = totals.setdefault(key, [0, Decimal(0)])
+    def _add(totals: dict[Key, list[Any]], key: Key, amount: Decimal, tax: Decimal) -> None:
+        entry = totals.setdefault(key, [0, Decimal(0), Decimal(0)])
         entry[0] += 1
         entry[1] += amount
+        entry[2] += tax
 
     def _write_run_event(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
         timing = self.table("run_timing")
         if isinstance(event, RunScheduled):
             curs.execute(
-                SQL("INSERT INTO {} (aggregate_id, run_id, scheduled_at) VALUES (%s, %s, %s)")
-                .format(timing),
-                (event.originator_id, event.run_id, event.timestamp),
+                SQL("INSERT INTO {} (aggregate_id, run_id, settings, scheduled_at) "
+                    "VALUES (%s, %s, %s, %s)").format(timing),
+                (event.originator_id, event.run_id,
+                 Jsonb(event.settings.model_dump(mode="json")), event.timestamp),
             )  # fmt: skip
         elif isinstance(event, RunStarted):
             curs.execute(
@@ -130,6 +162,7 @@ class RunReportView(View):
     # Queries ------------------------------------------------------------------
 
     def report(self, run_id: str) -> dict[str, Any] | None:
+        """The run's report as JSON-ready data (money as strings), or None if unknown."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL("SELECT * FROM {} WHERE run_id = %s").format(self.table("run_timing")),
@@ -138,11 +171,19 @@ class RunReportView(View):
             timing = curs.fetchone()
             if timing is None:
                 return None
+            columns: Composable = SQL("category, tax")
+            if self.built_version < 2:
+                # Version 1 is served until rebuilt: package lines, before categories and
+                # tax, which the domain reads as `services` and 0 (as a rebuild would).
+                columns = SQL(
+                    "CASE WHEN step = 'bill_packages' THEN {} ELSE '' END AS category, "
+                    "0::numeric AS tax"
+                ).format(Literal(DEFAULT_PACKAGE_CATEGORY))
             curs.execute(
                 SQL(
-                    "SELECT step, kind, currency, count, amount FROM {} WHERE run_id = %s "
-                    "ORDER BY step, kind, currency"
-                ).format(self.table("run_report")),
+                    "SELECT step, kind, {}, currency, count, amount FROM {} "
+                    "WHERE run_id = %s ORDER BY step, kind, category, currency"
+                ).format(columns, self.table("run_report")),
                 (run_id,),
             )
             rows = curs.fetchall()
@@ -161,27 +202,60 @@ class RunReportView(View):
         return _report(run_id, timing, rows, batches)
 
 
+class _Sum:
+    """Lines, amount (net) and tax of some lines; total = amount + tax."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.amount = Decimal(0)
+        self.tax = Decimal(0)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.lines += row["count"]
+        self.amount += row["amount"]
+        self.tax += row["tax"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "amount": str(self.amount),
+            "tax": str(self.tax),
+            "total": str(self.amount + self.tax),
+        }
+
+
 def _report(
     run_id: str, timing: dict[str, Any], rows: list[dict[str, Any]], batches: dict[str, Any]
 ) -> dict[str, Any]:
     started, completed = timing["started_at"], timing["completed_at"]
     seconds = (completed - started).total_seconds() if started and completed else None
-    per_currency: dict[str, dict[str, str | int]] = {}
-    per_charge_type: dict[str, dict[str, Any]] = {}
+    lines = sorted(
+        (row for row in rows if row["step"] in STEPS), key=lambda row: STEPS.index(row["step"])
+    )  # stable: within a step, still by kind, category and currency
+    per_step: dict[str, dict[str, _Sum]] = {}
+    per_category: dict[str, dict[str, _Sum]] = {}
+    per_currency: dict[str, _Sum] = {}
+    for row in lines:
+        currency = row["currency"]
+        per_step.setdefault(row["step"], {}).setdefault(currency, _Sum()).add(row)
+        per_category.setdefault(row["category"], {}).setdefault(currency, _Sum()).add(row)
+        per_currency.setdefault(currency, _Sum()).add(row)
+    invoices: dict[str, dict[str, Any]] = {}
     for row in rows:
-        currency = per_currency.setdefault(row["currency"], {})
-        if row["step"] == "bill_packages":
-            currency["lines"] = int(currency.get("lines", 0)) + row["count"]
-            currency["billed"] = str(row["amount"])
-            kind = per_charge_type.setdefault(row["kind"], {"lines": 0, "amounts": {}})
-            kind["lines"] += row["count"]
-            kind["amounts"][row["currency"]] = str(row["amount"])
-        elif row["kind"] == "closed":
-            currency["invoices"] = row["count"]
-            currency["invoiced"] = str(row["amount"])
+        if row["step"] != INVOICES:
+            continue
+        entry = invoices.setdefault(
+            row["currency"], {"opened": 0, "closed": 0, "subtotal": Decimal(0), "tax": Decimal(0)}
+        )
+        entry[row["kind"]] += row["count"]
+        if row["kind"] == "closed":
+            entry["subtotal"] += row["amount"]
+            entry["tax"] += row["tax"]
+    currencies = sorted(set(per_currency) | set(invoices))
     return {
         "run_id": run_id,
         "status": "completed" if completed else ("running" if started else "scheduled"),
+        "settings": timing.get("settings"),  # None: version 1 did not keep them
         "accounts": {
             "in_scope": timing["accounts_in_scope"],
             "scanned": batches["scanned"],
@@ -192,14 +266,21 @@ def _report(
             {
                 "step": row["step"],
                 "kind": row["kind"],
+                "category": row["category"],
                 "currency": row["currency"],
-                "count": row["count"],
-                "amount": str(row["amount"]),
+                **_sum_of(row).as_json(),
             }
-            for row in rows
+            for row in lines
         ],
-        "per_currency": per_currency,
-        "per_charge_type": per_charge_type,
+        "per_step": _nested_json(per_step),
+        "per_category": _nested_json(dict(sorted(per_category.items()))),
+        "per_currency": {
+            currency: {
+                **per_currency.get(currency, _Sum()).as_json(),
+                **_invoiced_json(invoices.get(currency)),
+            }
+            for currency in currencies
+        },
         "timings": {
             "scheduled_at": timing["scheduled_at"].isoformat(),
             "started_at": started.isoformat() if started else None,
@@ -213,12 +294,39 @@ def _report(
     }
 
 
+def _sum_of(row: dict[str, Any]) -> _Sum:
+    one = _Sum()
+    one.add(row)
+    return one
+
+
+def _nested_json(sums: dict[str, dict[str, _Sum]]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {currency: total.as_json() for currency, total in sorted(by_currency.items())}
+        for name, by_currency in sums.items()
+    }
+
+
+def _invoiced_json(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """Invoices closed (and still open) in one currency, with the totals they closed with."""
+    entry = entry or {"opened": 0, "closed": 0, "subtotal": Decimal(0), "tax": Decimal(0)}
+    return {
+        "invoices": entry["closed"],
+        "open_invoices": entry["opened"] - entry["closed"],
+        "invoiced": {
+            "subtotal": str(entry["subtotal"]),
+            "tax": str(entry["tax"]),
+            "total": str(entry["subtotal"] + entry["tax"]),
+        },
+    }
+
+
 class RunReportProjection(ViewProjection):
     name = RunReportView.versioned_name()
     topics = tuple(
         get_topic(e)
         for e in (
-            PackageBilled, InvoiceOpened, InvoiceClosed,
-            RunScheduled, RunStarted, RunBatchCompleted, RunCompleted,
+            PackageBilled, UsageBilled, ChargeBilled, ContractPenaltyApplied, InvoiceOpened,
+            InvoiceClosed, RunScheduled, RunStarted, RunBatchCompleted, RunCompleted,
         )
     )  # fmt: skip

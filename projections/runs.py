@@ -14,17 +14,26 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
-from domain.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.bill_run import (
+    RunBatchCompleted,
+    RunClosingBatchCompleted,
+    RunClosingStarted,
+    RunCompleted,
+    RunScheduled,
+    RunStarted,
+)
 from domain.model import DomainEvent
 from projections.view import View, ViewProjection
 
 _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_skipped",
-             "invoices", "lines")  # fmt: skip
+             "invoices", "lines", "invoices_left_open", "invoices_released")  # fmt: skip
 
 
 class RunStatusView(View):
     name = "runs"
-    version = 1
+    version = 2
+    """2: a run's settings (which steps, which categories), invoices left open and
+    released, and the closing pass of `after_each_bill_run` groups."""
     tables = ("runs", "run_totals")
 
     def schema(self) -> list[Composed]:
@@ -35,6 +44,7 @@ class RunStatusView(View):
                 "run_id text PRIMARY KEY, aggregate_id uuid UNIQUE NOT NULL, status text NOT NULL, "
                 "period_start date NOT NULL, "
                 "period_end date NOT NULL, posting_date date NOT NULL, selection jsonb NOT NULL, "
+                "settings jsonb NOT NULL, "
                 "accounts_in_scope bigint NOT NULL DEFAULT 0, batches int NOT NULL DEFAULT 0, "
                 "first_invoice_number bigint, last_invoice_number bigint, "
                 + counters
@@ -54,12 +64,12 @@ class RunStatusView(View):
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (run_id, aggregate_id, status, period_start, period_end, "
-                        "posting_date, selection, scheduled_at, updated_at) "
-                        "VALUES (%s, %s, 'scheduled', %s, %s, %s, %s, %s, %s)"
+                        "posting_date, selection, settings, scheduled_at, updated_at) "
+                        "VALUES (%s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s)"
                     ).format(runs),
                     (event.run_id, event.originator_id, event.period_start, event.period_end,
-                     event.posting_date,
-                     Jsonb(event.selection.model_dump(mode="json")), event.timestamp,
+                     event.posting_date, Jsonb(event.selection.model_dump(mode="json")),
+                     Jsonb(event.settings.model_dump(mode="json")), event.timestamp,
                      event.timestamp),
                 )  # fmt: skip
             elif isinstance(event, RunStarted):
@@ -72,7 +82,16 @@ class RunStatusView(View):
                      event.originator_id),
                 )  # fmt: skip
             elif isinstance(event, RunBatchCompleted):
-                self._add_batch(curs, event)
+                self._add_batch(curs, event, event.batch)
+            elif isinstance(event, RunClosingStarted):
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET status = 'closing', updated_at = %s WHERE aggregate_id = %s"
+                    ).format(runs),
+                    (event.timestamp, event.originator_id),
+                )
+            elif isinstance(event, RunClosingBatchCompleted):
+                self._add_batch(curs, event, None)
             elif isinstance(event, RunCompleted):
                 curs.execute(
                     SQL(
@@ -82,17 +101,23 @@ class RunStatusView(View):
                     (event.timestamp, event.timestamp, event.originator_id),
                 )
 
-    def _add_batch(self, curs: Cursor[DictRow], event: RunBatchCompleted) -> None:
+    def _add_batch(
+        self,
+        curs: Cursor[DictRow],
+        event: RunBatchCompleted | RunClosingBatchCompleted,
+        batch: int | None,
+    ) -> None:
+        """Add a batch's statistics; `batch` None: a closing batch, not counted as one."""
         stats = event.statistics
         increments = ", ".join(f"{c} = {c} + %s" for c in _COUNTERS)
         curs.execute(
             SQL(
-                "UPDATE {} SET batches = %s, " + increments + ", "
+                "UPDATE {} SET batches = coalesce(%s, batches), " + increments + ", "
                 "first_invoice_number = coalesce(first_invoice_number, %s), "
                 "last_invoice_number = coalesce(%s, last_invoice_number), "
                 "updated_at = %s WHERE aggregate_id = %s RETURNING run_id"
             ).format(self.table("runs")),
-            (event.batch, *(getattr(stats, c) for c in _COUNTERS),
+            (batch, *(getattr(stats, c) for c in _COUNTERS),
              event.first_invoice_number, event.last_invoice_number, event.timestamp,
              event.originator_id),
         )  # fmt: skip
@@ -149,6 +174,9 @@ class RunRow:
     period_end: date
     posting_date: date
     selection: dict[str, Any]
+    settings: dict[str, Any] | None
+    """`RunSettings` as JSON: which steps the run performs, which categories it bills
+    (None: served from a version 1 table, which did not keep them)."""
     accounts_in_scope: int
     batches: int
     counters: dict[str, int]
@@ -168,9 +196,12 @@ class RunRow:
             period_end=row["period_end"],
             posting_date=row["posting_date"],
             selection=row["selection"],
+            # Version 1 did not keep settings: unknown (None) until it is rebuilt.
+            settings=row.get("settings"),
             accounts_in_scope=row["accounts_in_scope"],
             batches=row["batches"],
-            counters={c: row[c] for c in _COUNTERS},
+            # Version 1 tables lack the newer counters: 0 until rebuilt.
+            counters={c: row.get(c, 0) for c in _COUNTERS},
             first_invoice_number=row["first_invoice_number"],
             last_invoice_number=row["last_invoice_number"],
             totals=totals,
@@ -187,6 +218,7 @@ class RunRow:
             "period_end": self.period_end.isoformat(),
             "posting_date": self.posting_date.isoformat(),
             "selection": self.selection,
+            "settings": self.settings,
             "accounts_in_scope": self.accounts_in_scope,
             "batches": self.batches,
             **self.counters,
@@ -202,5 +234,13 @@ class RunRow:
 class RunStatusProjection(ViewProjection):
     name = RunStatusView.versioned_name()
     topics = tuple(
-        get_topic(e) for e in (RunScheduled, RunStarted, RunBatchCompleted, RunCompleted)
+        get_topic(e)
+        for e in (
+            RunScheduled,
+            RunStarted,
+            RunBatchCompleted,
+            RunClosingStarted,
+            RunClosingBatchCompleted,
+            RunCompleted,
+        )
     )

@@ -6,7 +6,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from application.errors import InvoiceNotFound
 from domain.invoice import Invoice
@@ -22,6 +25,14 @@ from entrypoints.common import (
 from entrypoints.runtime import Runtime
 
 invoice_app = typer.Typer(help="Find and read invoices.", no_args_is_help=True)
+
+
+def compact_table(title: str) -> Table:
+    """A table with narrow margins, so that an 80-column terminal (or a pipe) shows
+    every column of an invoice without shortening a number."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
 
 
 @invoice_app.command("list")
@@ -41,9 +52,13 @@ def invoice_list(
         if json_out:
             output.print_json_array(row.as_json() for row in rows)
             return
-        table = Table(title="Invoices")
-        for column in ("number", "account", "run", "status", "lines", "total"):
-            table.add_column(column, justify="right" if column in ("lines", "total") else "left")
+        table = compact_table("Invoices")
+        table.add_column("number", no_wrap=True)
+        for column in ("account", "run", "status"):
+            table.add_column(column, overflow="fold")
+        for column in ("lines", "subtotal", "tax", "total"):
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)  # the currency, read with the amounts
         shown = hidden = 0
         for row in rows:
             if shown >= limit:
@@ -52,7 +67,8 @@ def invoice_list(
             shown += 1
             table.add_row(
                 row.display_number, row.account, row.run_id, row.status,
-                str(len(row.lines)), output.money(row.total, row.currency),
+                str(len(row.lines)), str(row.subtotal), str(row.tax), str(row.total),
+                row.currency,
             )  # fmt: skip
     output.console.print(table)
     if hidden:
@@ -78,20 +94,39 @@ def invoice_show(
     if json_out:
         output.print_json(invoice_json(found))
         return
-    title = f"Invoice {found.display_number or '(open)'}: {found.account_id}, run {found.run_id}"
-    table = Table(title=title)
-    for column in ("service period", "description", "source", "qty", "unit", "amount"):
-        table.add_column(column, justify="right" if column in ("qty", "unit", "amount") else "left")
-    for line in found.lines:
+    output.console.print(invoice_table(found))
+
+
+def invoice_table(invoice: Invoice) -> Group:
+    """The invoice's lines (kind, category, tax rate and tax each) and its totals.
+
+    Money and numbers never wrap or shorten; on a narrow terminal the description
+    wraps instead. Under each description, in grey, the line's source (provenance).
+    """
+    title = (
+        f"Invoice {invoice.display_number or '(open)'}: {invoice.account_id}, run {invoice.run_id}"
+    )
+    table = compact_table(title)
+    table.add_column("service\nperiod", no_wrap=True)
+    table.add_column("description", overflow="fold", min_width=12, ratio=1)
+    table.add_column("kind\ncategory", overflow="fold", min_width=9)
+    for column in ("qty", "unit", "amount", "tax %", "tax"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for line in invoice.lines:
+        start, end = line.service_period_start, line.service_period_end
         table.add_row(
-            f"{line.service_period_start} .. {line.service_period_end}", line.description,
-            line.source, str(line.quantity), str(line.unit_amount), str(line.amount),
+            str(start) if start == end else f"{start}\n{end}",
+            Text.assemble(line.description, "\n", (line.source, "dim")),
+            f"{line.kind}\n{line.category}", str(line.quantity), str(line.unit_amount),
+            str(line.amount), str(line.tax_rate), str(line.tax),
         )  # fmt: skip
-    table.add_section()
-    table.add_row("", "subtotal", "", "", "", str(found.subtotal))
-    table.add_row("", "tax", "", "", "", str(found.tax))
-    table.add_row("", f"total {found.currency}", "", "", "", str(found.total))
-    output.console.print(table)
+    totals = Table(show_header=False, box=None)
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    totals.add_row("subtotal", str(invoice.subtotal))
+    totals.add_row("tax", str(invoice.tax))
+    totals.add_row(f"total {invoice.currency}", str(invoice.total))
+    return Group(table, totals)
 
 
 def resolve_invoice_id(rt: Runtime, text: str) -> UUID:

@@ -24,6 +24,7 @@ from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.history import History, HistoryEntry
+from domain.account import ChargeTerms, InvoiceLine
 from domain.bill_run import RunStatus, Selection
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
 from domain.invoice import Invoice, InvoiceStatus
@@ -355,24 +356,79 @@ def test_as_of_an_instant_before_creation_is_not_found(billing: Billing) -> None
 # The run report -----------------------------------------------------------------
 
 
-def expected_steps(invoices: list[Invoice]) -> list[dict[str, Any]]:
-    """Per step, kind and currency: count and amount, worked out from the invoices."""
-    table: dict[tuple[str, str, str], list[Any]] = {}
+STEP_OF_KIND = {"recurring": "bill_packages", "usage": "bill_usage", "charge": "bill_charges"}
+MONEY = ("amount", "tax", "total")
 
-    def add(step: str, kind: str, currency: str, count: int, amount: Decimal) -> None:
-        entry = table.setdefault((step, kind, currency), [0, Decimal(0)])
-        entry[0] += count
-        entry[1] += amount
 
+def line_totals(lines: list[InvoiceLine]) -> dict[str, Any]:
+    amount = sum((line.amount for line in lines), Decimal(0))
+    tax = sum((line.tax for line in lines), Decimal(0))
+    return {"lines": len(lines), "amount": amount, "tax": tax, "total": amount + tax}
+
+
+def expected_totals(invoices: list[Invoice]) -> dict[str, Any]:
+    """Lines, amount, tax and total per step, per category and per currency, worked
+    out from the invoices' own lines (the step from each line's kind)."""
+    groups: dict[str, dict[tuple[str, str], list[InvoiceLine]]] = {"step": {}, "category": {}}
     for invoice in invoices:
         for line in invoice.lines:
-            add("bill_packages", "recurring", invoice.currency, 1, line.amount)
-        add("invoices", "closed", invoice.currency, 1, invoice.total)
-        add("invoices", "opened", invoice.currency, 1, Decimal(0))
-    return [
-        {"step": s, "kind": k, "currency": c, "count": n, "amount": amount}
-        for (s, k, c), (n, amount) in sorted(table.items())
-    ]
+            step = STEP_OF_KIND[line.kind.value]
+            groups["step"].setdefault((step, invoice.currency), []).append(line)
+            groups["category"].setdefault((line.category, invoice.currency), []).append(line)
+    nested: dict[str, dict[str, dict[str, Any]]] = {"per_step": {}, "per_category": {}}
+    for name, grouped in (("per_step", groups["step"]), ("per_category", groups["category"])):
+        for (label, currency), lines in grouped.items():
+            nested[name].setdefault(label, {})[currency] = line_totals(lines)
+    per_currency: dict[str, dict[str, Any]] = {}
+    for currency in sorted({i.currency for i in invoices}):
+        mine = [i for i in invoices if i.currency == currency]
+        per_currency[currency] = {
+            **line_totals([line for i in mine for line in i.lines]),
+            "invoices": len(mine),
+            "invoiced": {
+                "subtotal": sum((i.subtotal for i in mine), Decimal(0)),
+                "tax": sum((i.tax for i in mine), Decimal(0)),
+                "total": sum((i.total for i in mine), Decimal(0)),
+            },
+        }
+    return {**nested, "per_currency": per_currency}
+
+
+def as_decimals(value: Any) -> Any:
+    """The report's JSON with money strings as Decimal, for exact comparison."""
+    if isinstance(value, dict):
+        return {
+            k: Decimal(v) if k in (*MONEY, "subtotal") and isinstance(v, str) else as_decimals(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def assert_report_adds_up_to_invoices(report: dict[str, Any], invoices: list[Invoice]) -> None:
+    expected = expected_totals(invoices)
+    assert as_decimals(report["per_step"]) == expected["per_step"]
+    assert as_decimals(report["per_category"]) == expected["per_category"]
+    per_currency = as_decimals(report["per_currency"])
+    for currency, totals in per_currency.items():
+        assert totals.pop("open_invoices") == 0, currency
+    assert per_currency == expected["per_currency"]
+    # The grand totals (billed lines, and invoices as closed) are the invoices' totals.
+    for currency, totals in per_currency.items():
+        mine = [i for i in invoices if i.currency == currency]
+        grand = (totals["amount"], totals["tax"], totals["total"])
+        assert grand == tuple(totals["invoiced"][k] for k in ("subtotal", "tax", "total"))
+        assert grand == (
+            sum((i.subtotal for i in mine), Decimal(0)),
+            sum((i.tax for i in mine), Decimal(0)),
+            sum((i.total for i in mine), Decimal(0)),
+        )
+    # The raw rows add up to the same totals.
+    rows = [as_decimals(row) for row in report["steps"]]
+    for currency, totals in per_currency.items():
+        mine = [row for row in rows if row["currency"] == currency]
+        assert sum(row["lines"] for row in mine) == totals["lines"]
+        for key in MONEY:
+            assert sum((row[key] for row in mine), Decimal(0)) == totals[key]
 
 
 def test_the_run_report_counts_and_amounts_equal_the_runs_invoices(
@@ -390,21 +446,114 @@ def test_the_run_report_counts_and_amounts_equal_the_runs_invoices(
         assert report is not None
         run = billing.get_run(run_id)
         invoices = list(billing.load_many(Invoice, _invoice_ids(billing, run_id)).values())
-        steps = [{**s, "amount": Decimal(s["amount"])} for s in report["steps"]]
-        assert steps == expected_steps(invoices)
+        assert_report_adds_up_to_invoices(report, invoices)
+        assert list(report["per_step"]) == ["bill_packages"]
         assert report["status"] == "completed"
+        assert report["settings"] == run.settings.model_dump(mode="json")
         assert report["accounts"] == {
             "in_scope": run.accounts_in_scope,
             "scanned": run.statistics.accounts_scanned,
             "billed": run.statistics.accounts_billed,
             "skipped_nothing_due": run.statistics.accounts_skipped,
         }
-        invoiced = {c: Decimal(v["invoiced"]) for c, v in report["per_currency"].items()}
-        assert invoiced == run.statistics.totals
+        billed = {c: Decimal(v["amount"]) for c, v in report["per_currency"].items()}
+        assert billed == run.statistics.totals
+        assert sum(v["invoices"] for v in report["per_currency"].values()) == len(invoices)
         assert report["timings"]["batches"] == run.batches
     assert reports["a"]["accounts"]["skipped_nothing_due"] == 1
     assert set(reports["a"]["per_currency"]) == {"EUR", "GBP"}
     assert set(reports["b"]["per_currency"]) == {"EUR", "GBP", "JPY"}
+
+
+C_ACCOUNTS = [
+    account("C-001", package("office", "100.00"), package("phone", "20.00")),
+    account("C-002", package("desk", "49.99"), package("parking", "15.00")),
+    account("C-003", package("office", "80.00"), currency="GBP"),
+]
+
+
+def packages_usage_and_charges_at_two_rates(app: Billing) -> None:
+    """C accounts taxed at 20 % (C-002: 6 %); C-001's phone taxed at 6 % in category
+    `telecom`, with usage at two prices; a credit on C-002, a charge at 6 % on C-003."""
+    import_accounts(app, *C_ACCOUNTS)
+    for account_id, rate in (("C-001", "20"), ("C-002", "6"), ("C-003", "20")):
+        found = app.get_account(account_id)
+        found.change_details(
+            found.name, found.invoice_email, found.bill_group, app.clock(), Decimal(rate)
+        )
+        if account_id == "C-001":
+            phone = found.packages["phone"].terms
+            changes = {"category": "telecom", "tax_rate": Decimal(6), "usage_rate": Decimal("0.07")}
+            found.revise_package(phone.model_copy(update=changes), app.clock())
+        app.save(found)
+    c001 = app.get_account("C-001")
+    c001.record_usage("call-1", "phone", Decimal("125"), date(2026, 1, 3), app.clock())
+    c001.record_usage("call-2", "phone", Decimal("33"), date(2026, 1, 9), app.clock())
+    c001.record_usage(
+        "sms-1", "phone", Decimal("40"), date(2026, 1, 9), app.clock(), Decimal("0.045"), "SMS"
+    )
+    c002 = app.get_account("C-002")
+    c002.add_charge(
+        ChargeTerms(
+            charge_id="goodwill",
+            description="Goodwill credit",
+            amount=Decimal("-12.34"),
+            charge_date=date(2026, 1, 20),
+            category="credits",
+        ),
+        app.clock(),
+    )
+    c003 = app.get_account("C-003")
+    c003.add_charge(
+        ChargeTerms(
+            charge_id="install",
+            description="Installation",
+            amount=Decimal("35.55"),
+            charge_date=date(2026, 1, 12),
+            tax_rate=Decimal(6),
+        ),
+        app.clock(),
+    )
+    app.save(c001, c002, c003)
+
+
+def test_the_run_report_of_packages_usage_and_a_credit_at_two_tax_rates_adds_up_to_the_invoices(
+    billing: Billing, es_env: dict[str, str]
+) -> None:
+    packages_usage_and_charges_at_two_rates(billing)
+    billing.schedule_run("c", JANUARY, None, Selection())
+    run = BillRunExecutor(billing, 2).execute("c").run
+    invoices = list(
+        billing.load_many(Invoice, [invoice_uuid("c", a["id"]) for a in C_ACCOUNTS]).values()
+    )
+    lines = [line for invoice in invoices for line in invoice.lines]
+    assert len(invoices) == 3
+    assert {line.kind.value for line in lines} == {"recurring", "usage", "charge"}
+    assert {line.tax_rate for line in lines} == {Decimal(6), Decimal(20)}
+    assert any(line.amount < 0 and line.tax < 0 for line in lines), "a credit, with its tax"
+
+    read_side = ReadSide(billing, es_env)
+    try:
+        report = read_side.fresh_run_report().report("c")
+    finally:
+        read_side.close()
+
+    assert report is not None
+    assert_report_adds_up_to_invoices(report, invoices)
+    assert list(report["per_step"]) == ["bill_packages", "bill_usage", "bill_charges"]
+    assert list(report["per_category"]) == ["charges", "credits", "services", "telecom"]
+    assert report["per_step"]["bill_usage"] == {
+        # 158 minutes at 0.07 = 11.06 (tax 0.66); 40 SMS at 0.045 = 1.80 (tax 0.11)
+        "EUR": {"lines": 2, "amount": "12.86", "tax": "0.77", "total": "13.63"}
+    }
+    assert report["per_step"]["bill_charges"] == {
+        "EUR": {"lines": 1, "amount": "-12.34", "tax": "-0.74", "total": "-13.08"},
+        "GBP": {"lines": 1, "amount": "35.55", "tax": "2.13", "total": "37.68"},
+    }
+    assert report["per_currency"]["GBP"]["invoiced"] == {
+        "subtotal": "115.55", "tax": "18.13", "total": "133.68",
+    }  # fmt: skip
+    assert report["settings"] == run.settings.model_dump(mode="json")
 
 
 def _invoice_ids(billing: Billing, run_id: str) -> list[UUID]:

@@ -1,4 +1,4 @@
-"""The read side: the invoices and run-status views against the event store.
+"""The read side: the invoices, run-status and run-report views against the event store.
 
 Every test states what the log holds (accounts imported, runs executed), builds
 a view from it, and compares the view with the aggregates rebuilt from the same
@@ -7,10 +7,12 @@ events: the view must hold exactly what the store says, no more, no less, once.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -19,13 +21,21 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Composable, Identifier
+from rich.console import Console
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.bill_run import BatchStatistics, BillRun, Selection
+from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from domain.account import ChargeTerms
+from domain.bill_run import BatchStatistics, BillRun, RunSettings, Selection
 from domain.invoice import Invoice, InvoiceOpened
 from domain.periods import Period
+from entrypoints.commands.runs import key_value_table, report_tables, status_rows
+from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesProjection, InvoicesView
+from projections.rebuild import rebuild
+from projections.registry import ProjectionRegistry
+from projections.run_report import RunReportProjection, RunReportView
 from projections.runs import RunStatusProjection, RunStatusView
 from projections.view import View, catch_up, open_view
 from tests.conftest import account, import_accounts, package
@@ -61,18 +71,87 @@ def bill(
     period: Period,
     selection: Selection | None = None,
     batch_size: int = 5,
+    settings: RunSettings | None = None,
 ) -> BillRun:
-    app.schedule_run(run_id, period, None, selection or Selection())
+    app.schedule_run(run_id, period, None, selection or Selection(), settings)
     return BillRunExecutor(app, batch_size).execute(run_id).run
+
+
+def taxes_usage_and_charges(app: Billing) -> None:
+    """Tax rates, usage and one-off charges on some scenario accounts, so lines of
+    every kind, several categories and tax rates, and a credit reach the views.
+
+    - P-001 (GBP) is taxed at 20 %; its office becomes category `workspace` at 5 %
+      with a usage rate; usage in January (two prices) and in March.
+    - P-002 (JPY) gets a 10 % charge in January; P-003 (EUR, 21 %) a credit in
+      January and a charge in February (after the January run's window).
+    - P-004 (EUR, key group, 21 %) gets usage of its office in February.
+    """
+    at = app.clock
+    for account_id, rate in (("P-001", "20"), ("P-003", "21"), ("P-004", "21")):
+        found = app.get_account(account_id)
+        found.change_details(
+            found.name, found.invoice_email, found.bill_group, at(), tax_rate=Decimal(rate)
+        )
+        if account_id == "P-001":
+            office = found.packages["office"].terms
+            found.revise_package(
+                office.model_copy(
+                    update={
+                        "category": "workspace",
+                        "tax_rate": Decimal("5"),
+                        "usage_rate": Decimal("0.25"),
+                    }
+                ),
+                at(),
+            )
+        app.save(found)
+    usage = [
+        ("P-001", "u1", "12", date(2026, 1, 5), None),
+        ("P-001", "u2", "3.5", date(2026, 1, 20), None),
+        ("P-001", "u3", "2", date(2026, 1, 21), Decimal("1.10")),
+        ("P-001", "u4", "7", date(2026, 3, 2), None),
+        ("P-004", "u1", "40", date(2026, 2, 10), Decimal("0.15")),
+    ]
+    record_usage(
+        app,
+        [
+            UsageInput(f"usage {n}", a, u, "office", Decimal(q), on, price)
+            for n, (a, u, q, on, price) in enumerate(usage)
+        ],
+        "test",
+    )
+    charges = [
+        ChargeInput(f"charge {n}", account_id, ChargeTerms.model_validate(terms))
+        for n, (account_id, terms) in enumerate(CHARGES)
+    ]
+    add_charges(app, charges, "test")
+
+
+CHARGES: list[tuple[str, dict[str, str]]] = [
+    ("P-002", {"charge_id": "setup", "description": "Set-up fee", "amount": "1500",
+               "charge_date": "2026-01-10", "category": "one-off", "tax_rate": "10"}),
+    ("P-003", {"charge_id": "credit", "description": "Goodwill credit", "amount": "-25.00",
+               "charge_date": "2026-01-15", "category": "credits"}),
+    ("P-003", {"charge_id": "move", "description": "Move desks", "amount": "60.00",
+               "charge_date": "2026-02-03"}),
+]  # fmt: skip
+"""One-off charges of the scenario (account, terms): a taxed charge, a credit at the
+account's rate, a charge after January."""
 
 
 def billed_history(app: Billing) -> None:
     """January in batches of five, then February for one bill group, then an
-    account-selected March run, then January again, which finds nothing left to bill."""
+    account-selected March run without usage, then January again, which finds
+    nothing left to bill. Lines of every kind: packages, usage and charges."""
     import_accounts(app, *scenario_accounts())
+    taxes_usage_and_charges(app)
     bill(app, "2026-01", JANUARY)
     bill(app, "2026-02-key", FEBRUARY, Selection(groups=("key",)))
-    bill(app, "2026-03-two", MARCH, Selection(accounts=("P-001", "P-002")), batch_size=1)
+    bill(
+        app, "2026-03-two", MARCH, Selection(accounts=("P-001", "P-003")), batch_size=1,
+        settings=RunSettings(bill_usage=False, categories=("services", "charges")),
+    )  # fmt: skip
     bill(app, "2026-01-again", JANUARY)
 
 
@@ -107,6 +186,7 @@ def assert_invoices_view_matches_store(app: Billing, view: InvoicesView) -> None
                 line["line_id"], line["account_id"], line["source"], line["description"],
                 line["service_period_start"], line["service_period_end"], line["quantity"],
                 line["unit_amount"], line["amount"], line["posting_date"], line["rule"],
+                line["kind"], line["category"], line["tax_rate"], line["tax"],
             )
             for line in row.lines
         ] == [
@@ -114,10 +194,13 @@ def assert_invoices_view_matches_store(app: Billing, view: InvoicesView) -> None
                 line.line_id, line.account_id, line.source, line.description,
                 line.service_period_start, line.service_period_end, line.quantity,
                 line.unit_amount, line.amount, line.posting_date, line.rule,
+                line.kind.value, line.category, line.tax_rate, line.tax,
             )
             for line in invoice.lines
         ]  # fmt: skip
         assert sum(line["amount"] for line in row.lines) == row.subtotal
+        assert sum(line["tax"] for line in row.lines) == row.tax
+        assert row.subtotal + row.tax == row.total
 
 
 def assert_run_view_matches_store(app: Billing, view: RunStatusView) -> None:
@@ -132,6 +215,7 @@ def assert_run_view_matches_store(app: Billing, view: RunStatusView) -> None:
         assert (row.period_start, row.period_end) == (run.period.start, run.period.end)
         assert row.posting_date == run.posting_date
         assert row.selection == run.selection.model_dump(mode="json")
+        assert row.settings == run.settings.model_dump(mode="json")
         assert row.accounts_in_scope == run.accounts_in_scope
         assert row.batches == run.batches
         assert row.counters == {
@@ -170,6 +254,11 @@ def table_checksums(view: View, tables: Sequence[tuple[str, str]]) -> dict[str, 
 
 INVOICE_TABLES = [("invoices", "id"), ("invoice_lines", "invoice_id, line_no")]
 RUN_TABLES = [("runs", "run_id"), ("run_totals", "run_id, currency")]
+RUN_REPORT_TABLES = [
+    ("run_report", "run_id, step, kind, category, currency"),
+    ("run_batches", "run_id, batch"),
+    ("run_timing", "run_id"),
+]
 
 
 def drop_view(view: View, tables: Sequence[tuple[str, str]]) -> None:
@@ -209,6 +298,19 @@ def test_the_invoices_view_holds_exactly_the_invoices_and_lines_of_the_event_sto
     assert head == billing.queries.head()
     assert invoices_view.max_tracking_id(billing.name) == head
     assert_invoices_view_matches_store(billing, invoices_view)
+    # The scenario reaches every kind of line, several categories and tax rates, a credit.
+    lines = [line for row in invoices_view.search() for line in row.lines]
+    assert {line["kind"] for line in lines} == {"recurring", "usage", "charge"}
+    assert {line["category"] for line in lines} == {"services", "workspace", "one-off",
+                                                   "credits", "charges"}  # fmt: skip
+    assert {line["tax_rate"] for line in lines} == {Decimal(r) for r in (0, 5, 10, 20, 21)}
+    credit = next(line for line in lines if line["source"] == "charge:credit")
+    assert (credit["amount"], credit["tax"]) == (Decimal("-25.00"), Decimal("-5.25"))
+    usage = [line for line in lines if line["kind"] == "usage" and line["account_id"] == "P-001"]
+    assert sorted((u["quantity"], u["unit_amount"], u["amount"], u["tax"]) for u in usage) == [
+        (Decimal("2"), Decimal("1.10"), Decimal("2.20"), Decimal("0.11")),
+        (Decimal("15.5"), Decimal("0.25"), Decimal("3.88"), Decimal("0.19")),
+    ]
     # Searching by run, account and status finds the same invoices as the store.
     invoices = stored_invoices(billing)
     january = {i.id for i in invoices.values() if i.run_id == "2026-01"}
@@ -415,8 +517,9 @@ def test_the_projection_runner_and_a_catch_up_share_a_view_without_double_applyi
     [
         (InvoicesView, InvoicesProjection, INVOICE_TABLES),
         (RunStatusView, RunStatusProjection, RUN_TABLES),
+        (RunReportView, RunReportProjection, RUN_REPORT_TABLES),
     ],
-    ids=["invoices", "runs"],
+    ids=["invoices", "runs", "run_report"],
 )
 def test_dropping_a_view_and_catching_up_from_the_first_event_yields_identical_rows(
     billing: Billing,
@@ -445,3 +548,97 @@ def test_dropping_a_view_and_catching_up_from_the_first_event_yields_identical_r
         assert table_checksums(rebuilt, tables) == before
     finally:
         rebuilt.datastore.close()
+
+
+# Upgrading: version 1 served as it is until rebuilt --------------------------------
+
+VERSION_2_COLUMNS = {
+    "invoices": {"invoice_lines": ("kind", "category", "tax_rate", "tax")},
+    "runs": {"runs": ("settings",)},
+    "run_report": {"run_report": ("category", "tax"), "run_timing": ("settings",)},
+}
+"""The columns version 2 of each read model added to the tables of version 1."""
+
+
+def build_version_1(app: Billing, es_env: dict[str, str]) -> None:
+    """The read models as version 1 left them: registered at `v1`, built from the
+    log, without the columns version 2 added."""
+    registry = ProjectionRegistry(app.recorder.datastore)  # type: ignore[attr-defined]
+    for name, tables in VERSION_2_COLUMNS.items():
+        model = READ_MODELS[name]
+        assert registry.get(name, 1).active == "v1"
+        view = open_view(model.view_class, es_env, "v1")
+        try:
+            catch_up(app, view, model.topics)
+            with view.datastore.transaction(commit=True) as curs:
+                for base, columns in tables.items():
+                    for column in columns:
+                        curs.execute(
+                            SQL("ALTER TABLE {} DROP COLUMN {}").format(
+                                view.table(base), Identifier(column)
+                            )
+                        )
+        finally:
+            view.datastore.close()
+
+
+def decimals(value: Any) -> Any:
+    """JSON with every decimal string made a Decimal: 0 and 0.00 compare equal."""
+    if isinstance(value, dict):
+        return {k: decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decimals(v) for v in value]
+    if isinstance(value, str) and value.lstrip("-").replace(".", "", 1).isdigit():
+        return Decimal(value)
+    return value
+
+
+def test_a_version_1_read_model_is_served_with_what_it_lacks_until_rebuilt(
+    billing: Billing, es_env: dict[str, str]
+) -> None:
+    """After an upgrade, reads serve the old tables (with a warning) and must not
+    fail on the columns they lack: lines written before kinds, categories and tax
+    read as the domain reads their events (recurring, services, no tax), settings
+    the old version did not keep read as unknown. A rebuild then agrees."""
+    import_accounts(billing, *scenario_accounts())
+    bill(billing, "2026-01", JANUARY)
+    build_version_1(billing, es_env)
+
+    stale = ReadSide(billing, es_env)
+    try:
+        invoices = [row.as_json() for row in stale.fresh_invoices().search()]
+        run = stale.fresh_runs().get("2026-01")
+        report = stale.fresh_run_report().report("2026-01")
+        assert len(stale.warnings) == 3
+        assert all("is version 1 but this code is version" in w for w in stale.warnings)
+        for name in VERSION_2_COLUMNS:
+            rebuild(stale, name)
+        rebuilt_invoices = [row.as_json() for row in stale.fresh_invoices().search()]
+        rebuilt_run = stale.fresh_runs().get("2026-01")
+        rebuilt_report = stale.fresh_run_report().report("2026-01")
+    finally:
+        stale.close()
+
+    lines = [line for invoice in invoices for line in invoice["lines"]]
+    assert lines
+    assert {(line["kind"], line["category"], line["tax_rate"], line["tax"]) for line in lines} == {
+        ("recurring", "services", "0", "0")
+    }
+    assert decimals(invoices) == decimals(rebuilt_invoices)
+    assert run is not None and rebuilt_run is not None
+    assert run.settings is None
+    assert run.as_json() == {**rebuilt_run.as_json(), "settings": None}
+    assert rebuilt_run.settings == RunSettings().model_dump(mode="json")
+    assert report is not None and rebuilt_report is not None
+    assert report["settings"] is None
+    assert list(report["per_category"]) == ["services"]
+    assert decimals({**report, "settings": None, "timings": None}) == decimals(
+        {**rebuilt_report, "settings": None, "timings": None}
+    )
+    # The commands print a stale model too.
+    console = Console(file=io.StringIO(), width=100)
+    console.print(report_tables(report))
+    console.print(key_value_table("run", status_rows(run.as_json())))
+    printed = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
+    assert "settings │ steps │ unknown" in printed
+    assert "steps │ unknown" in printed

@@ -36,6 +36,10 @@ REBUILDABLE: dict[str, type[View]] = {
     "runs": RunStatusView,
     "run_report": RunReportView,
 }
+V = InvoicesView.version
+"""The invoices model's code version: a fresh database serves `invoices_v{V}`."""
+NEXT = V + 1
+"""A code version bump, as the tests below simulate it."""
 
 
 class Interrupted(Exception):
@@ -112,17 +116,18 @@ def test_a_rebuild_from_the_first_event_yields_exactly_the_rows_of_the_live_proj
 
     outcome = rebuild(read_side, name, page_size=7)
 
-    assert (outcome.name, outcome.replaced, outcome.active) == (name, "v1", "v1_2")
+    v = REBUILDABLE[name].version
+    assert (outcome.name, outcome.replaced, outcome.active) == (name, f"v{v}", f"v{v}_2")
     assert outcome.resumed is False
     assert outcome.positions == billing.queries.head()
     rebuilt = read_side.view(name)
-    assert rebuilt.suffix == "v1_2"
+    assert rebuilt.suffix == f"v{v}_2"
     assert rebuilt.max_tracking_id(billing.name) == billing.queries.head()
     assert rebuilt.checksum() == before
-    registration = read_side.registry.get(name, 1)
-    assert (registration.active, registration.building) == ("v1_2", None)
-    assert not tables_of(database_url, f"{name}_v1_tracking")
-    assert tables_of(database_url, f"{name}_v1_2_tracking")
+    registration = read_side.registry.get(name, v)
+    assert (registration.active, registration.building) == (f"v{v}_2", None)
+    assert not tables_of(database_url, f"{name}_v{v}_tracking")
+    assert tables_of(database_url, f"{name}_v{v}_2_tracking")
 
 
 def test_reads_keep_answering_from_the_active_version_during_a_rebuild(
@@ -137,7 +142,7 @@ def test_reads_keep_answering_from_the_active_version_during_a_rebuild(
         # A command started mid-rebuild opens its own read side, as a process would.
         reader = ReadSide(billing, es_env)
         try:
-            assert reader.view("invoices").suffix == "v1"
+            assert reader.view("invoices").suffix == f"v{V}"
             answers.append(invoice_list(reader))
             assert reader.warnings == []
         finally:
@@ -172,14 +177,14 @@ def test_an_interrupted_rebuild_leaves_the_current_version_serving_and_resumes_n
 
     done, total = pages[0]
     assert 0 < done < total
-    registration = read_side.registry.get("invoices", 1)
-    assert (registration.active, registration.building) == ("v1", "v1_2")
-    assert other_read_side.view("invoices").suffix == "v1"
+    registration = read_side.registry.get("invoices", V)
+    assert (registration.active, registration.building) == (f"v{V}", f"v{V}_2")
+    assert other_read_side.view("invoices").suffix == f"v{V}"
     assert invoice_list(other_read_side) == expected
     assert [s.state for s in other_read_side.states() if s.name == "invoices"] == [
-        "rebuilding into v1_2"
+        f"rebuilding into v{V}_2"
     ]
-    partial = open_view(InvoicesView, es_env, "v1_2")
+    partial = open_view(InvoicesView, es_env, f"v{V}_2")
     try:
         assert partial.max_tracking_id(billing.name) == done
     finally:
@@ -188,14 +193,14 @@ def test_an_interrupted_rebuild_leaves_the_current_version_serving_and_resumes_n
     outcome = rebuild(read_side, "invoices", page_size=5)
 
     assert outcome.resumed is True
-    assert (outcome.replaced, outcome.active) == ("v1", "v1_2")
+    assert (outcome.replaced, outcome.active) == (f"v{V}", f"v{V}_2")
     assert outcome.positions == billing.queries.head() - done
     assert read_side.view("invoices").checksum() == before
-    assert read_side.registry.get("invoices", 1).building is None
+    assert read_side.registry.get("invoices", V).building is None
     assert tables_of(database_url, "invoice") == {
-        "invoices_v1_2",
-        "invoice_lines_v1_2",
-        "invoices_v1_2_tracking",
+        f"invoices_v{V}_2",
+        f"invoice_lines_v{V}_2",
+        f"invoices_v{V}_2_tracking",
     }
     assert invoice_list(read_side) == expected
 
@@ -215,13 +220,13 @@ def test_writes_arriving_during_a_rebuild_are_in_the_rebuilt_version(
 
     assert billing.queries.head() > head_before, "the run was written during the rebuild"
     rebuilt = read_side.view("invoices")
-    assert outcome.active == rebuilt.suffix == "v1_2"
+    assert outcome.active == rebuilt.suffix == f"v{V}_2"
     assert rebuilt.max_tracking_id(billing.name) == billing.queries.head()
     march = list(read_side.fresh_invoices().search(run_id="2026-03"))
     assert march
     assert len(march) == billing.get_run("2026-03").statistics.invoices
     # Equal, row for row, to the same model built from scratch after every write.
-    scratch = open_view(InvoicesView, es_env, "v1_99")
+    scratch = open_view(InvoicesView, es_env, f"v{V}_99")
     try:
         catch_up(billing, scratch, READ_MODELS["invoices"].topics)
         assert rebuilt.checksum() == scratch.checksum()
@@ -241,13 +246,15 @@ def test_a_code_version_bump_is_served_old_with_a_warning_until_rebuilt(
     old_rows = invoice_list(read_side)
     assert [s.state for s in read_side.states()] == ["current"] * len(READ_MODELS)
 
-    monkeypatch.setattr(InvoicesView, "version", 2)
+    monkeypatch.setattr(InvoicesView, "version", NEXT)
     BillRunExecutor(billing, 3).execute("2026-03")  # written after the code changed
     upgraded = ReadSide(billing, es_env)
     try:
         states = {s.name: s for s in upgraded.states()}
         invoices = states["invoices"]
-        assert (invoices.code_version, invoices.active, invoices.active_version) == (2, "v1", 1)
+        assert (invoices.code_version, invoices.active, invoices.active_version) == (
+            NEXT, f"v{V}", V,
+        )  # fmt: skip
         assert invoices.needs_rebuild
         assert invoices.state == "needs rebuild"
         assert invoices.as_json()["needs_rebuild"] is True
@@ -258,8 +265,8 @@ def test_a_code_version_bump_is_served_old_with_a_warning_until_rebuilt(
         (warning,) = upgraded.warnings
         lag = billing.queries.head() - invoices.position
         assert lag > 0
-        assert "invoices read model is version 1" in warning
-        assert "this code is version 2" in warning
+        assert f"invoices read model is version {V}" in warning
+        assert f"this code is version {NEXT}" in warning
         assert f"{lag} events behind" in warning
         assert "billrun projections rebuild invoices" in warning
 
@@ -267,8 +274,8 @@ def test_a_code_version_bump_is_served_old_with_a_warning_until_rebuilt(
     finally:
         upgraded.close()
 
-    assert outcome.replaced == "v1"
-    assert outcome.active.startswith("v2_")
+    assert outcome.replaced == f"v{V}"
+    assert outcome.active.startswith(f"v{NEXT}_")
     after = ReadSide(billing, es_env)
     try:
         invoices = next(s for s in after.states() if s.name == "invoices")
@@ -279,7 +286,7 @@ def test_a_code_version_bump_is_served_old_with_a_warning_until_rebuilt(
         after.close()
     assert {row["run_id"] for row in rows} == {"2026-01", "2026-02-key", "2026-03"}
     assert rows[: len(old_rows)] == old_rows
-    assert tables_of(database_url, "invoices_v1") == set()
+    assert tables_of(database_url, f"invoices_v{V}") == set()
 
 
 def test_a_rebuild_interrupted_before_the_code_version_changed_starts_afresh_for_the_new_one(
@@ -293,18 +300,18 @@ def test_a_rebuild_interrupted_before_the_code_version_changed_starts_afresh_for
 
     with pytest.raises(Interrupted):
         rebuild(read_side, "invoices", on_progress=interrupt, page_size=5)
-    assert read_side.registry.get("invoices", 1).building == "v1_2"
+    assert read_side.registry.get("invoices", V).building == f"v{V}_2"
 
-    monkeypatch.setattr(InvoicesView, "version", 2)
+    monkeypatch.setattr(InvoicesView, "version", NEXT)
     outcome = rebuild(read_side, "invoices", page_size=5)
 
     assert outcome.resumed is False, "a half-built version 1 is no start for version 2"
-    assert (outcome.replaced, outcome.active) == ("v1", "v2_3")
+    assert (outcome.replaced, outcome.active) == (f"v{V}", f"v{NEXT}_3")
     assert outcome.positions == billing.queries.head()
     assert tables_of(database_url, "invoice") == {
-        "invoices_v2_3",
-        "invoice_lines_v2_3",
-        "invoices_v2_3_tracking",
+        f"invoices_v{NEXT}_3",
+        f"invoice_lines_v{NEXT}_3",
+        f"invoices_v{NEXT}_3_tracking",
     }
     assert next(s for s in read_side.states() if s.name == "invoices").state == "current"
 
