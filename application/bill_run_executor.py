@@ -15,16 +15,22 @@ and closed, the invoice numbers it reserved and the run's checkpoint
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import get_topic
 
 from application.billing import Billing
-from domain.account import Account, AccountOpened
-from domain.bill_run import BatchStatistics, BillRun
+from application.errors import ApplicationError
+from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
+from domain.account import Account, AccountOpened, InvoicerChanged
+from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
+from domain.bill_run import BatchStatistics, BillRun, RunPhase
+from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
@@ -33,6 +39,18 @@ from infrastructure.event_store import Position
 log = logging.getLogger(__name__)
 
 ACCOUNT_OPENED = get_topic(AccountOpened)
+INVOICER_CHANGED = get_topic(InvoicerChanged)
+BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
+
+
+class RunNeedsRates(ApplicationError):
+    def __init__(self, run_id: str, on: date, pairs: list[str]) -> None:
+        listed = ", ".join(pairs)
+        super().__init__(
+            f"run {run_id} cannot start: no exchange rate in effect on {on} for {listed}. "
+            f"Record them with `billrun rates set BASE QUOTE RATE --date {on}`."
+        )
+        self.pairs = pairs
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,28 @@ class Execution:
     conflicts: int
 
 
+@dataclass
+class _Batch:
+    invoicers: list[Account]
+    members: dict[UUID, Account]
+    open_invoices: dict[UUID, Invoice]
+
+    def accounts(self) -> list[Account]:
+        return [*self.invoicers, *self.members.values()]
+
+    def open_invoice_of(self, invoicer: Account) -> Invoice | None:
+        if invoicer.open_invoice is None:
+            return None
+        return self.open_invoices[invoicer.open_invoice]
+
+
+def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
+    found = [closing.invoice for closing in outcome.closing]
+    if outcome.left_open is not None:
+        found.append(outcome.left_open)
+    return found
+
+
 class BillRunExecutor:
     def __init__(
         self,
@@ -64,6 +104,7 @@ class BillRunExecutor:
         self.billing = billing
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
+        self._groups: dict[str, BillGroup] = {}
 
     def execute(self, run_id: str) -> Execution:
         """Run (or resume, or help) the bill run until it is completed."""
@@ -79,12 +120,15 @@ class BillRunExecutor:
                     continue
                 if run.is_completed:
                     return Execution(run, False, committed, conflicts)
-                positions = self._next_positions(run)
+                closing = run.phase is RunPhase.CLOSING
+                positions = self._next_positions(run, run.closing_cursor if closing else run.cursor)
                 if not positions:
-                    run.complete(self.billing.clock())
-                    self.billing.save(run)
+                    self._finish_phase(run)
                     continue
-                self._bill_batch(run, sequence, positions)
+                if closing:
+                    self._close_batch(run, sequence, positions)
+                else:
+                    self._bill_batch(run, sequence, positions)
                 committed += 1
                 self._report(run)
             except RecordConflictError:
@@ -98,10 +142,27 @@ class BillRunExecutor:
     def _start(self, run: BillRun) -> None:
         log_position = self.billing.queries.head()
         in_scope = self.billing.queries.count(ACCOUNT_OPENED, log_position, self._selected_ids(run))
-        run.start(log_position, in_scope, self.billing.clock())
+        rates = self._rates_for(run, log_position)
+        run.start(log_position, in_scope, self.billing.clock(), rates)
         self.billing.save(run)
         log.info("run %s started: %d accounts in scope", run.run_id, in_scope)
         self._report(run)
+
+    def _rates_for(self, run: BillRun, log_position: int) -> RateSnapshot:
+        """The rates in effect on the run's posting date, refusing the run (before it
+        starts, so nothing is written) when a conversion it may need has no rate."""
+        snapshot = self.billing.get_rate_book().snapshot(run.posting_date)
+        currencies, pairs = self.billing.queries.currency_pairs(
+            ACCOUNT_OPENED, INVOICER_CHANGED, log_position
+        )
+        needed = set(pairs)
+        base = snapshot.base_currency
+        if base is not None:
+            needed |= {(currency, base) for currency in currencies if currency != base}
+        missing = snapshot.missing(needed)
+        if missing:
+            raise RunNeedsRates(run.run_id, run.posting_date, missing)
+        return snapshot
 
     def _selected_ids(self, run: BillRun) -> list | None:  # type: ignore[type-arg]
         # Only an explicit list of accounts narrows the scan; bill groups are
@@ -110,58 +171,157 @@ class BillRunExecutor:
             return [account_uuid(a) for a in run.selection.accounts]
         return None
 
-    def _next_positions(self, run: BillRun) -> list[Position]:
+    def _next_positions(self, run: BillRun, after: int) -> list[Position]:
         return self.billing.queries.positions(
             ACCOUNT_OPENED,
-            after=run.cursor,
+            after=after,
             upto=run.log_position,
             limit=self.batch_size,
             originator_ids=self._selected_ids(run),
+        )
+
+    def _finish_phase(self, run: BillRun) -> None:
+        """Billing done: close the open invoices of `after_each_bill_run` groups in a
+        pass of their own when the run has any, else (or after it) complete."""
+        at = self.billing.clock()
+        if run.phase is RunPhase.BILLING and self._closes_after_run(run):
+            run.start_closing(at)
+        else:
+            run.complete(at)
+        self.billing.save(run)
+
+    def _closes_after_run(self, run: BillRun) -> bool:
+        ids = self.billing.queries.originators(BILL_GROUP_CONFIGURED)
+        groups = self.billing.load_many(BillGroup, ids).values()
+        return any(
+            g.close_type is CloseType.AFTER_EACH_BILL_RUN
+            and (
+                run.selection.is_all or run.selection.accounts or g.group_id in run.selection.groups
+            )
+            for g in groups
         )
 
     def _bill_batch(
         self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
     ) -> None:
         at = self.billing.clock()
-        accounts = self.billing.load_many(Account, [p.originator_id for p in positions])
-        billed: list[Account] = []
-        invoices: list[Invoice] = []
-        seen = skipped = lines = 0
+        batch = self._load_batch(run, positions)
+        outcomes = []
+        seen = 0
+        for invoicer in batch.invoicers:
+            members = [batch.members[account_uuid(m)] for m in invoicer.members]
+            seen += 1 + len(members)
+            outcome = invoice_family(
+                run,
+                invoicer,
+                members,
+                self._group(invoicer.bill_group),
+                batch.open_invoice_of(invoicer),
+                at,
+            )
+            outcomes.append(outcome)
+        skipped = sum(1 for o in outcomes if not o.lines and o.opened is None)
+        statistics = self._save_batch(run, sequence, positions, batch, outcomes, at, seen, skipped)
+        log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
+
+    def _close_batch(
+        self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
+    ) -> None:
+        at = self.billing.clock()
+        batch = self._load_batch(run, positions, with_members=False)
+        outcomes = [
+            close_after_run(
+                run,
+                invoicer,
+                self._group(invoicer.bill_group),
+                batch.open_invoice_of(invoicer),
+                at,
+            )
+            for invoicer in batch.invoicers
+        ]
+        self._save_batch(run, sequence, positions, batch, outcomes, at, 0, 0)
+
+    def _save_batch(
+        self,
+        run: BillRun,
+        sequence: InvoiceNumberSequence,
+        positions: list[Position],
+        batch: _Batch,
+        outcomes: list[FamilyOutcome],
+        at: datetime,
+        seen: int,
+        skipped: int,
+    ) -> BatchStatistics:
+        """Number and close the batch's closings, then save everything it changed and
+        the run's checkpoint in one transaction."""
+        closings = [closing for o in outcomes for closing in o.closing]
+        numbers = sequence.reserve(len(closings), run.run_id, at)
+        close_numbered(closings, numbers, run.run_id, at)
+        released = self._release_held(run, outcomes, at)
         totals: dict[str, Decimal] = {}
-        for position in positions:
-            account = accounts[position.originator_id]
-            if not run.selection.includes(account.account_id, account.bill_group):
-                continue
-            seen += 1
-            billed_lines = account.bill(
-                run.run_id, run.period, run.posting_date, at, run.settings.scope
-            )
-            if not billed_lines:
-                skipped += 1
-                continue
-            invoice = Invoice.open(
-                run.run_id, account.account_id, account.currency, run.posting_date, at
-            )
-            for line in billed_lines:
-                invoice.add_line(line, at)
-            billed.append(account)
-            invoices.append(invoice)
-            lines += len(billed_lines)
-            totals[account.currency] = totals.get(account.currency, Decimal(0)) + invoice.subtotal
-        numbers = sequence.reserve(len(invoices), run.run_id, at)
-        for invoice, number in zip(invoices, numbers, strict=True):
-            invoice.close(number, at)
+        for closing in closings:
+            currency = closing.invoice.currency
+            totals[currency] = totals.get(currency, Decimal(0)) + closing.invoice.subtotal
+        changed_accounts = [a for a in batch.accounts() if a.has_pending_events]
+        invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
+        invoices.update({i.id: i for i in released})
         statistics = BatchStatistics(
             accounts_scanned=len(positions),
             accounts_seen=seen,
-            accounts_billed=len(billed),
+            accounts_billed=len(changed_accounts) if run.phase is RunPhase.BILLING else 0,
             accounts_skipped=skipped,
-            invoices=len(invoices),
-            lines=lines,
+            invoices=len(closings),
+            lines=sum(o.lines for o in outcomes),
             totals=dict(sorted(totals.items())),
+            invoices_left_open=sum(1 for o in outcomes if o.left_open is not None),
+            invoices_released=len(released),
         )
-        run.complete_batch(run.batches + 1, positions[-1].notification_id, statistics, numbers, at)
-        self.billing.save(*billed, *invoices, sequence, run)
+        cursor = positions[-1].notification_id
+        if run.phase is RunPhase.CLOSING:
+            run.complete_closing_batch(run.closing_batches + 1, cursor, statistics, numbers, at)
+        else:
+            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at)
+        self.billing.save(*changed_accounts, *invoices.values(), sequence, run)
+        return statistics
+
+    def _release_held(
+        self, run: BillRun, outcomes: list[FamilyOutcome], at: datetime
+    ) -> list[Invoice]:
+        ids = [invoice_id for o in outcomes for invoice_id in o.released]
+        held = self.billing.load_many(Invoice, ids) if ids else {}
+        released = [held[i] for i in ids if i in held]
+        for invoice in released:
+            invoice.release(run.run_id, at)
+        return released
+
+    def _load_batch(
+        self, run: BillRun, positions: list[Position], with_members: bool = True
+    ) -> _Batch:
+        """The batch's invoicers (accounts billed onto their own invoices, selected by
+        the run), their members and their open invoices, each loaded in one query."""
+        accounts = self.billing.load_many(Account, [p.originator_id for p in positions])
+        invoicers = [
+            accounts[p.originator_id]
+            for p in positions
+            if accounts[p.originator_id].invoicer is None
+            and run.selection.includes(
+                accounts[p.originator_id].account_id, accounts[p.originator_id].bill_group
+            )
+        ]
+        members = self._members(invoicers) if with_members else {}
+        open_ids = [a.open_invoice for a in invoicers if a.open_invoice is not None]
+        open_invoices = self.billing.load_many(Invoice, open_ids) if open_ids else {}
+        return _Batch(invoicers, members, open_invoices)
+
+    def _group(self, group_id: str) -> BillGroup:
+        group = self._groups.get(group_id)
+        if group is None:
+            group = self._groups[group_id] = self.billing.get_bill_group(group_id)
+        return group
+
+    def _members(self, invoicers: Iterable[Account]) -> dict[UUID, Account]:
+        ids = [account_uuid(member) for account in invoicers for member in account.members]
+        return self.billing.load_many(Account, ids) if ids else {}
 
     def _report(self, run: BillRun) -> None:
         self.on_progress(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -20,11 +22,26 @@ from application.errors import (
     Problem,
     RunNotFound,
 )
-from application.import_document import AccountRecord, BillGroupRecord, ImportDocument
-from domain.account import Account, AccountOpened, PackageTerms
+from application.import_document import (
+    AccountRecord,
+    BillGroupRecord,
+    ChargeRecord,
+    ImportDocument,
+)
+from application.invoicers import assign_invoicer
+from domain.account import (
+    Account,
+    AccountOpened,
+    ChargeAdded,
+    ChargeTerms,
+    PackageSubscribed,
+    PackageTerms,
+    UsageRecorded,
+)
 from domain.bill_group import BillGroup
 from domain.bill_run import BillRun, RunSettings, Selection
 from domain.errors import DomainError, RunAlreadyScheduled
+from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
@@ -43,6 +60,8 @@ class ImportSummary:
     accounts_changed: int
     accounts_unchanged: int
     packages_added: int
+    charges_added: int
+    usage_recorded: int
     events: int
 
 
@@ -142,6 +161,13 @@ class Billing(Application[UUID]):
         except AggregateNotFoundError:
             return InvoiceNumberSequence()
 
+    def get_rate_book(self, as_of: datetime | None = None) -> ExchangeRateBook:
+        """The exchange rates and base currency (empty until a rate is recorded)."""
+        try:
+            return self._get(ExchangeRateBook, EXCHANGE_RATE_BOOK_ID, as_of=as_of)
+        except AggregateNotFoundError:
+            return ExchangeRateBook.create()
+
     def load_many(self, cls: type[TAggregate], ids: Sequence[UUID]) -> dict[UUID, TAggregate]:
         """Rebuild many aggregates from one query (missing ids are left out)."""
         loaded: dict[UUID, TAggregate] = {}
@@ -154,22 +180,26 @@ class Billing(Application[UUID]):
     # Accounts -----------------------------------------------------------------
 
     def import_accounts(self, document: ImportDocument, source: str) -> ImportSummary:
-        """Open or update the accounts of a validated import document.
+        """Open or update the accounts of a validated import document, with their
+        tax rates, packages, one-off charges and usage records.
 
         Every record is checked against the stored accounts before anything is
-        saved (changes the event history forbids are refused with their path), so a
-        refused import writes nothing. Saving is then done in chunks so memory stays
-        flat; a re-import after an interruption completes it, as importing is
-        idempotent.
+        saved (changes the event history forbids, usage naming a package the
+        account does not have, a charge or usage id imported before with other
+        data: each refused with its path), so a refused import writes nothing.
+        Saving is then done in chunks so memory stays flat; a re-import after an
+        interruption completes it, as importing is idempotent (charges and usage
+        already imported, billed or not, are left as they are).
         """
         problems: list[Problem] = []
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
             _, chunk_problems = self._apply_import_chunk(chunk)
             problems.extend(chunk_problems)
+        problems.extend(self._family_problems(document))
         if problems:
             raise InvalidInput(source, problems)
         groups = self._configure_bill_groups(document.bill_groups)
-        opened = changed = unchanged = packages = 0
+        opened = changed = unchanged = packages = charges = usage = 0
         events = len(groups)
         if groups:
             self.save(*groups)
@@ -183,12 +213,63 @@ class Billing(Application[UUID]):
                     continue
                 opened += isinstance(new_events[0], AccountOpened)
                 changed += not isinstance(new_events[0], AccountOpened)
-                packages += sum(type(e).__name__ == "PackageSubscribed" for e in new_events)
+                packages += sum(isinstance(e, PackageSubscribed) for e in new_events)
+                charges += sum(isinstance(e, ChargeAdded) for e in new_events)
+                usage += sum(isinstance(e, UsageRecorded) for e in new_events)
                 pending.extend(new_events)
             if pending:
                 self.save(*pending)
                 events += len(pending)
-        return ImportSummary(opened, changed, unchanged, packages, events)
+        # Families last, once every account of the file exists: each change saves
+        # the member and its old and new invoicers together.
+        for record in document.accounts:
+            events += assign_invoicer(self, record.id, record.invoicer)
+        return ImportSummary(opened, changed, unchanged, packages, charges, usage, events)
+
+    def _family_problems(self, document: ImportDocument) -> list[Problem]:
+        """Invoicers named by the file but not in it must be stored accounts billed onto
+        their own invoices; a stored invoicer with members cannot become a member."""
+        in_file = {record.id: record.invoicer for record in document.accounts}
+        named = {r.invoicer for r in document.accounts if r.invoicer} - set(in_file)
+        stored = self.load_many(
+            Account,
+            [
+                account_uuid(a)
+                for a in sorted(named | {r.id for r in document.accounts if r.invoicer})
+            ],
+        )
+        problems: list[Problem] = []
+        for index, record in enumerate(document.accounts):
+            if record.invoicer is None:
+                continue
+            where = f"accounts[{index}].invoicer"
+            if record.invoicer in named:
+                invoicer = stored.get(account_uuid(record.invoicer))
+                if invoicer is None:
+                    problems.append(Problem(where, f"no account {record.invoicer!r}"))
+                elif invoicer.invoicer is not None:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"{record.invoicer} is itself billed onto {invoicer.invoicer}'s "
+                            "invoices; an invoicer has no invoicer (one level)",
+                        )
+                    )
+            member = stored.get(account_uuid(record.id))
+            staying = [
+                m
+                for m in (member.members if member else [])
+                if in_file.get(m, record.id) == record.id
+            ]
+            if staying:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{record.id} is the invoicer of {', '.join(staying)}; it cannot be "
+                        "billed onto another account's invoices",
+                    )
+                )
+        return problems
 
     def _configure_bill_groups(self, records: list[BillGroupRecord]) -> list[DomainEvent]:
         now = self.clock()
@@ -202,6 +283,8 @@ class Billing(Application[UUID]):
                 record.email_template,
                 record.first_invoice_email_template,
                 now,
+                close_type=record.close_type,
+                zero_invoices=record.zero_invoices,
             )
             pending.extend(group.collect_events())
         return pending
@@ -232,6 +315,7 @@ class Billing(Application[UUID]):
                         record.invoice_email,
                         record.bill_group,
                         now,
+                        tax_rate=record.tax_rate,
                     )
                 elif account.currency != record.currency:
                     problems.append(
@@ -244,9 +328,17 @@ class Billing(Application[UUID]):
                     continue
                 else:
                     account.change_details(
-                        record.name, record.invoice_email, record.bill_group, now
+                        record.name,
+                        record.invoice_email,
+                        record.bill_group,
+                        now,
+                        tax_rate=record.tax_rate,
                     )
-                problems.extend(_apply_packages(account, record, where, now))
+                account.set_bill_day(record.bill_day, now)
+                package_problems, refused = _apply_packages(account, record, where, now)
+                problems.extend(package_problems)
+                problems.extend(_apply_charges(account, record, where, now))
+                problems.extend(_apply_usage(account, record, where, now, refused))
             except DomainError as error:
                 problems.append(Problem(where, str(error)))
                 continue
@@ -285,24 +377,42 @@ class Billing(Application[UUID]):
         )
 
     def _check_selection(self, selection: Selection) -> None:
-        missing = [
-            a for a in selection.accounts if account_uuid(a) not in self._existing(selection)
-        ]
-        if missing:
-            raise InvalidInput("--account", [Problem("", f"no account {a!r}") for a in missing])
-
-    def _existing(self, selection: Selection) -> set[UUID]:
-        ids = [account_uuid(a) for a in selection.accounts]
-        return set(self.queries.events_of_many(ids)) if ids else set()
+        found = self.load_many(Account, [account_uuid(a) for a in selection.accounts])
+        problems = []
+        for account_id in selection.accounts:
+            account = found.get(account_uuid(account_id))
+            if account is None:
+                problems.append(Problem("", f"no account {account_id!r}"))
+            elif account.invoicer is not None:
+                problems.append(
+                    Problem(
+                        "",
+                        f"account {account_id} is billed onto {account.invoicer}'s invoices: "
+                        f"select {account.invoicer} (a run bills a family with its invoicer)",
+                    )
+                )
+        if problems:
+            raise InvalidInput("--account", problems)
 
     def iter_history(self, aggregate_id: UUID) -> Iterator[DomainEvent]:
         return iter(_as_domain_events(self.events.get(aggregate_id)))
 
 
-def _apply_packages(account: Account, record: AccountRecord, where: str, now: Any) -> list[Problem]:
+def _apply_packages(
+    account: Account, record: AccountRecord, where: str, now: datetime
+) -> tuple[list[Problem], set[str]]:
+    """Subscribe new packages and revise known ones; returns the problems and the
+    ids of the packages refused (their usage is not checked, to avoid echoes)."""
     problems: list[Problem] = []
+    refused: set[str] = set()
     for p, package in enumerate(record.packages):
         at = f"{where}.packages[{p}]"
+        current = account.packages.get(package.id)
+        anchor_date = package.anchor_date
+        if current is not None and package.anchor == current.terms.anchor:
+            # The same schedule however it is written (no anchor_date, or the
+            # start date as anchor_date): keep it as stored, so it is no change.
+            anchor_date = current.terms.anchor_date
         terms = PackageTerms(
             package_id=package.id,
             description=package.description,
@@ -311,28 +421,162 @@ def _apply_packages(account: Account, record: AccountRecord, where: str, now: An
             timing=package.timing,
             start_date=package.start_date,
             end_date=package.end_date,
+            anchor_date=anchor_date,
+            category=package.category,
+            tax_rate=package.tax_rate,
+            usage_rate=package.usage_rate,
         )
-        current = account.packages.get(package.id)
         try:
             if current is None:
                 account.subscribe(terms, package.next_bill_date, now)
                 continue
-            fixed = ("frequency", "timing", "start_date")
-            for field in fixed:
-                if getattr(current.terms, field) != getattr(terms, field):
-                    problems.append(
-                        Problem(
-                            f"{at}.{field}",
-                            f"cannot change from {getattr(current.terms, field)} to "
-                            f"{getattr(terms, field)}: add a new package instead",
-                        )
-                    )
-            account.amend_package(
-                package.id, package.description, package.amount, package.end_date, now
+            schedule = _schedule_problems(current.terms, terms, at)
+            if schedule:
+                problems.extend(schedule)
+                refused.add(package.id)
+                continue
+            account.revise_package(terms, now)
+        except DomainError as error:
+            problems.append(Problem(at, str(error)))
+            refused.add(package.id)
+    return problems, refused
+
+
+_SCHEDULE = (
+    ("frequency", "frequency"),
+    ("timing", "timing"),
+    ("start_date", "start_date"),
+    ("anchor", "anchor_date"),
+)
+"""What the history fixes: (attribute of the terms, field in the file)."""
+
+
+def _schedule_problems(current: PackageTerms, terms: PackageTerms, at: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for attribute, field in _SCHEDULE:
+        if attribute == "anchor" and current.anchor_date is None and terms.anchor_date is None:
+            continue  # both anchored at their start dates: a start_date problem, if any
+        old, new = getattr(current, attribute), getattr(terms, attribute)
+        if old != new:
+            problems.append(
+                Problem(
+                    f"{at}.{field}", f"cannot change from {old} to {new}: add a new package instead"
+                )
+            )
+    return problems
+
+
+def _apply_charges(
+    account: Account, record: AccountRecord, where: str, now: datetime
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for c, charge in enumerate(record.charges):
+        at = f"{where}.charges[{c}]"
+        terms = ChargeTerms(
+            charge_id=charge.id,
+            description=charge.description,
+            amount=charge.amount,
+            charge_date=charge.date,
+            category=charge.category,
+            tax_rate=charge.tax_rate,
+        )
+        known = account.charges.get(charge.id)
+        if known is not None:
+            # Imported before (and perhaps billed): the same charge is left as it
+            # is; a different one under the same id is refused, field by field.
+            problems.extend(_charge_changes(known.terms, charge, at))
+            continue
+        try:
+            account.add_charge(terms, now)
+        except DomainError as error:
+            problems.append(Problem(at, str(error)))
+    return problems
+
+
+def _charge_changes(known: ChargeTerms, charge: ChargeRecord, at: str) -> list[Problem]:
+    fields = (
+        ("description", known.description, charge.description),
+        ("amount", known.amount, charge.amount),
+        ("date", known.charge_date, charge.date),
+        ("category", known.category, charge.category),
+        ("tax_rate", known.tax_rate, charge.tax_rate),
+    )
+    return [
+        Problem(
+            f"{at}.{field}",
+            f"charge {json.dumps(charge.id)} was imported with {field} {_shown(old)}; "
+            "an imported charge cannot change (add a correcting charge or credit "
+            "under a new id)",
+        )
+        for field, old, new in fields
+        if old != new
+    ]
+
+
+def _apply_usage(
+    account: Account, record: AccountRecord, where: str, now: datetime, refused: set[str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for u, usage in enumerate(record.usage):
+        at = f"{where}.usage[{u}]"
+        if usage.package_id in refused:
+            continue
+        known = account.usage.get(usage.id)
+        if known is not None:
+            # Recorded before, priced then: compare what the file says. A unit
+            # price or description left out of the file took the package's at
+            # the time, which a later revision of the package does not change.
+            changes = [
+                (field, old)
+                for field, old, new in (
+                    ("package_id", known.package_id, usage.package_id),
+                    ("quantity", known.quantity, usage.quantity),
+                    ("occurred_on", known.occurred_on, usage.occurred_on),
+                    ("unit_price", known.unit_price, usage.unit_price),
+                    ("description", known.description, usage.description),
+                )
+                if new is not None and old != new
+            ]
+            problems.extend(
+                Problem(
+                    f"{at}.{field}",
+                    f"usage {json.dumps(usage.id)} was recorded with {field} {_shown(old)}; "
+                    "recorded usage cannot change (record the difference under a new id)",
+                )
+                for field, old in changes
+            )
+            continue
+        if usage.package_id not in account.packages:
+            problems.append(
+                Problem(
+                    f"{at}.package_id",
+                    f"account {account.account_id} has no package "
+                    f"{json.dumps(usage.package_id)}, in this file or imported before",
+                )
+            )
+            continue
+        try:
+            account.record_usage(
+                usage.id,
+                usage.package_id,
+                usage.quantity,
+                usage.occurred_on,
+                now,
+                unit_price=usage.unit_price,
+                description=usage.description,
             )
         except DomainError as error:
             problems.append(Problem(at, str(error)))
     return problems
+
+
+def _shown(value: object) -> str:
+    """A stored value as the file would say it: decimals quoted, none as none."""
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal | str):
+        return json.dumps(str(value))
+    return str(value)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

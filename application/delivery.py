@@ -115,11 +115,19 @@ def ready_for_delivery(invoice: Invoice, run: BillRun) -> Readiness:
     """
     if not invoice.is_closed:
         return Readiness(False, "the invoice is still open")
+    if not invoice.released:
+        return Readiness(False, "held until a run reaches the invoicer's bill day")
     if not run.settings.deliver_invoices:
         return Readiness(False, f"run {run.run_id} does not deliver invoices")
     if "pdf" not in invoice.documents:
         return Readiness(False, "the invoice has no PDF yet")
     return Readiness(True)
+
+
+def governing_run(invoice: Invoice) -> str:
+    """The run whose settings decide rendering and delivery: the one that released the
+    invoice (closed it on the bill day, or released it later), else the opening run."""
+    return invoice.released_by_run or invoice.run_id
 
 
 def invoice_message_id(invoice_id: UUID) -> str:
@@ -155,7 +163,7 @@ class InvoiceDelivery:
         invoice = self.billing.get_invoice(invoice_id)
         if invoice.delivery is not None:
             return DeliveryOutcome(invoice_id, OutcomeKind.ALREADY_DELIVERED, invoice.delivery)
-        readiness = ready_for_delivery(invoice, self.billing.get_run(invoice.run_id))
+        readiness = ready_for_delivery(invoice, self.billing.get_run(governing_run(invoice)))
         if not readiness:
             return DeliveryOutcome(invoice_id, OutcomeKind.SKIPPED, reason=readiness.reason)
         account = self.billing.get_account(invoice.account_id)

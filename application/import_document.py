@@ -2,8 +2,13 @@
 
 Validation reports every problem with its path in the file, e.g.
 `accounts[3].packages[0].amount: not a decimal: "12,00"`, so an operator can fix
-a file in one pass. Amounts must be JSON strings: a JSON number would pass
-through a binary float on the way in, which billrun never allows.
+a file in one pass. Amounts, rates, prices and quantities must be JSON strings:
+a JSON number would pass through a binary float on the way in, which billrun
+never allows.
+
+What can only be judged against the stored accounts (a usage record naming a
+package imported before, a change the history forbids) is checked by
+`Billing.import_accounts`, again for the whole file before anything is written.
 """
 
 from __future__ import annotations
@@ -12,15 +17,24 @@ import json
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from application.errors import InvalidInput, Problem
-from domain.bill_group import DEFAULT_CHANNEL, DeliveryChannel
+from domain.bill_group import DEFAULT_CHANNEL, DEFAULT_CLOSE_TYPE, CloseType, DeliveryChannel
 from domain.errors import NotABillDate
+from domain.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
 from domain.money import MINOR_UNITS, is_currency, round_to_currency
-from domain.periods import Frequency, Timing, index_of_bill_date
+from domain.periods import Frequency, Timing, bill_date, index_of_bill_date
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -35,6 +49,18 @@ def _decimal_string(value: Any) -> Decimal:
     if not amount.is_finite():
         raise ValueError(f"not a finite decimal: {json.dumps(value)}")
     return amount
+
+
+def _percent(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(100):
+        raise ValueError(f"{json.dumps(str(value))} is not a percentage from 0 to 100")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"{json.dumps(str(value))} is negative")
+    return value
 
 
 def _currency(value: Any) -> str:
@@ -57,8 +83,13 @@ def _non_empty(value: Any) -> str:
     return value.strip()
 
 
-DecimalString = Annotated[
-    Decimal, BeforeValidator(_decimal_string), Field(json_schema_extra={"type": "string"})
+# The schema says what the file must hold, a string; pydantic's own schema for a
+# Decimal would also offer a JSON number, which is refused.
+_AS_STRING = WithJsonSchema({"type": "string"})
+DecimalString = Annotated[Decimal, BeforeValidator(_decimal_string), _AS_STRING]
+Percent = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_percent), _AS_STRING]
+NonNegativeDecimal = Annotated[
+    Decimal, BeforeValidator(_decimal_string), AfterValidator(_not_negative), _AS_STRING
 ]
 CurrencyCode = Annotated[
     str,
@@ -82,12 +113,73 @@ class PackageRecord(_Strict):
     frequency: Frequency
     timing: Timing = Timing.ADVANCE
     start_date: date
+    anchor_date: date | None = Field(
+        default=None,
+        description="The date the schedule counts from; default: the start date. On or "
+        "before the start date and less than one period before it; the first period is "
+        "then partial, prorated by days",
+    )
     next_bill_date: date | None = Field(
         default=None,
-        description="A bill date on the package's schedule; default: the start date "
+        description="A bill date on the package's schedule; default: the anchor date "
         "(advance) or one period after it (arrears)",
     )
     end_date: date | None = None
+    category: Identifier = Field(
+        default=DEFAULT_PACKAGE_CATEGORY,
+        description="The invoice lines' category; a run can bill chosen categories only",
+    )
+    tax_rate: Percent | None = Field(
+        default=None,
+        description='Tax in percent, a decimal string: "20"; default: the account\'s rate',
+    )
+    usage_rate: NonNegativeDecimal | None = Field(
+        default=None,
+        description="Price per unit of this package's usage records that have no "
+        'unit_price of their own, a decimal string: "0.05"',
+    )
+
+    @property
+    def anchor(self) -> date:
+        return self.start_date if self.anchor_date is None else self.anchor_date
+
+
+class ChargeRecord(_Strict):
+    """A one-off charge, or a credit (negative amount), billed once."""
+
+    id: Identifier = Field(description="Unique within the account")
+    description: Identifier
+    amount: DecimalString = Field(
+        description='A decimal string: "50.00"; negative for a credit: "-20.00"'
+    )
+    # Annotated, not `= Field(...)`: a value bound to `date` in the class body would
+    # hide the type `date` from pydantic.
+    date: Annotated[
+        date, Field(description="Billed by the first run whose period ends on or after it")
+    ]
+    category: Identifier = Field(default=DEFAULT_CHARGE_CATEGORY)
+    tax_rate: Percent | None = Field(
+        default=None,
+        description='Tax in percent, a decimal string: "20"; default: the account\'s rate',
+    )
+
+
+class UsageRecord(_Strict):
+    """A quantity of a package's service used on one day."""
+
+    id: Identifier = Field(description="Unique within the account")
+    package_id: Identifier = Field(
+        description="A package of the account, in this file or imported before"
+    )
+    quantity: DecimalString = Field(description='A decimal string: "1250"')
+    occurred_on: date = Field(description="Within the package's start and end dates")
+    unit_price: DecimalString | None = Field(
+        default=None,
+        description="Price per unit, a decimal string; default: the package's usage_rate",
+    )
+    description: Identifier | None = Field(
+        default=None, description="The invoice line's text; default: the package's description"
+    )
 
 
 class AccountRecord(_Strict):
@@ -96,7 +188,27 @@ class AccountRecord(_Strict):
     currency: CurrencyCode
     invoice_email: Email = None
     bill_group: Identifier = "default"
+    tax_rate: Percent = Field(
+        default=Decimal(0),
+        description='Tax in percent, a decimal string: "20"; lines without a rate of '
+        "their own are taxed at it",
+    )
+    bill_day: int | None = Field(
+        default=None,
+        ge=1,
+        le=31,
+        description="Day of the month the account's cycle turns (29-31: the last day of "
+        "shorter months). Invoices are rendered and delivered by a run whose period "
+        "contains it; user_bill_cycle groups close invoices on it. Default: every run",
+    )
+    invoicer: Identifier | None = Field(
+        default=None,
+        description="Bill this account onto that account's invoices (one invoice for the "
+        "family, converted to the invoicer's currency). The invoicer has no invoicer itself",
+    )
     packages: list[PackageRecord] = Field(default_factory=list)
+    charges: list[ChargeRecord] = Field(default_factory=list)
+    usage: list[UsageRecord] = Field(default_factory=list)
 
 
 class BillGroupRecord(_Strict):
@@ -118,10 +230,22 @@ class BillGroupRecord(_Strict):
         description="jinja2 template of the body for an account's first invoice; "
         "default: email_template",
     )
+    close_type: CloseType = Field(
+        default=DEFAULT_CLOSE_TYPE,
+        description="When invoices close: after_each_bill_run, post_user_billing (as soon "
+        "as the account is billed) or user_bill_cycle (on the account's bill day)",
+    )
+    zero_invoices: bool = Field(
+        default=True,
+        description="Accounts with an active package but nothing billed in a run's "
+        "period still get an invoice (of zero)",
+    )
 
 
 class ImportDocument(_Strict):
-    """Bill groups, accounts and their packages. Importing it twice changes nothing."""
+    """Bill groups, accounts, their packages, one-off charges and usage.
+
+    Importing it twice changes nothing."""
 
     bill_groups: list[BillGroupRecord] = Field(default_factory=list)
     accounts: list[AccountRecord] = Field(default_factory=list)
@@ -165,10 +289,16 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
             accounts.append((index, account))
             checkable.append(
                 _Checkable(
-                    index, account.id, account.currency, [(p.id, p) for p in account.packages]
+                    index,
+                    account.id,
+                    account.currency,
+                    [(p.id, p) for p in account.packages],
+                    [(c.id, c) for c in account.charges],
+                    [(u.id, u) for u in account.usage],
                 )
             )
     problems.extend(_cross_record_problems(checkable))
+    problems.extend(_family_problems(accounts))
     groups = _bill_groups(data.get("bill_groups", []), problems)
     if problems:
         raise InvalidInput(source, sorted(problems, key=_reading_order))
@@ -244,29 +374,40 @@ class _Checkable(NamedTuple):
     id: str | None
     currency: str | None
     packages: list[tuple[str | None, PackageRecord | None]]
+    charges: list[tuple[str | None, ChargeRecord | None]]
+    usage: list[tuple[str | None, UsageRecord | None]]
+
+
+Record = TypeVar("Record", PackageRecord, ChargeRecord, UsageRecord)
 
 
 def _salvage(index: int, record: Any) -> _Checkable:
     """The parts of an invalid account record that are valid on their own."""
     if not isinstance(record, dict):
-        return _Checkable(index, None, None, [])
+        return _Checkable(index, None, None, [], [], [])
     currency = record.get("currency")
-    raw_packages = record.get("packages")
-    packages: list[tuple[str | None, PackageRecord | None]] = []
-    for raw in raw_packages if isinstance(raw_packages, list) else []:
-        try:
-            package = PackageRecord.model_validate(raw)
-        except ValidationError:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
-            packages.append((_identifier_or_none(raw_id), None))
-        else:
-            packages.append((package.id, package))
     return _Checkable(
         index,
         _identifier_or_none(record.get("id")),
         currency if isinstance(currency, str) and is_currency(currency) else None,
-        packages,
+        _salvage_list(record.get("packages"), PackageRecord),
+        _salvage_list(record.get("charges"), ChargeRecord),
+        _salvage_list(record.get("usage"), UsageRecord),
     )
+
+
+def _salvage_list(raw: Any, model: type[Record]) -> list[tuple[str | None, Record | None]]:
+    """Each item's id (when valid) and the item (when valid as a whole)."""
+    items: list[tuple[str | None, Record | None]] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            valid = model.model_validate(item)
+        except ValidationError:
+            raw_id = item.get("id") if isinstance(item, dict) else None
+            items.append((_identifier_or_none(raw_id), None))
+        else:
+            items.append((valid.id, valid))
+    return items
 
 
 def _identifier_or_none(value: Any) -> str | None:
@@ -293,63 +434,162 @@ def _cross_record_problems(accounts: list[_Checkable]) -> list[Problem]:
             )
         else:
             first_seen[account.id] = a
-        package_seen: dict[str, int] = {}
+        problems.extend(_duplicate_ids(account.packages, where, "packages"))
+        problems.extend(_duplicate_ids(account.charges, where, "charges"))
+        problems.extend(_duplicate_ids(account.usage, where, "usage"))
+        # The first record of each package id is the one imported; an invalid one
+        # is known by its id but its terms cannot be checked against.
+        packages: dict[str, PackageRecord | None] = {}
         for p, (package_id, package) in enumerate(account.packages):
-            at = f"{where}.packages[{p}]"
-            if package_id is None:
-                pass
-            elif package_id in package_seen:
-                problems.append(
-                    Problem(
-                        f"{at}.id",
-                        f"duplicate of {where}.packages[{package_seen[package_id]}]"
-                        f".id: {json.dumps(package_id)}",
+            if package_id is not None:
+                packages.setdefault(package_id, package)
+            if package is not None:
+                problems.extend(
+                    _package_problems(package, account.currency, f"{where}.packages[{p}]")
+                )
+        for c, (_, charge) in enumerate(account.charges):
+            if charge is not None and account.currency is not None:
+                problems.extend(
+                    _amount_problems(
+                        charge.amount, account.currency, f"{where}.charges[{c}].amount"
                     )
                 )
-            else:
-                package_seen[package_id] = p
-            if package is not None:
-                problems.extend(_package_problems(package, account.currency, at))
+        for u, (_, usage) in enumerate(account.usage):
+            if usage is not None and packages.get(usage.package_id) is not None:
+                package = packages[usage.package_id]
+                assert package is not None
+                problems.extend(_usage_problems(usage, package, f"{where}.usage[{u}]"))
+        # A usage record naming a package this file does not have may name one
+        # imported before: `Billing.import_accounts` checks it against the store.
     return problems
+
+
+def _family_problems(accounts: list[tuple[int, AccountRecord]]) -> list[Problem]:
+    """One level of invoicers, within the file: an account billed onto another's
+    invoices is nobody's invoicer. Invoicers not in the file are checked against the
+    stored accounts by `Billing.import_accounts`."""
+    invoicer_of = {record.id: record.invoicer for _, record in accounts}
+    problems: list[Problem] = []
+    for index, record in accounts:
+        invoicer = record.invoicer
+        if invoicer is None:
+            continue
+        where = f"accounts[{index}].invoicer"
+        if invoicer == record.id:
+            problems.append(Problem(where, "an account cannot be its own invoicer"))
+        elif invoicer_of.get(invoicer) is not None:
+            problems.append(
+                Problem(
+                    where,
+                    f"{invoicer} is itself billed onto {invoicer_of[invoicer]}'s invoices; "
+                    "an invoicer has no invoicer (one level)",
+                )
+            )
+    return problems
+
+
+def _duplicate_ids(items: list[tuple[str | None, Any]], where: str, field: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, (item_id, _) in enumerate(items):
+        if item_id is None:
+            continue
+        if item_id in seen:
+            problems.append(
+                Problem(
+                    f"{where}.{field}[{i}].id",
+                    f"duplicate of {where}.{field}[{seen[item_id]}].id: {json.dumps(item_id)}",
+                )
+            )
+        else:
+            seen[item_id] = i
+    return problems
+
+
+def _amount_problems(amount: Decimal, currency: str, at: str) -> list[Problem]:
+    """An amount must be billable as it is: at most the currency's minor unit."""
+    shown = json.dumps(str(amount))
+    try:
+        rounded = round_to_currency(amount, currency)
+    except ValueError:
+        return [Problem(at, f"{shown} is too large for {currency}")]
+    if amount != rounded:
+        return [
+            Problem(
+                at,
+                f"{shown} has more decimals than {currency} allows ({MINOR_UNITS[currency]})",
+            )
+        ]
+    return []
 
 
 def _package_problems(package: PackageRecord, currency: str | None, at: str) -> list[Problem]:
     """A package's own rules; the amount is checked only when the currency is valid."""
     problems: list[Problem] = []
-    amount = json.dumps(str(package.amount))
     if currency is not None:
-        try:
-            rounded = round_to_currency(package.amount, currency)
-        except ValueError:
-            problems.append(Problem(f"{at}.amount", f"{amount} is too large for {currency}"))
-        else:
-            if package.amount != rounded:
-                problems.append(
-                    Problem(
-                        f"{at}.amount",
-                        f"{amount} has more decimals than "
-                        f"{currency} allows ({MINOR_UNITS[currency]})",
-                    )
-                )
+        problems.extend(_amount_problems(package.amount, currency, f"{at}.amount"))
     if package.end_date is not None and package.end_date < package.start_date:
         problems.append(
             Problem(
                 f"{at}.end_date", f"{package.end_date} is before start_date {package.start_date}"
             )
         )
-    if package.next_bill_date is not None:
+    anchor_problem = _anchor_problem(package)
+    if anchor_problem is not None:
+        problems.append(Problem(f"{at}.anchor_date", anchor_problem))
+    elif package.next_bill_date is not None:
         try:
-            index = index_of_bill_date(
-                package.start_date, package.frequency, package.next_bill_date
-            )
+            index = index_of_bill_date(package.anchor, package.frequency, package.next_bill_date)
         except NotABillDate as error:
             problems.append(Problem(f"{at}.next_bill_date", str(error)))
         else:
             if package.timing is Timing.ARREARS and index < 1:
+                after = "start" if package.anchor_date is None else "anchor"
                 problems.append(
                     Problem(
                         f"{at}.next_bill_date",
-                        "an arrears package's first bill date is one period after its start date",
+                        f"an arrears package's first bill date is one period after its "
+                        f"{after} date",
                     )
                 )
+    return problems
+
+
+def _anchor_problem(package: PackageRecord) -> str | None:
+    """The domain's rule: on or before the start, less than one period before it."""
+    anchor, start = package.anchor_date, package.start_date
+    if anchor is None:
+        return None
+    if anchor > start:
+        return f"{anchor} is after start_date {start}"
+    following = bill_date(anchor, package.frequency, 1)
+    if following <= start:
+        return (
+            f"{anchor} is a whole {package.frequency.value} period or more before start_date "
+            f"{start} (the next bill date after it, {following}, is not after the start); "
+            "an anchor must be less than one period before the start"
+        )
+    return None
+
+
+def _usage_problems(usage: UsageRecord, package: PackageRecord, at: str) -> list[Problem]:
+    """A usage record against its package's terms, as this file states them."""
+    problems: list[Problem] = []
+    name = json.dumps(package.id)
+    if usage.unit_price is None and package.usage_rate is None:
+        problems.append(Problem(f"{at}.unit_price", f"required: package {name} has no usage_rate"))
+    if usage.occurred_on < package.start_date:
+        problems.append(
+            Problem(
+                f"{at}.occurred_on",
+                f"{usage.occurred_on} is before package {name}'s start_date {package.start_date}",
+            )
+        )
+    elif package.end_date is not None and usage.occurred_on > package.end_date:
+        problems.append(
+            Problem(
+                f"{at}.occurred_on",
+                f"{usage.occurred_on} is after package {name}'s end_date {package.end_date}",
+            )
+        )
     return problems

@@ -21,6 +21,7 @@ from uuid import UUID
 from application.billing import Billing
 from application.errors import InvalidInput, Problem
 from domain.account import Account, ChargeTerms
+from domain.contracts import ContractTerms
 from domain.errors import DomainError
 from domain.ids import account_uuid
 from domain.model import DomainEvent
@@ -50,6 +51,22 @@ class ChargeInput:
 
 
 @dataclass(frozen=True)
+class ContractInput:
+    where: str
+    account_id: str
+    terms: ContractTerms
+
+
+@dataclass(frozen=True)
+class TerminationInput:
+    where: str
+    account_id: str
+    contract_id: str
+    terminated_on: date
+    """The contract's last day."""
+
+
+@dataclass(frozen=True)
 class RecordingSummary:
     recorded: int
     duplicates: int
@@ -58,7 +75,7 @@ class RecordingSummary:
     events: int
 
 
-Item = TypeVar("Item", UsageInput, ChargeInput)
+Item = TypeVar("Item", UsageInput, ChargeInput, ContractInput, TerminationInput)
 
 
 def record_usage(billing: Billing, records: Sequence[UsageInput], source: str) -> RecordingSummary:
@@ -81,6 +98,31 @@ def add_charges(billing: Billing, charges: Sequence[ChargeInput], source: str) -
         return account.add_charge(charge.terms, billing.clock())
 
     return _record(billing, charges, source, apply)
+
+
+def agree_contracts(
+    billing: Billing, contracts: Sequence[ContractInput], source: str
+) -> RecordingSummary:
+    """Agree contracts on accounts, all or nothing; the same terms again record nothing."""
+
+    def apply(account: Account, contract: ContractInput) -> bool:
+        return account.agree_contract(contract.terms, billing.clock())
+
+    return _record(billing, contracts, source, apply)
+
+
+def terminate_contracts(
+    billing: Billing, terminations: Sequence[TerminationInput], source: str
+) -> RecordingSummary:
+    """Terminate contracts, all or nothing; the same date again records nothing.
+    The contracts' packages are not changed (end them separately)."""
+
+    def apply(account: Account, termination: TerminationInput) -> bool:
+        return account.terminate_contract(
+            termination.contract_id, termination.terminated_on, billing.clock()
+        )
+
+    return _record(billing, terminations, source, apply)
 
 
 def _record(

@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from application.import_document import AccountRecord, ImportDocument, PackageRecord
+from application.import_document import (
+    AccountRecord,
+    ChargeRecord,
+    ImportDocument,
+    PackageRecord,
+    UsageRecord,
+)
 from bench.common import log, stopwatch
 from domain.bill_run import Selection
 from domain.periods import Frequency, Period, Timing
@@ -33,8 +40,10 @@ _PRICES = [
 _GROUPS = ["monthly", "monthly", "key-accounts"]
 
 
-def import_document(accounts: int) -> ImportDocument:
-    """N accounts, one monthly advance package each, next bill date 2026-04-01.
+def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDocument:
+    """N accounts, one monthly advance package each, next bill date 2026-04-01;
+    with `usage_and_charges`, also one usage record (at the package's usage rate)
+    and one one-off charge each, both dated in April: three lines per invoice.
 
     Built from the pydantic models directly (the same validators run as for a
     parsed file), so the import path is the real one minus JSON parsing.
@@ -42,6 +51,27 @@ def import_document(accounts: int) -> ImportDocument:
     records = []
     for i in range(1, accounts + 1):
         currency, amount = _PRICES[i % len(_PRICES)]
+        whole = currency == "JPY"
+        extras: dict[str, Any] = {}
+        if usage_and_charges:
+            extras = {
+                "usage": [
+                    UsageRecord(
+                        id=f"u{i}",
+                        package_id="office",
+                        quantity=str(120 + i % 7),  # type: ignore[arg-type]  # validated from a string
+                        occurred_on=date(2026, 4, 12),
+                    )
+                ],
+                "charges": [
+                    ChargeRecord(
+                        id="setup",
+                        description="Meeting room, half day",
+                        amount="9000" if whole else "85.00",  # type: ignore[arg-type]
+                        date=date(2026, 4, 20),
+                    )
+                ],
+            }
         records.append(
             AccountRecord(
                 id=f"BENCH-{i:07d}",
@@ -58,8 +88,10 @@ def import_document(accounts: int) -> ImportDocument:
                         timing=Timing.ADVANCE,
                         start_date=date(2026, 1, 1),
                         next_bill_date=date(2026, 4, 1),
+                        usage_rate="12" if whole else "0.12",  # type: ignore[arg-type]
                     )
                 ],
+                **extras,
             )
         )
     return ImportDocument(accounts=records)

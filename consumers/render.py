@@ -1,4 +1,5 @@
-"""Render: on `InvoiceClosed`, render the invoice to PDF and UBL XML and record
+"""Render: on `InvoiceClosed` (or `InvoiceReleased`, for an invoice held until a
+run reached its bill day), render the invoice to PDF and UBL XML and record
 `InvoiceRendered` through the application (which makes a redelivery harmless)."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoice import InvoiceClosed
+from domain.invoice import InvoiceClosed, InvoiceReleased
 
 CONSUMER = "render"
+RELEASED_CONSUMER = "render-released"
 
 
 def render_router(
@@ -32,4 +34,17 @@ def render_router(
     async def render_invoice(event: InvoiceClosed) -> None:
         await asyncio.to_thread(services.render, event.originator_id)
 
+    released, subscribe_released = durable_subscriber(
+        topology,
+        policy,
+        RELEASED_CONSUMER,
+        topology.subject("invoice", "InvoiceReleased"),
+        "Renders an invoice that was held until a run reached its invoicer's bill day.",
+    )
+
+    @subscribe_released
+    async def render_released_invoice(event: InvoiceReleased) -> None:
+        await asyncio.to_thread(services.render, event.originator_id)
+
+    router.include_router(released)
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -9,8 +10,23 @@ from uuid import UUID
 
 from pydantic import field_validator
 
+from domain.contracts import (
+    BilledItem,
+    ContractTerms,
+    PenaltyDue,
+    PenaltyReason,
+    contract_end,
+    penalties_due,
+    spend_within,
+)
 from domain.errors import AccountError
-from domain.ids import account_uuid, charge_line_uuid, package_line_uuid, usage_line_uuid
+from domain.ids import (
+    account_uuid,
+    charge_line_uuid,
+    contract_line_uuid,
+    package_line_uuid,
+    usage_line_uuid,
+)
 from domain.lines import (
     DEFAULT_CHARGE_CATEGORY,
     DEFAULT_PACKAGE_CATEGORY,
@@ -30,6 +46,12 @@ from domain.periods import (
 from domain.pricing import overlap, prorated, tax_on
 
 __all__ = ["InvoiceLine", "LineKind"]  # re-exported: lines were first defined here
+
+MAX_TERM_MONTHS = 1200
+PENALTY_LABELS = {
+    PenaltyReason.EARLY_TERMINATION: "early termination fee",
+    PenaltyReason.COMMITMENT_SHORTFALL: "minimum spend shortfall",
+}
 
 
 def _finite(value: Decimal | None) -> Decimal | None:
@@ -93,12 +115,14 @@ class ChargeTerms(ValueObject):
 
 
 class BillingScope(ValueObject):
-    """What a run bills (its settings `bill_packages`, `bill_usage`, `bill_charges`)
+    """What a run bills (its settings `bill_packages`, `bill_usage`, `bill_charges`,
+    `run_contracts`)
     and, when `categories` is not empty, only packages and charges of those categories."""
 
     packages: bool = True
     usage: bool = True
     charges: bool = True
+    contracts: bool = True
     categories: tuple[str, ...] = ()
 
     def includes(self, category: str) -> bool:
@@ -119,6 +143,53 @@ class AccountDetailsChanged(DomainEvent):
     invoice_email: str | None
     bill_group: str
     tax_rate: Decimal = Decimal(0)
+
+
+class BillDaySet(DomainEvent):
+    """The day of the month the account's cycle turns (None: every run is one)."""
+
+    bill_day: int | None
+
+
+class OpenInvoiceChanged(DomainEvent):
+    """The invoice that collects the account's (or family's) lines; None: none open."""
+
+    invoice_id: UUID | None
+
+
+class ZeroInvoiceIssued(DomainEvent):
+    """The account had an active package but nothing billed in the run's period, and
+    got an invoice of zero (its bill group's `zero_invoices`)."""
+
+    run_id: str
+    period_end: date
+
+
+class InvoiceHeld(DomainEvent):
+    """A closed invoice waits for a run that reaches the bill day to be released."""
+
+    invoice_id: UUID
+
+
+class HeldInvoicesReleased(DomainEvent):
+    run_id: str
+    invoice_ids: tuple[UUID, ...]
+
+
+class InvoicerChanged(DomainEvent):
+    """The account's lines go onto `invoicer`'s invoice from now on (None: its own)."""
+
+    invoicer: str | None
+
+
+class InvoicerMemberAdded(DomainEvent):
+    """On the invoicer: `member` is billed onto this account's invoices."""
+
+    member: str
+
+
+class InvoicerMemberRemoved(DomainEvent):
+    member: str
 
 
 class PackageSubscribed(DomainEvent):
@@ -171,6 +242,26 @@ class ChargeBilled(DomainEvent):
     line: InvoiceLine
 
 
+class ContractAgreed(DomainEvent):
+    terms: ContractTerms
+
+
+class ContractTerminated(DomainEvent):
+    contract_id: str
+    terminated_on: date
+    """The contract's last day."""
+
+
+class ContractPenaltyApplied(DomainEvent):
+    """An early-termination fee or a commitment shortfall, billed once per contract."""
+
+    run_id: str
+    contract_id: str
+    reason: PenaltyReason
+    amount: Decimal
+    line: InvoiceLine
+
+
 @dataclass(slots=True)
 class Package:
     terms: PackageTerms
@@ -198,6 +289,19 @@ class Charge:
     billed: bool = False
 
 
+@dataclass(slots=True)
+class Contract:
+    terms: ContractTerms
+    terminated_on: date | None = None
+    penalties: dict[PenaltyReason, InvoiceLine] = field(default_factory=dict)
+    """The penalty lines applied, by reason (each reason at most once)."""
+
+    @property
+    def ends_on(self) -> date:
+        """The term's last day, or the termination date if earlier."""
+        return contract_end(self.terms, self.terminated_on)
+
+
 def default_first_index(timing: Timing) -> int:
     """Advance bills the first period on the start date; arrears one step later."""
     return 0 if timing is Timing.ADVANCE else 1
@@ -218,6 +322,21 @@ class Account(Aggregate):
         self.usage: dict[str, UsageRecord] = {}
         """Every usage record ever recorded, by id (billed or not): ids are unique."""
         self.charges: dict[str, Charge] = {}
+        self.contracts: dict[str, Contract] = {}
+        self.billed: list[BilledItem] = []
+        """Every billed line (usage: every billed record), as contracts count spend."""
+        self.bill_day: int | None = None
+        self.open_invoice: UUID | None = None
+        """The invoice collecting this account's (and its members') lines until it closes."""
+        self.zero_invoiced_through: date | None = None
+        self.last_posting_date: date | None = None
+        """The posting date of the last line billed (a run's, by default its period end)."""
+        self.held_invoices: list[UUID] = []
+        """Closed invoices waiting for a run that reaches the bill day."""
+        self.invoicer: str | None = None
+        """The account whose invoice carries this account's lines (None: its own)."""
+        self.members: list[str] = []
+        """Accounts billed onto this account's invoices, in the order they joined."""
 
     # Commands -----------------------------------------------------------------
 
@@ -275,6 +394,104 @@ class Account(Aggregate):
             bill_group=bill_group,
             tax_rate=rate,
         )
+
+    def set_bill_day(self, bill_day: int | None, at: datetime) -> None:
+        if bill_day == self.bill_day:
+            return
+        if bill_day is not None and not 1 <= bill_day <= 31:
+            raise AccountError(f"account {self.account_id}: bill day {bill_day} is not 1 to 31")
+        self._trigger(BillDaySet, at, bill_day=bill_day)
+
+    def bill_day_within(self, period: Period) -> bool:
+        """Whether the account's bill day falls in `period` (a day 29-31 falls on the
+        last day of a shorter month). An account without a bill day has one every run."""
+        if self.bill_day is None:
+            return True
+        year, month = period.start.year, period.start.month
+        while date(year, month, 1) <= period.end:
+            last = calendar.monthrange(year, month)[1]
+            if date(year, month, min(self.bill_day, last)) in period:
+                return True
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return False
+
+    def has_package_due(self, period: Period) -> bool:
+        """A package's next bill date falls in `period`: the account's bill cycle."""
+        return any(p.next_bill_date in period for p in self.packages.values())
+
+    def has_active_package(self, period: Period) -> bool:
+        """A package runs during some day of `period`."""
+        return any(
+            p.terms.start_date <= period.end
+            and (p.terms.end_date is None or p.terms.end_date >= period.start)
+            for p in self.packages.values()
+        )
+
+    def invoiced_within(self, period: Period) -> bool:
+        """Whether billing already reached `period`: a line posted on or after its start
+        (a run's posting date is its period end unless given), a package bill date on or
+        after it billed, or a zero invoice covering it. A zero invoice only ever moves
+        this frontier forward: a second run over the same period, or over an earlier
+        one, owes the account no zero invoice."""
+        if self.zero_invoiced_through is not None and self.zero_invoiced_through >= period.start:
+            return True
+        if self.last_posting_date is not None and self.last_posting_date >= period.start:
+            return True
+        for package in self.packages.values():
+            t = package.terms
+            if package.next_index > default_first_index(t.timing):
+                last = bill_date(t.anchor, t.frequency, package.next_index - 1)
+                if last >= period.start:
+                    return True
+        return False
+
+    def issue_zero_invoice(self, run_id: str, period: Period, at: datetime) -> None:
+        self._trigger(ZeroInvoiceIssued, at, run_id=run_id, period_end=period.end)
+
+    def track_open_invoice(self, invoice_id: UUID | None, at: datetime) -> None:
+        if invoice_id != self.open_invoice:
+            self._trigger(OpenInvoiceChanged, at, invoice_id=invoice_id)
+
+    def hold_invoice(self, invoice_id: UUID, at: datetime) -> None:
+        self._trigger(InvoiceHeld, at, invoice_id=invoice_id)
+
+    def release_held_invoices(self, run_id: str, at: datetime) -> list[UUID]:
+        held = list(self.held_invoices)
+        if held:
+            self._trigger(HeldInvoicesReleased, at, run_id=run_id, invoice_ids=tuple(held))
+        return held
+
+    def set_invoicer(self, invoicer: str | None, at: datetime) -> None:
+        """Bill this account onto `invoicer`'s invoices (None: onto its own).
+
+        One level only: an invoicer has no invoicer of its own, so a family is one
+        invoicer and its members. The application keeps the invoicer's side
+        (`add_member` / `remove_member`) in the same transaction.
+        """
+        if invoicer == self.invoicer:
+            return
+        if invoicer == self.account_id:
+            raise AccountError(f"account {self.account_id} cannot be its own invoicer")
+        if invoicer is not None and self.members:
+            raise AccountError(
+                f"account {self.account_id} is the invoicer of {', '.join(self.members)}; "
+                "an invoicer cannot be billed onto another account's invoice"
+            )
+        self._trigger(InvoicerChanged, at, invoicer=invoicer)
+
+    def add_member(self, member: str, at: datetime) -> None:
+        if member in self.members:
+            return
+        if self.invoicer is not None:
+            raise AccountError(
+                f"account {self.account_id} is billed onto {self.invoicer}'s invoices, "
+                f"so it cannot be the invoicer of {member}"
+            )
+        self._trigger(InvoicerMemberAdded, at, member=member)
+
+    def remove_member(self, member: str, at: datetime) -> None:
+        if member in self.members:
+            self._trigger(InvoicerMemberRemoved, at, member=member)
 
     def subscribe(self, terms: PackageTerms, next_bill_date: date | None, at: datetime) -> None:
         where = f"package {terms.package_id}"
@@ -444,6 +661,81 @@ class Account(Aggregate):
         self._trigger(ChargeAdded, at, charge=terms)
         return True
 
+    def agree_contract(self, terms: ContractTerms, at: datetime) -> bool:
+        """Agree a contract on the account or (`terms.package_id`) one of its packages;
+        the same terms again record nothing (False), other terms under a known id
+        are refused. See `domain.contracts` and docs/contracts.md."""
+        where = f"contract {terms.contract_id}"
+        if not terms.contract_id.strip():
+            raise AccountError("a contract needs a non-empty id")
+        known = self.contracts.get(terms.contract_id)
+        if known is not None:
+            if known.terms == terms:
+                return False
+            raise AccountError(f"{where} is already on account {self.account_id} with other terms")
+        self._check_contract(terms, where)
+        self._trigger(ContractAgreed, at, terms=terms)
+        return True
+
+    def _check_contract(self, terms: ContractTerms, where: str) -> None:
+        if terms.package_id is not None:
+            self._package(terms.package_id)
+        if not 1 <= terms.term_months <= MAX_TERM_MONTHS:
+            raise AccountError(
+                f"{where}: a minimum term of {terms.term_months} months; "
+                f"it must be 1 to {MAX_TERM_MONTHS}"
+            )
+        if not terms.description.strip():
+            raise AccountError(f"{where}: needs a description")
+        if not terms.category.strip():
+            raise AccountError(f"{where}: needs a category")
+        if terms.early_termination_fee is None and terms.minimum_spend is None:
+            raise AccountError(f"{where}: needs an early-termination fee, a minimum spend or both")
+        for name, value in (
+            ("early-termination fee", terms.early_termination_fee),
+            ("minimum spend", terms.minimum_spend),
+        ):
+            if value is None:
+                continue
+            if value <= 0:
+                raise AccountError(f"{where}: {name} {value} must be positive")
+            if value != round_to_currency(value, self.currency):
+                raise AccountError(
+                    f"{where}: {name} {value} has more decimals than {self.currency} allows"
+                )
+        if terms.tax_rate is not None:
+            _check_tax_rate(terms.tax_rate, where)
+
+    def terminate_contract(self, contract_id: str, on: date, at: datetime) -> bool:
+        """Record that a contract ends on `on` (its last day); the same date again
+        records nothing (False), another date is refused.
+
+        The contract's package is not changed: the operator ends the package
+        separately (its end date), as service and contract can end apart.
+        """
+        contract = self._contract(contract_id)
+        if contract.terminated_on is not None:
+            if contract.terminated_on == on:
+                return False
+            raise AccountError(
+                f"contract {contract_id} is already terminated on {contract.terminated_on}"
+            )
+        if on < contract.terms.start_date:
+            raise AccountError(
+                f"contract {contract_id}: termination date {on} is before "
+                f"its start date {contract.terms.start_date}"
+            )
+        self._trigger(ContractTerminated, at, contract_id=contract_id, terminated_on=on)
+        return True
+
+    def contract_spend(self, contract_id: str) -> Decimal:
+        """What was billed so far within the contract's term (up to its end) that
+        the contract counts: its package's recurring and usage lines, or for an
+        account contract every line (credits included, penalties not)."""
+        contract = self._contract(contract_id)
+        term = Period(contract.terms.start_date, contract.ends_on)
+        return spend_within(self.billed, contract.terms.package_id, term, self.currency)
+
     def bill(
         self,
         run_id: str,
@@ -464,6 +756,10 @@ class Account(Aggregate):
           after the window's end waits for a later run.
         - A one-off charge is billed by the first run whose window ends on or
           after its date.
+        - Contract penalties (seed rule: whatever period they relate to, also
+          before the window's start) once due by the window's end, after
+          everything above, so the spend includes this run's lines; each
+          contract's fee and shortfall at most once (see `domain.contracts`).
         """
         scope = scope or BillingScope()
         lines: list[InvoiceLine] = []
@@ -485,13 +781,15 @@ class Account(Aggregate):
                 line = self._charge_line(terms, run_id, posting_date)
                 self._trigger(ChargeBilled, at, run_id=run_id, charge_id=terms.charge_id, line=line)
                 lines.append(line)
+        if scope.contracts:
+            lines.extend(self._apply_contract_terms(run_id, window, posting_date, at, scope))
         return lines
 
     def bill_packages(
         self, run_id: str, window: Period, posting_date: date, at: datetime
     ) -> list[InvoiceLine]:
         """Bill only the package periods due in `window` (see `bill`)."""
-        scope = BillingScope(packages=True, usage=False, charges=False)
+        scope = BillingScope(packages=True, usage=False, charges=False, contracts=False)
         return self.bill(run_id, window, posting_date, at, scope)
 
     # Billing, one kind at a time ----------------------------------------------
@@ -541,6 +839,69 @@ class Account(Aggregate):
             lines=tuple(lines),
         )
         return lines
+
+    def _apply_contract_terms(
+        self, run_id: str, window: Period, posting_date: date, at: datetime, scope: BillingScope
+    ) -> list[InvoiceLine]:
+        lines: list[InvoiceLine] = []
+        for contract in self.contracts.values():
+            terms = contract.terms
+            if not scope.includes(terms.category):
+                continue
+            counts = terms.minimum_spend is not None and (
+                PenaltyReason.COMMITMENT_SHORTFALL not in contract.penalties
+            )
+            due = penalties_due(
+                terms,
+                contract.terminated_on,
+                self.contract_spend(terms.contract_id) if counts else Decimal(0),
+                window.end,
+                self.currency,
+                applied=contract.penalties,
+                spend_complete=counts and self._term_billed(contract),
+            )
+            for penalty in due:
+                line = self._penalty_line(terms, penalty, run_id, posting_date)
+                self._trigger(
+                    ContractPenaltyApplied,
+                    at,
+                    run_id=run_id,
+                    contract_id=terms.contract_id,
+                    reason=penalty.reason,
+                    amount=penalty.amount,
+                    line=line,
+                )
+                lines.append(line)
+        return lines
+
+    def _term_billed(self, contract: Contract) -> bool:
+        """Everything the contract counts within its term has been billed: every
+        package period starting in it, its usage and (account contracts) charges.
+        An arrears package bills the term's last period after the term ends."""
+        terms = contract.terms
+        term = Period(terms.start_date, contract.ends_on)
+        if terms.package_id is None:
+            packages = list(self.packages.values())
+        else:
+            packages = [self._package(terms.package_id)]
+        for package in packages:
+            if package.terms.start_date > term.end:
+                continue
+            if not package.has_ended and package.next_service_period().start <= term.end:
+                return False
+            if any(u.occurred_on in term for u in package.unbilled_usage.values()):
+                return False
+        return terms.package_id is not None or not any(
+            not c.billed and c.terms.charge_date in term for c in self.charges.values()
+        )
+
+    def _contract(self, contract_id: str) -> Contract:
+        try:
+            return self.contracts[contract_id]
+        except KeyError:
+            raise AccountError(
+                f"account {self.account_id} has no contract {contract_id!r}"
+            ) from None
 
     # Pricing ------------------------------------------------------------------
 
@@ -614,6 +975,27 @@ class Account(Aggregate):
             category=terms.category,
         )
 
+    def _penalty_line(
+        self, terms: ContractTerms, penalty: PenaltyDue, run_id: str, posting_date: date
+    ) -> InvoiceLine:
+        what = PENALTY_LABELS[penalty.reason]
+        return self._line(
+            penalty.amount,
+            self._rate(terms.tax_rate),
+            line_id=contract_line_uuid(self.account_id, terms.contract_id, penalty.reason.value),
+            run_id=run_id,
+            source=f"contract:{terms.contract_id}",
+            description=f"{terms.description}: {what}",
+            service_period_start=penalty.period.start,
+            service_period_end=penalty.period.end,
+            quantity=Decimal(1),
+            unit_amount=penalty.amount,
+            posting_date=posting_date,
+            rule=penalty.rule,
+            kind=LineKind.PENALTY,
+            category=terms.category,
+        )
+
     def _charge_line(self, terms: ChargeTerms, run_id: str, posting_date: date) -> InvoiceLine:
         return self._line(
             terms.amount,
@@ -648,6 +1030,30 @@ class Account(Aggregate):
         self.bill_group = event.bill_group
         self.tax_rate = event.tax_rate
 
+    def _when_BillDaySet(self, event: BillDaySet) -> None:
+        self.bill_day = event.bill_day
+
+    def _when_OpenInvoiceChanged(self, event: OpenInvoiceChanged) -> None:
+        self.open_invoice = event.invoice_id
+
+    def _when_ZeroInvoiceIssued(self, event: ZeroInvoiceIssued) -> None:
+        self.zero_invoiced_through = event.period_end
+
+    def _when_InvoiceHeld(self, event: InvoiceHeld) -> None:
+        self.held_invoices.append(event.invoice_id)
+
+    def _when_HeldInvoicesReleased(self, event: HeldInvoicesReleased) -> None:
+        self.held_invoices = [i for i in self.held_invoices if i not in event.invoice_ids]
+
+    def _when_InvoicerChanged(self, event: InvoicerChanged) -> None:
+        self.invoicer = event.invoicer
+
+    def _when_InvoicerMemberAdded(self, event: InvoicerMemberAdded) -> None:
+        self.members.append(event.member)
+
+    def _when_InvoicerMemberRemoved(self, event: InvoicerMemberRemoved) -> None:
+        self.members.remove(event.member)
+
     def _when_PackageSubscribed(self, event: PackageSubscribed) -> None:
         terms = event.terms
         index = index_of_bill_date(terms.anchor, terms.frequency, event.next_bill_date)
@@ -668,6 +1074,11 @@ class Account(Aggregate):
 
     def _when_PackageBilled(self, event: PackageBilled) -> None:
         self.packages[event.package_id].next_index += 1
+        line = event.line
+        self.last_posting_date = line.posting_date
+        self.billed.append(
+            BilledItem(str(line.line_id), event.package_id, line.service_period_start, line.amount)
+        )
 
     def _when_UsageRecorded(self, event: UsageRecorded) -> None:
         usage = event.usage
@@ -675,15 +1086,42 @@ class Account(Aggregate):
         self.packages[usage.package_id].unbilled_usage[usage.usage_id] = usage
 
     def _when_UsageBilled(self, event: UsageBilled) -> None:
+        if event.lines:
+            self.last_posting_date = event.lines[0].posting_date
         unbilled = self.packages[event.package_id].unbilled_usage
         for usage_id in event.usage_ids:
-            del unbilled[usage_id]
+            record = unbilled.pop(usage_id)
+            self.billed.append(
+                BilledItem(
+                    # Records of one run, package and description at one price were one line.
+                    f"usage:{event.run_id}:{event.package_id}:{record.description}",
+                    event.package_id,
+                    record.occurred_on,
+                    quantity=record.quantity,
+                    unit_price=record.unit_price,
+                )
+            )
 
     def _when_ChargeAdded(self, event: ChargeAdded) -> None:
         self.charges[event.charge.charge_id] = Charge(terms=event.charge)
 
     def _when_ChargeBilled(self, event: ChargeBilled) -> None:
         self.charges[event.charge_id].billed = True
+        line = event.line
+        self.last_posting_date = line.posting_date
+        self.billed.append(
+            BilledItem(str(line.line_id), None, line.service_period_start, line.amount)
+        )
+
+    def _when_ContractAgreed(self, event: ContractAgreed) -> None:
+        self.contracts[event.terms.contract_id] = Contract(terms=event.terms)
+
+    def _when_ContractTerminated(self, event: ContractTerminated) -> None:
+        self.contracts[event.contract_id].terminated_on = event.terminated_on
+
+    def _when_ContractPenaltyApplied(self, event: ContractPenaltyApplied) -> None:
+        self.contracts[event.contract_id].penalties[event.reason] = event.line
+        self.last_posting_date = event.line.posting_date
 
 
 def _check_tax_rate(rate: Decimal, where: str) -> None:

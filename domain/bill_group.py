@@ -20,6 +20,24 @@ class DeliveryChannel(StrEnum):
 DEFAULT_CHANNEL = DeliveryChannel.FILE
 
 
+class CloseType(StrEnum):
+    """When an invoice of the group is closed (the seed's invoice close types)."""
+
+    AFTER_EACH_BILL_RUN = "after_each_bill_run"
+    """Once the run has billed everyone, every open invoice of the group is closed,
+    including those of accounts that had nothing billed in the run."""
+    POST_USER_BILLING = "post_user_billing"
+    """An account's open invoice is closed as soon as the account has passed
+    through billing: one invoice per cycle, carrying everything still open."""
+    USER_BILL_CYCLE = "user_bill_cycle"
+    """An account's open invoice is closed when it reaches its bill cycle (a
+    package is due in the run), before billing; what is billed after that opens
+    a new invoice, which stays open until a package is next due."""
+
+
+DEFAULT_CLOSE_TYPE = CloseType.POST_USER_BILLING
+
+
 class BillGroupConfigured(DomainEvent):
     group_id: str
     delivery_channel: DeliveryChannel
@@ -28,6 +46,10 @@ class BillGroupConfigured(DomainEvent):
     """A jinja2 template for the email body; None: the built-in one."""
     first_invoice_email_template: str | None
     """The template for an account's first invoice (seed); None: `email_template`."""
+    close_type: CloseType = DEFAULT_CLOSE_TYPE
+    zero_invoices: bool = True
+    """An account with an active package but nothing billed still gets an
+    invoice (a zero one), so every cycle leaves a paper trail."""
 
 
 class BillGroup(Aggregate):
@@ -40,6 +62,8 @@ class BillGroup(Aggregate):
         self.email_subject: str | None = None
         self.email_template: str | None = None
         self.first_invoice_email_template: str | None = None
+        self.close_type = DEFAULT_CLOSE_TYPE
+        self.zero_invoices = True
 
     @classmethod
     def create(cls, group_id: str) -> BillGroup:
@@ -56,14 +80,25 @@ class BillGroup(Aggregate):
         email_template: str | None,
         first_invoice_email_template: str | None,
         at: datetime,
+        close_type: CloseType = DEFAULT_CLOSE_TYPE,
+        zero_invoices: bool = True,
     ) -> None:
-        """Set the group's delivery; configuring it the same way again records nothing."""
-        settings = (delivery_channel, email_subject, email_template, first_invoice_email_template)
+        """Set the group's delivery and invoicing; the same settings again record nothing."""
+        settings = (
+            delivery_channel,
+            email_subject,
+            email_template,
+            first_invoice_email_template,
+            close_type,
+            zero_invoices,
+        )
         current = (
             self.delivery_channel,
             self.email_subject,
             self.email_template,
             self.first_invoice_email_template,
+            self.close_type,
+            self.zero_invoices,
         )
         if self.version > 0 and settings == current:
             return
@@ -75,6 +110,8 @@ class BillGroup(Aggregate):
             email_subject=email_subject,
             email_template=email_template,
             first_invoice_email_template=first_invoice_email_template,
+            close_type=close_type,
+            zero_invoices=zero_invoices,
         )
 
     def _when_BillGroupConfigured(self, event: BillGroupConfigured) -> None:
@@ -83,3 +120,5 @@ class BillGroup(Aggregate):
         self.email_subject = event.email_subject
         self.email_template = event.email_template
         self.first_invoice_email_template = event.first_invoice_email_template
+        self.close_type = event.close_type
+        self.zero_invoices = event.zero_invoices

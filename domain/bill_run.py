@@ -11,6 +11,7 @@ from pydantic import Field
 
 from domain.account import BillingScope
 from domain.errors import BillRunError, RunNotRunnable, StaleCheckpoint
+from domain.exchange_rates import RateSnapshot
 from domain.ids import run_uuid
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.periods import Period
@@ -20,6 +21,12 @@ class RunStatus(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     COMPLETED = "completed"
+
+
+class RunPhase(StrEnum):
+    BILLING = "billing"
+    CLOSING = "closing"
+    """Closing the open invoices of `after_each_bill_run` groups, once all are billed."""
 
 
 class Selection(ValueObject):
@@ -55,6 +62,9 @@ class RunSettings(ValueObject):
     """Bill the unbilled usage of the packages due in the period (seed rule)."""
     bill_charges: bool = True
     """Bill the one-off charges dated on or before the period's end."""
+    run_contracts: bool = True
+    """Apply contract penalties (early-termination fees, commitment shortfalls) due
+    by the period's end, whatever period they relate to (domain.contracts)."""
     categories: tuple[str, ...] = ()
     """Only packages and charges of these categories; empty: every category."""
 
@@ -69,6 +79,7 @@ class RunSettings(ValueObject):
             packages=self.bill_packages,
             usage=self.bill_usage,
             charges=self.bill_charges,
+            contracts=self.run_contracts,
             categories=self.categories,
         )
 
@@ -81,8 +92,14 @@ class BatchStatistics(ValueObject):
     accounts_billed: int = 0
     accounts_skipped: int = 0
     invoices: int = 0
+    """Invoices closed (and numbered)."""
     lines: int = 0
     totals: dict[str, Decimal] = Field(default_factory=dict)
+    """Closed invoices' subtotals, per currency."""
+    invoices_left_open: int = 0
+    """Invoices that received lines or were opened and stay open (close types)."""
+    invoices_released: int = 0
+    """Held invoices of earlier runs released for rendering and delivery."""
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
         totals = dict(self.totals)
@@ -96,6 +113,8 @@ class BatchStatistics(ValueObject):
             invoices=self.invoices + other.invoices,
             lines=self.lines + other.lines,
             totals=dict(sorted(totals.items())),
+            invoices_left_open=self.invoices_left_open + other.invoices_left_open,
+            invoices_released=self.invoices_released + other.invoices_released,
         )
 
 
@@ -112,9 +131,24 @@ class RunStarted(DomainEvent):
     log_position: int
     """Accounts opened at or before this notification id are in the run."""
     accounts_in_scope: int
+    rates: RateSnapshot | None = None
+    """The exchange rates the run converts with, fixed when it starts."""
 
 
 class RunBatchCompleted(DomainEvent):
+    batch: int
+    cursor: int
+    statistics: BatchStatistics
+    first_invoice_number: int | None
+    last_invoice_number: int | None
+
+
+class RunClosingStarted(DomainEvent):
+    """Every account is billed; the open invoices of `after_each_bill_run` groups
+    are closed next, in batches of their own."""
+
+
+class RunClosingBatchCompleted(DomainEvent):
     batch: int
     cursor: int
     statistics: BatchStatistics
@@ -140,8 +174,12 @@ class BillRun(Aggregate):
         self.status = RunStatus.SCHEDULED
         self.log_position = 0
         self.accounts_in_scope = 0
+        self.rates = RateSnapshot(on=date.min)
         self.cursor = 0
         self.batches = 0
+        self.phase = RunPhase.BILLING
+        self.closing_cursor = 0
+        self.closing_batches = 0
         self.statistics = BatchStatistics()
         self.scheduled_at: datetime | None = None
         self.started_at: datetime | None = None
@@ -194,11 +232,21 @@ class BillRun(Aggregate):
             and self.settings == (settings or RunSettings())
         )
 
-    def start(self, log_position: int, accounts_in_scope: int, at: datetime) -> None:
+    def start(
+        self,
+        log_position: int,
+        accounts_in_scope: int,
+        at: datetime,
+        rates: RateSnapshot | None = None,
+    ) -> None:
         if self.status is not RunStatus.SCHEDULED:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not scheduled")
         self._trigger(
-            RunStarted, at, log_position=log_position, accounts_in_scope=accounts_in_scope
+            RunStarted,
+            at,
+            log_position=log_position,
+            accounts_in_scope=accounts_in_scope,
+            rates=rates,
         )
 
     def complete_batch(
@@ -226,6 +274,36 @@ class BillRun(Aggregate):
             last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
         )
 
+    def start_closing(self, at: datetime) -> None:
+        if self.status is not RunStatus.RUNNING or self.phase is not RunPhase.BILLING:
+            raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start closing")
+        self._trigger(RunClosingStarted, at)
+
+    def complete_closing_batch(
+        self,
+        batch: int,
+        cursor: int,
+        statistics: BatchStatistics,
+        invoice_numbers: list[int],
+        at: datetime,
+    ) -> None:
+        if self.phase is not RunPhase.CLOSING or self.status is not RunStatus.RUNNING:
+            raise RunNotRunnable(f"run {self.run_id} is not closing invoices")
+        if batch != self.closing_batches + 1 or cursor <= self.closing_cursor:
+            raise StaleCheckpoint(
+                f"run {self.run_id}: closing batch {batch} at cursor {cursor} does not follow "
+                f"batch {self.closing_batches} at cursor {self.closing_cursor}"
+            )
+        self._trigger(
+            RunClosingBatchCompleted,
+            at,
+            batch=batch,
+            cursor=cursor,
+            statistics=statistics,
+            first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
+            last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
+        )
+
     def complete(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
@@ -243,11 +321,20 @@ class BillRun(Aggregate):
         self.status = RunStatus.RUNNING
         self.log_position = event.log_position
         self.accounts_in_scope = event.accounts_in_scope
+        self.rates = event.rates or RateSnapshot(on=self.posting_date)
         self.started_at = event.timestamp
 
     def _when_RunBatchCompleted(self, event: RunBatchCompleted) -> None:
         self.batches = event.batch
         self.cursor = event.cursor
+        self.statistics = self.statistics.plus(event.statistics)
+
+    def _when_RunClosingStarted(self, event: RunClosingStarted) -> None:
+        self.phase = RunPhase.CLOSING
+
+    def _when_RunClosingBatchCompleted(self, event: RunClosingBatchCompleted) -> None:
+        self.closing_batches = event.batch
+        self.closing_cursor = event.cursor
         self.statistics = self.statistics.plus(event.statistics)
 
     def _when_RunCompleted(self, event: RunCompleted) -> None:

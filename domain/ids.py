@@ -46,3 +46,8 @@ def usage_line_uuid(
 
 def charge_line_uuid(account_id: str, charge_id: str) -> UUID:
     return uuid5(NAMESPACE, f"charge-line:{account_id}:{charge_id}")
+
+
+def contract_line_uuid(account_id: str, contract_id: str, reason: str) -> UUID:
+    """A contract's penalty line of one kind: at most one per (contract, reason)."""
+    return uuid5(NAMESPACE, f"contract-line:{account_id}:{contract_id}:{reason}")

@@ -40,6 +40,17 @@ class InvoiceClosed(DomainEvent):
     tax: Decimal
     total: Decimal
     line_count: int
+    closed_by_run: str | None = None
+    """The run that closed it, when not the run that opened it (close types)."""
+    released: bool = True
+    """Rendered and delivered now (the run reached the invoicer's bill day); a held
+    invoice waits for `InvoiceReleased` from a later run that reaches it."""
+
+
+class InvoiceReleased(DomainEvent):
+    """A held invoice is released for rendering and delivery by a later run."""
+
+    run_id: str
 
 
 class InvoiceRendered(DomainEvent):
@@ -99,6 +110,11 @@ class Invoice(Aggregate):
         self.subtotal = Decimal(0)
         self.tax = Decimal(0)
         self.total = Decimal(0)
+        self.closed_by_run: str | None = None
+        self.released = False
+        self.released_by_run: str | None = None
+        """The run whose settings govern rendering and delivery: the closing run, or
+        the later run that released a held invoice."""
 
     @classmethod
     def open(
@@ -136,7 +152,11 @@ class Invoice(Aggregate):
                 )
         self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
-    def close(self, number: int, at: datetime) -> None:
+    def close(
+        self, number: int, at: datetime, run_id: str | None = None, release: bool = True
+    ) -> None:
+        """Close with `number`; `run_id` is the closing run (default: the opening
+        one), `release` False holds rendering and delivery for a later run."""
         if self.status is not InvoiceStatus.OPEN:
             raise InvoiceError(f"invoice {self.id} is already {self.status.value}")
         if number < 1:
@@ -155,7 +175,18 @@ class Invoice(Aggregate):
             tax=tax,
             total=subtotal + tax,
             line_count=len(self.lines),
+            closed_by_run=None if run_id in (None, self.run_id) else run_id,
+            released=release,
         )
+
+    def release(self, run_id: str, at: datetime) -> bool:
+        """Release a held invoice for rendering and delivery; False if it was already."""
+        if self.status is InvoiceStatus.OPEN:
+            raise InvoiceError(f"invoice {self.id} is open: only closed invoices are released")
+        if self.released:
+            return False
+        self._trigger(InvoiceReleased, at, run_id=run_id)
+        return True
 
     def record_rendering(
         self, document_format: str, sha256: str, location: str, size: int, at: datetime
@@ -242,8 +273,15 @@ class Invoice(Aggregate):
             delivered_at=event.timestamp,
         )
 
+    def _when_InvoiceReleased(self, event: InvoiceReleased) -> None:
+        self.released = True
+        self.released_by_run = event.run_id
+
     def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
         self.status = InvoiceStatus.CLOSED
+        self.closed_by_run = event.closed_by_run or self.run_id
+        self.released = event.released
+        self.released_by_run = self.closed_by_run if event.released else None
         self.number = event.number
         self.subtotal = event.subtotal
         self.tax = event.tax

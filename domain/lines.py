@@ -14,6 +14,7 @@ class LineKind(StrEnum):
     RECURRING = "recurring"  # a package's period
     USAGE = "usage"  # a package's usage records, summed per price and description
     CHARGE = "charge"  # a one-off (ad-hoc) charge or credit
+    PENALTY = "penalty"  # a contract's early-termination fee or commitment shortfall
 
 
 DEFAULT_PACKAGE_CATEGORY = "services"
@@ -48,3 +49,11 @@ class InvoiceLine(ValueObject):
     tax_rate: Decimal = Decimal(0)
     """Percent, e.g. 20 for 20 %."""
     tax: Decimal = Decimal(0)
+    original_currency: str | None = None
+    """Set when the line was converted onto an invoice in another currency (an
+    invoicer's): the account's own currency, amount and the rate used."""
+    original_amount: Decimal | None = None
+    exchange_rate: Decimal | None = None
+    base_currency: str | None = None
+    """The owner's base currency, for reporting (None until one is set)."""
+    base_amount: Decimal | None = None

@@ -16,13 +16,17 @@ from rich.logging import RichHandler
 from entrypoints import output
 from entrypoints.commands.accounts import account_app
 from entrypoints.commands.audit import audit_app
+from entrypoints.commands.charges import charge_app
+from entrypoints.commands.contracts import contract_app
 from entrypoints.commands.documents import invoice_pdf, run_documents
 from entrypoints.commands.history import history
 from entrypoints.commands.importing import demo, import_file, schema_app
 from entrypoints.commands.invoices import invoice_app
 from entrypoints.commands.projections import projections_app
+from entrypoints.commands.rates import rates_app
 from entrypoints.commands.relay import relay_app
 from entrypoints.commands.runs import run_app
+from entrypoints.commands.usage import usage_app
 from entrypoints.commands.worker import worker
 
 app = typer.Typer(
@@ -46,6 +50,10 @@ invoice_app.command("pdf")(invoice_pdf)
 app.add_typer(run_app, name="run")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(account_app, name="account")
+app.add_typer(usage_app, name="usage")
+app.add_typer(charge_app, name="charge")
+app.add_typer(contract_app, name="contract")
+app.add_typer(rates_app, name="rates")
 app.add_typer(audit_app, name="audit")
 app.add_typer(projections_app, name="projections")
 app.add_typer(relay_app, name="relay")

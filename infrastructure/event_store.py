@@ -94,6 +94,46 @@ class EventStoreQueries:
             row = curs.fetchone()
             return int(row["n"]) if row else 0
 
+    def originators(self, topic: str) -> list[UUID]:
+        """The aggregates that recorded at least one event of `topic`."""
+        statement = SQL("SELECT DISTINCT originator_id FROM {} WHERE topic = %s").format(
+            self._table
+        )
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (topic,))
+            return [row["originator_id"] for row in curs.fetchall()]
+
+    def currency_pairs(
+        self, opened_topic: str, invoicer_topic: str, upto: int
+    ) -> tuple[set[str], set[tuple[str, str]]]:
+        """The currencies of the accounts opened up to `upto`, and the (account
+        currency, invoicer currency) pairs of accounts billed onto an invoicer in
+        another currency: what a run may have to convert. Read from the stored JSON
+        of the accounts' events (an account's currency never changes; its invoicer is
+        the one its latest `invoicer_topic` event names)."""
+        statement = SQL(
+            "WITH opened AS ("
+            "  SELECT originator_id, convert_from(state, 'UTF8')::jsonb AS s FROM {table}"
+            "  WHERE topic = %s AND notification_id <= %s),"
+            " invoicers AS ("
+            "  SELECT DISTINCT ON (originator_id) originator_id,"
+            "   convert_from(state, 'UTF8')::jsonb ->> 'invoicer' AS invoicer FROM {table}"
+            "  WHERE topic = %s ORDER BY originator_id, originator_version DESC)"
+            " SELECT DISTINCT m.s ->> 'currency' AS source, h.s ->> 'currency' AS target"
+            " FROM opened m LEFT JOIN invoicers i ON i.originator_id = m.originator_id"
+            " LEFT JOIN opened h ON h.s ->> 'account_id' = i.invoicer"
+        ).format(table=self._table)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (opened_topic, upto, invoicer_topic))
+            rows = curs.fetchall()
+        currencies = {str(r["source"]) for r in rows}
+        pairs = {
+            (str(r["source"]), str(r["target"]))
+            for r in rows
+            if r["target"] is not None and r["target"] != r["source"]
+        }
+        return currencies, pairs
+
     def events_with_ids(self, originator_ids: Sequence[UUID]) -> list[NotificationRow]:
         """The stored events of some aggregates with their notification ids, in commit order."""
         statement = SQL(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from application.invoicers import assign_invoicer
 from domain.account import Account
 from domain.ids import account_uuid
 from entrypoints import output
@@ -20,6 +21,34 @@ from entrypoints.common import (
 )
 
 account_app = typer.Typer(help="Read accounts and their packages.", no_args_is_help=True)
+
+
+@account_app.command("invoicer")
+@refusals
+def account_invoicer(
+    account_id: Annotated[str, typer.Argument(help="The account whose lines move.")],
+    invoicer: Annotated[
+        str | None, typer.Argument(help="The account whose invoices carry them.")
+    ] = None,
+    none: Annotated[
+        bool, typer.Option("--none", help="Bill the account onto its own invoices again.")
+    ] = False,
+) -> None:
+    """Bill an account onto another account's invoices (one invoice for the family).
+
+    From the next bill run on, the account's lines go onto its invoicer's invoice,
+    each line naming the account it is for, converted to the invoicer's currency
+    when they differ. One level: an invoicer is not itself billed onto another.
+    A run selects families by their invoicer (its bill group, its id).
+    """
+    if (invoicer is None) == (not none):
+        raise typer.BadParameter("name the INVOICER, or pass --none (not both)")
+    with runtime() as rt:
+        changed = assign_invoicer(rt.billing, account_id, invoicer)
+    target = f"onto {invoicer}'s invoices" if invoicer else "onto its own invoices"
+    output.console.print(
+        f"account {account_id} {'is now' if changed else 'was already'} billed {target}"
+    )
 
 
 @account_app.command("show")

@@ -37,8 +37,9 @@ def import_file(
         return
     output.console.print(
         f"{file}: {summary.accounts_opened} accounts opened, {summary.accounts_changed} changed, "
-        f"{summary.accounts_unchanged} unchanged; {summary.packages_added} packages added "
-        f"({summary.events} events)"
+        f"{summary.accounts_unchanged} unchanged; {summary.packages_added} packages added, "
+        f"{summary.charges_added} charges added, {summary.usage_recorded} usage records "
+        f"recorded ({summary.events} events)"
     )
 
 

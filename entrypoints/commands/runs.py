@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
@@ -52,6 +53,13 @@ def run_schedule(
     charges: Annotated[
         bool, typer.Option(help="Bill one-off charges dated on or before the period end.")
     ] = True,
+    contracts: Annotated[
+        bool,
+        typer.Option(
+            help="Bill contract penalties (early-termination fees, minimum-spend "
+            "shortfalls) due by the period end, once each."
+        ),
+    ] = True,
     category: Annotated[
         list[str] | None,
         typer.Option(help="Bill only packages and charges of this category (repeat)."),
@@ -69,8 +77,9 @@ def run_schedule(
     Packages are billed for every bill date from the period start to its end,
     with the unbilled usage of each package billed (including usage before the
     period start; usage after the period end waits), and one-off charges dated
-    on or before the period end. Scheduling the same run id again with the same
-    terms does nothing.
+    on or before the period end. Contract penalties due by the period end are
+    billed once each (docs/contracts.md). Scheduling the same run id again with
+    the same terms does nothing.
 
     Examples:
 
@@ -82,14 +91,16 @@ def run_schedule(
     """
     period = Period(period_start.date(), period_end.date())
     selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
-    if not (packages or usage or charges):
+    if not (packages or usage or charges or contracts):
         raise typer.BadParameter(
-            "--no-packages, --no-usage and --no-charges together leave nothing to bill"
+            "--no-packages, --no-usage, --no-charges and --no-contracts together "
+            "leave nothing to bill"
         )
     settings = RunSettings(
         bill_packages=packages,
         bill_usage=usage,
         bill_charges=charges,
+        run_contracts=contracts,
         categories=tuple(dict.fromkeys(category or ())),
         render_invoices=render,
         deliver_invoices=deliver and render,
@@ -168,7 +179,7 @@ def run_status(
     if json_out:
         output.print_json(shown)
         return
-    output.console.print(key_value_table(f"Bill run {run_id}", shown))
+    output.console.print(key_value_table(f"Bill run {run_id}", status_rows(shown)))
 
 
 @run_app.command("list")
@@ -209,22 +220,83 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
     output.console.print(report_tables(report))
 
 
-def report_tables(report: dict[str, Any]) -> Table:
-    table = Table(title=f"Run report {report['run_id']} ({report['status']})")
-    for column in ("step", "kind", "currency", "count", "amount"):
-        table.add_column(column, justify="right" if column in ("count", "amount") else "left")
-    for step in report["steps"]:
-        table.add_row(step["step"], step["kind"], step["currency"], str(step["count"]),
-                      step["amount"])  # fmt: skip
-    table.add_section()
-    for key, value in report["accounts"].items():
-        table.add_row("accounts", key.replace("_", " "), "", str(value), "")
-    table.add_section()
-    for key, value in report["timings"].items():
-        table.add_row(
-            "timings", key.replace("_", " "), "", "", "-" if value is None else str(value)
+def report_tables(report: dict[str, Any]) -> Group:
+    """What was billed per step, category and currency (lines, amount, tax, total),
+    the invoices closed per currency, then the run's settings, accounts and timings."""
+    billed = Table(title=f"Run report {report['run_id']} ({report['status']})")
+    billed.add_column("", overflow="fold")
+    billed.add_column("currency", no_wrap=True)
+    for column in ("lines", "amount", "tax", "total"):
+        billed.add_column(column, justify="right", no_wrap=True)
+
+    def add(label: str, currency: str, total: dict[str, Any]) -> None:
+        billed.add_row(
+            label, currency, str(total["lines"]), total["amount"], total["tax"], total["total"]
         )
-    return table
+
+    for step, by_currency in report["per_step"].items():
+        for currency, total in by_currency.items():
+            add(step, currency, total)
+    billed.add_section()
+    for category, by_currency in report["per_category"].items():
+        for currency, total in by_currency.items():
+            add(f"category {category}", currency, total)
+    billed.add_section()
+    for currency, total in report["per_currency"].items():
+        add("total", currency, total)
+    for currency, total in report["per_currency"].items():
+        invoiced = total["invoiced"]
+        billed.add_row(
+            f"invoiced: {plural(total['invoices'], 'invoice')}", currency, "",
+            invoiced["subtotal"], invoiced["tax"], invoiced["total"],
+        )  # fmt: skip
+
+    about = Table(show_header=False)
+    about.add_column(style="bold")
+    about.add_column()
+    about.add_column(justify="right")
+    for key, value in settings_rows(report["settings"]).items():
+        about.add_row("settings", key, value)
+    about.add_section()
+    for key, value in report["accounts"].items():
+        about.add_row("accounts", key.replace("_", " "), str(value))
+    about.add_section()
+    for key, value in report["timings"].items():
+        about.add_row("timings", key.replace("_", " "), "-" if value is None else str(value))
+    return Group(billed, about)
+
+
+_STEPS = ("bill_packages", "bill_usage", "bill_charges", "run_contracts")
+"""The settings that switch a run's billing steps on, in the order it runs them."""
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
+    """A run's settings (`RunSettings` as JSON) as an operator reads them."""
+    if settings is None:  # a read model built before it kept them
+        return {"steps": "unknown", "categories": "unknown"}
+    steps = [step for step in _STEPS if settings.get(step)]
+    categories = settings.get("categories") or []
+    return {
+        "steps": ", ".join(steps) or "none",
+        "categories": ", ".join(categories) if categories else "all",
+        "render invoices": "yes" if settings.get("render_invoices") else "no",
+        "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
+    }
+
+
+def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
+    """`run status` fields for the table: the settings spelt out in place."""
+    rows: dict[str, Any] = {}
+    for key, value in shown.items():
+        if key == "settings":
+            rows.update(settings_rows(value))
+        else:
+            rows[key] = value
+    return rows
 
 
 def key_value_table(title: str, values: dict[str, Any]) -> Table:

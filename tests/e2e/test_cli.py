@@ -21,8 +21,12 @@ from typing import Any
 
 import pytest
 
+from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from tests.conftest import account, package, write_import_file
+from domain.account import ChargeTerms
+from domain.bill_run import Selection
+from domain.periods import Period
+from tests.conftest import account, import_accounts, package, write_import_file
 from tests.e2e.conftest import BILLRUN, Cli, user_environment
 
 ACCOUNTS = [
@@ -32,10 +36,12 @@ ACCOUNTS = [
 ]
 
 MONEY = re.compile(r"^-?\d+(\.\d+)?$")
-INVOICE_FIELDS = {"id", "number", "account", "currency", "status", "run_id", "subtotal", "total"}
+INVOICE_FIELDS = {
+    "id", "number", "account", "currency", "status", "run_id", "subtotal", "tax", "total",
+}  # fmt: skip
 LINE_FIELDS = {
     "source", "description", "service_period_start", "service_period_end",
-    "quantity", "unit_amount", "amount", "posting_date",
+    "quantity", "unit_amount", "amount", "posting_date", "kind", "category", "tax_rate", "tax",
 }  # fmt: skip
 
 
@@ -52,16 +58,19 @@ def assert_date(value: Any) -> date:
 def assert_invoice_contract(invoice: dict[str, Any]) -> None:
     assert invoice.keys() >= INVOICE_FIELDS
     assert isinstance(invoice["number"], int)
-    for key in ("subtotal", "total"):
+    for key in ("subtotal", "tax", "total"):
         assert_money(invoice[key])
     assert invoice["lines"], "a closed invoice has lines"
     for line in invoice["lines"]:
         assert line.keys() >= LINE_FIELDS
-        for key in ("quantity", "unit_amount", "amount"):
+        assert line["kind"] in ("recurring", "usage", "charge")
+        for key in ("quantity", "unit_amount", "amount", "tax_rate", "tax"):
             assert_money(line[key])
         for key in ("service_period_start", "service_period_end", "posting_date"):
             assert_date(line[key])
     assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(invoice["subtotal"])
+    assert sum(Decimal(line["tax"]) for line in invoice["lines"]) == Decimal(invoice["tax"])
+    assert Decimal(invoice["subtotal"]) + Decimal(invoice["tax"]) == Decimal(invoice["total"])
 
 
 def stderr_lines(text: str) -> list[str]:
@@ -71,6 +80,11 @@ def stderr_lines(text: str) -> list[str]:
 def squeezed(text: str) -> str:
     """Text with runs of whitespace made one space, whatever the terminal width did."""
     return " ".join(text.split())
+
+
+def table_text(text: str) -> str:
+    """A printed table's cells in reading order, without its box-drawing lines."""
+    return squeezed(re.sub("[\u2500-\u257f]", " ", text))
 
 
 # Import ---------------------------------------------------------------------
@@ -193,6 +207,8 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
         "accounts_changed": 0,
         "accounts_unchanged": 0,
         "packages_added": 4,
+        "charges_added": 0,
+        "usage_recorded": 0,
         "events": 7,
     }
     assert scheduled["created"] is True
@@ -254,6 +270,123 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
     assert again["statistics"] == statistics
 
 
+TAXED_ACCOUNTS = [
+    account("ACME-001", package("office", "1200.00"), package("phone", "30.00")),
+    account("GLOBEX-002", package("desk", "320.00"), currency="GBP"),
+]
+
+
+def taxed_run_with_usage_and_charges(store: Billing) -> None:
+    """Run `jan` bills ACME-001 (20 %; its phone at 6 % in `telecom`, with usage,
+    and a credit) and GLOBEX-002 (20 %; a one-off charge at 6 %)."""
+    import_accounts(store, *TAXED_ACCOUNTS)
+    acme, globex = store.get_account("ACME-001"), store.get_account("GLOBEX-002")
+    for found in (acme, globex):
+        found.change_details(
+            found.name, found.invoice_email, found.bill_group, store.clock(), Decimal(20)
+        )
+    phone = acme.packages["phone"].terms
+    changes = {"category": "telecom", "tax_rate": Decimal(6), "usage_rate": Decimal("0.05")}
+    acme.revise_package(phone.model_copy(update=changes), store.clock())
+    acme.record_usage("call-1", "phone", Decimal("321"), date(2026, 1, 14), store.clock())
+    acme.add_charge(
+        ChargeTerms(
+            charge_id="sorry", description="Outage credit", amount=Decimal("-100.00"),
+            charge_date=date(2026, 1, 20), category="credits",
+        ),
+        store.clock(),
+    )  # fmt: skip
+    globex.add_charge(
+        ChargeTerms(
+            charge_id="setup", description="Set-up", amount=Decimal("50.00"),
+            charge_date=date(2026, 1, 2), tax_rate=Decimal(6),
+        ),
+        store.clock(),
+    )  # fmt: skip
+    store.save(acme, globex)
+    store.schedule_run("jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
+    assert BillRunExecutor(store, 1).execute("jan").run.is_completed
+
+
+def test_invoice_show_and_the_run_report_show_kinds_categories_and_taxes(
+    cli: Cli, store: Billing
+) -> None:
+    taxed_run_with_usage_and_charges(store)
+    wide = Cli(cwd=cli.cwd, env={**cli.env, "COLUMNS": "200"})
+    commands: dict[str, tuple[Cli, tuple[str, ...]]] = {
+        "show": (cli, ("invoice", "show", "1", "--json")),
+        "show_text": (wide, ("invoice", "show", "INV-00000001")),
+        "list": (cli, ("invoice", "list", "--run", "jan", "--json")),
+        "report": (cli, ("run", "report", "jan", "--json")),
+        "report_text": (wide, ("run", "report", "jan")),
+        "status": (cli, ("run", "status", "jan", "--json")),
+        "status_text": (wide, ("run", "status", "jan")),
+    }
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        futures = {name: pool.submit(c.ok, *args) for name, (c, args) in commands.items()}
+        out = {name: future.result().stdout for name, future in futures.items()}
+
+    shown, listed = json.loads(out["show"]), json.loads(out["list"])
+    assert_invoice_contract(shown)
+    assert shown["account"] == "ACME-001"
+    lines = {line["source"]: line for line in shown["lines"]}
+    assert {k: lines["usage:phone"][k] for k in ("kind", "category", "tax_rate", "tax")} == {
+        # 321 minutes at 0.05 = 16.05, tax 6 % = 0.963
+        "kind": "usage", "category": "telecom", "tax_rate": "6", "tax": "0.96",
+    }  # fmt: skip
+    assert (lines["charge:sorry"]["amount"], lines["charge:sorry"]["tax"]) == ("-100.00", "-20.00")
+    # 1200.00 + 30.00 + 16.05 - 100.00; 240.00 + 1.80 + 0.96 - 20.00
+    assert (shown["subtotal"], shown["tax"], shown["total"]) == ("1146.05", "222.76", "1368.81")
+    assert [{k: line[k] for k in LINE_FIELDS} for line in shown["lines"]] == listed[0]["lines"]
+    for invoice in listed:
+        assert_invoice_contract(invoice)
+
+    text = table_text(out["show_text"])
+    for expected in (
+        "service kind period description category qty unit amount tax % tax",  # two-line headers
+        # Each line: description, kind, numbers; under them its source and category.
+        "2026-01-14 Phone usage 321 0.05 16.05 6 0.96 usage:phone telecom",
+        "Outage credit charge 1 -100.00 -100.00 20 -20.00 charge:sorry credits",
+        "subtotal 1146.05", "tax 222.76", "total EUR 1368.81",
+    ):  # fmt: skip
+        assert expected in text, (expected, out["show_text"])
+
+    report = json.loads(out["report"])
+    assert list(report["per_step"]) == ["bill_packages", "bill_usage", "bill_charges"]
+    assert list(report["per_category"]) == ["charges", "credits", "services", "telecom"]
+    for currency in ("EUR", "GBP"):
+        mine = [invoice for invoice in listed if invoice["currency"] == currency]
+        sums = {key: sum(Decimal(i[key]) for i in mine) for key in ("subtotal", "tax", "total")}
+        totals = report["per_currency"][currency]
+        assert (totals["amount"], totals["tax"], totals["total"]) == (
+            str(sums["subtotal"]), str(sums["tax"]), str(sums["total"]),
+        )  # fmt: skip
+        assert totals["invoiced"] == {key: str(value) for key, value in sums.items()}
+        assert totals["invoices"] == len(mine)
+    assert report["per_step"]["bill_charges"] == {
+        "EUR": {"lines": 1, "amount": "-100.00", "tax": "-20.00", "total": "-120.00"},
+        "GBP": {"lines": 1, "amount": "50.00", "tax": "3.00", "total": "53.00"},
+    }
+    assert report["settings"]["categories"] == []
+
+    report_text = table_text(out["report_text"])
+    for expected in (
+        "bill_usage EUR 1 16.05 0.96 17.01",
+        "category telecom EUR 2 46.05 2.76 48.81",
+        "total GBP 2 370.00 67.00 437.00",
+        "invoiced: 1 invoice EUR 1146.05 222.76 1368.81",
+        "settings steps bill_packages, bill_usage, bill_charges",
+        "settings categories all",
+    ):
+        assert expected in report_text, (expected, out["report_text"])
+
+    status = json.loads(out["status"])
+    assert status["settings"] == report["settings"]
+    status_text = table_text(out["status_text"])
+    assert "steps bill_packages, bill_usage, bill_charges" in status_text
+    assert "categories all" in status_text
+
+
 def test_unknown_runs_and_invoices_are_refused_clearly(cli: Cli, store: Billing) -> None:
     commands = [
         (("run", "execute", "nope"), "no bill run 'nope'; schedule it first"),
@@ -272,7 +405,10 @@ def test_unknown_runs_and_invoices_are_refused_clearly(cli: Cli, store: Billing)
 
 
 def test_help_works_for_every_command_group(cli: Cli) -> None:
-    groups = [(), ("run",), ("invoice",), ("account",), ("schema",)]
+    groups = [
+        (), ("run",), ("invoice",), ("account",), ("schema",), ("usage",), ("charge",),
+        ("contract",), ("rates",),
+    ]  # fmt: skip
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         results = list(pool.map(lambda group: cli(*group, "--help"), groups))
 

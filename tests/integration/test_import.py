@@ -1,4 +1,8 @@
-"""Importing accounts: idempotent, all or nothing, and refusing what history forbids."""
+"""Importing accounts: idempotent, all or nothing, and refusing what history forbids.
+
+Also what the file brings for billing: tax rates, package categories and anchor
+dates, one-off charges and usage, billed by a run as the file said.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ from application.import_document import parse_import
 from domain.account import (
     AccountDetailsChanged,
     AccountOpened,
-    PackageAmended,
+    ChargeAdded,
+    PackageRevised,
     PackageSubscribed,
+    UsageRecorded,
 )
 from domain.bill_run import Selection
-from domain.ids import account_uuid
+from domain.ids import account_uuid, invoice_uuid
+from domain.lines import LineKind
 from domain.periods import Period
 from tests.conftest import account, package
 
@@ -63,7 +70,13 @@ def test_importing_the_same_document_twice_changes_nothing(billing: Billing) -> 
     assert billing.queries.head() == head
     assert (first.accounts_opened, first.packages_added) == (3, 4)
     assert again == ImportSummary(
-        accounts_opened=0, accounts_changed=0, accounts_unchanged=3, packages_added=0, events=0
+        accounts_opened=0,
+        accounts_changed=0,
+        accounts_unchanged=3,
+        packages_added=0,
+        charges_added=0,
+        usage_recorded=0,
+        events=0,
     )
 
 
@@ -109,8 +122,8 @@ def test_a_changed_document_updates_details_and_packages_with_the_right_events(
     new_events = history(billing, "ACME-001")[before["ACME-001"] :]
     assert [type(e) for e in new_events] == [
         AccountDetailsChanged,
-        PackageAmended,
-        PackageAmended,
+        PackageRevised,
+        PackageRevised,
         PackageSubscribed,
     ]
     details, office, mail, parking = new_events
@@ -119,12 +132,12 @@ def test_a_changed_document_updates_details_and_packages_with_the_right_events(
         None,
         "key-accounts",
     )
-    assert (office.package_id, office.amount, office.end_date) == (
+    assert (office.terms.package_id, office.terms.amount, office.terms.end_date) == (
         "office",
         Decimal("1250.00"),
         date(2026, 12, 31),
     )
-    assert (mail.package_id, mail.description, mail.amount) == (
+    assert (mail.terms.package_id, mail.terms.description, mail.terms.amount) == (
         "mail",
         "Mail handling",
         Decimal("45.00"),
@@ -153,8 +166,10 @@ def test_a_changed_document_updates_details_and_packages_with_the_right_events(
          "accounts[1].packages[0].timing"),
         ({"packages": [package("desk", "320.00", timing="arrears", start_date="2026-01-15")]},
          "accounts[1].packages[0].start_date"),
+        ({"packages": [package("desk", "320.00", timing="arrears", anchor_date="2025-12-15")]},
+         "accounts[1].packages[0].anchor_date"),
     ],
-    ids=["currency", "frequency", "timing", "start_date"],
+    ids=["currency", "frequency", "timing", "start_date", "anchor_date"],
 )  # fmt: skip
 def test_a_change_the_history_forbids_is_refused_with_its_path_and_writes_nothing(
     billing: Billing, change: dict[str, Any], path: str
@@ -249,6 +264,8 @@ def test_a_few_thousand_accounts_are_imported_in_chunks(billing: Billing) -> Non
         accounts_changed=0,
         accounts_unchanged=0,
         packages_added=count,
+        charges_added=0,
+        usage_recorded=0,
         events=2 * count,
     )
     assert billing.queries.count(get_topic(AccountOpened), billing.queries.head()) == count
@@ -265,4 +282,309 @@ def test_a_few_thousand_accounts_are_imported_in_chunks(billing: Billing) -> Non
     )
     head = billing.queries.head()
     assert run_import(billing, *accounts).accounts_unchanged == count
+    assert billing.queries.head() == head
+
+
+# Tax rates, categories, anchor dates, charges and usage ---------------------------------
+
+JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+FEBRUARY = Period(date(2026, 2, 1), date(2026, 2, 28))
+
+
+def billed_account(**changes: Any) -> dict[str, Any]:
+    """An account with everything the file can say about billing."""
+    record = {
+        **account(
+            "ACME-001",
+            package("office", "1200.00"),
+            package(
+                "calls",
+                "31.00",
+                start_date="2026-01-15",
+                anchor_date="2026-01-01",
+                category="telephony",
+                tax_rate="7.5",
+                usage_rate="0.015",
+            ),
+        ),
+        "tax_rate": "20",
+        "charges": [
+            {"id": "setup", "description": "Set-up fee", "amount": "50.00", "date": "2026-01-10"},
+            {"id": "goodwill", "description": "Goodwill credit", "amount": "-20.00",
+             "date": "2026-01-20", "category": "credits", "tax_rate": "0"},
+        ],
+        "usage": [
+            {"id": "u-1", "package_id": "calls", "quantity": "1000", "occurred_on": "2026-01-16"},
+            {"id": "u-2", "package_id": "calls", "quantity": "333", "occurred_on": "2026-01-20"},
+            {"id": "u-3", "package_id": "calls", "quantity": "2.5", "occurred_on": "2026-01-25",
+             "unit_price": "1.25", "description": "Operator assistance"},
+            {"id": "u-4", "package_id": "calls", "quantity": "100", "occurred_on": "2026-02-03"},
+        ],
+    }  # fmt: skip
+    return {**record, **changes}
+
+
+YEN = {
+    **account("YEN-002", package("locker", "9000"), currency="JPY"),
+    "tax_rate": "10",
+    "charges": [{"id": "key", "description": "Spare key", "amount": "500", "date": "2026-01-31"}],
+}
+
+
+def bill(app: Billing, run_id: str, period: Period) -> None:
+    app.schedule_run(run_id, period, None, Selection())
+    BillRunExecutor(app, 100).execute(run_id)
+
+
+def lines_of(app: Billing, run_id: str, account_id: str) -> list[tuple[Any, ...]]:
+    invoice = app.get_invoice(invoice_uuid(run_id, account_id))
+    return [
+        (
+            line.kind,
+            line.source,
+            line.description,
+            line.category,
+            line.service_period_start,
+            line.service_period_end,
+            line.quantity,
+            line.unit_amount,
+            line.amount,
+            line.tax_rate,
+            line.tax,
+            line.rule,
+        )
+        for line in invoice.lines
+    ]
+
+
+def test_an_imported_file_is_billed_with_its_tax_rates_categories_anchors_charges_and_usage(
+    billing: Billing,
+) -> None:
+    summary = run_import(billing, billed_account(), YEN)
+
+    assert summary == ImportSummary(
+        accounts_opened=2,
+        accounts_changed=0,
+        accounts_unchanged=0,
+        packages_added=3,
+        charges_added=3,
+        usage_recorded=4,
+        events=2 + 3 + 3 + 4,
+    )
+    bill(billing, "2026-01", JANUARY)
+
+    d = Decimal
+    jan1, jan31 = date(2026, 1, 1), date(2026, 1, 31)
+    assert lines_of(billing, "2026-01", "ACME-001") == [
+        (LineKind.RECURRING, "package:office", "Office", "services", jan1, jan31,
+         d(1), d("1200.00"), d("1200.00"), d(20), d("240.00"), "recurring:monthly:advance"),
+        # Anchored on the 1st, started on the 15th: 17 of January's 31 days.
+        (LineKind.RECURRING, "package:calls", "Calls", "telephony", date(2026, 1, 15), jan31,
+         d(1), d("17.00"), d("17.00"), d("7.5"), d("1.28"),
+         "recurring:monthly:advance:prorated:17/31"),
+        # 1333 units at the package's usage rate: 19.995, rounded once.
+        (LineKind.USAGE, "usage:calls", "Calls", "telephony", date(2026, 1, 16),
+         date(2026, 1, 20), d(1333), d("0.015"), d("20.00"), d("7.5"), d("1.50"),
+         "usage:2-records"),
+        (LineKind.USAGE, "usage:calls", "Operator assistance", "telephony", date(2026, 1, 25),
+         date(2026, 1, 25), d("2.5"), d("1.25"), d("3.13"), d("7.5"), d("0.23"),
+         "usage:1-records"),
+        (LineKind.CHARGE, "charge:setup", "Set-up fee", "charges", date(2026, 1, 10),
+         date(2026, 1, 10), d(1), d("50.00"), d("50.00"), d(20), d("10.00"), "one-off"),
+        (LineKind.CHARGE, "charge:goodwill", "Goodwill credit", "credits", date(2026, 1, 20),
+         date(2026, 1, 20), d(1), d("-20.00"), d("-20.00"), d(0), d("0.00"), "one-off"),
+    ]  # fmt: skip
+    acme = billing.get_invoice(invoice_uuid("2026-01", "ACME-001"))
+    assert (acme.subtotal, acme.tax, acme.total) == (d("1270.13"), d("253.01"), d("1523.14"))
+    yen = billing.get_invoice(invoice_uuid("2026-01", "YEN-002"))
+    assert [(line.source, line.amount, line.tax) for line in yen.lines] == [
+        ("package:locker", d(9000), d(900)),
+        ("charge:key", d(500), d(50)),
+    ]
+    assert (yen.subtotal, yen.tax, yen.total) == (d(9500), d(950), d(10450))
+
+    # Re-importing the same file after the run changes nothing: the charges and
+    # usage it billed are left alone, and the usage it did not bill waits.
+    head = billing.queries.head()
+    again = run_import(billing, billed_account(), YEN)
+    assert billing.queries.head() == head
+    assert (again.accounts_unchanged, again.events) == (2, 0)
+
+    # February bills the full calls period and February's usage, nothing twice.
+    bill(billing, "2026-02", FEBRUARY)
+    assert [(line[1], line[8], line[10]) for line in lines_of(billing, "2026-02", "ACME-001")] == [
+        ("package:office", d("1200.00"), d("240.00")),
+        ("package:calls", d("31.00"), d("2.33")),
+        ("usage:calls", d("1.50"), d("0.11")),
+    ]
+
+
+def test_re_importing_a_file_with_charges_and_usage_is_a_no_op(billing: Billing) -> None:
+    run_import(billing, billed_account(), YEN)
+    head = billing.queries.head()
+
+    again = run_import(billing, billed_account(), YEN)
+
+    assert billing.queries.head() == head
+    assert again == ImportSummary(
+        accounts_opened=0,
+        accounts_changed=0,
+        accounts_unchanged=2,
+        packages_added=0,
+        charges_added=0,
+        usage_recorded=0,
+        events=0,
+    )
+
+
+def test_a_later_file_adds_charges_and_usage_to_packages_imported_before(
+    billing: Billing,
+) -> None:
+    run_import(billing, billed_account())
+    before = len(history(billing, "ACME-001"))
+    # Next month's file: the same account, no packages, only new records; usage
+    # may name a package imported before, and leaving out old records is fine.
+    later = billed_account(
+        packages=[],
+        charges=[{"id": "late-fee", "description": "Late fee", "amount": "5.00",
+                  "date": "2026-02-05"}],
+        usage=[{"id": "u-5", "package_id": "calls", "quantity": "10",
+                "occurred_on": "2026-02-10"}],
+    )  # fmt: skip
+
+    summary = run_import(billing, later)
+
+    assert (summary.accounts_changed, summary.charges_added, summary.usage_recorded) == (1, 1, 1)
+    assert [type(e) for e in history(billing, "ACME-001")[before:]] == [ChargeAdded, UsageRecorded]
+    acme = billing.get_account("ACME-001")
+    assert set(acme.charges) == {"setup", "goodwill", "late-fee"}
+    assert acme.usage["u-5"].unit_price == Decimal("0.015")
+    assert set(acme.packages["calls"].unbilled_usage) == {"u-1", "u-2", "u-3", "u-4", "u-5"}
+
+
+def test_a_revised_package_prices_new_usage_and_leaves_recorded_usage_alone(
+    billing: Billing,
+) -> None:
+    run_import(billing, billed_account())
+    before = len(history(billing, "ACME-001"))
+    revised = billed_account()
+    revised["packages"] = [
+        revised["packages"][0],
+        {**revised["packages"][1], "usage_rate": "0.02", "category": "voice", "tax_rate": "5"},
+    ]
+    revised["usage"] = [
+        *revised["usage"],
+        {"id": "u-6", "package_id": "calls", "quantity": "50", "occurred_on": "2026-02-11"},
+    ]
+    # Written differently, the same schedule: the start date as an explicit anchor.
+    revised["packages"][0] = {**revised["packages"][0], "anchor_date": "2026-01-01"}
+
+    summary = run_import(billing, revised)
+
+    new_events = history(billing, "ACME-001")[before:]
+    assert [type(e) for e in new_events] == [PackageRevised, UsageRecorded]
+    calls = new_events[0].terms
+    assert (calls.usage_rate, calls.category, calls.tax_rate, calls.anchor_date) == (
+        Decimal("0.02"),
+        "voice",
+        Decimal(5),
+        date(2026, 1, 1),
+    )
+    acme = billing.get_account("ACME-001")
+    # u-1 was priced when it was recorded; the file still lists it without a price.
+    assert (acme.usage["u-1"].unit_price, acme.usage["u-6"].unit_price) == (
+        Decimal("0.015"),
+        Decimal("0.02"),
+    )
+    assert acme.packages["office"].terms.anchor_date is None
+    assert (summary.accounts_changed, summary.usage_recorded, summary.events) == (1, 1, 2)
+
+
+def test_a_file_the_store_refuses_lists_every_problem_and_writes_nothing(
+    billing: Billing,
+) -> None:
+    run_import(billing, billed_account(), YEN)
+    bill(billing, "2026-01", JANUARY)
+    head = billing.queries.head()
+    changed = billed_account(name="ACME renamed", tax_rate="21")  # valid, but not written
+    changed["charges"] = [
+        {**changed["charges"][0], "amount": "55.00"},  # billed already, and changed
+        changed["charges"][1],
+        {"id": "new-fee", "description": "New fee", "amount": "5.00", "date": "2026-02-01"},
+    ]
+    changed["usage"] = [
+        {**changed["usage"][0], "quantity": "1001"},
+        {**changed["usage"][1], "unit_price": "0.02"},
+        {"id": "u-9", "package_id": "fax", "quantity": "1", "occurred_on": "2026-02-01"},
+        {"id": "u-10", "package_id": "calls", "quantity": "1", "occurred_on": "2026-02-01"},
+    ]
+    changed["packages"] = [
+        {**changed["packages"][0], "anchor_date": "2025-12-15"},
+        changed["packages"][1],
+    ]
+    new_yen = {**YEN, "charges": [{**YEN["charges"][0], "tax_rate": "0"}]}
+
+    with pytest.raises(InvalidInput) as refused:
+        run_import(billing, changed, new_yen)
+
+    assert problems_of(refused) == [
+        "accounts[0].packages[0].anchor_date: cannot change from 2026-01-01 to 2025-12-15: "
+        "add a new package instead",
+        'accounts[0].charges[0].amount: charge "setup" was imported with amount "50.00"; '
+        "an imported charge cannot change (add a correcting charge or credit under a new id)",
+        'accounts[0].usage[0].quantity: usage "u-1" was recorded with quantity "1000"; '
+        "recorded usage cannot change (record the difference under a new id)",
+        'accounts[0].usage[1].unit_price: usage "u-2" was recorded with unit_price "0.015"; '
+        "recorded usage cannot change (record the difference under a new id)",
+        'accounts[0].usage[2].package_id: account ACME-001 has no package "fax", '
+        "in this file or imported before",
+        'accounts[1].charges[0].tax_rate: charge "key" was imported with tax_rate none; '
+        "an imported charge cannot change (add a correcting charge or credit under a new id)",
+    ]
+    assert "nothing written" in str(refused.value)
+    assert billing.queries.head() == head
+    acme = billing.get_account("ACME-001")
+    assert (acme.name, acme.tax_rate) == ("ACME-001 Ltd", Decimal(20))
+    assert "new-fee" not in acme.charges and "u-10" not in acme.usage
+
+
+def test_usage_the_domain_refuses_is_reported_with_its_path(billing: Billing) -> None:
+    """Usage of a package imported before is checked by the account itself."""
+    run_import(billing, billed_account())
+    office_usage = billed_account(
+        packages=[],
+        usage=[{"id": "u-7", "package_id": "office", "quantity": "1", "occurred_on": "2026-01-05"},
+               {"id": "u-8", "package_id": "calls", "quantity": "1", "occurred_on": "2026-01-05"}],
+    )  # fmt: skip
+    head = billing.queries.head()
+
+    with pytest.raises(InvalidInput) as refused:
+        run_import(billing, office_usage)
+
+    assert problems_of(refused) == [
+        "accounts[0].usage[0]: usage u-7: no unit price given and package office has no usage rate",
+        "accounts[0].usage[1]: usage u-8: occurred on 2026-01-05, outside package calls "
+        "(2026-01-15)",
+    ]
+    assert billing.queries.head() == head
+
+
+def test_leaving_out_an_anchor_date_imported_before_is_a_schedule_change(
+    billing: Billing,
+) -> None:
+    run_import(billing, billed_account())
+    head = billing.queries.head()
+    record = billed_account()
+    record["packages"] = [
+        record["packages"][0],
+        {k: v for k, v in record["packages"][1].items() if k != "anchor_date"},
+    ]
+
+    with pytest.raises(InvalidInput) as refused:
+        run_import(billing, record)
+
+    assert problems_of(refused) == [
+        "accounts[0].packages[1].anchor_date: cannot change from 2026-01-01 to 2026-01-15: "
+        "add a new package instead"
+    ]
     assert billing.queries.head() == head

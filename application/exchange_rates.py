@@ -1,0 +1,35 @@
+"""Recording exchange rates and the owner's base currency."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from application.billing import Billing
+from domain.exchange_rates import ExchangeRateBook
+
+
+def set_rate(billing: Billing, base: str, quote: str, rate: Decimal, effective: date) -> bool:
+    """Record `1 base = rate quote` from `effective` on; False if already recorded."""
+    book = billing.get_rate_book()
+    if not book.set_rate(base, quote, rate, effective, billing.clock()):
+        return False
+    billing.save(book)
+    return True
+
+
+def set_base_currency(billing: Billing, currency: str) -> bool:
+    book = billing.get_rate_book()
+    if not book.set_base_currency(currency, billing.clock()):
+        return False
+    billing.save(book)
+    return True
+
+
+def rate_table(book: ExchangeRateBook) -> list[tuple[str, date, Decimal]]:
+    """Every recorded rate: (pair, effective date, rate), by pair then date."""
+    return [
+        (pair, effective, rate)
+        for pair, by_date in sorted(book.history.items())
+        for effective, rate in sorted(by_date.items())
+    ]

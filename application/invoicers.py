@@ -1,0 +1,48 @@
+"""Invoicer families: an account billed onto another account's invoices.
+
+Both sides change in one transaction: the member names its invoicer
+(`InvoicerChanged`) and the invoicer lists its members (`InvoicerMemberAdded`
+/ `InvoicerMemberRemoved`), so a bill run finds a family by loading the
+invoicer alone. One level only: an invoicer is never itself a member.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from application.errors import ApplicationError
+from domain.account import Account
+
+if TYPE_CHECKING:  # billing.py applies families on import: no import cycle at runtime
+    from application.billing import Billing
+
+
+class InvalidInvoicer(ApplicationError):
+    pass
+
+
+def assign_invoicer(billing: Billing, member_id: str, invoicer_id: str | None) -> int:
+    """Bill `member_id` onto `invoicer_id`'s invoices (None: onto its own again).
+
+    Returns the events saved: 0 when it already is. Applies from the next bill run on.
+    """
+    member = billing.get_account(member_id)
+    if member.invoicer == invoicer_id:
+        return 0
+    changed: list[Account] = [member]
+    at = billing.clock()
+    if invoicer_id is not None:
+        invoicer = billing.get_account(invoicer_id)
+        if invoicer.invoicer is not None:
+            raise InvalidInvoicer(
+                f"account {invoicer_id} is itself billed onto {invoicer.invoicer}'s invoices; "
+                f"name {invoicer.invoicer} as the invoicer"
+            )
+        invoicer.add_member(member_id, at)
+        changed.append(invoicer)
+    if member.invoicer is not None:
+        previous = billing.get_account(member.invoicer)
+        previous.remove_member(member_id, at)
+        changed.append(previous)
+    member.set_invoicer(invoicer_id, at)
+    return len(billing.save(*changed))

@@ -1,0 +1,135 @@
+"""Gathering a family's billed lines onto invoices, by its bill group's close type.
+
+A family is an invoicer account and its members (`application.invoicers`); a
+lone account is a family of one. Its lines go onto the invoicer's open invoice
+(opened when there is none), converted to the invoicer's currency with the
+run's rates. When that invoice closes depends on the group's close type
+(`domain.bill_group.CloseType`):
+
+- `post_user_billing` (default): as soon as the family has passed through
+  billing in a run, with whatever was still open on it;
+- `user_bill_cycle`: when the family reaches its bill cycle in a run (a package
+  of it is due), *before* the family is billed; what is billed then opens a new
+  invoice that stays open until a package is next due (a month for a monthly
+  package, three for a quarterly one: the seed's wording);
+- `after_each_bill_run`: by the run's closing pass, after everyone is billed
+  (`close_after_run`), including families that had nothing billed.
+
+An invoice closed in a run that does not reach the invoicer's bill day is held
+(closed and numbered, not rendered or delivered) until a run that does reach
+it releases it (seed: rendering and delivery happen only on the bill day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from domain.account import Account
+from domain.bill_group import BillGroup, CloseType
+from domain.bill_run import BillRun
+from domain.exchange_rates import convert_line
+from domain.invoice import Invoice
+
+
+@dataclass
+class Closing:
+    """An invoice to close, with its number reserved by the caller."""
+
+    invoice: Invoice
+    invoicer: Account
+    release: bool
+
+
+@dataclass
+class FamilyOutcome:
+    closing: list[Closing] = field(default_factory=list)
+    left_open: Invoice | None = None
+    opened: Invoice | None = None
+    released: list[UUID] = field(default_factory=list)
+    lines: int = 0
+
+
+def invoice_family(
+    run: BillRun,
+    invoicer: Account,
+    members: list[Account],
+    group: BillGroup,
+    open_invoice: Invoice | None,
+    at: datetime,
+) -> FamilyOutcome:
+    """Bill the family for `run` and decide what opens, closes and is released."""
+    outcome = FamilyOutcome()
+    bill_day = invoicer.bill_day_within(run.period)
+    if bill_day:
+        outcome.released = invoicer.release_held_invoices(run.run_id, at)
+    family = [invoicer, *members]
+    if (
+        open_invoice is not None
+        and group.close_type is CloseType.USER_BILL_CYCLE
+        and any(a.has_package_due(run.period) for a in family)
+    ):
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        invoicer.track_open_invoice(None, at)
+        open_invoice = None
+
+    scope = run.settings.scope
+    lines = [
+        convert_line(line, invoicer.currency, run.rates)
+        for account in family
+        for line in account.bill(run.run_id, run.period, run.posting_date, at, scope)
+    ]
+    zero_invoice = (
+        not lines
+        and open_invoice is None
+        and group.zero_invoices
+        and scope.packages
+        and any(a.has_active_package(run.period) for a in family)
+        and not any(a.invoiced_within(run.period) for a in family)
+    )
+    if zero_invoice:
+        invoicer.issue_zero_invoice(run.run_id, run.period, at)
+    if lines or zero_invoice:
+        if open_invoice is None:
+            open_invoice = outcome.opened = Invoice.open(
+                run.run_id, invoicer.account_id, invoicer.currency, run.posting_date, at
+            )
+        for line in lines:
+            open_invoice.add_line(line, at)
+        outcome.lines = len(lines)
+
+    if open_invoice is None:
+        return outcome
+    if group.close_type is CloseType.POST_USER_BILLING:
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        # An invoice opened and closed in this batch is never open between
+        # transactions, so the account need not record it (no events for it).
+        invoicer.track_open_invoice(None, at)
+    else:
+        invoicer.track_open_invoice(open_invoice.id, at)
+        if lines or outcome.opened is not None:
+            outcome.left_open = open_invoice
+    return outcome
+
+
+def close_after_run(
+    run: BillRun, invoicer: Account, group: BillGroup, open_invoice: Invoice | None, at: datetime
+) -> FamilyOutcome:
+    """The closing pass of an `after_each_bill_run` group: close what is open."""
+    outcome = FamilyOutcome()
+    if group.close_type is not CloseType.AFTER_EACH_BILL_RUN:
+        return outcome
+    bill_day = invoicer.bill_day_within(run.period)
+    if open_invoice is not None:
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        invoicer.track_open_invoice(None, at)
+    return outcome
+
+
+def close_numbered(closings: list[Closing], numbers: list[int], run_id: str, at: datetime) -> None:
+    """Close each invoice with its reserved number; hold those not released."""
+    for closing, number in zip(closings, numbers, strict=True):
+        closing.invoice.close(number, at, run_id=run_id, release=closing.release)
+        if not closing.release:
+            closing.invoicer.hold_invoice(closing.invoice.id, at)
