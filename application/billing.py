@@ -203,6 +203,7 @@ class Billing(Application[UUID]):
         events = len(groups)
         if groups:
             self.save(*groups)
+        events += self._record_rates(document)
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
             accounts, _ = self._apply_import_chunk(chunk)
             pending: list[DomainEvent] = []
@@ -270,6 +271,16 @@ class Billing(Application[UUID]):
                     )
                 )
         return problems
+
+    def _record_rates(self, document: ImportDocument) -> int:
+        """The file's exchange rates and base currency; the same again records nothing."""
+        book = self.get_rate_book()
+        now = self.clock()
+        for rate in document.exchange_rates:
+            book.set_rate(rate.base, rate.quote, rate.rate, rate.date, now)
+        if document.base_currency is not None:
+            book.set_base_currency(document.base_currency, now)
+        return len(self.save(book)) if book.has_pending_events else 0
 
     def _configure_bill_groups(self, records: list[BillGroupRecord]) -> list[DomainEvent]:
         now = self.clock()

@@ -199,7 +199,7 @@ class AccountRecord(_Strict):
         le=31,
         description="Day of the month the account's cycle turns (29-31: the last day of "
         "shorter months). Invoices are rendered and delivered by a run whose period "
-        "contains it; user_bill_cycle groups close invoices on it. Default: every run",
+        "contains it, and held until then. Default: every run",
     )
     invoicer: Identifier | None = Field(
         default=None,
@@ -233,7 +233,7 @@ class BillGroupRecord(_Strict):
     close_type: CloseType = Field(
         default=DEFAULT_CLOSE_TYPE,
         description="When invoices close: after_each_bill_run, post_user_billing (as soon "
-        "as the account is billed) or user_bill_cycle (on the account's bill day)",
+        "as the account is billed) or user_bill_cycle (when a package is next due)",
     )
     zero_invoices: bool = Field(
         default=True,
@@ -242,11 +242,35 @@ class BillGroupRecord(_Strict):
     )
 
 
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"{json.dumps(str(value))} must be positive")
+    return value
+
+
+class ExchangeRateRecord(_Strict):
+    """`1 base = rate quote` from `date` on (bill runs take the rates in effect on
+    their posting date when they start)."""
+
+    base: CurrencyCode
+    quote: CurrencyCode
+    rate: Annotated[
+        Decimal, BeforeValidator(_decimal_string), AfterValidator(_positive), _AS_STRING
+    ] = Field(description='How many quote one base buys, a decimal string: "1.0842"')
+    date: Annotated[date, Field(description="In effect from this date")]
+
+
 class ImportDocument(_Strict):
     """Bill groups, accounts, their packages, one-off charges and usage.
 
     Importing it twice changes nothing."""
 
+    base_currency: CurrencyCode | None = Field(
+        default=None,
+        description="The owner's base currency: every line also carries its amount in it "
+        "(for reporting); runs then need a rate from each account currency to it",
+    )
+    exchange_rates: list[ExchangeRateRecord] = Field(default_factory=list)
     bill_groups: list[BillGroupRecord] = Field(default_factory=list)
     accounts: list[AccountRecord] = Field(default_factory=list)
 
@@ -300,9 +324,48 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
     problems.extend(_cross_record_problems(checkable))
     problems.extend(_family_problems(accounts))
     groups = _bill_groups(data.get("bill_groups", []), problems)
+    rates = _exchange_rates(data.get("exchange_rates", []), problems)
+    base_currency = data.get("base_currency")
+    if base_currency is not None:
+        try:
+            _currency(base_currency)
+        except ValueError as error:
+            problems.append(Problem("base_currency", str(error)))
     if problems:
         raise InvalidInput(source, sorted(problems, key=_reading_order))
-    return ImportDocument(bill_groups=groups, accounts=[account for _, account in accounts])
+    return ImportDocument(
+        base_currency=base_currency,
+        exchange_rates=rates,
+        bill_groups=groups,
+        accounts=[account for _, account in accounts],
+    )
+
+
+def _exchange_rates(raw: Any, problems: list[Problem]) -> list[ExchangeRateRecord]:
+    if not isinstance(raw, list):
+        problems.append(Problem("exchange_rates", "must be a list"))
+        return []
+    rates: list[ExchangeRateRecord] = []
+    seen: dict[tuple[str, str, date], int] = {}
+    for index, record in enumerate(raw):
+        where = f"exchange_rates[{index}]"
+        try:
+            rate = ExchangeRateRecord.model_validate(record)
+        except ValidationError as error:
+            problems.extend(_problem(e, ("exchange_rates", index)) for e in error.errors())
+            continue
+        key = (rate.base, rate.quote, rate.date)
+        if rate.base == rate.quote:
+            problems.append(Problem(f"{where}.quote", f"the same currency as base: {rate.base}"))
+        elif key in seen:
+            problems.append(
+                Problem(where, f"duplicate of exchange_rates[{seen[key]}]: "
+                               f"{rate.base}/{rate.quote} on {rate.date}")
+            )  # fmt: skip
+        else:
+            seen[key] = index
+            rates.append(rate)
+    return rates
 
 
 def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:

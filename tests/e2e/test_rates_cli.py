@@ -1,0 +1,60 @@
+"""`billrun rates ...` and `billrun account invoicer ...` as an operator runs them:
+a run refused for a missing rate, then one invoice for the family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from application.billing import Billing
+from tests.conftest import account, package, write_import_file
+from tests.e2e.conftest import Cli
+
+
+def test_a_family_in_two_currencies_from_the_command_line(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(
+        tmp_path,
+        account("HQ", package("office", "100.00")),
+        account("BRANCH", package("desk", "50.00"), currency="USD"),
+    )
+    cli.ok("import", "accounts.json")
+    cli.ok("account", "invoicer", "BRANCH", "HQ")
+    assert store.get_account("HQ").members == ["BRANCH"]
+
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31")
+    head = store.queries.head()
+    refused = cli("run", "execute", "jan")
+    assert refused.returncode != 0
+    assert "USD/EUR" in refused.stderr and "billrun rates set" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert store.queries.head() == head  # the run did not start
+
+    bad = cli("rates", "set", "EUR", "USD", "0", "--date", "2026-01-01")
+    assert bad.returncode != 0 and "positive" in bad.stderr
+    assert cli.json("rates", "set", "EUR", "USD", "1.25", "--date", "2026-01-01", "--json")[
+        "recorded"
+    ]
+    listed = cli.json("rates", "list", "--json")
+    assert listed["rates"] == [{"pair": "EUR/USD", "effective_date": "2026-01-01", "rate": "1.25"}]
+
+    cli.ok("run", "execute", "jan")
+    [invoice] = cli.json("invoice", "list", "--run", "jan", "--json")
+    assert invoice["account"] == "HQ"
+    assert [(line["source"], line["amount"]) for line in invoice["lines"]] == [
+        ("package:office", "100.00"),
+        ("package:desk", "40.00"),
+    ]
+    assert str(store.get_run("jan").rates.rates["EUR/USD"]) == "1.25"  # recorded on the run
+
+
+def test_a_member_cannot_be_selected_on_its_own(cli: Cli, tmp_path: Path) -> None:
+    write_import_file(tmp_path, account("HQ", package()), account("SHOP", package()))
+    cli.ok("import", "accounts.json")
+    cli.ok("account", "invoicer", "SHOP", "HQ")
+    refused = cli(
+        "run", "schedule", "r", "--period-start", "2026-01-01", "--period-end", "2026-01-31",
+        "--account", "SHOP",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "select HQ" in refused.stderr
+    assert "is now" in cli.ok("account", "invoicer", "SHOP", "--none").stdout

@@ -1,0 +1,127 @@
+"""The import file's exchange rates, base currency, families, bill days and close
+types: imported all or nothing, again a no-op, and billed as stated."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.bill_run_executor import BillRunExecutor
+from application.billing import Billing
+from application.errors import InvalidInput
+from application.import_document import parse_import
+from domain.bill_group import CloseType
+from domain.bill_run import Selection
+from domain.ids import invoice_uuid
+from domain.periods import Period
+from tests.conftest import account, package
+
+JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+
+
+def document(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "base_currency": "EUR",
+        "exchange_rates": [
+            {"base": "EUR", "quote": "USD", "rate": "1.25", "date": "2025-12-01"},
+            {"base": "EUR", "quote": "USD", "rate": "1.20", "date": "2026-02-01"},
+        ],
+        "bill_groups": [{"id": "family", "close_type": "post_user_billing"}],
+        "accounts": [
+            {**account("HQ", package("office", "100.00"), bill_group="family"), "bill_day": 1},
+            {
+                **account("BRANCH", package("desk", "50.00"), currency="USD"),
+                "invoicer": "HQ",
+            },
+        ],
+    }
+    doc.update(changes)
+    return doc
+
+
+def load(billing: Billing, doc: dict[str, Any]) -> int:
+    raw = json.dumps(doc).encode()
+    return billing.import_accounts(parse_import(raw, "f.json"), "f.json").events
+
+
+def test_rates_families_and_bill_days_import_and_bill(billing: Billing) -> None:
+    load(billing, document())
+    book = billing.get_rate_book()
+    assert book.base_currency == "EUR"
+    assert book.snapshot(date(2026, 1, 31)).rates == {"EUR/USD": Decimal("1.25")}
+    assert book.snapshot(date(2026, 2, 28)).rates == {"EUR/USD": Decimal("1.20")}
+    hq = billing.get_account("HQ")
+    assert (hq.members, hq.bill_day) == (["BRANCH"], 1)
+    assert billing.get_account("BRANCH").invoicer == "HQ"
+    assert billing.get_bill_group("family").close_type is CloseType.POST_USER_BILLING
+
+    assert load(billing, document()) == 0  # the same file again changes nothing
+
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    invoice = billing.get_invoice(invoice_uuid("jan", "HQ"))
+    assert [(line.account_id, line.amount, line.original_amount) for line in invoice.lines] == [
+        ("HQ", Decimal("100.00"), None),
+        ("BRANCH", Decimal("40.00"), Decimal("50.00")),
+    ]
+
+
+def test_a_member_leaves_its_family_when_the_file_says_so(billing: Billing) -> None:
+    load(billing, document())
+    doc = document()
+    del doc["accounts"][1]["invoicer"]
+    load(billing, doc)
+    assert billing.get_account("HQ").members == []
+    assert billing.get_account("BRANCH").invoicer is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        (
+            {
+                "exchange_rates": [
+                    {"base": "EUR", "quote": "EUR", "rate": "1", "date": "2026-01-01"}
+                ]
+            },
+            "exchange_rates[0].quote: the same currency as base: EUR",
+        ),
+        (
+            {
+                "exchange_rates": [
+                    {"base": "EUR", "quote": "USD", "rate": "0", "date": "2026-01-01"}
+                ]
+            },
+            'exchange_rates[0].rate: "0" must be positive',
+        ),
+        ({"base_currency": "EURO"}, 'base_currency: not an ISO 4217 currency code: "EURO"'),
+        (
+            {"accounts": [{**account("A"), "invoicer": "NOBODY"}]},
+            "accounts[0].invoicer: no account 'NOBODY'",
+        ),
+        (
+            {
+                "accounts": [
+                    {**account("A"), "invoicer": "B"},
+                    {**account("B"), "invoicer": "C"},
+                    account("C"),
+                ]
+            },
+            "accounts[0].invoicer: B is itself billed onto C's invoices",
+        ),
+        ({"accounts": [{**account("A"), "bill_day": 32}]}, "accounts[0].bill_day"),
+        ({"bill_groups": [{"id": "g", "close_type": "weekly"}]}, "bill_groups[0].close_type"),
+    ],
+)
+def test_a_bad_file_is_refused_whole(
+    billing: Billing, changes: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        load(billing, document(**changes))
+    assert problem in str(refused.value)
+    assert billing.get_rate_book().version == 0
+    assert billing.queries.head() == 0  # nothing written
