@@ -42,6 +42,9 @@ _PRODUCTS = [
     ("membership", "Annual community membership", "yearly", "advance", "1200.00"),
 ]
 _CURRENCIES = ["EUR", "EUR", "EUR", "GBP", "USD", "JPY"]
+_TAX_RATES = {"EUR": "20", "GBP": "20", "USD": "0", "JPY": "10"}
+_EXTRA_HOURS = {"EUR": "45.00", "GBP": "40.00", "USD": "50.00", "JPY": "6750"}
+"""The meeting-room package's usage rate: hours booked beyond the bundle."""
 _GROUPS = ["monthly", "monthly", "key-accounts"]
 
 
@@ -70,6 +73,29 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
                     ).isoformat(),
                 }
             )
+        usage = []
+        for package in packages:
+            if package["id"] == "meeting":
+                package["usage_rate"] = _EXTRA_HOURS[currency]
+                usage.append(
+                    {
+                        "id": f"booking-{i}-1",
+                        "package_id": "meeting",
+                        "quantity": str(rng.randint(1, 6)),
+                        "occurred_on": max(start, date(2026, 2, 12)).isoformat(),
+                        "description": "Meeting room, extra hours",
+                    }
+                )
+        charges = []
+        if i % 3 == 0:
+            charges.append(
+                {
+                    "id": "catering-2026-02",
+                    "description": "Event catering",
+                    "amount": "9000" if currency == "JPY" else "60.00",
+                    "date": "2026-02-20",
+                }
+            )
         records.append(
             {
                 "id": f"DEMO-{i:04d}",
@@ -77,7 +103,10 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
                 "currency": currency,
                 "invoice_email": f"accounts{i}@example.test",
                 "bill_group": _GROUPS[i % len(_GROUPS)],
+                "tax_rate": _TAX_RATES[currency],
                 "packages": packages,
+                "charges": charges,
+                "usage": usage,
             }
         )
     return {"accounts": records}
@@ -131,9 +160,10 @@ def run_demo(rt: Runtime, accounts: int) -> None:
     for row in invoices[:15]:
         starts = [line["service_period_start"] for line in row.lines]
         ends = [line["service_period_end"] for line in row.lines]
+        periods = f"{min(starts)} .. {max(ends)}" if row.lines else "nothing due (zero invoice)"
         table.add_row(
-            row.display_number, row.account, str(len(row.lines)),
-            f"{min(starts)} .. {max(ends)}", output.money(row.total, row.currency),
+            row.display_number, row.account, str(len(row.lines)), periods,
+            output.money(row.total, row.currency),
         )  # fmt: skip
     if invoices:
         output.console.print(table)

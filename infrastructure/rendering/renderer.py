@@ -17,6 +17,7 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -46,6 +47,10 @@ PDF_OPTIONS: dict[str, Any] = {
     # Compressed streams (the default) keep a one-page invoice around 15 KB.
     "uncompressed_pdf": False,
 }
+
+
+def _without_fonttools_notice(record: logging.LogRecord) -> bool:
+    return "instead of HarfBuzz-Subset" not in record.getMessage()
 
 
 class RefusedFetch(ValueError):
@@ -149,6 +154,12 @@ class InvoiceRenderer:
         self._css_path = templates / "invoice.css"
         self._base_url = str(templates)
         self._weasy: _Weasy | None = None
+        # WeasyPrint lays out through Pango and fontconfig, which are not safe to
+        # share between threads: the worker's consumers render from a thread pool,
+        # and two renderings at once corrupted GLib's lists ("corrupted double-linked
+        # list detected"). One rendering at a time per renderer; the work holds the
+        # GIL anyway, so nothing is lost (processes, not threads, give parallelism).
+        self._lock = threading.Lock()
 
     def render_html(self, document: object, standalone: bool = False) -> str:
         """The invoice as HTML; `standalone` inlines the stylesheet (for a browser)."""
@@ -160,11 +171,11 @@ class InvoiceRenderer:
 
     def layout(self, document: object) -> Any:
         """WeasyPrint's laid-out document (pages and boxes), before any PDF is written."""
-        with collector_paused():
+        with self._lock, collector_paused():
             return self._layout(document)
 
     def render_pdf(self, document: object) -> bytes:
-        with collector_paused():
+        with self._lock, collector_paused():
             pdf: bytes = self._layout(document).write_pdf(**self.pdf_options)
         return pdf
 
@@ -193,6 +204,9 @@ class InvoiceRenderer:
                 # bytes a second later. It takes the reproducible-builds variable
                 # instead when set: invoices are documents, not builds of fonts.
                 os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
+                # WeasyPrint repeats its own notice for every font of every PDF;
+                # this renderer says it once, below.
+                logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
                 log.warning(
                     "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
                     "to subset fonts, which makes each PDF several times slower "
