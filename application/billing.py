@@ -34,12 +34,14 @@ from domain.account import (
     AccountOpened,
     ChargeAdded,
     ChargeTerms,
+    ContractAgreed,
     PackageSubscribed,
     PackageTerms,
     UsageRecorded,
 )
 from domain.bill_group import BillGroup
 from domain.bill_run import BillRun, RunSettings, Selection
+from domain.contracts import ContractTerms
 from domain.errors import DomainError, RunAlreadyScheduled
 from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
@@ -62,6 +64,7 @@ class ImportSummary:
     packages_added: int
     charges_added: int
     usage_recorded: int
+    contracts_agreed: int
     events: int
 
 
@@ -199,7 +202,7 @@ class Billing(Application[UUID]):
         if problems:
             raise InvalidInput(source, problems)
         groups = self._configure_bill_groups(document.bill_groups)
-        opened = changed = unchanged = packages = charges = usage = 0
+        opened = changed = unchanged = packages = charges = usage = contracts = 0
         events = len(groups)
         if groups:
             self.save(*groups)
@@ -217,6 +220,7 @@ class Billing(Application[UUID]):
                 packages += sum(isinstance(e, PackageSubscribed) for e in new_events)
                 charges += sum(isinstance(e, ChargeAdded) for e in new_events)
                 usage += sum(isinstance(e, UsageRecorded) for e in new_events)
+                contracts += sum(isinstance(e, ContractAgreed) for e in new_events)
                 pending.extend(new_events)
             if pending:
                 self.save(*pending)
@@ -225,7 +229,9 @@ class Billing(Application[UUID]):
         # the member and its old and new invoicers together.
         for record in document.accounts:
             events += assign_invoicer(self, record.id, record.invoicer)
-        return ImportSummary(opened, changed, unchanged, packages, charges, usage, events)
+        return ImportSummary(
+            opened, changed, unchanged, packages, charges, usage, contracts, events
+        )
 
     def _family_problems(self, document: ImportDocument) -> list[Problem]:
         """Invoicers named by the file but not in it must be stored accounts billed onto
@@ -349,6 +355,7 @@ class Billing(Application[UUID]):
                 package_problems, refused = _apply_packages(account, record, where, now)
                 problems.extend(package_problems)
                 problems.extend(_apply_charges(account, record, where, now))
+                problems.extend(_apply_contracts(account, record, where, now))
                 problems.extend(_apply_usage(account, record, where, now, refused))
             except DomainError as error:
                 problems.append(Problem(where, str(error)))
@@ -499,6 +506,34 @@ def _apply_charges(
             continue
         try:
             account.add_charge(terms, now)
+        except DomainError as error:
+            problems.append(Problem(at, str(error)))
+    return problems
+
+
+def _apply_contracts(
+    account: Account, record: AccountRecord, where: str, now: datetime
+) -> list[Problem]:
+    """Agree the file's contracts (the same terms again: nothing) and record their
+    terminations; the domain refuses other terms under a known id."""
+    problems: list[Problem] = []
+    for c, contract in enumerate(record.contracts):
+        at = f"{where}.contracts[{c}]"
+        terms = ContractTerms(
+            contract_id=contract.id,
+            package_id=contract.package_id,
+            start_date=contract.start_date,
+            term_months=contract.term_months,
+            early_termination_fee=contract.early_termination_fee,
+            minimum_spend=contract.minimum_spend,
+            description=contract.description,
+            category=contract.category,
+            tax_rate=contract.tax_rate,
+        )
+        try:
+            account.agree_contract(terms, now)
+            if contract.terminated_on is not None:
+                account.terminate_contract(contract.id, contract.terminated_on, now)
         except DomainError as error:
             problems.append(Problem(at, str(error)))
     return problems

@@ -31,6 +31,7 @@ from pydantic import (
 
 from application.errors import InvalidInput, Problem
 from domain.bill_group import DEFAULT_CHANNEL, DEFAULT_CLOSE_TYPE, CloseType, DeliveryChannel
+from domain.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.errors import NotABillDate
 from domain.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
 from domain.money import MINOR_UNITS, is_currency, round_to_currency
@@ -182,6 +183,30 @@ class UsageRecord(_Strict):
     )
 
 
+class ContractRecord(_Strict):
+    """A contract on the account or one of its packages: a minimum term with an
+    early-termination fee, and/or a minimum spend over the term (docs/contracts.md)."""
+
+    id: Identifier = Field(description="Unique within the account")
+    description: Identifier = Field(description="The penalty lines' text")
+    package_id: Identifier | None = Field(
+        default=None, description="A package of the account; default: the whole account"
+    )
+    start_date: date
+    term_months: int = Field(ge=1, le=1200, description="The minimum term, in months")
+    early_termination_fee: NonNegativeDecimal | None = Field(
+        default=None, description='Billed once if terminated before the term ends: "150.00"'
+    )
+    minimum_spend: NonNegativeDecimal | None = Field(
+        default=None, description="Committed over the term; a shortfall is billed once"
+    )
+    category: Identifier = Field(default=DEFAULT_CONTRACT_CATEGORY)
+    tax_rate: Percent | None = None
+    terminated_on: date | None = Field(
+        default=None, description="The contract's last day, when terminated"
+    )
+
+
 class AccountRecord(_Strict):
     id: Identifier = Field(description="The operator's account id, e.g. ACME-001")
     name: Identifier
@@ -209,6 +234,7 @@ class AccountRecord(_Strict):
     packages: list[PackageRecord] = Field(default_factory=list)
     charges: list[ChargeRecord] = Field(default_factory=list)
     usage: list[UsageRecord] = Field(default_factory=list)
+    contracts: list[ContractRecord] = Field(default_factory=list)
 
 
 class BillGroupRecord(_Strict):

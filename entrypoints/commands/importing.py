@@ -39,7 +39,7 @@ def import_file(
         f"{file}: {summary.accounts_opened} accounts opened, {summary.accounts_changed} changed, "
         f"{summary.accounts_unchanged} unchanged; {summary.packages_added} packages added, "
         f"{summary.charges_added} charges added, {summary.usage_recorded} usage records "
-        f"recorded ({summary.events} events)"
+        f"recorded, {summary.contracts_agreed} contracts agreed ({summary.events} events)"
     )
 
 

@@ -209,6 +209,7 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
         "packages_added": 4,
         "charges_added": 0,
         "usage_recorded": 0,
+        "contracts_agreed": 0,
         "events": 7,
     }
     assert scheduled["created"] is True

@@ -29,9 +29,25 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
 from application.billing import Billing
-from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.account import ChargeBilled, ChargeTerms, PackageBilled, UsageBilled
+from application.transactions import (
+    ChargeInput,
+    ContractInput,
+    TerminationInput,
+    UsageInput,
+    add_charges,
+    agree_contracts,
+    record_usage,
+    terminate_contracts,
+)
+from domain.account import (
+    ChargeBilled,
+    ChargeTerms,
+    ContractPenaltyApplied,
+    PackageBilled,
+    UsageBilled,
+)
 from domain.bill_run import RunBatchCompleted
+from domain.contracts import ContractTerms
 from domain.invoice import Invoice, InvoiceClosed, InvoiceOpened
 from infrastructure.database import create_database, drop_database
 from infrastructure.persistence import eventsourcing_environment
@@ -47,9 +63,9 @@ EVENTS = "billing_events"
 
 def import_with_usage_and_charges(billing: Billing, *accounts: dict[str, Any]) -> None:
     """Import `accounts`, then give each package two usage records and each account
-    a charge and a credit: one usage record and the credit fall within Q1 2026
-    (billed by a Q1 run with the package), the other record and the charge after it
-    (left for a later run)."""
+    a charge, a credit and a contract: one usage record and the credit fall within
+    Q1 2026 (billed by a Q1 run with the package), the other record and the charge
+    after it (left for a later run); the contract's penalties are due in Q1."""
     import_accounts(billing, *accounts)
     usage: list[UsageInput] = []
     charges: list[ChargeInput] = []
@@ -91,6 +107,32 @@ def import_with_usage_and_charges(billing: Billing, *accounts: dict[str, Any]) -
             )
     record_usage(billing, usage, "test usage")
     add_charges(billing, charges, "test charges")
+    # A two-month account contract each, which no account's spend meets (a shortfall
+    # once its term's billing is complete), every other one terminated early (a fee).
+    contracts = [
+        ContractInput(
+            where=record["id"],
+            account_id=record["id"],
+            terms=ContractTerms(
+                contract_id="commitment",
+                start_date=date(2026, 1, 1),
+                term_months=2,
+                early_termination_fee=decimal("3000" if record["currency"] == "JPY" else "30.00"),
+                minimum_spend=decimal("90000000" if record["currency"] == "JPY" else "900000.00"),
+                description="Commitment",
+            ),
+        )
+        for record in accounts
+    ]
+    agree_contracts(billing, contracts, "test contracts")
+    terminate_contracts(
+        billing,
+        [
+            TerminationInput(record["id"], record["id"], "commitment", date(2026, 2, 15))
+            for record in accounts[::2]
+        ],
+        "test terminations",
+    )
 
 
 def varied_accounts(count: int, prefix: str = "ACC") -> list[dict[str, Any]]:
@@ -274,7 +316,8 @@ class EventLog:
     def billed_lines(self) -> int:
         """Lines billed to accounts: package periods, usage lines and charges."""
         usage_lines = sum(len(s["lines"]) for s in self.states(UsageBilled))
-        return self.count(PackageBilled) + usage_lines + self.count(ChargeBilled)
+        penalties = self.count(ContractPenaltyApplied)
+        return self.count(PackageBilled) + usage_lines + self.count(ChargeBilled) + penalties
 
     def closed_numbers(self) -> list[int]:
         """Invoice numbers in the order the invoices were closed (committed)."""
@@ -301,6 +344,11 @@ def assert_billed_at_most_once(log: EventLog) -> None:
     assert not {k: n for k, n in usage.items() if n > 1}, "usage billed more than once"
     charges = Counter((s["originator_id"], s["charge_id"]) for s in log.states(ChargeBilled))
     assert not {k: n for k, n in charges.items() if n > 1}, "charges billed more than once"
+    penalties = Counter(
+        (s["originator_id"], s["contract_id"], s["reason"])
+        for s in log.states(ContractPenaltyApplied)
+    )
+    assert not {k: n for k, n in penalties.items() if n > 1}, "penalties applied twice"
 
 
 # Everything a run produced, minus timestamps ----------------------------------
@@ -343,6 +391,10 @@ def outcome(database_url: str, *run_ids: str) -> dict[str, Any]:
             (s["originator_id"], s["charge_id"], s["run_id"], s["line"])
             for s in log.states(ChargeBilled)
         )
+        penalties = sorted(
+            (s["originator_id"], s["contract_id"], s["reason"], s["run_id"], s["line"])
+            for s in log.states(ContractPenaltyApplied)
+        )
         return {
             "invoices": {
                 str(invoice_id): invoice_data(invoices[invoice_id]) for invoice_id in invoice_ids
@@ -350,6 +402,7 @@ def outcome(database_url: str, *run_ids: str) -> dict[str, Any]:
             "package_billings": billings,
             "usage_billings": usage,
             "charge_billings": charges,
+            "penalties": penalties,
             "runs": runs,
             "last_invoice_number": billing.get_invoice_sequence().last_number,
         }

@@ -142,7 +142,9 @@ def test_a_credit_added_mid_cycle_to_a_quarterly_package(
 def test_user_bill_cycle_a_transaction_on_the_5th_waits_for_the_next_1st(
     billing: Billing,
 ) -> None:
-    configure(billing, "user_bill_cycle", account("M", package("desk", "100.00")))
+    configure(
+        billing, "user_bill_cycle", {**account("M", package("desk", "100.00")), "bill_day": 1}
+    )
     seen = run_timeline(
         billing,
         "M",

@@ -76,6 +76,7 @@ def test_importing_the_same_document_twice_changes_nothing(billing: Billing) -> 
         packages_added=0,
         charges_added=0,
         usage_recorded=0,
+        contracts_agreed=0,
         events=0,
     )
 
@@ -266,6 +267,7 @@ def test_a_few_thousand_accounts_are_imported_in_chunks(billing: Billing) -> Non
         packages_added=count,
         charges_added=0,
         usage_recorded=0,
+        contracts_agreed=0,
         events=2 * count,
     )
     assert billing.queries.count(get_topic(AccountOpened), billing.queries.head()) == count
@@ -369,6 +371,7 @@ def test_an_imported_file_is_billed_with_its_tax_rates_categories_anchors_charge
         packages_added=3,
         charges_added=3,
         usage_recorded=4,
+        contracts_agreed=0,
         events=2 + 3 + 3 + 4,
     )
     bill(billing, "2026-01", JANUARY)
@@ -433,6 +436,7 @@ def test_re_importing_a_file_with_charges_and_usage_is_a_no_op(billing: Billing)
         packages_added=0,
         charges_added=0,
         usage_recorded=0,
+        contracts_agreed=0,
         events=0,
     )
 

@@ -125,3 +125,31 @@ def test_a_bad_file_is_refused_whole(
     assert problem in str(refused.value)
     assert billing.get_rate_book().version == 0
     assert billing.queries.head() == 0  # nothing written
+
+
+def test_contracts_import_once_and_a_termination_bills_the_fee(billing: Billing) -> None:
+    contract = {
+        "id": "C1",
+        "description": "Office contract",
+        "package_id": "office",
+        "start_date": "2026-01-01",
+        "term_months": 12,
+        "early_termination_fee": "150.00",
+    }
+    doc = {"accounts": [{**account("HQ", package("office", "100.00")), "contracts": [contract]}]}
+    load(billing, doc)
+    assert load(billing, doc) == 0
+    terminated = {"accounts": [{**doc["accounts"][0], "contracts": [
+        {**contract, "terminated_on": "2026-01-20"}]}]}  # fmt: skip
+    load(billing, terminated)
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    invoice = billing.get_invoice(invoice_uuid("jan", "HQ"))
+    assert [(line.source, line.amount) for line in invoice.lines] == [
+        ("package:office", Decimal("100.00")),
+        ("contract:C1", Decimal("150.00")),
+    ]
+    changed = {"accounts": [{**doc["accounts"][0], "contracts": [
+        {**contract, "term_months": 24}]}]}  # fmt: skip
+    with pytest.raises(InvalidInput, match=r"accounts\[0\]\.contracts\[0\]"):
+        load(billing, changed)

@@ -141,6 +141,8 @@ def test_two_processes_executing_the_same_run_at_the_same_moment_bill_it_exactly
     # 50 of the 300 accounts have no package due, but each has a credit dated in Q1.
     assert len(expected["invoices"]) == 300
     assert len(expected["charge_billings"]) == 300 and len(expected["usage_billings"]) == 300
+    reasons = Counter(penalty[2] for penalty in expected["penalties"])
+    assert reasons["early_termination"] == 150 and reasons["commitment_shortfall"] > 0
 
 
 def test_two_executors_interleaved_in_threads_bill_the_run_exactly_once(
