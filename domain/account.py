@@ -497,18 +497,7 @@ class Account(Aggregate):
         where = f"package {terms.package_id}"
         if terms.package_id in self.packages:
             raise AccountError(f"account {self.account_id} already has package {terms.package_id}")
-        if terms.end_date is not None and terms.end_date < terms.start_date:
-            raise AccountError(
-                f"{where}: end date {terms.end_date} is before its start date {terms.start_date}"
-            )
-        if terms.amount != round_to_currency(terms.amount, self.currency):
-            raise AccountError(
-                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
-            )
-        if terms.tax_rate is not None:
-            _check_tax_rate(terms.tax_rate, where)
-        if terms.usage_rate is not None and terms.usage_rate < 0:
-            raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
+        self._check_terms(terms, where)
         anchor = terms.anchor
         if anchor > terms.start_date or bill_date(anchor, terms.frequency, 1) <= terms.start_date:
             raise AccountError(
@@ -526,6 +515,21 @@ class Account(Aggregate):
                 )
         first = bill_date(anchor, terms.frequency, index)
         self._trigger(PackageSubscribed, at, terms=terms, next_bill_date=first)
+
+    def _check_terms(self, terms: PackageTerms, where: str) -> None:
+        """What any package's terms must satisfy, new or revised."""
+        if terms.end_date is not None and terms.end_date < terms.start_date:
+            raise AccountError(
+                f"{where}: end date {terms.end_date} is before its start date {terms.start_date}"
+            )
+        if terms.amount != round_to_currency(terms.amount, self.currency):
+            raise AccountError(
+                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
+            )
+        if terms.tax_rate is not None:
+            _check_tax_rate(terms.tax_rate, where)
+        if terms.usage_rate is not None and terms.usage_rate < 0:
+            raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
 
     def amend_package(
         self,
@@ -578,18 +582,7 @@ class Account(Aggregate):
                     f"{where}: {name} cannot change from {old} to {new} "
                     "(it would move periods already billed); add a new package instead"
                 )
-        if terms.end_date is not None and terms.end_date < terms.start_date:
-            raise AccountError(
-                f"{where}: end date {terms.end_date} is before its start date {terms.start_date}"
-            )
-        if terms.amount != round_to_currency(terms.amount, self.currency):
-            raise AccountError(
-                f"{where}: amount {terms.amount} has more decimals than {self.currency} allows"
-            )
-        if terms.tax_rate is not None:
-            _check_tax_rate(terms.tax_rate, where)
-        if terms.usage_rate is not None and terms.usage_rate < 0:
-            raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
+        self._check_terms(terms, where)
         self._trigger(PackageRevised, at, terms=terms)
 
     def record_usage(

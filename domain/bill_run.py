@@ -259,13 +259,29 @@ class BillRun(Aggregate):
     ) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
-        if batch != self.batches + 1 or cursor <= self.cursor:
+        self._checkpoint(RunBatchCompleted, (self.batches, self.cursor), batch, cursor,
+                         statistics, invoice_numbers, at)  # fmt: skip
+
+    def _checkpoint(
+        self,
+        event_class: type[RunBatchCompleted | RunClosingBatchCompleted],
+        previous: tuple[int, int],
+        batch: int,
+        cursor: int,
+        statistics: BatchStatistics,
+        invoice_numbers: list[int],
+        at: datetime,
+    ) -> None:
+        """A batch's checkpoint, which must follow the `previous` (batch, cursor): a
+        batch computed from a checkpoint another process moved past is refused."""
+        last_batch, last_cursor = previous
+        if batch != last_batch + 1 or cursor <= last_cursor:
             raise StaleCheckpoint(
                 f"run {self.run_id}: batch {batch} at cursor {cursor} does not follow "
-                f"batch {self.batches} at cursor {self.cursor}"
+                f"batch {last_batch} at cursor {last_cursor}"
             )
         self._trigger(
-            RunBatchCompleted,
+            event_class,
             at,
             batch=batch,
             cursor=cursor,
@@ -289,20 +305,8 @@ class BillRun(Aggregate):
     ) -> None:
         if self.phase is not RunPhase.CLOSING or self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is not closing invoices")
-        if batch != self.closing_batches + 1 or cursor <= self.closing_cursor:
-            raise StaleCheckpoint(
-                f"run {self.run_id}: closing batch {batch} at cursor {cursor} does not follow "
-                f"batch {self.closing_batches} at cursor {self.closing_cursor}"
-            )
-        self._trigger(
-            RunClosingBatchCompleted,
-            at,
-            batch=batch,
-            cursor=cursor,
-            statistics=statistics,
-            first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
-            last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
-        )
+        self._checkpoint(RunClosingBatchCompleted, (self.closing_batches, self.closing_cursor),
+                         batch, cursor, statistics, invoice_numbers, at)  # fmt: skip
 
     def complete(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:

@@ -7,7 +7,8 @@ import functools
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
@@ -23,6 +24,7 @@ from rich.progress import (
 )
 
 from application.errors import ApplicationError
+from application.usage_csv import FieldError, parse_date, parse_decimal
 from domain.errors import DomainError
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
@@ -138,3 +140,23 @@ def until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())
+
+
+def decimal_option(name: str, text: str) -> Decimal:
+    """A command-line decimal, read exactly in plain notation (typer would read a
+    float), refused with the option's name: the same rule as in usage files."""
+    try:
+        return parse_decimal(text)
+    except FieldError as error:
+        raise UsageError(f"{name}: {error}") from None
+
+
+def optional_decimal(name: str, text: str | None) -> Decimal | None:
+    return None if text is None else decimal_option(name, text)
+
+
+def date_option(name: str, text: str) -> date:
+    try:
+        return parse_date(text)
+    except FieldError as error:
+        raise UsageError(f"{name}: {error}") from None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +18,7 @@ from application.transactions import (
 from domain.account import Account, Contract
 from domain.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
 from entrypoints import output
-from entrypoints.common import DateOption, JsonFlag, UsageError, refusals, runtime
+from entrypoints.common import DateOption, JsonFlag, UsageError, optional_decimal, refusals, runtime
 
 contract_app = typer.Typer(
     help="Contracts on accounts or packages: a minimum term with an early-termination "
@@ -31,21 +29,6 @@ contract_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
-
-
-def decimal_option(name: str, text: str | None) -> Decimal | None:
-    """A command-line decimal, read exactly (typer would read a float)."""
-    if text is None:
-        return None
-    value = text.strip()
-    if not _PLAIN_DECIMAL.fullmatch(value):
-        raise UsageError(f"{name}: not a decimal: {text!r} (e.g. 150.00)")
-    try:
-        return Decimal(value)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise UsageError(f"{name}: not a decimal: {text!r}") from None
 
 
 @contract_app.command("add")
@@ -121,11 +104,13 @@ def contract_add(
             package_id=package,
             start_date=start.date(),
             term_months=term_months,
-            early_termination_fee=decimal_option("--early-termination-fee", early_termination_fee),
-            minimum_spend=decimal_option("--minimum-spend", minimum_spend),
+            early_termination_fee=optional_decimal(
+                "--early-termination-fee", early_termination_fee
+            ),
+            minimum_spend=optional_decimal("--minimum-spend", minimum_spend),
             description=description or f"Contract {contract_id}",
             category=category.strip(),
-            tax_rate=decimal_option("--tax-rate", tax_rate),
+            tax_rate=optional_decimal("--tax-rate", tax_rate),
         )
     except ValidationError as error:  # pragma: no cover - the options are parsed above
         raise UsageError(str(error)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -11,7 +11,7 @@ from rich.table import Table
 
 from application.exchange_rates import rate_table, set_base_currency, set_rate
 from entrypoints import output
-from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.common import JsonFlag, decimal_option, refusals, runtime
 
 rates_app = typer.Typer(
     help="Exchange rates (fixed per bill run when it starts) and the base currency.",
@@ -20,11 +20,8 @@ rates_app = typer.Typer(
 
 
 def _rate(text: str) -> Decimal:
-    try:
-        rate = Decimal(text)
-    except InvalidOperation:
-        raise typer.BadParameter(f"not a decimal: {text!r}") from None
-    if not rate.is_finite() or rate <= 0:
+    rate = decimal_option("RATE", text)
+    if rate <= 0:
         raise typer.BadParameter(f"must be a positive decimal, not {text!r}")
     return rate
 

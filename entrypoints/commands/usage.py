@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,10 +9,10 @@ import typer
 from rich.table import Table
 
 from application.transactions import UsageInput, record_usage
-from application.usage_csv import FieldError, parse_date, parse_decimal, parse_usage_csv
+from application.usage_csv import parse_usage_csv
 from domain.account import Account, UsageRecord
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, refusals, runtime
+from entrypoints.common import JsonFlag, UsageError, date_option, decimal_option, refusals, runtime
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -28,21 +26,6 @@ usage_app = typer.Typer(
 UnbilledFlag = Annotated[
     bool, typer.Option("--unbilled", help="Only records not billed yet.", show_default=False)
 ]
-
-
-def decimal_option(name: str, text: str) -> Decimal:
-    """A command-line decimal, read exactly (typer would read a float)."""
-    try:
-        return parse_decimal(text)
-    except FieldError as error:
-        raise UsageError(f"{name}: {error}") from None
-
-
-def date_option(name: str, text: str) -> date:
-    try:
-        return parse_date(text)
-    except FieldError as error:
-        raise UsageError(f"{name}: {error}") from None
 
 
 @usage_app.command("record")
