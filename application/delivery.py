@@ -55,7 +55,7 @@ from domain.bill_group import BillGroup
 from domain.bill_group import DeliveryChannel as ChannelName
 from domain.bill_run import BillRun
 from domain.ids import invoice_uuid
-from domain.invoice import Delivery, Invoice
+from domain.invoice import Delivery, Invoice, ReviewStatus
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,17 +110,26 @@ class Readiness:
 def ready_for_delivery(invoice: Invoice, run: BillRun) -> Readiness:
     """May this invoice go out now? The one place delivery policy is decided.
 
-    Today: it is closed, its run delivers invoices, and it has a PDF. Invoice
-    approval (a later issue) adds its check here, and nowhere else.
+    It is closed and released, not quarantined, rejected or cancelled, approved
+    when its governing run requires approval (`RunSettings.approval_required`, the
+    essensys flow; otherwise a draft goes out once rendered, the LogiSense flow),
+    its run delivers invoices, and it has a PDF.
     """
-    if not invoice.is_closed:
-        return Readiness(False, "the invoice is still open")
-    if not invoice.released:
-        return Readiness(False, "held until a run reaches the invoicer's bill day")
-    if not run.settings.deliver_invoices:
-        return Readiness(False, f"run {run.run_id} does not deliver invoices")
-    if "pdf" not in invoice.documents:
-        return Readiness(False, "the invoice has no PDF yet")
+    status = invoice.review_status.value if invoice.review_status else "open"
+    checks = (
+        (invoice.is_closed, "the invoice is still open"),
+        (invoice.released, "held until a run reaches the invoicer's bill day"),
+        (not invoice.withheld, f"the invoice is {status}: it is not delivered"),
+        (
+            not run.settings.approval_required or invoice.review_status is ReviewStatus.APPROVED,
+            f"run {run.run_id} requires approval: the invoice is {status}, not approved",
+        ),
+        (run.settings.deliver_invoices, f"run {run.run_id} does not deliver invoices"),
+        ("pdf" in invoice.documents, "the invoice has no PDF yet"),
+    )
+    for ready, reason in checks:
+        if not ready:
+            return Readiness(False, reason)
     return Readiness(True)
 
 
@@ -242,7 +251,8 @@ class InvoiceDelivery:
         return message
 
     def is_first_invoice(self, invoice: Invoice, account: Account) -> bool:
-        """True unless the account has another closed invoice with a lower number."""
+        """True unless the account has another closed invoice with a lower number that
+        was or may still be issued (a rejected or cancelled one never is)."""
         run_ids = {
             run_id
             for event in self.billing.iter_history(account.id)
@@ -251,7 +261,10 @@ class InvoiceDelivery:
         candidates = [invoice_uuid(run_id, account.account_id) for run_id in run_ids]
         others = self.billing.load_many(Invoice, [i for i in candidates if i != invoice.id])
         return not any(
-            other.is_closed and other.number is not None and other.number < (invoice.number or 0)
+            other.is_closed
+            and other.number is not None
+            and other.number < (invoice.number or 0)
+            and other.review_status not in (ReviewStatus.REJECTED, ReviewStatus.CANCELLED)
             for other in others.values()
         )
 

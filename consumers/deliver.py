@@ -1,5 +1,9 @@
 """Deliver: once an invoice's PDF is rendered, deliver it by its bill group's
-channel and record `InvoiceDelivered` (a redelivery sends nothing twice)."""
+channel and record `InvoiceDelivered` (a redelivery sends nothing twice). An
+invoice whose run requires approval is skipped until it is approved; its
+`InvoiceApproved` then delivers it (an invoice approved before it was rendered
+goes out on its `InvoiceRendered`, as both paths call the same idempotent
+command)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoice import InvoiceRendered
+from domain.invoice import InvoiceApproved, InvoiceRendered
 
 CONSUMER = "deliver"
+APPROVED_CONSUMER = "deliver-approved"
 
 
 def deliver_router(
@@ -34,4 +39,18 @@ def deliver_router(
             return
         await asyncio.to_thread(services.deliver, event.originator_id)
 
+    approved, subscribe_approved = durable_subscriber(
+        topology,
+        policy,
+        APPROVED_CONSUMER,
+        topology.subject("invoice", "InvoiceApproved"),
+        "Delivers an invoice when it is approved (runs that require approval), once "
+        "its PDF is rendered; records InvoiceDelivered.",
+    )
+
+    @subscribe_approved
+    async def deliver_approved_invoice(event: InvoiceApproved) -> None:
+        await asyncio.to_thread(services.deliver, event.originator_id)
+
+    router.include_router(approved)
     return router

@@ -12,11 +12,86 @@ from domain.ids import invoice_uuid
 from domain.lines import InvoiceLine
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
+from domain.review_rules import RuleAction, Verdict, decisive
 
 
 class InvoiceStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class ReviewStatus(StrEnum):
+    """Where a closed invoice stands in review (an open invoice has none).
+
+    draft -> approved (final; delivered means issued)
+    draft -> quarantined -> draft (released from quarantine)
+    draft or quarantined -> rejected or cancelled (final)
+    """
+
+    DRAFT = "draft"
+    APPROVED = "approved"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class ReviewAction(StrEnum):
+    """What an operator can do to a closed invoice in review."""
+
+    APPROVE = "approve"
+    QUARANTINE = "quarantine"
+    UNQUARANTINE = "unquarantine"
+    """Release from quarantine: back to draft."""
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+    @property
+    def past(self) -> str:
+        return _PAST[self]
+
+    @property
+    def needs_reason(self) -> bool:
+        return self in (ReviewAction.QUARANTINE, ReviewAction.REJECT, ReviewAction.CANCEL)
+
+
+_PAST = {
+    ReviewAction.APPROVE: "approved",
+    ReviewAction.QUARANTINE: "quarantined",
+    ReviewAction.UNQUARANTINE: "released from quarantine",
+    ReviewAction.REJECT: "rejected",
+    ReviewAction.CANCEL: "cancelled",
+}
+
+REVIEW_TRANSITIONS: dict[ReviewStatus, dict[ReviewAction, ReviewStatus]] = {
+    ReviewStatus.DRAFT: {
+        ReviewAction.APPROVE: ReviewStatus.APPROVED,
+        ReviewAction.QUARANTINE: ReviewStatus.QUARANTINED,
+        ReviewAction.REJECT: ReviewStatus.REJECTED,
+        ReviewAction.CANCEL: ReviewStatus.CANCELLED,
+    },
+    ReviewStatus.QUARANTINED: {
+        ReviewAction.UNQUARANTINE: ReviewStatus.DRAFT,
+        ReviewAction.REJECT: ReviewStatus.REJECTED,
+        ReviewAction.CANCEL: ReviewStatus.CANCELLED,
+    },
+    ReviewStatus.APPROVED: {},
+    ReviewStatus.REJECTED: {},
+    ReviewStatus.CANCELLED: {},
+}
+"""The review's state machine: from a status, each allowed action and where it leads.
+Approved, rejected and cancelled are final."""
+
+_TARGETS = {
+    ReviewAction.APPROVE: ReviewStatus.APPROVED,
+    ReviewAction.QUARANTINE: ReviewStatus.QUARANTINED,
+    ReviewAction.UNQUARANTINE: ReviewStatus.DRAFT,
+    ReviewAction.REJECT: ReviewStatus.REJECTED,
+    ReviewAction.CANCEL: ReviewStatus.CANCELLED,
+}
+"""Where each action leads: an invoice already there is left as it is."""
+
+WITHHELD = frozenset({ReviewStatus.QUARANTINED, ReviewStatus.REJECTED, ReviewStatus.CANCELLED})
+"""Review statuses in which an invoice is never delivered."""
 
 
 class InvoiceOpened(DomainEvent):
@@ -73,6 +148,54 @@ class InvoiceDelivered(DomainEvent):
     location: str | None
 
 
+class InvoiceApproved(DomainEvent):
+    """An operator approved the closed invoice: it is final, and may be issued."""
+
+    run_id: str
+    reason: str | None = None
+
+
+class InvoiceQuarantined(DomainEvent):
+    """The invoice waits for an operator: by a rule when it closed (`rule` names it,
+    `verdicts` holds every rule's verdict), or by an operator (`rule` None)."""
+
+    run_id: str
+    reason: str
+    rule: str | None = None
+    verdicts: tuple[Verdict, ...] = ()
+
+
+class InvoiceReleasedFromQuarantine(DomainEvent):
+    """Back to draft after quarantine."""
+
+    run_id: str
+    reason: str | None = None
+
+
+class InvoiceRejected(DomainEvent):
+    """The invoice is never issued: by a rule when it closed, or by an operator."""
+
+    run_id: str
+    reason: str
+    rule: str | None = None
+    verdicts: tuple[Verdict, ...] = ()
+
+
+class InvoiceCancelled(DomainEvent):
+    """An operator cancelled the invoice before it was approved: never issued."""
+
+    run_id: str
+    reason: str
+
+
+class InvoiceRulesPassed(DomainEvent):
+    """Every validation rule of the bill group passed when the invoice closed (each
+    verdict with its reason); the invoice stays a draft."""
+
+    run_id: str
+    verdicts: tuple[Verdict, ...]
+
+
 class RenderedDocument(ValueObject):
     format: str
     sha256: str
@@ -115,6 +238,14 @@ class Invoice(Aggregate):
         self.released_by_run: str | None = None
         """The run whose settings govern rendering and delivery: the closing run, or
         the later run that released a held invoice."""
+        self.review_status: ReviewStatus | None = None
+        """None while open; a closed invoice starts as a draft."""
+        self.review_reason: str | None = None
+        """The reason given for the latest review change (a rule's, or an operator's)."""
+        self.review_rule: str | None = None
+        """The rule that quarantined or rejected the invoice; None when an operator did."""
+        self.verdicts: tuple[Verdict, ...] = ()
+        """Every validation rule's verdict when the invoice closed (none: no rules)."""
 
     @classmethod
     def open(
@@ -187,6 +318,113 @@ class Invoice(Aggregate):
             return False
         self._trigger(InvoiceReleased, at, run_id=run_id)
         return True
+
+    # Review -------------------------------------------------------------------
+
+    def record_verdicts(self, verdicts: list[Verdict], at: datetime) -> None:
+        """Record the validation rules' verdicts on a just-closed draft: the first
+        rule that objects decides (quarantined or rejected); all passing, the
+        verdicts are recorded and the invoice stays a draft. No verdicts (no rules):
+        nothing is recorded."""
+        if self.review_status is not ReviewStatus.DRAFT or self.verdicts:
+            raise InvoiceError(
+                f"invoice {self.name}: rules are applied once, to a draft that just closed"
+            )
+        if not verdicts:
+            return
+        verdict = decisive(verdicts)
+        recorded = tuple(verdicts)
+        if verdict is None:
+            self._trigger(InvoiceRulesPassed, at, run_id=self.run_id, verdicts=recorded)
+        elif verdict.action is RuleAction.REJECT:
+            self._trigger(
+                InvoiceRejected,
+                at,
+                run_id=self.run_id,
+                reason=verdict.reason,
+                rule=verdict.rule,
+                verdicts=recorded,
+            )
+        else:
+            self._trigger(
+                InvoiceQuarantined,
+                at,
+                run_id=self.run_id,
+                reason=verdict.reason,
+                rule=verdict.rule,
+                verdicts=recorded,
+            )
+
+    def review(self, action: ReviewAction, reason: str | None, at: datetime) -> bool:
+        """Apply an operator's review action; False (nothing recorded) when the invoice
+        is already where the action leads. Raises InvoiceError, recording nothing,
+        when the action is not allowed from the invoice's review status."""
+        if self.review_status is None:
+            raise InvoiceError(f"invoice {self.name} is open: only closed invoices are reviewed")
+        status = self.review_status
+        if action not in REVIEW_TRANSITIONS[status]:
+            if status is _TARGETS[action] and action is not ReviewAction.UNQUARANTINE:
+                return False
+            raise InvoiceError(self._refusal(action))
+        reason = reason.strip() if reason and reason.strip() else None
+        if action.needs_reason and reason is None:
+            raise InvoiceError(f"invoice {self.name}: a reason is needed to {action.value} it")
+        if self.delivery is not None and action is not ReviewAction.APPROVE:
+            raise InvoiceError(
+                f"invoice {self.name} was delivered on {self.delivery.delivered_at.date()}: "
+                f"it is issued and cannot be {action.past}; correct it with a new document "
+                "(a credit)"
+            )
+        if action is ReviewAction.APPROVE:
+            self._trigger(InvoiceApproved, at, run_id=self.run_id, reason=reason)
+        elif action is ReviewAction.QUARANTINE:
+            self._trigger(InvoiceQuarantined, at, run_id=self.run_id, reason=reason)
+        elif action is ReviewAction.UNQUARANTINE:
+            self._trigger(InvoiceReleasedFromQuarantine, at, run_id=self.run_id, reason=reason)
+        elif action is ReviewAction.REJECT:
+            self._trigger(InvoiceRejected, at, run_id=self.run_id, reason=reason)
+        else:
+            self._trigger(InvoiceCancelled, at, run_id=self.run_id, reason=reason)
+        return True
+
+    def approve(self, at: datetime, reason: str | None = None) -> bool:
+        return self.review(ReviewAction.APPROVE, reason, at)
+
+    def quarantine(self, reason: str, at: datetime) -> bool:
+        return self.review(ReviewAction.QUARANTINE, reason, at)
+
+    def release_from_quarantine(self, at: datetime, reason: str | None = None) -> bool:
+        return self.review(ReviewAction.UNQUARANTINE, reason, at)
+
+    def reject(self, reason: str, at: datetime) -> bool:
+        return self.review(ReviewAction.REJECT, reason, at)
+
+    def cancel(self, reason: str, at: datetime) -> bool:
+        return self.review(ReviewAction.CANCEL, reason, at)
+
+    def _refusal(self, action: ReviewAction) -> str:
+        status = self.review_status
+        assert status is not None
+        refused = f"invoice {self.name} is {status.value}: it cannot be {action.past}"
+        if status is ReviewStatus.APPROVED:
+            return (
+                f"{refused}; approved invoices are final: correct one with a new document "
+                "(a cancellation or a credit)"
+            )
+        if status in (ReviewStatus.REJECTED, ReviewStatus.CANCELLED):
+            return f"{refused}; {status.value} invoices are final"
+        allowed = ", ".join(a.value for a in REVIEW_TRANSITIONS[status])
+        return f"{refused}; a {status.value} invoice can only: {allowed}"
+
+    @property
+    def name(self) -> str:
+        """How messages name the invoice: its number once closed, else its id."""
+        return self.display_number or str(self.id)
+
+    @property
+    def withheld(self) -> bool:
+        """Quarantined, rejected or cancelled: never delivered in this status."""
+        return self.review_status in WITHHELD
 
     def record_rendering(
         self, document_format: str, sha256: str, location: str, size: int, at: datetime
@@ -273,12 +511,44 @@ class Invoice(Aggregate):
             delivered_at=event.timestamp,
         )
 
+    def _when_InvoiceRulesPassed(self, event: InvoiceRulesPassed) -> None:
+        self.verdicts = event.verdicts
+
+    def _when_InvoiceApproved(self, event: InvoiceApproved) -> None:
+        self._reviewed(ReviewStatus.APPROVED, event.reason)
+
+    def _when_InvoiceQuarantined(self, event: InvoiceQuarantined) -> None:
+        self._reviewed(ReviewStatus.QUARANTINED, event.reason, event.rule, event.verdicts)
+
+    def _when_InvoiceReleasedFromQuarantine(self, event: InvoiceReleasedFromQuarantine) -> None:
+        self._reviewed(ReviewStatus.DRAFT, event.reason)
+
+    def _when_InvoiceRejected(self, event: InvoiceRejected) -> None:
+        self._reviewed(ReviewStatus.REJECTED, event.reason, event.rule, event.verdicts)
+
+    def _when_InvoiceCancelled(self, event: InvoiceCancelled) -> None:
+        self._reviewed(ReviewStatus.CANCELLED, event.reason)
+
+    def _reviewed(
+        self,
+        status: ReviewStatus,
+        reason: str | None,
+        rule: str | None = None,
+        verdicts: tuple[Verdict, ...] = (),
+    ) -> None:
+        self.review_status = status
+        self.review_reason = reason
+        self.review_rule = rule
+        if verdicts:
+            self.verdicts = verdicts
+
     def _when_InvoiceReleased(self, event: InvoiceReleased) -> None:
         self.released = True
         self.released_by_run = event.run_id
 
     def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
         self.status = InvoiceStatus.CLOSED
+        self.review_status = ReviewStatus.DRAFT
         self.closed_by_run = event.closed_by_run or self.run_id
         self.released = event.released
         self.released_by_run = self.closed_by_run if event.released else None

@@ -1,4 +1,4 @@
-"""`billrun invoice ...`: find and read invoices."""
+"""`billrun invoice ...`: find, read and review invoices."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from application.errors import InvoiceNotFound
-from domain.invoice import Invoice
+from application.review import STATUSES, InvoiceFilter, ReviewOutcome, review
+from domain.invoice import Invoice, ReviewAction
 from entrypoints import output
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
+    UsageError,
     VersionOption,
     parse_instant,
     refusals,
@@ -24,7 +26,7 @@ from entrypoints.common import (
 )
 from entrypoints.runtime import Runtime
 
-invoice_app = typer.Typer(help="Find and read invoices.", no_args_is_help=True)
+invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
 
 def compact_table(title: str) -> Table:
@@ -41,7 +43,11 @@ def invoice_list(
     run: Annotated[str | None, typer.Option(help="Only invoices of this run.")] = None,
     account: Annotated[str | None, typer.Option(help="Only invoices of this account.")] = None,
     status: Annotated[
-        str | None, typer.Option(help="Only invoices in this status (open, closed).")
+        str | None,
+        typer.Option(
+            help="Only invoices in this status: open, closed, or a review status (draft, "
+            "approved, quarantined, rejected, cancelled)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows shown in the table (JSON is never cut).")] = 50,
     json_out: JsonFlag = False,
@@ -54,7 +60,7 @@ def invoice_list(
             return
         table = compact_table("Invoices")
         table.add_column("number", no_wrap=True)
-        for column in ("account", "run", "status"):
+        for column in ("account", "run", "status", "review"):
             table.add_column(column, overflow="fold")
         for column in ("lines", "subtotal", "tax", "total"):
             table.add_column(column, justify="right", no_wrap=True)
@@ -67,8 +73,8 @@ def invoice_list(
             shown += 1
             table.add_row(
                 row.display_number, row.account, row.run_id, row.status,
-                str(len(row.lines)), str(row.subtotal), str(row.tax), str(row.total),
-                row.currency,
+                row.review_status or "-", str(len(row.lines)), str(row.subtotal),
+                str(row.tax), str(row.total), row.currency,
             )  # fmt: skip
     output.console.print(table)
     if hidden:
@@ -126,7 +132,21 @@ def invoice_table(invoice: Invoice) -> Group:
     totals.add_row("subtotal", str(invoice.subtotal))
     totals.add_row("tax", str(invoice.tax))
     totals.add_row(f"total {invoice.currency}", str(invoice.total))
-    return Group(table, totals)
+    if invoice.review_status is None:
+        return Group(table, totals)
+    review_line = Text.assemble(("review: ", "bold"), invoice.review_status.value)
+    if invoice.review_reason:
+        by = f"rule {invoice.review_rule}" if invoice.review_rule else "operator"
+        review_line.append(f" ({by}: {invoice.review_reason})")
+    parts: list[Table | Text] = [table, totals, review_line]
+    if invoice.verdicts:
+        verdicts = compact_table("Review rules (when the invoice closed)")
+        for column in ("rule", "verdict", "reason"):
+            verdicts.add_column(column, overflow="fold")
+        for verdict in invoice.verdicts:
+            verdicts.add_row(verdict.rule, verdict.action.value, verdict.reason)
+        parts.append(verdicts)
+    return Group(*parts)
 
 
 def resolve_invoice_id(rt: Runtime, text: str) -> UUID:
@@ -156,6 +176,139 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "subtotal": str(invoice.subtotal),
         "tax": str(invoice.tax),
         "total": str(invoice.total),
+        "review_status": invoice.review_status.value if invoice.review_status else None,
+        "review_reason": invoice.review_reason,
+        "review_rule": invoice.review_rule,
+        "verdicts": [verdict.model_dump(mode="json") for verdict in invoice.verdicts],
         "version": invoice.version,
         "lines": [line.model_dump(mode="json") for line in invoice.lines],
     }
+
+
+# Review -------------------------------------------------------------------------
+
+InvoicesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="ID",
+        help="Invoice ids (uuid) or numbers (42 or INV-00000042).",
+        show_default=False,
+    ),
+]
+RunFilter = Annotated[
+    str | None, typer.Option("--run", help="Every invoice of this run (opened or closed by it).")
+]
+StatusFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        help="With --run: only invoices in this status (" + ", ".join(STATUSES) + ").",
+    ),
+]
+AccountFilter = Annotated[
+    str | None, typer.Option("--account", help="With --run: only this account's invoices.")
+]
+ReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="Why, recorded on each invoice changed (required to quarantine, reject, cancel).",
+    ),
+]
+
+_REVIEW_HELP = {
+    ReviewAction.APPROVE: "Approve draft invoices: final, and delivered (runs that require "
+    "approval deliver nothing until then).",
+    ReviewAction.QUARANTINE: "Quarantine draft invoices (--reason): held from delivery "
+    "until released (unquarantine), rejected or cancelled.",
+    ReviewAction.UNQUARANTINE: "Release quarantined invoices back to draft.",
+    ReviewAction.REJECT: "Reject draft or quarantined invoices (--reason): never issued.",
+    ReviewAction.CANCEL: "Cancel draft or quarantined invoices (--reason): never issued.",
+}
+
+
+def _review_command(action: ReviewAction) -> None:
+    def command(
+        invoices: InvoicesArgument = None,
+        run: RunFilter = None,
+        status: StatusFilter = None,
+        account: AccountFilter = None,
+        reason: ReasonOption = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        review_invoices(action, invoices or [], run, status, account, reason, json_out)
+
+    command.__doc__ = (
+        f"{_REVIEW_HELP[action]}\n\nBy id or number (ID...), or by filter (--run R "
+        "[--status S] [--account A]). Prints what changed, what was already so, and "
+        "each refusal with its reason; exits 1 when any invoice was refused."
+    )
+    invoice_app.command(action.value)(refusals(command))
+
+
+def review_invoices(
+    action: ReviewAction,
+    invoices: list[str],
+    run: str | None,
+    status: str | None,
+    account: str | None,
+    reason: str | None,
+    json_out: bool,
+) -> None:
+    if run is None and (status is not None or account is not None):
+        raise UsageError("--status and --account narrow --run: give --run too")
+    if invoices and run is not None:
+        raise UsageError("name invoices by id or select them with --run, not both")
+    with runtime() as rt:
+        ids = [resolve_invoice_id(rt, text) for text in invoices]
+        selection = None if run is None else InvoiceFilter(run, status, account)
+
+        def find(chosen: InvoiceFilter) -> list[UUID]:
+            rows = rt.read_side.fresh_invoices().search(
+                run_id=chosen.run_id, account_id=chosen.account_id, status=chosen.status
+            )
+            return [row.id for row in rows]
+
+        outcome = review(rt.billing, action, ids, selection, find, reason)
+    if json_out:
+        output.print_json(review_json(outcome))
+    else:
+        print_review(outcome)
+    if outcome.refused:
+        raise typer.Exit(1)
+
+
+def print_review(outcome: ReviewOutcome) -> None:
+    changed, unchanged, refused = outcome.changed, outcome.unchanged, outcome.refused
+    summary = f"{len(changed)} changed, {len(refused)} refused"
+    if unchanged:
+        summary += f" ({len(unchanged)} already {outcome.action.past})"
+    output.console.print(f"{outcome.action.value}: {summary}", highlight=False)
+    for result in refused:
+        output.console.print(
+            Text.assemble((f"refused {result.invoice}: ", "red"), result.reason or ""),
+            soft_wrap=True,
+        )
+
+
+def review_json(outcome: ReviewOutcome) -> dict[str, Any]:
+    return {
+        "action": outcome.action.value,
+        "changed": len(outcome.changed),
+        "unchanged": len(outcome.unchanged),
+        "refused": len(outcome.refused),
+        "invoices": [
+            {
+                "id": str(result.invoice_id),
+                "invoice": result.invoice,
+                "result": result.kind.value,
+                "review_status": result.review_status,
+                "reason": result.reason,
+            }
+            for result in outcome.results
+        ],
+    }
+
+
+for _action in ReviewAction:
+    _review_command(_action)

@@ -237,8 +237,11 @@ def test_the_first_invoice_template_is_used_for_an_accounts_first_invoice_only(
 def test_an_account_without_an_email_address_is_skipped_and_nothing_is_recorded(
     world: Billed, inbox: Inbox, log: EventLog
 ) -> None:
-    world.import_accounts(account("ACME-001", package("office"), bill_group="mail", email=None))
+    # `run check` stops a run with such an account; here the email is removed after
+    # the run, the last line of defence being the deliverer's.
+    world.import_accounts(account("ACME-001", package("office"), bill_group="mail"))
     (invoice_id,) = world.bill("2026-01", "ACME-001")
+    world.import_accounts(account("ACME-001", package("office"), bill_group="mail", email=None))
 
     outcome = world.deliver(invoice_id)
 
