@@ -1,11 +1,13 @@
-"""The worker: the outbox relay and the consumers, in one process.
+"""The worker: the outbox relay, the consumers, the scheduler and the manager,
+in one process.
 
 Composition root for the asynchronous side: it builds the application services
 the consumers call, the relay that feeds them, and runs both, with the audit
-seal kept up to date, until told to stop.
+seal kept up to date and scheduled runs queued and executed, until told to stop.
 Stopping is graceful: the relay finishes its window in flight and saves its
 position; the consumers finish the messages they hold (unacknowledged ones are
-redelivered to the next worker).
+redelivered to the next worker); the manager stops the run in hand at its next
+checkpoint and releases its lease.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from application.delivery import invoice_delivery
 from application.documents import invoice_documents
 from application.invoice_processing import InvoiceProcessing
+from application.scheduler import Pass, Scheduling
 from consumers.app import build_broker
 from consumers.topology import Topology
 from entrypoints.runtime import Runtime
@@ -49,6 +52,46 @@ async def keep_sealing(rt: Runtime, stop: asyncio.Event) -> None:
         await asyncio.to_thread(seal_up_to_head, rt.billing, seal)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SEAL_INTERVAL_S)
+
+
+SCHEDULE_INTERVAL_S = 10.0
+
+
+async def keep_scheduling(
+    rt: Runtime,
+    stop: asyncio.Event,
+    interval: float = SCHEDULE_INTERVAL_S,
+    once: bool = False,
+    holder: str | None = None,
+) -> Pass:
+    """Queue the runs schedules make due and execute queued runs
+    (application/scheduler.py), every `interval` seconds until `stop` (`once`: one
+    pass). The blocking work runs in a thread; `stop` reaches the run in hand at
+    its next checkpoint, which releases its lease for another manager. Returns the
+    last pass."""
+    scheduling = Scheduling(rt.billing, holder, rt.settings.batch_size)
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        scheduling.stop()
+
+    watcher = asyncio.create_task(stop_when_asked())
+    last = Pass()
+    try:
+        while not stop.is_set():
+            try:
+                last = await asyncio.to_thread(scheduling.run_once)
+            except Exception:
+                if once:
+                    raise
+                log.exception("scheduler: the pass failed; next one in %.0f s", interval)
+            if once:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        watcher.cancel()
+    return last
 
 
 def topology(names: StreamNames) -> Topology:
@@ -88,15 +131,19 @@ async def run_worker(
         await broker.start()
         relaying = asyncio.create_task(relay.run(stop, follow=True))
         sealing = asyncio.create_task(keep_sealing(rt, stop))
+        scheduling = asyncio.create_task(keep_scheduling(rt, stop))
         stopping = asyncio.create_task(stop.wait())
         log.info("worker: relaying and consuming from %s", nats_url)
         if started is not None:
             started.set()
         # A relay that fails must stop the worker too: consumers without a relay
         # would look alive while nothing new reaches them.
-        await asyncio.wait({relaying, sealing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {relaying, sealing, scheduling, stopping}, return_when=asyncio.FIRST_COMPLETED
+        )
         stop.set()
         await stopping
         await sealing
+        await scheduling
         outcome = await relaying
         log.info("worker: stopping; relay at position %d", outcome.position)
