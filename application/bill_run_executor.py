@@ -27,20 +27,37 @@ from eventsourcing.utils import get_topic
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
-from domain.account import Account, AccountOpened, InvoicerChanged
+from application.run_check import CheckReport, check_run, missing_rates
+from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
-from domain.bill_run import BatchStatistics, BillRun, RunPhase
+from domain.bill_run import BatchStatistics, BillRun, PreviewSummary, RunPhase, RunStatus
+from domain.errors import RunNotRunnable
 from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
+from domain.run_content import RunContent
 from infrastructure.event_store import Position
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_OPENED = get_topic(AccountOpened)
-INVOICER_CHANGED = get_topic(InvoicerChanged)
 BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
+
+
+class RunCheckFailed(ApplicationError):
+    """`billrun run check` found errors: the run does not start."""
+
+    def __init__(self, report: CheckReport) -> None:
+        listed = "; ".join(
+            f"{f.message} ({f.count}: {', '.join(f.accounts)})" if f.accounts else f.message
+            for f in report.errors
+        )
+        super().__init__(
+            f"run {report.run_id} cannot start, its checks found errors: {listed}. "
+            f"See `billrun run check {report.run_id}`."
+        )
+        self.report = report
 
 
 class RunNeedsRates(ApplicationError):
@@ -87,6 +104,17 @@ class _Batch:
         return self.open_invoices[invoicer.open_invoice]
 
 
+def _content(outcomes: list[FamilyOutcome], into: RunContent | None = None) -> RunContent:
+    """What the families of a batch were billed: their lines and invoices."""
+    content = into or RunContent()
+    for outcome in outcomes:
+        if outcome.opened is not None:
+            content.add_invoice(outcome.opened.id)
+        for invoice_id, line in outcome.added:
+            content.add(invoice_id, line)
+    return content
+
+
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
     found = [closing.invoice for closing in outcome.closing]
     if outcome.left_open is not None:
@@ -100,10 +128,16 @@ class BillRunExecutor:
         billing: Billing,
         batch_size: int,
         on_progress: ProgressCallback | None = None,
+        on_checkpoint: Callable[[BillRun], None] | None = None,
     ) -> None:
         self.billing = billing
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
+        self.on_checkpoint = on_checkpoint
+        """Called with the executor's own run after each checkpoint (start, batch):
+        a manager renews its lease there by recording on that very object and
+        saving it, so the executor stays in step with the store; raising anything
+        but RecordConflictError stops the execution (application/scheduler.py)."""
         self._groups: dict[str, BillGroup] = {}
 
     def execute(self, run_id: str) -> Execution:
@@ -111,6 +145,8 @@ class BillRunExecutor:
         run = self.billing.get_run(run_id)
         if run.is_completed:
             return Execution(run, already_completed=True, batches_committed=0, conflicts=0)
+        if run.status is RunStatus.CANCELLED:
+            raise RunNotRunnable(f"run {run_id} is cancelled: it bills nothing")
         committed = conflicts = 0
         sequence = self.billing.get_invoice_sequence()
         while True:
@@ -139,7 +175,36 @@ class BillRunExecutor:
                 run = self.billing.get_run(run_id)
                 sequence = self.billing.get_invoice_sequence()
 
+    def preview(self, run_id: str) -> PreviewSummary:
+        """What executing the scheduled run now would bill, by the very code that
+        bills (`invoice_family` over the same batches), with nothing saved: the
+        accounts, invoices and run are loaded, billed in memory and dropped."""
+        run = self.billing.get_run(run_id)
+        if not run.is_scheduled:
+            raise RunNotRunnable(
+                f"run {run_id} is {run.status.value}: only a scheduled run can be previewed"
+            )
+        log_position = self.billing.queries.head()
+        at = self.billing.clock()
+        run.start(log_position, 0, at, self._rates_for(run, log_position))
+        content = RunContent()
+        after = 0
+        while positions := self._next_positions(run, after):
+            outcomes, _ = self._bill_families(run, self._load_batch(run, positions), at)
+            _content(outcomes, content)
+            after = positions[-1].notification_id
+        return PreviewSummary(
+            digest=content.digest,
+            invoices=len(content.invoices),
+            lines=content.lines,
+            totals=content.totals,
+            log_position=log_position,
+        )
+
     def _start(self, run: BillRun) -> None:
+        report = check_run(self.billing, run.run_id)
+        if report.errors:
+            raise RunCheckFailed(report)
         log_position = self.billing.queries.head()
         in_scope = self.billing.queries.count(ACCOUNT_OPENED, log_position, self._selected_ids(run))
         rates = self._rates_for(run, log_position)
@@ -151,15 +216,7 @@ class BillRunExecutor:
     def _rates_for(self, run: BillRun, log_position: int) -> RateSnapshot:
         """The rates in effect on the run's posting date, refusing the run (before it
         starts, so nothing is written) when a conversion it may need has no rate."""
-        snapshot = self.billing.get_rate_book().snapshot(run.posting_date)
-        currencies, pairs = self.billing.queries.currency_pairs(
-            ACCOUNT_OPENED, INVOICER_CHANGED, log_position
-        )
-        needed = set(pairs)
-        base = snapshot.base_currency
-        if base is not None:
-            needed |= {(currency, base) for currency in currencies if currency != base}
-        missing = snapshot.missing(needed)
+        snapshot, missing = missing_rates(self.billing, run, log_position)
         if missing:
             raise RunNeedsRates(run.run_id, run.posting_date, missing)
         return snapshot
@@ -206,23 +263,78 @@ class BillRunExecutor:
     ) -> None:
         at = self.billing.clock()
         batch = self._load_batch(run, positions)
-        outcomes = []
-        seen = 0
+        outcomes, parked = self._bill_families(run, batch, at)
+        for account_id, reason in parked:
+            run.park(account_id, reason, at)
+        seen = sum(1 + len(invoicer.members) for invoicer in batch.invoicers)
+        skipped = sum(1 for o in outcomes if not o.lines and o.opened is None)
+
+        def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
+            cursor = positions[-1].notification_id
+            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at)
+
+        statistics = self._save_batch(
+            run, sequence, batch, outcomes, at, (len(positions), seen, skipped), checkpoint
+        )
+        log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
+
+    def _bill_families(
+        self, run: BillRun, batch: _Batch, at: datetime
+    ) -> tuple[list[FamilyOutcome], list[tuple[str, str]]]:
+        """Bill each family of the batch onto its invoices, in memory (execution saves
+        the result, a preview drops it). A family that cannot be billed (bad data, a
+        rule that raises) is parked with the reason, and what it had half done is
+        dropped: the others are billed all the same."""
+        outcomes: list[FamilyOutcome] = []
+        parked: list[tuple[str, str]] = []
         for invoicer in batch.invoicers:
             members = [batch.members[account_uuid(m)] for m in invoicer.members]
-            seen += 1 + len(members)
-            outcome = invoice_family(
-                run,
-                invoicer,
-                members,
-                self._group(invoicer.bill_group),
-                batch.open_invoice_of(invoicer),
-                at,
-            )
-            outcomes.append(outcome)
-        skipped = sum(1 for o in outcomes if not o.lines and o.opened is None)
-        statistics = self._save_batch(run, sequence, positions, batch, outcomes, at, seen, skipped)
-        log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
+            open_invoice = batch.open_invoice_of(invoicer)
+            try:
+                outcomes.append(
+                    invoice_family(
+                        run, invoicer, members, self._group(invoicer.bill_group), open_invoice, at
+                    )
+                )
+            except Exception as error:
+                for aggregate in (invoicer, *members, open_invoice):
+                    if aggregate is not None:
+                        aggregate.collect_events()
+                reason = f"{type(error).__name__}: {error}"
+                log.warning(
+                    "run %s: account %s parked: %s", run.run_id, invoicer.account_id, reason
+                )
+                parked.append((invoicer.account_id, reason))
+        return outcomes, parked
+
+    def retry(self, run_id: str, account_id: str) -> BatchStatistics:
+        """Bill an account the run parked (after the fix), with the run's period,
+        settings and rates, in one transaction; a failure again writes nothing."""
+        run = self.billing.get_run(run_id)
+        if account_id not in run.parked:
+            raise RunNotRunnable(f"account {account_id} is not parked in run {run_id}")
+        at = self.billing.clock()
+        invoicer = self.billing.get_account(account_id)
+        members = self._members([invoicer])
+        open_ids = [invoicer.open_invoice] if invoicer.open_invoice else []
+        batch = _Batch([invoicer], members, self.billing.load_many(Invoice, open_ids))
+        outcome = invoice_family(
+            run,
+            invoicer,
+            [members[account_uuid(m)] for m in invoicer.members],
+            self._group(invoicer.bill_group),
+            batch.open_invoice_of(invoicer),
+            at,
+        )
+        sequence = self.billing.get_invoice_sequence()
+
+        def record(statistics: BatchStatistics, numbers: list[int]) -> None:
+            run.record_retry(account_id, statistics, numbers, at)
+
+        skipped = 0 if outcome.lines or outcome.opened else 1
+        return self._save_batch(
+            run, sequence, batch, [outcome], at, (0, 1 + len(members), skipped), record
+        )
 
     def _close_batch(
         self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
@@ -239,21 +351,26 @@ class BillRunExecutor:
             )
             for invoicer in batch.invoicers
         ]
-        self._save_batch(run, sequence, positions, batch, outcomes, at, 0, 0)
+
+        def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
+            cursor = positions[-1].notification_id
+            run.complete_closing_batch(run.closing_batches + 1, cursor, statistics, numbers, at)
+
+        self._save_batch(run, sequence, batch, outcomes, at, (len(positions), 0, 0), checkpoint)
 
     def _save_batch(
         self,
         run: BillRun,
         sequence: InvoiceNumberSequence,
-        positions: list[Position],
         batch: _Batch,
         outcomes: list[FamilyOutcome],
         at: datetime,
-        seen: int,
-        skipped: int,
+        counts: tuple[int, int, int],
+        record: Callable[[BatchStatistics, list[int]], None],
     ) -> BatchStatistics:
-        """Number and close the batch's closings, then save everything it changed and
-        the run's checkpoint in one transaction."""
+        """Number and close the batch's closings, record the run's event for it
+        (`record`: its checkpoint), and save everything in one transaction.
+        `counts`: accounts scanned, seen and skipped."""
         closings = [closing for o in outcomes for closing in o.closing]
         numbers = sequence.reserve(len(closings), run.run_id, at)
         close_numbered(closings, numbers, run.run_id, at)
@@ -263,10 +380,12 @@ class BillRunExecutor:
             currency = closing.invoice.currency
             totals[currency] = totals.get(currency, Decimal(0)) + closing.invoice.subtotal
         changed_accounts = [a for a in batch.accounts() if a.has_pending_events]
+        content = _content(outcomes)
         invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
         invoices.update({i.id: i for i in released})
+        scanned, seen, skipped = counts
         statistics = BatchStatistics(
-            accounts_scanned=len(positions),
+            accounts_scanned=scanned,
             accounts_seen=seen,
             accounts_billed=len(changed_accounts) if run.phase is RunPhase.BILLING else 0,
             accounts_skipped=skipped,
@@ -275,12 +394,10 @@ class BillRunExecutor:
             totals=dict(sorted(totals.items())),
             invoices_left_open=sum(1 for o in outcomes if o.left_open is not None),
             invoices_released=len(released),
+            content_digest=content.digest,
+            billed=content.totals,
         )
-        cursor = positions[-1].notification_id
-        if run.phase is RunPhase.CLOSING:
-            run.complete_closing_batch(run.closing_batches + 1, cursor, statistics, numbers, at)
-        else:
-            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at)
+        record(statistics, numbers)
         self.billing.save(*changed_accounts, *invoices.values(), sequence, run)
         return statistics
 
@@ -332,3 +449,5 @@ class BillRunExecutor:
                 batches=run.batches,
             )
         )
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(run)

@@ -40,7 +40,7 @@ from domain.account import (
     UsageRecorded,
 )
 from domain.bill_group import BillGroup
-from domain.bill_run import BillRun, RunSettings, Selection
+from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
 from domain.contracts import ContractTerms
 from domain.errors import DomainError, RunAlreadyScheduled
 from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
@@ -302,6 +302,9 @@ class Billing(Application[UUID]):
                 now,
                 close_type=record.close_type,
                 zero_invoices=record.zero_invoices,
+                quarantine_above=record.quarantine_above,
+                reject_negative=record.reject_negative,
+                quarantine_without_email=record.quarantine_without_email,
             )
             pending.extend(group.collect_events())
         return pending
@@ -372,13 +375,17 @@ class Billing(Application[UUID]):
         posting_date: date | None,
         selection: Selection,
         settings: RunSettings | None = None,
+        origin: RunOrigin | None = None,
     ) -> ScheduleOutcome:
-        """Schedule a run; scheduling the same run again with the same terms is a no-op."""
-        self._check_selection(selection)
+        """Schedule a run; scheduling the same run again with the same terms is a no-op.
+        `origin`: the schedule occurrence that queues it, if any."""
+        self.check_selection(selection)
         try:
             existing = self.get_run(run_id)
         except RunNotFound:
-            run = BillRun.schedule(run_id, period, posting_date, selection, self.clock(), settings)
+            run = BillRun.schedule(
+                run_id, period, posting_date, selection, self.clock(), settings, origin
+            )
             try:
                 self.save(run)
             except RecordConflictError:
@@ -394,7 +401,8 @@ class Billing(Application[UUID]):
             "choose another run id"
         )
 
-    def _check_selection(self, selection: Selection) -> None:
+    def check_selection(self, selection: Selection) -> None:
+        """Refuse a selection naming unknown accounts, or members of a family."""
         found = self.load_many(Account, [account_uuid(a) for a in selection.accounts])
         problems = []
         for account_id in selection.accounts:

@@ -238,7 +238,7 @@ class AccountRecord(_Strict):
 
 
 class BillGroupRecord(_Strict):
-    """How the invoices of a bill group are delivered."""
+    """How the invoices of a bill group are closed, reviewed and delivered."""
 
     id: Identifier
     delivery: DeliveryChannel = Field(
@@ -265,6 +265,18 @@ class BillGroupRecord(_Strict):
         default=True,
         description="Accounts with an active package but nothing billed in a run's "
         "period still get an invoice (of zero)",
+    )
+    quarantine_above: NonNegativeDecimal | None = Field(
+        default=None,
+        description="Review rule: quarantine an invoice whose total is above this amount "
+        '(in the invoice currency), a decimal string: "5000.00"; default: no threshold',
+    )
+    reject_negative: bool = Field(
+        default=False, description="Review rule: reject an invoice whose total is negative"
+    )
+    quarantine_without_email: bool = Field(
+        default=False,
+        description="Review rule: quarantine an invoice whose account has no invoice email",
     )
 
 

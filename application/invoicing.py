@@ -31,6 +31,7 @@ from domain.bill_group import BillGroup, CloseType
 from domain.bill_run import BillRun
 from domain.exchange_rates import convert_line
 from domain.invoice import Invoice
+from domain.lines import InvoiceLine
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Closing:
     invoice: Invoice
     invoicer: Account
     release: bool
+    group: BillGroup
+    """The invoicer's bill group, whose review rules judge the invoice as it closes."""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class FamilyOutcome:
     opened: Invoice | None = None
     released: list[UUID] = field(default_factory=list)
     lines: int = 0
+    added: list[tuple[UUID, InvoiceLine]] = field(default_factory=list)
+    """(invoice id, line) of every line the family's invoice received: what the run's
+    content digest and preview are computed from."""
 
 
 def invoice_family(
@@ -70,7 +76,7 @@ def invoice_family(
         and group.close_type is CloseType.USER_BILL_CYCLE
         and any(a.has_package_due(run.period) for a in family)
     ):
-        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day, group=group))
         invoicer.track_open_invoice(None, at)
         open_invoice = None
 
@@ -98,11 +104,12 @@ def invoice_family(
         for line in lines:
             open_invoice.add_line(line, at)
         outcome.lines = len(lines)
+        outcome.added = [(open_invoice.id, line) for line in lines]
 
     if open_invoice is None:
         return outcome
     if group.close_type is CloseType.POST_USER_BILLING:
-        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day, group=group))
         # An invoice opened and closed in this batch is never open between
         # transactions, so the account need not record it (no events for it).
         invoicer.track_open_invoice(None, at)
@@ -122,14 +129,24 @@ def close_after_run(
         return outcome
     bill_day = invoicer.bill_day_within(run.period)
     if open_invoice is not None:
-        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day))
+        outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day, group=group))
         invoicer.track_open_invoice(None, at)
     return outcome
 
 
 def close_numbered(closings: list[Closing], numbers: list[int], run_id: str, at: datetime) -> None:
-    """Close each invoice with its reserved number; hold those not released."""
+    """Close each invoice with its reserved number; hold those not released. Each
+    closed invoice is judged by its group's review rules (`domain.review_rules`):
+    every verdict is recorded on it, and the first rule that objects quarantines or
+    rejects it."""
     for closing, number in zip(closings, numbers, strict=True):
-        closing.invoice.close(number, at, run_id=run_id, release=closing.release)
+        invoice, invoicer = closing.invoice, closing.invoicer
+        invoice.close(number, at, run_id=run_id, release=closing.release)
+        rules = closing.group.review_rules
+        if rules.enabled:
+            verdicts = rules.evaluate(
+                invoice.total, invoice.currency, invoicer.account_id, invoicer.invoice_email
+            )
+            invoice.record_verdicts(verdicts, at)
         if not closing.release:
             closing.invoicer.hold_invoice(closing.invoice.id, at)

@@ -176,6 +176,13 @@ class HeldInvoicesReleased(DomainEvent):
     invoice_ids: tuple[UUID, ...]
 
 
+class RunBillingReopened(DomainEvent):
+    """The run was cancelled with reopen: what it billed is unbilled again (package
+    periods, usage, charges, penalties), for a later run to bill once."""
+
+    run_id: str
+
+
 class InvoicerChanged(DomainEvent):
     """The account's lines go onto `invoicer`'s invoice from now on (None: its own)."""
 
@@ -284,6 +291,22 @@ class Package:
 
 
 @dataclass(slots=True)
+class RunBilling:
+    """What one run billed on the account, so that cancelling the run with reopen
+    can return it to unbilled (`reopen_run`)."""
+
+    packages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """package id -> (first, last) schedule index the run billed."""
+    usage_ids: list[str] = field(default_factory=list)
+    charge_ids: list[str] = field(default_factory=list)
+    penalties: list[tuple[str, str]] = field(default_factory=list)
+    line_keys: set[str] = field(default_factory=set)
+    """The billed-item keys the run added (contract spend)."""
+    zero_invoiced_before: date | None = None
+    zero_invoice: bool = False
+
+
+@dataclass(slots=True)
 class Charge:
     terms: ChargeTerms
     billed: bool = False
@@ -332,6 +355,8 @@ class Account(Aggregate):
         self.last_posting_date: date | None = None
         """The posting date of the last line billed (a run's, by default its period end)."""
         self.held_invoices: list[UUID] = []
+        self.runs: dict[str, RunBilling] = {}
+        """What each run billed here, for reopening a cancelled run."""
         """Closed invoices waiting for a run that reaches the bill day."""
         self.invoicer: str | None = None
         """The account whose invoice carries this account's lines (None: its own)."""
@@ -460,6 +485,24 @@ class Account(Aggregate):
         if held:
             self._trigger(HeldInvoicesReleased, at, run_id=run_id, invoice_ids=tuple(held))
         return held
+
+    def reopen_run(self, run_id: str, at: datetime) -> bool:
+        """Return what `run_id` billed here to unbilled (its run was cancelled with
+        reopen); False when it billed nothing here. Refused when a later run billed
+        a package after it: rewinding would bill that later period twice."""
+        billed = self.runs.get(run_id)
+        if billed is None:
+            return False
+        for package_id, (_, last) in billed.packages.items():
+            package = self.packages[package_id]
+            if package.next_index != last + 1:
+                later = bill_date(package.terms.anchor, package.terms.frequency, last + 1)
+                raise AccountError(
+                    f"account {self.account_id}: package {package_id} was billed after run "
+                    f"{run_id} (bill date {later}); cancel the later run first"
+                )
+        self._trigger(RunBillingReopened, at, run_id=run_id)
+        return True
 
     def set_invoicer(self, invoicer: str | None, at: datetime) -> None:
         """Bill this account onto `invoicer`'s invoices (None: onto its own).
@@ -1030,6 +1073,8 @@ class Account(Aggregate):
         self.open_invoice = event.invoice_id
 
     def _when_ZeroInvoiceIssued(self, event: ZeroInvoiceIssued) -> None:
+        run = self._run(event.run_id)
+        run.zero_invoice, run.zero_invoiced_before = True, self.zero_invoiced_through
         self.zero_invoiced_through = event.period_end
 
     def _when_InvoiceHeld(self, event: InvoiceHeld) -> None:
@@ -1037,6 +1082,31 @@ class Account(Aggregate):
 
     def _when_HeldInvoicesReleased(self, event: HeldInvoicesReleased) -> None:
         self.held_invoices = [i for i in self.held_invoices if i not in event.invoice_ids]
+
+    def _run(self, run_id: str) -> RunBilling:
+        return self.runs.setdefault(run_id, RunBilling())
+
+    def _when_RunBillingReopened(self, event: RunBillingReopened) -> None:
+        billed = self.runs.pop(event.run_id)
+        for package_id, (first, _) in billed.packages.items():
+            self.packages[package_id].next_index = first
+        for usage_id in billed.usage_ids:
+            record = self.usage[usage_id]
+            self.packages[record.package_id].unbilled_usage[usage_id] = record
+        for charge_id in billed.charge_ids:
+            self.charges[charge_id].billed = False
+        for contract_id, reason in billed.penalties:
+            self.contracts[contract_id].penalties.pop(PenaltyReason(reason), None)
+        prefix = f"usage:{event.run_id}:"
+        self.billed = [
+            item
+            for item in self.billed
+            if item.line not in billed.line_keys and not item.line.startswith(prefix)
+        ]
+        if billed.zero_invoice:
+            self.zero_invoiced_through = billed.zero_invoiced_before
+        # The frontier of zero invoices falls back with what was unbilled.
+        self.last_posting_date = None
 
     def _when_InvoicerChanged(self, event: InvoicerChanged) -> None:
         self.invoicer = event.invoicer
@@ -1066,7 +1136,12 @@ class Account(Aggregate):
         self.packages[event.terms.package_id].terms = event.terms
 
     def _when_PackageBilled(self, event: PackageBilled) -> None:
-        self.packages[event.package_id].next_index += 1
+        package = self.packages[event.package_id]
+        run = self._run(event.run_id)
+        first, _ = run.packages.get(event.package_id, (package.next_index, package.next_index))
+        run.packages[event.package_id] = (first, package.next_index)
+        run.line_keys.add(str(event.line.line_id))
+        package.next_index += 1
         line = event.line
         self.last_posting_date = line.posting_date
         self.billed.append(
@@ -1079,6 +1154,7 @@ class Account(Aggregate):
         self.packages[usage.package_id].unbilled_usage[usage.usage_id] = usage
 
     def _when_UsageBilled(self, event: UsageBilled) -> None:
+        self._run(event.run_id).usage_ids.extend(event.usage_ids)
         if event.lines:
             self.last_posting_date = event.lines[0].posting_date
         unbilled = self.packages[event.package_id].unbilled_usage
@@ -1099,6 +1175,9 @@ class Account(Aggregate):
         self.charges[event.charge.charge_id] = Charge(terms=event.charge)
 
     def _when_ChargeBilled(self, event: ChargeBilled) -> None:
+        run = self._run(event.run_id)
+        run.charge_ids.append(event.charge_id)
+        run.line_keys.add(str(event.line.line_id))
         self.charges[event.charge_id].billed = True
         line = event.line
         self.last_posting_date = line.posting_date
@@ -1113,6 +1192,7 @@ class Account(Aggregate):
         self.contracts[event.contract_id].terminated_on = event.terminated_on
 
     def _when_ContractPenaltyApplied(self, event: ContractPenaltyApplied) -> None:
+        self._run(event.run_id).penalties.append((event.contract_id, event.reason))
         self.contracts[event.contract_id].penalties[event.reason] = event.line
         self.last_posting_date = event.line.posting_date
 

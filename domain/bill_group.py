@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
 from domain.errors import DomainError
 from domain.ids import bill_group_uuid
 from domain.model import Aggregate, DomainEvent
+from domain.review_rules import ReviewRules
 
 
 class DeliveryChannel(StrEnum):
@@ -50,6 +52,12 @@ class BillGroupConfigured(DomainEvent):
     zero_invoices: bool = True
     """An account with an active package but nothing billed still gets an
     invoice (a zero one), so every cycle leaves a paper trail."""
+    quarantine_above: Decimal | None = None
+    """Review rule: quarantine an invoice whose total is above this (in its currency)."""
+    reject_negative: bool = False
+    """Review rule: reject an invoice whose total is negative."""
+    quarantine_without_email: bool = False
+    """Review rule: quarantine an invoice whose account has no invoice email."""
 
 
 class BillGroup(Aggregate):
@@ -64,6 +72,8 @@ class BillGroup(Aggregate):
         self.first_invoice_email_template: str | None = None
         self.close_type = DEFAULT_CLOSE_TYPE
         self.zero_invoices = True
+        self.review_rules = ReviewRules()
+        """Validation rules applied to the group's invoices when they close."""
 
     @classmethod
     def create(cls, group_id: str) -> BillGroup:
@@ -82,8 +92,13 @@ class BillGroup(Aggregate):
         at: datetime,
         close_type: CloseType = DEFAULT_CLOSE_TYPE,
         zero_invoices: bool = True,
+        quarantine_above: Decimal | None = None,
+        reject_negative: bool = False,
+        quarantine_without_email: bool = False,
     ) -> None:
-        """Set the group's delivery and invoicing; the same settings again record nothing."""
+        """Set the group's delivery, invoicing and review rules; the same settings again
+        record nothing."""
+        rules = ReviewRules.checked(quarantine_above, reject_negative, quarantine_without_email)
         settings = (
             delivery_channel,
             email_subject,
@@ -91,6 +106,7 @@ class BillGroup(Aggregate):
             first_invoice_email_template,
             close_type,
             zero_invoices,
+            rules,
         )
         current = (
             self.delivery_channel,
@@ -99,6 +115,7 @@ class BillGroup(Aggregate):
             self.first_invoice_email_template,
             self.close_type,
             self.zero_invoices,
+            self.review_rules,
         )
         if self.version > 0 and settings == current:
             return
@@ -112,6 +129,9 @@ class BillGroup(Aggregate):
             first_invoice_email_template=first_invoice_email_template,
             close_type=close_type,
             zero_invoices=zero_invoices,
+            quarantine_above=quarantine_above,
+            reject_negative=reject_negative,
+            quarantine_without_email=quarantine_without_email,
         )
 
     def _when_BillGroupConfigured(self, event: BillGroupConfigured) -> None:
@@ -122,3 +142,8 @@ class BillGroup(Aggregate):
         self.first_invoice_email_template = event.first_invoice_email_template
         self.close_type = event.close_type
         self.zero_invoices = event.zero_invoices
+        self.review_rules = ReviewRules(
+            quarantine_above=event.quarantine_above,
+            reject_negative=event.reject_negative,
+            quarantine_without_email=event.quarantine_without_email,
+        )

@@ -15,12 +15,35 @@ from domain.exchange_rates import RateSnapshot
 from domain.ids import run_uuid
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.periods import Period
+from domain.run_content import add_digests
 
 
 class RunStatus(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class WorkflowState(StrEnum):
+    """The run as an operator moves it along (Opencell's workflow states)."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DRAFTS_READY = "drafts_ready"
+    """Billed: its invoices are drafts, to review."""
+    VALIDATED = "validated"
+    """Every invoice reviewed (approved, rejected or cancelled)."""
+    COMPLETED = "completed"
+    """Closed for good: nothing more happens to it."""
+    CANCELLED = "cancelled"
+
+
+class CancelMode(StrEnum):
+    REOPEN = "reopen"
+    """What the run billed is unbilled again: a later run bills it."""
+    DISCARD = "discard"
+    """What the run billed is written off: nothing bills it again."""
 
 
 class RunPhase(StrEnum):
@@ -72,6 +95,9 @@ class RunSettings(ValueObject):
     """Render each closed invoice to PDF and XML (the render consumer)."""
     deliver_invoices: bool = True
     """Deliver each rendered invoice by its bill group's channel (the deliver consumer)."""
+    approval_required: bool = False
+    """Deliver an invoice only once an operator has approved it (the essensys flow);
+    off, a draft goes out as soon as it is rendered (the LogiSense flow)."""
 
     @property
     def scope(self) -> BillingScope:
@@ -100,6 +126,10 @@ class BatchStatistics(ValueObject):
     """Invoices that received lines or were opened and stay open (close types)."""
     invoices_released: int = 0
     """Held invoices of earlier runs released for rendering and delivery."""
+    content_digest: str = ""
+    """The lines billed, as a sum of their digests (`domain.run_content`)."""
+    billed: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+    """Amounts billed per currency and kind of line (what a preview compares)."""
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
         totals = dict(self.totals)
@@ -115,7 +145,27 @@ class BatchStatistics(ValueObject):
             totals=dict(sorted(totals.items())),
             invoices_left_open=self.invoices_left_open + other.invoices_left_open,
             invoices_released=self.invoices_released + other.invoices_released,
+            content_digest=add_digests(self.content_digest, other.content_digest),
+            billed=_add_nested(self.billed, other.billed),
         )
+
+
+def _add_nested(
+    a: dict[str, dict[str, Decimal]], b: dict[str, dict[str, Decimal]]
+) -> dict[str, dict[str, Decimal]]:
+    summed = {currency: dict(kinds) for currency, kinds in a.items()}
+    for currency, kinds in b.items():
+        into = summed.setdefault(currency, {})
+        for kind, amount in kinds.items():
+            into[kind] = into.get(kind, Decimal(0)) + amount
+    return {c: dict(sorted(k.items())) for c, k in sorted(summed.items())}
+
+
+class RunOrigin(ValueObject):
+    """The schedule occurrence that queued a run (docs/schedules.md)."""
+
+    schedule: str
+    occurrence: datetime
 
 
 class RunScheduled(DomainEvent):
@@ -125,6 +175,28 @@ class RunScheduled(DomainEvent):
     posting_date: date
     selection: Selection
     settings: RunSettings = Field(default_factory=RunSettings)
+    origin: RunOrigin | None = None
+    """The schedule occurrence that queued the run; None: scheduled by hand."""
+
+
+class RunDisabled(DomainEvent):
+    """Managers skip the run until it is enabled again (docs/schedules.md)."""
+
+
+class RunEnabled(DomainEvent):
+    pass
+
+
+class RunLeased(DomainEvent):
+    """A manager claimed (or renewed its claim on) the run until `expires_at`; a
+    lease that expires lets any other manager resume the run."""
+
+    holder: str
+    expires_at: datetime
+
+
+class RunLeaseReleased(DomainEvent):
+    holder: str
 
 
 class RunStarted(DomainEvent):
@@ -156,6 +228,56 @@ class RunClosingBatchCompleted(DomainEvent):
     last_invoice_number: int | None
 
 
+class PreviewSummary(ValueObject):
+    """What a preview computed the run would bill (nothing written but this)."""
+
+    digest: str
+    invoices: int
+    lines: int
+    totals: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+    """Amounts per currency and kind of line."""
+    log_position: int
+    """The log head the preview read up to."""
+
+
+class RunPreviewed(DomainEvent):
+    preview: PreviewSummary
+
+
+class AccountParked(DomainEvent):
+    """An account (with its family) could not be billed; the run went on without it."""
+
+    account_id: str
+    reason: str
+
+
+class ParkedAccountBilled(DomainEvent):
+    """A parked account billed by `billrun run retry`, after the fix."""
+
+    account_id: str
+    statistics: BatchStatistics
+    first_invoice_number: int | None
+    last_invoice_number: int | None
+
+
+class RunCancelled(DomainEvent):
+    mode: CancelMode
+    reason: str
+    invoices_cancelled: int
+
+
+class RunValidated(DomainEvent):
+    invoices_approved: int
+
+
+class RunFinalized(DomainEvent):
+    pass
+
+
+class RunDescribed(DomainEvent):
+    description: str
+
+
 class RunCompleted(DomainEvent):
     batches: int
     statistics: BatchStatistics
@@ -182,8 +304,19 @@ class BillRun(Aggregate):
         self.closing_batches = 0
         self.statistics = BatchStatistics()
         self.scheduled_at: datetime | None = None
+        self.description = ""
+        self.preview: PreviewSummary | None = None
+        self.cancelled: RunCancelled | None = None
+        self.validated = False
+        self.finalized = False
+        self.parked: dict[str, str] = {}
+        """Accounts the run could not bill, with why; retried ones leave."""
         self.started_at: datetime | None = None
         self.completed_at: datetime | None = None
+        self.origin: RunOrigin | None = None
+        self.disabled = False
+        self.lease_holder: str | None = None
+        self.lease_expires_at: datetime | None = None
 
     @classmethod
     def schedule(
@@ -194,6 +327,7 @@ class BillRun(Aggregate):
         selection: Selection,
         at: datetime,
         settings: RunSettings | None = None,
+        origin: RunOrigin | None = None,
     ) -> BillRun:
         if not run_id.strip():
             raise BillRunError("a bill run needs a non-empty id")
@@ -207,6 +341,7 @@ class BillRun(Aggregate):
             posting_date=posting_date or period.end,
             selection=selection,
             settings=settings or RunSettings(),
+            origin=origin,
         )
         return run
 
@@ -290,6 +425,89 @@ class BillRun(Aggregate):
             last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
         )
 
+    def record_preview(self, preview: PreviewSummary, at: datetime) -> None:
+        """Keep the latest preview, which execution is compared with."""
+        if self.status is not RunStatus.SCHEDULED:
+            raise RunNotRunnable(
+                f"run {self.run_id} is {self.status.value}: only a scheduled run is previewed"
+            )
+        if preview != self.preview:
+            self._trigger(RunPreviewed, at, preview=preview)
+
+    def park(self, account_id: str, reason: str, at: datetime) -> None:
+        if self.status is not RunStatus.RUNNING:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
+        self._trigger(AccountParked, at, account_id=account_id, reason=reason)
+
+    def record_retry(
+        self,
+        account_id: str,
+        statistics: BatchStatistics,
+        invoice_numbers: list[int],
+        at: datetime,
+    ) -> None:
+        if account_id not in self.parked:
+            raise BillRunError(f"account {account_id} is not parked in run {self.run_id}")
+        self._trigger(
+            ParkedAccountBilled,
+            at,
+            account_id=account_id,
+            statistics=statistics,
+            first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
+            last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
+        )
+
+    def cancel(self, mode: CancelMode, reason: str, invoices_cancelled: int, at: datetime) -> None:
+        """Cancel a scheduled or completed run (a running one must finish first)."""
+        if self.status is RunStatus.RUNNING:
+            raise RunNotRunnable(
+                f"run {self.run_id} is running: let it complete (or resume it), then cancel it"
+            )
+        if self.status is RunStatus.CANCELLED:
+            raise RunNotRunnable(f"run {self.run_id} is already cancelled")
+        if self.finalized:
+            raise RunNotRunnable(f"run {self.run_id} is completed for good: it cannot be cancelled")
+        if not reason.strip():
+            raise BillRunError(f"cancelling run {self.run_id} needs a reason")
+        self._trigger(
+            RunCancelled,
+            at,
+            mode=mode,
+            reason=reason.strip(),
+            invoices_cancelled=invoices_cancelled,
+        )
+
+    @property
+    def workflow_state(self) -> WorkflowState:
+        if self.status is RunStatus.CANCELLED:
+            return WorkflowState.CANCELLED
+        if self.status is not RunStatus.COMPLETED:
+            return WorkflowState(self.status.value)
+        if self.finalized:
+            return WorkflowState.COMPLETED
+        return WorkflowState.VALIDATED if self.validated else WorkflowState.DRAFTS_READY
+
+    def validate(self, invoices_approved: int, at: datetime) -> None:
+        if self.workflow_state is not WorkflowState.DRAFTS_READY:
+            raise RunNotRunnable(
+                f"run {self.run_id} is {self.workflow_state.value}: only a run with drafts "
+                "ready is validated"
+            )
+        self._trigger(RunValidated, at, invoices_approved=invoices_approved)
+
+    def finalize(self, at: datetime) -> None:
+        if self.workflow_state is not WorkflowState.VALIDATED:
+            raise RunNotRunnable(
+                f"run {self.run_id} is {self.workflow_state.value}: only a validated run "
+                "is completed"
+            )
+        self._trigger(RunFinalized, at)
+
+    def describe(self, description: str, at: datetime) -> None:
+        """The one thing that can change after a run is created (the seed)."""
+        if description != self.description:
+            self._trigger(RunDescribed, at, description=description)
+
     def start_closing(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING or self.phase is not RunPhase.BILLING:
             raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start closing")
@@ -320,6 +538,7 @@ class BillRun(Aggregate):
         self.selection = event.selection
         self.settings = event.settings
         self.scheduled_at = event.timestamp
+        self.origin = event.origin
 
     def _when_RunStarted(self, event: RunStarted) -> None:
         self.status = RunStatus.RUNNING
@@ -333,6 +552,29 @@ class BillRun(Aggregate):
         self.cursor = event.cursor
         self.statistics = self.statistics.plus(event.statistics)
 
+    def _when_RunPreviewed(self, event: RunPreviewed) -> None:
+        self.preview = event.preview
+
+    def _when_AccountParked(self, event: AccountParked) -> None:
+        self.parked[event.account_id] = event.reason
+
+    def _when_ParkedAccountBilled(self, event: ParkedAccountBilled) -> None:
+        del self.parked[event.account_id]
+        self.statistics = self.statistics.plus(event.statistics)
+
+    def _when_RunValidated(self, event: RunValidated) -> None:
+        self.validated = True
+
+    def _when_RunFinalized(self, event: RunFinalized) -> None:
+        self.finalized = True
+
+    def _when_RunCancelled(self, event: RunCancelled) -> None:
+        self.status = RunStatus.CANCELLED
+        self.cancelled = event
+
+    def _when_RunDescribed(self, event: RunDescribed) -> None:
+        self.description = event.description
+
     def _when_RunClosingStarted(self, event: RunClosingStarted) -> None:
         self.phase = RunPhase.CLOSING
 
@@ -344,3 +586,75 @@ class BillRun(Aggregate):
     def _when_RunCompleted(self, event: RunCompleted) -> None:
         self.status = RunStatus.COMPLETED
         self.completed_at = event.timestamp
+        self.lease_holder = self.lease_expires_at = None
+
+    # Operating the queue: disabling, and managers' leases (docs/schedules.md) -----
+
+    def disable(self, at: datetime) -> bool:
+        """Managers skip the run until it is enabled; False: it already was disabled.
+        A manager executing it stops at its next checkpoint."""
+        if not self.is_queued:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to disable")
+        if self.disabled:
+            return False
+        self._trigger(RunDisabled, at)
+        return True
+
+    def enable(self, at: datetime) -> bool:
+        """Managers may pick the run again; False: it was not disabled."""
+        if not self.is_queued:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to enable")
+        if not self.disabled:
+            return False
+        self._trigger(RunEnabled, at)
+        return True
+
+    @property
+    def is_queued(self) -> bool:
+        """Scheduled or running: a manager may execute it (unless it is disabled)."""
+        return self.status is RunStatus.SCHEDULED or self.status is RunStatus.RUNNING
+
+    def lease_is_live(self, now: datetime) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at > now
+
+    def lease(self, holder: str, at: datetime, expires_at: datetime) -> None:
+        """Claim the run for `holder` until `expires_at`, or renew its own claim.
+
+        Refused while another holder's lease is live: two managers claiming at once
+        both record this event at the run's next version, and the event store keeps
+        one."""
+        if not holder.strip():
+            raise BillRunError("a lease needs a holder")
+        if expires_at <= at:
+            raise BillRunError(f"a lease must expire after it is taken ({at.isoformat()})")
+        if not self.is_queued:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to execute")
+        if self.disabled:
+            raise RunNotRunnable(f"run {self.run_id} is disabled: enable it first")
+        if self.lease_holder != holder and self.lease_is_live(at):
+            assert self.lease_expires_at is not None
+            raise RunNotRunnable(
+                f"run {self.run_id} is leased by {self.lease_holder} until "
+                f"{self.lease_expires_at.isoformat()}"
+            )
+        self._trigger(RunLeased, at, holder=holder, expires_at=expires_at)
+
+    def release(self, holder: str, at: datetime) -> bool:
+        """Give the lease up before it expires; False: `holder` does not hold it."""
+        if self.lease_holder != holder or not self.is_queued:
+            return False
+        self._trigger(RunLeaseReleased, at, holder=holder)
+        return True
+
+    def _when_RunDisabled(self, event: RunDisabled) -> None:
+        self.disabled = True
+
+    def _when_RunEnabled(self, event: RunEnabled) -> None:
+        self.disabled = False
+
+    def _when_RunLeased(self, event: RunLeased) -> None:
+        self.lease_holder = event.holder
+        self.lease_expires_at = event.expires_at
+
+    def _when_RunLeaseReleased(self, event: RunLeaseReleased) -> None:
+        self.lease_holder = self.lease_expires_at = None

@@ -51,3 +51,8 @@ def charge_line_uuid(account_id: str, charge_id: str) -> UUID:
 def contract_line_uuid(account_id: str, contract_id: str, reason: str) -> UUID:
     """A contract's penalty line of one kind: at most one per (contract, reason)."""
     return uuid5(NAMESPACE, f"contract-line:{account_id}:{contract_id}:{reason}")
+
+
+def schedule_uuid(name: str) -> UUID:
+    """A schedule, by its name (a name is never reused: its runs are named after it)."""
+    return uuid5(NAMESPACE, f"schedule:{name}")

@@ -25,7 +25,10 @@ from entrypoints.commands.invoices import invoice_app
 from entrypoints.commands.projections import projections_app
 from entrypoints.commands.rates import rates_app
 from entrypoints.commands.relay import relay_app
+from entrypoints.commands.run_checks import run_check, run_describe, run_preview
+from entrypoints.commands.run_lifecycle import run_cancel, run_process
 from entrypoints.commands.runs import run_app
+from entrypoints.commands.schedules import schedule_app, scheduler
 from entrypoints.commands.usage import usage_app
 from entrypoints.commands.worker import worker
 
@@ -46,6 +49,11 @@ app.command("import")(import_file)
 app.command("demo")(demo)
 app.command("history")(history)
 run_app.command("documents")(run_documents)
+run_app.command("check")(run_check)
+run_app.command("preview")(run_preview)
+run_app.command("describe")(run_describe)
+run_app.command("cancel")(run_cancel)
+run_app.command("process")(run_process)
 invoice_app.command("pdf")(invoice_pdf)
 app.add_typer(run_app, name="run")
 app.add_typer(invoice_app, name="invoice")
@@ -58,6 +66,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(projections_app, name="projections")
 app.add_typer(relay_app, name="relay")
 app.command("worker")(worker)
+app.add_typer(schedule_app, name="schedule")
+app.command("scheduler")(scheduler)
 app.add_typer(schema_app, name="schema")
 
 

@@ -103,6 +103,17 @@ class EventStoreQueries:
             curs.execute(statement, (topic,))
             return [row["originator_id"] for row in curs.fetchall()]
 
+    def originators_with(self, topics: Sequence[str], field: str, value: str) -> list[UUID]:
+        """The aggregates with an event of `topics` whose stored JSON has `field` =
+        `value` (e.g. every account a run billed: `run_id`)."""
+        statement = SQL(
+            "SELECT DISTINCT originator_id FROM {} WHERE topic = ANY(%s) "
+            "AND convert_from(state, 'UTF8')::jsonb ->> %s = %s"
+        ).format(self._table)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (list(topics), field, value))
+            return [row["originator_id"] for row in curs.fetchall()]
+
     def currency_pairs(
         self, opened_topic: str, invoicer_topic: str, upto: int
     ) -> tuple[set[str], set[tuple[str, str]]]:

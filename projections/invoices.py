@@ -16,10 +16,16 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.invoice import (
+    InvoiceApproved,
+    InvoiceCancelled,
     InvoiceClosed,
     InvoiceLineAdded,
     InvoiceOpened,
+    InvoiceQuarantined,
+    InvoiceRejected,
     InvoiceReleased,
+    InvoiceReleasedFromQuarantine,
+    ReviewStatus,
     format_invoice_number,
 )
 from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
@@ -31,7 +37,8 @@ class InvoicesView(View):
     name = "invoices"
     version = 2
     """2: lines carry their kind, category, tax rate and tax; invoices the run that
-    closed them (close types) and whether they are released or held (bill day)."""
+    closed them (close types), whether they are released or held (bill day) and
+    their review status (draft, approved, quarantined, rejected, cancelled)."""
     tables = ("invoices", "invoice_lines")
 
     def schema(self) -> list[Composed]:
@@ -44,7 +51,8 @@ class InvoicesView(View):
                 "posting_date date NOT NULL, subtotal numeric NOT NULL DEFAULT 0, "
                 "tax numeric NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0, "
                 "line_count int NOT NULL DEFAULT 0, opened_at timestamptz NOT NULL, "
-                "closed_at timestamptz, closed_by_run text, released bool NOT NULL DEFAULT false)"
+                "closed_at timestamptz, closed_by_run text, released bool NOT NULL DEFAULT false, "
+                "review_status text)"
             ).format(invoices),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (closed_by_run)").format(
                 Identifier(f"invoices_{self.suffix}_closed_by_idx"), invoices
@@ -68,17 +76,20 @@ class InvoicesView(View):
         ]
 
     def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
-        """A batch in at most three statements, whatever its size.
+        """A batch in at most five statements, whatever its size.
 
         An invoice opened and closed within the batch is inserted as closed (the
         row its insert and then its update would leave); one opened in an earlier
-        batch is closed by one UPDATE over arrays. Invoices and lines go in by
-        binary COPY. A statement per event (executemany) was half of a rebuild's
-        time: this is the same rows, from the same events, in one transaction.
+        batch is closed by one UPDATE over arrays; releases and review changes (the
+        latest of each invoice in the batch) take one UPDATE each. Invoices and
+        lines go in by binary COPY. A statement per event (executemany) was half of
+        a rebuild's time: this is the same rows, from the same events, in one
+        transaction.
         """
         opened: dict[UUID, tuple[Any, ...]] = {}  # in log order
         closing: dict[UUID, tuple[Any, ...]] = {}
         released: list[UUID] = []
+        reviewed: dict[UUID, str] = {}
         lines: list[tuple[Any, ...]] = []
         for event in events:
             if isinstance(event, InvoiceOpened):
@@ -99,10 +110,12 @@ class InvoicesView(View):
                 closing[event.originator_id] = (
                     "closed", event.number, event.subtotal, event.tax, event.total,
                     event.line_count, event.timestamp, event.closed_by_run or event.run_id,
-                    event.released,
+                    event.released, ReviewStatus.DRAFT.value,
                 )  # fmt: skip
             elif isinstance(event, InvoiceReleased):
                 released.append(event.originator_id)
+            elif type(event) in _REVIEW_EVENTS:
+                reviewed[event.originator_id] = _REVIEW_EVENTS[type(event)].value
         invoices = [(*row, *closing.pop(id_, _OPEN)) for id_, row in opened.items()]
         closed = [(id_, *row[1:]) for id_, row in closing.items()]  # opened in an earlier batch
         if invoices:
@@ -115,11 +128,12 @@ class InvoicesView(View):
                     "UPDATE {} AS i SET status = 'closed', number = c.number, "
                     "subtotal = c.subtotal, tax = c.tax, total = c.total, "
                     "line_count = c.line_count, closed_at = c.closed_at, "
-                    "closed_by_run = c.closed_by_run, released = c.released "
+                    "closed_by_run = c.closed_by_run, released = c.released, "
+                    "review_status = c.review_status "
                     "FROM unnest(%b::uuid[], %b::bigint[], %b::numeric[], %b::numeric[], "
-                    "%b::numeric[], %b::int[], %b::timestamptz[], %b::text[], %b::bool[]) "
-                    "AS c(id, number, subtotal, tax, total, line_count, closed_at, "
-                    "closed_by_run, released) WHERE i.id = c.id"
+                    "%b::numeric[], %b::int[], %b::timestamptz[], %b::text[], %b::bool[], "
+                    "%b::text[]) AS c(id, number, subtotal, tax, total, line_count, closed_at, "
+                    "closed_by_run, released, review_status) WHERE i.id = c.id"
                 ).format(self.table("invoices")),
                 _columns(closed),
             )
@@ -129,6 +143,15 @@ class InvoicesView(View):
                     self.table("invoices")
                 ),
                 (released,),
+            )
+        if reviewed:
+            curs.execute(
+                SQL(
+                    "UPDATE {} AS i SET review_status = r.review_status "
+                    "FROM unnest(%b::uuid[], %b::text[]) AS r(id, review_status) "
+                    "WHERE i.id = r.id"
+                ).format(self.table("invoices")),
+                [list(reviewed), list(reviewed.values())],
             )
 
     # Queries ------------------------------------------------------------------
@@ -140,10 +163,16 @@ class InvoicesView(View):
         status: str | None = None,
         batch_size: int = 2000,
     ) -> Iterator[InvoiceRow]:
-        """Invoices in number order (open ones last), with their lines, streamed."""
+        """Invoices in number order (open ones last), with their lines, streamed.
+        `status` is a lifecycle status (open, closed) or a review status (draft,
+        approved, quarantined, rejected, cancelled)."""
         stale = self.built_version < 2  # version 1 has no closed_by_run column
+        review = status in REVIEW_STATUSES
         where, params = _filters(
-            account_id=account_id, status=status, run_id=run_id if stale else None
+            account_id=account_id,
+            status=None if review else status,
+            review_status=status if review else None,
+            run_id=run_id if stale else None,
         )
         if run_id is not None and not stale:
             # A run's invoices: those it opened, and those it closed (close types).
@@ -191,6 +220,7 @@ _INVOICE_COLUMNS = {
     "posting_date": "date", "opened_at": "timestamptz", "status": "text", "number": "int8",
     "subtotal": "numeric", "tax": "numeric", "total": "numeric", "line_count": "int4",
     "closed_at": "timestamptz", "closed_by_run": "text", "released": "bool",
+    "review_status": "text",
 }  # fmt: skip
 _LINE_COLUMNS = {
     "invoice_id": "uuid", "line_no": "int4", "line_id": "uuid", "account_id": "text",
@@ -208,8 +238,24 @@ _VERSION_1_LINES: dict[str, Any] = {
 """The columns version 1's lines lack, as a stale version 1 is served until rebuilt:
 its lines came from events written before lines had a kind, a category or tax,
 which the domain reads with these defaults (`InvoiceLine`), as a rebuild would."""
-_OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False)
+_OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False, None)
 """The closing columns of an invoice not (yet) closed: the table's defaults."""
+_REVIEW_EVENTS: dict[type[DomainEvent], ReviewStatus] = {
+    InvoiceApproved: ReviewStatus.APPROVED,
+    InvoiceQuarantined: ReviewStatus.QUARANTINED,
+    InvoiceReleasedFromQuarantine: ReviewStatus.DRAFT,
+    InvoiceRejected: ReviewStatus.REJECTED,
+    InvoiceCancelled: ReviewStatus.CANCELLED,
+}
+"""The review events and the status each leaves the invoice in."""
+REVIEW_STATUSES = frozenset(status.value for status in ReviewStatus)
+_EVENTS: list[type[DomainEvent]] = [
+    InvoiceOpened,
+    InvoiceLineAdded,
+    InvoiceClosed,
+    InvoiceReleased,
+    *_REVIEW_EVENTS,
+]
 
 
 def _copy(
@@ -254,6 +300,7 @@ class InvoiceRow:
     total: Decimal
     closed_at: datetime | None
     lines: list[dict[str, Any]]
+    review_status: str | None = None
 
     @property
     def display_number(self) -> str:
@@ -274,6 +321,7 @@ class InvoiceRow:
             total=row["total"],
             closed_at=row["closed_at"],
             lines=lines,
+            review_status=row.get("review_status"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -284,6 +332,7 @@ class InvoiceRow:
             "account": self.account,
             "currency": self.currency,
             "status": self.status,
+            "review_status": self.review_status,
             "run_id": self.run_id,
             "posting_date": self.posting_date.isoformat(),
             "subtotal": str(self.subtotal),
@@ -311,6 +360,4 @@ class InvoiceRow:
 
 class InvoicesProjection(ViewProjection):
     name = InvoicesView.versioned_name()
-    topics = tuple(
-        get_topic(e) for e in (InvoiceOpened, InvoiceLineAdded, InvoiceClosed, InvoiceReleased)
-    )
+    topics = tuple(get_topic(e) for e in _EVENTS)

@@ -16,9 +16,14 @@ from psycopg.types.json import Jsonb
 
 from domain.bill_run import (
     RunBatchCompleted,
+    RunCancelled,
     RunClosingBatchCompleted,
     RunClosingStarted,
     RunCompleted,
+    RunDisabled,
+    RunEnabled,
+    RunLeased,
+    RunLeaseReleased,
     RunScheduled,
     RunStarted,
 )
@@ -33,7 +38,8 @@ class RunStatusView(View):
     name = "runs"
     version = 2
     """2: a run's settings (which steps, which categories), invoices left open and
-    released, and the closing pass of `after_each_bill_run` groups."""
+    released, and the closing pass of `after_each_bill_run` groups; the schedule
+    occurrence that queued a run, whether it is disabled and its manager's lease."""
     tables = ("runs", "run_totals")
 
     def schema(self) -> list[Composed]:
@@ -49,7 +55,9 @@ class RunStatusView(View):
                 "first_invoice_number bigint, last_invoice_number bigint, "
                 + counters
                 + ", scheduled_at timestamptz NOT NULL, started_at timestamptz, "
-                "completed_at timestamptz, updated_at timestamptz NOT NULL)"
+                "completed_at timestamptz, updated_at timestamptz NOT NULL, "
+                "schedule text, occurrence timestamptz, disabled boolean NOT NULL DEFAULT false, "
+                "lease_holder text, lease_expires_at timestamptz)"
             ).format(self.table("runs")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
@@ -64,13 +72,15 @@ class RunStatusView(View):
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (run_id, aggregate_id, status, period_start, period_end, "
-                        "posting_date, selection, settings, scheduled_at, updated_at) "
-                        "VALUES (%s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s)"
+                        "posting_date, selection, settings, scheduled_at, updated_at, schedule, "
+                        "occurrence) "
+                        "VALUES (%s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     ).format(runs),
                     (event.run_id, event.originator_id, event.period_start, event.period_end,
                      event.posting_date, Jsonb(event.selection.model_dump(mode="json")),
                      Jsonb(event.settings.model_dump(mode="json")), event.timestamp,
-                     event.timestamp),
+                     event.timestamp, event.origin.schedule if event.origin else None,
+                     event.origin.occurrence if event.origin else None),
                 )  # fmt: skip
             elif isinstance(event, RunStarted):
                 curs.execute(
@@ -92,14 +102,38 @@ class RunStatusView(View):
                 )
             elif isinstance(event, RunClosingBatchCompleted):
                 self._add_batch(curs, event, None)
+            elif isinstance(event, RunCancelled):
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET status = 'cancelled', updated_at = %s "
+                        "WHERE aggregate_id = %s"
+                    ).format(runs),
+                    (event.timestamp, event.originator_id),
+                )
             elif isinstance(event, RunCompleted):
                 curs.execute(
                     SQL(
-                        "UPDATE {} SET status = 'completed', completed_at = %s, updated_at = %s "
-                        "WHERE aggregate_id = %s"
+                        "UPDATE {} SET status = 'completed', completed_at = %s, updated_at = %s, "
+                        "lease_holder = NULL, lease_expires_at = NULL WHERE aggregate_id = %s"
                     ).format(runs),
                     (event.timestamp, event.timestamp, event.originator_id),
                 )
+            elif isinstance(event, RunDisabled | RunEnabled):
+                curs.execute(
+                    SQL("UPDATE {} SET disabled = %s, updated_at = %s WHERE aggregate_id = %s")
+                    .format(runs),
+                    (isinstance(event, RunDisabled), event.timestamp, event.originator_id),
+                )  # fmt: skip
+            elif isinstance(event, RunLeased | RunLeaseReleased):
+                expires = event.expires_at if isinstance(event, RunLeased) else None
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET lease_holder = %s, lease_expires_at = %s, updated_at = %s "
+                        "WHERE aggregate_id = %s"
+                    ).format(runs),
+                    (event.holder if expires else None, expires, event.timestamp,
+                     event.originator_id),
+                )  # fmt: skip
 
     def _add_batch(
         self,
@@ -186,6 +220,13 @@ class RunRow:
     scheduled_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    schedule: str | None = None
+    """The schedule that queued the run (None: scheduled by hand)."""
+    occurrence: datetime | None = None
+    disabled: bool = False
+    lease_holder: str | None = None
+    """The manager executing the run, while its lease is held."""
+    lease_expires_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], totals: dict[str, Decimal]) -> RunRow:
@@ -208,6 +249,12 @@ class RunRow:
             scheduled_at=row["scheduled_at"],
             started_at=row["started_at"],
             completed_at=row["completed_at"],
+            # Tables built before schedules lack these columns.
+            schedule=row.get("schedule"),
+            occurrence=row.get("occurrence"),
+            disabled=bool(row.get("disabled", False)),
+            lease_holder=row.get("lease_holder"),
+            lease_expires_at=row.get("lease_expires_at"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -228,6 +275,13 @@ class RunRow:
             "scheduled_at": self.scheduled_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "schedule": self.schedule,
+            "occurrence": self.occurrence.isoformat() if self.occurrence else None,
+            "disabled": self.disabled,
+            "lease_holder": self.lease_holder,
+            "lease_expires_at": (
+                self.lease_expires_at.isoformat() if self.lease_expires_at else None
+            ),
         }
 
 
@@ -242,5 +296,10 @@ class RunStatusProjection(ViewProjection):
             RunClosingStarted,
             RunClosingBatchCompleted,
             RunCompleted,
+            RunCancelled,
+            RunDisabled,
+            RunEnabled,
+            RunLeased,
+            RunLeaseReleased,
         )
     )

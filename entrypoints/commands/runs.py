@@ -11,9 +11,11 @@ from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
+from application.scheduler import set_run_disabled
 from domain.bill_run import BillRun, RunSettings, Selection
 from domain.periods import Period
 from entrypoints import output
+from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
     DateOption,
@@ -70,6 +72,13 @@ def run_schedule(
     deliver: Annotated[
         bool, typer.Option(help="Deliver rendered invoices by their bill group's channel.")
     ] = True,
+    approval_required: Annotated[
+        bool,
+        typer.Option(
+            "--approval-required",
+            help="Deliver an invoice only once it is approved (billrun invoice approve).",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Schedule a bill run for a bill period (no --group and no --account: all accounts).
@@ -104,6 +113,7 @@ def run_schedule(
         categories=tuple(dict.fromkeys(category or ())),
         render_invoices=render,
         deliver_invoices=deliver and render,
+        approval_required=approval_required,
     )
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
@@ -130,11 +140,18 @@ def run_execute(
         int | None,
         typer.Option(min=1, help="Accounts per transaction [default: BILLRUN_BATCH_SIZE or 1000]"),
     ] = None,
+    show_drafts: Annotated[
+        bool,
+        typer.Option(
+            "--show-drafts", help="End by listing the invoices the run closed, for review."
+        ),
+    ] = False,
 ) -> None:
     """Execute (or resume) a scheduled run: bill, invoice and close, batch by batch.
 
     Safe to repeat, to interrupt and to run in two processes at once: a completed
-    run bills nothing more; an interrupted one resumes after its last batch.
+    run bills nothing more; an interrupted one resumes after its last batch. It
+    refuses to start while `billrun run check` finds errors.
     """
     with runtime() as rt:
         size = batch_size or rt.settings.batch_size
@@ -154,6 +171,55 @@ def run_execute(
     if execution.already_completed:
         output.console.print(f"run {run_id} was already completed; nothing was billed.")
     output.console.print(statistics_table(run))
+    comparison = preview_comparison(run)
+    if comparison:
+        output.console.print(f"run {run_id} is {comparison}")
+    if show_drafts:
+        output.console.print(drafts_table(run_id))
+
+
+@run_app.command("retry")
+@refusals
+def run_retry(
+    run_id: str,
+    account: Annotated[str, typer.Option(help="The parked account to bill, after the fix.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Bill an account the run parked (it could not be billed: bad data, a rule that
+    raised), once its problem is fixed: the run's period, settings and rates, in one
+    transaction. If it fails again nothing is written and the account stays parked.
+    """
+    with runtime() as rt:
+        statistics = BillRunExecutor(rt.billing, rt.settings.batch_size).retry(run_id, account)
+    if json_out:
+        output.print_json(
+            {"run_id": run_id, "account": account, **statistics.model_dump(mode="json")}
+        )
+        return
+    output.console.print(
+        f"run {run_id}: {account} billed: {statistics.lines} lines, "
+        f"{statistics.invoices} invoices closed"
+    )
+
+
+def drafts_table(run_id: str) -> Table:
+    """The invoices the run closed, ready for review (the seed's "display draft
+    invoices after transfer")."""
+    with runtime() as rt:
+        rows = [
+            row for row in rt.read_side.fresh_invoices().search(run_id=run_id)
+            if row.status == "closed"
+        ]  # fmt: skip
+    table = Table(title=f"Draft invoices of run {run_id}: {len(rows)}")
+    for column in ("number", "account", "lines", "subtotal", "tax", "total"):
+        table.add_column(column, justify="left" if column in ("number", "account") else "right")
+    for row in rows:
+        table.add_row(
+            row.display_number, row.account, str(len(row.lines)),
+            output.money(row.subtotal, row.currency), output.money(row.tax, row.currency),
+            output.money(row.total, row.currency),
+        )  # fmt: skip
+    return table
 
 
 @run_app.command("status")
@@ -176,28 +242,41 @@ def run_status(
             if row is None:
                 raise RunNotFound(run_id)
             shown = row.as_json()
+            run = rt.billing.get_run(run_id)
+            shown["workflow_state"] = run.workflow_state.value
+            shown["description"] = run.description
+            shown["preview"] = preview_comparison(run)
+            shown["parked"] = run.parked
     if json_out:
         output.print_json(shown)
         return
     output.console.print(key_value_table(f"Bill run {run_id}", status_rows(shown)))
+    if shown.get("preview"):
+        output.console.print(f"run {run_id} is {shown['preview']}")
+    if shown.get("parked"):
+        output.console.print(parked_table(run_id, shown["parked"]))
 
 
 @run_app.command("list")
 @refusals
 def run_list(json_out: JsonFlag = False) -> None:
-    """List bill runs, newest first."""
+    """List bill runs, newest first: status (and whether disabled), the schedule
+    that queued each one, and the manager holding its lease while it runs."""
     with runtime() as rt:
         rows = rt.read_side.fresh_runs().all()
+        now = rt.billing.clock()
     if json_out:
         output.print_json([row.as_json() for row in rows])
         return
     table = Table(title="Bill runs")
     for column in ("run", "status", "period", "posting", "invoices", "totals"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "run")
     for row in rows:
         table.add_row(
-            row.run_id,
-            row.status,
+            row.run_id + (f"\nschedule {row.schedule}" if row.schedule else ""),
+            row.status
+            + ("\ndisabled" if row.disabled else "")
+            + lease_cell(row.lease_holder, row.lease_expires_at, now),
             f"{row.period_start} .. {row.period_end}",
             str(row.posting_date),
             str(row.counters["invoices"]),
@@ -206,18 +285,66 @@ def run_list(json_out: JsonFlag = False) -> None:
     output.console.print(table)
 
 
+def lease_cell(holder: str | None, expires_at: datetime | None, now: datetime) -> str:
+    """The manager holding the run, on lines of their own under its status."""
+    if holder is None or expires_at is None:
+        return ""
+    state = "expired" if expires_at <= now else "until"
+    return f"\nleased by {holder}\n{state} {expires_at.isoformat(timespec='seconds')}"
+
+
+@run_app.command("disable")
+@refusals
+def run_disable(run_id: str, json_out: JsonFlag = False) -> None:
+    """Hold a scheduled or running run back: managers (`billrun scheduler`, `billrun
+    worker`) skip it, and one executing it stops at its next batch. `billrun run
+    execute` still executes it when asked to."""
+    _set_disabled(run_id, True, json_out)
+
+
+@run_app.command("enable")
+@refusals
+def run_enable(run_id: str, json_out: JsonFlag = False) -> None:
+    """Let managers pick a disabled run again; it resumes after its last batch."""
+    _set_disabled(run_id, False, json_out)
+
+
+def _set_disabled(run_id: str, disabled: bool, json_out: bool) -> None:
+    with runtime() as rt:
+        run, changed = set_run_disabled(rt.billing, run_id, disabled)
+    state = "disabled" if disabled else "enabled"
+    if json_out:
+        output.print_json({"run_id": run_id, "disabled": run.disabled, "changed": changed})
+        return
+    output.console.print(
+        f"run {run_id} {state}" if changed else f"run {run_id} was already {state}"
+    )
+
+
 @run_app.command("report")
 @refusals
 def run_report(run_id: str, json_out: JsonFlag = False) -> None:
     """What a run produced: per step, charge type and currency; accounts; timings."""
     with runtime() as rt:
         report = rt.read_side.fresh_run_report().report(run_id)
-    if report is None:
-        raise RunNotFound(run_id)
+        if report is None:
+            raise RunNotFound(run_id)
+        report["parked"] = rt.billing.get_run(run_id).parked
     if json_out:
         output.print_json(report)
         return
     output.console.print(report_tables(report))
+    if report["parked"]:
+        output.console.print(parked_table(run_id, report["parked"]))
+
+
+def parked_table(run_id: str, parked: dict[str, str]) -> Table:
+    table = Table(title=f"Accounts parked by run {run_id} (billrun run retry {run_id} --account A)")
+    table.add_column("account")
+    table.add_column("why")
+    for account_id, reason in sorted(parked.items()):
+        table.add_row(account_id, reason)
+    return table
 
 
 def report_tables(report: dict[str, Any]) -> Group:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, RunNeedsRates
+from application.bill_run_executor import BillRunExecutor, RunCheckFailed, RunNeedsRates
 from application.billing import Billing
 from application.errors import InvalidInput, InvoiceNotFound
 from application.exchange_rates import set_base_currency, set_rate
@@ -105,9 +105,12 @@ def test_a_run_missing_a_rate_refuses_to_start_naming_the_pair(billing: Billing)
     assign_invoicer(billing, "BRANCH", "HQ")
     billing.schedule_run("jan", JANUARY, None, Selection())
     version = billing.get_run("jan").version
-    with pytest.raises(RunNeedsRates, match="CHF/EUR") as refused:
+    with pytest.raises(RunCheckFailed, match="CHF/EUR") as refused:
         BillRunExecutor(billing, batch_size=10).execute("jan")
-    assert refused.value.pairs == ["CHF/EUR"]
+    assert [f.check for f in refused.value.report.errors] == ["missing_rate"]
+    with pytest.raises(RunNeedsRates, match="CHF/EUR") as previewing:
+        BillRunExecutor(billing, batch_size=10).preview("jan")
+    assert previewing.value.pairs == ["CHF/EUR"]
     run = billing.get_run("jan")
     assert run.status is RunStatus.SCHEDULED and run.version == version  # nothing written
 
@@ -119,7 +122,7 @@ def test_a_run_missing_a_rate_refuses_to_start_naming_the_pair(billing: Billing)
 def test_the_base_currency_needs_a_rate_from_every_account_currency(family: Billing) -> None:
     import_accounts(family, account("YEN", package("box", "1000"), currency="JPY"))
     family.schedule_run("jan", JANUARY, None, Selection())
-    with pytest.raises(RunNeedsRates, match="JPY/EUR"):
+    with pytest.raises(RunCheckFailed, match="JPY/EUR"):
         BillRunExecutor(family, batch_size=10).execute("jan")
 
 

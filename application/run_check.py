@@ -1,0 +1,188 @@
+"""Billing checks before a run (`billrun run check`): errors stop execution, warnings
+are for the operator to read.
+
+Errors (execution refuses to start while any remains):
+- `missing_rate`: a currency conversion the run may need has no rate in effect
+  on its posting date (members billed onto an invoicer in another currency, or
+  account currencies against the base currency);
+- `no_invoice_email`: an account whose bill group delivers by email has no
+  invoice email, and the run delivers invoices.
+
+Warnings:
+- `no_invoice_email` for accounts whose group does not email (or a run that
+  does not deliver);
+- `zero_price`, `negative_price`: an active package priced 0 or below (a
+  recurring discount may be meant; a typo often is not);
+- `overlapping_run`: another unfinished run (scheduled or running) bills an
+  overlapping period for some of the same accounts.
+
+The accounts are read page by page like a run reads them (constant memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eventsourcing.utils import get_topic
+
+from application.billing import Billing
+from domain.account import Account, AccountOpened, InvoicerChanged
+from domain.bill_group import BillGroup, DeliveryChannel
+from domain.bill_run import BillRun, RunScheduled
+from domain.exchange_rates import RateSnapshot
+from domain.periods import Period
+
+ACCOUNT_OPENED = get_topic(AccountOpened)
+INVOICER_CHANGED = get_topic(InvoicerChanged)
+RUN_SCHEDULED = get_topic(RunScheduled)
+PAGE = 1000
+EXAMPLES = 10
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass
+class Finding:
+    severity: Severity
+    check: str
+    message: str
+    accounts: list[str] = field(default_factory=list)
+    """Up to ten examples; `count` says how many there are."""
+    count: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "check": self.check,
+            "message": self.message,
+            "count": self.count,
+            "accounts": self.accounts,
+        }
+
+
+@dataclass
+class CheckReport:
+    run_id: str
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "errors": [f.as_json() for f in self.errors],
+            "warnings": [f.as_json() for f in self.warnings],
+        }
+
+
+def missing_rates(
+    billing: Billing, run: BillRun, log_position: int
+) -> tuple[RateSnapshot, list[str]]:
+    """The rates in effect on the run's posting date, and the pairs it may need that
+    have none (read from the log: account currencies, members against invoicers)."""
+    snapshot = billing.get_rate_book().snapshot(run.posting_date)
+    currencies, pairs = billing.queries.currency_pairs(
+        ACCOUNT_OPENED, INVOICER_CHANGED, log_position
+    )
+    needed = set(pairs)
+    base = snapshot.base_currency
+    if base is not None:
+        needed |= {(currency, base) for currency in currencies if currency != base}
+    return snapshot, snapshot.missing(needed)
+
+
+def check_run(billing: Billing, run_id: str) -> CheckReport:
+    run = billing.get_run(run_id)
+    head = billing.queries.head()
+    findings: dict[tuple[Severity, str], Finding] = {}
+
+    def note(severity: Severity, check: str, message: str, account: str | None = None) -> None:
+        finding = findings.setdefault((severity, check), Finding(severity, check, message))
+        finding.count += 1
+        if account is not None and len(finding.accounts) < EXAMPLES:
+            finding.accounts.append(account)
+
+    _, missing = missing_rates(billing, run, head)
+    for pair in missing:
+        base, quote = pair.split("/")
+        note("error", "missing_rate",
+             f"no exchange rate {pair} in effect on {run.posting_date} "
+             f"(billrun rates set {base} {quote} RATE --date {run.posting_date})")  # fmt: skip
+    groups: dict[str, BillGroup] = {}
+    for account in _accounts_in_scope(billing, run, head):
+        group = groups.get(account.bill_group) or billing.get_bill_group(account.bill_group)
+        groups[account.bill_group] = group
+        if account.invoice_email is None:
+            emailed = group.delivery_channel is DeliveryChannel.EMAIL
+            if emailed and run.settings.deliver_invoices and account.invoicer is None:
+                note("error", "no_invoice_email",
+                     f"no invoice email, and bill group {group.group_id} delivers by email",
+                     account.account_id)  # fmt: skip
+            else:
+                note("warning", "no_invoice_email", "no invoice email", account.account_id)
+        for package in account.packages.values():
+            terms = package.terms
+            if terms.end_date is not None and terms.end_date < run.period.start:
+                continue
+            if terms.amount < 0:
+                note("warning", "negative_price", "an active package with a negative price",
+                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
+            elif terms.amount == 0:
+                note("warning", "zero_price", "an active package priced 0",
+                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
+    for other in _overlapping_runs(billing, run):
+        note("warning", "overlapping_run",
+             f"run {other.run_id} ({other.status.value}, {other.period}, "
+             f"{other.selection.describe()}) also bills some of these accounts",
+             None)  # fmt: skip
+    ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
+    return CheckReport(run_id, ordered)
+
+
+def _accounts_in_scope(billing: Billing, run: BillRun, head: int) -> Iterator[Account]:
+    after = 0
+    while True:
+        positions = billing.queries.positions(ACCOUNT_OPENED, after=after, upto=head, limit=PAGE)
+        if not positions:
+            return
+        accounts = billing.load_many(Account, [p.originator_id for p in positions])
+        for position in positions:
+            account = accounts[position.originator_id]
+            if run.selection.includes(account.account_id, account.bill_group):
+                yield account
+        after = positions[-1].notification_id
+
+
+def _overlapping_runs(billing: Billing, run: BillRun) -> list[BillRun]:
+    runs = billing.load_many(BillRun, billing.queries.originators(RUN_SCHEDULED)).values()
+    return [
+        other
+        for other in runs
+        if other.run_id != run.run_id
+        and not other.is_completed
+        and _overlap(other.period, run.period)
+        and _may_share_accounts(other, run)
+    ]
+
+
+def _overlap(a: Period, b: Period) -> bool:
+    return a.start <= b.end and b.start <= a.end
+
+
+def _may_share_accounts(a: BillRun, b: BillRun) -> bool:
+    if a.selection.is_all or b.selection.is_all:
+        return True
+    return bool(
+        set(a.selection.accounts) & set(b.selection.accounts)
+        or set(a.selection.groups) & set(b.selection.groups)
+        or (a.selection.groups and b.selection.accounts)
+        or (b.selection.groups and a.selection.accounts)
+    )

@@ -1,0 +1,140 @@
+"""Before a run: its checks, which stop it on errors, and its preview, computed by
+the billing code itself, which the execution that follows must equal."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.bill_run_executor import BillRunExecutor, RunCheckFailed
+from application.billing import Billing
+from application.import_document import parse_import
+from application.previews import differences, preview_run
+from application.run_check import check_run
+from application.transactions import ChargeInput, add_charges
+from domain.account import ChargeTerms
+from domain.bill_run import RunSettings, RunStatus, Selection
+from domain.errors import RunNotRunnable
+from domain.periods import Period
+from tests.conftest import account, import_accounts, package
+from tests.integration.helpers import EventLog, import_with_usage_and_charges, varied_accounts
+
+Q1 = Period(date(2026, 1, 1), date(2026, 3, 31))
+JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+
+
+def load(billing: Billing, document: dict[str, Any]) -> None:
+    raw = json.dumps(document).encode()
+    billing.import_accounts(parse_import(raw, "f.json"), "f.json")
+
+
+def test_a_run_with_errors_does_not_start_and_says_why(billing: Billing) -> None:
+    load(
+        billing,
+        {
+            "bill_groups": [{"id": "mailed", "delivery": "email"}],
+            "accounts": [
+                account("OK", package("office", "100.00"), bill_group="mailed"),
+                {**account("NOMAIL", package("desk", "0.00"), bill_group="mailed"),
+                 "invoice_email": None},
+                {**account("PAPER", package("promo", "-5.00")), "invoice_email": None},
+            ],
+        },
+    )  # fmt: skip
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    billing.schedule_run("jan-again", JANUARY, None, Selection(groups=("mailed",)))
+
+    report = check_run(billing, "jan")
+    assert [(f.severity, f.check, f.count, f.accounts) for f in report.findings] == [
+        ("error", "no_invoice_email", 1, ["NOMAIL"]),
+        ("warning", "negative_price", 1, ["PAPER/promo"]),
+        ("warning", "no_invoice_email", 1, ["PAPER"]),
+        ("warning", "overlapping_run", 1, []),
+        ("warning", "zero_price", 1, ["NOMAIL/desk"]),
+    ]
+    with pytest.raises(RunCheckFailed, match="NOMAIL"):
+        BillRunExecutor(billing, batch_size=10).execute("jan")
+    assert billing.get_run("jan").status is RunStatus.SCHEDULED
+
+    fixed = {**account("NOMAIL", package("desk", "0.00"), bill_group="mailed")}
+    load(billing, {"accounts": [fixed]})
+    assert check_run(billing, "jan").errors == []
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    assert billing.get_run("jan").is_completed
+
+
+def test_a_run_that_does_not_deliver_only_warns_of_missing_emails(billing: Billing) -> None:
+    load(
+        billing,
+        {
+            "bill_groups": [{"id": "mailed", "delivery": "email"}],
+            "accounts": [{**account("NOMAIL", package(), bill_group="mailed"),
+                          "invoice_email": None}],
+        },
+    )  # fmt: skip
+    settings = RunSettings(render_invoices=False, deliver_invoices=False)
+    billing.schedule_run("jan", JANUARY, None, Selection(), settings)
+    assert [f.severity for f in check_run(billing, "jan").findings] == ["warning"]
+
+
+def test_the_execution_equals_its_preview(billing: Billing, database_url: str) -> None:
+    import_with_usage_and_charges(billing, *varied_accounts(30))
+    billing.schedule_run("q1", Q1, None, Selection())
+    with EventLog(database_url) as log:
+        before = log.total()
+        preview = preview_run(billing, "q1", batch_size=7)
+        assert log.total() == before + 1  # the preview on the run, nothing else
+    assert preview.invoices == 30 and preview.lines > 60
+    assert set(preview.totals) == {"EUR", "USD", "JPY"}
+    assert set(preview.totals["EUR"]) == {"recurring", "usage", "charge", "penalty"}
+
+    BillRunExecutor(billing, batch_size=4).execute("q1")  # other batches than the preview's
+    run = billing.get_run("q1")
+    assert run.statistics.content_digest == preview.digest
+    assert run.statistics.lines == preview.lines
+    assert run.statistics.billed == preview.totals
+    assert differences(preview, run.statistics) == []
+
+
+def test_when_data_changes_after_the_preview_the_report_says_what_differs(
+    billing: Billing,
+) -> None:
+    import_accounts(billing, account("A", package("office", "100.00")))
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    preview = preview_run(billing, "jan", batch_size=10)
+    add_charges(
+        billing,
+        [
+            ChargeInput(
+                "c", "A", ChargeTerms(charge_id="late", description="Late", amount=Decimal("7.50"),
+                                      charge_date=date(2026, 1, 20)),
+            )
+        ],
+        "test",
+    )  # fmt: skip
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    assert differences(preview, billing.get_run("jan").statistics) == [
+        "lines: previewed 1, billed 2",
+        "EUR charge: previewed 0, billed 7.50",
+    ]
+
+
+def test_only_a_scheduled_run_is_previewed(billing: Billing) -> None:
+    import_accounts(billing, account("A", package()))
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    with pytest.raises(RunNotRunnable, match="only a scheduled run"):
+        preview_run(billing, "jan", batch_size=10)
+
+
+def test_a_description_is_the_one_thing_that_changes(billing: Billing) -> None:
+    import_accounts(billing, account("A", package()))
+    billing.schedule_run("jan", JANUARY, None, Selection())
+    run = billing.get_run("jan")
+    run.describe("January, first try", billing.clock())
+    billing.save(run)
+    assert billing.get_run("jan").description == "January, first try"

@@ -1,0 +1,84 @@
+"""Reopening a cancelled run's billing on an account: everything it billed is
+unbilled again, once; a later run's billing blocks it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from domain.account import Account, ChargeTerms, PackageTerms
+from domain.contracts import ContractTerms
+from domain.errors import AccountError
+from domain.periods import Frequency, Period, Timing
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
+FEBRUARY = Period(date(2026, 2, 1), date(2026, 2, 28))
+
+
+def billed_account() -> Account:
+    account = Account.open("A", "A Ltd", "EUR", None, "default", AT)
+    account.subscribe(
+        PackageTerms(
+            package_id="phone", description="Phone", amount=Decimal("20.00"),
+            frequency=Frequency.MONTHLY, timing=Timing.ADVANCE, start_date=date(2026, 1, 1),
+            usage_rate=Decimal("0.10"),
+        ),
+        None,
+        AT,
+    )  # fmt: skip
+    account.record_usage("u1", "phone", Decimal("10"), date(2026, 1, 5), AT)
+    account.add_charge(
+        ChargeTerms(charge_id="c1", description="Setup", amount=Decimal("5.00"),
+                    charge_date=date(2026, 1, 2)),
+        AT,
+    )  # fmt: skip
+    account.agree_contract(
+        ContractTerms(contract_id="k", start_date=date(2026, 1, 1), term_months=12,
+                      early_termination_fee=Decimal("50.00"), description="Contract"),
+        AT,
+    )  # fmt: skip
+    account.terminate_contract("k", date(2026, 1, 20), AT)
+    return account
+
+
+def lines(account: Account, run_id: str, period: Period) -> list[tuple[str, str]]:
+    return [(ln.source, str(ln.amount)) for ln in account.bill(run_id, period, period.end, AT)]
+
+
+def test_a_reopened_run_is_billed_again_exactly_once() -> None:
+    account = billed_account()
+    first = lines(account, "jan", JANUARY)
+    assert first == [
+        ("package:phone", "20.00"), ("usage:phone", "1.00"), ("charge:c1", "5.00"),
+        ("contract:k", "50.00"),
+    ]  # fmt: skip
+    spend = account.contract_spend("k")
+    assert account.reopen_run("jan", AT) is True
+    assert account.contract_spend("k") == Decimal(0)
+    assert lines(account, "jan-again", JANUARY) == first
+    assert account.contract_spend("k") == spend
+    assert lines(account, "jan-third", JANUARY) == []
+    assert account.reopen_run("never", AT) is False
+
+
+def test_reopening_survives_a_replay() -> None:
+    account = billed_account()
+    lines(account, "jan", JANUARY)
+    account.reopen_run("jan", AT)
+    rebuilt = Account.project(None, account.collect_events())
+    assert rebuilt is not None
+    assert lines(rebuilt, "jan-again", JANUARY) == lines(account, "jan-again", JANUARY)
+
+
+def test_a_run_billed_over_by_a_later_run_cannot_be_reopened() -> None:
+    account = billed_account()
+    lines(account, "jan", JANUARY)
+    lines(account, "feb", FEBRUARY)
+    with pytest.raises(AccountError, match=r"billed after run jan .* cancel the later run first"):
+        account.reopen_run("jan", AT)
+    assert account.reopen_run("feb", AT) is True
+    assert account.reopen_run("jan", AT) is True
+    assert account.packages["phone"].next_bill_date == date(2026, 1, 1)
