@@ -202,7 +202,7 @@ class BillRunExecutor:
         )
 
     def _start(self, run: BillRun) -> None:
-        report = check_run(self.billing, run.run_id)
+        report = check_run(self.billing, run.run_id, errors_only=True)
         if report.errors:
             raise RunCheckFailed(report)
         log_position = self.billing.queries.head()

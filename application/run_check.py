@@ -29,7 +29,7 @@ from eventsourcing.utils import get_topic
 
 from application.billing import Billing
 from domain.account import Account, AccountOpened, InvoicerChanged
-from domain.bill_group import BillGroup, DeliveryChannel
+from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled
 from domain.exchange_rates import RateSnapshot
 from domain.periods import Period
@@ -37,6 +37,7 @@ from domain.periods import Period
 ACCOUNT_OPENED = get_topic(AccountOpened)
 INVOICER_CHANGED = get_topic(InvoicerChanged)
 RUN_SCHEDULED = get_topic(RunScheduled)
+BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
 PAGE = 1000
 EXAMPLES = 10
 
@@ -99,7 +100,10 @@ def missing_rates(
     return snapshot, snapshot.missing(needed)
 
 
-def check_run(billing: Billing, run_id: str) -> CheckReport:
+def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> CheckReport:
+    """The run's findings; `errors_only` (what execution asks before it starts) skips
+    the account scan when no bill group delivers by email, as nothing else it finds
+    can be an error."""
     run = billing.get_run(run_id)
     head = billing.queries.head()
     findings: dict[tuple[Severity, str], Finding] = {}
@@ -117,6 +121,8 @@ def check_run(billing: Billing, run_id: str) -> CheckReport:
              f"no exchange rate {pair} in effect on {run.posting_date} "
              f"(billrun rates set {base} {quote} RATE --date {run.posting_date})")  # fmt: skip
     groups: dict[str, BillGroup] = {}
+    if errors_only and not (run.settings.deliver_invoices and _some_group_emails(billing)):
+        return CheckReport(run_id, list(findings.values()))
     for account in _accounts_in_scope(billing, run, head):
         group = groups.get(account.bill_group) or billing.get_bill_group(account.bill_group)
         groups[account.bill_group] = group
@@ -138,6 +144,8 @@ def check_run(billing: Billing, run_id: str) -> CheckReport:
             elif terms.amount == 0:
                 note("warning", "zero_price", "an active package priced 0",
                      f"{account.account_id}/{terms.package_id}")  # fmt: skip
+    if errors_only:
+        return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
     for other in _overlapping_runs(billing, run):
         note("warning", "overlapping_run",
              f"run {other.run_id} ({other.status.value}, {other.period}, "
@@ -145,6 +153,14 @@ def check_run(billing: Billing, run_id: str) -> CheckReport:
              None)  # fmt: skip
     ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
     return CheckReport(run_id, ordered)
+
+
+def _some_group_emails(billing: Billing) -> bool:
+    ids = billing.queries.originators(BILL_GROUP_CONFIGURED)
+    return any(
+        group.delivery_channel is DeliveryChannel.EMAIL
+        for group in billing.load_many(BillGroup, ids).values()
+    )
 
 
 def _accounts_in_scope(billing: Billing, run: BillRun, head: int) -> Iterator[Account]:
