@@ -15,6 +15,7 @@ and closed, the invoice numbers it reserved and the run's checkpoint
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,7 +31,14 @@ from application.invoicing import FamilyOutcome, close_after_run, close_numbered
 from application.run_check import CheckReport, check_run, missing_rates
 from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
-from domain.bill_run import BatchStatistics, BillRun, PreviewSummary, RunPhase, RunStatus
+from domain.bill_run import (
+    BatchStatistics,
+    BillRun,
+    PreviewSummary,
+    RunPhase,
+    RunStatus,
+    StepTimings,
+)
 from domain.errors import RunNotRunnable
 from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
@@ -241,7 +249,8 @@ class BillRunExecutor:
         """Billing done: close the open invoices of `after_each_bill_run` groups in a
         pass of their own when the run has any, else (or after it) complete."""
         at = self.billing.clock()
-        if run.phase is RunPhase.BILLING and self._closes_after_run(run):
+        closes = run.settings.run_invoices and self._closes_after_run(run)
+        if run.phase is RunPhase.BILLING and closes:
             run.start_closing(at)
         else:
             run.complete(at)
@@ -262,8 +271,10 @@ class BillRunExecutor:
         self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
     ) -> None:
         at = self.billing.clock()
+        started = time.monotonic_ns()
         batch = self._load_batch(run, positions)
         outcomes, parked = self._bill_families(run, batch, at)
+        billed = time.monotonic_ns()
         for account_id, reason in parked:
             run.park(account_id, reason, at)
         seen = sum(1 + len(invoicer.members) for invoicer in batch.invoicers)
@@ -271,7 +282,11 @@ class BillRunExecutor:
 
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
-            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at)
+            timings = StepTimings(
+                billing_ms=(billed - started) // 1_000_000,
+                invoicing_ms=(time.monotonic_ns() - billed) // 1_000_000,
+            )
+            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at, timings)
 
         statistics = self._save_batch(
             run, sequence, batch, outcomes, at, (len(positions), seen, skipped), checkpoint
@@ -396,6 +411,7 @@ class BillRunExecutor:
             invoices_released=len(released),
             content_digest=content.digest,
             billed=content.totals,
+            line_counts=dict(sorted(content.counts.items())),
         )
         record(statistics, numbers)
         self.billing.save(*changed_accounts, *invoices.values(), sequence, run)

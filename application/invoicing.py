@@ -15,6 +15,9 @@ run's rates. When that invoice closes depends on the group's close type
 - `after_each_bill_run`: by the run's closing pass, after everyone is billed
   (`close_after_run`), including families that had nothing billed.
 
+A run whose settings leave `run_invoices` off closes nothing: the lines wait on
+open invoices for a run that invoices.
+
 An invoice closed in a run that does not reach the invoicer's bill day is held
 (closed and numbered, not rendered or delivered) until a run that does reach
 it releases it (seed: rendering and delivery happen only on the bill day).
@@ -71,8 +74,10 @@ def invoice_family(
     if bill_day:
         outcome.released = invoicer.release_held_invoices(run.run_id, at)
     family = [invoicer, *members]
+    invoicing = run.settings.run_invoices
     if (
-        open_invoice is not None
+        invoicing
+        and open_invoice is not None
         and group.close_type is CloseType.USER_BILL_CYCLE
         and any(a.has_package_due(run.period) for a in family)
     ):
@@ -108,7 +113,7 @@ def invoice_family(
 
     if open_invoice is None:
         return outcome
-    if group.close_type is CloseType.POST_USER_BILLING:
+    if invoicing and group.close_type is CloseType.POST_USER_BILLING:
         outcome.closing.append(Closing(open_invoice, invoicer, release=bill_day, group=group))
         # An invoice opened and closed in this batch is never open between
         # transactions, so the account need not record it (no events for it).
@@ -125,7 +130,7 @@ def close_after_run(
 ) -> FamilyOutcome:
     """The closing pass of an `after_each_bill_run` group: close what is open."""
     outcome = FamilyOutcome()
-    if group.close_type is not CloseType.AFTER_EACH_BILL_RUN:
+    if group.close_type is not CloseType.AFTER_EACH_BILL_RUN or not run.settings.run_invoices:
         return outcome
     bill_day = invoicer.bill_day_within(run.period)
     if open_invoice is not None:

@@ -88,6 +88,9 @@ class RunSettings(ValueObject):
     run_contracts: bool = True
     """Apply contract penalties (early-termination fees, commitment shortfalls) due
     by the period's end, whatever period they relate to (domain.contracts)."""
+    run_invoices: bool = True
+    """Close and number invoices (by the bill group's close type); off, billed lines
+    wait on open invoices for a run that invoices."""
     categories: tuple[str, ...] = ()
     """Only packages and charges of these categories; empty: every category."""
 
@@ -130,6 +133,8 @@ class BatchStatistics(ValueObject):
     """The lines billed, as a sum of their digests (`domain.run_content`)."""
     billed: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
     """Amounts billed per currency and kind of line (what a preview compares)."""
+    line_counts: dict[str, int] = Field(default_factory=dict)
+    """Lines billed per kind (`recurring`, `usage`, `charge`, `penalty`)."""
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
         totals = dict(self.totals)
@@ -147,6 +152,10 @@ class BatchStatistics(ValueObject):
             invoices_released=self.invoices_released + other.invoices_released,
             content_digest=add_digests(self.content_digest, other.content_digest),
             billed=_add_nested(self.billed, other.billed),
+            line_counts={
+                kind: self.line_counts.get(kind, 0) + other.line_counts.get(kind, 0)
+                for kind in sorted(set(self.line_counts) | set(other.line_counts))
+            },
         )
 
 
@@ -207,12 +216,27 @@ class RunStarted(DomainEvent):
     """The exchange rates the run converts with, fixed when it starts."""
 
 
+class StepTimings(ValueObject):
+    """Where a batch's time went, in milliseconds: billing (every billing step, one
+    pass per account) and invoicing (closing, numbering, saving)."""
+
+    billing_ms: int = 0
+    invoicing_ms: int = 0
+
+    def plus(self, other: StepTimings) -> StepTimings:
+        return StepTimings(
+            billing_ms=self.billing_ms + other.billing_ms,
+            invoicing_ms=self.invoicing_ms + other.invoicing_ms,
+        )
+
+
 class RunBatchCompleted(DomainEvent):
     batch: int
     cursor: int
     statistics: BatchStatistics
     first_invoice_number: int | None
     last_invoice_number: int | None
+    timings: StepTimings | None = None
 
 
 class RunClosingStarted(DomainEvent):
@@ -309,6 +333,7 @@ class BillRun(Aggregate):
         self.cancelled: RunCancelled | None = None
         self.validated = False
         self.finalized = False
+        self.timings = StepTimings()
         self.parked: dict[str, str] = {}
         """Accounts the run could not bill, with why; retried ones leave."""
         self.started_at: datetime | None = None
@@ -391,11 +416,12 @@ class BillRun(Aggregate):
         statistics: BatchStatistics,
         invoice_numbers: list[int],
         at: datetime,
+        timings: StepTimings | None = None,
     ) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
         self._checkpoint(RunBatchCompleted, (self.batches, self.cursor), batch, cursor,
-                         statistics, invoice_numbers, at)  # fmt: skip
+                         statistics, invoice_numbers, at, timings)  # fmt: skip
 
     def _checkpoint(
         self,
@@ -406,6 +432,7 @@ class BillRun(Aggregate):
         statistics: BatchStatistics,
         invoice_numbers: list[int],
         at: datetime,
+        timings: StepTimings | None = None,
     ) -> None:
         """A batch's checkpoint, which must follow the `previous` (batch, cursor): a
         batch computed from a checkpoint another process moved past is refused."""
@@ -423,6 +450,7 @@ class BillRun(Aggregate):
             statistics=statistics,
             first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
             last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
+            **({} if timings is None else {"timings": timings}),
         )
 
     def record_preview(self, preview: PreviewSummary, at: datetime) -> None:
@@ -503,6 +531,29 @@ class BillRun(Aggregate):
             )
         self._trigger(RunFinalized, at)
 
+    @property
+    def steps(self) -> list[dict[str, object]]:
+        """Which steps the run performed, in the seed's order, with their counts;
+        billing steps share one timing (one pass per account), invoicing another."""
+        settings, stats = self.settings, self.statistics
+        counts = stats.line_counts
+        billing = {"seconds": Decimal(self.timings.billing_ms) / 1000}
+        return [
+            {"step": "bill_packages", "ran": settings.bill_packages,
+             "lines": counts.get("recurring", 0), **billing},
+            {"step": "bill_usage", "ran": settings.bill_usage,
+             "lines": counts.get("usage", 0), **billing},
+            {"step": "run_contracts", "ran": settings.run_contracts,
+             "lines": counts.get("penalty", 0), **billing},
+            {"step": "bill_charges", "ran": settings.bill_charges,
+             "lines": counts.get("charge", 0), **billing},
+            {"step": "run_invoices", "ran": settings.run_invoices,
+             "invoices_closed": stats.invoices, "invoices_left_open": stats.invoices_left_open,
+             "seconds": Decimal(self.timings.invoicing_ms) / 1000},
+            {"step": "render_invoices", "ran": settings.render_invoices, "by": "the worker"},
+            {"step": "deliver_invoices", "ran": settings.deliver_invoices, "by": "the worker"},
+        ]  # fmt: skip
+
     def describe(self, description: str, at: datetime) -> None:
         """The one thing that can change after a run is created (the seed)."""
         if description != self.description:
@@ -551,6 +602,8 @@ class BillRun(Aggregate):
         self.batches = event.batch
         self.cursor = event.cursor
         self.statistics = self.statistics.plus(event.statistics)
+        if event.timings is not None:
+            self.timings = self.timings.plus(event.timings)
 
     def _when_RunPreviewed(self, event: RunPreviewed) -> None:
         self.preview = event.preview

@@ -45,6 +45,8 @@ class RunContent:
         self.invoices: set[UUID] = set()
         self.lines = 0
         self.totals: dict[str, dict[str, Decimal]] = {}
+        self.counts: dict[str, int] = {}
+        """Lines per kind."""
 
     def add_invoice(self, invoice_id: UUID) -> None:
         self.invoices.add(invoice_id)
@@ -56,6 +58,7 @@ class RunContent:
         per_kind = self.totals.setdefault(line.currency, {})
         kind = str(line.kind)
         per_kind[kind] = per_kind.get(kind, Decimal(0)) + line.amount
+        self.counts[kind] = self.counts.get(kind, 0) + 1
 
     @property
     def digest(self) -> str:

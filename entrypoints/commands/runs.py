@@ -66,6 +66,10 @@ def run_schedule(
         list[str] | None,
         typer.Option(help="Bill only packages and charges of this category (repeat)."),
     ] = None,
+    invoices: Annotated[
+        bool,
+        typer.Option(help="Close and number invoices; off, lines wait on open invoices."),
+    ] = True,
     render: Annotated[
         bool, typer.Option(help="Render closed invoices to PDF and XML (by the worker).")
     ] = True,
@@ -111,6 +115,7 @@ def run_schedule(
         bill_charges=charges,
         run_contracts=contracts,
         categories=tuple(dict.fromkeys(category or ())),
+        run_invoices=invoices,
         render_invoices=render,
         deliver_invoices=deliver and render,
         approval_required=approval_required,
@@ -247,6 +252,7 @@ def run_status(
             shown["description"] = run.description
             shown["preview"] = preview_comparison(run)
             shown["parked"] = run.parked
+            shown["step_log"] = run.steps
     if json_out:
         output.print_json(shown)
         return
@@ -255,6 +261,25 @@ def run_status(
         output.console.print(f"run {run_id} is {shown['preview']}")
     if shown.get("parked"):
         output.console.print(parked_table(run_id, shown["parked"]))
+    if shown.get("step_log") and shown.get("status") != "scheduled":
+        output.console.print(steps_table(run_id, shown["step_log"]))
+
+
+def steps_table(run_id: str, steps: list[dict[str, Any]]) -> Table:
+    """The run's steps in the seed's order: ran or not, counts, time."""
+    table = Table(title=f"Steps of run {run_id}")
+    for column in ("step", "ran", "counts", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for step in steps:
+        counts = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in step.items()
+            if k not in ("step", "ran", "seconds", "by")
+        ) or (f"by {step['by']}" if "by" in step else "")  # fmt: skip
+        seconds = step.get("seconds")
+        table.add_row(step["step"], "yes" if step["ran"] else "no", counts,
+                      "" if seconds is None else f"{seconds:.3f}")  # fmt: skip
+    table.caption = "billing steps run in one pass per account and share one time"
+    return table
 
 
 @run_app.command("list")
@@ -393,8 +418,8 @@ def report_tables(report: dict[str, Any]) -> Group:
     return Group(billed, about)
 
 
-_STEPS = ("bill_packages", "bill_usage", "bill_charges", "run_contracts")
-"""The settings that switch a run's billing steps on, in the order it runs them."""
+_STEPS = ("bill_packages", "bill_usage", "run_contracts", "bill_charges", "run_invoices")
+"""The settings that switch a run's billing and invoicing steps on, in the seed's order."""
 
 
 def plural(count: int, noun: str) -> str:

@@ -236,7 +236,7 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
     assert [run["run_id"] for run in out["runs"]] == ["2026-q1"]
     # `run status` adds what only the run itself knows (its workflow state, description,
     # preview comparison and parked accounts) to the row `run list` shows.
-    extra = {"workflow_state", "description", "preview", "parked"}
+    extra = {"workflow_state", "description", "preview", "parked", "step_log"}
     assert out["runs"][0] == {k: v for k, v in status.items() if k not in extra}
     assert (status["workflow_state"], status["parked"]) == ("drafts_ready", {})
 
@@ -380,7 +380,7 @@ def test_invoice_show_and_the_run_report_show_kinds_categories_and_taxes(
         "category telecom EUR 2 46.05 2.76 48.81",
         "total GBP 2 370.00 67.00 437.00",
         "invoiced: 1 invoice EUR 1146.05 222.76 1368.81",
-        "settings steps bill_packages, bill_usage, bill_charges",
+        "settings steps bill_packages, bill_usage, run_contracts, bill_charges, run_invoices",
         "settings categories all",
     ):
         assert expected in report_text, (expected, out["report_text"])
@@ -388,7 +388,9 @@ def test_invoice_show_and_the_run_report_show_kinds_categories_and_taxes(
     status = json.loads(out["status"])
     assert status["settings"] == report["settings"]
     status_text = table_text(out["status_text"])
-    assert "steps bill_packages, bill_usage, bill_charges" in status_text
+    assert (
+        "steps bill_packages, bill_usage, run_contracts, bill_charges, run_invoices" in status_text
+    )
     assert "categories all" in status_text
 
 

@@ -45,3 +45,5 @@ def test_check_preview_execute_and_review_a_run(cli: Cli, tmp_path: Path) -> Non
     status = cli.json("run", "status", "jan", "--json")
     assert status["description"] == "January, checked"
     assert status["preview"] == "equal to its preview (same digest)"
+    steps = {step["step"]: step for step in status["step_log"]}
+    assert steps["bill_packages"]["lines"] == 2 and steps["run_invoices"]["invoices_closed"] == 2

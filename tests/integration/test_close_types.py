@@ -18,7 +18,7 @@ from application.billing import Billing
 from application.import_document import parse_import
 from application.transactions import ChargeInput, add_charges
 from domain.account import ChargeTerms
-from domain.bill_run import Selection
+from domain.bill_run import RunSettings, Selection
 from domain.invoice import Invoice
 from domain.periods import Period
 from tests.conftest import account, package
@@ -244,3 +244,19 @@ def test_a_held_invoice_is_neither_rendered_nor_delivered_until_released(
     assert (
         ready_for_delivery(released, billing.get_run("mid")).reason == "the invoice has no PDF yet"
     )
+
+
+def test_a_run_without_invoicing_leaves_lines_on_open_invoices_for_the_next_one(
+    billing: Billing,
+) -> None:
+    configure(billing, "post_user_billing", account("M", package("desk", "100.00")))
+    no_invoices = RunSettings(run_invoices=False)
+    billing.schedule_run("jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection(),
+                         no_invoices)  # fmt: skip
+    BillRunExecutor(billing, batch_size=10).execute("jan")
+    jan = billing.get_run("jan")
+    assert (jan.statistics.invoices, jan.statistics.invoices_left_open) == (0, 1)
+    assert [s["step"] for s in jan.steps if not s["ran"]] == ["run_invoices"]
+    seen = run_timeline(billing, "M", [("feb", "2026-02-01", "2026-02-28", [])])
+    assert seen[0]["closed"] == ["[package:desk 100.00, package:desk 100.00] = 200.00"]
+    assert seen[0]["open"] is None
