@@ -17,6 +17,24 @@ from consumers.services import ConsumerServices
 from consumers.topology import Topology
 
 
+class _EmptyFetchIsNotAnError(logging.Filter):
+    """nats-py 2.16 ends a pull fetch that found nothing with a plain
+    `asyncio.TimeoutError` in one timing window, where FastStream 0.7 only expects
+    `nats.errors.TimeoutError`: its supervisor logs an ERROR and restarts the
+    consumer's fetch loop, which is all that is needed (no message was fetched).
+    The record is kept, at DEBUG, so a worker's log does not cry wolf."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError) and "raised an exception, retrying" in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+BROKER_LOGGER = logging.getLogger("consumers.broker")
+BROKER_LOGGER.addFilter(_EmptyFetchIsNotAnError())
+
+
 def build_broker(
     nats_url: str,
     services: ConsumerServices,
@@ -32,7 +50,7 @@ def build_broker(
     broker = NatsBroker(
         nats_url,
         graceful_timeout=30.0,
-        logger=logging.getLogger("consumers.broker"),
+        logger=BROKER_LOGGER,
         log_level=logging.DEBUG,
     )
     broker.include_router(render_router(services, topology, policy))

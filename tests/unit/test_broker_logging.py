@@ -1,0 +1,26 @@
+"""FastStream's restart of a fetch loop after nats-py's plain TimeoutError is logged at
+DEBUG; any other failure keeps its level."""
+
+from __future__ import annotations
+
+import logging
+
+from consumers.app import BROKER_LOGGER
+
+MESSAGE = "Task-26 raised an exception, retrying...\\nIf this behavior causes issues, ..."
+
+
+def record(error: BaseException) -> logging.LogRecord:
+    made = BROKER_LOGGER.makeRecord(
+        BROKER_LOGGER.name, logging.ERROR, __file__, 1, MESSAGE, (), (type(error), error, None)
+    )
+    BROKER_LOGGER.filter(made)
+    return made
+
+
+def test_an_empty_fetch_timing_out_is_not_an_error() -> None:
+    assert record(TimeoutError()).levelno == logging.DEBUG
+
+
+def test_other_failures_stay_errors() -> None:
+    assert record(ConnectionError("gone")).levelno == logging.ERROR
