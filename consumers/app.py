@@ -22,12 +22,15 @@ class _EmptyFetchIsNotAnError(logging.Filter):
     `asyncio.TimeoutError` in one timing window, where FastStream 0.7 only expects
     `nats.errors.TimeoutError`: its supervisor logs an ERROR and restarts the
     consumer's fetch loop, which is all that is needed (no message was fetched).
-    The record is kept, at DEBUG, so a worker's log does not cry wolf."""
+    The record is kept at DEBUG (shown only when DEBUG logging is on), so a
+    worker's log does not cry wolf."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError) and "raised an exception, retrying" in str(record.msg):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            # Handlers do not look at the level again: drop it unless DEBUG is on.
+            return BROKER_LOGGER.isEnabledFor(logging.DEBUG)
         return True
 
 
