@@ -376,9 +376,12 @@ class Billing(Application[UUID]):
         selection: Selection,
         settings: RunSettings | None = None,
         origin: RunOrigin | None = None,
+        disabled: bool = False,
     ) -> ScheduleOutcome:
         """Schedule a run; scheduling the same run again with the same terms is a no-op.
-        `origin`: the schedule occurrence that queues it, if any."""
+        `origin`: the schedule occurrence that queues it, if any; `disabled`: saved
+        disabled in the same transaction, so no manager picks it up before the operator
+        has checked or previewed it (`billrun run enable`)."""
         self.check_selection(selection)
         try:
             existing = self.get_run(run_id)
@@ -386,6 +389,8 @@ class Billing(Application[UUID]):
             run = BillRun.schedule(
                 run_id, period, posting_date, selection, self.clock(), settings, origin
             )
+            if disabled:
+                run.disable(self.clock())
             try:
                 self.save(run)
             except RecordConflictError:

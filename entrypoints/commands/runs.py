@@ -12,9 +12,10 @@ from rich.table import Table
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.scheduler import set_run_disabled
-from domain.bill_run import BillRun, RunSettings, Selection
+from domain.bill_run import BillRun, Selection
 from domain.periods import Period
 from entrypoints import output
+from entrypoints import run_options as options
 from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
@@ -46,41 +47,21 @@ def run_schedule(
     account: Annotated[
         list[str] | None, typer.Option(help="Bill only this account (repeat).")
     ] = None,
-    packages: Annotated[
-        bool, typer.Option(help="Bill package periods whose bill date is in the period.")
-    ] = True,
-    usage: Annotated[
-        bool, typer.Option(help="Bill the unbilled usage of the packages due in the period.")
-    ] = True,
-    charges: Annotated[
-        bool, typer.Option(help="Bill one-off charges dated on or before the period end.")
-    ] = True,
-    contracts: Annotated[
+    packages: options.Packages = True,
+    usage: options.Usage = True,
+    charges: options.Charges = True,
+    contracts: options.Contracts = True,
+    category: options.Category = None,
+    invoices: options.Invoices = True,
+    render: options.Render = True,
+    deliver: options.Deliver = True,
+    approval_required: options.ApprovalRequired = False,
+    disabled: Annotated[
         bool,
         typer.Option(
-            help="Bill contract penalties (early-termination fees, minimum-spend "
-            "shortfalls) due by the period end, once each."
-        ),
-    ] = True,
-    category: Annotated[
-        list[str] | None,
-        typer.Option(help="Bill only packages and charges of this category (repeat)."),
-    ] = None,
-    invoices: Annotated[
-        bool,
-        typer.Option(help="Close and number invoices; off, lines wait on open invoices."),
-    ] = True,
-    render: Annotated[
-        bool, typer.Option(help="Render closed invoices to PDF and XML (by the worker).")
-    ] = True,
-    deliver: Annotated[
-        bool, typer.Option(help="Deliver rendered invoices by their bill group's channel.")
-    ] = True,
-    approval_required: Annotated[
-        bool,
-        typer.Option(
-            "--approval-required",
-            help="Deliver an invoice only once it is approved (billrun invoice approve).",
+            "--disabled",
+            help="Schedule it disabled: a worker's manager leaves it alone until "
+            "`billrun run enable` (time to check and preview it).",
         ),
     ] = False,
     json_out: JsonFlag = False,
@@ -104,25 +85,18 @@ def run_schedule(
     """
     period = Period(period_start.date(), period_end.date())
     selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
-    if not (packages or usage or charges or contracts):
-        raise typer.BadParameter(
-            "--no-packages, --no-usage, --no-charges and --no-contracts together "
-            "leave nothing to bill"
-        )
-    settings = RunSettings(
-        bill_packages=packages,
-        bill_usage=usage,
-        bill_charges=charges,
-        run_contracts=contracts,
-        categories=tuple(dict.fromkeys(category or ())),
-        run_invoices=invoices,
-        render_invoices=render,
-        deliver_invoices=deliver and render,
-        approval_required=approval_required,
-    )
+    settings = options.run_settings(
+        packages, usage, charges, contracts, category, invoices, render, deliver,
+        approval_required,
+    )  # fmt: skip
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
-            run_id, period, posting_date.date() if posting_date else None, selection, settings
+            run_id,
+            period,
+            posting_date.date() if posting_date else None,
+            selection,
+            settings,
+            disabled=disabled,
         )
     if json_out:
         output.print_json({"created": outcome.created, **run_json(outcome.run)})

@@ -17,7 +17,7 @@ from application.scheduler import (
     list_schedules,
     remove_schedule,
 )
-from domain.bill_run import RunSettings, Selection
+from domain.bill_run import Selection
 from domain.schedule import (
     DEFAULT_PERIOD_RULE,
     WEEKDAYS,
@@ -30,6 +30,7 @@ from domain.schedule import (
     run_id_for,
 )
 from entrypoints import output
+from entrypoints import run_options as options
 from entrypoints.common import (
     JsonFlag,
     UsageError,
@@ -94,20 +95,15 @@ def schedule_add(
     account: Annotated[
         list[str] | None, typer.Option(help="Bill only this account (repeat).")
     ] = None,
-    packages: Annotated[bool, typer.Option(help="Bill package periods.")] = True,
-    usage: Annotated[bool, typer.Option(help="Bill unbilled usage.")] = True,
-    charges: Annotated[bool, typer.Option(help="Bill one-off charges.")] = True,
-    contracts: Annotated[bool, typer.Option(help="Bill contract penalties.")] = True,
-    category: Annotated[
-        list[str] | None,
-        typer.Option(help="Bill only packages and charges of this category (repeat)."),
-    ] = None,
-    render: Annotated[
-        bool, typer.Option(help="Render closed invoices to PDF and XML (by the worker).")
-    ] = True,
-    deliver: Annotated[
-        bool, typer.Option(help="Deliver rendered invoices by their bill group's channel.")
-    ] = True,
+    packages: options.Packages = True,
+    usage: options.Usage = True,
+    charges: options.Charges = True,
+    contracts: options.Contracts = True,
+    category: options.Category = None,
+    invoices: options.Invoices = True,
+    render: options.Render = True,
+    deliver: options.Deliver = True,
+    approval_required: options.ApprovalRequired = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Add a schedule: each occurrence queues one bill run, NAME-<occurrence date>.
@@ -124,15 +120,10 @@ def schedule_add(
       --period-end 2026-01-31 --group retail
     """
     selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
-    settings = RunSettings(
-        bill_packages=packages,
-        bill_usage=usage,
-        bill_charges=charges,
-        run_contracts=contracts,
-        categories=tuple(dict.fromkeys(category or ())),
-        render_invoices=render,
-        deliver_invoices=deliver and render,
-    )
+    settings = options.run_settings(
+        packages, usage, charges, contracts, category, invoices, render, deliver,
+        approval_required,
+    )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()
         start = _instant("--at", at) if at is not None else _default_start(rt, name, every, now)

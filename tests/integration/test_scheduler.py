@@ -225,6 +225,19 @@ def test_a_disabled_run_is_skipped_and_runs_once_enabled(
     assert second.get_run("R").statistics.invoices == ACCOUNTS
 
 
+def test_a_run_scheduled_disabled_waits_for_the_operator(
+    apps: tuple[Billing, Billing], clock: Clock
+) -> None:
+    first, second = apps
+    first.schedule_run("R", JANUARY, None, Selection(), disabled=True)
+    assert first.get_run("R").disabled and first.get_run("R").version == 2  # one save
+    manager = Manager(second, "m", batch_size=2)
+    assert manager.tick() is None  # left alone: time to check and preview it
+    set_run_disabled(first, "R", False)
+    outcome = manager.tick()
+    assert outcome is not None and outcome.outcome == "completed"
+
+
 def test_disabling_a_running_run_stops_its_manager_at_a_checkpoint(
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
