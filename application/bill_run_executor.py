@@ -303,16 +303,11 @@ class BillRunExecutor:
         outcomes: list[FamilyOutcome] = []
         parked: list[tuple[str, str]] = []
         for invoicer in batch.invoicers:
-            members = [batch.members[account_uuid(m)] for m in invoicer.members]
-            open_invoice = batch.open_invoice_of(invoicer)
             try:
-                outcomes.append(
-                    invoice_family(
-                        run, invoicer, members, self._group(invoicer.bill_group), open_invoice, at
-                    )
-                )
-            except Exception as error:
-                for aggregate in (invoicer, *members, open_invoice):
+                outcomes.append(self._invoice_family(run, batch, invoicer, at))
+            except Exception as error:  # any failure parks only this family
+                members = [batch.members[account_uuid(m)] for m in invoicer.members]
+                for aggregate in (invoicer, *members, batch.open_invoice_of(invoicer)):
                     if aggregate is not None:
                         aggregate.collect_events()
                 reason = f"{type(error).__name__}: {error}"
@@ -330,17 +325,8 @@ class BillRunExecutor:
             raise RunNotRunnable(f"account {account_id} is not parked in run {run_id}")
         at = self.billing.clock()
         invoicer = self.billing.get_account(account_id)
-        members = self._members([invoicer])
-        open_ids = [invoicer.open_invoice] if invoicer.open_invoice else []
-        batch = _Batch([invoicer], members, self.billing.load_many(Invoice, open_ids))
-        outcome = invoice_family(
-            run,
-            invoicer,
-            [members[account_uuid(m)] for m in invoicer.members],
-            self._group(invoicer.bill_group),
-            batch.open_invoice_of(invoicer),
-            at,
-        )
+        batch = self._batch_of([invoicer])
+        outcome = self._invoice_family(run, batch, invoicer, at)  # a failure is raised
         sequence = self.billing.get_invoice_sequence()
 
         def record(statistics: BatchStatistics, numbers: list[int]) -> None:
@@ -348,7 +334,7 @@ class BillRunExecutor:
 
         skipped = 0 if outcome.lines or outcome.opened else 1
         return self._save_batch(
-            run, sequence, batch, [outcome], at, (0, 1 + len(members), skipped), record
+            run, sequence, batch, [outcome], at, (0, 1 + len(batch.members), skipped), record
         )
 
     def _close_batch(
@@ -441,10 +427,21 @@ class BillRunExecutor:
                 accounts[p.originator_id].account_id, accounts[p.originator_id].bill_group
             )
         ]
+        return self._batch_of(invoicers, with_members)
+
+    def _batch_of(self, invoicers: list[Account], with_members: bool = True) -> _Batch:
+        """Invoicers with their members and open invoices, each kind in one query."""
         members = self._members(invoicers) if with_members else {}
         open_ids = [a.open_invoice for a in invoicers if a.open_invoice is not None]
         open_invoices = self.billing.load_many(Invoice, open_ids) if open_ids else {}
         return _Batch(invoicers, members, open_invoices)
+
+    def _invoice_family(
+        self, run: BillRun, batch: _Batch, invoicer: Account, at: datetime
+    ) -> FamilyOutcome:
+        members = [batch.members[account_uuid(m)] for m in invoicer.members]
+        group = self._group(invoicer.bill_group)
+        return invoice_family(run, invoicer, members, group, batch.open_invoice_of(invoicer), at)
 
     def _group(self, group_id: str) -> BillGroup:
         group = self._groups.get(group_id)

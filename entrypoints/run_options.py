@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from domain.bill_run import RunSettings
+from domain.bill_run import RunSettings, Selection
 from entrypoints.common import UsageError
 
+Group = Annotated[list[str] | None, typer.Option(help="Bill only this bill group (repeat).")]
+Account = Annotated[list[str] | None, typer.Option(help="Bill only this account (repeat).")]
 Packages = Annotated[
     bool, typer.Option(help="Bill package periods whose bill date is in the period.")
 ]
@@ -46,6 +48,11 @@ ApprovalRequired = Annotated[
         help="Deliver an invoice only once it is approved (billrun invoice approve).",
     ),
 ]
+
+
+def selection(group: list[str] | None, account: list[str] | None) -> Selection:
+    """No --group and no --account: every account."""
+    return Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
 
 
 def run_settings(

@@ -12,7 +12,7 @@ from rich.table import Table
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.scheduler import set_run_disabled
-from domain.bill_run import BillRun, Selection
+from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
@@ -41,12 +41,8 @@ def run_schedule(
         datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Date posted on every line [default: period end]"),
     ] = None,
-    group: Annotated[
-        list[str] | None, typer.Option(help="Bill only this bill group (repeat).")
-    ] = None,
-    account: Annotated[
-        list[str] | None, typer.Option(help="Bill only this account (repeat).")
-    ] = None,
+    group: options.Group = None,
+    account: options.Account = None,
     packages: options.Packages = True,
     usage: options.Usage = True,
     charges: options.Charges = True,
@@ -84,7 +80,7 @@ def run_schedule(
       --category rent --no-usage --no-charges
     """
     period = Period(period_start.date(), period_end.date())
-    selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
+    selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
         approval_required,

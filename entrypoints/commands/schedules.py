@@ -89,12 +89,8 @@ def schedule_add(
     period_end: Annotated[
         str | None, typer.Option(help="once: a fixed bill period's last day (YYYY-MM-DD).")
     ] = None,
-    group: Annotated[
-        list[str] | None, typer.Option(help="Bill only this bill group (repeat).")
-    ] = None,
-    account: Annotated[
-        list[str] | None, typer.Option(help="Bill only this account (repeat).")
-    ] = None,
+    group: options.Group = None,
+    account: options.Account = None,
     packages: options.Packages = True,
     usage: options.Usage = True,
     charges: options.Charges = True,
@@ -119,7 +115,7 @@ def schedule_add(
       billrun schedule add jan-rerun --every once --period-start 2026-01-01
       --period-end 2026-01-31 --group retail
     """
-    selection = Selection(accounts=tuple(account or ()), groups=tuple(group or ()))
+    selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
         approval_required,
