@@ -26,24 +26,35 @@ from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import get_topic
 
 from application.billing import Billing
+from application.collection import Collector
+from application.dunning import apply_dunning
 from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
+from application.ports import PaymentGateway
 from application.run_check import CheckReport, check_run, missing_rates
 from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
 from domain.bill_run import (
     BatchStatistics,
     BillRun,
+    CollectionStatistics,
     PreviewSummary,
     RunPhase,
     RunStatus,
     StepTimings,
 )
+from domain.dunning import SuspendedBilling
 from domain.errors import RunNotRunnable
 from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
+from domain.receivables import (
+    CollectionAttempt,
+    GatewayOutcome,
+    Receivables,
+    receivables_uuid,
+)
 from domain.run_content import RunContent
 from infrastructure.event_store import Position
 
@@ -102,9 +113,19 @@ class _Batch:
     invoicers: list[Account]
     members: dict[UUID, Account]
     open_invoices: dict[UUID, Invoice]
+    receivables: dict[str, Receivables]
+    """The invoicers' receivables that exist, by account id; `receivables_of` opens
+    the others when an invoice is first posted to them."""
 
     def accounts(self) -> list[Account]:
         return [*self.invoicers, *self.members.values()]
+
+    def receivables_of(self, invoicer: Account, at: datetime) -> Receivables:
+        found = self.receivables.get(invoicer.account_id)
+        if found is None:
+            found = Receivables.open(invoicer.account_id, invoicer.currency, at)
+            self.receivables[invoicer.account_id] = found
+        return found
 
     def open_invoice_of(self, invoicer: Account) -> Invoice | None:
         if invoicer.open_invoice is None:
@@ -123,6 +144,24 @@ def _content(outcomes: list[FamilyOutcome], into: RunContent | None = None) -> R
     return content
 
 
+def _collection_statistics(
+    attempt: CollectionAttempt | None, account: Account
+) -> CollectionStatistics:
+    """One account's part of a collection batch's statistics: its attempt for the run."""
+    if attempt is None:
+        return CollectionStatistics()
+    outcome = attempt.outcome
+    approved = outcome is GatewayOutcome.APPROVED
+    return CollectionStatistics(
+        attempts=1,
+        approved=int(approved),
+        declined=int(outcome is GatewayOutcome.DECLINED),
+        errors=int(outcome is GatewayOutcome.ERROR),
+        pending=int(attempt.pending),
+        collected={account.currency: attempt.amount} if approved else {},
+    )
+
+
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
     found = [closing.invoice for closing in outcome.closing]
     if outcome.left_open is not None:
@@ -137,8 +176,12 @@ class BillRunExecutor:
         batch_size: int,
         on_progress: ProgressCallback | None = None,
         on_checkpoint: Callable[[BillRun], None] | None = None,
+        gateway: PaymentGateway | None = None,
     ) -> None:
         self.billing = billing
+        self.gateway = gateway
+        """Where the collection step charges auto-pay accounts (None: a run that
+        collects payments is refused when it reaches that step)."""
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
         self.on_checkpoint = on_checkpoint
@@ -147,6 +190,7 @@ class BillRunExecutor:
         saving it, so the executor stays in step with the store; raising anything
         but RecordConflictError stops the execution (application/scheduler.py)."""
         self._groups: dict[str, BillGroup] = {}
+        self._dunning_ns = 0
 
     def execute(self, run_id: str) -> Execution:
         """Run (or resume, or help) the bill run until it is completed."""
@@ -155,6 +199,10 @@ class BillRunExecutor:
             return Execution(run, already_completed=True, batches_committed=0, conflicts=0)
         if run.status is RunStatus.CANCELLED:
             raise RunNotRunnable(f"run {run_id} is cancelled: it bills nothing")
+        if run.status is RunStatus.FAILED:
+            log.info("run %s failed (%s): resuming it", run_id, run.failure)
+            run.resume(self.billing.clock())
+            self.billing.save(run)
         committed = conflicts = 0
         sequence = self.billing.get_invoice_sequence()
         while True:
@@ -164,13 +212,14 @@ class BillRunExecutor:
                     continue
                 if run.is_completed:
                     return Execution(run, False, committed, conflicts)
-                closing = run.phase is RunPhase.CLOSING
-                positions = self._next_positions(run, run.closing_cursor if closing else run.cursor)
+                positions = self._next_positions(run, self._cursor(run))
                 if not positions:
                     self._finish_phase(run)
                     continue
-                if closing:
+                if run.phase is RunPhase.CLOSING:
                     self._close_batch(run, sequence, positions)
+                elif run.phase is RunPhase.COLLECTING:
+                    self._collect_batch(run, positions)
                 else:
                     self._bill_batch(run, sequence, positions)
                 committed += 1
@@ -245,13 +294,28 @@ class BillRunExecutor:
             originator_ids=self._selected_ids(run),
         )
 
+    @staticmethod
+    def _cursor(run: BillRun) -> int:
+        if run.phase is RunPhase.CLOSING:
+            return run.closing_cursor
+        if run.phase is RunPhase.COLLECTING:
+            return run.collection_cursor
+        return run.cursor
+
     def _finish_phase(self, run: BillRun) -> None:
         """Billing done: close the open invoices of `after_each_bill_run` groups in a
-        pass of their own when the run has any, else (or after it) complete."""
+        pass of their own when the run has any, then collect payments when the run
+        does (seed order: last), then complete."""
         at = self.billing.clock()
         closes = run.settings.run_invoices and self._closes_after_run(run)
         if run.phase is RunPhase.BILLING and closes:
             run.start_closing(at)
+        elif run.phase is not RunPhase.COLLECTING and run.settings.collect_payments:
+            if self.gateway is None:
+                raise RunNotRunnable(
+                    f"run {run.run_id} collects payments but no payment gateway is configured"
+                )
+            run.start_collecting(at)
         else:
             run.complete(at)
         self.billing.save(run)
@@ -273,6 +337,7 @@ class BillRunExecutor:
         at = self.billing.clock()
         started = time.monotonic_ns()
         batch = self._load_batch(run, positions)
+        self._dunning_ns = 0
         outcomes, parked = self._bill_families(run, batch, at)
         billed = time.monotonic_ns()
         for account_id, reason in parked:
@@ -283,8 +348,9 @@ class BillRunExecutor:
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
             timings = StepTimings(
-                billing_ms=(billed - started) // 1_000_000,
+                billing_ms=(billed - started - self._dunning_ns) // 1_000_000,
                 invoicing_ms=(time.monotonic_ns() - billed) // 1_000_000,
+                dunning_ms=self._dunning_ns // 1_000_000,
             )
             run.complete_batch(run.batches + 1, cursor, statistics, numbers, at, timings)
 
@@ -307,7 +373,8 @@ class BillRunExecutor:
                 outcomes.append(self._invoice_family(run, batch, invoicer, at))
             except Exception as error:  # any failure parks only this family
                 members = [batch.members[account_uuid(m)] for m in invoicer.members]
-                for aggregate in (invoicer, *members, batch.open_invoice_of(invoicer)):
+                receivables = batch.receivables.get(invoicer.account_id)
+                for aggregate in (invoicer, *members, batch.open_invoice_of(invoicer), receivables):
                     if aggregate is not None:
                         aggregate.collect_events()
                 reason = f"{type(error).__name__}: {error}"
@@ -373,6 +440,8 @@ class BillRunExecutor:
         (`record`: its checkpoint), and save everything in one transaction.
         `counts`: accounts scanned, seen and skipped."""
         closings = [closing for o in outcomes for closing in o.closing]
+        for closing in closings:
+            closing.receivables = batch.receivables_of(closing.invoicer, at)
         numbers = sequence.reserve(len(closings), run.run_id, at)
         close_numbered(closings, numbers, run.run_id, at)
         released = self._release_held(run, outcomes, at)
@@ -398,9 +467,14 @@ class BillRunExecutor:
             content_digest=content.digest,
             billed=content.totals,
             line_counts=dict(sorted(content.counts.items())),
+            dunning_applied=sum(len(o.dunning) for o in outcomes),
+            accounts_suspended=sum(
+                1 for o in outcomes for d in o.dunning if "suspend" in d.actions
+            ),
         )
         record(statistics, numbers)
-        self.billing.save(*changed_accounts, *invoices.values(), sequence, run)
+        receivables = [r for r in batch.receivables.values() if r.has_pending_events]
+        self.billing.save(*changed_accounts, *invoices.values(), *receivables, sequence, run)
         return statistics
 
     def _release_held(
@@ -434,14 +508,61 @@ class BillRunExecutor:
         members = self._members(invoicers) if with_members else {}
         open_ids = [a.open_invoice for a in invoicers if a.open_invoice is not None]
         open_invoices = self.billing.load_many(Invoice, open_ids) if open_ids else {}
-        return _Batch(invoicers, members, open_invoices)
+        loaded = self.billing.load_many(
+            Receivables, [receivables_uuid(a.account_id) for a in invoicers]
+        )
+        receivables = {r.account_id: r for r in loaded.values()}
+        return _Batch(invoicers, members, open_invoices, receivables)
 
     def _invoice_family(
         self, run: BillRun, batch: _Batch, invoicer: Account, at: datetime
     ) -> FamilyOutcome:
         members = [batch.members[account_uuid(m)] for m in invoicer.members]
         group = self._group(invoicer.bill_group)
-        return invoice_family(run, invoicer, members, group, batch.open_invoice_of(invoicer), at)
+        receivables = batch.receivables.get(invoicer.account_id)
+        started = time.monotonic_ns()
+        dunning = apply_dunning(run, invoicer, receivables, group, at)
+        self._dunning_ns += time.monotonic_ns() - started
+        hold = (
+            receivables is not None
+            and receivables.suspended
+            and group.suspended_billing is SuspendedBilling.HOLD_INVOICES
+        )
+        outcome = invoice_family(
+            run, invoicer, members, group, batch.open_invoice_of(invoicer), at, hold
+        )
+        outcome.dunning = dunning
+        return outcome
+
+    def _collect_batch(self, run: BillRun, positions: list[Position]) -> None:
+        """Collect from the batch's auto-pay invoicers, each account on its own (the
+        gateway is called between two commits: `application.collection`), then the
+        checkpoint. A crash mid-batch repeats the batch: every account's attempt for
+        this run is found, not made again, so the statistics describe the attempts
+        as they stand rather than what this pass did."""
+        assert self.gateway is not None
+        started = time.monotonic_ns()
+        collector = Collector(self.billing, self.gateway)
+        accounts = self.billing.load_many(Account, [p.originator_id for p in positions])
+        statistics = CollectionStatistics()
+        for account in accounts.values():
+            if account.invoicer is not None or not run.selection.includes(
+                account.account_id, account.bill_group
+            ):
+                continue
+            outcome = collector.collect(
+                account.account_id, run.run_id, run.settings.collection_type, run.posting_date
+            )
+            statistics = statistics.plus(_collection_statistics(outcome.attempt, account))
+        ms = (time.monotonic_ns() - started) // 1_000_000
+        run.complete_collection_batch(
+            run.collection_batches + 1,
+            positions[-1].notification_id,
+            statistics,
+            ms,
+            self.billing.clock(),
+        )
+        self.billing.save(run)
 
     def _group(self, group_id: str) -> BillGroup:
         group = self._groups.get(group_id)

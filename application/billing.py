@@ -49,6 +49,7 @@ from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
 from domain.model import Aggregate, DomainEvent
 from domain.periods import Period
+from domain.receivables import Receivables, receivables_uuid
 from infrastructure.event_store import EventStoreQueries
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -170,6 +171,21 @@ class Billing(Application[UUID]):
             return self._get(ExchangeRateBook, EXCHANGE_RATE_BOOK_ID, as_of=as_of)
         except AggregateNotFoundError:
             return ExchangeRateBook.create()
+
+    def find_receivables(self, account_id: str) -> Receivables | None:
+        """The account's receivables; None before anything was posted to them."""
+        try:
+            return self._get(Receivables, receivables_uuid(account_id))
+        except AggregateNotFoundError:
+            return None
+
+    def get_receivables(self, account_id: str) -> Receivables:
+        """The account's receivables, opened (not yet saved) when there are none."""
+        found = self.find_receivables(account_id)
+        if found is not None:
+            return found
+        account = self.get_account(account_id)
+        return Receivables.open(account.account_id, account.currency, self.clock())
 
     def load_many(self, cls: type[TAggregate], ids: Sequence[UUID]) -> dict[UUID, TAggregate]:
         """Rebuild many aggregates from one query (missing ids are left out)."""

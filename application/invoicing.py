@@ -26,15 +26,16 @@ it releases it (seed: rendering and delivery happen only on the bill day).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.account import Account
 from domain.bill_group import BillGroup, CloseType
 from domain.bill_run import BillRun
 from domain.exchange_rates import convert_line
-from domain.invoice import Invoice
+from domain.invoice import Invoice, ReviewStatus
 from domain.lines import InvoiceLine
+from domain.receivables import DunningApplied, Receivables
 
 
 @dataclass
@@ -46,6 +47,9 @@ class Closing:
     release: bool
     group: BillGroup
     """The invoicer's bill group, whose review rules judge the invoice as it closes."""
+    receivables: Receivables | None = None
+    """The invoicer's receivables, which the closed invoice is posted to (set by the
+    executor, which loads them for the whole batch)."""
 
 
 @dataclass
@@ -58,6 +62,8 @@ class FamilyOutcome:
     added: list[tuple[UUID, InvoiceLine]] = field(default_factory=list)
     """(invoice id, line) of every line the family's invoice received: what the run's
     content digest and preview are computed from."""
+    dunning: list[DunningApplied] = field(default_factory=list)
+    """The dunning stages the run's AR step applied to the family's invoices."""
 
 
 def invoice_family(
@@ -67,10 +73,13 @@ def invoice_family(
     group: BillGroup,
     open_invoice: Invoice | None,
     at: datetime,
+    hold: bool = False,
 ) -> FamilyOutcome:
-    """Bill the family for `run` and decide what opens, closes and is released."""
+    """Bill the family for `run` and decide what opens, closes and is released.
+    `hold`: the invoicer is suspended in a group that holds a suspended account's
+    invoices, so what closes is held and nothing held is released."""
     outcome = FamilyOutcome()
-    bill_day = invoicer.bill_day_within(run.period)
+    bill_day = invoicer.bill_day_within(run.period) and not hold
     if bill_day:
         outcome.released = invoicer.release_held_invoices(run.run_id, at)
     family = [invoicer, *members]
@@ -140,18 +149,28 @@ def close_after_run(
 
 
 def close_numbered(closings: list[Closing], numbers: list[int], run_id: str, at: datetime) -> None:
-    """Close each invoice with its reserved number; hold those not released. Each
-    closed invoice is judged by its group's review rules (`domain.review_rules`):
-    every verdict is recorded on it, and the first rule that objects quarantines or
-    rejects it."""
+    """Close each invoice with its reserved number and its due date (the invoicer's
+    payment terms, else its group's); hold those not released. Each closed invoice
+    is judged by its group's review rules (`domain.review_rules`): every verdict is
+    recorded on it, and the first rule that objects quarantines or rejects it. An
+    invoice not rejected is posted to the invoicer's receivables."""
     for closing, number in zip(closings, numbers, strict=True):
-        invoice, invoicer = closing.invoice, closing.invoicer
-        invoice.close(number, at, run_id=run_id, release=closing.release)
+        invoice, invoicer, receivables = closing.invoice, closing.invoicer, closing.receivables
+        assert invoice.posting_date is not None and receivables is not None
+        terms = receivables.terms_days(closing.group.payment_terms_days)
+        due_date = invoice.posting_date + timedelta(days=terms)
+        invoice.close(number, at, run_id=run_id, release=closing.release, due_date=due_date)
         rules = closing.group.review_rules
         if rules.enabled:
             verdicts = rules.evaluate(
                 invoice.total, invoice.currency, invoicer.account_id, invoicer.invoice_email
             )
             invoice.record_verdicts(verdicts, at)
+        if invoice.review_status is not ReviewStatus.REJECTED:
+            assert invoice.display_number is not None
+            receivables.post_invoice(
+                invoice.id, invoice.display_number, invoice.posting_date, due_date,
+                invoice.total, at,
+            )  # fmt: skip
         if not closing.release:
             closing.invoicer.hold_invoice(closing.invoice.id, at)

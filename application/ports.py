@@ -21,6 +21,7 @@ from typing import Protocol
 from uuid import UUID
 
 from application.errors import ApplicationError
+from domain.receivables import GatewayAnswer
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
 
@@ -252,3 +253,21 @@ class MailChannel(Protocol):
         not; the caller then records nothing, so the delivery can be retried.
         """
         ...
+
+
+class PaymentGateway(Protocol):
+    """Charges a stored payment method (an auto-pay account's token).
+
+    `charge` must be idempotent on `idempotency_key`: a second call with the same
+    key returns the first call's answer and never charges again. `lookup` says
+    what became of a key (None: the gateway never received it), which is how a
+    timeout or a crash between the call and its recording is reconciled.
+    """
+
+    name: str
+
+    def charge(
+        self, token: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> GatewayAnswer: ...
+
+    def lookup(self, idempotency_key: str) -> GatewayAnswer | None: ...

@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from domain.dunning import DunningRules, SuspendedBilling
 from domain.errors import DomainError
 from domain.ids import bill_group_uuid
 from domain.model import Aggregate, DomainEvent
@@ -58,6 +59,11 @@ class BillGroupConfigured(DomainEvent):
     """Review rule: reject an invoice whose total is negative."""
     quarantine_without_email: bool = False
     """Review rule: quarantine an invoice whose account has no invoice email."""
+    payment_terms_days: int | None = None
+    """Net days from an invoice's issue to its due date; None: 30 (an account's own
+    terms come first)."""
+    dunning: DunningRules = DunningRules()
+    suspended_billing: SuspendedBilling = SuspendedBilling.BILL
 
 
 class BillGroup(Aggregate):
@@ -74,6 +80,9 @@ class BillGroup(Aggregate):
         self.zero_invoices = True
         self.review_rules = ReviewRules()
         """Validation rules applied to the group's invoices when they close."""
+        self.payment_terms_days: int | None = None
+        self.dunning = DunningRules()
+        self.suspended_billing = SuspendedBilling.BILL
 
     @classmethod
     def create(cls, group_id: str) -> BillGroup:
@@ -95,10 +104,19 @@ class BillGroup(Aggregate):
         quarantine_above: Decimal | None = None,
         reject_negative: bool = False,
         quarantine_without_email: bool = False,
+        payment_terms_days: int | None = None,
+        dunning: DunningRules | None = None,
+        suspended_billing: SuspendedBilling = SuspendedBilling.BILL,
     ) -> None:
-        """Set the group's delivery, invoicing and review rules; the same settings again
-        record nothing."""
+        """Set the group's delivery, invoicing, review, payment terms and dunning rules;
+        the same settings again record nothing."""
         rules = ReviewRules.checked(quarantine_above, reject_negative, quarantine_without_email)
+        dunning = dunning or DunningRules()
+        if payment_terms_days is not None and not 0 <= payment_terms_days <= 365:
+            raise DomainError(
+                f"bill group {self.group_id}: payment terms are 0 to 365 days net, "
+                f"not {payment_terms_days}"
+            )
         settings = (
             delivery_channel,
             email_subject,
@@ -107,6 +125,9 @@ class BillGroup(Aggregate):
             close_type,
             zero_invoices,
             rules,
+            payment_terms_days,
+            dunning,
+            suspended_billing,
         )
         current = (
             self.delivery_channel,
@@ -116,6 +137,9 @@ class BillGroup(Aggregate):
             self.close_type,
             self.zero_invoices,
             self.review_rules,
+            self.payment_terms_days,
+            self.dunning,
+            self.suspended_billing,
         )
         if self.version > 0 and settings == current:
             return
@@ -132,6 +156,9 @@ class BillGroup(Aggregate):
             quarantine_above=quarantine_above,
             reject_negative=reject_negative,
             quarantine_without_email=quarantine_without_email,
+            payment_terms_days=payment_terms_days,
+            dunning=dunning,
+            suspended_billing=suspended_billing,
         )
 
     def _when_BillGroupConfigured(self, event: BillGroupConfigured) -> None:
@@ -147,3 +174,6 @@ class BillGroup(Aggregate):
             reject_negative=event.reject_negative,
             quarantine_without_email=event.quarantine_without_email,
         )
+        self.payment_terms_days = event.payment_terms_days
+        self.dunning = event.dunning
+        self.suspended_billing = event.suspended_billing

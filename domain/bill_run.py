@@ -15,6 +15,7 @@ from domain.exchange_rates import RateSnapshot
 from domain.ids import run_uuid
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.periods import Period
+from domain.receivables import CollectionType
 from domain.run_content import add_digests
 
 
@@ -23,6 +24,9 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    FAILED = "failed"
+    """Stopped by an error that is not an account's own (those are parked): managers
+    leave it alone; `billrun run execute` resumes it after the fix."""
 
 
 class WorkflowState(StrEnum):
@@ -37,6 +41,7 @@ class WorkflowState(StrEnum):
     COMPLETED = "completed"
     """Closed for good: nothing more happens to it."""
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class CancelMode(StrEnum):
@@ -50,6 +55,8 @@ class RunPhase(StrEnum):
     BILLING = "billing"
     CLOSING = "closing"
     """Closing the open invoices of `after_each_bill_run` groups, once all are billed."""
+    COLLECTING = "collecting"
+    """Collecting payments from auto-pay accounts, last (seed order)."""
 
 
 class Selection(ValueObject):
@@ -101,6 +108,12 @@ class RunSettings(ValueObject):
     approval_required: bool = False
     """Deliver an invoice only once an operator has approved it (the essensys flow);
     off, a draft goes out as soon as it is rendered (the LogiSense flow)."""
+    run_dunning: bool = False
+    """AR terms first (seed order): apply the bill group's dunning rules to each
+    selected account's overdue invoices, as of the posting date."""
+    collect_payments: bool = False
+    """Last: collect from accounts on auto-pay, by `collection_type`."""
+    collection_type: CollectionType = CollectionType.ACCOUNT_BALANCE
 
     @property
     def scope(self) -> BillingScope:
@@ -135,6 +148,9 @@ class BatchStatistics(ValueObject):
     """Amounts billed per currency and kind of line (what a preview compares)."""
     line_counts: dict[str, int] = Field(default_factory=dict)
     """Lines billed per kind (`recurring`, `usage`, `charge`, `penalty`)."""
+    dunning_applied: int = 0
+    """Dunning stages applied to overdue invoices (the AR step)."""
+    accounts_suspended: int = 0
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
         totals = dict(self.totals)
@@ -156,6 +172,34 @@ class BatchStatistics(ValueObject):
                 kind: self.line_counts.get(kind, 0) + other.line_counts.get(kind, 0)
                 for kind in sorted(set(self.line_counts) | set(other.line_counts))
             },
+            dunning_applied=self.dunning_applied + other.dunning_applied,
+            accounts_suspended=self.accounts_suspended + other.accounts_suspended,
+        )
+
+
+class CollectionStatistics(ValueObject):
+    """What the collection step did (one batch, or summed, the run)."""
+
+    attempts: int = 0
+    approved: int = 0
+    declined: int = 0
+    errors: int = 0
+    pending: int = 0
+    """Timed out and not reconciled yet: never guessed."""
+    collected: dict[str, Decimal] = Field(default_factory=dict)
+    """Approved amounts, per currency."""
+
+    def plus(self, other: CollectionStatistics) -> CollectionStatistics:
+        collected = dict(self.collected)
+        for currency, amount in other.collected.items():
+            collected[currency] = collected.get(currency, Decimal(0)) + amount
+        return CollectionStatistics(
+            attempts=self.attempts + other.attempts,
+            approved=self.approved + other.approved,
+            declined=self.declined + other.declined,
+            errors=self.errors + other.errors,
+            pending=self.pending + other.pending,
+            collected=dict(sorted(collected.items())),
         )
 
 
@@ -222,11 +266,15 @@ class StepTimings(ValueObject):
 
     billing_ms: int = 0
     invoicing_ms: int = 0
+    dunning_ms: int = 0
+    collection_ms: int = 0
 
     def plus(self, other: StepTimings) -> StepTimings:
         return StepTimings(
             billing_ms=self.billing_ms + other.billing_ms,
             invoicing_ms=self.invoicing_ms + other.invoicing_ms,
+            dunning_ms=self.dunning_ms + other.dunning_ms,
+            collection_ms=self.collection_ms + other.collection_ms,
         )
 
 
@@ -250,6 +298,27 @@ class RunClosingBatchCompleted(DomainEvent):
     statistics: BatchStatistics
     first_invoice_number: int | None
     last_invoice_number: int | None
+
+
+class RunCollectionStarted(DomainEvent):
+    """Billing (and closing) is done; payments are collected next, in batches."""
+
+
+class RunCollectionBatchCompleted(DomainEvent):
+    batch: int
+    cursor: int
+    statistics: CollectionStatistics
+    collection_ms: int = 0
+
+
+class RunFailed(DomainEvent):
+    """The run stopped on an error that is not one account's (those are parked)."""
+
+    reason: str
+
+
+class RunResumed(DomainEvent):
+    """An operator executes a failed run again, after the fix."""
 
 
 class PreviewSummary(ValueObject):
@@ -327,6 +396,11 @@ class BillRun(Aggregate):
         self.closing_cursor = 0
         self.closing_batches = 0
         self.statistics = BatchStatistics()
+        self.collection_cursor = 0
+        self.collection_batches = 0
+        self.collection = CollectionStatistics()
+        self.failure: str | None = None
+        self._status_before_failure = RunStatus.SCHEDULED
         self.scheduled_at: datetime | None = None
         self.description = ""
         self.preview: PreviewSummary | None = None
@@ -509,6 +583,8 @@ class BillRun(Aggregate):
     def workflow_state(self) -> WorkflowState:
         if self.status is RunStatus.CANCELLED:
             return WorkflowState.CANCELLED
+        if self.status is RunStatus.FAILED:
+            return WorkflowState.FAILED
         if self.status is not RunStatus.COMPLETED:
             return WorkflowState(self.status.value)
         if self.finalized:
@@ -538,7 +614,12 @@ class BillRun(Aggregate):
         settings, stats = self.settings, self.statistics
         counts = stats.line_counts
         billing = {"seconds": Decimal(self.timings.billing_ms) / 1000}
+        collection = self.collection
         return [
+            {"step": "run_dunning", "ran": settings.run_dunning,
+             "stages_applied": stats.dunning_applied,
+             "accounts_suspended": stats.accounts_suspended,
+             "seconds": Decimal(self.timings.dunning_ms) / 1000},
             {"step": "bill_packages", "ran": settings.bill_packages,
              "lines": counts.get("recurring", 0), **billing},
             {"step": "bill_usage", "ran": settings.bill_usage,
@@ -552,6 +633,12 @@ class BillRun(Aggregate):
              "seconds": Decimal(self.timings.invoicing_ms) / 1000},
             {"step": "render_invoices", "ran": settings.render_invoices, "by": "the worker"},
             {"step": "deliver_invoices", "ran": settings.deliver_invoices, "by": "the worker"},
+            {"step": "collect_payments", "ran": settings.collect_payments,
+             "collection_type": settings.collection_type.value,
+             "attempts": collection.attempts, "approved": collection.approved,
+             "declined": collection.declined, "errors": collection.errors,
+             "pending": collection.pending, "collected": collection.collected,
+             "seconds": Decimal(self.timings.collection_ms) / 1000},
         ]  # fmt: skip
 
     def describe(self, description: str, at: datetime) -> None:
@@ -577,10 +664,67 @@ class BillRun(Aggregate):
         self._checkpoint(RunClosingBatchCompleted, (self.closing_batches, self.closing_cursor),
                          batch, cursor, statistics, invoice_numbers, at)  # fmt: skip
 
+    def start_collecting(self, at: datetime) -> None:
+        if self.status is not RunStatus.RUNNING or self.phase is RunPhase.COLLECTING:
+            raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start collecting")
+        if not self.settings.collect_payments:
+            raise RunNotRunnable(f"run {self.run_id} does not collect payments")
+        self._trigger(RunCollectionStarted, at)
+
+    def complete_collection_batch(
+        self, batch: int, cursor: int, statistics: CollectionStatistics, ms: int, at: datetime
+    ) -> None:
+        if self.phase is not RunPhase.COLLECTING or self.status is not RunStatus.RUNNING:
+            raise RunNotRunnable(f"run {self.run_id} is not collecting payments")
+        if batch != self.collection_batches + 1 or cursor <= self.collection_cursor:
+            raise StaleCheckpoint(
+                f"run {self.run_id}: collection batch {batch} at cursor {cursor} does not "
+                f"follow batch {self.collection_batches} at cursor {self.collection_cursor}"
+            )
+        self._trigger(
+            RunCollectionBatchCompleted,
+            at,
+            batch=batch,
+            cursor=cursor,
+            statistics=statistics,
+            collection_ms=ms,
+        )
+
     def complete(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
         self._trigger(RunCompleted, at, batches=self.batches, statistics=self.statistics)
+
+    def fail(self, reason: str, at: datetime) -> None:
+        """Stop a scheduled or running run on an error; managers leave it alone."""
+        if not self.is_queued:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: it cannot fail")
+        self._trigger(RunFailed, at, reason=reason.strip() or "unknown error")
+
+    def resume(self, at: datetime) -> None:
+        """Execute a failed run again (after the fix), from its last checkpoint."""
+        if self.status is not RunStatus.FAILED:
+            raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not failed")
+        self._trigger(RunResumed, at)
+
+    def _when_RunCollectionStarted(self, event: RunCollectionStarted) -> None:
+        self.phase = RunPhase.COLLECTING
+
+    def _when_RunCollectionBatchCompleted(self, event: RunCollectionBatchCompleted) -> None:
+        self.collection_batches = event.batch
+        self.collection_cursor = event.cursor
+        self.collection = self.collection.plus(event.statistics)
+        self.timings = self.timings.plus(StepTimings(collection_ms=event.collection_ms))
+
+    def _when_RunFailed(self, event: RunFailed) -> None:
+        self._status_before_failure = self.status
+        self.status = RunStatus.FAILED
+        self.failure = event.reason
+        self.lease_holder = self.lease_expires_at = None
+
+    def _when_RunResumed(self, event: RunResumed) -> None:
+        self.status = self._status_before_failure
+        self.failure = None
 
     def _when_RunScheduled(self, event: RunScheduled) -> None:
         self.run_id = event.run_id

@@ -120,6 +120,9 @@ class InvoiceClosed(DomainEvent):
     released: bool = True
     """Rendered and delivered now (the run reached the invoicer's bill day); a held
     invoice waits for `InvoiceReleased` from a later run that reaches it."""
+    due_date: date | None = None
+    """Issue (posting) date plus the account's payment terms; None on invoices closed
+    before payment terms existed."""
 
 
 class InvoiceReleased(DomainEvent):
@@ -238,6 +241,7 @@ class Invoice(Aggregate):
         self.released_by_run: str | None = None
         """The run whose settings govern rendering and delivery: the closing run, or
         the later run that released a held invoice."""
+        self.due_date: date | None = None
         self.review_status: ReviewStatus | None = None
         """None while open; a closed invoice starts as a draft."""
         self.review_reason: str | None = None
@@ -284,14 +288,24 @@ class Invoice(Aggregate):
         self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
     def close(
-        self, number: int, at: datetime, run_id: str | None = None, release: bool = True
+        self,
+        number: int,
+        at: datetime,
+        run_id: str | None = None,
+        release: bool = True,
+        due_date: date | None = None,
     ) -> None:
         """Close with `number`; `run_id` is the closing run (default: the opening
-        one), `release` False holds rendering and delivery for a later run."""
+        one), `release` False holds rendering and delivery for a later run,
+        `due_date` is when payment is due (payment terms)."""
         if self.status is not InvoiceStatus.OPEN:
             raise InvoiceError(f"invoice {self.id} is already {self.status.value}")
         if number < 1:
             raise InvoiceError(f"invoice numbers start at 1, not {number}")
+        if due_date is not None and self.posting_date and due_date < self.posting_date:
+            raise InvoiceError(
+                f"invoice {self.id}: due date {due_date} is before its issue {self.posting_date}"
+            )
         zero = round_to_currency(Decimal(0), self.currency)
         subtotal = sum((line.amount for line in self.lines), zero)
         tax = sum((line.tax for line in self.lines), zero)
@@ -308,6 +322,7 @@ class Invoice(Aggregate):
             line_count=len(self.lines),
             closed_by_run=None if run_id in (None, self.run_id) else run_id,
             released=release,
+            due_date=due_date,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -553,6 +568,7 @@ class Invoice(Aggregate):
         self.released = event.released
         self.released_by_run = self.closed_by_run if event.released else None
         self.number = event.number
+        self.due_date = event.due_date
         self.subtotal = event.subtotal
         self.tax = event.tax
         self.total = event.total

@@ -1,0 +1,156 @@
+"""Collecting payments from auto-pay accounts through a payment gateway.
+
+The protocol that makes a charge happen at most once, whatever crashes, races
+or repeats:
+
+1. the attempt (amount, idempotency key) is recorded on the account's
+   receivables and **committed before** the gateway is called; one attempt per
+   account and run, so a repeated or raced run finds it instead of making one;
+2. the gateway is called with that key (gateways answer a repeated key with
+   the first answer and never charge twice);
+3. the answer is recorded: approved records the payment (allocated to open
+   invoices oldest first), declined or error schedules the next retry
+   (`domain.receivables.COLLECTION_RETRY_DAYS`), a timeout leaves the attempt
+   pending.
+
+An attempt found pending (a crash between 1 and 3, or a timeout) is
+*reconciled* before anything else: the gateway is asked what became of the
+key; never received, it is sent again with the same key; still unknown, it
+stays pending. Nothing is guessed, so nothing is charged twice or lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
+
+from application.billing import Billing
+from application.ports import PaymentGateway
+from domain.receivables import (
+    CollectionAttempt,
+    CollectionType,
+    GatewayAnswer,
+    GatewayOutcome,
+    Receivables,
+    collection_attempt_uuid,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectionOutcome:
+    account_id: str
+    attempt: CollectionAttempt | None
+    """This run's attempt (None: nothing to collect, or not allowed yet)."""
+    reconciled: CollectionAttempt | None = None
+    """An earlier pending attempt that was reconciled first."""
+
+
+class Collector:
+    def __init__(self, billing: Billing, gateway: PaymentGateway) -> None:
+        self.billing = billing
+        self.gateway = gateway
+
+    def collect(
+        self, account_id: str, run_id: str, collection_type: CollectionType, as_of: date
+    ) -> CollectionOutcome:
+        """Reconcile what is pending, then make this run's attempt (once)."""
+        receivables = self.billing.find_receivables(account_id)
+        if receivables is None or receivables.autopay_token is None:
+            return CollectionOutcome(account_id, None)
+        reconciled = None
+        pending = receivables.pending_attempt
+        if pending is not None:
+            receivables, reconciled = self.reconcile(receivables, pending.attempt_id, as_of)
+            if reconciled is not None and reconciled.pending:
+                log.info("account %s: collection %s still pending", account_id, pending.attempt_id)
+                return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
+        attempt = receivables.start_collection(run_id, collection_type, as_of, self.billing.clock())
+        if attempt is None:
+            return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
+        try:
+            self.billing.save(receivables)  # committed before the gateway sees it
+        except RecordConflictError:
+            # Another executor recorded first: its attempt is this run's attempt.
+            receivables = self.billing.get_receivables(account_id)
+            return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
+        answer = self._charge(receivables, attempt)
+        receivables = self._answer(receivables, attempt, answer, as_of)
+        return CollectionOutcome(account_id, receivables.attempts[attempt.attempt_id], reconciled)
+
+    def reconcile(
+        self, receivables: Receivables, attempt_id: UUID, as_of: date
+    ) -> tuple[Receivables, CollectionAttempt | None]:
+        """Ask the gateway what became of a pending attempt and record it."""
+        attempt = receivables.attempts.get(attempt_id)
+        if attempt is None or not attempt.pending:
+            return receivables, attempt
+        answer = self.gateway.lookup(attempt.idempotency_key)
+        if answer is None:
+            # The gateway never received it (a crash before the call): send it now,
+            # with the same key, so a call that did arrive meanwhile is not repeated.
+            answer = self._charge(receivables, attempt)
+        if answer.outcome is GatewayOutcome.TIMEOUT and attempt.outcome is GatewayOutcome.TIMEOUT:
+            return receivables, attempt
+        receivables = self._answer(receivables, attempt, answer, as_of)
+        return receivables, receivables.attempts[attempt.attempt_id]
+
+    def reconcile_account(self, account_id: str, as_of: date) -> CollectionAttempt | None:
+        """Reconcile the account's pending attempt, if any (`billrun payment reconcile`)."""
+        receivables = self.billing.find_receivables(account_id)
+        if receivables is None or receivables.pending_attempt is None:
+            return None
+        _, attempt = self.reconcile(receivables, receivables.pending_attempt.attempt_id, as_of)
+        return attempt
+
+    def _charge(self, receivables: Receivables, attempt: CollectionAttempt) -> GatewayAnswer:
+        assert receivables.autopay_token is not None
+        try:
+            return self.gateway.charge(
+                receivables.autopay_token,
+                attempt.amount,
+                receivables.currency,
+                attempt.idempotency_key,
+            )
+        except (TimeoutError, ConnectionError) as error:
+            # The call may have reached the gateway: unknown, so pending, never guessed.
+            return GatewayAnswer(outcome=GatewayOutcome.TIMEOUT, message=str(error))
+
+    def _answer(
+        self,
+        receivables: Receivables,
+        attempt: CollectionAttempt,
+        answer: GatewayAnswer,
+        as_of: date,
+    ) -> Receivables:
+        """Record the gateway's answer; on a conflict (a payment recorded meanwhile),
+        reload and record it on the current state, unless someone already did."""
+        for _ in range(5):
+            current = receivables.attempts[attempt.attempt_id]
+            if not current.pending or (
+                answer.outcome is GatewayOutcome.TIMEOUT and current.outcome is not None
+            ):
+                return receivables
+            receivables.answer_collection(
+                attempt.attempt_id,
+                answer.outcome,
+                answer.reference,
+                answer.message,
+                as_of,
+                self.billing.clock(),
+            )
+            try:
+                self.billing.save(receivables)
+                return receivables
+            except RecordConflictError:
+                receivables = self.billing.get_receivables(receivables.account_id)
+        raise RecordConflictError(f"receivables of {receivables.account_id} keep changing")
+
+    @staticmethod
+    def _of_run(receivables: Receivables, run_id: str) -> CollectionAttempt | None:
+        return receivables.attempts.get(collection_attempt_uuid(receivables.account_id, run_id))
