@@ -26,7 +26,7 @@ from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import get_topic
 
 from application.billing import Billing
-from application.collection import Collector
+from application.collection import Collector, payment_gateway
 from application.dunning import apply_dunning
 from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
@@ -180,8 +180,8 @@ class BillRunExecutor:
     ) -> None:
         self.billing = billing
         self.gateway = gateway
-        """Where the collection step charges auto-pay accounts (None: a run that
-        collects payments is refused when it reaches that step)."""
+        """Where the collection step charges auto-pay accounts (None: the configured
+        one, `application.collection.payment_gateway`, made when first needed)."""
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
         self.on_checkpoint = on_checkpoint
@@ -311,10 +311,6 @@ class BillRunExecutor:
         if run.phase is RunPhase.BILLING and closes:
             run.start_closing(at)
         elif run.phase is not RunPhase.COLLECTING and run.settings.collect_payments:
-            if self.gateway is None:
-                raise RunNotRunnable(
-                    f"run {run.run_id} collects payments but no payment gateway is configured"
-                )
             run.start_collecting(at)
         else:
             run.complete(at)
@@ -540,7 +536,8 @@ class BillRunExecutor:
         checkpoint. A crash mid-batch repeats the batch: every account's attempt for
         this run is found, not made again, so the statistics describe the attempts
         as they stand rather than what this pass did."""
-        assert self.gateway is not None
+        if self.gateway is None:
+            self.gateway = payment_gateway(self.billing)
         started = time.monotonic_ns()
         collector = Collector(self.billing, self.gateway)
         accounts = self.billing.load_many(Account, [p.originator_id for p in positions])

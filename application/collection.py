@@ -27,8 +27,10 @@ from datetime import date
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
+from eventsourcing.utils import resolve_topic
 
 from application.billing import Billing
+from application.errors import ApplicationError
 from application.ports import PaymentGateway
 from domain.receivables import (
     CollectionAttempt,
@@ -40,6 +42,25 @@ from domain.receivables import (
 )
 
 log = logging.getLogger(__name__)
+
+GATEWAY_VARIABLE = "BILLRUN_PAYMENT_GATEWAY"
+
+
+def payment_gateway(billing: Billing) -> PaymentGateway:
+    """The gateway named by BILLRUN_PAYMENT_GATEWAY: `sandbox` (the default, the
+    built-in deterministic gateway) or the topic of a factory that takes the
+    Billing application, e.g. `mygateways.stripe:from_billing`."""
+    from infrastructure.payment_gateway import SandboxGateway
+
+    name = billing.env.get(GATEWAY_VARIABLE) or "sandbox"
+    if name == "sandbox":
+        return SandboxGateway(billing.recorder.datastore)  # type: ignore[attr-defined]
+    try:
+        factory = resolve_topic(name)
+    except Exception as error:
+        raise ApplicationError(f"{GATEWAY_VARIABLE}: cannot load {name!r}: {error}") from None
+    gateway: PaymentGateway = factory(billing)
+    return gateway
 
 
 @dataclass(frozen=True)

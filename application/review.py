@@ -27,6 +27,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.billing import Billing
 from application.errors import ApplicationError
+from application.receivables import withdraw_not_owed
 from domain.errors import DomainError
 from domain.invoice import Invoice, InvoiceStatus, ReviewAction, ReviewStatus
 
@@ -166,14 +167,15 @@ def _review_one(
         if selection is not None and not selection.matches(invoice):
             now = status or invoice.status.value
             return _refused(invoice, f"no longer {selection.status} (it is {now})")
+        instant = at or billing.clock()
         try:
-            changed = invoice.review(action, reason, at or billing.clock())
+            changed = invoice.review(action, reason, instant)
         except DomainError as error:
             return _refused(invoice, str(error))
         if not changed:
             return ReviewResult(invoice.id, invoice.name, ReviewResultKind.UNCHANGED, status)
         try:
-            billing.save(invoice)
+            billing.save(invoice, *withdraw_not_owed(billing, [invoice], instant))
         except RecordConflictError:
             invoice = billing.get_invoice(invoice.id)
             if attempt == 2:

@@ -26,6 +26,7 @@ from eventsourcing.utils import get_topic
 
 from application.billing import Billing
 from application.errors import ApplicationError
+from application.receivables import withdraw_not_owed
 from domain.account import (
     Account,
     ChargeBilled,
@@ -94,7 +95,7 @@ def cancel_run(billing: Billing, run_id: str, mode: CancelMode, reason: str) -> 
     run.cancel(mode, reason, cancelled, at)
     reopened = sum(1 for a in accounts if a.has_pending_events)
     changed: list[Aggregate] = [a for a in (*invoices, *accounts) if a.has_pending_events]
-    billing.save(*changed, run)
+    billing.save(*changed, *withdraw_not_owed(billing, invoices, at), run)
     return CancelOutcome(
         run_id,
         mode,

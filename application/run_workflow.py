@@ -1,8 +1,8 @@
 """`billrun run process R`: move a run to its next workflow state (Opencell's
 scheduled -> running -> drafts ready -> validated -> completed).
 
-- scheduled or running: execute (or resume) it: billing closes its invoices as
-  drafts, the run is then *drafts ready*;
+- scheduled, running or failed: execute (or resume) it: billing closes its
+  invoices as drafts, the run is then *drafts ready*;
 - drafts ready: validate it: every draft invoice of the run is approved, in one
   transaction with `RunValidated`; refused while any is quarantined (review those
   first: release, reject or cancel them);
@@ -30,7 +30,7 @@ def process_run(billing: Billing, run_id: str, batch_size: int) -> WorkflowState
     run = billing.get_run(run_id)
     state = run.workflow_state
     at = billing.clock()
-    if state in (WorkflowState.SCHEDULED, WorkflowState.RUNNING):
+    if state in (WorkflowState.SCHEDULED, WorkflowState.RUNNING, WorkflowState.FAILED):
         BillRunExecutor(billing, batch_size).execute(run_id)
     elif state is WorkflowState.DRAFTS_READY:
         ids = billing.queries.originators_with([get_topic(InvoiceOpened)], "run_id", run_id)

@@ -38,7 +38,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.clock import Clock
 from application.errors import ApplicationError, RunNotFound
-from domain.bill_run import BillRun, RunOrigin, RunScheduled
+from domain.bill_run import BillRun, RunOrigin, RunScheduled, RunStatus
 from domain.errors import DomainError, RunAlreadyScheduled
 from domain.ids import schedule_uuid
 from domain.periods import Period
@@ -142,6 +142,20 @@ def set_run_disabled(billing: Billing, run_id: str, disabled: bool) -> tuple[Bil
         except RecordConflictError:
             continue
         return run, True
+    raise RecordConflictError(f"run {run_id} kept changing; try again")
+
+
+def resume_failed_run(billing: Billing, run_id: str) -> BillRun:
+    """Put a failed run back in the managers' queue (after the fix); it goes on
+    from its last checkpoint. Refused when the run has not failed."""
+    for _ in range(SAVE_ATTEMPTS):
+        run = billing.get_run(run_id)
+        run.resume(billing.clock())
+        try:
+            billing.save(run)
+        except RecordConflictError:
+            continue
+        return run
     raise RecordConflictError(f"run {run_id} kept changing; try again")
 
 
@@ -338,6 +352,8 @@ class Manager:
             run = runs.get(run_uuid)
             if run is None:
                 continue
+            if run.status is RunStatus.FAILED:
+                continue  # until an operator resumes it (`billrun run resume`)
             if not run.is_queued:  # completed (or cancelled): never again
                 del self._queue[run_uuid]
                 continue
@@ -363,15 +379,19 @@ class Manager:
             if stop.release:
                 self._release(run.run_id)
             return Managed(run.run_id, stop.outcome, str(stop))
+        except (ApplicationError, DomainError) as error:
+            # A refusal (missing rates, failed checks, a misconfiguration) needs an
+            # operator: the run fails with the reason, and managers leave it alone
+            # until it is resumed.
+            log.warning("manager %s: run %s failed: %s", self.holder, run.run_id, error)
+            self._fail(run.run_id, str(error))
+            return Managed(run.run_id, "failed", str(error))
         except Exception as error:
-            # Refusals (missing rates, failed checks) and breakages alike: the lease
-            # stays until it expires, so the run is retried then, not in a loop.
-            if isinstance(error, ApplicationError | DomainError):
-                log.warning("manager %s: run %s refused: %s", self.holder, run.run_id, error)
-            else:
-                log.exception("manager %s: run %s failed", self.holder, run.run_id)
+            # A breakage (the database went away, ...) may pass: the lease stays
+            # until it expires, so the run is retried then, not in a loop.
+            log.exception("manager %s: run %s broke", self.holder, run.run_id)
             self._backoff[run.id] = self.clock() + self.lease
-            return Managed(run.run_id, "failed", str(error) or type(error).__name__)
+            return Managed(run.run_id, "broken", str(error) or type(error).__name__)
         log.info("manager %s: run %s completed", self.holder, run.run_id)
         return Managed(run.run_id, "completed", batches=execution.batches_committed)
 
@@ -397,6 +417,18 @@ class Manager:
             raise _Interrupted(
                 "interrupted", "the run changed while its lease was renewed", release=False
             ) from None
+
+    def _fail(self, run_id: str, reason: str) -> None:
+        for _ in range(SAVE_ATTEMPTS):
+            run = self.billing.get_run(run_id)
+            if not run.is_queued:
+                return
+            run.fail(reason, self.clock())
+            try:
+                self.billing.save(run)
+            except RecordConflictError:
+                continue
+            return
 
     def _release(self, run_id: str) -> None:
         for _ in range(SAVE_ATTEMPTS):

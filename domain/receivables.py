@@ -157,6 +157,20 @@ def allocate(amount: Decimal, items: list[Item]) -> tuple[list[Allocation], Deci
     return allocations, left
 
 
+def _take_back(amount: Decimal, items: list[Item]) -> list[Allocation]:
+    """Negative allocations taking `amount` back from paid items, newest first."""
+    taken = []
+    for item in sorted(items, key=lambda i: (i.due_on, i.issued_on, i.number), reverse=True):
+        if amount <= 0:
+            break
+        take = min(amount, item.allocated)
+        taken.append(Allocation(document_id=item.document_id, amount=-take))
+        amount -= take
+    if amount > 0:
+        raise ReceivablesError(f"cannot take back {amount}: nothing paid holds it")
+    return taken
+
+
 @dataclass
 class CollectionAttempt:
     attempt_id: UUID
@@ -211,12 +225,15 @@ class InvoicePosted(DomainEvent):
 
 class InvoiceWithdrawn(DomainEvent):
     """A posted invoice was rejected or cancelled: what was paid on it goes to the
-    other open invoices, oldest first, and the rest to the credit balance."""
+    other open invoices, oldest first, and the rest to the credit balance. A
+    negative invoice's withdrawal takes back what it gave: from the credit balance
+    first, then from the invoices it paid (negative allocations, newest first)."""
 
     invoice_id: UUID
     reason: str
     allocations: tuple[Allocation, ...] = ()
     credit: Decimal
+    """The change to the credit balance (negative when a negative invoice goes)."""
 
 
 class PaymentReceived(DomainEvent):
@@ -409,8 +426,15 @@ class Receivables(Aggregate):
         item = self.items.get(invoice_id)
         if item is None or item.withdrawn:
             return False
-        others = [i for i in self.open_items if i.document_id != invoice_id]
-        allocations, credit = allocate(item.allocated, others)
+        if item.amount >= 0:
+            others = [i for i in self.open_items if i.document_id != invoice_id]
+            allocations, credit = allocate(item.allocated, others)
+        else:
+            owed = -item.amount
+            from_credit = min(self.credit, owed)
+            paid = [i for i in self.items.values() if i.allocated > 0 and not i.withdrawn]
+            allocations = _take_back(owed - from_credit, paid)
+            credit = -from_credit
         self._trigger(
             InvoiceWithdrawn,
             at,
