@@ -55,6 +55,8 @@ from infrastructure.event_store import EventStoreQueries
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 IMPORT_CHUNK = 1000
+_AR_FIELDS = frozenset({"payment_terms_days", "autopay_token"})
+"""An account record's fields that go to its receivables."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ class Billing(Application[UUID]):
 
     def import_accounts(self, document: ImportDocument, source: str) -> ImportSummary:
         """Open or update the accounts of a validated import document, with their
-        tax rates, packages, one-off charges and usage records.
+        tax rates, packages, one-off charges and usage records, and their payment
+        terms and auto-pay (on their receivables, saved with them).
 
         Every record is checked against the stored accounts before anything is
         saved (changes the event history forbids, usage naming a package the
@@ -225,11 +228,17 @@ class Billing(Application[UUID]):
         events += self._record_rates(document)
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
             accounts, _ = self._apply_import_chunk(chunk)
+            terms = self._apply_receivables_terms([record for _, record in chunk])
             pending: list[DomainEvent] = []
             for account in accounts:
                 new_events = account.collect_events()
+                # Saved with the account's events, in the chunk's one transaction.
+                pending.extend(terms.get(account.account_id, []))
                 if not new_events:
-                    unchanged += 1
+                    if account.account_id in terms:
+                        changed += 1
+                    else:
+                        unchanged += 1
                     continue
                 opened += isinstance(new_events[0], AccountOpened)
                 changed += not isinstance(new_events[0], AccountOpened)
@@ -248,6 +257,37 @@ class Billing(Application[UUID]):
         return ImportSummary(
             opened, changed, unchanged, packages, charges, usage, contracts, events
         )
+
+    def _apply_receivables_terms(
+        self, records: list[AccountRecord]
+    ) -> dict[str, list[DomainEvent]]:
+        """The accounts' payment terms and auto-pay, on their receivables (opened for
+        an account that states either); the new events by account id, none when the
+        receivables already say the same.
+
+        Only what a record states: a field left out of the file leaves the stored
+        terms or token as they are (they may have been set by `billrun account`);
+        `null` clears them."""
+        stated = [r for r in records if r.model_fields_set & _AR_FIELDS]
+        if not stated:
+            return {}
+        now = self.clock()
+        stored = self.load_many(Receivables, [receivables_uuid(r.id) for r in stated])
+        changes: dict[str, list[DomainEvent]] = {}
+        for record in stated:
+            receivables = stored.get(receivables_uuid(record.id))
+            if receivables is None:
+                if record.payment_terms_days is None and record.autopay_token is None:
+                    continue  # nothing to clear: no receivables opened for it
+                receivables = Receivables.open(record.id, record.currency, now)
+            if "payment_terms_days" in record.model_fields_set:
+                receivables.set_payment_terms(record.payment_terms_days, now)
+            if "autopay_token" in record.model_fields_set:
+                receivables.set_autopay(record.autopay_token, now)
+            new_events = receivables.collect_events()
+            if new_events:
+                changes[record.id] = list(new_events)
+        return changes
 
     def _family_problems(self, document: ImportDocument) -> list[Problem]:
         """Invoicers named by the file but not in it must be stored accounts billed onto
@@ -321,6 +361,9 @@ class Billing(Application[UUID]):
                 quarantine_above=record.quarantine_above,
                 reject_negative=record.reject_negative,
                 quarantine_without_email=record.quarantine_without_email,
+                payment_terms_days=record.payment_terms_days,
+                dunning=record.dunning.rules() if record.dunning is not None else None,
+                suspended_billing=record.suspended_billing,
             )
             pending.extend(group.collect_events())
         return pending

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from enum import StrEnum
@@ -63,6 +64,10 @@ log = logging.getLogger(__name__)
 SUBJECT_TEMPLATE = "email_subject.txt.j2"
 BODY_TEMPLATE = "email_body.txt.j2"
 FIRST_INVOICE_TEMPLATE = "email_first_invoice.txt.j2"
+CREDIT_NOTE_SUBJECT_TEMPLATE = "email_credit_note_subject.txt.j2"
+CREDIT_NOTE_TEMPLATE = "email_credit_note.txt.j2"
+"""A credit note's email is always the built-in one: a bill group's own templates
+are written for invoices (amount due, due date)."""
 
 SAVE_ATTEMPTS = 5
 
@@ -177,32 +182,19 @@ class InvoiceDelivery:
             return DeliveryOutcome(invoice_id, OutcomeKind.SKIPPED, reason=readiness.reason)
         account = self.billing.get_account(invoice.account_id)
         group = self.billing.get_bill_group(account.bill_group)
-        channel_name = ChannelName(group.delivery_channel)
         message_id = invoice_message_id(invoice.id)
 
-        if channel_name is ChannelName.NONE:
+        route = route_for(self.channels, group, account)
+        if route.channel is None:  # channel `none`
             return self._record(invoice, "none", None, message_id, None, first_invoice=None)
-
-        channel = self.channels.get(channel_name.value)
-        if channel is None:
-            raise ChannelUnavailable(
-                f"bill group {group.group_id!r} delivers by {channel_name.value}, which is not "
-                "configured here"
-                + (" (set BILLRUN_SMTP_URL)" if channel_name is ChannelName.EMAIL else "")
-            )
-        recipient = account.invoice_email
-        if channel_name is ChannelName.EMAIL and not recipient:
-            return DeliveryOutcome(
-                invoice_id,
-                OutcomeKind.SKIPPED,
-                reason=f"account {account.account_id} has no invoice email",
-            )
+        if route.skipped is not None:
+            return DeliveryOutcome(invoice_id, OutcomeKind.SKIPPED, reason=route.skipped)
         first = self.is_first_invoice(invoice, account)
         message = self.compose(invoice, account, group, first)
-        location = channel.send(message)
-        log.info("invoice %s sent by %s to %s", invoice.id, channel_name.value, recipient)
+        location = route.channel.send(message)
+        log.info("invoice %s sent by %s to %s", invoice.id, route.name.value, route.recipient)
         return self._record(
-            invoice, channel_name.value, recipient, message_id, location, first_invoice=first
+            invoice, route.name.value, route.recipient, message_id, location, first_invoice=first
         )
 
     # The message ----------------------------------------------------------------
@@ -210,33 +202,33 @@ class InvoiceDelivery:
     def compose(
         self, invoice: Invoice, account: Account, group: BillGroup, first_invoice: bool
     ) -> EmailMessage:
-        """The MIME message of an invoice: text body, the PDF and the XML attached."""
-        document = build_invoice_document(invoice, account, self.seller)
+        """The MIME message of an invoice (or a credit note): text body, the PDF and the
+        XML attached."""
+        corrected = None if invoice.corrects is None else self.billing.get_invoice(invoice.corrects)
+        document = build_invoice_document(invoice, account, self.seller, corrected)
         context = email_context(document, first_invoice, xml_attached="xml" in invoice.documents)
-        if first_invoice and group.first_invoice_email_template is not None:
+        subject_name, subject_source = SUBJECT_TEMPLATE, group.email_subject
+        if invoice.is_credit_note:
+            subject_name, subject_source = CREDIT_NOTE_SUBJECT_TEMPLATE, None
+            body_name, body_source = CREDIT_NOTE_TEMPLATE, None
+        elif first_invoice and group.first_invoice_email_template is not None:
             body_name, body_source = FIRST_INVOICE_TEMPLATE, group.first_invoice_email_template
         elif first_invoice and group.email_template is None:
             body_name, body_source = FIRST_INVOICE_TEMPLATE, None
         else:
             body_name, body_source = BODY_TEMPLATE, group.email_template
-        try:
-            subject = self.templates.render_text(SUBJECT_TEMPLATE, group.email_subject, context)
-            body = self.templates.render_text(body_name, body_source, context)
-        except ValueError as error:
-            raise DeliveryRefused(
-                f"invoice {document.display_number}: bill group {group.group_id!r}: {error}"
-            ) from error
-
-        message = EmailMessage()
-        message["Message-ID"] = invoice_message_id(invoice.id)
-        message["Date"] = format_datetime(self.billing.clock())
-        message["From"] = formataddr((self.seller.name, self.seller.email))
-        if account.invoice_email:
-            message["To"] = formataddr((account.name, account.invoice_email))
-        # A subject is one line: a template's newlines must not become headers.
-        message["Subject"] = " ".join(subject.split())
-        message["X-Billrun-Invoice"] = document.display_number
-        message.set_content(body + "\n")
+        where = f"invoice {document.display_number}: bill group {group.group_id!r}"
+        subject = render_text(self.templates, subject_name, subject_source, context, where)
+        body = render_text(self.templates, body_name, body_source, context, where)
+        message = text_message(
+            message_id=invoice_message_id(invoice.id),
+            sent_at=self.billing.clock(),
+            seller=self.seller,
+            to=(account.name, account.invoice_email),
+            subject=subject,
+            body=body,
+            headers={"X-Billrun-Invoice": document.display_number},
+        )
         for document_format in ("pdf", "xml"):
             recorded = invoice.documents.get(document_format)
             if recorded is None:
@@ -252,7 +244,11 @@ class InvoiceDelivery:
 
     def is_first_invoice(self, invoice: Invoice, account: Account) -> bool:
         """True unless the account has another closed invoice with a lower number that
-        was or may still be issued (a rejected or cancelled one never is)."""
+        was or may still be issued (a rejected or cancelled one never is). A credit
+        note is never an account's first invoice (and never counts as one: credit
+        notes are not among the (run, account) invoices looked at)."""
+        if invoice.is_credit_note:
+            return False
         run_ids = {
             run_id
             for event in self.billing.iter_history(account.id)
@@ -302,6 +298,93 @@ class InvoiceDelivery:
         )
 
 
+# Shared with the dunning notices (application/dunning_notices.py) -------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """The way out a bill group gives a message to one account."""
+
+    name: ChannelName
+    channel: MailChannel | None
+    """What sends it; None for the `none` channel (recorded, never sent)."""
+    recipient: str | None
+    skipped: str | None = None
+    """Why it cannot be sent (an email channel without an address); None: it can."""
+
+
+def route_for(channels: Mapping[str, MailChannel], group: BillGroup, account: Account) -> Route:
+    """The bill group's channel for a message to `account`, from the `channels`
+    this process was given. Raises ChannelUnavailable when the group's channel is
+    not among them (email without BILLRUN_SMTP_URL)."""
+    name = ChannelName(group.delivery_channel)
+    if name is ChannelName.NONE:
+        return Route(name, None, None)
+    channel = channels.get(name.value)
+    if channel is None:
+        raise ChannelUnavailable(
+            f"bill group {group.group_id!r} delivers by {name.value}, which is not "
+            "configured here" + (" (set BILLRUN_SMTP_URL)" if name is ChannelName.EMAIL else "")
+        )
+    recipient = account.invoice_email
+    if name is ChannelName.EMAIL and not recipient:
+        return Route(name, channel, recipient, f"account {account.account_id} has no invoice email")
+    return Route(name, channel, recipient)
+
+
+def render_text(
+    templates: MessageTemplates,
+    default_name: str,
+    source: str | None,
+    context: Mapping[str, object],
+    where: str,
+) -> str:
+    """Render a built-in template or a bill group's own (sandboxed, strict); a
+    template that cannot be rendered raises DeliveryRefused saying `where`."""
+    try:
+        return templates.render_text(default_name, source, context)
+    except ValueError as error:
+        raise DeliveryRefused(f"{where}: {error}") from error
+
+
+def text_message(
+    *,
+    message_id: str,
+    sent_at: datetime,
+    seller: Seller,
+    to: tuple[str, str | None],
+    subject: str,
+    body: str,
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A plain-text email from the seller to (name, address) (no To without an
+    address: the file channel writes it all the same)."""
+    message = EmailMessage()
+    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(sent_at)
+    message["From"] = formataddr((seller.name, seller.email))
+    name, address = to
+    if address:
+        message["To"] = formataddr((name, address))
+    # A subject is one line: a template's newlines must not become headers.
+    message["Subject"] = " ".join(subject.split())
+    for header, value in (headers or {}).items():
+        message[header] = value
+    message.set_content(body + "\n")
+    return message
+
+
+def mail_channels(settings: Settings) -> dict[str, MailChannel]:
+    """The production channels: the outbox under BILLRUN_HOME/outbox, and SMTP when
+    BILLRUN_SMTP_URL is set."""
+    from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer, outbox_folder
+
+    channels: dict[str, MailChannel] = {"file": OutboxChannel(outbox_folder(settings))}
+    if settings.smtp_url:
+        channels["email"] = SmtpChannel(SmtpServer.from_url(settings.smtp_url))
+    return channels
+
+
 def email_context(
     document: InvoiceDocument, first_invoice: bool, xml_attached: bool = True
 ) -> dict[str, object]:
@@ -327,6 +410,12 @@ def email_context(
         "run_id": document.run_id,
         "first_invoice": first_invoice,
         "xml_attached": xml_attached,
+        # A credit note's (its email is the built-in one; these are None on an invoice).
+        "credit_note": document.is_credit_note,
+        "corrects": document.corrects.display_number if document.corrects else None,
+        "corrects_issue_date": document.corrects.issue_date if document.corrects else None,
+        "reason": document.reason,
+        "credited": f"{-document.total:,}" if document.is_credit_note else None,
     }
 
 
@@ -336,16 +425,12 @@ def invoice_delivery(
     """The production wiring: the file store under BILLRUN_HOME/documents, the
     outbox under BILLRUN_HOME/outbox, SMTP when BILLRUN_SMTP_URL is set."""
     from infrastructure.file_store import FileStore, documents_root
-    from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer, outbox_folder
     from infrastructure.rendering.renderer import EmailTemplates
 
-    channels: dict[str, MailChannel] = {"file": OutboxChannel(outbox_folder(settings))}
-    if settings.smtp_url:
-        channels["email"] = SmtpChannel(SmtpServer.from_url(settings.smtp_url))
     return InvoiceDelivery(
         billing,
         FileStore(documents_root(settings)),
-        channels,
+        mail_channels(settings),
         EmailTemplates(),
         Seller.from_environment(environ),
     )

@@ -24,6 +24,7 @@ from application.billing import Billing
 from application.errors import ApplicationError
 from application.ports import (
     Buyer,
+    CorrectedInvoice,
     DocumentLine,
     DocumentRenderer,
     DocumentStore,
@@ -33,7 +34,7 @@ from application.ports import (
     TaxBreakdown,
 )
 from domain.account import Account
-from domain.invoice import Invoice, RenderedDocument, format_invoice_number
+from domain.invoice import Invoice, RenderedDocument
 from domain.money import minor_units, quantum, round_to_currency
 from infrastructure.settings import Settings
 
@@ -63,13 +64,36 @@ class RenderingConflict(ApplicationError):
     """Other writers kept changing the invoice; nothing of ours was recorded."""
 
 
-def build_invoice_document(invoice: Invoice, account: Account, seller: Seller) -> InvoiceDocument:
-    """The view model of a closed invoice: what every format prints."""
-    if not invoice.is_closed or invoice.number is None or invoice.posting_date is None:
+def build_invoice_document(
+    invoice: Invoice, account: Account, seller: Seller, corrected: Invoice | None = None
+) -> InvoiceDocument:
+    """The view model of a closed invoice or credit note: what every format prints.
+
+    An invoice is due on its own due date (its payment terms, recorded when it
+    closed); one closed before due dates were recorded, the seller's terms after
+    its issue date. A credit note is due on no date, and cites the invoice it
+    corrects (`corrected`, which the caller loads: `document_of`).
+    """
+    if (
+        not invoice.is_closed
+        or invoice.number is None
+        or invoice.posting_date is None
+        or invoice.display_number is None
+    ):
         raise InvoiceNotClosed(invoice.id)
     issue_date = invoice.posting_date
-    due_date = issue_date + timedelta(days=seller.payment_terms_days)
-    number = format_invoice_number(invoice.number)
+    number = invoice.display_number
+    if invoice.is_credit_note:
+        due_date = None
+        if corrected is None or corrected.id != invoice.corrects:
+            raise ApplicationError(
+                f"credit note {number}: the invoice it corrects ({invoice.corrects}) is needed "
+                "to print it"
+            )
+        terms = credit_note_terms(number, corrected.name, account.account_id)
+    else:
+        due_date = invoice.due_date or issue_date + timedelta(days=seller.payment_terms_days)
+        terms = payment_terms_text(seller, number, (due_date - issue_date).days)
     lines = tuple(
         DocumentLine(
             position=position,
@@ -106,9 +130,25 @@ def build_invoice_document(invoice: Invoice, account: Account, seller: Seller) -
         tax=invoice.tax,
         total=invoice.total,
         tax_breakdown=tax_breakdown(lines, invoice.currency),
-        payment_terms=payment_terms_text(seller, number),
+        payment_terms=terms,
         service_period_start=min((line.service_period_start for line in lines), default=None),
         service_period_end=max((line.service_period_end for line in lines), default=None),
+        document_type=invoice.document_type.value,
+        corrects=(
+            None
+            if corrected is None or corrected.posting_date is None
+            else CorrectedInvoice(corrected.id, corrected.name, corrected.posting_date)
+        ),
+        reason=invoice.credit_reason,
+    )
+
+
+def document_of(billing: Billing, invoice: Invoice, seller: Seller) -> InvoiceDocument:
+    """The view model of a closed invoice, loading what it prints besides itself:
+    its account, and for a credit note the invoice it corrects."""
+    corrected = None if invoice.corrects is None else billing.get_invoice(invoice.corrects)
+    return build_invoice_document(
+        invoice, billing.get_account(invoice.account_id), seller, corrected
     )
 
 
@@ -172,13 +212,21 @@ def tax_breakdown(lines: Sequence[DocumentLine], currency: str) -> tuple[TaxBrea
     )
 
 
-def payment_terms_text(seller: Seller, number: str) -> str:
-    """The terms in words; the due date itself is printed beside them."""
-    if seller.payment_terms_days == 0:
-        when = "Payable on receipt"
-    else:
-        when = f"Payable within {seller.payment_terms_days} days of the issue date"
+def payment_terms_text(seller: Seller, number: str, days: int | None = None) -> str:
+    """The terms in words (`days` after the issue date; default: the seller's); the
+    due date itself is printed beside them."""
+    days = seller.payment_terms_days if days is None else days
+    when = "Payable on receipt" if days == 0 else f"Payable within {days} days of the issue date"
     return f"{when} by bank transfer to IBAN {seller.iban}, quoting {number}."
+
+
+def credit_note_terms(number: str, corrected: str, account_id: str) -> str:
+    """What a credit note says instead of payment terms: nothing is to be paid."""
+    return (
+        f"Nothing to pay: {number} is deducted from what account {account_id} owes, "
+        f"first on invoice {corrected}, then on other open invoices; any remainder is "
+        "kept as a credit on the account."
+    )
 
 
 class InvoiceDocuments:
@@ -198,10 +246,7 @@ class InvoiceDocuments:
 
     def document(self, invoice_id: UUID) -> InvoiceDocument:
         """The view model of a closed invoice (InvoiceNotFound, InvoiceNotClosed)."""
-        invoice = self.billing.get_invoice(invoice_id)
-        return build_invoice_document(
-            invoice, self.billing.get_account(invoice.account_id), self.seller
-        )
+        return document_of(self.billing, self.billing.get_invoice(invoice_id), self.seller)
 
     def render(
         self, invoice_id: UUID, formats: Sequence[str] = DOCUMENT_FORMATS
@@ -225,9 +270,7 @@ class InvoiceDocuments:
             if not missing:
                 return [invoice.documents[f] for f in wanted]
             if any(f not in stored for f in missing):
-                document = build_invoice_document(
-                    invoice, self.billing.get_account(invoice.account_id), self.seller
-                )
+                document = document_of(self.billing, invoice, self.seller)
                 for document_format in missing:
                     if document_format not in stored:
                         stored[document_format] = self.store.put(

@@ -32,10 +32,12 @@ from pydantic import (
 from application.errors import InvalidInput, Problem
 from domain.bill_group import DEFAULT_CHANNEL, DEFAULT_CLOSE_TYPE, CloseType, DeliveryChannel
 from domain.contracts import DEFAULT_CONTRACT_CATEGORY
-from domain.errors import NotABillDate
+from domain.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.errors import DomainError, NotABillDate
 from domain.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
 from domain.money import MINOR_UNITS, is_currency, round_to_currency
 from domain.periods import Frequency, Timing, bill_date, index_of_bill_date
+from domain.receivables import DEFAULT_PAYMENT_TERMS_DAYS
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -61,6 +63,36 @@ def _percent(value: Decimal) -> Decimal:
 def _not_negative(value: Decimal) -> Decimal:
     if value < 0:
         raise ValueError(f"{json.dumps(str(value))} is negative")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"{json.dumps(str(value))} must be positive")
+    return value
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {json.dumps(value)}")
+    return value
+
+
+def _payment_terms(value: int) -> int:
+    if not 0 <= value <= 365:
+        raise ValueError(f"payment terms are 0 to 365 days net, not {value}")
+    return value
+
+
+def _days_overdue(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"a stage is reached 1 day overdue or later, not {value}")
+    return value
+
+
+def _template(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("a blank template: leave it out for the built-in one")
     return value
 
 
@@ -92,6 +124,29 @@ Percent = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_p
 NonNegativeDecimal = Annotated[
     Decimal, BeforeValidator(_decimal_string), AfterValidator(_not_negative), _AS_STRING
 ]
+PositiveDecimal = Annotated[
+    Decimal, BeforeValidator(_decimal_string), AfterValidator(_positive), _AS_STRING
+]
+PositivePercent = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    AfterValidator(_positive),
+    AfterValidator(_percent),
+    _AS_STRING,
+]
+PaymentTermsDays = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    AfterValidator(_payment_terms),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 365}),
+]
+DaysOverdue = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    AfterValidator(_days_overdue),
+    WithJsonSchema({"type": "integer", "minimum": 1}),
+]
+Template = Annotated[str, BeforeValidator(_template)]
 CurrencyCode = Annotated[
     str,
     BeforeValidator(_currency),
@@ -231,10 +286,75 @@ class AccountRecord(_Strict):
         description="Bill this account onto that account's invoices (one invoice for the "
         "family, converted to the invoicer's currency). The invoicer has no invoicer itself",
     )
+    payment_terms_days: PaymentTermsDays | None = Field(
+        default=None,
+        description="Net days from an invoice's issue to its due date, 0 to 365; null: "
+        f"the bill group's terms (else {DEFAULT_PAYMENT_TERMS_DAYS}); left out: as they are. "
+        "An invoicer's only: a family's invoices are its invoicer's",
+    )
+    autopay_token: Identifier | None = Field(
+        default=None,
+        description="The payment method's token at the payment gateway: runs that collect "
+        "payments charge it. null: auto-pay off; left out: as it is. An invoicer's only",
+    )
     packages: list[PackageRecord] = Field(default_factory=list)
     charges: list[ChargeRecord] = Field(default_factory=list)
     usage: list[UsageRecord] = Field(default_factory=list)
     contracts: list[ContractRecord] = Field(default_factory=list)
+
+
+class DunningStageRecord(_Strict):
+    """One rung of a dunning ladder, reached `days_overdue` days after an invoice's
+    due date, with its actions (at least one)."""
+
+    days_overdue: DaysOverdue = Field(
+        description="Days after the due date the stage is reached, 1 or more; each stage "
+        "later than the one before"
+    )
+    notify: bool = Field(
+        default=False, description="Send a notice by the bill group's delivery channel"
+    )
+    late_fee: PositiveDecimal | None = Field(
+        default=None,
+        description='A fixed late fee in the account\'s currency, a decimal string: "10.00"; '
+        "billed as a one-off charge",
+    )
+    late_fee_percent: PositivePercent | None = Field(
+        default=None,
+        description="A late fee as a percentage of the overdue amount, a decimal string: "
+        '"1.5" (added to late_fee when both are given)',
+    )
+    suspend: bool = Field(
+        default=False, description="Suspend the account until the invoice is paid"
+    )
+    template: Template | None = Field(
+        default=None,
+        description="jinja2 template of the notice's body (a stage that notifies); "
+        "default: built in",
+    )
+
+    def stage(self) -> DunningStage:
+        return DunningStage(
+            days_overdue=self.days_overdue,
+            notify=self.notify,
+            late_fee=self.late_fee,
+            late_fee_percent=self.late_fee_percent,
+            suspend=self.suspend,
+            template=self.template,
+        )
+
+
+class DunningRecord(_Strict):
+    """A bill group's dunning rules: a ladder of stages by days overdue. Only the
+    highest stage an invoice has reached is applied, once per invoice."""
+
+    name: Identifier = Field(default=DunningRules().name, description="The ladder's name")
+    stages: list[DunningStageRecord] = Field(
+        description="In increasing days overdue; none: no dunning"
+    )
+
+    def rules(self) -> DunningRules:
+        return DunningRules.checked(self.name, [stage.stage() for stage in self.stages])
 
 
 class BillGroupRecord(_Strict):
@@ -278,12 +398,21 @@ class BillGroupRecord(_Strict):
         default=False,
         description="Review rule: quarantine an invoice whose account has no invoice email",
     )
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
-        raise ValueError(f"{json.dumps(str(value))} must be positive")
-    return value
+    payment_terms_days: PaymentTermsDays | None = Field(
+        default=None,
+        description="Net days from an invoice's issue to its due date, 0 to 365, for the "
+        f"group's accounts without terms of their own; default: {DEFAULT_PAYMENT_TERMS_DAYS}",
+    )
+    dunning: DunningRecord | None = Field(
+        default=None,
+        description="What happens as the group's invoices become overdue (runs with "
+        "dunning on); default: nothing",
+    )
+    suspended_billing: SuspendedBilling = Field(
+        default=SuspendedBilling.BILL,
+        description="A suspended account's runs: bill (as usual) or hold_invoices (billed, "
+        "its invoices held until it is reinstated)",
+    )
 
 
 class ExchangeRateRecord(_Strict):
@@ -417,7 +546,20 @@ def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:
             group = BillGroupRecord.model_validate(record)
         except ValidationError as error:
             problems.extend(_problem(e, ("bill_groups", index)) for e in error.errors())
+            # The stages valid on their own are still checked as a ladder, so a bad
+            # field does not hide a stage out of order until the next attempt.
+            problems.extend(_salvaged_ladder_problems(record, f"bill_groups[{index}].dunning"))
             continue
+        if group.dunning is not None:
+            ladder = _ladder_problems(
+                list(enumerate(group.dunning.stages)), f"bill_groups[{index}].dunning"
+            )
+            problems.extend(ladder)
+            if not ladder:
+                try:
+                    group.dunning.rules()
+                except DomainError as refused:  # a rule of the domain's not checked above
+                    problems.append(Problem(f"bill_groups[{index}].dunning", str(refused)))
         if group.id in seen:
             problems.append(
                 Problem(
@@ -429,6 +571,47 @@ def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:
         seen[group.id] = index
         groups.append(group)
     return groups
+
+
+def _salvaged_ladder_problems(record: Any, where: str) -> list[Problem]:
+    """The ladder checks of an invalid bill group's stages that are valid on their own."""
+    dunning = record.get("dunning") if isinstance(record, dict) else None
+    stages = dunning.get("stages") if isinstance(dunning, dict) else None
+    valid: list[tuple[int, DunningStageRecord]] = []
+    for s, stage in enumerate(stages if isinstance(stages, list) else []):
+        try:
+            valid.append((s, DunningStageRecord.model_validate(stage)))
+        except ValidationError:
+            continue
+    return _ladder_problems(valid, where)
+
+
+def _ladder_problems(stages: list[tuple[int, DunningStageRecord]], where: str) -> list[Problem]:
+    """The domain's ladder rules (`DunningRules.checked`), each with its path: stages in
+    increasing days overdue, each with an action; a template only on a notifying stage."""
+    problems: list[Problem] = []
+    previous: tuple[int, DunningStageRecord] | None = None
+    for s, stage in stages:
+        at = f"{where}.stages[{s}]"
+        if previous is not None and stage.days_overdue <= previous[1].days_overdue:
+            problems.append(
+                Problem(
+                    f"{at}.days_overdue",
+                    f"{stage.days_overdue} is not after stages[{previous[0]}]'s "
+                    f"{previous[1].days_overdue}: stages are in increasing days overdue",
+                )
+            )
+        previous = (s, stage)
+        if not stage.stage().actions:
+            problems.append(
+                Problem(at, "the stage has no action: notify, late_fee, late_fee_percent "
+                            "or suspend")
+            )  # fmt: skip
+        if stage.template is not None and not stage.notify:
+            problems.append(
+                Problem(f"{at}.template", "a notice template on a stage that does not notify")
+            )
+    return problems
 
 
 def _reading_order(problem: Problem) -> list[tuple[int, int | str]]:
@@ -575,6 +758,24 @@ def _family_problems(accounts: list[tuple[int, AccountRecord]]) -> list[Problem]
         invoicer = record.invoicer
         if invoicer is None:
             continue
+        # A family's invoices are its invoicer's, posted to its receivables: the
+        # invoicer's payment terms and auto-pay are the family's.
+        if record.payment_terms_days is not None:
+            problems.append(
+                Problem(
+                    f"accounts[{index}].payment_terms_days",
+                    f"{record.id} is billed onto {invoicer}'s invoices, which carry "
+                    f"{invoicer}'s payment terms: set them on {invoicer}",
+                )
+            )
+        if record.autopay_token is not None:
+            problems.append(
+                Problem(
+                    f"accounts[{index}].autopay_token",
+                    f"{record.id} is billed onto {invoicer}'s invoices, which {invoicer}'s "
+                    f"auto-pay pays: set it on {invoicer}",
+                )
+            )
         where = f"accounts[{index}].invoicer"
         if invoicer == record.id:
             problems.append(Problem(where, "an account cannot be its own invoicer"))

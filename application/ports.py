@@ -134,6 +134,20 @@ class DocumentLine:
         """The item net price for UBL (BT-146): never negative (see `invoiced_quantity`)."""
         return -self.unit_amount if self.unit_amount < 0 else self.unit_amount
 
+    # A credit note's line, for a UBL CreditNote: its amounts are stated positive (the
+    # document's type says they are credited), so the line is negated; a line that
+    # credits a credit (it then adds to what is owed) keeps a negative amount, as a
+    # negative quantity at a positive price (BR-27, as above).
+
+    @property
+    def credited_amount(self) -> Decimal:
+        credited = -self.amount
+        return credited.copy_abs() if credited.is_zero() else credited
+
+    @property
+    def credited_quantity(self) -> Decimal:
+        return self.quantity if self.unit_amount <= 0 else -self.quantity
+
 
 @dataclass(frozen=True)
 class TaxBreakdown:
@@ -150,6 +164,15 @@ class TaxBreakdown:
 
 
 @dataclass(frozen=True)
+class CorrectedInvoice:
+    """The invoice a credit note corrects, as the credit note cites it."""
+
+    invoice_id: UUID
+    display_number: str
+    issue_date: date
+
+
+@dataclass(frozen=True)
 class InvoiceDocument:
     """Everything printed on an invoice, computed once, for every format.
 
@@ -163,7 +186,8 @@ class InvoiceDocument:
     """INV-00000042: the number customers quote."""
     run_id: str
     issue_date: date
-    due_date: date
+    due_date: date | None
+    """The invoice's own due date (its payment terms); None on a credit note."""
     currency: str
     seller: Seller
     buyer: Buyer
@@ -181,10 +205,25 @@ class InvoiceDocument:
     service_period_start: date | None = None
     service_period_end: date | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    document_type: str = "invoice"
+    """`invoice` or `credit_note` (`domain.invoice.DocumentType`)."""
+    corrects: CorrectedInvoice | None = None
+    """A credit note's: the invoice it corrects."""
+    reason: str | None = None
+    """A credit note's: why it was issued."""
 
     @property
-    def payment_terms_days(self) -> int:
-        return (self.due_date - self.issue_date).days
+    def is_credit_note(self) -> bool:
+        return self.document_type == "credit_note"
+
+    @property
+    def title(self) -> str:
+        """`Invoice` or `Credit note`: what the document calls itself."""
+        return "Credit note" if self.is_credit_note else "Invoice"
+
+    @property
+    def payment_terms_days(self) -> int | None:
+        return None if self.due_date is None else (self.due_date - self.issue_date).days
 
     @property
     def shows_tax_breakdown(self) -> bool:
@@ -223,7 +262,7 @@ class DocumentStore(Protocol):
 class DocumentRenderer(Protocol):
     def render_pdf(self, document: InvoiceDocument) -> bytes: ...
     def render_xml(self, document: InvoiceDocument) -> bytes:
-        """A UBL 2.1 Invoice (EN 16931 core), UTF-8."""
+        """A UBL 2.1 Invoice, or CreditNote for a credit note (EN 16931 core), UTF-8."""
         ...
 
 

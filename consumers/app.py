@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from consumers.dead_letter import RetryPolicy
 from consumers.deliver import deliver_router
+from consumers.dunning import dunning_router
 from consumers.render import render_router
 from consumers.services import ConsumerServices
 from consumers.topology import Topology
@@ -58,6 +59,7 @@ def build_broker(
     )
     broker.include_router(render_router(services, topology, policy))
     broker.include_router(deliver_router(services, topology, policy))
+    broker.include_router(dunning_router(services, topology, policy))
     return broker
 
 
@@ -68,6 +70,11 @@ class _Documentation:
         raise NotImplementedError
 
     def deliver(self, invoice_id: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def send_dunning_notice(
+        self, receivables_id: Any, invoice_id: Any, stage: Any
+    ) -> None:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -87,6 +94,7 @@ def asyncapi_document(published: Iterable[tuple[str, type[BaseModel]]] = ()) -> 
         title="billrun consumers",
         version="1",
         description="Billing events on NATS JetStream (stream BILLING, subjects "
-        "billing.<aggregate>.<Event>) and the consumers that render and deliver invoices.",
+        "billing.<aggregate>.<Event>) and the consumers that render and deliver invoices "
+        "and send dunning notices.",
     )
     return spec.to_specification().to_json()

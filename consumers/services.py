@@ -1,4 +1,4 @@
-"""What the consumers ask of the application: two commands, each idempotent."""
+"""What the consumers ask of the application: three commands, each idempotent."""
 
 from __future__ import annotations
 
@@ -12,3 +12,6 @@ class ConsumerServices(Protocol):
 
     def deliver(self, invoice_id: UUID) -> object:
         """Deliver a rendered invoice if its run delivers; record InvoiceDelivered once."""
+
+    def send_dunning_notice(self, receivables_id: UUID, invoice_id: UUID, stage: int) -> object:
+        """Send the notice of a dunning stage that notifies; record DunningNoticeSent once."""

@@ -20,8 +20,10 @@ def durable_subscriber(
     consumer: str,
     subject: str,
     description: str,
+    title: str | None = None,
 ) -> tuple[NatsRouter, Callable[[Any], Any]]:
-    """A router for one reaction, and the decorator that subscribes its handler."""
+    """A router for one reaction, and the decorator that subscribes its handler
+    (`title` in the AsyncAPI document: `<consumer> invoice` unless given)."""
     router = NatsRouter(
         middlewares=[dead_letter_middleware(topology.dead_letters, policy, consumer)]
     )
@@ -32,7 +34,7 @@ def durable_subscriber(
         pull_sub=PullSub(batch_size=2, timeout=5.0),
         config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=policy.max_attempts + 2),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{consumer} invoice",
+        title=title or f"{consumer} invoice",
         description=description,
     )
     return router, subscribe

@@ -30,6 +30,14 @@ def package_line_uuid(account_id: str, package_id: str, period_start: date) -> U
 
 
 INVOICE_NUMBER_SEQUENCE_ID = uuid5(NAMESPACE, "invoice-number-sequence")
+CREDIT_NOTE_NUMBER_SEQUENCE_ID = uuid5(NAMESPACE, "credit-note-number-sequence")
+"""Credit notes are numbered by a sequence of their own (CN-00000001, ...)."""
+
+
+def credit_note_uuid(invoice_id: UUID, key: str) -> UUID:
+    """The credit note of `invoice_id` named by `key` (the operator's, or derived
+    from its terms): issuing it again finds the same credit note."""
+    return uuid5(NAMESPACE, f"credit-note:{invoice_id}:{key}")
 
 
 def bill_group_uuid(group_id: str) -> UUID:

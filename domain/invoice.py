@@ -94,11 +94,26 @@ WITHHELD = frozenset({ReviewStatus.QUARANTINED, ReviewStatus.REJECTED, ReviewSta
 """Review statuses in which an invoice is never delivered."""
 
 
+class DocumentType(StrEnum):
+    """What an Invoice aggregate is: an invoice, or a credit note correcting one."""
+
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
 class InvoiceOpened(DomainEvent):
     run_id: str
     account_id: str
     currency: str
     posting_date: date
+    document_type: DocumentType = DocumentType.INVOICE
+    """Events written before credit notes existed are invoices."""
+    corrects: UUID | None = None
+    """A credit note's: the invoice it corrects."""
+    corrects_number: int | None = None
+    """A credit note's: the number of the invoice it corrects."""
+    reason: str | None = None
+    """A credit note's: why it was issued (printed on it)."""
 
 
 class InvoiceLineAdded(DomainEvent):
@@ -122,7 +137,34 @@ class InvoiceClosed(DomainEvent):
     invoice waits for `InvoiceReleased` from a later run that reaches it."""
     due_date: date | None = None
     """Issue (posting) date plus the account's payment terms; None on invoices closed
-    before payment terms existed."""
+    before payment terms existed, and on credit notes (nothing is due)."""
+    document_type: DocumentType = DocumentType.INVOICE
+    """As opened: lets a reader of the log (a report per run) tell a credit note's
+    close from an invoice's without its opening event."""
+
+
+class CreditedAmount(ValueObject):
+    """What a credit note took off an invoice at one tax rate: net and tax, positive
+    for a credit (the credit note's lines, negated)."""
+
+    tax_rate: Decimal
+    amount: Decimal
+    tax: Decimal
+
+
+class InvoiceCredited(DomainEvent):
+    """A credit note corrects this issued invoice; recorded in the transaction that
+    issues the credit note, so credits on one invoice are serialised by its version
+    and can never add up to more than its total."""
+
+    run_id: str
+    credit_note_id: UUID
+    credit_note_number: int
+    reason: str
+    amounts: tuple[CreditedAmount, ...]
+    """Per tax rate, as the credit note's lines."""
+    total: Decimal
+    """What the credit note takes off the invoice (tax included): minus its total."""
 
 
 class InvoiceReleased(DomainEvent):
@@ -219,6 +261,21 @@ def format_invoice_number(number: int) -> str:
     return f"INV-{number:08d}"
 
 
+def format_credit_note_number(number: int) -> str:
+    """How a credit note number (its own sequence) is printed on documents."""
+    return f"CN-{number:08d}"
+
+
+def format_document_number(number: int, document_type: DocumentType | str) -> str:
+    if document_type == DocumentType.CREDIT_NOTE:
+        return format_credit_note_number(number)
+    return format_invoice_number(number)
+
+
+DOCUMENT_PREFIXES = {"INV-": DocumentType.INVOICE, "CN-": DocumentType.CREDIT_NOTE}
+"""The printed numbers' prefixes, for reading a number back."""
+
+
 class Invoice(Aggregate):
     kind = "invoice"
 
@@ -250,6 +307,14 @@ class Invoice(Aggregate):
         """The rule that quarantined or rejected the invoice; None when an operator did."""
         self.verdicts: tuple[Verdict, ...] = ()
         """Every validation rule's verdict when the invoice closed (none: no rules)."""
+        self.document_type = DocumentType.INVOICE
+        self.corrects: UUID | None = None
+        """A credit note's: the invoice it corrects."""
+        self.corrects_number: int | None = None
+        self.credit_reason: str | None = None
+        """A credit note's: why it was issued."""
+        self.credits: dict[UUID, InvoiceCredited] = {}
+        """An invoice's: the credit notes correcting it, by id."""
 
     @classmethod
     def open(
@@ -267,6 +332,33 @@ class Invoice(Aggregate):
             posting_date=posting_date,
         )
         return invoice
+
+    @classmethod
+    def open_credit_note(
+        cls, corrected: Invoice, credit_note_id: UUID, reason: str, issued_on: date, at: datetime
+    ) -> Invoice:
+        """Open the credit note `credit_note_id` correcting `corrected` (checked to be
+        creditable), under the run whose settings govern the invoice's rendering and
+        delivery, so they govern the credit note's too. Lines are added, then it
+        closes (`close`) and is approved like any invoice."""
+        corrected.check_creditable()
+        reason = reason.strip()
+        if not reason:
+            raise InvoiceError(f"invoice {corrected.name}: a credit note needs a reason")
+        note = cls(credit_note_id)
+        note._trigger(
+            InvoiceOpened,
+            at,
+            run_id=corrected.released_by_run or corrected.closed_by_run or corrected.run_id,
+            account_id=corrected.account_id,
+            currency=corrected.currency,
+            posting_date=issued_on,
+            document_type=DocumentType.CREDIT_NOTE,
+            corrects=corrected.id,
+            corrects_number=corrected.number,
+            reason=reason,
+        )
+        return note
 
     def add_line(self, line: InvoiceLine, at: datetime) -> None:
         if self.status is not InvoiceStatus.OPEN:
@@ -323,6 +415,7 @@ class Invoice(Aggregate):
             closed_by_run=None if run_id in (None, self.run_id) else run_id,
             released=release,
             due_date=due_date,
+            document_type=self.document_type,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -388,7 +481,7 @@ class Invoice(Aggregate):
             raise InvoiceError(
                 f"invoice {self.name} was delivered on {self.delivery.delivered_at.date()}: "
                 f"it is issued and cannot be {action.past}; correct it with a new document "
-                "(a credit)"
+                f"(a credit note: billrun invoice credit {self.name} ...)"
             )
         if action is ReviewAction.APPROVE:
             self._trigger(InvoiceApproved, at, run_id=self.run_id, reason=reason)
@@ -421,10 +514,12 @@ class Invoice(Aggregate):
         status = self.review_status
         assert status is not None
         refused = f"invoice {self.name} is {status.value}: it cannot be {action.past}"
+        if self.is_credit_note:
+            return f"{refused}; a credit note is issued approved, and final"
         if status is ReviewStatus.APPROVED:
             return (
                 f"{refused}; approved invoices are final: correct one with a new document "
-                "(a cancellation or a credit)"
+                f"(a credit note: billrun invoice credit {self.name} ...)"
             )
         if status in (ReviewStatus.REJECTED, ReviewStatus.CANCELLED):
             return f"{refused}; {status.value} invoices are final"
@@ -435,6 +530,147 @@ class Invoice(Aggregate):
     def name(self) -> str:
         """How messages name the invoice: its number once closed, else its id."""
         return self.display_number or str(self.id)
+
+    # Credit notes ---------------------------------------------------------------
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.document_type is DocumentType.CREDIT_NOTE
+
+    @property
+    def is_issued(self) -> bool:
+        """Approved, or delivered (a draft delivered by a run without approval): final,
+        corrected only by a credit note."""
+        return self.is_closed and (
+            self.review_status is ReviewStatus.APPROVED
+            or (self.delivery is not None and not self.withheld)
+        )
+
+    def check_creditable(self) -> None:
+        """Refuse (InvoiceError, saying what to do instead) unless a credit note may
+        correct this document: an issued invoice, released, with a positive total."""
+        if self.is_credit_note:
+            raise InvoiceError(
+                f"{self.name} is a credit note: only invoices are credited (a credit note "
+                "is not corrected by another)"
+            )
+        if not self.is_closed:
+            raise InvoiceError(f"invoice {self.name} is open: only issued invoices are credited")
+        status = self.review_status
+        if status in (ReviewStatus.REJECTED, ReviewStatus.CANCELLED):
+            assert status is not None
+            raise InvoiceError(
+                f"invoice {self.name} is {status.value}: it was never issued, so there is "
+                "nothing to credit"
+            )
+        if not self.is_issued:
+            assert status is not None
+            raise InvoiceError(
+                f"invoice {self.name} is {status.value}, not issued (approved or delivered): "
+                f"a {status.value} invoice is not credited but cancelled "
+                f"(billrun invoice cancel {self.name} --reason ...)"
+            )
+        if not self.released:
+            raise InvoiceError(
+                f"invoice {self.name} is held until a run reaches its invoicer's bill day: it "
+                "has not gone out yet; credit it once it is released"
+            )
+        if self.total <= 0:
+            raise InvoiceError(
+                f"invoice {self.name} totals {self.currency} {self.total}: only an invoice "
+                "with a positive total is credited"
+            )
+
+    def amounts_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
+        """(net, tax) of the lines at each tax rate."""
+        zero = round_to_currency(Decimal(0), self.currency)
+        by_rate: dict[Decimal, tuple[Decimal, Decimal]] = {}
+        for line in self.lines:
+            net, tax = by_rate.get(line.tax_rate, (zero, zero))
+            by_rate[line.tax_rate] = (net + line.amount, tax + line.tax)
+        return by_rate
+
+    @property
+    def credited_total(self) -> Decimal:
+        """What credit notes took off this invoice so far (tax included)."""
+        zero = round_to_currency(Decimal(0), self.currency)
+        return sum((credit.total for credit in self.credits.values()), zero)
+
+    @property
+    def creditable_total(self) -> Decimal:
+        """What credit notes may still take off this invoice (tax included)."""
+        return self.total - self.credited_total
+
+    def creditable_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
+        """(net, tax) still creditable at each of the invoice's tax rates."""
+        left = self.amounts_by_rate()
+        for credit in self.credits.values():
+            for part in credit.amounts:
+                net, tax = left.get(part.tax_rate, (Decimal(0), Decimal(0)))
+                left[part.tax_rate] = (net - part.amount, tax - part.tax)
+        return left
+
+    def record_credit(self, credit_note: Invoice, at: datetime) -> None:
+        """Record that the closed `credit_note` corrects this invoice. Refused
+        (InvoiceError) unless the invoice is creditable and the credit note, with
+        those before it, takes no more off it than its total, nor more net at any
+        tax rate than the invoice has at that rate."""
+        self.check_creditable()
+        if not credit_note.is_credit_note or credit_note.corrects != self.id:
+            raise InvoiceError(f"{credit_note.name} does not correct invoice {self.name}")
+        if credit_note.number is None or not credit_note.is_closed:
+            raise InvoiceError(f"credit note {credit_note.id} is not closed: it has no number")
+        if credit_note.id in self.credits:
+            raise InvoiceError(f"invoice {self.name} is already credited by {credit_note.name}")
+        if credit_note.currency != self.currency:
+            raise InvoiceError(
+                f"{credit_note.name} is in {credit_note.currency}; invoice {self.name} is in "
+                f"{self.currency}"
+            )
+        taken = -credit_note.total
+        if taken <= 0:
+            raise InvoiceError(
+                f"{credit_note.name} totals {credit_note.currency} {credit_note.total}: a "
+                "credit note takes a positive amount off an invoice"
+            )
+        if taken > self.creditable_total:
+            raise InvoiceError(
+                f"invoice {self.name}: a credit of {self.currency} {taken} would exceed its "
+                f"total; {self.currency} {max(self.creditable_total, Decimal(0))} of "
+                f"{self.total} remains creditable" + self._credited_by()
+            )
+        left = self.creditable_by_rate()
+        amounts = []
+        for rate, (net, tax) in sorted(credit_note.amounts_by_rate().items(), reverse=True):
+            credited_net, credited_tax = -net, -tax
+            left_net = left.get(rate, (Decimal(0), Decimal(0)))[0]
+            if rate not in left or credited_net > left_net:
+                raise InvoiceError(
+                    f"invoice {self.name}: a credit of {self.currency} {credited_net} net at "
+                    f"{rate.normalize():f} % would exceed what it billed at that rate; "
+                    f"{self.currency} {max(left_net, Decimal(0))} net at that rate remains "
+                    "creditable" + self._credited_by()
+                )
+            amounts.append(CreditedAmount(tax_rate=rate, amount=credited_net, tax=credited_tax))
+        self._trigger(
+            InvoiceCredited,
+            at,
+            run_id=self.run_id,
+            credit_note_id=credit_note.id,
+            credit_note_number=credit_note.number,
+            reason=credit_note.credit_reason or "",
+            amounts=tuple(amounts),
+            total=taken,
+        )
+
+    def _credited_by(self) -> str:
+        if not self.credits:
+            return ""
+        listed = ", ".join(
+            f"{format_credit_note_number(c.credit_note_number)} {c.total}"
+            for c in self.credits.values()
+        )
+        return f" (credited: {listed})"
 
     @property
     def withheld(self) -> bool:
@@ -496,13 +732,19 @@ class Invoice(Aggregate):
 
     @property
     def display_number(self) -> str | None:
-        return None if self.number is None else format_invoice_number(self.number)
+        return (
+            None if self.number is None else format_document_number(self.number, self.document_type)
+        )
 
     def _when_InvoiceOpened(self, event: InvoiceOpened) -> None:
         self.run_id = event.run_id
         self.account_id = event.account_id
         self.currency = event.currency
         self.posting_date = event.posting_date
+        self.document_type = event.document_type
+        self.corrects = event.corrects
+        self.corrects_number = event.corrects_number
+        self.credit_reason = event.reason
         # Running totals are shown at the currency's minor unit ("0.00", not "0").
         self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
 
@@ -525,6 +767,9 @@ class Invoice(Aggregate):
             location=event.location,
             delivered_at=event.timestamp,
         )
+
+    def _when_InvoiceCredited(self, event: InvoiceCredited) -> None:
+        self.credits[event.credit_note_id] = event
 
     def _when_InvoiceRulesPassed(self, event: InvoiceRulesPassed) -> None:
         self.verdicts = event.verdicts

@@ -122,8 +122,10 @@ class ScheduleTerms(ValueObject):
             or self.settings.bill_usage
             or self.settings.bill_charges
             or self.settings.run_contracts
+            or self.settings.run_dunning
+            or self.settings.collect_payments
         ):
-            raise ScheduleError("the schedule's runs would bill nothing: enable at least one step")
+            raise ScheduleError("the schedule's runs would do nothing: enable at least one step")
 
     def describe(self) -> str:
         time = self.at.strftime("%H:%M") + _offset(self.at)

@@ -22,6 +22,7 @@ from entrypoints.commands.documents import invoice_pdf, run_documents
 from entrypoints.commands.history import history
 from entrypoints.commands.importing import demo, import_file, schema_app
 from entrypoints.commands.invoices import invoice_app
+from entrypoints.commands.payments import ar_app, payment_app
 from entrypoints.commands.projections import projections_app
 from entrypoints.commands.rates import rates_app
 from entrypoints.commands.relay import relay_app
@@ -58,6 +59,8 @@ invoice_app.command("pdf")(invoice_pdf)
 app.add_typer(run_app, name="run")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(account_app, name="account")
+app.add_typer(payment_app, name="payment")
+app.add_typer(ar_app, name="ar")
 app.add_typer(usage_app, name="usage")
 app.add_typer(charge_app, name="charge")
 app.add_typer(contract_app, name="contract")

@@ -33,7 +33,15 @@ def _asyncapi() -> str:
 
 def event_catalogue() -> list[type[DomainEvent]]:
     """Every event type billrun records (and the relay publishes)."""
-    for module in ("account", "bill_group", "bill_run", "invoice", "invoice_numbers", "schedule"):
+    for module in (
+        "account",
+        "bill_group",
+        "bill_run",
+        "invoice",
+        "invoice_numbers",
+        "receivables",
+        "schedule",
+    ):
         importlib.import_module(f"domain.{module}")
     return sorted(DomainEvent.__subclasses__(), key=lambda event: event.__name__)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from domain.bill_run import RunSettings, Selection
+from domain.receivables import CollectionType
 from entrypoints.common import UsageError
 
 Group = Annotated[list[str] | None, typer.Option(help="Bill only this bill group (repeat).")]
@@ -49,6 +50,27 @@ ApprovalRequired = Annotated[
     ),
 ]
 
+Dunning = Annotated[
+    bool,
+    typer.Option(
+        help="First: apply each bill group's dunning rules to its overdue invoices as of "
+        "the posting date (notices, late fees, suspension)."
+    ),
+]
+CollectPayments = Annotated[
+    bool,
+    typer.Option(help="Last: collect from accounts on auto-pay, through the payment gateway."),
+]
+Collection = Annotated[
+    CollectionType | None,
+    typer.Option(
+        "--collection-type",
+        help="With --collect-payments: collect the whole balance (account_balance) or the "
+        "invoices due (invoice_due_date). [default: account_balance]",
+        show_default=False,
+    ),
+]
+
 
 def selection(group: list[str] | None, account: list[str] | None) -> Selection:
     """No --group and no --account: every account."""
@@ -65,13 +87,20 @@ def run_settings(
     render: bool,
     deliver: bool,
     approval_required: bool,
+    dunning: bool = False,
+    collect_payments: bool = False,
+    collection_type: CollectionType | None = None,
 ) -> RunSettings:
-    """The settings the options name; refused when they leave nothing to bill."""
-    if not (packages or usage or charges or contracts):
+    """The settings the options name; refused when they leave nothing to do (a run
+    may only dun, or only collect)."""
+    if not (packages or usage or charges or contracts or dunning or collect_payments):
         raise UsageError(
             "--no-packages, --no-usage, --no-charges and --no-contracts together "
-            "leave nothing to bill"
+            "leave nothing to bill (a run that only duns or collects: --dunning, "
+            "--collect-payments)"
         )
+    if collection_type is not None and not collect_payments:
+        raise UsageError("--collection-type is for a run that collects (--collect-payments)")
     return RunSettings(
         bill_packages=packages,
         bill_usage=usage,
@@ -82,4 +111,7 @@ def run_settings(
         render_invoices=render,
         deliver_invoices=deliver and render,
         approval_required=approval_required,
+        run_dunning=dunning,
+        collect_payments=collect_payments,
+        collection_type=collection_type or CollectionType.ACCOUNT_BALANCE,
     )

@@ -22,6 +22,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from application.delivery import invoice_delivery
 from application.documents import invoice_documents
+from application.dunning_notices import dunning_notices
 from application.invoice_processing import InvoiceProcessing
 from application.scheduler import Pass, Scheduling
 from consumers.app import build_broker
@@ -38,6 +39,7 @@ def invoice_processing(rt: Runtime) -> InvoiceProcessing:
     return InvoiceProcessing(
         invoice_documents(rt.billing, rt.settings, os.environ),
         invoice_delivery(rt.billing, rt.settings, os.environ),
+        dunning_notices(rt.billing, rt.settings, os.environ),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from application.billing import Billing
 from projections.audit_seal import AuditSealView
 from projections.invoices import InvoicesProjection, InvoicesView
+from projections.receivables import ReceivablesProjection, ReceivablesView
 from projections.registry import ProjectionRegistry
 from projections.run_report import RunReportProjection, RunReportView
 from projections.runs import RunStatusProjection, RunStatusView
@@ -29,6 +30,7 @@ READ_MODELS: dict[str, ReadModel] = {
     "invoices": ReadModel(InvoicesView, InvoicesProjection.topics),
     "runs": ReadModel(RunStatusView, RunStatusProjection.topics),
     "run_report": ReadModel(RunReportView, RunReportProjection.topics),
+    "receivables": ReadModel(ReceivablesView, ReceivablesProjection.topics),
     # Never rebuilt: a rebuild would seal whatever the log holds now, tampering included.
     "audit_seal": ReadModel(AuditSealView, (), rebuildable=False),
 }
@@ -128,6 +130,9 @@ class ReadSide:
 
     def fresh_run_report(self) -> RunReportView:
         return self.fresh("run_report", RunReportView)
+
+    def fresh_receivables(self) -> ReceivablesView:
+        return self.fresh("receivables", ReceivablesView)
 
     def audit_seal(self) -> AuditSealView:
         view = self.view("audit_seal")

@@ -1,5 +1,5 @@
-"""The invoices read model: invoices with their lines, searchable by run,
-account and status."""
+"""The invoices read model: invoices and credit notes with their lines,
+searchable by run, account and status."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.invoice import (
+    DocumentType,
     InvoiceApproved,
     InvoiceCancelled,
     InvoiceClosed,
@@ -26,7 +27,7 @@ from domain.invoice import (
     InvoiceReleased,
     InvoiceReleasedFromQuarantine,
     ReviewStatus,
-    format_invoice_number,
+    format_document_number,
 )
 from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
 from domain.model import DomainEvent
@@ -35,10 +36,13 @@ from projections.view import View, ViewProjection
 
 class InvoicesView(View):
     name = "invoices"
-    version = 2
+    version = 3
     """2: lines carry their kind, category, tax rate and tax; invoices the run that
     closed them (close types), whether they are released or held (bill day) and
-    their review status (draft, approved, quarantined, rejected, cancelled)."""
+    their review status (draft, approved, quarantined, rejected, cancelled).
+    3: credit notes beside invoices: each row's document type and, for a credit
+    note, the invoice it corrects; numbers are unique per document type (credit
+    notes have their own sequence)."""
     tables = ("invoices", "invoice_lines")
 
     def schema(self) -> list[Composed]:
@@ -47,13 +51,17 @@ class InvoicesView(View):
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
                 "id uuid PRIMARY KEY, run_id text NOT NULL, account_id text NOT NULL, "
-                "currency text NOT NULL, status text NOT NULL, number bigint UNIQUE, "
+                "currency text NOT NULL, status text NOT NULL, number bigint, "
                 "posting_date date NOT NULL, subtotal numeric NOT NULL DEFAULT 0, "
                 "tax numeric NOT NULL DEFAULT 0, total numeric NOT NULL DEFAULT 0, "
                 "line_count int NOT NULL DEFAULT 0, opened_at timestamptz NOT NULL, "
                 "closed_at timestamptz, closed_by_run text, released bool NOT NULL DEFAULT false, "
-                "review_status text)"
+                "review_status text, document_type text NOT NULL DEFAULT 'invoice', "
+                "corrects uuid, UNIQUE (document_type, number))"
             ).format(invoices),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (corrects) WHERE corrects IS NOT NULL").format(
+                Identifier(f"invoices_{self.suffix}_corrects_idx"), invoices
+            ),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (closed_by_run)").format(
                 Identifier(f"invoices_{self.suffix}_closed_by_idx"), invoices
             ),
@@ -95,7 +103,8 @@ class InvoicesView(View):
             if isinstance(event, InvoiceOpened):
                 opened[event.originator_id] = (
                     event.originator_id, event.run_id, event.account_id, event.currency,
-                    event.posting_date, event.timestamp,
+                    event.posting_date, event.timestamp, event.document_type.value,
+                    event.corrects,
                 )  # fmt: skip
             elif isinstance(event, InvoiceLineAdded):
                 line = event.line
@@ -163,7 +172,8 @@ class InvoicesView(View):
         status: str | None = None,
         batch_size: int = 2000,
     ) -> Iterator[InvoiceRow]:
-        """Invoices in number order (open ones last), with their lines, streamed.
+        """Invoices in number order (open ones last), then credit notes, with their
+        lines, streamed.
         `status` is a lifecycle status (open, closed) or a review status (draft,
         approved, quarantined, rejected, cancelled)."""
         stale = self.built_version < 2  # version 1 has no closed_by_run column
@@ -180,8 +190,10 @@ class InvoicesView(View):
                 "(run_id = %s OR closed_by_run = %s)"
             )
             params += [run_id, run_id]
-        statement = SQL("SELECT * FROM {} {} ORDER BY number NULLS LAST, account_id").format(
-            self.table("invoices"), where
+        # Invoices, then credit notes (numbered apart), each in number order.
+        by_type = SQL("document_type DESC, ") if self.built_version >= 3 else SQL("")
+        statement = SQL("SELECT * FROM {} {} ORDER BY {}number NULLS LAST, account_id").format(
+            self.table("invoices"), where, by_type
         )
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params)
@@ -190,12 +202,20 @@ class InvoicesView(View):
                 for row in rows:
                     yield InvoiceRow.from_row(row, lines.get(row["id"], []))
 
-    def id_of_number(self, number: int) -> UUID | None:
+    def id_of_number(
+        self, number: int, document_type: DocumentType = DocumentType.INVOICE
+    ) -> UUID | None:
+        """The invoice (or credit note) of that number: each type is numbered apart."""
+        if self.built_version < 3:  # no credit notes, no document type
+            if document_type is not DocumentType.INVOICE:
+                return None
+            statement = SQL("SELECT id FROM {} WHERE number = %s")
+            params: list[Any] = [number]
+        else:
+            statement = SQL("SELECT id FROM {} WHERE document_type = %s AND number = %s")
+            params = [document_type.value, number]
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT id FROM {} WHERE number = %s").format(self.table("invoices")),
-                (number,),
-            )
+            curs.execute(statement.format(self.table("invoices")), params)
             row = curs.fetchone()
         return None if row is None else UUID(str(row["id"]))
 
@@ -217,7 +237,8 @@ class InvoicesView(View):
 
 _INVOICE_COLUMNS = {
     "id": "uuid", "run_id": "text", "account_id": "text", "currency": "text",
-    "posting_date": "date", "opened_at": "timestamptz", "status": "text", "number": "int8",
+    "posting_date": "date", "opened_at": "timestamptz", "document_type": "text",
+    "corrects": "uuid", "status": "text", "number": "int8",
     "subtotal": "numeric", "tax": "numeric", "total": "numeric", "line_count": "int4",
     "closed_at": "timestamptz", "closed_by_run": "text", "released": "bool",
     "review_status": "text",
@@ -301,10 +322,16 @@ class InvoiceRow:
     closed_at: datetime | None
     lines: list[dict[str, Any]]
     review_status: str | None = None
+    document_type: str = DocumentType.INVOICE.value
+    """`invoice` or `credit_note`."""
+    corrects: UUID | None = None
+    """A credit note's: the invoice it corrects."""
 
     @property
     def display_number(self) -> str:
-        return format_invoice_number(self.number) if self.number is not None else "-"
+        if self.number is None:
+            return "-"
+        return format_document_number(self.number, self.document_type)
 
     @classmethod
     def from_row(cls, row: dict[str, Any], lines: list[dict[str, Any]]) -> InvoiceRow:
@@ -322,6 +349,9 @@ class InvoiceRow:
             closed_at=row["closed_at"],
             lines=lines,
             review_status=row.get("review_status"),
+            # Version 2 (served until rebuilt) holds invoices only.
+            document_type=row.get("document_type") or DocumentType.INVOICE.value,
+            corrects=row.get("corrects"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -329,6 +359,8 @@ class InvoiceRow:
             "id": str(self.id),
             "number": self.number,
             "display_number": self.display_number if self.number is not None else None,
+            "document_type": self.document_type,
+            "corrects": None if self.corrects is None else str(self.corrects),
             "account": self.account,
             "currency": self.currency,
             "status": self.status,

@@ -73,6 +73,11 @@ class RunReportView(View):
                 self._add_lines(totals, event.run_id, "bill_charges", [event.line])
             elif isinstance(event, ContractPenaltyApplied):
                 self._add_lines(totals, event.run_id, "run_contracts", [event.line])
+            elif (
+                isinstance(event, InvoiceOpened | InvoiceClosed)
+                and event.document_type != "invoice"
+            ):
+                pass  # a credit note, issued later under the invoice's run: not the run's billing
             elif isinstance(event, InvoiceOpened):
                 key = (event.run_id, INVOICES, "opened", "", event.currency)
                 self._add(totals, key, Decimal(0), Decimal(0))

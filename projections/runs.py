@@ -15,15 +15,20 @@ from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
 from domain.bill_run import (
+    ParkedAccountBilled,
     RunBatchCompleted,
     RunCancelled,
     RunClosingBatchCompleted,
     RunClosingStarted,
+    RunCollectionBatchCompleted,
+    RunCollectionStarted,
     RunCompleted,
     RunDisabled,
     RunEnabled,
+    RunFailed,
     RunLeased,
     RunLeaseReleased,
+    RunResumed,
     RunScheduled,
     RunStarted,
 )
@@ -31,19 +36,38 @@ from domain.model import DomainEvent
 from projections.view import View, ViewProjection
 
 _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_skipped",
-             "invoices", "lines", "invoices_left_open", "invoices_released")  # fmt: skip
+             "invoices", "lines", "invoices_left_open", "invoices_released",
+             "dunning_applied", "accounts_suspended")  # fmt: skip
+"""`BatchStatistics` counters, summed over the run's billing, closing and retry batches."""
+_STATUS_OF: dict[type[DomainEvent], str] = {
+    RunClosingStarted: "closing",
+    RunCollectionStarted: "collecting",
+    RunCancelled: "cancelled",
+}
+"""Events that only move a run to a status (`closing` and `collecting` are phases of
+`running`, shown as statuses)."""
+_COLLECTION = ("attempts", "approved", "declined", "errors", "pending")
+"""`CollectionStatistics` counters, summed over the collection batches (columns
+`collection_<name>`)."""
 
 
 class RunStatusView(View):
     name = "runs"
-    version = 2
+    version = 3
     """2: a run's settings (which steps, which categories), invoices left open and
     released, and the closing pass of `after_each_bill_run` groups; the schedule
-    occurrence that queued a run, whether it is disabled and its manager's lease."""
-    tables = ("runs", "run_totals")
+    occurrence that queued a run, whether it is disabled and its manager's lease.
+    3: the AR steps: dunning stages applied and accounts suspended, the collection
+    pass (status `collecting`, attempts and outcomes, amounts collected per currency),
+    failed runs (status `failed` with the reason, back to where they were when
+    resumed), and the statistics of parked accounts billed by a retry."""
+    tables = ("runs", "run_totals", "run_collected")
 
     def schema(self) -> list[Composed]:
-        counters = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in _COUNTERS)
+        counters = ", ".join(
+            [f"{c} bigint NOT NULL DEFAULT 0" for c in _COUNTERS]
+            + [f"collection_{c} bigint NOT NULL DEFAULT 0" for c in _COLLECTION]
+        )
         return [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
@@ -57,12 +81,18 @@ class RunStatusView(View):
                 + ", scheduled_at timestamptz NOT NULL, started_at timestamptz, "
                 "completed_at timestamptz, updated_at timestamptz NOT NULL, "
                 "schedule text, occurrence timestamptz, disabled boolean NOT NULL DEFAULT false, "
-                "lease_holder text, lease_expires_at timestamptz)"
+                "lease_holder text, lease_expires_at timestamptz, "
+                "collection_batches int NOT NULL DEFAULT 0, failure text, "
+                "status_before_failure text)"
             ).format(self.table("runs")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
                 "amount numeric NOT NULL, PRIMARY KEY (run_id, currency))"
             ).format(self.table("run_totals")),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
+                "amount numeric NOT NULL, PRIMARY KEY (run_id, currency))"
+            ).format(self.table("run_collected")),
         ]
 
     def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
@@ -93,23 +123,18 @@ class RunStatusView(View):
                 )  # fmt: skip
             elif isinstance(event, RunBatchCompleted):
                 self._add_batch(curs, event, event.batch)
-            elif isinstance(event, RunClosingStarted):
+            elif type(event) in _STATUS_OF:
                 curs.execute(
-                    SQL(
-                        "UPDATE {} SET status = 'closing', updated_at = %s WHERE aggregate_id = %s"
-                    ).format(runs),
-                    (event.timestamp, event.originator_id),
-                )
-            elif isinstance(event, RunClosingBatchCompleted):
+                    SQL("UPDATE {} SET status = %s, updated_at = %s WHERE aggregate_id = %s")
+                    .format(runs),
+                    (_STATUS_OF[type(event)], event.timestamp, event.originator_id),
+                )  # fmt: skip
+            elif isinstance(event, RunClosingBatchCompleted | ParkedAccountBilled):
                 self._add_batch(curs, event, None)
-            elif isinstance(event, RunCancelled):
-                curs.execute(
-                    SQL(
-                        "UPDATE {} SET status = 'cancelled', updated_at = %s "
-                        "WHERE aggregate_id = %s"
-                    ).format(runs),
-                    (event.timestamp, event.originator_id),
-                )
+            elif isinstance(event, RunCollectionBatchCompleted):
+                self._add_collection_batch(curs, event)
+            elif isinstance(event, RunFailed | RunResumed):
+                self._fail_or_resume(curs, event)
             elif isinstance(event, RunCompleted):
                 curs.execute(
                     SQL(
@@ -135,13 +160,33 @@ class RunStatusView(View):
                      event.originator_id),
                 )  # fmt: skip
 
+    def _fail_or_resume(self, curs: Cursor[DictRow], event: RunFailed | RunResumed) -> None:
+        """A failed run remembers where it was (`closing`, `collecting`, ...), to be
+        there again when resumed, as the aggregate does."""
+        if isinstance(event, RunFailed):
+            statement = SQL(
+                "UPDATE {} SET status_before_failure = status, status = 'failed', "
+                "failure = %s, lease_holder = NULL, lease_expires_at = NULL, "
+                "updated_at = %s WHERE aggregate_id = %s"
+            )
+            params: tuple[Any, ...] = (event.reason, event.timestamp, event.originator_id)
+        else:
+            statement = SQL(
+                "UPDATE {} SET status = coalesce(status_before_failure, status), "
+                "status_before_failure = NULL, failure = NULL, updated_at = %s "
+                "WHERE aggregate_id = %s"
+            )
+            params = (event.timestamp, event.originator_id)
+        curs.execute(statement.format(self.table("runs")), params)
+
     def _add_batch(
         self,
         curs: Cursor[DictRow],
-        event: RunBatchCompleted | RunClosingBatchCompleted,
+        event: RunBatchCompleted | RunClosingBatchCompleted | ParkedAccountBilled,
         batch: int | None,
     ) -> None:
-        """Add a batch's statistics; `batch` None: a closing batch, not counted as one."""
+        """Add a batch's statistics; `batch` None: a closing batch or a retried parked
+        account, not counted as a batch."""
         stats = event.statistics
         increments = ", ".join(f"{c} = {c} + %s" for c in _COUNTERS)
         curs.execute(
@@ -168,6 +213,31 @@ class RunStatusView(View):
                 (run_id, currency, amount),
             )
 
+    def _add_collection_batch(
+        self, curs: Cursor[DictRow], event: RunCollectionBatchCompleted
+    ) -> None:
+        stats = event.statistics
+        increments = ", ".join(f"collection_{c} = collection_{c} + %s" for c in _COLLECTION)
+        curs.execute(
+            SQL(
+                "UPDATE {} SET collection_batches = %s, " + increments + ", updated_at = %s "
+                "WHERE aggregate_id = %s RETURNING run_id"
+            ).format(self.table("runs")),
+            (event.batch, *(getattr(stats, c) for c in _COLLECTION), event.timestamp,
+             event.originator_id),
+        )  # fmt: skip
+        row = curs.fetchone()
+        if row is None:
+            raise LookupError(f"run-status view has no run {event.originator_id}")
+        for currency, amount in stats.collected.items():
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS t VALUES (%s, %s, %s) ON CONFLICT (run_id, currency) "
+                    "DO UPDATE SET amount = t.amount + excluded.amount"
+                ).format(self.table("run_collected")),
+                (row["run_id"], currency, amount),
+            )
+
     # Queries ------------------------------------------------------------------
 
     def get(self, run_id: str) -> RunRow | None:
@@ -184,7 +254,8 @@ class RunStatusView(View):
                 (run_id,),
             )
             totals = {r["currency"]: r["amount"] for r in curs.fetchall()}
-        return RunRow.from_row(row, totals)
+            collected = self._collected(curs, run_id).get(run_id, {})
+        return RunRow.from_row(row, totals, collected)
 
     def all(self) -> list[RunRow]:
         """Every run, newest first."""
@@ -197,7 +268,30 @@ class RunStatusView(View):
             totals: dict[str, dict[str, Decimal]] = {}
             for total in curs.fetchall():
                 totals.setdefault(total["run_id"], {})[total["currency"]] = total["amount"]
-        return [RunRow.from_row(row, totals.get(row["run_id"], {})) for row in rows]
+            collected = self._collected(curs, None)
+        return [
+            RunRow.from_row(row, totals.get(row["run_id"], {}), collected.get(row["run_id"], {}))
+            for row in rows
+        ]
+
+    def _collected(
+        self, curs: Cursor[DictRow], run_id: str | None
+    ) -> dict[str, dict[str, Decimal]]:
+        """Amounts collected per run and currency (none from tables built before
+        version 3, which did not keep them)."""
+        if self.built_version < 3:
+            return {}
+        where = SQL("WHERE run_id = %s") if run_id is not None else SQL("")
+        curs.execute(
+            SQL("SELECT * FROM {} {} ORDER BY run_id, currency").format(
+                self.table("run_collected"), where
+            ),
+            (run_id,) if run_id is not None else (),
+        )
+        found: dict[str, dict[str, Decimal]] = {}
+        for row in curs.fetchall():
+            found.setdefault(row["run_id"], {})[row["currency"]] = row["amount"]
+        return found
 
 
 @dataclass(frozen=True)
@@ -227,9 +321,19 @@ class RunRow:
     lease_holder: str | None = None
     """The manager executing the run, while its lease is held."""
     lease_expires_at: datetime | None = None
+    collection: dict[str, Any] | None = None
+    """The collection pass: batches, attempts, approved, declined, errors, pending
+    and `collected` per currency (zeros until the run collects)."""
+    failure: str | None = None
+    """Why the run failed, while it is failed."""
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], totals: dict[str, Decimal]) -> RunRow:
+    def from_row(
+        cls,
+        row: dict[str, Any],
+        totals: dict[str, Decimal],
+        collected: dict[str, Decimal] | None = None,
+    ) -> RunRow:
         return cls(
             run_id=row["run_id"],
             status=row["status"],
@@ -255,6 +359,13 @@ class RunRow:
             disabled=bool(row.get("disabled", False)),
             lease_holder=row.get("lease_holder"),
             lease_expires_at=row.get("lease_expires_at"),
+            # Tables built before version 3 lack the AR steps: zeros until rebuilt.
+            collection={
+                "batches": row.get("collection_batches", 0),
+                **{c: row.get(f"collection_{c}", 0) for c in _COLLECTION},
+                "collected": dict(collected or {}),
+            },
+            failure=row.get("failure"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -282,7 +393,20 @@ class RunRow:
             "lease_expires_at": (
                 self.lease_expires_at.isoformat() if self.lease_expires_at else None
             ),
+            "collection": _collection_json(self.collection),
+            "failure": self.failure,
         }
+
+
+def _collection_json(collection: dict[str, Any] | None) -> dict[str, Any]:
+    found = collection or {}
+    return {
+        "batches": found.get("batches", 0),
+        **{c: found.get(c, 0) for c in _COLLECTION},
+        "collected": {
+            currency: str(amount) for currency, amount in found.get("collected", {}).items()
+        },
+    }
 
 
 class RunStatusProjection(ViewProjection):
@@ -295,6 +419,11 @@ class RunStatusProjection(ViewProjection):
             RunBatchCompleted,
             RunClosingStarted,
             RunClosingBatchCompleted,
+            ParkedAccountBilled,
+            RunCollectionStarted,
+            RunCollectionBatchCompleted,
+            RunFailed,
+            RunResumed,
             RunCompleted,
             RunCancelled,
             RunDisabled,

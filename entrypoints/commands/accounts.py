@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from application.invoicers import assign_invoicer
+from application.payments import payment_terms, set_autopay, set_payment_terms
 from domain.account import Account
 from domain.ids import account_uuid
 from entrypoints import output
+from entrypoints.commands.payments import show_balance
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
@@ -20,7 +22,10 @@ from entrypoints.common import (
     runtime,
 )
 
-account_app = typer.Typer(help="Read accounts and their packages.", no_args_is_help=True)
+account_app = typer.Typer(
+    help="Read accounts, their packages and balances; set payment terms and auto-pay.",
+    no_args_is_help=True,
+)
 
 
 @account_app.command("invoicer")
@@ -108,3 +113,89 @@ def account_json(account: Account) -> dict[str, Any]:
             for p in account.packages.values()
         ],
     }
+
+
+# Receivables ----------------------------------------------------------------------
+
+
+@account_app.command("balance")
+@refusals
+def account_balance(
+    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Age the open invoices on this day, YYYY-MM-DD (default: today).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """What an account owes: balance, credit, open invoices (due date, paid, days
+    overdue, status) and their aging; its payment terms, auto-pay and suspension.
+
+    Balance = open amounts - credit balance (negative: the account is in credit).
+
+    Example: [bold]billrun account balance ACME-001 --as-of 2026-03-31[/bold]
+    """
+    show_balance(account_id, as_of, json_out)
+
+
+@account_app.command("terms")
+@refusals
+def account_terms(
+    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    net: Annotated[
+        int | None,
+        typer.Option("--net", help="Days from issue to due date, 0 to 365.", show_default=False),
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Back to the bill group's terms (else 30 days).")
+    ] = False,
+) -> None:
+    """Set an account's payment terms: the due date of its next invoices is their
+    issue date plus this many days. Invoices already issued keep their due dates.
+
+    Example: [bold]billrun account terms ACME-001 --net 14[/bold]
+    """
+    if (net is None) == (not default):
+        raise typer.BadParameter("give --net DAYS or --default (one of them)")
+    with runtime() as rt:
+        changed = set_payment_terms(rt.billing, account_id, net)
+        terms = payment_terms(rt.billing, account_id)
+    state = "are now" if changed else "were already"
+    output.console.print(
+        f"payment terms of {account_id} {state} net {terms.days} days ({terms.source})",
+        highlight=False,
+    )
+
+
+@account_app.command("autopay")
+@refusals
+def account_autopay(
+    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="The payment method's token at the gateway (never printed in full).",
+            show_default=False,
+        ),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Take the account off auto-pay.")] = False,
+) -> None:
+    """Put an account on auto-pay (runs that collect payments charge it through the
+    payment gateway), or take it off.
+
+    Example: [bold]billrun account autopay ACME-001 --token tok_approved_visa[/bold]
+    """
+    if (token is None) == (not off):
+        raise typer.BadParameter("give --token TOKEN or --off (one of them)")
+    with runtime() as rt:
+        changed = set_autopay(rt.billing, account_id, token)
+    state = "on" if token is not None else "off"
+    output.console.print(
+        f"auto-pay of {account_id} {'is now' if changed else 'was already'} {state}",
+        highlight=False,
+    )

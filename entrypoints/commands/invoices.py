@@ -11,15 +11,32 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from application.credit_notes import CreditOutcome, credit_invoice
 from application.errors import InvoiceNotFound
 from application.review import STATUSES, InvoiceFilter, ReviewOutcome, review
-from domain.invoice import Invoice, ReviewAction
+from domain.credit_notes import CreditTerms
+from domain.invoice import (
+    DOCUMENT_PREFIXES,
+    DocumentType,
+    Invoice,
+    ReviewAction,
+    format_credit_note_number,
+    format_invoice_number,
+)
 from entrypoints import output
+from entrypoints.commands.payments import (
+    document_of,
+    payment_cell,
+    payment_json,
+    payment_line,
+    payment_statuses,
+)
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
     UsageError,
     VersionOption,
+    optional_decimal,
     parse_instant,
     refusals,
     runtime,
@@ -52,11 +69,15 @@ def invoice_list(
     limit: Annotated[int, typer.Option(help="Rows shown in the table (JSON is never cut).")] = 50,
     json_out: JsonFlag = False,
 ) -> None:
-    """List invoices with their lines, in invoice-number order."""
+    """List invoices with their lines, in invoice-number order, with their due dates
+    and payment status today (paid, partially_paid, unpaid, overdue, withdrawn)."""
     with runtime() as rt:
         rows = rt.read_side.fresh_invoices().search(run_id=run, account_id=account, status=status)
+        today = rt.billing.clock().date()
+        paid = payment_statuses(rt.read_side.fresh_receivables(), rows, lambda row: row.id)
         if json_out:
-            output.print_json_array(row.as_json() for row in rows)
+            output.print_json_array({**row.as_json(), **payment_json(item, today)}
+                                    for row, item in paid)  # fmt: skip
             return
         table = compact_table("Invoices")
         table.add_column("number", no_wrap=True)
@@ -65,8 +86,9 @@ def invoice_list(
         for column in ("lines", "subtotal", "tax", "total"):
             table.add_column(column, justify="right", no_wrap=True)
         table.add_column("", no_wrap=True)  # the currency, read with the amounts
+        table.add_column("due\npayment", no_wrap=True)  # the due date over the payment status
         shown = hidden = 0
-        for row in rows:
+        for row, item in paid:
             if shown >= limit:
                 hidden += 1
                 continue
@@ -75,6 +97,7 @@ def invoice_list(
                 row.display_number, row.account, row.run_id, row.status,
                 row.review_status or "-", str(len(row.lines)), str(row.subtotal),
                 str(row.tax), str(row.total), row.currency,
+                payment_cell(item, today),
             )  # fmt: skip
     output.console.print(table)
     if hidden:
@@ -97,10 +120,15 @@ def invoice_show(
         found = rt.billing.get_invoice(
             resolve_invoice_id(rt, invoice), version=version, as_of=instant
         )
+        posted, today = document_of(rt, found.id), rt.billing.clock().date()
     if json_out:
-        output.print_json(invoice_json(found))
+        payment = payment_json(posted, today)
+        payment.pop("due_date")  # the invoice's own (set when it closed)
+        output.print_json({**invoice_json(found), **payment})
         return
     output.console.print(invoice_table(found))
+    if found.number is not None:
+        output.console.print(payment_line(posted, today))
 
 
 def invoice_table(invoice: Invoice) -> Group:
@@ -109,8 +137,9 @@ def invoice_table(invoice: Invoice) -> Group:
     Money and numbers never wrap or shorten; on a narrow terminal the description
     wraps instead. Under each description, in grey, the line's source (provenance).
     """
+    kind = "Credit note" if invoice.is_credit_note else "Invoice"
     title = (
-        f"Invoice {invoice.display_number or '(open)'}: {invoice.account_id}, run {invoice.run_id}"
+        f"{kind} {invoice.display_number or '(open)'}: {invoice.account_id}, run {invoice.run_id}"
     )
     table = compact_table(title)
     table.add_column("service\nperiod", no_wrap=True)
@@ -138,7 +167,7 @@ def invoice_table(invoice: Invoice) -> Group:
     if invoice.review_reason:
         by = f"rule {invoice.review_rule}" if invoice.review_rule else "operator"
         review_line.append(f" ({by}: {invoice.review_reason})")
-    parts: list[Table | Text] = [table, totals, review_line]
+    parts: list[Table | Text] = [table, totals, review_line, *credit_lines(invoice)]
     if invoice.verdicts:
         verdicts = compact_table("Review rules (when the invoice closed)")
         for column in ("rule", "verdict", "reason"):
@@ -150,17 +179,64 @@ def invoice_table(invoice: Invoice) -> Group:
 
 
 def resolve_invoice_id(rt: Runtime, text: str) -> UUID:
+    """An invoice's id from its id, its number (42, INV-00000042), or a credit note's
+    number (CN-00000003: credit notes are numbered apart)."""
     try:
         return UUID(text)
     except ValueError:
         pass
-    digits = text.upper().removeprefix("INV-")
+    digits, document_type = text.upper(), DocumentType.INVOICE
+    for prefix, kind in DOCUMENT_PREFIXES.items():
+        if digits.startswith(prefix):
+            digits, document_type = digits.removeprefix(prefix), kind
     if not digits.isdigit():
         raise InvoiceNotFound(text)
-    found = rt.read_side.fresh_invoices().id_of_number(int(digits))
+    found = rt.read_side.fresh_invoices().id_of_number(int(digits), document_type)
     if found is None:
         raise InvoiceNotFound(text)
     return found
+
+
+def credit_lines(invoice: Invoice) -> list[Text]:
+    """What a credit note corrects and why; the credit notes correcting an invoice."""
+    if invoice.is_credit_note:
+        number = invoice.corrects_number
+        corrected = str(invoice.corrects) if number is None else format_invoice_number(number)
+        return [
+            Text.assemble(("corrects: ", "bold"), corrected),
+            Text.assemble(("reason: ", "bold"), invoice.credit_reason or ""),
+        ]
+    return [
+        Text.assemble(
+            ("credited: ", "bold"),
+            f"{format_credit_note_number(c.credit_note_number)} {invoice.currency} {c.total} "
+            f"({c.reason})",
+        )
+        for c in invoice.credits.values()
+    ]
+
+
+def credits_json(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "document_type": invoice.document_type.value,
+        "corrects": None if invoice.corrects is None else str(invoice.corrects),
+        "corrects_number": (
+            None
+            if invoice.corrects_number is None
+            else format_invoice_number(invoice.corrects_number)
+        ),
+        "credit_reason": invoice.credit_reason,
+        "credits": [
+            {
+                "credit_note_id": str(c.credit_note_id),
+                "credit_note": format_credit_note_number(c.credit_note_number),
+                "amount": str(c.total),
+                "reason": c.reason,
+            }
+            for c in invoice.credits.values()
+        ],
+        "creditable": None if invoice.is_credit_note else str(invoice.creditable_total),
+    }
 
 
 def invoice_json(invoice: Invoice) -> dict[str, Any]:
@@ -168,11 +244,13 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "id": str(invoice.id),
         "number": invoice.number,
         "display_number": invoice.display_number,
+        **credits_json(invoice),
         "account": invoice.account_id,
         "currency": invoice.currency,
         "status": invoice.status.value,
         "run_id": invoice.run_id,
         "posting_date": invoice.posting_date.isoformat() if invoice.posting_date else None,
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
         "subtotal": str(invoice.subtotal),
         "tax": str(invoice.tax),
         "total": str(invoice.total),
@@ -191,7 +269,7 @@ InvoicesArgument = Annotated[
     list[str] | None,
     typer.Argument(
         metavar="ID",
-        help="Invoice ids (uuid) or numbers (42 or INV-00000042).",
+        help="Invoice ids (uuid) or numbers (42, INV-00000042, or CN-00000003).",
         show_default=False,
     ),
 ]
@@ -312,3 +390,96 @@ def review_json(outcome: ReviewOutcome) -> dict[str, Any]:
 
 for _action in ReviewAction:
     _review_command(_action)
+
+
+# Credit notes -------------------------------------------------------------------
+
+
+@invoice_app.command("credit")
+@refusals
+def invoice_credit(
+    invoice: Annotated[
+        str,
+        typer.Argument(help="The invoice to credit: id (uuid) or number (42 or INV-00000042)."),
+    ],
+    full: Annotated[
+        bool, typer.Option("--full", help="Credit the whole invoice: each line negated.")
+    ] = False,
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="Credit this net amount (tax excluded), e.g. 50.00."),
+    ] = None,
+    tax_rate: Annotated[
+        str | None,
+        typer.Option(
+            "--tax-rate",
+            help="With --amount: the invoice's tax rate the credit is at, in percent "
+            "(needed when the invoice has several).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required): printed on the credit note.")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Names this credit among the invoice's: the same --id again issues nothing "
+            "new. Default: derived from the amount, rate and reason, so the same command "
+            "run twice issues one credit note (give --id to issue two equal ones).",
+        ),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Correct an issued (approved or delivered) invoice with a credit note: a document
+    of its own (CN-...), numbered, posted to the account's receivables, then rendered
+    and delivered like an invoice. A draft is cancelled instead."""
+    if full == (amount is not None):
+        raise UsageError("say what to credit: --full, or --amount (one of them)")
+    if tax_rate is not None and amount is None:
+        raise UsageError("--tax-rate goes with --amount (a full credit keeps each line's rate)")
+    if reason is None or not reason.strip():
+        raise UsageError("--reason is required: it is printed on the credit note")
+    terms = CreditTerms(
+        reason=reason,
+        amount=optional_decimal("--amount", amount),
+        tax_rate=optional_decimal("--tax-rate", tax_rate),
+    )
+    with runtime() as rt:
+        outcome = credit_invoice(rt.billing, resolve_invoice_id(rt, invoice), terms, key)
+    if json_out:
+        output.print_json(credit_json(outcome))
+        return
+    note, corrected = outcome.credit_note, outcome.invoice
+    currency = note.currency
+    if outcome.created:
+        said = f"credit note {note.name} issued for invoice {corrected.name}"
+    else:
+        said = f"credit note {note.name} was already issued for invoice {corrected.name}"
+    output.console.print(
+        f"{said} ({corrected.account_id}): {currency} {outcome.amount} credited, "
+        f"{len(note.lines)} line(s); {currency} {corrected.creditable_total} of "
+        f"{corrected.total} remains creditable" + ("" if outcome.created else "; nothing written"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if outcome.receivables is not None:
+        balance = outcome.receivables.balance
+        state = " (in credit)" if balance < 0 else ""
+        output.console.print(
+            f"account {corrected.account_id} balance: {currency} {balance}{state}", highlight=False
+        )
+
+
+def credit_json(outcome: CreditOutcome) -> dict[str, Any]:
+    receivables = outcome.receivables
+    return {
+        "created": outcome.created,
+        "credit_note": invoice_json(outcome.credit_note),
+        "invoice": outcome.invoice.name,
+        "invoice_id": str(outcome.invoice.id),
+        "amount": str(outcome.amount),
+        "creditable": str(outcome.invoice.creditable_total),
+        "balance": None if receivables is None else str(receivables.balance),
+        "credit_balance": None if receivables is None else str(receivables.credit),
+    }

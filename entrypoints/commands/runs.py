@@ -11,7 +11,7 @@ from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
-from application.scheduler import set_run_disabled
+from application.scheduler import resume_failed_run, set_run_disabled
 from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
@@ -52,6 +52,9 @@ def run_schedule(
     render: options.Render = True,
     deliver: options.Deliver = True,
     approval_required: options.ApprovalRequired = False,
+    dunning: options.Dunning = False,
+    collect_payments: options.CollectPayments = False,
+    collection_type: options.Collection = None,
     disabled: Annotated[
         bool,
         typer.Option(
@@ -78,12 +81,16 @@ def run_schedule(
       A rent-only run (seed: different charges billed in separate runs):
       billrun run schedule rent-02 --period-start 2026-02-01 --period-end 2026-02-28
       --category rent --no-usage --no-charges
+
+      A dunning-only run (docs/receivables.md):
+      billrun run schedule dun-0315 --period-start 2026-03-15 --period-end 2026-03-15
+      --dunning --no-packages --no-usage --no-charges --no-contracts --no-invoices
     """
     period = Period(period_start.date(), period_end.date())
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required,
+        approval_required, dunning, collect_payments, collection_type,
     )  # fmt: skip
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
@@ -223,10 +230,16 @@ def run_status(
             shown["preview"] = preview_comparison(run)
             shown["parked"] = run.parked
             shown["step_log"] = run.steps
+            shown["failure"] = run.failure
     if json_out:
         output.print_json(shown)
         return
     output.console.print(key_value_table(f"Bill run {run_id}", status_rows(shown)))
+    if shown.get("failure"):
+        output.console.print(
+            f"run {run_id} failed: {shown['failure']}\n"
+            f"fix the cause, then `billrun run resume {run_id}` (or `billrun run execute {run_id}`)"
+        )
     if shown.get("preview"):
         output.console.print(f"run {run_id} is {shown['preview']}")
     if shown.get("parked"):
@@ -302,6 +315,25 @@ def run_disable(run_id: str, json_out: JsonFlag = False) -> None:
 def run_enable(run_id: str, json_out: JsonFlag = False) -> None:
     """Let managers pick a disabled run again; it resumes after its last batch."""
     _set_disabled(run_id, False, json_out)
+
+
+@run_app.command("resume")
+@refusals
+def run_resume(run_id: str, json_out: JsonFlag = False) -> None:
+    """Put a failed run back in the managers' queue once its cause is fixed.
+
+    A manager fails a run that is refused (a check error, a missing exchange rate,
+    no payment gateway) and leaves it alone from then on; `billrun run status R`
+    shows why. After the fix, `billrun run resume R` lets a manager take it again
+    (or `billrun run execute R` resumes and executes it here). It goes on from its
+    last checkpoint: nothing is billed twice.
+    """
+    with runtime() as rt:
+        run = resume_failed_run(rt.billing, run_id)
+    if json_out:
+        output.print_json({"run_id": run_id, "status": run.status.value})
+        return
+    output.console.print(f"run {run_id} resumed: {run.status.value}, queued for a manager")
 
 
 def _set_disabled(run_id: str, disabled: bool, json_out: bool) -> None:
@@ -388,8 +420,12 @@ def report_tables(report: dict[str, Any]) -> Group:
     return Group(billed, about)
 
 
-_STEPS = ("bill_packages", "bill_usage", "run_contracts", "bill_charges", "run_invoices")
-"""The settings that switch a run's billing and invoicing steps on, in the seed's order."""
+_STEPS = (
+    "run_dunning", "bill_packages", "bill_usage", "run_contracts", "bill_charges",
+    "run_invoices", "collect_payments",
+)  # fmt: skip
+"""The settings that switch a run's AR, billing and invoicing steps on, in the seed's
+order (dunning first, collection last)."""
 
 
 def plural(count: int, noun: str) -> str:
@@ -402,12 +438,15 @@ def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
         return {"steps": "unknown", "categories": "unknown"}
     steps = [step for step in _STEPS if settings.get(step)]
     categories = settings.get("categories") or []
-    return {
+    rows = {
         "steps": ", ".join(steps) or "none",
         "categories": ", ".join(categories) if categories else "all",
         "render invoices": "yes" if settings.get("render_invoices") else "no",
         "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
     }
+    if settings.get("collect_payments"):
+        rows["collection type"] = str(settings.get("collection_type", "account_balance"))
+    return rows
 
 
 def status_rows(shown: dict[str, Any]) -> dict[str, Any]:

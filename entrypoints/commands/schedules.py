@@ -100,6 +100,9 @@ def schedule_add(
     render: options.Render = True,
     deliver: options.Deliver = True,
     approval_required: options.ApprovalRequired = False,
+    dunning: options.Dunning = False,
+    collect_payments: options.CollectPayments = False,
+    collection_type: options.Collection = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Add a schedule: each occurrence queues one bill run, NAME-<occurrence date>.
@@ -118,7 +121,7 @@ def schedule_add(
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required,
+        approval_required, dunning, collect_payments, collection_type,
     )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()

@@ -87,6 +87,12 @@ def plain(value: Decimal) -> str:
     return format(value, "f")
 
 
+def negated(value: Decimal) -> Decimal:
+    """`-value`, and zero never negative (a credit note's 0.00 tax is not -0.00)."""
+    result = -value
+    return result.copy_abs() if result.is_zero() else result
+
+
 def quantity(value: Decimal) -> str:
     """`1`, `2.5`, `12,345.75`: no trailing zeros, no exponent, thousands grouped."""
     return format(value.normalize(), ",f")
@@ -109,6 +115,7 @@ def short_date(value: date) -> str:
 FILTERS = {
     "money": money,
     "plain": plain,
+    "negated": negated,
     "quantity": quantity,
     "percent": percent,
     "long_date": long_date,
@@ -151,6 +158,7 @@ class InvoiceRenderer:
         self.pdf_options = dict(PDF_OPTIONS if pdf_options is None else pdf_options)
         self._html = self.environment.get_template("invoice.html.j2")
         self._xml = self.environment.get_template("invoice.ubl.xml.j2")
+        self._credit_note_xml = self.environment.get_template("credit_note.ubl.xml.j2")
         self._css_path = templates / "invoice.css"
         self._base_url = str(templates)
         self._weasy: _Weasy | None = None
@@ -167,7 +175,11 @@ class InvoiceRenderer:
         return self._html.render(doc=document, inline_css=css)
 
     def render_xml(self, document: object) -> bytes:
-        return self._xml.render(doc=document).encode("utf-8")
+        """A UBL 2.1 Invoice, or a CreditNote for a document that is a credit note."""
+        template = (
+            self._credit_note_xml if getattr(document, "is_credit_note", False) else self._xml
+        )
+        return template.render(doc=document).encode("utf-8")
 
     def layout(self, document: object) -> Any:
         """WeasyPrint's laid-out document (pages and boxes), before any PDF is written."""

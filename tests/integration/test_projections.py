@@ -34,6 +34,7 @@ from entrypoints.commands.runs import key_value_table, report_tables, status_row
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesProjection, InvoicesView
 from projections.rebuild import rebuild
+from projections.receivables import ReceivablesProjection, ReceivablesView
 from projections.registry import ProjectionRegistry
 from projections.run_report import RunReportProjection, RunReportView
 from projections.runs import RunStatusProjection, RunStatusView
@@ -254,6 +255,13 @@ def table_checksums(view: View, tables: Sequence[tuple[str, str]]) -> dict[str, 
 
 INVOICE_TABLES = [("invoices", "id"), ("invoice_lines", "invoice_id, line_no")]
 RUN_TABLES = [("runs", "run_id"), ("run_totals", "run_id, currency")]
+RECEIVABLES_TABLES = [
+    ("receivables", "receivables_id"),
+    ("receivable_items", "document_id"),
+    ("receivable_payments", "account_id, payment_id"),
+    ("receivable_allocations", "account_id, payment_id, line_no"),
+    ("receivable_attempts", "attempt_id"),
+]
 RUN_REPORT_TABLES = [
     ("run_report", "run_id, step, kind, category, currency"),
     ("run_batches", "run_id, batch"),
@@ -518,8 +526,9 @@ def test_the_projection_runner_and_a_catch_up_share_a_view_without_double_applyi
         (InvoicesView, InvoicesProjection, INVOICE_TABLES),
         (RunStatusView, RunStatusProjection, RUN_TABLES),
         (RunReportView, RunReportProjection, RUN_REPORT_TABLES),
+        (ReceivablesView, ReceivablesProjection, RECEIVABLES_TABLES),
     ],
-    ids=["invoices", "runs", "run_report"],
+    ids=["invoices", "runs", "run_report", "receivables"],
 )
 def test_dropping_a_view_and_catching_up_from_the_first_event_yields_identical_rows(
     billing: Billing,

@@ -23,6 +23,7 @@ from projections.audit_seal import AuditSealView, seal_up_to_head, verify
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesView
 from projections.rebuild import RebuildRefused, rebuild
+from projections.receivables import ReceivablesView
 from projections.run_report import RunReportView
 from projections.runs import RunStatusView
 from projections.view import View, catch_up, open_view
@@ -35,6 +36,7 @@ REBUILDABLE: dict[str, type[View]] = {
     "invoices": InvoicesView,
     "runs": RunStatusView,
     "run_report": RunReportView,
+    "receivables": ReceivablesView,
 }
 V = InvoicesView.version
 """The invoices model's code version: a fresh database serves `invoices_v{V}`."""

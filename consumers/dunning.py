@@ -1,0 +1,43 @@
+"""Dunning notices: when a bill run applies a dunning stage that notifies
+(`DunningApplied` on an account's receivables), send the account its payment
+reminder by its bill group's channel and record `DunningNoticeSent` (a
+redelivery sends nothing twice)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream.nats import NatsRouter
+
+from consumers.dead_letter import RetryPolicy
+from consumers.services import ConsumerServices
+from consumers.subscription import durable_subscriber
+from consumers.topology import Topology
+from domain.dunning import DunningAction
+from domain.receivables import DunningApplied
+
+CONSUMER = "dunning-notice"
+
+
+def dunning_router(
+    services: ConsumerServices, topology: Topology, policy: RetryPolicy
+) -> NatsRouter:
+    router, subscribe = durable_subscriber(
+        topology,
+        policy,
+        CONSUMER,
+        topology.subject("receivables", "DunningApplied"),
+        "Sends the dunning notice of a stage that notifies, by the bill group's channel "
+        "(email, file or none), and records DunningNoticeSent once.",
+        title="dunning-notice receivables",
+    )
+
+    @subscribe
+    async def send_dunning_notice(event: DunningApplied) -> None:
+        if DunningAction.NOTIFY not in event.actions:
+            return
+        await asyncio.to_thread(
+            services.send_dunning_notice, event.originator_id, event.invoice_id, event.stage
+        )
+
+    return router

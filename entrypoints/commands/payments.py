@@ -1,0 +1,509 @@
+"""`billrun payment ...` and `billrun ar ...`: money received, and what is owed.
+
+Payments go through the account's receivables (`application.payments`); what is
+owed, paid and overdue is read from the receivables read model
+(`projections.receivables`), caught up before each read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from decimal import Decimal
+from itertools import islice
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from application.collection import payment_gateway
+from application.payments import (
+    PaymentRecording,
+    Reconciliation,
+    payment_terms,
+    reconcile_collections,
+    record_payment,
+)
+from domain.money import round_to_currency
+from entrypoints import output
+from entrypoints.common import (
+    JsonFlag,
+    date_option,
+    decimal_option,
+    refusals,
+    runtime,
+)
+from entrypoints.runtime import Runtime
+from projections.receivables import (
+    BUCKETS,
+    CREDIT_NOTE,
+    AccountBalance,
+    AccountRow,
+    AgingReport,
+    AgingRow,
+    ItemRow,
+    ReceivablesView,
+)
+
+T = TypeVar("T")
+
+payment_app = typer.Typer(
+    help="Record payments received, list them, and reconcile pending collections.\n\n"
+    "A payment is allocated to the account's open invoices oldest first (due date, then "
+    "number); what is left becomes the account's credit balance, which pays its next "
+    "invoices. See also [bold]billrun account balance[/bold] and [bold]billrun ar "
+    "aging[/bold].",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+ar_app = typer.Typer(
+    help="Accounts receivable across accounts: what is open and how overdue.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+AccountFilter = Annotated[str | None, typer.Option("--account", help="Only this account.")]
+AsOfDate = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Age the open invoices on this day, YYYY-MM-DD (default: today). The open "
+        "amounts are those recorded now.",
+        show_default=False,
+    ),
+]
+BUCKET_LABELS = {
+    "current": "current",
+    "1-30": "1-30",
+    "31-60": "31-60",
+    "61-90": "61-90",
+    "over_90": "over 90",
+}
+
+
+def as_of_day(rt: Runtime, text: str | None) -> date:
+    return rt.billing.clock().date() if text is None else date_option("--as-of", text)
+
+
+# Recording ---------------------------------------------------------------------------
+
+
+@payment_app.command("record")
+@refusals
+def payment_record(
+    account: Annotated[str, typer.Argument(help="The account that paid, e.g. ACME-001.")],
+    payment_id: Annotated[
+        str,
+        typer.Option(
+            "--id",
+            help="Your unique id for this payment (per account), e.g. the bank transaction "
+            "id; the same id again with the same amount and date records nothing.",
+            show_default=False,
+        ),
+    ],
+    amount: Annotated[
+        str,
+        typer.Option(
+            "--amount",
+            help="The amount received in the account's currency, an exact decimal with a "
+            "dot and at most the currency's decimals: 120.00.",
+            show_default=False,
+        ),
+    ],
+    received_on: Annotated[
+        str, typer.Option("--date", help="The day it was received: YYYY-MM-DD.", show_default=False)
+    ],
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Free text kept with it (bank reference).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Record a payment received from an account, and show where the money went.
+
+    Example: [bold]billrun payment record ACME-001 --id BANK-2026-0042 --amount 120.00
+    --date 2026-02-10 --reference "SEPA 0042"[/bold]
+
+    It pays the account's open invoices oldest first; what is left goes to the
+    account's credit balance (used by its next invoices). Paying invoices that
+    suspended the account reinstates it. The same --id again with the same amount and
+    date records nothing (safe to retry); with other data it is refused.
+    """
+    paid = decimal_option("--amount", amount)
+    on = date_option("--date", received_on)
+    with runtime() as rt:
+        recording = record_payment(rt.billing, account, payment_id, paid, on, reference)
+    if json_out:
+        output.print_json(recording_json(recording))
+        return
+    payment = recording.payment
+    currency = recording.currency
+    received = round_to_currency(payment.amount, currency)
+    if not recording.recorded:
+        output.console.print(
+            f"payment {payment.payment_id} was already recorded on {account} "
+            f"({received} {currency} on {payment.received_on}); nothing written.",
+            highlight=False,
+        )
+        return
+    output.console.print(
+        f"payment {payment.payment_id} recorded on {account}: {received} {currency} "
+        f"received {payment.received_on}"
+        + (f" (reference {payment.reference})" if payment.reference else ""),
+        highlight=False,
+    )
+    output.console.print(allocation_table(recording))
+    output.console.print(
+        f"balance now {round_to_currency(recording.balance, currency)} {currency} (credit "
+        f"{round_to_currency(recording.credit_balance, currency)} {currency})",
+        highlight=False,
+    )
+
+
+def allocation_table(recording: PaymentRecording) -> Table:
+    currency = recording.currency
+
+    def money(amount: Decimal) -> str:
+        return f"{round_to_currency(amount, currency)} {currency}"
+
+    table = compact_table("Where it went")
+    table.add_column("to")
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("still open", justify="right", no_wrap=True)
+    for allocation in recording.payment.allocations:
+        document = allocation.document_id
+        table.add_row(
+            f"invoice {recording.numbers[document]}",
+            money(allocation.amount),
+            money(recording.open_after[document]),
+        )
+    table.add_row("credit balance", money(recording.payment.credit), "")
+    return table
+
+
+def recording_json(recording: PaymentRecording) -> dict[str, Any]:
+    """Money at the currency's minor unit (exact: the aggregate accepts no more)."""
+    payment = recording.payment
+
+    def money(amount: Decimal) -> str:
+        return str(round_to_currency(amount, recording.currency))
+
+    return {
+        "account": recording.account_id,
+        "currency": recording.currency,
+        "recorded": recording.recorded,
+        "payment": {
+            "payment_id": payment.payment_id,
+            "amount": money(payment.amount),
+            "received_on": payment.received_on.isoformat(),
+            "method": payment.method,
+            "reference": payment.reference,
+            "allocations": [
+                {
+                    "invoice_id": str(a.document_id),
+                    "number": recording.numbers[a.document_id],
+                    "amount": money(a.amount),
+                    "still_open": money(recording.open_after[a.document_id]),
+                }
+                for a in payment.allocations
+            ],
+            "credit": money(payment.credit),
+        },
+        "balance": money(recording.balance),
+        "credit_balance": money(recording.credit_balance),
+    }
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+@payment_app.command("list")
+@refusals
+def payment_list(account: AccountFilter = None, json_out: JsonFlag = False) -> None:
+    """List payments, newest received first: how much, how (manual or collected by a
+    run), what each paid and what went to credit.
+
+    Example: [bold]billrun payment list --account ACME-001 --json[/bold]
+    """
+    with runtime() as rt:
+        if account is not None:
+            rt.billing.get_account(account)  # an unknown account is refused
+        rows = rt.read_side.fresh_receivables().payments(account)
+    if json_out:
+        output.print_json([row.as_json() for row in rows])
+        return
+    table = compact_table("Payments" + (f" of {account}" if account else ""))
+    table.add_column("received", no_wrap=True)
+    table.add_column("account", no_wrap=True)
+    table.add_column("payment\nreference", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)  # the currency, read with the amounts
+    table.add_column("paid invoices", overflow="fold", min_width=12)
+    table.add_column("to\ncredit", justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            str(row.received_on), row.account,
+            Text.assemble(row.payment_id, "\n", (row.reference or "", "dim")),
+            row.method, str(row.amount), row.currency,
+            "\n".join(f"{a.number} {a.amount}" for a in row.allocations) or "-",
+            str(row.credit),
+        )  # fmt: skip
+    output.console.print(table)
+    if not rows:
+        output.console.print("no payments recorded")
+
+
+@payment_app.command("reconcile")
+@refusals
+def payment_reconcile(account: AccountFilter = None, json_out: JsonFlag = False) -> None:
+    """Ask the payment gateway what became of pending collection attempts.
+
+    A collection attempt is pending when the run that made it crashed before the
+    gateway answered, or the gateway timed out. The gateway is asked by the attempt's
+    idempotency key and its answer is recorded (an approval records the payment);
+    an attempt it never received is sent again with the same key. Nothing is ever
+    charged twice. Without --account: every account with a pending attempt. The
+    gateway is the one runs collect through (BILLRUN_PAYMENT_GATEWAY; default: the
+    built-in sandbox).
+
+    Example: [bold]billrun payment reconcile --account ACME-001[/bold]
+    """
+    with runtime() as rt:
+        if account is None:
+            accounts = rt.read_side.fresh_receivables().pending_collections()
+        else:
+            accounts = [account]
+        # The gateway runs collect through (BILLRUN_PAYMENT_GATEWAY, default the sandbox):
+        # asking another one about their attempts would be asking the wrong party.
+        gateway = payment_gateway(rt.billing)
+        done = reconcile_collections(rt.billing, gateway, accounts, rt.billing.clock().date())
+    if json_out:
+        output.print_json([reconciliation_json(r) for r in done])
+        return
+    if not done:
+        output.console.print("no pending collection attempts")
+    for reconciliation in done:
+        output.console.print(reconciliation_text(reconciliation), highlight=False)
+
+
+def reconciliation_json(reconciliation: Reconciliation) -> dict[str, Any]:
+    pending, after = reconciliation.pending, reconciliation.after
+    if pending is None:
+        return {"account": reconciliation.account_id, "attempt": None}
+    found = after or pending
+    return {
+        "account": reconciliation.account_id,
+        "attempt": {
+            "attempt_id": str(pending.attempt_id),
+            "run_id": pending.run_id,
+            "amount": str(pending.amount),
+            "number": pending.number,
+            "outcome": None if found.outcome is None else found.outcome.value,
+            "pending": found.pending,
+            "reference": found.reference,
+            "message": found.message,
+            "retry_on": found.retry_on.isoformat() if found.retry_on else None,
+        },
+    }
+
+
+def reconciliation_text(reconciliation: Reconciliation) -> str:
+    pending, after = reconciliation.pending, reconciliation.after
+    if pending is None:
+        return f"{reconciliation.account_id}: no pending collection attempt"
+    found = after or pending
+    about = f"collection of {pending.amount} by run {pending.run_id}"
+    if found.pending:
+        return (
+            f"{reconciliation.account_id}: {about} is still pending (the gateway does not "
+            "know yet); try again later"
+        )
+    assert found.outcome is not None
+    text = f"{reconciliation.account_id}: {about}: {found.outcome.value}"
+    if found.reference:
+        text += f" (gateway reference {found.reference})"
+    if found.message:
+        text += f": {found.message}"
+    return text
+
+
+@ar_app.command("aging")
+@refusals
+def ar_aging(as_of: AsOfDate = None, json_out: JsonFlag = False) -> None:
+    """What each account owes, by days past the due date, and totals per currency.
+
+    Buckets: current (not yet due), 1-30, 31-60, 61-90 and over 90 days past due.
+    Balance = open amounts - credit balance. Accounts with nothing open and no
+    credit are left out.
+
+    Example: [bold]billrun ar aging --as-of 2026-03-31 --json[/bold]
+    """
+    with runtime() as rt:
+        day = as_of_day(rt, as_of)
+        report = rt.read_side.fresh_receivables().aging(day)
+    if json_out:
+        output.print_json(report.as_json())
+        return
+    output.console.print(aging_table(report))
+
+
+def compact_table(title: str) -> Table:
+    """Narrow margins, so that an 80-column terminal (or a pipe) shows every column
+    without shortening an amount (as `billrun invoice list` does)."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
+
+
+def aging_table(report: AgingReport) -> Table:
+    table = compact_table(f"Receivables aging as of {report.as_of} (days past due)")
+    table.add_column("account", no_wrap=True)
+    table.add_column("", no_wrap=True)  # the currency
+    for name in BUCKETS:
+        table.add_column(BUCKET_LABELS[name], justify="right", no_wrap=True)
+    for column in ("open", "credit", "balance"):
+        table.add_column(column, justify="right", no_wrap=True)
+
+    def add(label: str, row: AgingRow, style: str | None = None) -> None:
+        table.add_row(
+            label, row.currency, *(str(row.buckets[name]) for name in BUCKETS),
+            str(row.open_total), str(row.credit), str(row.balance), style=style,
+        )  # fmt: skip
+
+    for row in report.rows:
+        add(row.account or "", row)
+    if report.rows:
+        table.add_section()
+    for total in report.totals:
+        add("total", total, "bold")
+    if not report.rows:
+        table.caption = "nothing open, no credit"
+    return table
+
+
+# Account balance (registered under `billrun account`) -------------------------------------
+
+
+def balance_of(rt: Runtime, account_id: str, day: date) -> AccountBalance:
+    """The account's balance from the read model; zeros before anything was posted."""
+    account = rt.billing.get_account(account_id)  # an unknown account is refused
+    found = rt.read_side.fresh_receivables().balance(account_id, day)
+    if found is not None:
+        return found
+    zero = round_to_currency(Decimal(0), account.currency)
+    row = AccountRow(account_id, account.currency, zero, None, False, None, False, None)
+    aging = AgingRow(account_id, account.currency, dict.fromkeys(BUCKETS, zero), zero, zero, 0)
+    return AccountBalance(row, [], aging, day)
+
+
+def balance_json(balance: AccountBalance, terms_days: int, terms_source: str) -> dict[str, Any]:
+    return {
+        **balance.as_json(),
+        "payment_terms": {"days": terms_days, "source": terms_source},
+    }
+
+
+def balance_view(balance: AccountBalance, terms_days: int, terms_source: str) -> Group:
+    account, currency, day = balance.account, balance.account.currency, balance.as_of
+    summary = Table(show_header=False, box=None)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("balance", output.money(balance.balance, currency))
+    summary.add_row("open", output.money(balance.aging.open_total, currency))
+    summary.add_row("credit", output.money(account.credit, currency))
+    summary.add_row("payment terms", f"net {terms_days} days ({terms_source})")
+    summary.add_row("auto-pay", f"on ({account.autopay_hint})" if account.autopay else "off")
+    summary.add_row("suspended", f"yes: {account.suspended_reason}" if account.suspended else "no")
+    items = compact_table(f"Open invoices of {account.account} as of {day}")
+    dunned = any(item.dunning_stage for item in balance.open_items)
+    columns = ("invoice", "due", "amount", "paid", "open", "days\noverdue", "status")
+    for column in (*columns, "dunning\nstage") if dunned else columns:
+        left = column in ("invoice", "due", "status")
+        items.add_column(column, justify="left" if left else "right", no_wrap=True)
+    for item in balance.open_items:
+        cells = [
+            item.number, str(item.due_on), str(item.amount), str(item.allocated),
+            str(item.open_amount), str(item.days_overdue(day)), item.status(day),
+        ]  # fmt: skip
+        items.add_row(*cells, *([str(item.dunning_stage or "-")] if dunned else []))
+    if not balance.open_items:
+        items.caption = "nothing open"
+    aging = compact_table("Aging (days past due)")
+    for name in BUCKETS:
+        aging.add_column(BUCKET_LABELS[name], justify="right", no_wrap=True)
+    aging.add_row(*(str(balance.aging.buckets[name]) for name in BUCKETS))
+    title = Text.assemble((f"{account.account} ({currency})", "bold"), f" as of {day}")
+    return Group(title, summary, items, aging)
+
+
+def show_balance(account_id: str, as_of: str | None, json_out: bool) -> None:
+    with runtime() as rt:
+        day = as_of_day(rt, as_of)
+        balance = balance_of(rt, account_id, day)
+        terms = payment_terms(rt.billing, account_id)
+    if json_out:
+        output.print_json(balance_json(balance, terms.days, terms.source))
+        return
+    output.console.print(balance_view(balance, terms.days, terms.source))
+
+
+# Payment status of invoices (for `billrun invoice list|show`) -----------------------------
+
+
+def payment_statuses(
+    view: ReceivablesView, rows: Iterable[T], id_of: Callable[[T], UUID], chunk: int = 1000
+) -> Iterator[tuple[T, ItemRow | None]]:
+    """Each of `rows` (streamed) with its posted document, looked up a chunk at a time
+    (None: not posted: open, rejected when it closed, or closed before receivables)."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, chunk)):
+        found = view.payment_status(id_of(row) for row in batch)
+        for row in batch:
+            yield row, found.get(id_of(row))
+
+
+def payment_json(item: ItemRow | None, day: date) -> dict[str, Any]:
+    """An invoice's due date and payment status as of `day` (nulls: not posted, or a
+    credit note, which is not paid but pays)."""
+    if item is None or item.kind == CREDIT_NOTE:
+        return {"due_date": None, "payment_status": None, "paid": None, "open": None}
+    return {
+        "due_date": item.due_on.isoformat(),
+        "payment_status": item.status(day),
+        "paid": str(item.allocated),
+        "open": str(item.open_amount),
+    }
+
+
+def payment_cell(item: ItemRow | None, day: date) -> str:
+    """The due date over the payment status, for a table ("-": not posted, or a credit
+    note)."""
+    if item is None or item.kind == CREDIT_NOTE:
+        return "-"
+    return f"{item.due_on}\n{item.status(day).replace('_', ' ')}"
+
+
+def payment_line(item: ItemRow | None, day: date) -> Text:
+    if item is None:
+        return Text.assemble(("payment: ", "bold"), "- (not posted to receivables)")
+    if item.kind == CREDIT_NOTE:
+        return Text.assemble(
+            ("receivables: ", "bold"), "posted; it paid the invoice it corrects first"
+        )
+    status = item.status(day)
+    text = Text.assemble(
+        ("due: ", "bold"), str(item.due_on), ("  payment: ", "bold"), status.replace("_", " ")
+    )
+    text.append(f" as of {day} (paid {item.allocated}, open {item.open_amount} {item.currency}")
+    if item.days_overdue(day):
+        text.append(f", {item.days_overdue(day)} days overdue")
+    text.append(")")
+    return text
+
+
+def document_of(rt: Runtime, invoice_id: UUID) -> ItemRow | None:
+    return rt.read_side.fresh_receivables().payment_status([invoice_id]).get(invoice_id)
