@@ -18,6 +18,7 @@ from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.account import PackageBilled
 from domain.ids import account_uuid, invoice_uuid, run_uuid
 from domain.invoice import InvoiceOpened
+from domain.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
 
 PAGE_SIZE = 5000
 
@@ -48,6 +49,13 @@ def describe_topic(topic: str) -> tuple[str, str]:
     """`domain.bill_run:RunStarted` -> ("billrun", "RunStarted")."""
     module, _, name = topic.partition(":")
     return module.rsplit(".", 1)[-1].replace("_", ""), name
+
+
+_POSTED_DOCUMENTS = (
+    (InvoicePosted.__name__, "invoice_id"),
+    (CreditNotePosted.__name__, "credit_note_id"),
+)
+"""Receivables events naming a document of the account, and the field that does."""
 
 
 class History:
@@ -103,7 +111,9 @@ class History:
             yield self._entry(*row)
 
     def of_account(self, account_id: str) -> Iterator[HistoryEntry]:
-        """The account's events and those of every invoice billed to it. Raises AccountNotFound."""
+        """The account's events, its receivables' (payments, dunning, collection) and
+        those of every invoice and credit note billed or posted to it. Raises
+        AccountNotFound."""
         account = account_uuid(account_id)
         own = self.billing.queries.events_with_ids([account])
         if not own:
@@ -113,8 +123,15 @@ class History:
             for _, _, _, topic, state in own
             if topic.endswith(":" + PackageBilled.__name__)
         }
-        invoices = [invoice_uuid(run, account_id) for run in sorted(billed_runs)]
-        return self._of_aggregates([account, *invoices])
+        receivables = receivables_uuid(account_id)
+        posted = [
+            UUID(self._decode(state)[field])
+            for _, _, _, topic, state in self.billing.queries.events_with_ids([receivables])
+            for event, field in _POSTED_DOCUMENTS
+            if topic.endswith(":" + event)
+        ]
+        documents = [invoice_uuid(run, account_id) for run in sorted(billed_runs)] + posted
+        return self._of_aggregates([account, receivables, *dict.fromkeys(documents)])
 
     def of_invoice(self, invoice_id: UUID) -> Iterator[HistoryEntry]:
         """The invoice's events. Raises InvoiceNotFound."""

@@ -10,16 +10,20 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
 from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.import_document import parse_import
+from application.payments import record_payment
 from domain.account import default_first_index
-from domain.bill_run import Selection
+from domain.bill_run import RunSettings, Selection
 from domain.invoice import Invoice
 from domain.periods import Frequency, Period, Timing, bill_date
+from domain.receivables import DunningApplied, DunningNoticeSent
 from entrypoints import output
+from entrypoints.commands.payments import aging_table
 from entrypoints.commands.runs import statistics_table
 from entrypoints.common import progress_bar
 from entrypoints.runtime import Runtime
@@ -32,6 +36,26 @@ DELIVERY_TIMEOUT_S = 120.0
 
 # A fixed quarter, so a second demo finds it already billed.
 DEMO_PERIOD = Period(date(2026, 1, 1), date(2026, 3, 31))
+# Seven weeks after the quarter's invoices (due 14 days after March 31): a daily
+# dunning run of that day finds them 36 days overdue.
+DUNNING_DAY = date(2026, 5, 20)
+DUNNING_RUN = "demo-dunning-2026-05-20"
+DUNNING_ONLY = RunSettings(
+    run_dunning=True, bill_packages=False, bill_usage=False, bill_charges=False,
+    run_contracts=False, run_invoices=False,
+)  # fmt: skip
+_BILL_GROUP_AR = {
+    "delivery": "file",
+    "payment_terms_days": 14,
+    "dunning": {
+        "name": "demo",
+        "stages": [
+            {"days_overdue": 7, "notify": True},
+            {"days_overdue": 30, "notify": True, "late_fee_percent": "2"},
+            {"days_overdue": 60, "notify": True, "suspend": True},
+        ],
+    },
+}
 
 _PRODUCTS = [
     ("office", "Private office, {n} desks", "monthly", "advance", "450.00"),
@@ -96,8 +120,13 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
                     "date": "2026-02-20",
                 }
             )
+        autopay = {}
+        if i % 4 == 0:  # a quarter pay by card; one in twenty cards is declined
+            token = "tok_declined" if i % 20 == 0 else "tok_approved"
+            autopay = {"autopay_token": f"{token}_demo_{i:04d}"}
         records.append(
             {
+                **autopay,
                 "id": f"DEMO-{i:04d}",
                 "name": f"{rng.choice(_NAMES)} {rng.choice(_SUFFIXES)}",
                 "currency": currency,
@@ -109,7 +138,8 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
                 "usage": usage,
             }
         )
-    return {"accounts": records}
+    groups = [{"id": group, **_BILL_GROUP_AR} for group in sorted(set(_GROUPS))]
+    return {"bill_groups": groups, "accounts": records}
 
 
 def first_bill_date_from(start: date, frequency: Frequency, timing: Timing, day: date) -> date:
@@ -146,7 +176,10 @@ def run_demo(rt: Runtime, accounts: int) -> None:
         f"{summary.accounts_unchanged} unchanged"
     )
     run_id = next_demo_run_id(rt)
-    rt.billing.schedule_run(run_id, DEMO_PERIOD, None, Selection())
+    # Collect from the accounts on auto-pay as the run's last step (seed order).
+    rt.billing.schedule_run(
+        run_id, DEMO_PERIOD, None, Selection(), RunSettings(collect_payments=True)
+    )
     output.console.print(f"run {run_id}: billing {DEMO_PERIOD} for all accounts")
     with progress_bar(f"run {run_id}: billing accounts") as update:
         executor = BillRunExecutor(
@@ -168,17 +201,49 @@ def run_demo(rt: Runtime, accounts: int) -> None:
     if invoices:
         output.console.print(table)
     output.console.print(statistics_table(run))
+    if run.settings.collect_payments and run.collection.attempts:
+        collected = ", ".join(output.money(v, c) for c, v in run.collection.collected.items())
+        output.console.print(
+            f"collected from auto-pay accounts through the sandbox gateway: "
+            f"{run.collection.approved} approved ({collected or 'nothing'}), "
+            f"{run.collection.declined} declined, {run.collection.pending} pending"
+        )
     if not invoices:
         output.console.print(
             f"Nothing new to bill: the period {DEMO_PERIOD} was billed by an earlier run. "
             "Every package bill date in it has been billed exactly once."
         )
         return
+    chase_payments(rt)
     delivered = render_and_deliver(rt, [row.id for row in invoices])
     show_documents(rt, delivered)
+    aging = rt.read_side.fresh_receivables().aging(DUNNING_DAY)
+    output.console.print(aging_table(aging, per_account=False))
+    output.console.print(f"Per account: billrun ar aging --as-of {DUNNING_DAY}")
     output.console.print(
         f"Next: billrun invoice list --run {run_id} | billrun run report {run_id} | "
         f"billrun history --run {run_id} | billrun audit verify"
+    )
+
+
+def chase_payments(rt: Runtime) -> None:
+    """A customer pays by bank transfer, then the daily dunning run of seven weeks
+    later reminds the others (the worker sends the reminders) and charges late fees
+    on their next invoices."""
+    paid = record_payment(
+        rt.billing, "DEMO-0001", "BANK-DEMO-0001", Decimal("100.00"), date(2026, 4, 10),
+        reference="SEPA transfer",
+    )  # fmt: skip
+    output.console.print(
+        f"payment BANK-DEMO-0001: 100.00 {paid.currency} from DEMO-0001, "
+        f"balance now {paid.balance} {paid.currency} (billrun account balance DEMO-0001)"
+    )
+    rt.billing.schedule_run(DUNNING_RUN, Period(DUNNING_DAY, DUNNING_DAY), None, Selection(),
+                            DUNNING_ONLY)  # fmt: skip
+    run = BillRunExecutor(rt.billing, rt.settings.batch_size).execute(DUNNING_RUN).run
+    output.console.print(
+        f"run {DUNNING_RUN}: dunning as of {DUNNING_DAY}: {run.statistics.dunning_applied} "
+        f"overdue invoices reminded (billrun run status {DUNNING_RUN})"
     )
 
 
@@ -200,14 +265,25 @@ async def _until_delivered(rt: Runtime, url: str, invoice_ids: list[UUID]) -> li
                     (await asyncio.to_thread(rt.billing.load_many, Invoice, invoice_ids)).values()
                 )
                 done = sum(invoice.delivery is not None for invoice in invoices)
+                notices_left = await asyncio.to_thread(_notices_left, rt)
                 update(done, len(invoice_ids))
-                if done == len(invoice_ids) or asyncio.get_running_loop().time() > deadline:
+                all_done = done == len(invoice_ids) and notices_left <= 0
+                if all_done or asyncio.get_running_loop().time() > deadline:
                     break
                 await asyncio.sleep(0.5)
     finally:
         stop.set()
         await worker
     return invoices
+
+
+def _notices_left(rt: Runtime) -> int:
+    """Dunning stages recorded but whose reminder the worker has not sent yet (every
+    demo stage notifies)."""
+    queries = rt.billing.queries
+    head = queries.head()
+    applied = queries.count(get_topic(DunningApplied), head, None)
+    return applied - queries.count(get_topic(DunningNoticeSent), head, None)
 
 
 def show_documents(rt: Runtime, invoices: list[Invoice]) -> None:

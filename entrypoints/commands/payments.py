@@ -359,7 +359,8 @@ def compact_table(title: str) -> Table:
     )
 
 
-def aging_table(report: AgingReport) -> Table:
+def aging_table(report: AgingReport, per_account: bool = True) -> Table:
+    """The aging buckets per account (unless `per_account` is off) and per currency."""
     table = compact_table(f"Receivables aging as of {report.as_of} (days past due)")
     table.add_column("account", no_wrap=True)
     table.add_column("", no_wrap=True)  # the currency
@@ -374,9 +375,10 @@ def aging_table(report: AgingReport) -> Table:
             str(row.open_total), str(row.credit), str(row.balance), style=style,
         )  # fmt: skip
 
-    for row in report.rows:
-        add(row.account or "", row)
-    if report.rows:
+    if per_account:
+        for row in report.rows:
+            add(row.account or "", row)
+    if report.rows and per_account:
         table.add_section()
     for total in report.totals:
         add("total", total, "bold")

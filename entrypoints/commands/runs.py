@@ -255,7 +255,7 @@ def steps_table(run_id: str, steps: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column == "seconds" else "left")
     for step in steps:
         counts = ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in step.items()
+            f"{k.replace('_', ' ')} {cell(v)}" for k, v in step.items()
             if k not in ("step", "ran", "seconds", "by")
         ) or (f"by {step['by']}" if "by" in step else "")  # fmt: skip
         seconds = step.get("seconds")
@@ -449,10 +449,16 @@ def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
     return rows
 
 
+_SHOWN_APART = frozenset({"step_log", "parked", "preview", "failure"})
+"""`run status` fields printed below the table, each in its own form."""
+
+
 def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
     """`run status` fields for the table: the settings spelt out in place."""
     rows: dict[str, Any] = {}
     for key, value in shown.items():
+        if key in _SHOWN_APART:
+            continue
         if key == "settings":
             rows.update(settings_rows(value))
         else:
@@ -465,11 +471,17 @@ def key_value_table(title: str, values: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in values.items():
-        shown = value
-        if isinstance(value, dict):
-            shown = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
-        table.add_row(key.replace("_", " "), "-" if shown is None else str(shown))
+        table.add_row(key.replace("_", " "), cell(value))
     return table
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell: mappings as `key: value` pairs, nested ones too."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {cell(v)}" for k, v in value.items()) or "-"
+    return str(value)
 
 
 def run_json(run: BillRun) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from domain.bill_run import RunStatus, Selection
 from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
 from domain.invoice import Invoice, InvoiceStatus
 from domain.periods import Period
+from domain.receivables import receivables_uuid
 from projections.catalog import ReadSide
 from tests.conftest import SteppingClock, account, import_accounts, package
 
@@ -193,7 +194,12 @@ def test_the_history_of_an_account_holds_its_events_and_its_invoices_events(
     interleaved_runs(billing)
     billing.schedule_run("feb", FEBRUARY, None, Selection(accounts=("A-001", "B-001")))
     BillRunExecutor(billing, 5).execute("feb")
-    mine = {account_uuid("A-001"), invoice_uuid("a", "A-001"), invoice_uuid("feb", "A-001")}
+    mine = {
+        account_uuid("A-001"),
+        receivables_uuid("A-001"),
+        invoice_uuid("a", "A-001"),
+        invoice_uuid("feb", "A-001"),
+    }
 
     history = list(History(billing).of_account("A-001"))
 
@@ -206,7 +212,8 @@ def test_the_history_of_an_account_holds_its_events_and_its_invoices_events(
     assert events["InvoiceOpened"] == events["InvoiceClosed"] == 2
     assert not RUN_EVENTS & set(events)
     assert "InvoiceNumbersReserved" not in events
-    assert {e.aggregate for e in history} == {"account", "invoice"}
+    assert events["InvoicePosted"] == 2  # its receivables: what it owes, and when
+    assert {e.aggregate for e in history} == {"account", "invoice", "receivables"}
 
 
 def test_the_history_of_an_account_never_billed_is_its_own_events(billing: Billing) -> None:
