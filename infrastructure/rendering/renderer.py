@@ -13,12 +13,10 @@ file rather than from this repository.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -27,6 +25,8 @@ from typing import Any
 
 import jinja2
 import jinja2.sandbox
+
+from infrastructure.collector import collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -240,26 +240,6 @@ class _Weasy:
     font_config: Any
     stylesheet: Any
     fetcher: Any
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold Python's cyclic garbage collector for the span of one rendering.
-
-    WeasyPrint allocates tens of thousands of objects per page (boxes, styles)
-    that all stay alive until the document is done, so the collections the
-    allocations trigger meanwhile find nothing to free: they were a tenth of a
-    PDF's time. The garbage is collected once afterwards, by the next automatic
-    collection. A caller that already disabled the collector keeps it disabled.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 # Email text --------------------------------------------------------------------
