@@ -546,15 +546,22 @@ class BillRunExecutor:
         started = time.monotonic_ns()
         collector = Collector(self.billing, self.gateway)
         accounts = self.billing.load_many(Account, [p.originator_id for p in positions])
+        invoicers = [
+            a for a in accounts.values()
+            if a.invoicer is None and run.selection.includes(a.account_id, a.bill_group)
+        ]  # fmt: skip
+        loaded = self.billing.load_many(
+            Receivables, [receivables_uuid(a.account_id) for a in invoicers]
+        )
         statistics = CollectionStatistics()
-        for account in accounts.values():
-            if account.invoicer is not None or not run.selection.includes(
-                account.account_id, account.bill_group
-            ):
-                continue
+        for account in invoicers:
+            receivables = loaded.get(receivables_uuid(account.account_id))
+            if receivables is None or receivables.autopay_token is None:
+                continue  # not on auto-pay: one query for the batch, none per account
             outcome = collector.collect(
-                account.account_id, run.run_id, run.settings.collection_type, run.posting_date
-            )
+                account.account_id, run.run_id, run.settings.collection_type,
+                run.posting_date, receivables,
+            )  # fmt: skip
             statistics = statistics.plus(_collection_statistics(outcome.attempt, account))
         ms = (time.monotonic_ns() - started) // 1_000_000
         run.complete_collection_batch(

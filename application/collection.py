@@ -78,10 +78,18 @@ class Collector:
         self.gateway = gateway
 
     def collect(
-        self, account_id: str, run_id: str, collection_type: CollectionType, as_of: date
+        self,
+        account_id: str,
+        run_id: str,
+        collection_type: CollectionType,
+        as_of: date,
+        receivables: Receivables | None = None,
     ) -> CollectionOutcome:
-        """Reconcile what is pending, then make this run's attempt (once)."""
-        receivables = self.billing.find_receivables(account_id)
+        """Reconcile what is pending, then make this run's attempt (once).
+        `receivables`: the account's, when the caller loaded them (a batch does, in
+        one query); else they are loaded here."""
+        if receivables is None:
+            receivables = self.billing.find_receivables(account_id)
         if receivables is None or receivables.autopay_token is None:
             return CollectionOutcome(account_id, None)
         reconciled = None

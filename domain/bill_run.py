@@ -399,6 +399,7 @@ class BillRun(Aggregate):
         self.collection_cursor = 0
         self.collection_batches = 0
         self.collection = CollectionStatistics()
+        self.collection_started_at: datetime | None = None
         self.failure: str | None = None
         self._status_before_failure = RunStatus.SCHEDULED
         self.scheduled_at: datetime | None = None
@@ -613,13 +614,15 @@ class BillRun(Aggregate):
         billing steps share one timing (one pass per account), invoicing another."""
         settings, stats = self.settings, self.statistics
         counts = stats.line_counts
-        billing = {"seconds": Decimal(self.timings.billing_ms) / 1000}
+        started = self.started_at.isoformat(timespec="seconds") if self.started_at else None
+        billing = {"seconds": Decimal(self.timings.billing_ms) / 1000, "started": started}
         collection = self.collection
+        collecting = self.collection_started_at
         return [
             {"step": "run_dunning", "ran": settings.run_dunning,
              "stages_applied": stats.dunning_applied,
              "accounts_suspended": stats.accounts_suspended,
-             "seconds": Decimal(self.timings.dunning_ms) / 1000},
+             "seconds": Decimal(self.timings.dunning_ms) / 1000, "started": started},
             {"step": "bill_packages", "ran": settings.bill_packages,
              "lines": counts.get("recurring", 0), **billing},
             {"step": "bill_usage", "ran": settings.bill_usage,
@@ -630,7 +633,7 @@ class BillRun(Aggregate):
              "lines": counts.get("charge", 0), **billing},
             {"step": "run_invoices", "ran": settings.run_invoices,
              "invoices_closed": stats.invoices, "invoices_left_open": stats.invoices_left_open,
-             "seconds": Decimal(self.timings.invoicing_ms) / 1000},
+             "seconds": Decimal(self.timings.invoicing_ms) / 1000, "started": started},
             {"step": "render_invoices", "ran": settings.render_invoices, "by": "the worker"},
             {"step": "deliver_invoices", "ran": settings.deliver_invoices, "by": "the worker"},
             {"step": "collect_payments", "ran": settings.collect_payments,
@@ -638,7 +641,8 @@ class BillRun(Aggregate):
              "attempts": collection.attempts, "approved": collection.approved,
              "declined": collection.declined, "errors": collection.errors,
              "pending": collection.pending, "collected": collection.collected,
-             "seconds": Decimal(self.timings.collection_ms) / 1000},
+             "seconds": Decimal(self.timings.collection_ms) / 1000,
+             "started": collecting.isoformat(timespec="seconds") if collecting else None},
         ]  # fmt: skip
 
     def describe(self, description: str, at: datetime) -> None:
@@ -709,6 +713,7 @@ class BillRun(Aggregate):
 
     def _when_RunCollectionStarted(self, event: RunCollectionStarted) -> None:
         self.phase = RunPhase.COLLECTING
+        self.collection_started_at = event.timestamp
 
     def _when_RunCollectionBatchCompleted(self, event: RunCollectionBatchCompleted) -> None:
         self.collection_batches = event.batch

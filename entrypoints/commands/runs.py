@@ -251,15 +251,16 @@ def run_status(
 def steps_table(run_id: str, steps: list[dict[str, Any]]) -> Table:
     """The run's steps in the seed's order: ran or not, counts, time."""
     table = Table(title=f"Steps of run {run_id}")
-    for column in ("step", "ran", "counts", "seconds"):
+    for column in ("step", "ran", "started", "counts", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
     for step in steps:
         counts = ", ".join(
             f"{k.replace('_', ' ')} {cell(v)}" for k, v in step.items()
-            if k not in ("step", "ran", "seconds", "by")
+            if k not in ("step", "ran", "seconds", "by", "started")
         ) or (f"by {step['by']}" if "by" in step else "")  # fmt: skip
         seconds = step.get("seconds")
-        table.add_row(step["step"], "yes" if step["ran"] else "no", counts,
+        started = step.get("started") if step["ran"] else None
+        table.add_row(step["step"], "yes" if step["ran"] else "no", started or "", counts,
                       "" if seconds is None else f"{seconds:.3f}")  # fmt: skip
     table.caption = "billing steps run in one pass per account and share one time"
     return table
