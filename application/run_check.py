@@ -6,7 +6,9 @@ Errors (execution refuses to start while any remains):
   on its posting date (members billed onto an invoicer in another currency, or
   account currencies against the base currency);
 - `no_invoice_email`: an account whose bill group delivers by email has no
-  invoice email, and the run delivers invoices.
+  invoice email, and the run delivers invoices;
+- `no_payment_gateway`: the run collects payments, but the configured payment
+  gateway (BILLRUN_PAYMENT_GATEWAY) cannot be loaded.
 
 Warnings:
 - `no_invoice_email` for accounts whose group does not email (or a run that
@@ -21,13 +23,15 @@ The accounts are read page by page like a run reads them (constant memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from eventsourcing.utils import get_topic
 
 from application.billing import Billing
+from application.collection import payment_gateway
+from application.errors import ApplicationError
 from domain.account import Account, AccountOpened, InvoicerChanged
 from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled
@@ -100,6 +104,23 @@ def missing_rates(
     return snapshot, snapshot.missing(needed)
 
 
+def _check_run_wide(
+    billing: Billing, run: BillRun, head: int, note: Callable[[Severity, str, str], None]
+) -> None:
+    """The errors that concern the whole run, not one account: rates, the gateway."""
+    _, missing = missing_rates(billing, run, head)
+    for pair in missing:
+        base, quote = pair.split("/")
+        note("error", "missing_rate",
+             f"no exchange rate {pair} in effect on {run.posting_date} "
+             f"(billrun rates set {base} {quote} RATE --date {run.posting_date})")  # fmt: skip
+    if run.settings.collect_payments:
+        try:
+            payment_gateway(billing)
+        except ApplicationError as error:
+            note("error", "no_payment_gateway", f"the run collects payments, but {error}")
+
+
 def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> CheckReport:
     """The run's findings; `errors_only` (what execution asks before it starts) skips
     the account scan when no bill group delivers by email, as nothing else it finds
@@ -114,12 +135,7 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
         if account is not None and len(finding.accounts) < EXAMPLES:
             finding.accounts.append(account)
 
-    _, missing = missing_rates(billing, run, head)
-    for pair in missing:
-        base, quote = pair.split("/")
-        note("error", "missing_rate",
-             f"no exchange rate {pair} in effect on {run.posting_date} "
-             f"(billrun rates set {base} {quote} RATE --date {run.posting_date})")  # fmt: skip
+    _check_run_wide(billing, run, head, note)
     groups: dict[str, BillGroup] = {}
     if errors_only and not (run.settings.deliver_invoices and _some_group_emails(billing)):
         return CheckReport(run_id, list(findings.values()))

@@ -10,9 +10,12 @@ import textwrap
 from datetime import date, timedelta
 from decimal import Decimal
 
-from application.bill_run_executor import BillRunExecutor
+import pytest
+
+from application.bill_run_executor import BillRunExecutor, RunCheckFailed
 from application.billing import Billing
 from application.collection import Collector
+from application.run_check import check_run
 from domain.bill_run import RunSettings, Selection
 from domain.periods import Period
 from domain.receivables import CollectionType, GatewayOutcome
@@ -163,3 +166,21 @@ def test_a_timeout_is_reconciled_on_demand_from_the_gateway_s_records(billing: B
     assert attempt is not None and attempt.outcome is GatewayOutcome.APPROVED
     assert billing.get_receivables("TIMES-OUT").balance == 0
     assert collector.reconcile_account("TIMES-OUT", JAN.end) is None
+
+
+def test_a_run_that_collects_does_not_start_when_its_gateway_cannot_be_loaded(
+    es_env: dict[str, str],
+) -> None:
+    env = {**es_env, "BILLRUN_PAYMENT_GATEWAY": "no_such_module:gateway"}
+    billing = Billing(env)
+    try:
+        setup_autopay(billing, {"PAYS": "tok_approved_5"})
+        billing.schedule_run("jan", JAN, None, Selection(), COLLECT)
+        report = check_run(billing, "jan")
+        assert [f.check for f in report.errors] == ["no_payment_gateway"]
+        assert "no_such_module" in report.errors[0].message
+        with pytest.raises(RunCheckFailed, match="cannot load"):
+            BillRunExecutor(billing, batch_size=2).execute("jan")
+        assert billing.get_run("jan").is_scheduled  # nothing written
+    finally:
+        billing.close()
