@@ -333,6 +333,9 @@ class Receivables(Aggregate):
         self.suspended_by: set[UUID] = set()
         """The invoices whose dunning suspended the account: paid, it is reinstated."""
         self.attempts: dict[UUID, CollectionAttempt] = {}
+        self.failed_attempts: list[CollectionAttempt] = []
+        """Collection attempts declined or failed since the account last paid or was
+        invoiced: they set the retry schedule; a payment or a new invoice clears it."""
         self.notices_sent: set[tuple[UUID, int]] = set()
 
     @classmethod
@@ -623,20 +626,11 @@ class Receivables(Aggregate):
         after the last retry, only a new invoice or a payment allows another try."""
         if self.pending_attempt is not None:
             return False
-        failed = self._failures_in_a_row()
+        failed = self.failed_attempts
         if not failed:
             return True
         last = failed[-1]
         return last.retry_on is not None and last.retry_on <= as_of
-
-    def _failures_in_a_row(self) -> list[CollectionAttempt]:
-        failures: list[CollectionAttempt] = []
-        for attempt in self.attempts.values():  # insertion order is attempt order
-            if attempt.outcome is GatewayOutcome.APPROVED:
-                failures = []
-            else:
-                failures.append(attempt)
-        return failures
 
     def start_collection(
         self,
@@ -660,7 +654,7 @@ class Receivables(Aggregate):
             run_id=run_id,
             idempotency_key=f"billrun-{attempt_id}",
             amount=amount,
-            number=len(self._failures_in_a_row()) + 1,
+            number=len(self.failed_attempts) + 1,
             collection_type=collection_type,
         )
         return self.attempts[attempt_id]
@@ -736,6 +730,7 @@ class Receivables(Aggregate):
         )
         self._allocate(event.allocations)
         self.credit += event.credit_change
+        self.failed_attempts = []
 
     def _when_InvoiceWithdrawn(self, event: InvoiceWithdrawn) -> None:
         item = self.items[event.invoice_id]
@@ -746,6 +741,7 @@ class Receivables(Aggregate):
 
     def _when_PaymentReceived(self, event: PaymentReceived) -> None:
         self.payments[event.payment_id] = event
+        self.failed_attempts = []
         self._allocate(event.allocations)
         self.credit += event.credit
 
@@ -790,3 +786,5 @@ class Receivables(Aggregate):
         attempt.reference = event.reference
         attempt.message = event.message
         attempt.retry_on = event.retry_on
+        if event.outcome in (GatewayOutcome.DECLINED, GatewayOutcome.ERROR):
+            self.failed_attempts.append(attempt)

@@ -271,6 +271,10 @@ def test_a_declined_attempt_is_retried_on_a_schedule_then_given_up() -> None:
     assert number == 4 and retry_on is None
     assert expected_retry[0] == date(2026, 3, 2)
     assert not r.may_collect(date(2026, 12, 31))
+    # A new invoice (or a payment) starts the schedule afresh.
+    post(r, 2, "10.00", date(2026, 4, 30))
+    attempt = r.start_collection("r5", CollectionType.ACCOUNT_BALANCE, date(2026, 5, 1), AT)
+    assert attempt is not None and attempt.number == 1
 
 
 def test_a_timed_out_attempt_stays_pending_and_blocks_another_until_reconciled() -> None:
