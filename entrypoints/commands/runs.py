@@ -352,18 +352,41 @@ def _set_disabled(run_id: str, disabled: bool, json_out: bool) -> None:
 @run_app.command("report")
 @refusals
 def run_report(run_id: str, json_out: JsonFlag = False) -> None:
-    """What a run produced: per step, charge type and currency; accounts; timings."""
+    """What a run produced: per step, charge type and currency; accounts; timings;
+    its AR steps (dunning stages applied, payments collected)."""
     with runtime() as rt:
         report = rt.read_side.fresh_run_report().report(run_id)
         if report is None:
             raise RunNotFound(run_id)
-        report["parked"] = rt.billing.get_run(run_id).parked
+        run = rt.billing.get_run(run_id)
+        # The run itself knows the states the report's timestamps cannot tell
+        # (failed, cancelled, collecting).
+        report["status"] = run.status.value
+        report["parked"] = run.parked
+        report["receivables"] = ar_summary(run)
     if json_out:
         output.print_json(report)
         return
     output.console.print(report_tables(report))
+    if run.settings.run_dunning or run.settings.collect_payments:
+        output.console.print(key_value_table(f"AR steps of run {run_id}", report["receivables"]))
     if report["parked"]:
         output.console.print(parked_table(run_id, report["parked"]))
+
+
+def ar_summary(run: BillRun) -> dict[str, Any]:
+    """The run's AR steps: dunning (first) and payment collection (last)."""
+    collection = run.collection
+    return {
+        "dunning_stages_applied": run.statistics.dunning_applied,
+        "accounts_suspended": run.statistics.accounts_suspended,
+        "collection_attempts": collection.attempts,
+        "collection_approved": collection.approved,
+        "collection_declined": collection.declined,
+        "collection_errors": collection.errors,
+        "collection_pending": collection.pending,
+        "collected": collection.collected,
+    }
 
 
 def parked_table(run_id: str, parked: dict[str, str]) -> Table:

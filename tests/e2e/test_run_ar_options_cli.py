@@ -105,3 +105,19 @@ def test_a_schedule_takes_the_ar_options_for_its_runs(cli: Cli, store: Billing) 
     assert not settings["bill_packages"]
     [listed] = cli.json("schedule", "list", "--json")
     assert listed["settings"] == settings
+
+
+def test_the_report_of_a_collecting_run_shows_what_it_collected_and_its_true_status(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(tmp_path, {**account("A", package()), "autopay_token": "tok_approved_a"})
+    cli.ok("import", "accounts.json")
+    cli.ok("run", "schedule", "R", *JANUARY, "--collect-payments")
+    cli.ok("run", "execute", "R", "--json")
+
+    report = cli.json("run", "report", "R", "--json")
+    assert report["status"] == "completed"
+    assert report["receivables"]["collection_approved"] == 1
+    assert report["receivables"]["collected"] == {"EUR": "100.00"}
+    shown = table_text(cli.ok("run", "report", "R").stdout)
+    assert "AR steps of run R" in shown and "collected EUR: 100.00" in shown
