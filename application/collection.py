@@ -44,6 +44,7 @@ from domain.receivables import (
 log = logging.getLogger(__name__)
 
 GATEWAY_VARIABLE = "BILLRUN_PAYMENT_GATEWAY"
+SAVE_ATTEMPTS = 5
 
 
 def payment_gateway(billing: Billing) -> PaymentGateway:
@@ -93,24 +94,35 @@ class Collector:
         if receivables is None or receivables.autopay_token is None:
             return CollectionOutcome(account_id, None)
         reconciled = None
-        pending = receivables.pending_attempt
-        if pending is not None:
-            receivables, reconciled = self.reconcile(receivables, pending.attempt_id, as_of)
-            if reconciled is not None and reconciled.pending:
-                log.info("account %s: collection %s still pending", account_id, pending.attempt_id)
+        for _ in range(SAVE_ATTEMPTS):
+            pending = receivables.pending_attempt
+            if pending is not None:
+                receivables, reconciled = self.reconcile(receivables, pending.attempt_id, as_of)
+                if reconciled is not None and reconciled.pending:
+                    log.info(
+                        "account %s: collection %s still pending", account_id, pending.attempt_id
+                    )
+                    return CollectionOutcome(
+                        account_id, self._of_run(receivables, run_id), reconciled
+                    )
+            at = self.billing.clock()
+            attempt = receivables.start_collection(run_id, collection_type, as_of, at)
+            if attempt is None:
                 return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
-        attempt = receivables.start_collection(run_id, collection_type, as_of, self.billing.clock())
-        if attempt is None:
-            return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
-        try:
-            self.billing.save(receivables)  # committed before the gateway sees it
-        except RecordConflictError:
-            # Another executor recorded first: its attempt is this run's attempt.
-            receivables = self.billing.get_receivables(account_id)
-            return CollectionOutcome(account_id, self._of_run(receivables, run_id), reconciled)
-        answer = self._charge(receivables, attempt)
-        receivables = self._answer(receivables, attempt, answer, as_of)
-        return CollectionOutcome(account_id, receivables.attempts[attempt.attempt_id], reconciled)
+            try:
+                self.billing.save(receivables)  # committed before the gateway sees it
+            except RecordConflictError:
+                # Another executor recorded first (likely this run's attempt, its call
+                # to the gateway under way): reload, and reconcile it like any pending
+                # attempt; the idempotency key makes a second call harmless.
+                receivables = self.billing.get_receivables(account_id)
+                continue
+            answer = self._charge(receivables, attempt)
+            receivables = self._answer(receivables, attempt, answer, as_of)
+            return CollectionOutcome(
+                account_id, receivables.attempts[attempt.attempt_id], reconciled
+            )
+        raise RecordConflictError(f"receivables of {account_id} keep changing")
 
     def reconcile(
         self, receivables: Receivables, attempt_id: UUID, as_of: date
@@ -159,7 +171,7 @@ class Collector:
     ) -> Receivables:
         """Record the gateway's answer; on a conflict (a payment recorded meanwhile),
         reload and record it on the current state, unless someone already did."""
-        for _ in range(5):
+        for _ in range(SAVE_ATTEMPTS):
             current = receivables.attempts[attempt.attempt_id]
             if not current.pending or (
                 answer.outcome is GatewayOutcome.TIMEOUT and current.outcome is not None

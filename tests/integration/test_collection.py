@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -184,3 +185,35 @@ def test_a_run_that_collects_does_not_start_when_its_gateway_cannot_be_loaded(
         assert billing.get_run("jan").is_scheduled  # nothing written
     finally:
         billing.close()
+
+
+def test_two_executors_racing_on_a_collecting_run_charge_each_account_once(
+    database_url: str,
+) -> None:
+    tokens = {f"CARD-{n}": f"tok_approved_race_{n}" for n in range(8)}
+    with billing_on(database_url) as billing:
+        setup_autopay(billing, tokens)
+        billing.schedule_run("jan", JAN, None, Selection(), COLLECT)
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            with billing_on(database_url) as mine:
+                gateway = SandboxGateway(_datastore(mine))
+                BillRunExecutor(mine, batch_size=1, gateway=gateway).execute("jan")
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=execute) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with billing_on(database_url) as billing:
+        charged = SandboxGateway(_datastore(billing)).charges()
+        assert len(charged) == len(tokens)
+        for account_id in tokens:
+            receivables = billing.get_receivables(account_id)
+            assert (receivables.balance, len(receivables.payments)) == (0, 1)
+        assert billing.get_run("jan").collection.approved == len(tokens)
