@@ -29,6 +29,9 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
 from application.billing import Billing
+from application.delivery import InvoiceDelivery
+from application.documents import InvoiceDocuments
+from application.ports import MailChannel, Seller
 from application.transactions import (
     ChargeInput,
     ContractInput,
@@ -50,7 +53,11 @@ from domain.bill_run import RunBatchCompleted
 from domain.contracts import ContractTerms
 from domain.invoice import Invoice, InvoiceClosed, InvoiceOpened
 from infrastructure.database import create_database, drop_database
+from infrastructure.file_store import FileStore
+from infrastructure.mail import OutboxChannel
 from infrastructure.persistence import eventsourcing_environment
+from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
+from projections.catalog import ReadSide
 from tests.conftest import account, import_accounts, package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -523,3 +530,18 @@ class WriteGate:
             conn.close()
         self._queue.shutdown()
         self.monitor.close()
+
+
+class FileDeliveryWorld:
+    """Billing with documents rendered for real and delivered by the file channel
+    (an outbox folder under `home`), and the read side: what review and credit-note
+    tests share."""
+
+    def __init__(self, billing: Billing, es_env: dict[str, str], home: Path) -> None:
+        self.billing = billing
+        self.outbox = home / "outbox"
+        store = FileStore(home / "documents")
+        self.documents = InvoiceDocuments(billing, InvoiceRenderer(), store, Seller())
+        channels: dict[str, MailChannel] = {"file": OutboxChannel(self.outbox)}
+        self.delivery = InvoiceDelivery(billing, store, channels, EmailTemplates(), Seller())
+        self.read_side = ReadSide(billing, es_env)

@@ -23,10 +23,8 @@ from eventsourcing.utils import get_topic
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.credit_notes import CreditOutcome, CreditRefused, credit_invoice
-from application.delivery import InvoiceDelivery, OutcomeKind
-from application.documents import InvoiceDocuments
+from application.delivery import OutcomeKind
 from application.import_document import parse_import
-from application.ports import MailChannel, Seller
 from domain.bill_run import RunSettings, Selection
 from domain.credit_notes import CreditTerms
 from domain.errors import InvoiceError
@@ -36,14 +34,10 @@ from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
 from domain.periods import Period
 from domain.receivables import CreditNotePosted, PaymentStatus
 from entrypoints.runtime import Runtime
-from infrastructure.file_store import FileStore
-from infrastructure.mail import OutboxChannel
 from infrastructure.messaging import StreamNames
-from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
 from infrastructure.settings import Settings
-from projections.catalog import ReadSide
 from tests.conftest import SteppingClock, account, package
-from tests.integration.helpers import EventLog, billing_on
+from tests.integration.helpers import EventLog, FileDeliveryWorld, billing_on
 from tests.integration.test_consumers import event_count, work_until
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -60,17 +54,8 @@ def taxed(account_id: str, *packages: dict[str, Any], rate: str = "21") -> dict[
     return account(account_id, *packages, bill_group="paper") | {"tax_rate": rate}
 
 
-class World:
+class World(FileDeliveryWorld):
     """Billing, documents and delivery by the file channel, and the read side."""
-
-    def __init__(self, billing: Billing, es_env: dict[str, str], home: Path) -> None:
-        self.billing = billing
-        self.outbox = home / "outbox"
-        store = FileStore(home / "documents")
-        self.documents = InvoiceDocuments(billing, InvoiceRenderer(), store, Seller())
-        channels: dict[str, MailChannel] = {"file": OutboxChannel(self.outbox)}
-        self.delivery = InvoiceDelivery(billing, store, channels, EmailTemplates(), Seller())
-        self.read_side = ReadSide(billing, es_env)
 
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         document = {"bill_groups": [{"id": "paper", "delivery": "file"}], "accounts": accounts}

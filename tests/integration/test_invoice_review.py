@@ -16,11 +16,9 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from application.delivery import InvoiceDelivery, OutcomeKind
-from application.documents import InvoiceDocuments
+from application.delivery import OutcomeKind
 from application.errors import ApplicationError
 from application.import_document import parse_import
-from application.ports import MailChannel, Seller
 from application.review import InvoiceFilter, ReviewOutcome, ReviewResultKind, review
 from domain.bill_run import RunSettings, Selection
 from domain.ids import invoice_uuid
@@ -36,14 +34,10 @@ from domain.invoice import (
 from domain.periods import Period
 from domain.review_rules import RuleAction
 from entrypoints.runtime import Runtime
-from infrastructure.file_store import FileStore
-from infrastructure.mail import OutboxChannel
 from infrastructure.messaging import StreamNames
-from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
 from infrastructure.settings import Settings
-from projections.catalog import ReadSide
 from tests.conftest import account, import_accounts, package
-from tests.integration.helpers import EventLog
+from tests.integration.helpers import EventLog, FileDeliveryWorld
 from tests.integration.test_consumers import event_count, work_until
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -75,17 +69,8 @@ STRICT_ACCOUNTS = [
 ]
 
 
-class World:
+class World(FileDeliveryWorld):
     """Billing, rendering and delivery by the file channel, and the invoices view."""
-
-    def __init__(self, billing: Billing, es_env: dict[str, str], home: Path) -> None:
-        self.billing = billing
-        self.outbox = home / "outbox"
-        store = FileStore(home / "documents")
-        self.documents = InvoiceDocuments(billing, InvoiceRenderer(), store, Seller())
-        channels: dict[str, MailChannel] = {"file": OutboxChannel(self.outbox)}
-        self.delivery = InvoiceDelivery(billing, store, channels, EmailTemplates(), Seller())
-        self.read_side = ReadSide(billing, es_env)
 
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         raw = json.dumps({"bill_groups": GROUPS, "accounts": list(accounts)}).encode()
