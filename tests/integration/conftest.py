@@ -15,6 +15,7 @@ import nats.js.errors
 import pytest
 
 from infrastructure.messaging import StreamNames
+from tests.integration.helpers import EventLog
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,10 @@ def streams(nats_server: str) -> Iterator[StreamNames]:
         await nc.close()
 
     asyncio.run(delete())
+
+
+@pytest.fixture
+def log(database_url: str) -> Iterator[EventLog]:
+    """The event log of the test's own database, read with plain SQL."""
+    with EventLog(database_url) as opened:
+        yield opened

@@ -5,7 +5,6 @@ executed or re-scheduled and whatever the batch size."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -57,12 +56,6 @@ def invoices_of(billing: Billing, log: EventLog, run_id: str | None = None) -> l
     invoices = billing.load_many(Invoice, ids).values()
     chosen = [i for i in invoices if run_id is None or i.run_id == run_id]
     return sorted(chosen, key=lambda i: i.number or 0)
-
-
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
 
 
 def test_a_run_bills_every_due_bill_date_onto_one_closed_invoice_per_account_in_account_order(

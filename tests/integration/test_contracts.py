@@ -3,11 +3,8 @@ run's invoice, however often the run is executed and whichever later runs follow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-
-import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
@@ -29,12 +26,6 @@ from tests.integration.helpers import EventLog
 
 Q1 = Period(date(2026, 1, 1), date(2026, 3, 31))
 APRIL = Period(date(2026, 4, 1), date(2026, 4, 30))
-
-
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
 
 
 def terms(contract_id: str, **values: object) -> ContractTerms:

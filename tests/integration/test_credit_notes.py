@@ -95,12 +95,6 @@ def world(billing: Billing, es_env: dict[str, str], tmp_path: Path) -> Iterator[
     opened.read_side.close()
 
 
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
-
-
 # Numbers and receivables ------------------------------------------------------------
 
 

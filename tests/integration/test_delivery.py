@@ -143,12 +143,6 @@ def world(billing: Billing, tmp_path: Path, inbox: Inbox) -> Billed:
     return Billed(billing, tmp_path, inbox.port)
 
 
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
-
-
 def attachments(message: EmailMessage) -> dict[str, tuple[str, bytes]]:
     found = {}
     for part in message.iter_attachments():

@@ -72,12 +72,6 @@ def notices(billing: Billing, outbox: Path, smtp_port: int | None = None) -> Dun
 
 
 @pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
-
-
-@pytest.fixture
 def inbox() -> Iterator[Inbox]:
     handler = Inbox(port=free_port())
     controller = Controller(handler, hostname="127.0.0.1", port=handler.port)

@@ -110,12 +110,6 @@ def world(billing: Billing, es_env: dict[str, str], tmp_path: Path) -> Iterator[
     opened.read_side.close()
 
 
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
-
-
 def invoice_of(world: World, run_id: str, account_id: str) -> Invoice:
     return world.billing.get_invoice(invoice_uuid(run_id, account_id))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -50,12 +49,6 @@ class CountingRenderer:
     def render_xml(self, document: InvoiceDocument) -> bytes:
         self.calls.append("xml")
         return self.inner.render_xml(document)
-
-
-@pytest.fixture
-def log(database_url: str) -> Iterator[EventLog]:
-    with EventLog(database_url) as opened:
-        yield opened
 
 
 @pytest.fixture
