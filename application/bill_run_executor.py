@@ -23,7 +23,6 @@ from decimal import Decimal
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
-from eventsourcing.utils import get_topic
 
 from application.billing import Billing
 from application.collection import Collector, payment_gateway
@@ -58,11 +57,12 @@ from domain.receivables import (
 from domain.run_content import RunContent
 from infrastructure.collector import collector_paused
 from infrastructure.event_store import Position
+from infrastructure.topics import topic_of
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_OPENED = get_topic(AccountOpened)
-BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
+ACCOUNT_OPENED = topic_of(AccountOpened)
+BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
 
 
 class RunCheckFailed(ApplicationError):

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eventsourcing.utils import get_topic
-
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.receivables import withdraw_not_owed
@@ -39,9 +37,10 @@ from domain.bill_run import CancelMode, RunStatus
 from domain.errors import AccountError
 from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
 from domain.model import Aggregate
+from infrastructure.topics import topic_of
 
 BILLED_TOPICS = [
-    get_topic(e)
+    topic_of(e)
     for e in (PackageBilled, UsageBilled, ChargeBilled, ContractPenaltyApplied, ZeroInvoiceIssued)
 ]
 CANCELLABLE = (ReviewStatus.DRAFT, ReviewStatus.QUARANTINED)
@@ -71,7 +70,7 @@ def cancel_run(billing: Billing, run_id: str, mode: CancelMode, reason: str) -> 
     queries = billing.queries
     invoices = list(
         billing.load_many(
-            Invoice, queries.originators_with([get_topic(InvoiceOpened)], "run_id", run_id)
+            Invoice, queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id)
         ).values()
     )
     _refuse_final_or_open(run_id, invoices)

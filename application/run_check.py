@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventsourcing.utils import get_topic
-
 from application.billing import Billing
 from application.collection import payment_gateway
 from application.errors import ApplicationError
@@ -37,11 +35,12 @@ from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled
 from domain.exchange_rates import RateSnapshot
 from domain.periods import Period
+from infrastructure.topics import topic_of
 
-ACCOUNT_OPENED = get_topic(AccountOpened)
-INVOICER_CHANGED = get_topic(InvoicerChanged)
-RUN_SCHEDULED = get_topic(RunScheduled)
-BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
+ACCOUNT_OPENED = topic_of(AccountOpened)
+INVOICER_CHANGED = topic_of(InvoicerChanged)
+RUN_SCHEDULED = topic_of(RunScheduled)
+BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
 PAGE = 1000
 EXAMPLES = 10
 

@@ -12,13 +12,12 @@ scheduled -> running -> drafts ready -> validated -> completed).
 
 from __future__ import annotations
 
-from eventsourcing.utils import get_topic
-
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import ApplicationError
 from domain.bill_run import WorkflowState
 from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
+from infrastructure.topics import topic_of
 
 
 class RunNotProcessable(ApplicationError):
@@ -33,7 +32,7 @@ def process_run(billing: Billing, run_id: str, batch_size: int) -> WorkflowState
     if state in (WorkflowState.SCHEDULED, WorkflowState.RUNNING, WorkflowState.FAILED):
         BillRunExecutor(billing, batch_size).execute(run_id)
     elif state is WorkflowState.DRAFTS_READY:
-        ids = billing.queries.originators_with([get_topic(InvoiceOpened)], "run_id", run_id)
+        ids = billing.queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id)
         invoices = billing.load_many(Invoice, ids).values()
         quarantined = sorted(
             i.name for i in invoices if i.review_status is ReviewStatus.QUARANTINED

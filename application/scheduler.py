@@ -32,7 +32,6 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
-from eventsourcing.utils import get_topic
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
@@ -50,11 +49,12 @@ from domain.schedule import (
     period_for,
     run_id_for,
 )
+from infrastructure.topics import topic_of
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_ADDED = get_topic(ScheduleAdded)
-RUN_SCHEDULED = get_topic(RunScheduled)
+SCHEDULE_ADDED = topic_of(ScheduleAdded)
+RUN_SCHEDULED = topic_of(RunScheduled)
 
 DEFAULT_LEASE = timedelta(seconds=60)
 DISCOVERY_PAGE = 1000

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from rich.table import Table
 
 from application.bill_run_executor import BillRunExecutor
@@ -31,6 +30,7 @@ from entrypoints.worker import run_worker
 from infrastructure.file_store import FileStore, documents_root
 from infrastructure.mail import outbox_folder
 from infrastructure.messaging import nats_url
+from infrastructure.topics import topic_of
 
 DELIVERY_TIMEOUT_S = 120.0
 
@@ -282,8 +282,8 @@ def _notices_left(rt: Runtime) -> int:
     demo stage notifies)."""
     queries = rt.billing.queries
     head = queries.head()
-    applied = queries.count(get_topic(DunningApplied), head, None)
-    return applied - queries.count(get_topic(DunningNoticeSent), head, None)
+    applied = queries.count(topic_of(DunningApplied), head, None)
+    return applied - queries.count(topic_of(DunningNoticeSent), head, None)
 
 
 def show_documents(rt: Runtime, invoices: list[Invoice]) -> None:

@@ -7,16 +7,14 @@ AsyncAPI document from the FastStream consumers and the event catalogue;
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
-from eventsourcing.utils import get_topic
-
 from application.import_document import json_schema
-from domain.model import DomainEvent
+from domain.catalogue import event_catalogue
 from infrastructure.messaging import subject_for
+from infrastructure.topics import topic_of
 
 
 def _import_schema() -> str:
@@ -26,24 +24,9 @@ def _import_schema() -> str:
 def _asyncapi() -> str:
     from consumers.app import asyncapi_document
 
-    published = sorted((subject_for(get_topic(event)), event) for event in event_catalogue())
+    published = sorted((subject_for(topic_of(event)), event) for event in event_catalogue())
     # FastStream orders channels by set iteration (hash seed): sort for a stable file.
     return json.dumps(json.loads(asyncapi_document(published)), indent=2, sort_keys=True) + "\n"
-
-
-def event_catalogue() -> list[type[DomainEvent]]:
-    """Every event type billrun records (and the relay publishes)."""
-    for module in (
-        "account",
-        "bill_group",
-        "bill_run",
-        "invoice",
-        "invoice_numbers",
-        "receivables",
-        "schedule",
-    ):
-        importlib.import_module(f"domain.{module}")
-    return sorted(DomainEvent.__subclasses__(), key=lambda event: event.__name__)
 
 
 GENERATED = {

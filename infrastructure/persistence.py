@@ -18,6 +18,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
+from infrastructure.topics import event_classes_by_topic, topic_of
+
 
 class OrjsonTranscoder(Transcoder):
     """JSON bytes via orjson: the event's own JSON form, nothing library-specific."""
@@ -48,14 +50,14 @@ class PydanticMapper(Mapper[Any]):
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=get_topic(type(domain_event)),
+            topic=topic_of(type(domain_event)),
             state=stored_state,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         return cast(
             DomainEventProtocol[Any],
-            resolve_topic(stored_event.topic)(
+            _event_class(stored_event.topic)(
                 originator_id=stored_event.originator_id,
                 originator_version=stored_event.originator_version,
                 **self.decode_state(stored_event.state),
@@ -69,6 +71,12 @@ class PydanticMapper(Mapper[Any]):
         if self.compressor:
             state = self.compressor.decompress(state)
         return cast(dict[str, Any], self.transcoder.decode(state))
+
+
+def _event_class(topic: str) -> Any:
+    """The class that rebuilds events stored under `topic` (the frozen table first)."""
+    event_class = event_classes_by_topic().get(topic)
+    return event_class if event_class is not None else resolve_topic(topic)
 
 
 def eventsourcing_environment(database_url: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
@@ -31,6 +30,7 @@ from domain.invoice import (
 )
 from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
 from domain.model import DomainEvent
+from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 
 
@@ -392,4 +392,4 @@ class InvoiceRow:
 
 class InvoicesProjection(ViewProjection):
     name = InvoicesView.versioned_name()
-    topics = tuple(get_topic(e) for e in _EVENTS)
+    topics = tuple(topic_of(e) for e in _EVENTS)

@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -52,6 +51,7 @@ from domain.receivables import (
     PaymentTermsSet,
     ReceivablesOpened,
 )
+from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "over_90")
@@ -818,4 +818,4 @@ _EVENTS: list[type[DomainEvent]] = [
 
 class ReceivablesProjection(ViewProjection):
     name = ReceivablesView.versioned_name()
-    topics = tuple(get_topic(e) for e in _EVENTS)
+    topics = tuple(topic_of(e) for e in _EVENTS)

@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Literal
@@ -20,6 +19,7 @@ from domain.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunSt
 from domain.invoice import InvoiceClosed, InvoiceOpened
 from domain.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
 from domain.model import DomainEvent
+from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 
 Key = tuple[str, str, str, str, str]  # run id, step, kind, category, currency
@@ -329,7 +329,7 @@ def _invoiced_json(entry: dict[str, Any] | None) -> dict[str, Any]:
 class RunReportProjection(ViewProjection):
     name = RunReportView.versioned_name()
     topics = tuple(
-        get_topic(e)
+        topic_of(e)
         for e in (
             PackageBilled, UsageBilled, ChargeBilled, ContractPenaltyApplied, InvoiceOpened,
             InvoiceClosed, RunScheduled, RunStarted, RunBatchCompleted, RunCompleted,

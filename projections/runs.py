@@ -8,7 +8,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
@@ -33,6 +32,7 @@ from domain.bill_run import (
     RunStarted,
 )
 from domain.model import DomainEvent
+from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 
 _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_skipped",
@@ -412,7 +412,7 @@ def _collection_json(collection: dict[str, Any] | None) -> dict[str, Any]:
 class RunStatusProjection(ViewProjection):
     name = RunStatusView.versioned_name()
     topics = tuple(
-        get_topic(e)
+        topic_of(e)
         for e in (
             RunScheduled,
             RunStarted,
