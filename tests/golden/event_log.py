@@ -42,25 +42,24 @@ def load_event_log(database_url: str, path: Path = EVENT_LOG) -> int:
     """Insert the fixture's rows, byte for byte and with their notification ids,
     into an events table the application has already created."""
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    with psycopg.connect(database_url) as conn:
-        with conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {EVENTS_TABLE} "
-                "(notification_id, originator_id, originator_version, topic, state) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [
-                    (
-                        r["notification_id"],
-                        r["originator_id"],
-                        r["originator_version"],
-                        r["topic"],
-                        r["state"].encode("utf-8"),
-                    )
-                    for r in records
-                ],
-            )
-            cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('{EVENTS_TABLE}', 'notification_id'), "
-                f"(SELECT max(notification_id) FROM {EVENTS_TABLE}))"
-            )
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {EVENTS_TABLE} "
+            "(notification_id, originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    r["notification_id"],
+                    r["originator_id"],
+                    r["originator_version"],
+                    r["topic"],
+                    r["state"].encode("utf-8"),
+                )
+                for r in records
+            ],
+        )
+        cur.execute(
+            f"SELECT setval(pg_get_serial_sequence('{EVENTS_TABLE}', 'notification_id'), "
+            f"(SELECT max(notification_id) FROM {EVENTS_TABLE}))"
+        )
     return len(records)
