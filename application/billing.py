@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic
 
 from application.clock import Clock, system_clock
 from application.errors import (
@@ -31,6 +33,7 @@ from application.import_document import (
 from application.invoicers import assign_invoicer
 from domain.account import (
     Account,
+    AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,
     ChargeTerms,
@@ -39,7 +42,7 @@ from domain.account import (
     PackageTerms,
     UsageRecorded,
 )
-from domain.bill_group import BillGroup
+from domain.bill_group import BillGroup, BillGroupConfigured
 from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
 from domain.contracts import ContractTerms
 from domain.errors import DomainError, RunAlreadyScheduled
@@ -53,6 +56,9 @@ from domain.receivables import Receivables, receivables_uuid
 from infrastructure.event_store import EventStoreQueries
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
+ACCOUNT_OPENED = get_topic(AccountOpened)
+ACCOUNT_DETAILS_CHANGED = get_topic(AccountDetailsChanged)
+BILL_GROUP_CONFIGURED = get_topic(BillGroupConfigured)
 
 IMPORT_CHUNK = 1000
 _AR_FIELDS = frozenset({"payment_terms_days", "autopay_token"})
@@ -466,23 +472,46 @@ class Billing(Application[UUID]):
         )
 
     def check_selection(self, selection: Selection) -> None:
-        """Refuse a selection naming unknown accounts, or members of a family."""
+        """Refuse a selection naming unknown accounts or bill groups (a typo would
+        otherwise schedule a run that bills nothing), or members of a family; an
+        unknown name is shown with the known names closest to it."""
         found = self.load_many(Account, [account_uuid(a) for a in selection.accounts])
         problems = []
+        known_accounts: set[str] | None = None
         for account_id in selection.accounts:
             account = found.get(account_uuid(account_id))
             if account is None:
-                problems.append(Problem("", f"no account {account_id!r}"))
+                if known_accounts is None:  # read only when needed: it may be many
+                    known_accounts = self.queries.distinct_values([ACCOUNT_OPENED], "account_id")
+                problems.append(
+                    Problem(
+                        "--account",
+                        f"no account {account_id!r}" + _close(account_id, known_accounts),
+                    )
+                )
             elif account.invoicer is not None:
                 problems.append(
                     Problem(
-                        "",
+                        "--account",
                         f"account {account_id} is billed onto {account.invoicer}'s invoices: "
                         f"select {account.invoicer} (a run bills a family with its invoicer)",
                     )
                 )
+        if selection.groups:
+            known_groups = self.queries.distinct_values(
+                [ACCOUNT_OPENED, ACCOUNT_DETAILS_CHANGED], "bill_group"
+            ) | self.queries.distinct_values([BILL_GROUP_CONFIGURED], "group_id")
+            for group in selection.groups:
+                if group not in known_groups:
+                    problems.append(
+                        Problem(
+                            "--group",
+                            f"no bill group {group!r}: no account is in it and it is not "
+                            "configured" + _close(group, known_groups),
+                        )
+                    )
         if problems:
-            raise InvalidInput("--account", problems)
+            raise InvalidInput("selection", problems)
 
     def iter_history(self, aggregate_id: UUID) -> Iterator[DomainEvent]:
         return iter(_as_domain_events(self.events.get(aggregate_id)))
@@ -695,6 +724,12 @@ def _shown(value: object) -> str:
     if isinstance(value, Decimal | str):
         return json.dumps(str(value))
     return str(value)
+
+
+def _close(name: str, known: set[str]) -> str:
+    """`; did you mean ...?` with the known names closest to a mistyped one."""
+    matches = difflib.get_close_matches(name, sorted(known), n=3)
+    return f" (did you mean {' or '.join(repr(m) for m in matches)}?)" if matches else ""
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

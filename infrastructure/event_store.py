@@ -114,6 +114,17 @@ class EventStoreQueries:
             curs.execute(statement, (list(topics), field, value))
             return [row["originator_id"] for row in curs.fetchall()]
 
+    def distinct_values(self, topics: Sequence[str], field: str) -> set[str]:
+        """Every value the stored JSON of `topics` events holds in `field` (e.g. every
+        bill group an account was ever in): what a name typed by a user may mean."""
+        statement = SQL(
+            "SELECT DISTINCT convert_from(state, 'UTF8')::jsonb ->> %s AS value FROM {} "
+            "WHERE topic = ANY(%s)"
+        ).format(self._table)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (field, list(topics)))
+            return {str(row["value"]) for row in curs.fetchall() if row["value"] is not None}
+
     def currency_pairs(
         self, opened_topic: str, invoicer_topic: str, upto: int
     ) -> tuple[set[str], set[tuple[str, str]]]:
