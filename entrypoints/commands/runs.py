@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +22,7 @@ from entrypoints.common import (
     DateOption,
     JsonFlag,
     VersionOption,
+    date_parameter,
     parse_instant,
     progress_bar,
     refusals,
@@ -38,8 +39,12 @@ def run_schedule(
     period_start: DateOption,
     period_end: DateOption,
     posting_date: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Date posted on every line [default: period end]"),
+        date | None,
+        typer.Option(
+            parser=date_parameter,
+            metavar="YYYY-MM-DD",
+            help="Date posted on every line [default: period end]",
+        ),
     ] = None,
     group: options.Group = None,
     account: options.Account = None,
@@ -86,7 +91,7 @@ def run_schedule(
       billrun run schedule dun-0315 --period-start 2026-03-15 --period-end 2026-03-15
       --dunning --no-packages --no-usage --no-charges --no-contracts --no-invoices
     """
-    period = Period(period_start.date(), period_end.date())
+    period = Period(period_start, period_end)
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
@@ -96,7 +101,7 @@ def run_schedule(
         outcome = rt.billing.schedule_run(
             run_id,
             period,
-            posting_date.date() if posting_date else None,
+            posting_date,
             selection,
             settings,
             disabled=disabled,

@@ -35,6 +35,7 @@ from entrypoints.common import (
     JsonFlag,
     UsageError,
     date_option,
+    instant,
     refusals,
     runtime,
     until_signalled,
@@ -125,7 +126,7 @@ def schedule_add(
     )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()
-        start = _instant("--at", at) if at is not None else _default_start(rt, name, every, now)
+        start = instant("--at", at) if at is not None else _default_start(rt, name, every, now)
         timing = _timing(every, start, day, weekday, period, period_start, period_end)
         terms = ScheduleTerms(**timing, selection=selection, settings=settings)
         outcome = add_schedule(rt.billing, name, terms)
@@ -188,16 +189,6 @@ def _timing(
         "period_start": date_option("--period-start", period_start) if period_start else None,
         "period_end": date_option("--period-end", period_end) if period_end else None,
     }
-
-
-def _instant(option: str, text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{option}: not an ISO 8601 instant: {text!r} (e.g. 2026-05-01T06:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _weekday(text: str | None, start: datetime) -> int:

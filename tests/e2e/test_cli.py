@@ -111,7 +111,8 @@ def test_import_of_a_bad_file_prints_every_problem_with_its_path_and_writes_noth
     for problem in (
         'bad.json: accounts[0].packages[0].amount: not a decimal: "12,00"',
         'bad.json: accounts[1].currency: not an ISO 4217 currency code: "XXX"',
-        'bad.json: accounts[2].packages[0].start_date: not a date (YYYY-MM-DD): "2026-02-30"',
+        'bad.json: accounts[2].packages[0].start_date: "2026-02-30" is not a date: '
+        "February 2026 has 28 days",
     ):
         assert problem in lines, result.stderr
     assert "3 problems, nothing written" in result.stderr

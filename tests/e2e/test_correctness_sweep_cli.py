@@ -37,3 +37,35 @@ def test_a_mistyped_group_or_account_is_refused_when_scheduling_naming_close_mat
 
     cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01",
            "--period-end", "2026-01-31", "--group", "retail")  # fmt: skip
+
+
+def squeezed(text: str) -> str:
+    """stderr without the box rich draws around a usage error, on one line."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_an_impossible_date_is_called_not_a_date_rather_than_a_format_error(
+    cli: Cli, store: Billing
+) -> None:
+    head = store.queries.head()
+    refused = cli("run", "schedule", "feb", "--period-start", "2026-02-01",
+                  "--period-end", "2026-02-30")  # fmt: skip
+    assert refused.returncode == 2
+    message = squeezed(refused.stderr)
+    assert "'--period-end': \"2026-02-30\" is not a date: February 2026 has 28 days" in message
+    assert "does not match the format" not in message
+    rate = cli("rates", "set", "EUR", "USD", "1.08", "--date", "2026-04-31")
+    assert rate.returncode == 2
+    assert '"2026-04-31" is not a date: April 2026 has 30 days' in squeezed(rate.stderr)
+    shown = cli("run", "status", "feb", "--as-of", "2026-02-30T10:00:00Z")
+    assert shown.returncode == 2
+    assert '--recorded-at: "2026-02-30" is not a date: February 2026 has 28 days' in (
+        squeezed(shown.stderr)
+    )
+    assert store.queries.head() == head  # refused: nothing written
+
+
+def test_recording_time_options_say_what_they_mean_in_their_help(cli: Cli) -> None:
+    for command in (("run", "status"), ("account", "show"), ("invoice", "show")):
+        shown = squeezed(cli.ok(*command, "--help").stdout)
+        assert "--recorded-at" in shown and "Recording time, not a business date" in shown
