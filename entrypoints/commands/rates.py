@@ -68,11 +68,15 @@ def rates_set(
 @refusals
 def rates_base(
     currency: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. EUR.")],
+    json_out: JsonFlag = False,
 ) -> None:
     """Set the owner's base currency: every invoice line also carries its amount in it
     (for reporting), so runs then need a rate from each account currency to it."""
     with runtime() as rt:
         changed = set_base_currency(rt.billing, currency)
+    if json_out:
+        output.print_json({"base_currency": currency, "changed": changed})
+        return
     output.console.print(f"base currency {'set to' if changed else 'is already'} {currency}")
 
 

@@ -77,14 +77,19 @@ def run_preview(
 def run_describe(
     run_id: str,
     description: Annotated[str, typer.Argument(help="Free text, e.g. 'January, key accounts'.")],
+    json_out: JsonFlag = False,
 ) -> None:
     """Set a run's description: the one thing that can change once a run exists
     (everything else is fixed by its events)."""
     with runtime() as rt:
         run = rt.billing.get_run(run_id)
         run.describe(description, rt.billing.clock())
-        if run.has_pending_events:
+        changed = run.has_pending_events
+        if changed:
             rt.billing.save(run)
+    if json_out:
+        output.print_json({"run_id": run_id, "description": run.description, "changed": changed})
+        return
     output.console.print(f"run {run_id}: {description}")
 
 

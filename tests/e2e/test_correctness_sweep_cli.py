@@ -3,6 +3,7 @@ option is not what they meant, and the `--json` a script reads, through the CLI.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from application.billing import Billing
@@ -69,3 +70,55 @@ def test_recording_time_options_say_what_they_mean_in_their_help(cli: Cli) -> No
     for command in (("run", "status"), ("account", "show"), ("invoice", "show")):
         shown = squeezed(cli.ok(*command, "--help").stdout)
         assert "--recorded-at" in shown and "Recording time, not a business date" in shown
+
+
+def test_commands_that_change_one_thing_print_json_when_asked(cli: Cli, tmp_path: Path) -> None:
+    write_import_file(tmp_path, account("ACME-001", package()), account("ACME-002", package()))
+    cli.ok("import", "accounts.json")
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31")
+
+    assert cli.json("run", "describe", "jan", "January, key accounts", "--json") == {
+        "run_id": "jan", "description": "January, key accounts", "changed": True,
+    }  # fmt: skip
+    assert cli.json("run", "describe", "jan", "January, key accounts", "--json")["changed"] is False
+    assert cli.json("account", "invoicer", "ACME-002", "ACME-001", "--json") == {
+        "account": "ACME-002", "invoicer": "ACME-001", "changed": True,
+    }  # fmt: skip
+    assert cli.json("account", "invoicer", "ACME-002", "--none", "--json") == {
+        "account": "ACME-002", "invoicer": None, "changed": True,
+    }  # fmt: skip
+    assert cli.json("account", "terms", "ACME-001", "--net", "14", "--json") == {
+        "account": "ACME-001", "payment_terms": {"days": 14, "source": "account"},
+        "changed": True,
+    }  # fmt: skip
+    autopay = cli.ok("account", "autopay", "ACME-001", "--token", "tok_secret_visa", "--json")
+    assert json.loads(autopay.stdout) == {"account": "ACME-001", "autopay": True, "changed": True}
+    assert "tok_secret_visa" not in autopay.stdout
+    assert cli.json("rates", "base", "EUR", "--json") == {"base_currency": "EUR", "changed": True}
+    assert cli.json("rates", "base", "EUR", "--json") == {"base_currency": "EUR", "changed": False}
+
+
+def test_history_without_a_subject_streams_the_whole_log_in_commit_order(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(tmp_path, account("ACME-001", package()), account("ACME-002", package()))
+    cli.ok("import", "accounts.json")
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31")
+    cli.ok("run", "execute", "jan", "--json")
+
+    whole = [json.loads(line) for line in cli.ok("history", "--all", "--jsonl").stdout.splitlines()]
+    ids = [entry["notification_id"] for entry in whole]
+    assert ids == list(range(1, store.queries.head() + 1)), "every event, in commit order"
+    assert {"AccountOpened", "RunScheduled", "PackageBilled", "RunCompleted"} <= {
+        entry["event"] for entry in whole
+    }
+    plain = cli.ok("history", "--jsonl").stdout
+    assert [json.loads(line) for line in plain.splitlines()] == whole  # no filter: the log
+    resumed = cli.ok("history", "--all", "--from", "5", "--jsonl").stdout.splitlines()
+    assert [json.loads(line) for line in resumed] == whole[4:]
+    assert cli.json("history", "--from", "5", "--json") == whole[4:]
+
+    mixed = cli("history", "--run", "jan", "--from", "5", "--jsonl")
+    assert mixed.returncode == 2 and mixed.stdout == ""
+    assert "--from N is for the whole log, not with --run" in mixed.stderr
+    assert "whole log" in " ".join(cli.ok("history", "--help").stdout.split())
