@@ -75,6 +75,10 @@ class ImportSummary:
     usage_recorded: int
     contracts_agreed: int
     events: int
+    bill_groups_added: int = 0
+    """Bill groups configured for the first time by this import."""
+    bill_groups_changed: int = 0
+    """Bill groups whose settings this import changed (the same again: 0)."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,7 @@ class Billing(Application[UUID]):
         problems.extend(self._family_problems(document))
         if problems:
             raise InvalidInput(source, problems)
-        groups = self._configure_bill_groups(document.bill_groups)
+        groups, groups_added, groups_changed = self._configure_bill_groups(document.bill_groups)
         opened = changed = unchanged = packages = charges = usage = contracts = 0
         events = len(groups)
         if groups:
@@ -261,8 +265,9 @@ class Billing(Application[UUID]):
         for record in document.accounts:
             events += assign_invoicer(self, record.id, record.invoicer)
         return ImportSummary(
-            opened, changed, unchanged, packages, charges, usage, contracts, events
-        )
+            opened, changed, unchanged, packages, charges, usage, contracts, events,
+            groups_added, groups_changed,
+        )  # fmt: skip
 
     def _apply_receivables_terms(
         self, records: list[AccountRecord]
@@ -350,12 +355,17 @@ class Billing(Application[UUID]):
             book.set_base_currency(document.base_currency, now)
         return len(self.save(book)) if book.has_pending_events else 0
 
-    def _configure_bill_groups(self, records: list[BillGroupRecord]) -> list[DomainEvent]:
+    def _configure_bill_groups(
+        self, records: list[BillGroupRecord]
+    ) -> tuple[list[DomainEvent], int, int]:
+        """The groups' new events, and how many groups are new and how many changed."""
         now = self.clock()
         existing = self.load_many(BillGroup, [bill_group_uuid(r.id) for r in records])
         pending: list[DomainEvent] = []
+        added = changed = 0
         for record in records:
-            group = existing.get(bill_group_uuid(record.id)) or BillGroup.create(record.id)
+            stored = existing.get(bill_group_uuid(record.id))
+            group = stored or BillGroup.create(record.id)
             group.configure(
                 record.delivery,
                 record.email_subject,
@@ -371,8 +381,12 @@ class Billing(Application[UUID]):
                 dunning=record.dunning.rules() if record.dunning is not None else None,
                 suspended_billing=record.suspended_billing,
             )
-            pending.extend(group.collect_events())
-        return pending
+            new_events = group.collect_events()
+            if new_events:
+                added += stored is None
+                changed += stored is not None
+            pending.extend(new_events)
+        return pending, added, changed
 
     def get_bill_group(self, group_id: str) -> BillGroup:
         """The group's delivery settings; an unconfigured group has the defaults."""

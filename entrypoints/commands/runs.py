@@ -16,6 +16,7 @@ from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
+from entrypoints.commands.invoices import compact_table
 from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
@@ -197,12 +198,17 @@ def drafts_table(run_id: str) -> Table:
             row for row in rt.read_side.fresh_invoices().search(run_id=run_id)
             if row.status == "closed"
         ]  # fmt: skip
-    table = Table(title=f"Draft invoices of run {run_id}: {len(rows)}")
-    for column in ("number", "account", "lines", "subtotal", "tax", "total"):
-        table.add_column(column, justify="left" if column in ("number", "account") else "right")
+    # Narrow margins (as `invoice list`), so an 80-column terminal keeps every column.
+    table = compact_table(f"Draft invoices of run {run_id}: {len(rows)}")
+    # Closed invoices the review rules quarantined or rejected are listed too: the
+    # review column tells them from the drafts awaiting approval.
+    for column in ("number", "account", "review"):
+        table.add_column(column, no_wrap=column != "account")
+    for column in ("lines", "subtotal", "tax", "total"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            row.display_number, row.account, str(len(row.lines)),
+            row.display_number, row.account, row.review_status or "-", str(len(row.lines)),
             output.money(row.subtotal, row.currency), output.money(row.tax, row.currency),
             output.money(row.total, row.currency),
         )  # fmt: skip

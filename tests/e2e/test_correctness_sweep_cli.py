@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from application.billing import Billing
 from tests.conftest import account, package, write_import_file
@@ -122,3 +123,65 @@ def test_history_without_a_subject_streams_the_whole_log_in_commit_order(
     assert mixed.returncode == 2 and mixed.stdout == ""
     assert "--from N is for the whole log, not with --run" in mixed.stderr
     assert "whole log" in " ".join(cli.ok("history", "--help").stdout.split())
+
+
+def strict_group_document(quarantine_above: str = "500.00") -> dict[str, Any]:
+    return {
+        "bill_groups": [
+            {"id": "strict", "quarantine_above": quarantine_above, "reject_negative": True}
+        ],
+        "accounts": [
+            account("BIG", package("office", "900.00"), bill_group="strict"),
+            account("FINE", package("office", "100.00"), bill_group="strict"),
+        ],
+    }
+
+
+def test_show_drafts_tells_quarantined_invoices_from_drafts_and_a_filter_shows_its_reason(
+    cli: Cli, tmp_path: Path
+) -> None:
+    (tmp_path / "accounts.json").write_text(json.dumps(strict_group_document()))
+    cli.ok("import", "accounts.json")
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31",
+           "--no-render")  # fmt: skip
+
+    drafts = cli.ok("run", "execute", "jan", "--show-drafts").stdout
+    rows = {line.split()[1]: line.split()[2] for line in drafts.splitlines() if "INV-" in line}
+    assert "review" in drafts
+    assert rows == {"BIG": "quarantined", "FINE": "draft"}, drafts
+
+    rejected = cli.json("invoice", "reject", "--run", "jan", "--status", "quarantined",
+                        "--reason", "not ordered", "--json")  # fmt: skip
+    assert [(i["review_status"], i["reason"]) for i in rejected["invoices"]] == [
+        ("rejected", "not ordered")
+    ]
+
+
+def test_a_due_one_off_schedule_lists_the_run_it_is_about_to_queue(cli: Cli) -> None:
+    added = cli.json("schedule", "add", "jan-rerun", "--every", "once", "--at",
+                     "2026-02-01T06:00:00Z", "--period-start", "2026-01-01",
+                     "--period-end", "2026-01-31", "--no-render", "--json")  # fmt: skip
+    assert added["next_run_id"] == "jan-rerun-2026-02-01" and added["due"] is True
+
+    [listed] = cli.json("schedule", "list", "--json")
+    assert (listed["next_run_id"], listed["due"]) == ("jan-rerun-2026-02-01", True)
+    assert listed["next_period"] == {"start": "2026-01-01", "end": "2026-01-31"}
+    table = cli.ok("schedule", "list").stdout
+    assert "jan-rerun-2026-02-01" in table and "due now" in table
+
+    cli.ok("scheduler", "--once", "--json")
+    [done] = cli.json("schedule", "list", "--json")
+    assert (done["next_run_id"], done["due"]) == (None, False)  # queued: nothing next
+
+
+def test_importing_a_bill_group_change_counts_it_as_changed(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(strict_group_document()))
+    first = cli.json("import", "accounts.json", "--json")
+    assert (first["bill_groups_added"], first["bill_groups_changed"]) == (1, 0)
+
+    path.write_text(json.dumps(strict_group_document(quarantine_above="800.00")))
+    changed = cli.ok("import", "accounts.json").stdout
+    assert "2 unchanged; 0 bill groups added, 1 changed;" in " ".join(changed.split())
+    again = cli.json("import", "accounts.json", "--json")
+    assert (again["bill_groups_added"], again["bill_groups_changed"], again["events"]) == (0, 0, 0)
