@@ -31,6 +31,7 @@ from application.import_document import (
     ImportDocument,
 )
 from application.invoicers import assign_invoicer
+from application.ports import Seller
 from domain.account import (
     Account,
     AccountDetailsChanged,
@@ -89,6 +90,11 @@ class ScheduleOutcome:
 
 class Billing(Application[UUID]):
     """Event-sourced billing: accounts, bill runs and invoices in one event store."""
+
+    seller: Seller | None = None
+    """Who the invoices are from, as the entrypoint configured it (BILLRUN_SELLER_*),
+    for the run checks to refuse the built-in demo seller; None: not checked (the
+    demo, tests and benchmarks that bill under the demo seller on purpose)."""
 
     name = "Billing"
 

@@ -19,10 +19,12 @@ def run_check(run_id: str, json_out: JsonFlag = False) -> None:
     """Billing checks before a run: errors (execution refuses to start while any
     remains) and warnings.
 
-    Errors: a currency pair without a rate; an account without an invoice email
-    in a group that delivers by email. Warnings: accounts without an invoice email,
-    active packages priced 0 or below, other unfinished runs over an overlapping
-    period. Exits 1 when there are errors.
+    Errors: a currency pair the selected accounts need without a rate; an account
+    without an invoice email in a group that delivers by email; invoices rendered
+    under the built-in demo seller (set BILLRUN_SELLER_NAME, _IBAN, _EMAIL).
+    Warnings: accounts without an invoice email (family members need none),
+    active packages priced 0 or below, other unfinished runs (not cancelled) over
+    an overlapping period. Exits 1 when there are errors.
     """
     with runtime() as rt:
         report = check_run(rt.billing, run_id)

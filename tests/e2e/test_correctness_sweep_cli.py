@@ -185,3 +185,68 @@ def test_importing_a_bill_group_change_counts_it_as_changed(cli: Cli, tmp_path: 
     assert "2 unchanged; 0 bill groups added, 1 changed;" in " ".join(changed.split())
     again = cli.json("import", "accounts.json", "--json")
     assert (again["bill_groups_added"], again["bill_groups_changed"], again["events"]) == (0, 0, 0)
+
+
+def test_run_check_reads_only_the_selected_accounts_and_families_and_skips_cancelled_runs(
+    cli: Cli, tmp_path: Path
+) -> None:
+    document = {
+        "base_currency": "EUR",
+        "exchange_rates": [{"base": "USD", "quote": "EUR", "rate": "0.9", "date": "2026-01-01"}],
+        "accounts": [
+            account("ACME-001", package(), bill_group="retail"),
+            {**account("ACME-KID", package(), bill_group="retail", email=None),
+             "invoicer": "ACME-001"},
+            account("USD-001", package(), bill_group="us", currency="USD"),
+            account("JPY-001", package(), bill_group="japan", currency="JPY"),
+        ],
+    }  # fmt: skip
+    (tmp_path / "accounts.json").write_text(json.dumps(document))
+    cli.ok("import", "accounts.json")
+    for run_id, group in (("retail-jan", "retail"), ("us-jan", "us"), ("old", "retail")):
+        cli.ok("run", "schedule", run_id, "--period-start", "2026-01-01",
+               "--period-end", "2026-01-31", "--group", group)  # fmt: skip
+    cli.ok("run", "cancel", "old", "--discard", "--reason", "scheduled by mistake")
+
+    retail = cli.json("run", "check", "retail-jan", "--json")
+    assert retail["errors"] == [], "JPY is no retail account's currency"
+    checks = {finding["check"]: finding for finding in retail["warnings"]}
+    assert "no_invoice_email" not in checks, "a family member needs no email"
+    assert "overlapping_run" not in checks, "the cancelled run bills nothing"
+
+    us = cli("run", "check", "us-jan", "--json")
+    assert us.returncode == 0, us.stdout
+    everybody = cli("run", "schedule", "all-jan", "--period-start", "2026-01-01",
+                    "--period-end", "2026-01-31")  # fmt: skip
+    assert everybody.returncode == 0
+    missing = cli("run", "check", "all-jan", "--json")
+    assert missing.returncode == 1
+    [error] = json.loads(missing.stdout)["errors"]
+    assert error["check"] == "missing_rate" and "JPY/EUR" in error["message"]
+
+
+def test_invoices_are_not_rendered_under_the_built_in_demo_seller_outside_the_demo(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(tmp_path, account("ACME-001", package()))
+    cli.ok("import", "accounts.json")
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31")
+    unset = Cli(
+        cwd=cli.cwd,
+        env={k: v for k, v in cli.env.items() if k != "BILLRUN_SELLER_IBAN"},
+    )
+
+    checked = unset("run", "check", "jan", "--json")
+    assert checked.returncode == 1
+    [error] = json.loads(checked.stdout)["errors"]
+    assert error["check"] == "demo_seller"
+    assert error["message"] == (
+        "invoices would go out under the built-in demo seller's IBAN: set "
+        "BILLRUN_SELLER_IBAN (outside `billrun demo`)"
+    )
+    head = store.queries.head()
+    refused = unset("run", "execute", "jan", "--json")
+    assert refused.returncode == 2 and "demo seller's IBAN" in refused.stderr
+    assert store.queries.head() == head, "refused before it started: nothing written"
+
+    assert cli.json("run", "check", "jan", "--json")["errors"] == []  # a seller of its own
