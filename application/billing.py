@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,10 @@ from application.import_document import (
     ImportDocument,
 )
 from application.invoicers import assign_invoicer
+from application.ports import Seller
 from domain.account import (
     Account,
+    AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,
     ChargeTerms,
@@ -39,7 +42,7 @@ from domain.account import (
     PackageTerms,
     UsageRecorded,
 )
-from domain.bill_group import BillGroup
+from domain.bill_group import BillGroup, BillGroupConfigured
 from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
 from domain.contracts import ContractTerms
 from domain.errors import DomainError, RunAlreadyScheduled
@@ -51,8 +54,12 @@ from domain.model import Aggregate, DomainEvent
 from domain.periods import Period
 from domain.receivables import Receivables, receivables_uuid
 from infrastructure.event_store import EventStoreQueries
+from infrastructure.topics import topic_of
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
+ACCOUNT_OPENED = topic_of(AccountOpened)
+ACCOUNT_DETAILS_CHANGED = topic_of(AccountDetailsChanged)
+BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
 
 IMPORT_CHUNK = 1000
 _AR_FIELDS = frozenset({"payment_terms_days", "autopay_token"})
@@ -69,6 +76,10 @@ class ImportSummary:
     usage_recorded: int
     contracts_agreed: int
     events: int
+    bill_groups_added: int = 0
+    """Bill groups configured for the first time by this import."""
+    bill_groups_changed: int = 0
+    """Bill groups whose settings this import changed (the same again: 0)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,11 @@ class ScheduleOutcome:
 
 class Billing(Application[UUID]):
     """Event-sourced billing: accounts, bill runs and invoices in one event store."""
+
+    seller: Seller | None = None
+    """Who the invoices are from, as the entrypoint configured it (BILLRUN_SELLER_*),
+    for the run checks to refuse the built-in demo seller; None: not checked (the
+    demo, tests and benchmarks that bill under the demo seller on purpose)."""
 
     name = "Billing"
 
@@ -220,7 +236,7 @@ class Billing(Application[UUID]):
         problems.extend(self._family_problems(document))
         if problems:
             raise InvalidInput(source, problems)
-        groups = self._configure_bill_groups(document.bill_groups)
+        groups, groups_added, groups_changed = self._configure_bill_groups(document.bill_groups)
         opened = changed = unchanged = packages = charges = usage = contracts = 0
         events = len(groups)
         if groups:
@@ -255,8 +271,9 @@ class Billing(Application[UUID]):
         for record in document.accounts:
             events += assign_invoicer(self, record.id, record.invoicer)
         return ImportSummary(
-            opened, changed, unchanged, packages, charges, usage, contracts, events
-        )
+            opened, changed, unchanged, packages, charges, usage, contracts, events,
+            groups_added, groups_changed,
+        )  # fmt: skip
 
     def _apply_receivables_terms(
         self, records: list[AccountRecord]
@@ -344,12 +361,17 @@ class Billing(Application[UUID]):
             book.set_base_currency(document.base_currency, now)
         return len(self.save(book)) if book.has_pending_events else 0
 
-    def _configure_bill_groups(self, records: list[BillGroupRecord]) -> list[DomainEvent]:
+    def _configure_bill_groups(
+        self, records: list[BillGroupRecord]
+    ) -> tuple[list[DomainEvent], int, int]:
+        """The groups' new events, and how many groups are new and how many changed."""
         now = self.clock()
         existing = self.load_many(BillGroup, [bill_group_uuid(r.id) for r in records])
         pending: list[DomainEvent] = []
+        added = changed = 0
         for record in records:
-            group = existing.get(bill_group_uuid(record.id)) or BillGroup.create(record.id)
+            stored = existing.get(bill_group_uuid(record.id))
+            group = stored or BillGroup.create(record.id)
             group.configure(
                 record.delivery,
                 record.email_subject,
@@ -365,8 +387,12 @@ class Billing(Application[UUID]):
                 dunning=record.dunning.rules() if record.dunning is not None else None,
                 suspended_billing=record.suspended_billing,
             )
-            pending.extend(group.collect_events())
-        return pending
+            new_events = group.collect_events()
+            if new_events:
+                added += stored is None
+                changed += stored is not None
+            pending.extend(new_events)
+        return pending, added, changed
 
     def get_bill_group(self, group_id: str) -> BillGroup:
         """The group's delivery settings; an unconfigured group has the defaults."""
@@ -466,23 +492,46 @@ class Billing(Application[UUID]):
         )
 
     def check_selection(self, selection: Selection) -> None:
-        """Refuse a selection naming unknown accounts, or members of a family."""
+        """Refuse a selection naming unknown accounts or bill groups (a typo would
+        otherwise schedule a run that bills nothing), or members of a family; an
+        unknown name is shown with the known names closest to it."""
         found = self.load_many(Account, [account_uuid(a) for a in selection.accounts])
         problems = []
+        known_accounts: set[str] | None = None
         for account_id in selection.accounts:
             account = found.get(account_uuid(account_id))
             if account is None:
-                problems.append(Problem("", f"no account {account_id!r}"))
+                if known_accounts is None:  # read only when needed: it may be many
+                    known_accounts = self.queries.distinct_values([ACCOUNT_OPENED], "account_id")
+                problems.append(
+                    Problem(
+                        "--account",
+                        f"no account {account_id!r}" + _close(account_id, known_accounts),
+                    )
+                )
             elif account.invoicer is not None:
                 problems.append(
                     Problem(
-                        "",
+                        "--account",
                         f"account {account_id} is billed onto {account.invoicer}'s invoices: "
                         f"select {account.invoicer} (a run bills a family with its invoicer)",
                     )
                 )
+        if selection.groups:
+            known_groups = self.queries.distinct_values(
+                [ACCOUNT_OPENED, ACCOUNT_DETAILS_CHANGED], "bill_group"
+            ) | self.queries.distinct_values([BILL_GROUP_CONFIGURED], "group_id")
+            for group in selection.groups:
+                if group not in known_groups:
+                    problems.append(
+                        Problem(
+                            "--group",
+                            f"no bill group {group!r}: no account is in it and it is not "
+                            "configured" + _close(group, known_groups),
+                        )
+                    )
         if problems:
-            raise InvalidInput("--account", problems)
+            raise InvalidInput("selection", problems)
 
     def iter_history(self, aggregate_id: UUID) -> Iterator[DomainEvent]:
         return iter(_as_domain_events(self.events.get(aggregate_id)))
@@ -695,6 +744,12 @@ def _shown(value: object) -> str:
     if isinstance(value, Decimal | str):
         return json.dumps(str(value))
     return str(value)
+
+
+def _close(name: str, known: set[str]) -> str:
+    """`; did you mean ...?` with the known names closest to a mistyped one."""
+    matches = difflib.get_close_matches(name, sorted(known), n=3)
+    return f" (did you mean {' or '.join(repr(m) for m in matches)}?)" if matches else ""
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

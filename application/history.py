@@ -1,5 +1,5 @@
-"""History as an auditor reads it: the stored events of a run, an account or an
-invoice, in commit order, straight from the event store.
+"""History as an auditor reads it: the stored events of a run, an account, an
+invoice or the whole log, in commit order, straight from the event store.
 
 Events are streamed page by page and decoded from their stored JSON without
 rebuilding domain objects, so exporting the history of a 100,000-account run
@@ -139,6 +139,14 @@ class History:
         if not rows:
             raise InvoiceNotFound(str(invoice_id))
         return (self._entry(*row) for row in rows)
+
+    def of_log(self, first: int = 1) -> Iterator[HistoryEntry]:
+        """Every stored event from notification id `first` on, in commit order, read
+        in pages (constant memory); up to the head of the log when it is called, so
+        an export is a snapshot even while billing goes on."""
+        last = self.billing.queries.head()
+        for row in self.billing.queries.notification_rows(first, last, PAGE_SIZE):
+            yield self._entry(*row)
 
     def _of_aggregates(self, ids: Sequence[UUID]) -> Iterator[HistoryEntry]:
         for row in self.billing.queries.events_with_ids(ids):

@@ -642,13 +642,26 @@ def _problem(error: Any, prefix: tuple[int | str, ...] = ()) -> Problem:
     elif kind == "extra_forbidden":
         message = "unknown field"
     elif kind.startswith("date"):
-        message = f"not a date (YYYY-MM-DD): {json.dumps(given, default=str)}"
+        message = _date_problem(given)
     elif kind == "enum":
         expected = error.get("ctx", {}).get("expected", "")
         message = f"must be one of {expected}, not {json.dumps(given, default=str)}"
     else:
         message = f"{error['msg']}: {json.dumps(given, default=str)}"
     return Problem(format_path(location), message)
+
+
+def _date_problem(given: Any) -> str:
+    """The one date rule's message (a format error, or a day the calendar lacks)."""
+    # Imported here: usage_csv imports the application, which imports this module.
+    from application.usage_csv import FieldError, parse_date
+
+    if isinstance(given, str):
+        try:
+            parse_date(given)
+        except FieldError as error:
+            return str(error)
+    return f"not a date (YYYY-MM-DD): {json.dumps(given, default=str)}"
 
 
 class _Checkable(NamedTuple):

@@ -49,6 +49,21 @@ class Seller:
     bic: str | None = None
     payment_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS
 
+    def demo_settings(self) -> list[str]:
+        """The BILLRUN_SELLER_* variables still at the built-in demo seller's values
+        (name, IBAN, email: who invoices say they are from and where to pay): outside
+        `billrun demo`, invoices must not go out under them."""
+        demo = Seller()
+        return [
+            variable
+            for variable, value, built_in in (
+                ("BILLRUN_SELLER_NAME", self.name, demo.name),
+                ("BILLRUN_SELLER_IBAN", self.iban, demo.iban),
+                ("BILLRUN_SELLER_EMAIL", self.email, demo.email),
+            )
+            if value == built_in
+        ]
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Seller:
         """The seller of BILLRUN_SELLER_NAME, _ADDRESS (lines separated by `;`),

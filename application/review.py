@@ -79,7 +79,8 @@ class ReviewResult:
     review_status: str | None = None
     """The review status after the action (for a refusal: as it stands)."""
     reason: str | None = None
-    """Why it was refused."""
+    """Why it was refused; otherwise the reason recorded with its review status (a
+    quarantine's, a rejection's), so a filtered action shows what it recorded."""
 
 
 @dataclass
@@ -173,7 +174,9 @@ def _review_one(
         except DomainError as error:
             return _refused(invoice, str(error))
         if not changed:
-            return ReviewResult(invoice.id, invoice.name, ReviewResultKind.UNCHANGED, status)
+            return ReviewResult(
+                invoice.id, invoice.name, ReviewResultKind.UNCHANGED, status, invoice.review_reason
+            )
         try:
             billing.save(invoice, *withdraw_not_owed(billing, [invoice], instant))
         except RecordConflictError:
@@ -182,7 +185,9 @@ def _review_one(
                 break
             continue
         status = invoice.review_status.value if invoice.review_status else None
-        return ReviewResult(invoice.id, invoice.name, ReviewResultKind.CHANGED, status)
+        return ReviewResult(
+            invoice.id, invoice.name, ReviewResultKind.CHANGED, status, invoice.review_reason
+        )
     return _refused(
         invoice, "it changed while being saved, twice (someone else is working on it): try again"
     )

@@ -8,15 +8,23 @@ Errors (execution refuses to start while any remains):
 - `no_invoice_email`: an account whose bill group delivers by email has no
   invoice email, and the run delivers invoices;
 - `no_payment_gateway`: the run collects payments, but the configured payment
-  gateway (BILLRUN_PAYMENT_GATEWAY) cannot be loaded.
+  gateway (BILLRUN_PAYMENT_GATEWAY) cannot be loaded;
+- `demo_seller`: the run renders invoices, but the seller printed on them (and
+  the From of their emails) is still the built-in demo seller's name, IBAN or
+  email (BILLRUN_SELLER_NAME, _IBAN, _EMAIL unset); only `billrun demo`, which
+  checks no seller (`Billing.seller` None), bills under it.
 
 Warnings:
 - `no_invoice_email` for accounts whose group does not email (or a run that
-  does not deliver);
+  does not deliver); never for a family member (its invoicer gets the invoice);
 - `zero_price`, `negative_price`: an active package priced 0 or below (a
   recurring discount may be meant; a typo often is not);
-- `overlapping_run`: another unfinished run (scheduled or running) bills an
-  overlapping period for some of the same accounts.
+- `overlapping_run`: another unfinished run (scheduled, running or failed; not
+  completed or cancelled) bills an overlapping period for some of the same
+  accounts.
+
+`missing_rate` looks only at the accounts the run selects (and their families),
+so a currency no selected account uses does not hold the run up.
 
 The accounts are read page by page like a run reads them (constant memory).
 """
@@ -30,14 +38,15 @@ from typing import Any, Literal
 from application.billing import Billing
 from application.collection import payment_gateway
 from application.errors import ApplicationError
-from domain.account import Account, AccountOpened, InvoicerChanged
+from domain.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
-from domain.bill_run import BillRun, RunScheduled
+from domain.bill_run import BillRun, RunScheduled, RunStatus
 from domain.exchange_rates import RateSnapshot
 from domain.periods import Period
 from infrastructure.topics import topic_of
 
 ACCOUNT_OPENED = topic_of(AccountOpened)
+ACCOUNT_DETAILS_CHANGED = topic_of(AccountDetailsChanged)
 INVOICER_CHANGED = topic_of(InvoicerChanged)
 RUN_SCHEDULED = topic_of(RunScheduled)
 BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
@@ -45,6 +54,11 @@ PAGE = 1000
 EXAMPLES = 10
 
 Severity = Literal["error", "warning"]
+_SELLER_FIELDS = {
+    "BILLRUN_SELLER_NAME": "name",
+    "BILLRUN_SELLER_IBAN": "IBAN",
+    "BILLRUN_SELLER_EMAIL": "email",
+}
 
 
 @dataclass
@@ -91,10 +105,16 @@ def missing_rates(
     billing: Billing, run: BillRun, log_position: int
 ) -> tuple[RateSnapshot, list[str]]:
     """The rates in effect on the run's posting date, and the pairs it may need that
-    have none (read from the log: account currencies, members against invoicers)."""
+    have none (read from the log: the currencies of the accounts the run selects,
+    their members' against their invoicers')."""
     snapshot = billing.get_rate_book().snapshot(run.posting_date)
     currencies, pairs = billing.queries.currency_pairs(
-        ACCOUNT_OPENED, INVOICER_CHANGED, log_position
+        ACCOUNT_OPENED,
+        INVOICER_CHANGED,
+        log_position,
+        ACCOUNT_DETAILS_CHANGED,
+        run.selection.accounts,
+        run.selection.groups,
     )
     needed = set(pairs)
     base = snapshot.base_currency
@@ -113,6 +133,14 @@ def _check_run_wide(
         note("error", "missing_rate",
              f"no exchange rate {pair} in effect on {run.posting_date} "
              f"(billrun rates set {base} {quote} RATE --date {run.posting_date})")  # fmt: skip
+    seller = billing.seller
+    renders = run.settings.run_invoices and run.settings.render_invoices
+    if seller is not None and renders and seller.demo_settings():
+        variables = seller.demo_settings()
+        what = ", ".join(_SELLER_FIELDS[v] for v in variables)
+        note("error", "demo_seller",
+             f"invoices would go out under the built-in demo seller's {what}: set "
+             f"{', '.join(variables)} (outside `billrun demo`)")  # fmt: skip
     if run.settings.collect_payments:
         try:
             payment_gateway(billing)
@@ -147,8 +175,9 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
                 note("error", "no_invoice_email",
                      f"no invoice email, and bill group {group.group_id} delivers by email",
                      account.account_id)  # fmt: skip
-            else:
+            elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
+            # A family member needs none: its lines go onto its invoicer's invoice.
         for package in account.packages.values():
             terms = package.terms
             if terms.end_date is not None and terms.end_date < run.period.start:
@@ -198,7 +227,7 @@ def _overlapping_runs(billing: Billing, run: BillRun) -> list[BillRun]:
         other
         for other in runs
         if other.run_id != run.run_id
-        and not other.is_completed
+        and other.status not in (RunStatus.COMPLETED, RunStatus.CANCELLED)
         and _overlap(other.period, run.period)
         and _may_share_accounts(other, run)
     ]

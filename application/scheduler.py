@@ -39,6 +39,7 @@ from application.clock import Clock
 from application.errors import ApplicationError, RunNotFound
 from domain.bill_run import BillRun, RunOrigin, RunScheduled, RunStatus
 from domain.errors import DomainError, RunAlreadyScheduled
+from domain.ids import run_uuid as uuid_of_run
 from domain.ids import schedule_uuid
 from domain.periods import Period
 from domain.schedule import (
@@ -123,6 +124,29 @@ def list_schedules(billing: Billing, include_removed: bool = False) -> list[Sche
     found = billing.load_many(Schedule, billing.queries.originators(SCHEDULE_ADDED)).values()
     return sorted(
         (s for s in found if include_removed or s.is_active), key=lambda schedule: schedule.name
+    )
+
+
+def first_due(billing: Billing, schedule: Schedule, now: datetime) -> datetime | None:
+    """The oldest occurrence due by `now` whose run is not queued yet (the next
+    scheduler pass queues it), or None: what `schedule list` shows before the
+    future occurrences, so a due one-off does not read as having nothing next."""
+    if not schedule.is_active or schedule.terms is None:
+        return None
+    terms = schedule.terms
+    due = list(occurrences(terms, None, now))
+    if not due:
+        return None
+    queued = billing.load_many(
+        BillRun, [uuid_of_run(run_id_for(schedule.name, terms, occurrence)) for occurrence in due]
+    )
+    return next(
+        (
+            occurrence
+            for occurrence in due
+            if uuid_of_run(run_id_for(schedule.name, terms, occurrence)) not in queued
+        ),
+        None,
     )
 
 

@@ -22,6 +22,7 @@ so a file can be fixed in one pass. The file is read line by line.
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import json
@@ -51,6 +52,10 @@ class FieldError(ValueError):
     """A value that is not what its field needs; the message quotes the value."""
 
 
+class NotInCalendar(FieldError):
+    """A well-formed YYYY-MM-DD the calendar does not have (2026-02-30)."""
+
+
 def quoted(value: str) -> str:
     """A value as the operator wrote it, in double quotes, escapes for the invisible."""
     return json.dumps(value, ensure_ascii=False)
@@ -68,14 +73,29 @@ def parse_decimal(text: str) -> Decimal:
 
 
 def parse_date(text: str) -> date:
-    """An ISO calendar date, `YYYY-MM-DD` exactly (not the other forms ISO allows)."""
+    """An ISO calendar date, `YYYY-MM-DD` exactly (not the other forms ISO allows).
+    A well-formed date the calendar does not have (2026-02-30) is refused as such,
+    not as a format error: the operator wrote the format right."""
     value = text.strip()
+    if not _DATE.fullmatch(value):
+        raise FieldError(f"not a date (YYYY-MM-DD): {quoted(text)}")
     try:
-        if _DATE.fullmatch(value):
-            return date.fromisoformat(value)
+        return date.fromisoformat(value)
     except ValueError:
-        pass
-    raise FieldError(f"not a date (YYYY-MM-DD): {quoted(text)}")
+        raise NotInCalendar(f"{quoted(text)} is not a date: {_why_not_a_date(value)}") from None
+
+
+def _why_not_a_date(value: str) -> str:
+    """Why a well-formed YYYY-MM-DD is not in the calendar."""
+    year, month, day = (int(part) for part in value.split("-"))
+    if not 1 <= month <= 12:
+        return f"there is no month {month:02d} (months are 01..12)"
+    if year < 1:
+        return "years start at 0001"
+    if day < 1:
+        return "days start at 01"
+    last = calendar.monthrange(year, month)[1]
+    return f"{calendar.month_name[month]} {year:04d} has {last} days"
 
 
 def parse_usage_csv(data: bytes | Path, source: str | None = None) -> list[UsageInput]:

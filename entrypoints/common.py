@@ -24,7 +24,7 @@ from rich.progress import (
 )
 
 from application.errors import ApplicationError
-from application.usage_csv import FieldError, parse_date, parse_decimal
+from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
 from domain.errors import DomainError
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
@@ -34,14 +34,29 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
+
+def date_parameter(text: str) -> date:
+    """typer's parser for a date option: the one date rule (YYYY-MM-DD, and a date
+    the calendar has), refused with its message and the option's name, exit 2."""
+    try:
+        return parse_date(text)
+    except FieldError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
-DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
+DateOption = Annotated[
+    date, typer.Option(parser=date_parameter, metavar="YYYY-MM-DD", show_default=False)
+]
 AsOfOption = Annotated[
     str | None,
     typer.Option(
+        "--recorded-at",
         "--as-of",
-        help="Rebuild the state as it was at this instant (ISO 8601, e.g. "
-        "2026-04-01T09:30:00Z; a date means its midnight UTC).",
+        help="Recording time, not a business date: rebuild the state from the events "
+        "recorded up to this instant (ISO 8601, e.g. 2026-04-01T09:30:00Z; a date "
+        "means its midnight UTC). --as-of is the older name of this option.",
+        show_default=False,
     ),
 ]
 VersionOption = Annotated[
@@ -84,15 +99,24 @@ def runtime() -> Iterator[Runtime]:
                     )
 
 
-def parse_instant(text: str | None) -> datetime | None:
+def parse_instant(text: str | None, option: str = "--recorded-at") -> datetime | None:
+    """An ISO 8601 instant, if given (see `instant`)."""
+    return None if text is None else instant(option, text)
+
+
+def instant(option: str, text: str) -> datetime:
     """An ISO 8601 instant; a bare date or a naive time is taken as UTC."""
-    if text is None:
-        return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
+        try:  # a well-formed day the calendar does not have says so
+            parse_date(text.strip()[:10])
+        except NotInCalendar as error:
+            raise UsageError(f"{option}: {error}") from None
+        except FieldError:
+            pass
         raise UsageError(
-            f"--as-of: not an ISO 8601 instant: {text!r} (e.g. 2026-04-01T09:30:00Z)"
+            f"{option}: not an ISO 8601 instant: {text!r} (e.g. 2026-04-01T09:30:00Z)"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 

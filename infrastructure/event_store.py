@@ -114,28 +114,72 @@ class EventStoreQueries:
             curs.execute(statement, (list(topics), field, value))
             return [row["originator_id"] for row in curs.fetchall()]
 
+    def distinct_values(self, topics: Sequence[str], field: str) -> set[str]:
+        """Every value the stored JSON of `topics` events holds in `field` (e.g. every
+        bill group an account was ever in): what a name typed by a user may mean."""
+        statement = SQL(
+            "SELECT DISTINCT convert_from(state, 'UTF8')::jsonb ->> %s AS value FROM {} "
+            "WHERE topic = ANY(%s)"
+        ).format(self._table)
+        with self._recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (field, list(topics)))
+            return {str(row["value"]) for row in curs.fetchall() if row["value"] is not None}
+
     def currency_pairs(
-        self, opened_topic: str, invoicer_topic: str, upto: int
+        self,
+        opened_topic: str,
+        invoicer_topic: str,
+        upto: int,
+        details_topic: str | None = None,
+        accounts: Sequence[str] = (),
+        groups: Sequence[str] = (),
     ) -> tuple[set[str], set[tuple[str, str]]]:
         """The currencies of the accounts opened up to `upto`, and the (account
         currency, invoicer currency) pairs of accounts billed onto an invoicer in
         another currency: what a run may have to convert. Read from the stored JSON
         of the accounts' events (an account's currency never changes; its invoicer is
-        the one its latest `invoicer_topic` event names)."""
+        the one its latest `invoicer_topic` event names).
+
+        With `accounts` or `groups`: only the families a run of that selection bills
+        (an invoicer selected by its id or its current bill group, read from its
+        latest `opened_topic`/`details_topic` event, with its members), so a run
+        is not held up by a currency none of its accounts uses."""
+        scoped = bool(accounts or groups)
         statement = SQL(
             "WITH opened AS ("
             "  SELECT originator_id, convert_from(state, 'UTF8')::jsonb AS s FROM {table}"
-            "  WHERE topic = %s AND notification_id <= %s),"
+            "  WHERE topic = %(opened)s AND notification_id <= %(upto)s),"
             " invoicers AS ("
             "  SELECT DISTINCT ON (originator_id) originator_id,"
             "   convert_from(state, 'UTF8')::jsonb ->> 'invoicer' AS invoicer FROM {table}"
-            "  WHERE topic = %s ORDER BY originator_id, originator_version DESC)"
-            " SELECT DISTINCT m.s ->> 'currency' AS source, h.s ->> 'currency' AS target"
-            " FROM opened m LEFT JOIN invoicers i ON i.originator_id = m.originator_id"
-            " LEFT JOIN opened h ON h.s ->> 'account_id' = i.invoicer"
+            "  WHERE topic = %(invoicer)s ORDER BY originator_id, originator_version DESC),"
+            " grouped AS ("
+            "  SELECT DISTINCT ON (originator_id) originator_id,"
+            "   convert_from(state, 'UTF8')::jsonb ->> 'bill_group' AS bill_group FROM {table}"
+            "  WHERE %(scoped)s AND topic = ANY(%(grouping)s)"
+            "  ORDER BY originator_id, originator_version DESC),"
+            " billed AS ("
+            "  SELECT m.s ->> 'currency' AS source, h.s ->> 'currency' AS target,"
+            "   COALESCE(i.invoicer, m.s ->> 'account_id') AS payer,"
+            "   COALESCE(h.originator_id, m.originator_id) AS payer_id"
+            "  FROM opened m LEFT JOIN invoicers i ON i.originator_id = m.originator_id"
+            "  LEFT JOIN opened h ON h.s ->> 'account_id' = i.invoicer)"
+            " SELECT DISTINCT b.source, b.target FROM billed b"
+            " LEFT JOIN grouped g ON g.originator_id = b.payer_id"
+            " WHERE NOT %(scoped)s OR b.payer = ANY(%(accounts)s)"
+            "  OR g.bill_group = ANY(%(groups)s)"
         ).format(table=self._table)
+        params = {
+            "opened": opened_topic,
+            "upto": upto,
+            "invoicer": invoicer_topic,
+            "scoped": scoped,
+            "grouping": [opened_topic, details_topic or opened_topic],
+            "accounts": list(accounts),
+            "groups": list(groups),
+        }
         with self._recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (opened_topic, upto, invoicer_topic))
+            curs.execute(statement, params)
             rows = curs.fetchall()
         currencies = {str(r["source"]) for r in rows}
         pairs = {

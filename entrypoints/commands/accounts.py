@@ -38,6 +38,7 @@ def account_invoicer(
     none: Annotated[
         bool, typer.Option("--none", help="Bill the account onto its own invoices again.")
     ] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Bill an account onto another account's invoices (one invoice for the family).
 
@@ -50,6 +51,9 @@ def account_invoicer(
         raise typer.BadParameter("name the INVOICER, or pass --none (not both)")
     with runtime() as rt:
         changed = assign_invoicer(rt.billing, account_id, invoicer)
+    if json_out:
+        output.print_json({"account": account_id, "invoicer": invoicer, "changed": changed > 0})
+        return
     target = f"onto {invoicer}'s invoices" if invoicer else "onto its own invoices"
     output.console.print(
         f"account {account_id} {'is now' if changed else 'was already'} billed {target}"
@@ -153,6 +157,7 @@ def account_terms(
     default: Annotated[
         bool, typer.Option("--default", help="Back to the bill group's terms (else 30 days).")
     ] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Set an account's payment terms: the due date of its next invoices is their
     issue date plus this many days. Invoices already issued keep their due dates.
@@ -164,6 +169,15 @@ def account_terms(
     with runtime() as rt:
         changed = set_payment_terms(rt.billing, account_id, net)
         terms = payment_terms(rt.billing, account_id)
+    if json_out:
+        output.print_json(
+            {
+                "account": account_id,
+                "payment_terms": {"days": terms.days, "source": terms.source},
+                "changed": changed,
+            }
+        )
+        return
     state = "are now" if changed else "were already"
     output.console.print(
         f"payment terms of {account_id} {state} net {terms.days} days ({terms.source})",
@@ -184,6 +198,7 @@ def account_autopay(
         ),
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Take the account off auto-pay.")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Put an account on auto-pay (runs that collect payments charge it through the
     payment gateway), or take it off.
@@ -194,6 +209,9 @@ def account_autopay(
         raise typer.BadParameter("give --token TOKEN or --off (one of them)")
     with runtime() as rt:
         changed = set_autopay(rt.billing, account_id, token)
+    if json_out:  # the token is a secret: never echoed
+        output.print_json({"account": account_id, "autopay": token is not None, "changed": changed})
+        return
     state = "on" if token is not None else "off"
     output.console.print(
         f"auto-pay of {account_id} {'is now' if changed else 'was already'} {state}",

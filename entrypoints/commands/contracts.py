@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +18,15 @@ from application.transactions import (
 from domain.account import Account, Contract
 from domain.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
 from entrypoints import output
-from entrypoints.common import DateOption, JsonFlag, UsageError, optional_decimal, refusals, runtime
+from entrypoints.common import (
+    DateOption,
+    JsonFlag,
+    UsageError,
+    date_parameter,
+    optional_decimal,
+    refusals,
+    runtime,
+)
 
 contract_app = typer.Typer(
     help="Contracts on accounts or packages: a minimum term with an early-termination "
@@ -102,7 +110,7 @@ def contract_add(
         terms = ContractTerms(
             contract_id=contract_id,
             package_id=package,
-            start_date=start.date(),
+            start_date=start,
             term_months=term_months,
             early_termination_fee=optional_decimal(
                 "--early-termination-fee", early_termination_fee
@@ -144,10 +152,11 @@ def contract_terminate(
     account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
     contract_id: Annotated[str, typer.Argument(help="The contract's id.")],
     on: Annotated[
-        datetime,
+        date,
         typer.Option(
             "--on",
-            formats=["%Y-%m-%d"],
+            parser=date_parameter,
+            metavar="YYYY-MM-DD",
             help="The contract's last day (YYYY-MM-DD).",
             show_default=False,
         ),
@@ -162,7 +171,7 @@ def contract_terminate(
 
     Example: [bold]billrun contract terminate ACME-001 C-2026 --on 2026-04-15[/bold]
     """
-    day = on.date()
+    day = on
     with runtime() as rt:
         summary = terminate_contracts(
             rt.billing,

@@ -1,4 +1,5 @@
-"""`billrun history`: every event of a run, an account or an invoice, in commit order."""
+"""`billrun history`: every event of a run, an account, an invoice or the whole log,
+in commit order."""
 
 from __future__ import annotations
 
@@ -23,6 +24,20 @@ def history(
         str | None, typer.Option(help="An account: its events and its invoices'.")
     ] = None,
     invoice: Annotated[str | None, typer.Option(help="An invoice (id or number).")] = None,
+    all_events: Annotated[
+        bool,
+        typer.Option("--all", help="The whole log (what no --run/--account/--invoice means)."),
+    ] = False,
+    start: Annotated[
+        int | None,
+        typer.Option(
+            "--from",
+            min=1,
+            metavar="N",
+            help="The whole log from notification id N on (to resume an export).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="One JSON object per line, streamed (for export).")
@@ -32,13 +47,22 @@ def history(
     """Replay history as an auditor: every stored event with its notification id,
     timestamp, aggregate, version, type and payload, in commit order.
 
-    Exports stream: `billrun history --run 2026-01 --jsonl > run.jsonl` holds
-    one event in memory at a time.
+    With --run, --account or --invoice (one of them): that subject's events.
+    Without any (or with --all): every stored event, from notification id 1 or
+    --from N, up to the last one committed when the command started.
+
+    Exports stream: `billrun history --run 2026-01 --jsonl > run.jsonl` and
+    `billrun history --all --from 1 --jsonl > log.jsonl` hold one page of
+    events in memory at a time.
     """
     chosen = [name for name, value in (("--run", run), ("--account", account),
               ("--invoice", invoice)) if value is not None]  # fmt: skip
-    if len(chosen) != 1:
-        raise UsageError("name exactly one of --run, --account or --invoice")
+    if len(chosen) > 1:
+        raise UsageError(f"name one of --run, --account or --invoice, not {' and '.join(chosen)}")
+    if chosen and all_events:
+        raise UsageError(f"--all is the whole log; {chosen[0]} is one subject: choose one")
+    if chosen and start is not None:
+        raise UsageError(f"--from N is for the whole log, not with {chosen[0]}")
     with runtime() as rt:
         reader = History(rt.billing)
         entries: Iterator[HistoryEntry]
@@ -46,8 +70,10 @@ def history(
             entries = reader.of_run(run)
         elif account is not None:
             entries = reader.of_account(account)
+        elif invoice is not None:
+            entries = reader.of_invoice(resolve_invoice_id(rt, invoice))
         else:
-            entries = reader.of_invoice(resolve_invoice_id(rt, invoice or ""))
+            entries = reader.of_log(start or 1)
         if jsonl:
             write = sys.stdout.write
             for entry in entries:

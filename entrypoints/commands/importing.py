@@ -37,7 +37,8 @@ def import_file(
         return
     output.console.print(
         f"{file}: {summary.accounts_opened} accounts opened, {summary.accounts_changed} changed, "
-        f"{summary.accounts_unchanged} unchanged; {summary.packages_added} packages added, "
+        f"{summary.accounts_unchanged} unchanged; {summary.bill_groups_added} bill groups "
+        f"added, {summary.bill_groups_changed} changed; {summary.packages_added} packages added, "
         f"{summary.charges_added} charges added, {summary.usage_recorded} usage records "
         f"recorded, {summary.contracts_agreed} contracts agreed ({summary.events} events)"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,7 +11,7 @@ from rich.table import Table
 
 from application.exchange_rates import rate_table, set_base_currency, set_rate
 from entrypoints import output
-from entrypoints.common import JsonFlag, decimal_option, refusals, runtime
+from entrypoints.common import JsonFlag, date_parameter, decimal_option, refusals, runtime
 
 rates_app = typer.Typer(
     help="Exchange rates (fixed per bill run when it starts) and the base currency.",
@@ -33,7 +33,10 @@ def rates_set(
     quote: Annotated[str, typer.Argument(help="ISO 4217 code of the currency bought, e.g. USD.")],
     rate: Annotated[str, typer.Argument(help="How many QUOTE one BASE buys, e.g. 1.0842.")],
     effective: Annotated[
-        datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="In effect from this date.")
+        date,
+        typer.Option(
+            "--date", parser=date_parameter, metavar="YYYY-MM-DD", help="In effect from this date."
+        ),
     ],
     json_out: JsonFlag = False,
 ) -> None:
@@ -46,30 +49,34 @@ def rates_set(
     Example: billrun rates set EUR USD 1.0842 --date 2026-01-01
     """
     with runtime() as rt:
-        recorded = set_rate(rt.billing, base, quote, _rate(rate), effective.date())
+        recorded = set_rate(rt.billing, base, quote, _rate(rate), effective)
     if json_out:
         output.print_json(
             {
                 "pair": f"{base}/{quote}",
                 "rate": rate,
-                "date": effective.date(),
+                "date": effective,
                 "recorded": recorded,
             }
         )
         return
     verb = "recorded" if recorded else "was already recorded"
-    output.console.print(f"1 {base} = {rate} {quote} from {effective.date()} {verb}")
+    output.console.print(f"1 {base} = {rate} {quote} from {effective} {verb}")
 
 
 @rates_app.command("base")
 @refusals
 def rates_base(
     currency: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. EUR.")],
+    json_out: JsonFlag = False,
 ) -> None:
     """Set the owner's base currency: every invoice line also carries its amount in it
     (for reporting), so runs then need a rate from each account currency to it."""
     with runtime() as rt:
         changed = set_base_currency(rt.billing, currency)
+    if json_out:
+        output.print_json({"base_currency": currency, "changed": changed})
+        return
     output.console.print(f"base currency {'set to' if changed else 'is already'} {currency}")
 
 
@@ -77,8 +84,12 @@ def rates_base(
 @refusals
 def rates_list(
     on: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Only the rates in effect on this date."),
+        date | None,
+        typer.Option(
+            parser=date_parameter,
+            metavar="YYYY-MM-DD",
+            help="Only the rates in effect on this date.",
+        ),
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -87,14 +98,14 @@ def rates_list(
         book = rt.billing.get_rate_book()
     rows: list[tuple[str, date | None, Decimal]]
     if on is not None:
-        rows = [(pair, None, rate) for pair, rate in book.snapshot(on.date()).rates.items()]
+        rows = [(pair, None, rate) for pair, rate in book.snapshot(on).rates.items()]
     else:
         rows = list(rate_table(book))
     if json_out:
         output.print_json(
             {
                 "base_currency": book.base_currency,
-                "on": on.date() if on else None,
+                "on": on if on else None,
                 "rates": [{"pair": p, "effective_date": e, "rate": r} for p, e, r in rows],
             }
         )

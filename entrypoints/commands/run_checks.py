@@ -19,10 +19,12 @@ def run_check(run_id: str, json_out: JsonFlag = False) -> None:
     """Billing checks before a run: errors (execution refuses to start while any
     remains) and warnings.
 
-    Errors: a currency pair without a rate; an account without an invoice email
-    in a group that delivers by email. Warnings: accounts without an invoice email,
-    active packages priced 0 or below, other unfinished runs over an overlapping
-    period. Exits 1 when there are errors.
+    Errors: a currency pair the selected accounts need without a rate; an account
+    without an invoice email in a group that delivers by email; invoices rendered
+    under the built-in demo seller (set BILLRUN_SELLER_NAME, _IBAN, _EMAIL).
+    Warnings: accounts without an invoice email (family members need none),
+    active packages priced 0 or below, other unfinished runs (not cancelled) over
+    an overlapping period. Exits 1 when there are errors.
     """
     with runtime() as rt:
         report = check_run(rt.billing, run_id)
@@ -77,14 +79,19 @@ def run_preview(
 def run_describe(
     run_id: str,
     description: Annotated[str, typer.Argument(help="Free text, e.g. 'January, key accounts'.")],
+    json_out: JsonFlag = False,
 ) -> None:
     """Set a run's description: the one thing that can change once a run exists
     (everything else is fixed by its events)."""
     with runtime() as rt:
         run = rt.billing.get_run(run_id)
         run.describe(description, rt.billing.clock())
-        if run.has_pending_events:
+        changed = run.has_pending_events
+        if changed:
             rt.billing.save(run)
+    if json_out:
+        output.print_json({"run_id": run_id, "description": run.description, "changed": changed})
+        return
     output.console.print(f"run {run_id}: {description}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,12 +16,14 @@ from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
+from entrypoints.commands.invoices import compact_table
 from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
     DateOption,
     JsonFlag,
     VersionOption,
+    date_parameter,
     parse_instant,
     progress_bar,
     refusals,
@@ -38,8 +40,12 @@ def run_schedule(
     period_start: DateOption,
     period_end: DateOption,
     posting_date: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Date posted on every line [default: period end]"),
+        date | None,
+        typer.Option(
+            parser=date_parameter,
+            metavar="YYYY-MM-DD",
+            help="Date posted on every line [default: period end]",
+        ),
     ] = None,
     group: options.Group = None,
     account: options.Account = None,
@@ -86,7 +92,7 @@ def run_schedule(
       billrun run schedule dun-0315 --period-start 2026-03-15 --period-end 2026-03-15
       --dunning --no-packages --no-usage --no-charges --no-contracts --no-invoices
     """
-    period = Period(period_start.date(), period_end.date())
+    period = Period(period_start, period_end)
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
@@ -96,7 +102,7 @@ def run_schedule(
         outcome = rt.billing.schedule_run(
             run_id,
             period,
-            posting_date.date() if posting_date else None,
+            posting_date,
             selection,
             settings,
             disabled=disabled,
@@ -192,12 +198,17 @@ def drafts_table(run_id: str) -> Table:
             row for row in rt.read_side.fresh_invoices().search(run_id=run_id)
             if row.status == "closed"
         ]  # fmt: skip
-    table = Table(title=f"Draft invoices of run {run_id}: {len(rows)}")
-    for column in ("number", "account", "lines", "subtotal", "tax", "total"):
-        table.add_column(column, justify="left" if column in ("number", "account") else "right")
+    # Narrow margins (as `invoice list`), so an 80-column terminal keeps every column.
+    table = compact_table(f"Draft invoices of run {run_id}: {len(rows)}")
+    # Closed invoices the review rules quarantined or rejected are listed too: the
+    # review column tells them from the drafts awaiting approval.
+    for column in ("number", "account", "review"):
+        table.add_column(column, no_wrap=column != "account")
+    for column in ("lines", "subtotal", "tax", "total"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            row.display_number, row.account, str(len(row.lines)),
+            row.display_number, row.account, row.review_status or "-", str(len(row.lines)),
             output.money(row.subtotal, row.currency), output.money(row.tax, row.currency),
             output.money(row.total, row.currency),
         )  # fmt: skip

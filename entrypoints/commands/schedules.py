@@ -13,6 +13,7 @@ from application.scheduler import (
     Pass,
     ScheduleNotFound,
     add_schedule,
+    first_due,
     get_schedule,
     list_schedules,
     remove_schedule,
@@ -35,6 +36,7 @@ from entrypoints.common import (
     JsonFlag,
     UsageError,
     date_option,
+    instant,
     refusals,
     runtime,
     until_signalled,
@@ -125,11 +127,11 @@ def schedule_add(
     )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()
-        start = _instant("--at", at) if at is not None else _default_start(rt, name, every, now)
+        start = instant("--at", at) if at is not None else _default_start(rt, name, every, now)
         timing = _timing(every, start, day, weekday, period, period_start, period_end)
         terms = ScheduleTerms(**timing, selection=selection, settings=settings)
         outcome = add_schedule(rt.billing, name, terms)
-    shown = schedule_json(outcome.schedule, now)
+        shown = schedule_json(outcome.schedule, now, first_due(rt.billing, outcome.schedule, now))
     if json_out:
         output.print_json({"created": outcome.created, **shown})
         return
@@ -190,16 +192,6 @@ def _timing(
     }
 
 
-def _instant(option: str, text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{option}: not an ISO 8601 instant: {text!r} (e.g. 2026-05-01T06:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _weekday(text: str | None, start: datetime) -> int:
     if text is None:
         return start.weekday()
@@ -218,7 +210,10 @@ def schedule_list(
     """List schedules with their next occurrence, the run it will queue and its period."""
     with runtime() as rt:
         now = rt.billing.clock()
-        shown = [schedule_json(s, now) for s in list_schedules(rt.billing, removed)]
+        shown = [
+            schedule_json(s, now, first_due(rt.billing, s, now))
+            for s in list_schedules(rt.billing, removed)
+        ]
     if json_out:
         output.print_json(shown)
         return
@@ -233,7 +228,12 @@ def schedule_list(
             row["name"] + ("\nremoved" if row["removed_at"] else ""),
             f"{row['when']}\nbills {row['period']}",
             Selection.model_validate(row["selection"]).describe(),
-            f"{row['next_run_id']}\n{upcoming['start']} .. {upcoming['end']}" if upcoming else "-",
+            (
+                f"{row['next_run_id']}\n{upcoming['start']} .. {upcoming['end']}"
+                + ("\ndue now" if row["due"] else "")
+            )
+            if upcoming
+            else "-",
         )
     output.console.print(table)
 
@@ -252,10 +252,12 @@ def schedule_remove(name: str, json_out: JsonFlag = False) -> None:
     output.console.print(f"schedule {name} removed")
 
 
-def schedule_json(schedule: Schedule, now: datetime) -> dict[str, Any]:
+def schedule_json(schedule: Schedule, now: datetime, due: datetime | None = None) -> dict[str, Any]:
+    """A schedule as `--json` shows it; `due`: its oldest occurrence due and not yet
+    queued, shown as the next one (`"due": true`) before any future occurrence."""
     terms = schedule.terms
     assert terms is not None
-    upcoming = next_occurrence(terms, now) if schedule.is_active else None
+    upcoming = due or (next_occurrence(terms, now) if schedule.is_active else None)
     next_period = period_for(terms, upcoming) if upcoming else None
     return {
         "name": schedule.name,
@@ -271,6 +273,7 @@ def schedule_json(schedule: Schedule, now: datetime) -> dict[str, Any]:
         "added_at": schedule.added_at.isoformat() if schedule.added_at else None,
         "removed_at": schedule.removed_at.isoformat() if schedule.removed_at else None,
         "next_occurrence": upcoming.isoformat() if upcoming else None,
+        "due": due is not None,
         "next_run_id": run_id_for(schedule.name, terms, upcoming) if upcoming else None,
         "next_period": (
             {"start": next_period.start.isoformat(), "end": next_period.end.isoformat()}

@@ -18,6 +18,13 @@ from application.billing import Billing
 from infrastructure.persistence import eventsourcing_environment
 
 BILLRUN = Path(sys.executable).with_name("billrun")
+TEST_SELLER = {
+    "BILLRUN_SELLER_NAME": "Test Seller SA",
+    "BILLRUN_SELLER_IBAN": "BE68 5390 0754 7034",
+    "BILLRUN_SELLER_EMAIL": "billing@seller.test",
+}
+"""A seller of its own, as every deployment sets one: runs refuse to render invoices
+under the built-in demo seller outside `billrun demo`."""
 
 
 @dataclass
@@ -71,6 +78,7 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
     assert BILLRUN.exists(), f"{BILLRUN} is missing: install the project (make install)"
     env = user_environment(tmp_path / "home")
     env["BILLRUN_DATABASE_URL"] = database_url
+    env.update(TEST_SELLER)
     return Cli(cwd=tmp_path, env=env)
 
 

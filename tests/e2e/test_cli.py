@@ -111,7 +111,8 @@ def test_import_of_a_bad_file_prints_every_problem_with_its_path_and_writes_noth
     for problem in (
         'bad.json: accounts[0].packages[0].amount: not a decimal: "12,00"',
         'bad.json: accounts[1].currency: not an ISO 4217 currency code: "XXX"',
-        'bad.json: accounts[2].packages[0].start_date: not a date (YYYY-MM-DD): "2026-02-30"',
+        'bad.json: accounts[2].packages[0].start_date: "2026-02-30" is not a date: '
+        "February 2026 has 28 days",
     ):
         assert problem in lines, result.stderr
     assert "3 problems, nothing written" in result.stderr
@@ -211,6 +212,8 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
         "usage_recorded": 0,
         "contracts_agreed": 0,
         "events": 7,
+        "bill_groups_added": 0,
+        "bill_groups_changed": 0,
     }
     assert scheduled["created"] is True
     assert (scheduled["run_id"], scheduled["status"]) == ("2026-q1", "scheduled")

@@ -154,7 +154,7 @@ def test_a_refused_payment_says_why_and_writes_nothing(
         (("ACME-001", "--id", "p-1", "--amount", "11.00", "--date", "2020-02-01"),
          "error: payment p-1 is already recorded for ACME-001 with 10.00 EUR on 2020-02-01"),
         (("ACME-001", "--id", "p-2", "--amount", "5.00", "--date", "2020-02-30"),
-         'error: --date: not a date (YYYY-MM-DD): "2020-02-30"'),
+         'error: --date: "2020-02-30" is not a date: February 2020 has 29 days'),
     ]  # fmt: skip
 
     for args, message in refusals:

@@ -101,7 +101,7 @@ def test_usage_record_refusals_name_the_problem_and_write_nothing(
         (("ACME-001", "office", "1,5", "--id", "u-2", "--date", "2026-01-05"),
          'QUANTITY: not a decimal: "1,5"'),
         (("ACME-001", "office", "1", "--id", "u-2", "--date", "2026-02-30"),
-         '--date: not a date (YYYY-MM-DD): "2026-02-30"'),
+         '--date: "2026-02-30" is not a date: February 2026 has 28 days'),
         (("ACME-001", "office", "1", "--id", "u-2", "--date", "2026-01-05", "--unit-price", "x"),
          '--unit-price: not a decimal: "x"'),
         (("ACME-001", "office", "1", "--id", "u-2", "--date", "2026-01-05"),
@@ -162,7 +162,7 @@ def test_a_refused_usage_file_prints_every_problem_and_writes_nothing(
     lines = stderr_lines(bad.stderr)
     for problem in (
         'bad.csv: line 3, quantity: not a decimal: "1,5"',
-        'bad.csv: line 4, occurred_on: not a date (YYYY-MM-DD): "2026-02-30"',
+        'bad.csv: line 4, occurred_on: "2026-02-30" is not a date: February 2026 has 28 days',
         "bad.csv: line 5, usage_id: required, but empty",
         'bad.csv: line 5, unit_price: not a decimal: "0.1.0"',
     ):

@@ -192,7 +192,8 @@ def test_identifiers_are_trimmed_and_the_timing_defaults_to_advance():
         ),
         pytest.param(
             account("A", package(start_date="2026-02-30")),
-            'accounts[0].packages[0].start_date: not a date (YYYY-MM-DD): "2026-02-30"',
+            'accounts[0].packages[0].start_date: "2026-02-30" is not a date: '
+            "February 2026 has 28 days",
             id="a date that does not exist",
         ),
         pytest.param(
@@ -664,7 +665,8 @@ def test_a_next_bill_date_is_on_the_anchor_s_schedule():
         ),
         pytest.param(
             account("A", package(), usage=[usage(occurred_on="2026-13-01", unit_price="1")]),
-            'accounts[0].usage[0].occurred_on: not a date (YYYY-MM-DD): "2026-13-01"',
+            'accounts[0].usage[0].occurred_on: "2026-13-01" is not a date: '
+            "there is no month 13 (months are 01..12)",
             id="a usage date that does not exist",
         ),
         pytest.param(

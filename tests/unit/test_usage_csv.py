@@ -115,7 +115,7 @@ def test_reads_a_file_by_its_path_named_as_given(tmp_path: Path) -> None:
 
     assert refused.value.source == str(path)
     assert [str(p) for p in refused.value.problems] == [
-        'line 3, occurred_on: not a date (YYYY-MM-DD): "2026-13-01"'
+        'line 3, occurred_on: "2026-13-01" is not a date: there is no month 13 (months are 01..12)'
     ]
 
 
@@ -158,7 +158,7 @@ def test_every_problem_is_listed_with_its_line_and_column() -> None:
 
     assert problems(data) == [
         'line 3, quantity: not a decimal: "1,5"',
-        'line 4, occurred_on: not a date (YYYY-MM-DD): "2026-02-30"',
+        'line 4, occurred_on: "2026-02-30" is not a date: February 2026 has 28 days',
         "line 5, account_id: required, but empty",
         "line 5, package_id: required, but empty",
         "line 6, usage_id: required, but empty",
@@ -272,8 +272,26 @@ def test_anything_else_is_not_a_decimal(text: str) -> None:
         parse_decimal(text)
 
 
-@pytest.mark.parametrize("text", ["2026-1-5", "20260105", "2026-02-29", "05/01/2026", "2026-W01"])
+@pytest.mark.parametrize("text", ["2026-1-5", "20260105", "05/01/2026", "2026-W01"])
 def test_dates_are_yyyy_mm_dd_and_real(text: str) -> None:
     with pytest.raises(ValueError, match=r"not a date \(YYYY-MM-DD\)"):
         parse_date(text)
     assert parse_date("2028-02-29") == date(2028, 2, 29)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("2026-02-29", '"2026-02-29" is not a date: February 2026 has 28 days'),
+        ("2026-04-31", '"2026-04-31" is not a date: April 2026 has 30 days'),
+        ("2026-13-01", '"2026-13-01" is not a date: there is no month 13 (months are 01..12)'),
+        ("2026-00-10", '"2026-00-10" is not a date: there is no month 00 (months are 01..12)'),
+        ("2026-01-00", '"2026-01-00" is not a date: days start at 01'),
+    ],
+)
+def test_a_well_formed_date_the_calendar_lacks_is_not_called_a_format_error(
+    text: str, why: str
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_date(text)
+    assert str(refused.value) == why
