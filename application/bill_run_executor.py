@@ -444,7 +444,7 @@ class BillRunExecutor:
         for closing in closings:
             closing.receivables = batch.receivables_of(closing.invoicer, at)
         numbers = sequence.reserve(len(closings), run.run_id, at)
-        close_numbered(closings, numbers, run.run_id, at)
+        close_numbered(closings, numbers, run.run_id, at, run.posting_date)
         released = self._release_held(run, outcomes, at)
         totals: dict[str, Decimal] = {}
         for closing in closings:

@@ -1,0 +1,48 @@
+"""Billing rules as a new user meets them through `billrun` (issue 12, "Billing
+rules"): invoices closed by a later run, category runs, discarded charges and
+bill dates no run covered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import account, package
+from tests.e2e.conftest import Cli
+
+
+def imported(cli: Cli, tmp_path: Path, *accounts: dict[str, Any], **document: Any) -> None:
+    (tmp_path / "accounts.json").write_text(json.dumps({**document, "accounts": list(accounts)}))
+    cli.ok("import", "accounts.json")
+
+
+def billed(cli: Cli, run_id: str, start: str, end: str, *options: str) -> Any:
+    cli.ok("run", "schedule", run_id, "--period-start", start, "--period-end", end, *options)
+    return cli.json("run", "execute", run_id, "--json")
+
+
+def test_an_invoice_a_later_run_closes_is_issued_and_due_from_that_run(
+    cli: Cli, tmp_path: Path
+) -> None:
+    imported(
+        cli, tmp_path,
+        account("CYC-001", package("desk", "100.00", start_date="2020-01-01"), bill_group="cycle"),
+        bill_groups=[{"id": "cycle", "delivery": "none", "close_type": "user_bill_cycle"}],
+    )  # fmt: skip
+    billed(cli, "2020-01", "2020-01-01", "2020-01-31")  # opens the invoice, leaves it open
+    billed(cli, "2020-02", "2020-02-01", "2020-02-29")  # the next cycle closes it
+
+    closed = [
+        i for i in cli.json("invoice", "list", "--account", "CYC-001", "--json")
+        if i["status"] != "open"
+    ]  # fmt: skip
+    shown = cli.json("invoice", "show", closed[0]["id"], "--json")
+    balance = cli.json("account", "balance", "CYC-001", "--json")
+
+    # Issued by the February run (posting 2020-02-29), due 30 days later: not the
+    # January run's posting date, which would make it due before it was issued.
+    assert [(i["posting_date"], i["due_date"]) for i in closed] == [("2020-02-29", "2020-03-30")]
+    assert (shown["posting_date"], shown["due_date"]) == ("2020-02-29", "2020-03-30")
+    receivable = json.dumps(balance)  # posted to receivables with the same dates
+    assert "2020-03-30" in receivable and "2020-03-01" not in receivable, balance
