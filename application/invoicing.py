@@ -105,7 +105,9 @@ def invoice_family(
         and open_invoice is None
         and group.zero_invoices
         and scope.packages
-        and any(a.has_active_package(run.period) for a in family)
+        # Only where the run covered the family's billing: a category run owes
+        # nothing to a family without a package in its categories.
+        and any(a.has_active_package(run.period, scope) for a in family)
         and not any(a.invoiced_within(run.period) for a in family)
     )
     if zero_invoice:

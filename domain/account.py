@@ -444,11 +444,13 @@ class Account(Aggregate):
         """A package's next bill date falls in `period`: the account's bill cycle."""
         return any(p.next_bill_date in period for p in self.packages.values())
 
-    def has_active_package(self, period: Period) -> bool:
-        """A package runs during some day of `period`."""
+    def has_active_package(self, period: Period, scope: BillingScope | None = None) -> bool:
+        """A package runs during some day of `period`; with `scope`, only a package
+        the run bills counts (a run of other categories does not cover it)."""
         return any(
             p.terms.start_date <= period.end
             and (p.terms.end_date is None or p.terms.end_date >= period.start)
+            and (scope is None or scope.includes(p.terms.category))
             for p in self.packages.values()
         )
 

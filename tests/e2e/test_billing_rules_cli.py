@@ -46,3 +46,26 @@ def test_an_invoice_a_later_run_closes_is_issued_and_due_from_that_run(
     assert (shown["posting_date"], shown["due_date"]) == ("2020-02-29", "2020-03-30")
     receivable = json.dumps(balance)  # posted to receivables with the same dates
     assert "2020-03-30" in receivable and "2020-03-01" not in receivable, balance
+
+
+def test_a_category_run_sends_no_zero_invoice_to_accounts_with_nothing_in_the_category(
+    cli: Cli, tmp_path: Path
+) -> None:
+    imported(
+        cli, tmp_path,
+        account("RENT-001", package("flat", "900.00", start_date="2020-01-01", category="rent")),
+        account("DESK-002", package("desk", "100.00", start_date="2020-01-01")),
+        # Quarterly rent billed to January, next due in February: the run covers
+        # it and it has nothing due, so a zero invoice.
+        account("RENT-003", package("shed", "300.00", "quarterly", start_date="2019-11-01",
+                                    category="rent", next_bill_date="2020-02-01")),
+    )  # fmt: skip
+
+    billed(cli, "rent", "2020-01-01", "2020-01-31", "--category", "rent",
+           "--no-usage", "--no-charges")  # fmt: skip
+
+    invoices = cli.json("invoice", "list", "--run", "rent", "--json")
+    assert sorted((i["account"], i["total"]) for i in invoices) == [
+        ("RENT-001", "900.00"), ("RENT-003", "0.00"),
+    ]  # fmt: skip
+    assert cli.json("invoice", "list", "--account", "DESK-002", "--json") == []
