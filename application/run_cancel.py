@@ -35,8 +35,9 @@ from domain.account import (
     UsageBilled,
     ZeroInvoiceIssued,
 )
-from domain.bill_run import CancelMode, RunStatus
+from domain.bill_run import CancelMode, RunCancelled, RunStatus
 from domain.errors import AccountError
+from domain.ids import run_uuid
 from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
 from domain.model import Aggregate
 
@@ -49,6 +50,32 @@ CANCELLABLE = (ReviewStatus.DRAFT, ReviewStatus.QUARANTINED)
 
 class RunCancelRefused(ApplicationError):
     pass
+
+
+@dataclass(frozen=True)
+class WrittenOff:
+    """What runs cancelled with `--discard` billed on an account: still billed (no
+    run bills it again), but written off. Each maps an id to the discarded run."""
+
+    charges: dict[str, str]
+    usage: dict[str, str]
+
+
+def written_off(billing: Billing, account: Account) -> WrittenOff:
+    """The account's charges and usage records billed by runs cancelled with
+    discard (one query for the discarded runs, whatever the account's history)."""
+    discarded = set(
+        billing.queries.originators_with(
+            [get_topic(RunCancelled)], "mode", CancelMode.DISCARD.value
+        )
+    )
+    charges: dict[str, str] = {}
+    usage: dict[str, str] = {}
+    for run_id, billed in account.runs.items():
+        if run_uuid(run_id) in discarded:
+            charges.update(dict.fromkeys(billed.charge_ids, run_id))
+            usage.update(dict.fromkeys(billed.usage_ids, run_id))
+    return WrittenOff(charges, usage)
 
 
 @dataclass(frozen=True)

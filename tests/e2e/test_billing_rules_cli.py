@@ -69,3 +69,44 @@ def test_a_category_run_sends_no_zero_invoice_to_accounts_with_nothing_in_the_ca
         ("RENT-001", "900.00"), ("RENT-003", "0.00"),
     ]  # fmt: skip
     assert cli.json("invoice", "list", "--account", "DESK-002", "--json") == []
+
+
+def squeezed(text: str) -> str:
+    return " ".join(text.replace("│", " ").replace("┃", " ").split())
+
+
+def test_charges_and_usage_of_a_discarded_run_show_as_written_off_not_billed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    imported(cli, tmp_path, account("ACME-001", package("desk", "100.00", start_date="2020-01-01")))
+    cli.ok("charge", "add", "ACME-001", "--id", "setup", "--description", "Setup",
+           "--amount", "50.00", "--date", "2020-01-10")  # fmt: skip
+    cli.ok("charge", "add", "ACME-001", "--id", "later", "--description", "Later",
+           "--amount", "5.00", "--date", "2020-02-10")  # fmt: skip
+    cli.ok("usage", "record", "ACME-001", "desk", "3", "--id", "u1", "--date", "2020-01-12",
+           "--unit-price", "2.00")  # fmt: skip
+    billed(cli, "2020-01", "2020-01-01", "2020-01-31")
+
+    cli.ok("run", "cancel", "2020-01", "--discard", "--reason", "wrong prices")
+
+    wide = Cli(cwd=cli.cwd, env={**cli.env, "COLUMNS": "200"})
+    charges = cli.json("charge", "list", "ACME-001", "--json")
+    assert [(c["charge_id"], c["billed"], c["written_off"], c["written_off_by_run"])
+            for c in charges] == [
+        ("setup", True, True, "2020-01"), ("later", False, False, None),
+    ]  # fmt: skip
+    table = squeezed(wide.ok("charge", "list", "ACME-001").stdout)
+    assert (
+        "setup 2020-01-10 Setup charges 50.00 0 (account) written off (run 2020-01 discarded) "
+        "later 2020-02-10 Later charges 5.00 0 (account) no"
+    ) in table, table
+    usage = cli.json("usage", "list", "ACME-001", "--json")
+    assert [(u["usage_id"], u["written_off"], u["written_off_by_run"]) for u in usage] == [
+        ("u1", True, "2020-01")
+    ]
+    assert "written off (run 2020-01 discarded)" in squeezed(
+        wide.ok("usage", "list", "ACME-001").stdout
+    )
+    # Nothing bills a written-off charge again, and --unbilled lists only what will be.
+    assert [c["charge_id"] for c in cli.json("charge", "list", "ACME-001", "--unbilled", "--json")
+            ] == ["later"]  # fmt: skip
