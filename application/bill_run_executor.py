@@ -472,6 +472,7 @@ class BillRunExecutor:
             accounts_suspended=sum(
                 1 for o in outcomes for d in o.dunning if "suspend" in d.actions
             ),
+            stranded=sum(len(o.stranded) for o in outcomes),
         )
         record(statistics, numbers)
         receivables = [r for r in batch.receivables.values() if r.has_pending_events]

@@ -64,6 +64,9 @@ class FamilyOutcome:
     content digest and preview are computed from."""
     dunning: list[DunningApplied] = field(default_factory=list)
     """The dunning stages the run's AR step applied to the family's invoices."""
+    stranded: list[tuple[str, str, date]] = field(default_factory=list)
+    """(account, package, bill date) of package bill dates before the run's period
+    that no run billed and this run left owed (it does not catch up)."""
 
 
 def invoice_family(
@@ -100,8 +103,15 @@ def invoice_family(
         for account in family
         for line in account.bill(run.run_id, run.period, run.posting_date, at, scope)
     ]
+    outcome.stranded = [
+        (account.account_id, package_id, day)
+        for account in family
+        for package_id, day in account.stranded(run.period, scope)
+    ]
     zero_invoice = (
         not lines
+        # A stranded bill date is owed, not nothing: no zero invoice pretends otherwise.
+        and not outcome.stranded
         and open_invoice is None
         and group.zero_invoices
         and scope.packages

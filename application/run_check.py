@@ -16,7 +16,11 @@ Warnings:
 - `zero_price`, `negative_price`: an active package priced 0 or below (a
   recurring discount may be meant; a typo often is not);
 - `overlapping_run`: another unfinished run (scheduled or running) bills an
-  overlapping period for some of the same accounts.
+  overlapping period for some of the same accounts;
+- `stranded_bill_date`: a package bill date before the run's period that no run
+  billed (no run covered it): the run will not bill it (seed: a run bills the
+  bill dates inside its period) unless it catches up (`--catch-up`); listed as
+  account/package@bill date.
 
 The accounts are read page by page like a run reads them (constant memory).
 """
@@ -150,16 +154,7 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
                      account.account_id)  # fmt: skip
             else:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
-        for package in account.packages.values():
-            terms = package.terms
-            if terms.end_date is not None and terms.end_date < run.period.start:
-                continue
-            if terms.amount < 0:
-                note("warning", "negative_price", "an active package with a negative price",
-                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
-            elif terms.amount == 0:
-                note("warning", "zero_price", "an active package priced 0",
-                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
+        _check_packages(account, run, note)
     if errors_only:
         return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
     for other in _overlapping_runs(billing, run):
@@ -169,6 +164,27 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
              None)  # fmt: skip
     ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
     return CheckReport(run_id, ordered)
+
+
+def _check_packages(
+    account: Account, run: BillRun, note: Callable[[Severity, str, str, str], None]
+) -> None:
+    for package in account.packages.values():
+        terms = package.terms
+        if terms.end_date is not None and terms.end_date < run.period.start:
+            continue
+        if terms.amount < 0:
+            note("warning", "negative_price", "an active package with a negative price",
+                 f"{account.account_id}/{terms.package_id}")  # fmt: skip
+        elif terms.amount == 0:
+            note("warning", "zero_price", "an active package priced 0",
+                 f"{account.account_id}/{terms.package_id}")  # fmt: skip
+    if not run.settings.catch_up:
+        for package_id, day in account.stranded(run.period, run.settings.scope):
+            note("warning", "stranded_bill_date",
+                 "a package bill date before the run's period that no run billed: "
+                 "this run leaves it owed (schedule it with --catch-up to bill it)",
+                 f"{account.account_id}/{package_id}@{day}")  # fmt: skip
 
 
 def _some_group_emails(billing: Billing) -> bool:

@@ -110,3 +110,61 @@ def test_charges_and_usage_of_a_discarded_run_show_as_written_off_not_billed(
     # Nothing bills a written-off charge again, and --unbilled lists only what will be.
     assert [c["charge_id"] for c in cli.json("charge", "list", "ACME-001", "--unbilled", "--json")
             ] == ["later"]  # fmt: skip
+
+
+def test_a_bill_date_no_run_covered_is_reported_owed_and_billed_by_a_catch_up_run(
+    cli: Cli, tmp_path: Path
+) -> None:
+    imported(
+        cli, tmp_path,
+        account("ACME-001", package("office", "100.00", start_date="2020-01-01")),
+        # Starts in March, quarterly: its only bill date up to May is March 1.
+        account("QTR-002", package("rack", "300.00", "quarterly", start_date="2020-03-01")),
+    )  # fmt: skip
+    billed(cli, "2020-01", "2020-01-01", "2020-01-31")
+    billed(cli, "2020-02", "2020-02-01", "2020-02-29")
+    # March is never run.
+    cli.ok("run", "schedule", "2020-04", "--period-start", "2020-04-01",
+           "--period-end", "2020-04-30")  # fmt: skip
+
+    check = cli.json("run", "check", "2020-04", "--json")
+    stranded = [w for w in check["warnings"] if w["check"] == "stranded_bill_date"]
+    assert [(w["count"], w["accounts"]) for w in stranded] == [
+        (2, ["ACME-001/office@2020-03-01", "QTR-002/rack@2020-03-01"])
+    ]
+
+    april = cli.json("run", "execute", "2020-04", "--json")
+    assert april["statistics"]["stranded"] == 2
+    assert cli.json("run", "status", "2020-04", "--json")["stranded_bill_dates"] == 2
+    report = cli.json("run", "report", "2020-04", "--json")
+    assert report["accounts"]["stranded_bill_dates"] == 2
+    # April is billed; March stays owed; QTR-002, whose only due date is stranded,
+    # gets no invoice of zero pretending it owes nothing.
+    invoices = cli.json("invoice", "list", "--run", "2020-04", "--json")
+    assert [(i["account"], i["total"]) for i in invoices] == [("ACME-001", "100.00")]
+    shown = cli.json("account", "show", "ACME-001", "--json")
+    assert [(p["next_bill_date"], p["owed_bill_dates"]) for p in shown["packages"]] == [
+        ("2020-05-01", ["2020-03-01"])
+    ]
+    text = squeezed(cli.ok("account", "show", "ACME-001").stdout)
+    assert "1 bill date(s) no run covered are owed, not billed: office 2020-03-01" in text
+
+    may = billed(cli, "2020-05", "2020-05-01", "2020-05-31", "--catch-up")
+
+    assert may["statistics"]["stranded"] == 0
+    lines = [
+        (invoice["account"], line["service_period_start"], line["service_period_end"],
+         line["amount"])
+        for invoice in cli.json("invoice", "list", "--run", "2020-05", "--json")
+        for line in invoice["lines"]
+    ]  # fmt: skip
+    assert sorted(lines) == [
+        ("ACME-001", "2020-03-01", "2020-03-31", "100.00"),  # each period its own line
+        ("ACME-001", "2020-05-01", "2020-05-31", "100.00"),
+        ("QTR-002", "2020-03-01", "2020-05-31", "300.00"),
+    ]
+    after = cli.json("account", "show", "ACME-001", "--json")
+    assert [p["owed_bill_dates"] for p in after["packages"]] == [[]]
+    assert cli.json("run", "status", "2020-05", "--json")["settings"]["catch_up"] is True
+    again = cli.json("run", "check", "2020-05", "--json")
+    assert not [w for w in again["warnings"] if w["check"] == "stranded_bill_date"]
