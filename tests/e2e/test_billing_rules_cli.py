@@ -168,3 +168,23 @@ def test_a_bill_date_no_run_covered_is_reported_owed_and_billed_by_a_catch_up_ru
     assert cli.json("run", "status", "2020-05", "--json")["settings"]["catch_up"] is True
     again = cli.json("run", "check", "2020-05", "--json")
     assert not [w for w in again["warnings"] if w["check"] == "stranded_bill_date"]
+
+
+def test_a_schedule_whose_runs_periods_would_leave_gaps_is_refused_and_nothing_is_written(
+    cli: Cli,
+) -> None:
+    refused = cli("schedule", "add", "gappy", "--every", "monthly", "--day", "1",
+                  "--period", "previous_day", "--at", "2020-05-01T06:00Z")  # fmt: skip
+
+    assert refused.returncode == 2, refused
+    assert (
+        "a monthly schedule billing previous_day would leave gaps between its runs' periods"
+        in squeezed(refused.stderr)
+    ), refused.stderr
+    assert "choose previous_month or current_month" in squeezed(refused.stderr)
+    assert cli.json("schedule", "list", "--json") == []
+    # A schedule that tiles, catching up, is taken: its runs carry the setting.
+    cli.ok("schedule", "add", "monthly", "--every", "monthly", "--day", "1",
+           "--at", "2020-05-01T06:00Z", "--catch-up")  # fmt: skip
+    [added] = cli.json("schedule", "list", "--json")
+    assert added["settings"]["catch_up"] is True, added
