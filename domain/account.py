@@ -311,6 +311,8 @@ class Package:
         """Bill dates not billed that a run over `window` does not bill by default:
         those passed over before (`owed`) and those from the next bill date up to
         the window's start, each with days in the package's term."""
+        if not self.owed and self.next_bill_date >= window.start:
+            return []  # the common case, checked for every package in every run
         found = [d for d in map(self.bill_date_of, self.owed) if d < window.start]
         index = self.next_index
         while self.bill_date_of(index) < window.start and self.bills(index):
@@ -493,13 +495,12 @@ class Account(Aggregate):
         """(package id, bill date) of every package bill date before `window` that
         was never billed (no run covered it): a run over `window` bills them only
         with catch-up. With `scope`, only packages it bills."""
-        scope = scope or BillingScope()
-        if not scope.packages:
+        if scope is not None and not scope.packages:
             return []
         return [
             (package.terms.package_id, day)
             for package in self.packages.values()
-            if scope.includes(package.terms.category)
+            if scope is None or scope.includes(package.terms.category)
             for day in package.stranded(window)
         ]
 
