@@ -571,6 +571,15 @@ class Account(Aggregate):
                     f"account {self.account_id}: package {package_id} was billed after run "
                     f"{run_id} (bill date {later}); cancel the later run first"
                 )
+        for package_id, passed in billed.passed_over.items():
+            package = self.packages[package_id]
+            caught = [i for i in passed if i not in package.owed]
+            if caught:
+                raise AccountError(
+                    f"account {self.account_id}: package {package_id}'s bill date "
+                    f"{package.bill_date_of(caught[0])}, which run {run_id} left owed, was "
+                    "billed by a later run; cancel the later run first"
+                )
         self._trigger(RunBillingReopened, at, run_id=run_id)
         return True
 
@@ -920,8 +929,10 @@ class Account(Aggregate):
     ) -> list[InvoiceLine]:
         lines: list[InvoiceLine] = []
         for index in list(package.owed):
-            # Owed periods: with catch-up all of them, else those the window covers.
-            if scope_catch_up or package.bill_date_of(index) in window:
+            # Owed periods: with catch-up all up to the window's end, else those
+            # the window covers.
+            day = package.bill_date_of(index)
+            if day in window or (scope_catch_up and day <= window.end):
                 line = self._bill_period(package, index, run_id, posting_date, at)
                 if line is not None:
                     lines.append(line)
