@@ -11,8 +11,8 @@ are written off. Refused, with nothing written, when:
   document);
 - an invoice the run opened is still open (its close type left it open: it may
   hold later runs' lines);
-- reopening would rewind a package a later run billed after this one (cancel
-  the later run first);
+- reopening would rewind a package a later run billed after this one, or a
+  bill date this run left owed was billed since (cancel the later run first);
 - the run is running (let it complete, then cancel it).
 
 Everything is saved in one transaction: the run, its invoices, its accounts.
