@@ -444,7 +444,7 @@ class BillRunExecutor:
         for closing in closings:
             closing.receivables = batch.receivables_of(closing.invoicer, at)
         numbers = sequence.reserve(len(closings), run.run_id, at)
-        close_numbered(closings, numbers, run.run_id, at)
+        close_numbered(closings, numbers, run.run_id, at, run.posting_date)
         released = self._release_held(run, outcomes, at)
         totals: dict[str, Decimal] = {}
         for closing in closings:
@@ -472,6 +472,7 @@ class BillRunExecutor:
             accounts_suspended=sum(
                 1 for o in outcomes for d in o.dunning if "suspend" in d.actions
             ),
+            stranded=sum(len(o.stranded) for o in outcomes),
         )
         record(statistics, numbers)
         receivables = [r for r in batch.receivables.values() if r.has_pending_events]

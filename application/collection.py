@@ -55,7 +55,7 @@ def payment_gateway(billing: Billing) -> PaymentGateway:
 
     name = billing.env.get(GATEWAY_VARIABLE) or "sandbox"
     if name == "sandbox":
-        return SandboxGateway(billing.recorder.datastore)  # type: ignore[attr-defined]
+        return SandboxGateway(billing.recorder.datastore, clock=billing.clock)  # type: ignore[attr-defined]
     try:
         factory = resolve_topic(name)
     except Exception as error:
@@ -138,7 +138,9 @@ class Collector:
             answer = self._charge(receivables, attempt)
         if answer.outcome is GatewayOutcome.TIMEOUT and attempt.outcome is GatewayOutcome.TIMEOUT:
             return receivables, attempt
-        receivables = self._answer(receivables, attempt, answer, as_of)
+        # Found later than it happened: the payment is dated the day the gateway
+        # charged (when it says), not the day it was reconciled.
+        receivables = self._answer(receivables, attempt, answer, as_of, answer.charged_on)
         return receivables, receivables.attempts[attempt.attempt_id]
 
     def reconcile_account(self, account_id: str, as_of: date) -> CollectionAttempt | None:
@@ -168,6 +170,7 @@ class Collector:
         attempt: CollectionAttempt,
         answer: GatewayAnswer,
         as_of: date,
+        charged_on: date | None = None,
     ) -> Receivables:
         """Record the gateway's answer; on a conflict (a payment recorded meanwhile),
         reload and record it on the current state, unless someone already did."""
@@ -184,6 +187,7 @@ class Collector:
                 answer.message,
                 as_of,
                 self.billing.clock(),
+                charged_on,
             )
             try:
                 self.billing.save(receivables)

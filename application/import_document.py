@@ -384,7 +384,8 @@ class BillGroupRecord(_Strict):
     zero_invoices: bool = Field(
         default=True,
         description="Accounts with an active package but nothing billed in a run's "
-        "period still get an invoice (of zero)",
+        "period still get an invoice (of zero); a category run counts only packages of "
+        "its categories",
     )
     quarantine_above: NonNegativeDecimal | None = Field(
         default=None,

@@ -26,7 +26,7 @@ it releases it (seed: rendering and delivery happen only on the bill day).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from domain.account import Account
@@ -64,6 +64,9 @@ class FamilyOutcome:
     content digest and preview are computed from."""
     dunning: list[DunningApplied] = field(default_factory=list)
     """The dunning stages the run's AR step applied to the family's invoices."""
+    stranded: list[tuple[str, str, date]] = field(default_factory=list)
+    """(account, package, bill date) of package bill dates before the run's period
+    that no run billed and this run left owed (it does not catch up)."""
 
 
 def invoice_family(
@@ -100,12 +103,21 @@ def invoice_family(
         for account in family
         for line in account.bill(run.run_id, run.period, run.posting_date, at, scope)
     ]
+    outcome.stranded = [
+        (account.account_id, package_id, day)
+        for account in family
+        for package_id, day in account.stranded(run.period, scope)
+    ]
     zero_invoice = (
         not lines
+        # A stranded bill date is owed, not nothing: no zero invoice pretends otherwise.
+        and not outcome.stranded
         and open_invoice is None
         and group.zero_invoices
         and scope.packages
-        and any(a.has_active_package(run.period) for a in family)
+        # Only where the run covered the family's billing: a category run owes
+        # nothing to a family without a package in its categories.
+        and any(a.has_active_package(run.period, scope) for a in family)
         and not any(a.invoiced_within(run.period) for a in family)
     )
     if zero_invoice:
@@ -148,18 +160,30 @@ def close_after_run(
     return outcome
 
 
-def close_numbered(closings: list[Closing], numbers: list[int], run_id: str, at: datetime) -> None:
-    """Close each invoice with its reserved number and its due date (the invoicer's
-    payment terms, else its group's); hold those not released. Each closed invoice
+def close_numbered(
+    closings: list[Closing],
+    numbers: list[int],
+    run_id: str,
+    at: datetime,
+    posting_date: date | None = None,
+) -> None:
+    """Close each invoice with its reserved number, issued on the closing run's
+    `posting_date` (an invoice a later run closes, `user_bill_cycle`, is issued
+    then, not when it opened; None: as opened), and its due date from that date
+    (the invoicer's payment terms, else its group's); hold those not released. Each closed invoice
     is judged by its group's review rules (`domain.review_rules`): every verdict is
     recorded on it, and the first rule that objects quarantines or rejects it. An
     invoice not rejected is posted to the invoicer's receivables."""
     for closing, number in zip(closings, numbers, strict=True):
         invoice, invoicer, receivables = closing.invoice, closing.invoicer, closing.receivables
         assert invoice.posting_date is not None and receivables is not None
+        issued = posting_date or invoice.posting_date
         terms = receivables.terms_days(closing.group.payment_terms_days)
-        due_date = invoice.posting_date + timedelta(days=terms)
-        invoice.close(number, at, run_id=run_id, release=closing.release, due_date=due_date)
+        due_date = issued + timedelta(days=terms)
+        invoice.close(
+            number, at, run_id=run_id, release=closing.release, due_date=due_date,
+            posting_date=issued,
+        )  # fmt: skip
         rules = closing.group.review_rules
         if rules.enabled:
             verdicts = rules.evaluate(

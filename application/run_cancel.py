@@ -11,8 +11,8 @@ are written off. Refused, with nothing written, when:
   document);
 - an invoice the run opened is still open (its close type left it open: it may
   hold later runs' lines);
-- reopening would rewind a package a later run billed after this one (cancel
-  the later run first);
+- reopening would rewind a package a later run billed after this one, or a
+  bill date this run left owed was billed since (cancel the later run first);
 - the run is running (let it complete, then cancel it).
 
 Everything is saved in one transaction: the run, its invoices, its accounts.
@@ -33,8 +33,9 @@ from domain.account import (
     UsageBilled,
     ZeroInvoiceIssued,
 )
-from domain.bill_run import CancelMode, RunStatus
+from domain.bill_run import CancelMode, RunCancelled, RunStatus
 from domain.errors import AccountError
+from domain.ids import run_uuid
 from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
 from domain.model import Aggregate
 from infrastructure.topics import topic_of
@@ -48,6 +49,32 @@ CANCELLABLE = (ReviewStatus.DRAFT, ReviewStatus.QUARANTINED)
 
 class RunCancelRefused(ApplicationError):
     pass
+
+
+@dataclass(frozen=True)
+class WrittenOff:
+    """What runs cancelled with `--discard` billed on an account: still billed (no
+    run bills it again), but written off. Each maps an id to the discarded run."""
+
+    charges: dict[str, str]
+    usage: dict[str, str]
+
+
+def written_off(billing: Billing, account: Account) -> WrittenOff:
+    """The account's charges and usage records billed by runs cancelled with
+    discard (one query for the discarded runs, whatever the account's history)."""
+    discarded = set(
+        billing.queries.originators_with(
+            [get_topic(RunCancelled)], "mode", CancelMode.DISCARD.value
+        )
+    )
+    charges: dict[str, str] = {}
+    usage: dict[str, str] = {}
+    for run_id, billed in account.runs.items():
+        if run_uuid(run_id) in discarded:
+            charges.update(dict.fromkeys(billed.charge_ids, run_id))
+            usage.update(dict.fromkeys(billed.usage_ids, run_id))
+    return WrittenOff(charges, usage)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,11 @@ Warnings:
   recurring discount may be meant; a typo often is not);
 - `overlapping_run`: another unfinished run (scheduled, running or failed; not
   completed or cancelled) bills an overlapping period for some of the same
-  accounts.
+  accounts;
+- `stranded_bill_date`: a package bill date before the run's period that no run
+  billed (no run covered it): the run will not bill it (seed: a run bills the
+  bill dates inside its period) unless it catches up (`--catch-up`); listed as
+  account/package@bill date.
 
 `missing_rate` looks only at the accounts the run selects (and their families),
 so a currency no selected account uses does not hold the run up.
@@ -177,17 +181,7 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
                      account.account_id)  # fmt: skip
             elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
-            # A family member needs none: its lines go onto its invoicer's invoice.
-        for package in account.packages.values():
-            terms = package.terms
-            if terms.end_date is not None and terms.end_date < run.period.start:
-                continue
-            if terms.amount < 0:
-                note("warning", "negative_price", "an active package with a negative price",
-                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
-            elif terms.amount == 0:
-                note("warning", "zero_price", "an active package priced 0",
-                     f"{account.account_id}/{terms.package_id}")  # fmt: skip
+        _check_packages(account, run, note)
     if errors_only:
         return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
     for other in _overlapping_runs(billing, run):
@@ -197,6 +191,27 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
              None)  # fmt: skip
     ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
     return CheckReport(run_id, ordered)
+
+
+def _check_packages(
+    account: Account, run: BillRun, note: Callable[[Severity, str, str, str], None]
+) -> None:
+    for package in account.packages.values():
+        terms = package.terms
+        if terms.end_date is not None and terms.end_date < run.period.start:
+            continue
+        if terms.amount < 0:
+            note("warning", "negative_price", "an active package with a negative price",
+                 f"{account.account_id}/{terms.package_id}")  # fmt: skip
+        elif terms.amount == 0:
+            note("warning", "zero_price", "an active package priced 0",
+                 f"{account.account_id}/{terms.package_id}")  # fmt: skip
+    if not run.settings.catch_up:
+        for package_id, day in account.stranded(run.period, run.settings.scope):
+            note("warning", "stranded_bill_date",
+                 "a package bill date before the run's period that no run billed: "
+                 "this run leaves it owed (schedule it with --catch-up to bill it)",
+                 f"{account.account_id}/{package_id}@{day}")  # fmt: skip
 
 
 def _some_group_emails(billing: Billing) -> bool:

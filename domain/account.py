@@ -124,6 +124,9 @@ class BillingScope(ValueObject):
     charges: bool = True
     contracts: bool = True
     categories: tuple[str, ...] = ()
+    catch_up: bool = False
+    """Also bill stranded package bill dates (before the window), each period its
+    own line (the run setting `catch_up`)."""
 
     def includes(self, category: str) -> bool:
         return not self.categories or category in self.categories
@@ -274,6 +277,10 @@ class Package:
     terms: PackageTerms
     next_index: int
     unbilled_usage: dict[str, UsageRecord] = field(default_factory=dict)
+    owed: list[int] = field(default_factory=list)
+    """Schedule indexes a run passed over, their bill dates being before its window
+    (no run covered them): unbilled, stranded, until a run with catch-up bills
+    them. Oldest first."""
 
     @property
     def next_bill_date(self) -> date:
@@ -282,6 +289,42 @@ class Package:
     def next_service_period(self) -> Period:
         t = self.terms
         return service_period(t.anchor, t.frequency, t.timing, self.next_index)
+
+    def bill_date_of(self, index: int) -> date:
+        return bill_date(self.terms.anchor, self.terms.frequency, index)
+
+    def bills(self, index: int) -> bool:
+        """The `index`-th period has days within the package's term (else nothing
+        is billed for it: the package has ended)."""
+        t = self.terms
+        period = service_period(t.anchor, t.frequency, t.timing, index)
+        return overlap(period, t.start_date, t.end_date) is not None
+
+    def first_index_in(self, window: Period) -> int:
+        """The first index from the next one whose bill date is not before `window`."""
+        index = self.next_index
+        while self.bill_date_of(index) < window.start:
+            index += 1
+        return index
+
+    def stranded(self, window: Period) -> list[date]:
+        """Bill dates not billed that a run over `window` does not bill by default:
+        those passed over before (`owed`) and those from the next bill date up to
+        the window's start, each with days in the package's term."""
+        if not self.owed and self.next_bill_date >= window.start:
+            return []  # the common case, checked for every package in every run
+        found = [d for d in map(self.bill_date_of, self.owed) if d < window.start]
+        index = self.next_index
+        while self.bill_date_of(index) < window.start and self.bills(index):
+            found.append(self.bill_date_of(index))
+            index += 1
+        return found
+
+    def due_in(self, window: Period) -> bool:
+        """A bill date not billed yet falls in `window`."""
+        return self.bill_date_of(self.first_index_in(window)) in window or any(
+            self.bill_date_of(i) in window for i in self.owed
+        )
 
     @property
     def has_ended(self) -> bool:
@@ -302,6 +345,10 @@ class RunBilling:
     penalties: list[tuple[str, str]] = field(default_factory=list)
     line_keys: set[str] = field(default_factory=set)
     """The billed-item keys the run added (contract spend)."""
+    passed_over: dict[str, list[int]] = field(default_factory=dict)
+    """package id -> indexes the run left owed (bill dates before its window)."""
+    caught_up: list[tuple[str, int]] = field(default_factory=list)
+    """(package id, index) of owed periods the run billed (catch-up)."""
     zero_invoiced_before: date | None = None
     zero_invoice: bool = False
 
@@ -442,13 +489,36 @@ class Account(Aggregate):
 
     def has_package_due(self, period: Period) -> bool:
         """A package's next bill date falls in `period`: the account's bill cycle."""
-        return any(p.next_bill_date in period for p in self.packages.values())
+        return any(p.due_in(period) for p in self.packages.values())
 
-    def has_active_package(self, period: Period) -> bool:
-        """A package runs during some day of `period`."""
+    def stranded(self, window: Period, scope: BillingScope | None = None) -> list[tuple[str, date]]:
+        """(package id, bill date) of every package bill date before `window` that
+        was never billed (no run covered it): a run over `window` bills them only
+        with catch-up. With `scope`, only packages it bills."""
+        if scope is not None and not scope.packages:
+            return []
+        return [
+            (package.terms.package_id, day)
+            for package in self.packages.values()
+            if scope is None or scope.includes(package.terms.category)
+            for day in package.stranded(window)
+        ]
+
+    def owed(self) -> list[tuple[str, date]]:
+        """(package id, bill date) of the bill dates a run passed over, unbilled."""
+        return [
+            (package.terms.package_id, package.bill_date_of(index))
+            for package in self.packages.values()
+            for index in package.owed
+        ]
+
+    def has_active_package(self, period: Period, scope: BillingScope | None = None) -> bool:
+        """A package runs during some day of `period`; with `scope`, only a package
+        the run bills counts (a run of other categories does not cover it)."""
         return any(
             p.terms.start_date <= period.end
             and (p.terms.end_date is None or p.terms.end_date >= period.start)
+            and (scope is None or scope.includes(p.terms.category))
             for p in self.packages.values()
         )
 
@@ -500,6 +570,15 @@ class Account(Aggregate):
                 raise AccountError(
                     f"account {self.account_id}: package {package_id} was billed after run "
                     f"{run_id} (bill date {later}); cancel the later run first"
+                )
+        for package_id, passed in billed.passed_over.items():
+            package = self.packages[package_id]
+            caught = [i for i in passed if i not in package.owed]
+            if caught:
+                raise AccountError(
+                    f"account {self.account_id}: package {package_id}'s bill date "
+                    f"{package.bill_date_of(caught[0])}, which run {run_id} left owed, was "
+                    "billed by a later run; cancel the later run first"
                 )
         self._trigger(RunBillingReopened, at, run_id=run_id)
         return True
@@ -785,7 +864,10 @@ class Account(Aggregate):
         - A package is due when its next bill date falls within the window; each
           billing advances that date one step, so a window of three months bills a
           monthly package three times, and billing the same window again finds
-          nothing. A bill date before the window is left for a run covering it.
+          nothing. A bill date before the window that no run covered is stranded:
+          the run bills the bill dates in its window and leaves those before it
+          owed (`Package.owed`), listed by `stranded`, unless `scope.catch_up`,
+          which bills them first, each period its own line.
         - Usage (seed rule) is billed with its package: when the package is due
           (or has ended, so nothing is left behind), all its unbilled usage up to
           the window's end, including usage before the window's start. Usage
@@ -802,9 +884,15 @@ class Account(Aggregate):
         for package in self.packages.values():
             if not scope.includes(package.terms.category):
                 continue
-            due = package.next_bill_date in window or package.has_ended
+            due = (
+                package.due_in(window)
+                or package.has_ended
+                or (scope.catch_up and bool(package.stranded(window)))
+            )
             if scope.packages:
-                lines.extend(self._bill_periods(package, run_id, window, posting_date, at))
+                lines.extend(
+                    self._bill_periods(package, run_id, window, posting_date, at, scope.catch_up)
+                )
             if scope.usage and due:
                 lines.extend(self._bill_usage(package, run_id, window, posting_date, at))
         if scope.charges:
@@ -831,27 +919,54 @@ class Account(Aggregate):
     # Billing, one kind at a time ----------------------------------------------
 
     def _bill_periods(
-        self, package: Package, run_id: str, window: Period, posting_date: date, at: datetime
+        self,
+        package: Package,
+        run_id: str,
+        window: Period,
+        posting_date: date,
+        at: datetime,
+        scope_catch_up: bool = False,
     ) -> list[InvoiceLine]:
         lines: list[InvoiceLine] = []
-        terms = package.terms
-        while package.next_bill_date in window:
-            period = package.next_service_period()
-            used = overlap(period, terms.start_date, terms.end_date)
-            if used is None:
+        for index in list(package.owed):
+            # Owed periods: with catch-up all up to the window's end, else those
+            # the window covers.
+            day = package.bill_date_of(index)
+            if day in window or (scope_catch_up and day <= window.end):
+                line = self._bill_period(package, index, run_id, posting_date, at)
+                if line is not None:
+                    lines.append(line)
+        # Without catch-up, bill dates before the window stay owed (seed: a run bills
+        # the bill dates inside its period).
+        index = package.next_index if scope_catch_up else package.first_index_in(window)
+        while package.bill_date_of(index) <= window.end:
+            line = self._bill_period(package, index, run_id, posting_date, at)
+            if line is None:
                 break
-            line = self._period_line(package, run_id, period, used, posting_date)
-            self._trigger(
-                PackageBilled,
-                at,
-                run_id=run_id,
-                package_id=terms.package_id,
-                bill_date=package.next_bill_date,
-                next_bill_date=bill_date(terms.anchor, terms.frequency, package.next_index + 1),
-                line=line,
-            )
             lines.append(line)
+            index += 1
         return lines
+
+    def _bill_period(
+        self, package: Package, index: int, run_id: str, posting_date: date, at: datetime
+    ) -> InvoiceLine | None:
+        """Bill the `index`-th period (None: no day of it is in the package's term)."""
+        terms = package.terms
+        period = service_period(terms.anchor, terms.frequency, terms.timing, index)
+        used = overlap(period, terms.start_date, terms.end_date)
+        if used is None:
+            return None
+        line = self._period_line(package, run_id, period, used, posting_date)
+        self._trigger(
+            PackageBilled,
+            at,
+            run_id=run_id,
+            package_id=terms.package_id,
+            bill_date=package.bill_date_of(index),
+            next_bill_date=package.bill_date_of(max(package.next_index, index + 1)),
+            line=line,
+        )
+        return line
 
     def _bill_usage(
         self, package: Package, run_id: str, window: Period, posting_date: date, at: datetime
@@ -925,6 +1040,8 @@ class Account(Aggregate):
                 continue
             if not package.has_ended and package.next_service_period().start <= term.end:
                 return False
+            if package.owed:
+                return False  # stranded periods are not billed yet
             if any(u.occurred_on in term for u in package.unbilled_usage.values()):
                 return False
         return terms.package_id is not None or not any(
@@ -1090,6 +1207,12 @@ class Account(Aggregate):
         billed = self.runs.pop(event.run_id)
         for package_id, (first, _) in billed.packages.items():
             self.packages[package_id].next_index = first
+        for package_id, passed in billed.passed_over.items():
+            owed = self.packages[package_id].owed
+            owed[:] = [i for i in owed if i not in passed]
+        for package_id, index in billed.caught_up:
+            self.packages[package_id].owed.append(index)
+            self.packages[package_id].owed.sort()
         for usage_id in billed.usage_ids:
             record = self.usage[usage_id]
             self.packages[record.package_id].unbilled_usage[usage_id] = record
@@ -1138,10 +1261,23 @@ class Account(Aggregate):
     def _when_PackageBilled(self, event: PackageBilled) -> None:
         package = self.packages[event.package_id]
         run = self._run(event.run_id)
-        first, _ = run.packages.get(event.package_id, (package.next_index, package.next_index))
-        run.packages[event.package_id] = (first, package.next_index)
         run.line_keys.add(str(event.line.line_id))
-        package.next_index += 1
+        index = package.next_index
+        if event.bill_date != package.next_bill_date:
+            # Events before stranded bill dates were tracked always bill the next one.
+            t = package.terms
+            index = index_of_bill_date(t.anchor, t.frequency, event.bill_date)
+        if index < package.next_index:
+            package.owed.remove(index)  # an owed period, caught up
+            run.caught_up.append((event.package_id, index))
+        else:
+            passed = list(range(package.next_index, index))
+            package.owed.extend(passed)
+            if passed:
+                run.passed_over.setdefault(event.package_id, []).extend(passed)
+            first, _ = run.packages.get(event.package_id, (package.next_index, index))
+            run.packages[event.package_id] = (first, index)
+            package.next_index = index + 1
         line = event.line
         self.last_posting_date = line.posting_date
         self.billed.append(

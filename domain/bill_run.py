@@ -100,6 +100,10 @@ class RunSettings(ValueObject):
     wait on open invoices for a run that invoices."""
     categories: tuple[str, ...] = ()
     """Only packages and charges of these categories; empty: every category."""
+    catch_up: bool = False
+    """Also bill stranded package bill dates: before the period and never billed
+    (no run covered them), each period its own line. Off (and in runs scheduled
+    before the setting existed), they stay owed and are reported."""
 
     render_invoices: bool = True
     """Render each closed invoice to PDF and XML (the render consumer)."""
@@ -123,6 +127,7 @@ class RunSettings(ValueObject):
             charges=self.bill_charges,
             contracts=self.run_contracts,
             categories=self.categories,
+            catch_up=self.catch_up,
         )
 
 
@@ -151,6 +156,9 @@ class BatchStatistics(ValueObject):
     dunning_applied: int = 0
     """Dunning stages applied to overdue invoices (the AR step)."""
     accounts_suspended: int = 0
+    stranded: int = 0
+    """Package bill dates before the period that no run billed (no run covered
+    them), left owed by this run: bill them with a catch-up run."""
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
         totals = dict(self.totals)
@@ -174,6 +182,7 @@ class BatchStatistics(ValueObject):
             },
             dunning_applied=self.dunning_applied + other.dunning_applied,
             accounts_suspended=self.accounts_suspended + other.accounts_suspended,
+            stranded=self.stranded + other.stranded,
         )
 
 

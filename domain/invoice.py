@@ -141,6 +141,9 @@ class InvoiceClosed(DomainEvent):
     document_type: DocumentType = DocumentType.INVOICE
     """As opened: lets a reader of the log (a report per run) tell a credit note's
     close from an invoice's without its opening event."""
+    posting_date: date | None = None
+    """The issue (posting) date set by a later closing run (`user_bill_cycle`): the
+    invoice is issued when it closes, not when it was opened. None: as opened."""
 
 
 class CreditedAmount(ValueObject):
@@ -386,17 +389,22 @@ class Invoice(Aggregate):
         run_id: str | None = None,
         release: bool = True,
         due_date: date | None = None,
+        posting_date: date | None = None,
     ) -> None:
         """Close with `number`; `run_id` is the closing run (default: the opening
         one), `release` False holds rendering and delivery for a later run,
-        `due_date` is when payment is due (payment terms)."""
+        `due_date` is when payment is due (payment terms), `posting_date` the
+        closing run's, which becomes the issue date (default: as opened)."""
         if self.status is not InvoiceStatus.OPEN:
             raise InvoiceError(f"invoice {self.id} is already {self.status.value}")
         if number < 1:
             raise InvoiceError(f"invoice numbers start at 1, not {number}")
-        if due_date is not None and self.posting_date and due_date < self.posting_date:
+        if posting_date == self.posting_date:
+            posting_date = None  # unchanged: the event stays as it always was
+        issued = posting_date or self.posting_date
+        if due_date is not None and issued and due_date < issued:
             raise InvoiceError(
-                f"invoice {self.id}: due date {due_date} is before its issue {self.posting_date}"
+                f"invoice {self.id}: due date {due_date} is before its issue {issued}"
             )
         zero = round_to_currency(Decimal(0), self.currency)
         subtotal = sum((line.amount for line in self.lines), zero)
@@ -416,6 +424,7 @@ class Invoice(Aggregate):
             released=release,
             due_date=due_date,
             document_type=self.document_type,
+            posting_date=posting_date,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -814,6 +823,8 @@ class Invoice(Aggregate):
         self.released_by_run = self.closed_by_run if event.released else None
         self.number = event.number
         self.due_date = event.due_date
+        if event.posting_date is not None:
+            self.posting_date = event.posting_date
         self.subtotal = event.subtotal
         self.tax = event.tax
         self.total = event.total

@@ -99,6 +99,9 @@ class GatewayAnswer(ValueObject):
     reference: str | None = None
     """The gateway's id of the charge."""
     message: str | None = None
+    charged_on: date | None = None
+    """The day the gateway took the money (approved answers), when it says: what a
+    payment found later by reconciling is dated, not the day it was found."""
 
 
 class Allocation(ValueObject):
@@ -667,10 +670,12 @@ class Receivables(Aggregate):
         message: str | None,
         as_of: date,
         at: datetime,
+        charged_on: date | None = None,
     ) -> None:
         """Record the gateway's answer: approved records the payment (allocated like
-        any other); declined or error schedules the next retry; a timeout leaves the
-        attempt pending, to be reconciled."""
+        any other), received on `charged_on` (the day the gateway charged, when
+        known) else `as_of`; declined or error schedules the next retry; a timeout
+        leaves the attempt pending, to be reconciled."""
         attempt = self.attempts.get(attempt_id)
         if attempt is None:
             raise ReceivablesError(f"no collection attempt {attempt_id} on {self.account_id}")
@@ -695,7 +700,7 @@ class Receivables(Aggregate):
             self.receive_payment(
                 f"collection-{attempt_id}",
                 attempt.amount,
-                as_of,
+                as_of if charged_on is None else charged_on,
                 at,
                 method="collection",
                 reference=reference,

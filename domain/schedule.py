@@ -73,6 +73,15 @@ DEFAULT_PERIOD_RULE = {
 }
 """The period rule a schedule gets when it names none."""
 
+TILING_RULES = {
+    Recurrence.DAILY: (PeriodRule.PREVIOUS_DAY,),
+    Recurrence.WEEKLY: (PeriodRule.PREVIOUS_WEEK,),
+    Recurrence.MONTHLY: (PeriodRule.PREVIOUS_MONTH, PeriodRule.CURRENT_MONTH),
+}
+"""The period rules whose periods, one per occurrence, tile the calendar: each day
+in exactly one run's period. Any other (monthly billing the previous day, say)
+leaves days no run covers, whose package bill dates would be stranded."""
+
 
 class ScheduleTerms(ValueObject):
     """What a schedule queues, when, and for which period."""
@@ -117,6 +126,13 @@ class ScheduleTerms(ValueObject):
             raise ScheduleError("a fixed period needs its start and end, and only it has them")
         if self.period_start is not None and self.period_end is not None:
             Period(self.period_start, self.period_end)  # refuses an end before the start
+        tiling = TILING_RULES.get(self.recurrence, ())
+        if tiling and self.period not in tiling and not fixed:
+            raise ScheduleError(
+                f"a {self.recurrence.value} schedule billing {self.period.value} would leave "
+                "gaps between its runs' periods, or bill days twice: its runs' periods must "
+                f"follow each other, so choose {' or '.join(r.value for r in tiling)}"
+            )
         if not (
             self.settings.bill_packages
             or self.settings.bill_usage

@@ -33,6 +33,15 @@ Category = Annotated[
     list[str] | None,
     typer.Option(help="Bill only packages and charges of this category (repeat)."),
 ]
+CatchUp = Annotated[
+    bool,
+    typer.Option(
+        "--catch-up",
+        help="Also bill stranded package bill dates: before the period and never billed "
+        "(no run covered them), each period its own line. Without it they stay owed and "
+        "`run check` lists them.",
+    ),
+]
 Invoices = Annotated[
     bool, typer.Option(help="Close and number invoices; off, lines wait on open invoices.")
 ]
@@ -90,6 +99,7 @@ def run_settings(
     dunning: bool = False,
     collect_payments: bool = False,
     collection_type: CollectionType | None = None,
+    catch_up: bool = False,
 ) -> RunSettings:
     """The settings the options name; refused when they leave nothing to do (a run
     may only dun, or only collect)."""
@@ -114,4 +124,5 @@ def run_settings(
         run_dunning=dunning,
         collect_payments=collect_payments,
         collection_type=collection_type or CollectionType.ACCOUNT_BALANCE,
+        catch_up=catch_up,
     )

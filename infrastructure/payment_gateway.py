@@ -21,6 +21,8 @@ interface (`application.ports.PaymentGateway`).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from eventsourcing.postgres import PostgresDatastore
@@ -35,9 +37,17 @@ TABLE = "sandbox_gateway_charges"
 class SandboxGateway:
     name = "sandbox"
 
-    def __init__(self, datastore: PostgresDatastore, table: str = TABLE) -> None:
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        table: str = TABLE,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.datastore = datastore
         self.table = table
+        self.clock = clock
+        """The sandbox's own time, when a charge is taken (None: the database's
+        `now()`); billrun hands it its clock, so tests can travel in time."""
         self._table = SQL("{}.{}").format(Identifier(datastore.schema), Identifier(table))
         self._created = False
 
@@ -95,12 +105,14 @@ class SandboxGateway:
         """Keep the charge; should the same key race in, the first one stays."""
         statement: Composed = SQL(
             "INSERT INTO {} (idempotency_key, token, amount, currency, outcome, reference, "
-            "message) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "message, charged_at) VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now())) "
             "ON CONFLICT (idempotency_key) DO NOTHING"
         ).format(self._table)
+        charged_at = None if self.clock is None else self.clock()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                statement, (key, token, amount, currency, outcome.value, reference, message)
+                statement,
+                (key, token, amount, currency, outcome.value, reference, message, charged_at),
             )
         found = self.lookup(key)
         assert found is not None
@@ -110,7 +122,7 @@ class SandboxGateway:
         if not self._created:
             self.create_table()
         statement: Composed = SQL(
-            "SELECT outcome, reference, message FROM {} WHERE idempotency_key = %s"
+            "SELECT outcome, reference, message, charged_at FROM {} WHERE idempotency_key = %s"
         ).format(self._table)
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (idempotency_key,))
@@ -121,6 +133,8 @@ class SandboxGateway:
             outcome=GatewayOutcome(row["outcome"]),
             reference=row["reference"],
             message=row["message"],
+            # The day in UTC, as every date billrun records.
+            charged_on=row["charged_at"].astimezone(UTC).date(),
         )
 
     def charges(self) -> list[tuple[str, Decimal, str]]:

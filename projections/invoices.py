@@ -97,6 +97,8 @@ class InvoicesView(View):
         opened: dict[UUID, tuple[Any, ...]] = {}  # in log order
         closing: dict[UUID, tuple[Any, ...]] = {}
         released: list[UUID] = []
+        reissued: dict[UUID, date] = {}
+        """Invoices a later run closed, issued on its posting date (user_bill_cycle)."""
         reviewed: dict[UUID, str] = {}
         lines: list[tuple[Any, ...]] = []
         for event in events:
@@ -121,6 +123,8 @@ class InvoicesView(View):
                     event.line_count, event.timestamp, event.closed_by_run or event.run_id,
                     event.released, ReviewStatus.DRAFT.value,
                 )  # fmt: skip
+                if event.posting_date is not None:
+                    reissued[event.originator_id] = event.posting_date
             elif isinstance(event, InvoiceReleased):
                 released.append(event.originator_id)
             elif type(event) in _REVIEW_EVENTS:
@@ -146,6 +150,7 @@ class InvoicesView(View):
                 ).format(self.table("invoices")),
                 _columns(closed),
             )
+        _reissue(curs, self.table("invoices"), reissued)
         if released:
             curs.execute(
                 SQL("UPDATE {} SET released = true WHERE id = ANY(%s)").format(
@@ -259,6 +264,20 @@ _VERSION_1_LINES: dict[str, Any] = {
 """The columns version 1's lines lack, as a stale version 1 is served until rebuilt:
 its lines came from events written before lines had a kind, a category or tax,
 which the domain reads with these defaults (`InvoiceLine`), as a rebuild would."""
+
+
+def _reissue(curs: Cursor[DictRow], table: Composable, reissued: dict[UUID, date]) -> None:
+    """Set the posting (issue) date of invoices a later run closed."""
+    if reissued:
+        curs.execute(
+            SQL(
+                "UPDATE {} AS i SET posting_date = r.posting_date "
+                "FROM unnest(%b::uuid[], %b::date[]) AS r(id, posting_date) WHERE i.id = r.id"
+            ).format(table),
+            [list(reissued), list(reissued.values())],
+        )
+
+
 _OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False, None)
 """The closing columns of an invoice not (yet) closed: the table's defaults."""
 _REVIEW_EVENTS: dict[type[DomainEvent], ReviewStatus] = {

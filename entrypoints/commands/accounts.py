@@ -92,15 +92,24 @@ def account_show(
         "start",
         "end",
         "next bill",
+        "owed (stranded)",
     ):
         table.add_column(column)
     for package in account.packages.values():
         t = package.terms
+        owed = ", ".join(str(package.bill_date_of(i)) for i in package.owed) or "-"
         table.add_row(
             t.package_id, t.description, str(t.amount), t.frequency.value, t.timing.value,
-            str(t.start_date), str(t.end_date or "-"), str(package.next_bill_date),
+            str(t.start_date), str(t.end_date or "-"), str(package.next_bill_date), owed,
         )  # fmt: skip
     output.console.print(table)
+    stranded = account.owed()
+    if stranded:
+        listed = ", ".join(f"{package_id} {day}" for package_id, day in stranded)
+        output.console.print(
+            f"{len(stranded)} bill date(s) no run covered are owed, not billed: {listed}; "
+            "a run with --catch-up bills them (`billrun run check` lists them)"
+        )
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -113,7 +122,12 @@ def account_json(account: Account) -> dict[str, Any]:
         "bill_group": account.bill_group,
         "version": account.version,
         "packages": [
-            {**p.terms.model_dump(mode="json"), "next_bill_date": p.next_bill_date.isoformat()}
+            {
+                **p.terms.model_dump(mode="json"),
+                "next_bill_date": p.next_bill_date.isoformat(),
+                # Passed over by a run whose period began after them: stranded.
+                "owed_bill_dates": [p.bill_date_of(i).isoformat() for i in p.owed],
+            }
             for p in account.packages.values()
         ],
     }

@@ -8,11 +8,12 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from application.run_cancel import written_off
 from application.transactions import ChargeInput, add_charges
 from domain.account import Charge, ChargeTerms
 from domain.lines import DEFAULT_CHARGE_CATEGORY
 from entrypoints import output
-from entrypoints.commands.usage import UnbilledFlag
+from entrypoints.commands.usage import UnbilledFlag, billed_text
 from entrypoints.common import JsonFlag, UsageError, date_option, decimal_option, refusals, runtime
 
 charge_app = typer.Typer(
@@ -130,10 +131,15 @@ def charge_list(
     """
     with runtime() as rt:
         stored = rt.billing.get_account(account)
+        discarded = written_off(rt.billing, stored).charges
     charges = sorted(
         stored.charges.values(), key=lambda c: (c.terms.charge_date, c.terms.charge_id)
     )
-    rows = [charge_json(c, stored.currency) for c in charges if not (unbilled and c.billed)]
+    rows = [
+        charge_json(c, stored.currency, discarded.get(c.terms.charge_id))
+        for c in charges
+        if not (unbilled and c.billed)
+    ]
     if json_out:
         output.print_json(rows)
         return
@@ -144,10 +150,17 @@ def charge_list(
         table.add_row(
             row["charge_id"], row["charge_date"], row["description"], row["category"],
             row["amount"], row["tax_rate"] or f"{stored.tax_rate} (account)",
-            "yes" if row["billed"] else "no",
+            billed_text(row),
         )  # fmt: skip
     output.console.print(table)
 
 
-def charge_json(charge: Charge, currency: str) -> dict[str, Any]:
-    return {**charge.terms.model_dump(mode="json"), "currency": currency, "billed": charge.billed}
+def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:
+    """`written_off_by`: the run, cancelled with --discard, that billed it."""
+    return {
+        **charge.terms.model_dump(mode="json"),
+        "currency": currency,
+        "billed": charge.billed,
+        "written_off": written_off_by is not None,
+        "written_off_by_run": written_off_by,
+    }

@@ -54,6 +54,7 @@ def run_schedule(
     charges: options.Charges = True,
     contracts: options.Contracts = True,
     category: options.Category = None,
+    catch_up: options.CatchUp = False,
     invoices: options.Invoices = True,
     render: options.Render = True,
     deliver: options.Deliver = True,
@@ -96,7 +97,7 @@ def run_schedule(
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required, dunning, collect_payments, collection_type,
+        approval_required, dunning, collect_payments, collection_type, catch_up,
     )  # fmt: skip
     with runtime() as rt:
         outcome = rt.billing.schedule_run(
@@ -240,6 +241,8 @@ def run_status(
             shown["description"] = run.description
             shown["preview"] = preview_comparison(run)
             shown["parked"] = run.parked
+            # Bill dates before the period that no run billed, left owed by this run.
+            shown["stranded_bill_dates"] = run.statistics.stranded
             shown["step_log"] = run.steps
             shown["failure"] = run.failure
     if json_out:
@@ -375,6 +378,8 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         report["status"] = run.status.value
         report["parked"] = run.parked
         report["receivables"] = ar_summary(run)
+        if isinstance(report.get("accounts"), dict):
+            report["accounts"]["stranded_bill_dates"] = run.statistics.stranded
     if json_out:
         output.print_json(report)
         return
@@ -479,6 +484,8 @@ def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
         "render invoices": "yes" if settings.get("render_invoices") else "no",
         "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
     }
+    if settings.get("catch_up"):
+        rows["catch up"] = "yes: stranded bill dates before the period are billed"
     if settings.get("collect_payments"):
         rows["collection type"] = str(settings.get("collection_type", "account_balance"))
     return rows
@@ -545,6 +552,8 @@ def statistics_table(run: BillRun) -> Table:
     table.add_row("accounts with nothing due", str(stats.accounts_skipped))
     table.add_row("invoices", str(stats.invoices))
     table.add_row("lines", str(stats.lines))
+    if stats.stranded:
+        table.add_row("stranded bill dates left owed", str(stats.stranded))
     for currency, amount in stats.totals.items():
         table.add_row(f"total {currency}", f"{amount:,}")
     return table

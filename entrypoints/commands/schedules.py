@@ -98,6 +98,7 @@ def schedule_add(
     charges: options.Charges = True,
     contracts: options.Contracts = True,
     category: options.Category = None,
+    catch_up: options.CatchUp = False,
     invoices: options.Invoices = True,
     render: options.Render = True,
     deliver: options.Deliver = True,
@@ -123,7 +124,7 @@ def schedule_add(
     selection = options.selection(group, account)
     settings = options.run_settings(
         packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required, dunning, collect_payments, collection_type,
+        approval_required, dunning, collect_payments, collection_type, catch_up,
     )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from application.run_cancel import written_off
 from application.transactions import UsageInput, record_usage
 from application.usage_csv import parse_usage_csv
 from domain.account import Account, UsageRecord
@@ -155,8 +156,9 @@ def usage_list(
     """
     with runtime() as rt:
         stored = rt.billing.get_account(account)
+        discarded = written_off(rt.billing, stored).usage
     rows = [
-        usage_json(stored, record)
+        usage_json(stored, record, discarded.get(record.usage_id))
         for record in sorted(stored.usage.values(), key=lambda u: (u.occurred_on, u.usage_id))
     ]
     if unbilled:
@@ -171,7 +173,7 @@ def usage_list(
     for row in rows:
         table.add_row(
             row["usage_id"], row["package_id"], row["occurred_on"], row["description"],
-            row["quantity"], row["unit_price"], "yes" if row["billed"] else "no",
+            row["quantity"], row["unit_price"], billed_text(row),
         )  # fmt: skip
     output.console.print(table)
 
@@ -181,9 +183,22 @@ def is_billed(account: Account, record: UsageRecord) -> bool:
     return package is None or record.usage_id not in package.unbilled_usage
 
 
-def usage_json(account: Account, record: UsageRecord) -> dict[str, Any]:
+def usage_json(
+    account: Account, record: UsageRecord, written_off_by: str | None = None
+) -> dict[str, Any]:
+    """`written_off_by`: the run, cancelled with --discard, that billed it."""
     return {
         **record.model_dump(mode="json"),
         "currency": account.currency,
         "billed": is_billed(account, record),
+        "written_off": written_off_by is not None,
+        "written_off_by_run": written_off_by,
     }
+
+
+def billed_text(row: dict[str, Any]) -> str:
+    """The "billed" column: billed by a run cancelled with --discard is written off
+    (nothing bills it again, and no invoice stands for it)."""
+    if row["written_off"]:
+        return f"written off (run {row['written_off_by_run']} discarded)"
+    return "yes" if row["billed"] else "no"

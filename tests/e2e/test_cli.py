@@ -238,8 +238,11 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
         datetime.fromisoformat(status[key])
     assert [run["run_id"] for run in out["runs"]] == ["2026-q1"]
     # `run status` adds what only the run itself knows (its workflow state, description,
-    # preview comparison and parked accounts) to the row `run list` shows.
-    extra = {"workflow_state", "description", "preview", "parked", "step_log"}
+    # preview comparison, parked accounts and stranded bill dates it left owed) to the
+    # row `run list` shows.
+    extra = {
+        "workflow_state", "description", "preview", "parked", "step_log", "stranded_bill_dates"
+    }  # fmt: skip
     assert out["runs"][0] == {k: v for k, v in status.items() if k not in extra}
     assert (status["workflow_state"], status["parked"]) == ("drafts_ready", {})
 

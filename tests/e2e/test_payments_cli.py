@@ -7,7 +7,7 @@ the tests run: `invoice list` shows payment status as of today.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +282,23 @@ def test_reconcile_records_what_the_gateway_did_with_a_pending_collection(
         ("collection", "100.00", "INV-00000001")
     ]
     assert len(gateway.charges()) == 1, "charged once"
+
+
+def test_a_reconciled_collection_is_dated_the_day_the_gateway_charged_not_the_day_found(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    billed(cli, tmp_path, "01")
+    cli.ok("account", "autopay", "ACME-001", "--token", "tok_timeout_visa")
+    # The gateway takes the money on 5 March 2020 and the answer is lost.
+    on_march_5 = SandboxGateway(
+        store.recorder.datastore,  # type: ignore[attr-defined]
+        clock=lambda: datetime(2020, 3, 5, 23, 30, tzinfo=UTC),
+    )
+    Collector(store, on_march_5).collect(
+        "ACME-001", "collect-1", CollectionType.ACCOUNT_BALANCE, date(2020, 3, 5)
+    )
+
+    cli.ok("payment", "reconcile")  # today, years later
+
+    payments = cli.json("payment", "list", "--account", "ACME-001", "--json")
+    assert [(p["method"], p["received_on"]) for p in payments] == [("collection", "2020-03-05")]

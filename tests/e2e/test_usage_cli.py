@@ -79,6 +79,8 @@ def test_usage_recorded_twice_under_one_id_is_recorded_once(
             "occurred_on": "2026-01-05",
             "currency": "EUR",
             "billed": False,
+            "written_off": False,
+            "written_off_by_run": None,
         },
     }
     assert again == {**first, "recorded": False}
@@ -258,6 +260,8 @@ def test_charges_and_credits_are_added_once_and_listed(
             "tax_rate": "20",
             "currency": "EUR",
             "billed": False,
+            "written_off": False,
+            "written_off_by_run": None,
         },
     }
     assert again == {**added, "recorded": False}

@@ -103,11 +103,15 @@ def test_a_next_bill_date_on_the_schedule_is_where_billing_resumes():
     account = open_account(terms("office"))
     account.subscribe(terms("phone", start_date="2025-10-31"), d("2026-02-28"), AT)
     assert account.packages["phone"].next_bill_date == d("2026-02-28")
-    # office is due on Jan 1, before the window; phone resumes on its Feb 28
+    # office is due on Jan 1, before the window: Jan 1 stays owed (stranded) and the
+    # run bills office's bill dates in its window; phone resumes on its Feb 28
     assert billed(account, "2026-02-01", "2026-03-31") == [
+        "package:office 2026-02-01..2026-02-28 100.00",
+        "package:office 2026-03-01..2026-03-31 100.00",
         "package:phone 2026-02-28..2026-03-30 100.00",
         "package:phone 2026-03-31..2026-04-29 100.00",
     ]
+    assert account.owed() == [("office", d("2026-01-01"))]
 
 
 @pytest.mark.parametrize(
@@ -191,8 +195,11 @@ def test_a_next_bill_date_must_be_a_bill_date_the_package_can_bill_on(
             terms(),
             "2026-02-01",
             "2026-03-31",
-            [],
-            id="a bill date before the window start is not billed",
+            [
+                "package:office 2026-02-01..2026-02-28 100.00",
+                "package:office 2026-03-01..2026-03-31 100.00",
+            ],
+            id="a bill date before the window start is not billed, those in it are",
         ),
         pytest.param(
             terms(end_date="2026-02-15"),
@@ -235,11 +242,17 @@ def test_a_window_bills_every_bill_date_it_contains(package, start, end, lines):
 
 def test_a_bill_date_before_the_window_is_left_for_a_run_whose_window_covers_it():
     account = open_account(terms())
-    assert billed(account, "2026-02-01", "2026-02-28") == []
-    assert account.packages["office"].next_bill_date == d("2026-01-01")
+    assert billed(account, "2026-02-01", "2026-02-28") == [
+        "package:office 2026-02-01..2026-02-28 100.00"
+    ]
+    assert account.packages["office"].next_bill_date == d("2026-03-01")
+    assert account.stranded(Period(d("2026-02-01"), d("2026-02-28"))) == [
+        ("office", d("2026-01-01"))
+    ]
     assert billed(account, "2026-01-01", "2026-01-31") == [
         "package:office 2026-01-01..2026-01-31 100.00"
     ]
+    assert account.owed() == []
 
 
 def test_billing_the_same_window_twice_bills_nothing_the_second_time():
@@ -315,7 +328,7 @@ def test_line_ids_are_uuid5_of_account_package_and_service_period_start():
 def test_a_package_billed_event_records_the_bill_date_and_the_next_one():
     account = open_account(terms(start_date="2026-01-31"))
     account.collect_events()
-    billed(account, "2026-02-01", "2026-02-28")  # Jan 31 lies before the window
+    billed(account, "2026-03-01", "2026-03-30")  # Jan 31 and Feb 28 lie before the window
     assert account.collect_events() == []
     billed(account, "2026-01-01", "2026-02-28")
     events = account.collect_events()

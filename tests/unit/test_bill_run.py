@@ -13,6 +13,7 @@ from domain.bill_run import (
     RunBatchCompleted,
     RunCompleted,
     RunScheduled,
+    RunSettings,
     RunStarted,
     RunStatus,
     Selection,
@@ -321,3 +322,14 @@ def test_a_selection_includes_named_accounts_their_groups_or_everybody(
 def test_a_selection_describes_itself(selection, description):
     assert selection.describe() == description
     assert selection.is_all is (description == "all accounts")
+
+
+def test_settings_and_statistics_stored_before_catch_up_existed_load_with_it_off():
+    old_settings = {"bill_packages": True, "bill_usage": False, "categories": ["rent"]}
+    old_statistics = {"accounts_scanned": 3, "lines": 2}
+
+    settings = RunSettings.model_validate(old_settings)
+    statistics = BatchStatistics.model_validate(old_statistics)
+
+    assert (settings.catch_up, settings.scope.catch_up) == (False, False)
+    assert statistics.stranded == 0

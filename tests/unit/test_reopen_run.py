@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.account import Account, ChargeTerms, PackageTerms
+from domain.account import Account, BillingScope, ChargeTerms, PackageTerms
 from domain.contracts import ContractTerms
 from domain.errors import AccountError
 from domain.periods import Frequency, Period, Timing
@@ -82,3 +82,65 @@ def test_a_run_billed_over_by_a_later_run_cannot_be_reopened() -> None:
     assert account.reopen_run("feb", AT) is True
     assert account.reopen_run("jan", AT) is True
     assert account.packages["phone"].next_bill_date == date(2026, 1, 1)
+
+
+MARCH = Period(date(2026, 3, 1), date(2026, 3, 31))
+
+
+def test_reopening_a_run_that_passed_over_a_bill_date_or_caught_it_up_restores_what_is_owed() -> (
+    None
+):
+    account = Account.open("A", "A Ltd", "EUR", None, "default", AT)
+    account.subscribe(
+        PackageTerms(package_id="desk", description="Desk", amount=Decimal("10.00"),
+                     frequency=Frequency.MONTHLY, timing=Timing.ADVANCE,
+                     start_date=date(2026, 1, 1)),
+        None, AT,
+    )  # fmt: skip
+    account.bill("feb", FEBRUARY, FEBRUARY.end, AT)  # passes over Jan 1
+    assert account.owed() == [("desk", date(2026, 1, 1))]
+    account.reopen_run("feb", AT)
+    assert account.owed() == [] and account.packages["desk"].next_bill_date == date(2026, 1, 1)
+
+    account.bill("feb", FEBRUARY, FEBRUARY.end, AT)
+    catch_up = BillingScope(catch_up=True)
+    march = account.bill("mar", MARCH, MARCH.end, AT, catch_up)
+    assert [ln.service_period_start for ln in march] == [date(2026, 1, 1), date(2026, 3, 1)]
+    assert account.owed() == []
+    account.reopen_run("mar", AT)
+    assert account.owed() == [("desk", date(2026, 1, 1))]
+    assert account.packages["desk"].next_bill_date == date(2026, 3, 1)
+
+
+def test_a_run_that_left_a_bill_date_owed_cannot_reopen_once_a_later_run_billed_it() -> None:
+    account = Account.open("A", "A Ltd", "EUR", None, "default", AT)
+    account.subscribe(
+        PackageTerms(package_id="desk", description="Desk", amount=Decimal("10.00"),
+                     frequency=Frequency.MONTHLY, timing=Timing.ADVANCE,
+                     start_date=date(2026, 1, 1)),
+        None, AT,
+    )  # fmt: skip
+    account.bill("feb", FEBRUARY, FEBRUARY.end, AT)  # leaves Jan 1 owed
+    account.bill("jan", JANUARY, JANUARY.end, AT)  # a run over January bills it
+    account.collect_events()
+
+    with pytest.raises(AccountError, match="2026-01-01, which run feb left owed, was billed"):
+        account.reopen_run("feb", AT)
+    assert account.collect_events() == []
+
+
+def test_catch_up_does_not_bill_an_owed_bill_date_after_the_window() -> None:
+    account = Account.open("A", "A Ltd", "EUR", None, "default", AT)
+    account.subscribe(
+        PackageTerms(package_id="desk", description="Desk", amount=Decimal("10.00"),
+                     frequency=Frequency.MONTHLY, timing=Timing.ADVANCE,
+                     start_date=date(2025, 12, 1)),
+        None, AT,
+    )  # fmt: skip
+    account.bill("feb", FEBRUARY, FEBRUARY.end, AT)  # leaves Dec 1 and Jan 1 owed
+    december = Period(date(2025, 12, 1), date(2025, 12, 31))
+
+    caught = account.bill("dec", december, december.end, AT, BillingScope(catch_up=True))
+
+    assert [ln.service_period_start for ln in caught] == [date(2025, 12, 1)]
+    assert account.owed() == [("desk", date(2026, 1, 1))]

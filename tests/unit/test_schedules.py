@@ -256,6 +256,11 @@ REFUSED = [
                                         day_of_month=1, period_start=date(2026, 1, 1),
                                         period_end=date(2026, 1, 31))),
     ("needs its start and end", dict(recurrence="once", at=NOW, period="fixed")),
+    ("a monthly schedule billing previous_day would leave gaps",
+     dict(recurrence="monthly", at=NOW, period="previous_day", day_of_month=1)),
+    ("a weekly schedule billing previous_month would leave gaps",
+     dict(recurrence="weekly", at=NOW, period="previous_month", weekday=0)),
+    ("choose previous_day", dict(recurrence="daily", at=NOW, period="current_month")),
     ("before it starts", dict(recurrence="once", at=NOW, period="fixed",
                                      period_start=date(2026, 2, 1), period_end=date(2026, 1, 1))),
 ]  # fmt: skip
