@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic, resolve_topic
-from psycopg import Cursor
+from eventsourcing.utils import get_topic, resolve_topic, retry
+from psycopg import Cursor, InterfaceError, OperationalError
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -110,6 +111,27 @@ def schema_lock(datastore: PostgresDatastore, name: str) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
+class ForgedEventError(Exception):
+    """A stored event the audit seal would reject, refused before it is acted on."""
+
+
+def refuse_forged(notification_id: int, originator_id: UUID, version: int) -> None:
+    """Refuse an event with a notification id below 1.
+
+    The library's insert never writes one (ids come from an identity column that
+    starts at 1), and `audit verify` reports every such row as inserted; loading it
+    would let a forged event (say an `AutoPaySet` naming someone else's card) steer
+    the application before anyone verifies. The id is on the row being read
+    anyway, so the check costs nothing.
+    """
+    if notification_id < 1:
+        raise ForgedEventError(
+            f"refusing to load version {version} of aggregate {originator_id}: it is "
+            f"stored at notification id {notification_id}, which billrun never writes "
+            "(an event inserted behind its back); run `billrun audit verify`"
+        )
+
+
 class ArrayInsertRecorder(PostgresApplicationRecorder):
     """The library's application recorder, inserting a batch as four binary arrays.
 
@@ -162,3 +184,42 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's query (`SELECT *` by originator), refusing forged rows."""
+        statement = self.select_events_statement
+        params: list[Any] = [originator_id]
+        if gt is not None:
+            params.append(gt)
+            statement += SQL(" AND originator_version > %s")
+        if lte is not None:
+            params.append(lte)
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version")
+        statement += SQL(" DESC") if desc else SQL(" ASC")
+        if limit is not None:
+            params.append(limit)
+            statement += SQL(" LIMIT %s")
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            rows = curs.fetchall()
+        for row in rows:
+            refuse_forged(row["notification_id"], row["originator_id"], row["originator_version"])
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in rows
+        ]
