@@ -166,6 +166,11 @@ def _collection_statistics(
     )
 
 
+def _touched_by(invoice: Invoice, run_id: str) -> bool:
+    """Whether run `run_id` opened the invoice or billed a line onto it."""
+    return invoice.run_id == run_id or any(line.run_id == run_id for line in invoice.lines)
+
+
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
     found = [closing.invoice for closing in outcome.closing]
     if outcome.left_open is not None:
@@ -481,6 +486,11 @@ class BillRunExecutor:
         invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
         invoices.update({i.id: i for i in released})
         scanned, seen, skipped = counts
+        left_open = sum(1 for o in outcomes if o.left_open is not None)
+        if run.phase is RunPhase.CLOSING:
+            # The closing pass closes what this run's billing pass counted as left
+            # open (opened by it, or given its lines): the run's sum must drop.
+            left_open -= sum(1 for c in closings if _touched_by(c.invoice, run.run_id))
         statistics = BatchStatistics(
             accounts_scanned=scanned,
             accounts_seen=seen,
@@ -489,7 +499,7 @@ class BillRunExecutor:
             invoices=len(closings),
             lines=sum(o.lines for o in outcomes),
             totals=dict(sorted(totals.items())),
-            invoices_left_open=sum(1 for o in outcomes if o.left_open is not None),
+            invoices_left_open=left_open,
             invoices_released=len(released),
             content_digest=content.digest,
             billed=content.totals,
