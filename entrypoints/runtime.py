@@ -37,7 +37,7 @@ class Runtime:
 @contextlib.contextmanager
 def open_runtime(settings: Settings) -> Iterator[Runtime]:
     with database_url(settings) as url:
-        env = eventsourcing_environment(url)
+        env = eventsourcing_environment(url, settings.lock_timeout)
         billing = Billing(env)
         runtime = Runtime(settings, env, billing)
         try:
