@@ -19,7 +19,8 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
-from domain.bill_run import RunPhase, Selection
+from application.scheduler import Manager
+from domain.bill_run import RunFailed, RunPhase, Selection
 from domain.invoice import Invoice, InvoiceOpened
 from domain.model import TAggregate
 from domain.periods import Period
@@ -288,3 +289,31 @@ def test_an_executor_whose_invoices_another_closes_mid_batch_reloads_and_complet
         assert_billed_at_most_once(log)
         assert log.closed_numbers() == list(range(1, len(log.closed_numbers()) + 1))
         assert set(Counter(s["account_id"] for s in log.states(InvoiceOpened)).values()) == {1}
+
+
+def test_a_manager_beside_a_manual_execute_that_closes_its_invoices_mid_batch_completes_the_run(
+    es_env: dict[str, str], second_billing: Billing, database_url: str
+) -> None:
+    raced = ClosingRace(es_env, clock=SteppingClock())
+    try:
+        configure(
+            raced,
+            "after_each_bill_run",
+            *(account(f"M-{i}", package("p", "10.00")) for i in range(4)),
+        )
+        raced.schedule_run(RUN, JANUARY, None, Selection())  # by hand: queued for managers
+        raced.racing = RUN
+        raced.other = lambda: BillRunExecutor(second_billing, 2).execute(RUN)
+
+        managed = Manager(raced, "m1", batch_size=2).tick()
+
+        assert raced.other is None, "the manual execute ran inside the manager's closing batch"
+        assert managed is not None
+        assert (managed.outcome, managed.detail) == ("completed", "")
+        run = raced.get_run(RUN)
+        assert run.is_completed, run.failure
+    finally:
+        raced.close()
+    with EventLog(database_url) as log:
+        assert_billed_at_most_once(log)
+        assert not list(log.states(RunFailed))
