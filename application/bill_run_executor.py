@@ -43,7 +43,7 @@ from domain.bill_run import (
     StepTimings,
 )
 from domain.dunning import SuspendedBilling
-from domain.errors import RunNotRunnable
+from domain.errors import InvoiceError, RunNotRunnable
 from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_OPENED = topic_of(AccountOpened)
 BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
+STALE_READ_RETRIES = 3
+"""Batches retried from fresh state after an `InvoiceError` with nothing committed
+in between: a stale read clears at the first reload, a real error does not."""
 
 
 class RunCheckFailed(ApplicationError):
@@ -163,6 +166,11 @@ def _collection_statistics(
     )
 
 
+def _touched_by(invoice: Invoice, run_id: str) -> bool:
+    """Whether run `run_id` opened the invoice or billed a line onto it."""
+    return invoice.run_id == run_id or any(line.run_id == run_id for line in invoice.lines)
+
+
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
     found = [closing.invoice for closing in outcome.closing]
     if outcome.left_open is not None:
@@ -204,9 +212,10 @@ class BillRunExecutor:
             log.info("run %s failed (%s): resuming it", run_id, run.failure)
             run.resume(self.billing.clock())
             self.billing.save(run)
-        committed = conflicts = 0
+        committed = conflicts = stale_reads = 0
         sequence = self.billing.get_invoice_sequence()
         while True:
+            collecting = run.phase is RunPhase.COLLECTING
             try:
                 if run.is_scheduled:
                     self._start(run)
@@ -217,18 +226,26 @@ class BillRunExecutor:
                 if not positions:
                     self._finish_phase(run)
                     continue
-                if run.phase is RunPhase.COLLECTING:
-                    self._collect_batch(run, positions)
-                else:
-                    # A batch's objects all live until it is saved: collections
-                    # meanwhile free nothing (a sixth of the run's CPU, measured).
-                    with collector_paused():
-                        if run.phase is RunPhase.CLOSING:
-                            self._close_batch(run, sequence, positions)
-                        else:
-                            self._bill_batch(run, sequence, positions)
+                self._batch(run, sequence, positions)
                 committed += 1
+                stale_reads = 0
                 self._report(run)
+            except InvoiceError as error:
+                # A batch reads its accounts and their open invoices in separate
+                # queries: another executor (of this run, or of another run over
+                # the same accounts) can close an invoice in between, and closing
+                # or billing onto it again is refused. That is a concurrency
+                # conflict seen late: reload and carry on. A real error repeats on
+                # fresh state and is raised. Collection is never retried here (it
+                # calls the gateway between commits: application.collection).
+                stale_reads += 1
+                if collecting or stale_reads > STALE_READ_RETRIES:
+                    raise
+                conflicts += 1
+                log.info("run %s: read an invoice another executor changed (%s); reloading",
+                         run_id, error)  # fmt: skip
+                run = self.billing.get_run(run_id)
+                sequence = self.billing.get_invoice_sequence()
             except RecordConflictError:
                 # Another executor committed first. Our in-memory aggregates went
                 # ahead of the store, so reload them and continue from its state.
@@ -236,6 +253,20 @@ class BillRunExecutor:
                 log.info("run %s: another executor moved first; reloading", run_id)
                 run = self.billing.get_run(run_id)
                 sequence = self.billing.get_invoice_sequence()
+
+    def _batch(
+        self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
+    ) -> None:
+        if run.phase is RunPhase.COLLECTING:
+            self._collect_batch(run, positions)
+            return
+        # A batch's objects all live until it is saved: collections
+        # meanwhile free nothing (a sixth of the run's CPU, measured).
+        with collector_paused():
+            if run.phase is RunPhase.CLOSING:
+                self._close_batch(run, sequence, positions)
+            else:
+                self._bill_batch(run, sequence, positions)
 
     def preview(self, run_id: str) -> PreviewSummary:
         """What executing the scheduled run now would bill, by the very code that
@@ -455,6 +486,11 @@ class BillRunExecutor:
         invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
         invoices.update({i.id: i for i in released})
         scanned, seen, skipped = counts
+        left_open = sum(1 for o in outcomes if o.left_open is not None)
+        if run.phase is RunPhase.CLOSING:
+            # The closing pass closes what this run's billing pass counted as left
+            # open (opened by it, or given its lines): the run's sum must drop.
+            left_open -= sum(1 for c in closings if _touched_by(c.invoice, run.run_id))
         statistics = BatchStatistics(
             accounts_scanned=scanned,
             accounts_seen=seen,
@@ -463,7 +499,7 @@ class BillRunExecutor:
             invoices=len(closings),
             lines=sum(o.lines for o in outcomes),
             totals=dict(sorted(totals.items())),
-            invoices_left_open=sum(1 for o in outcomes if o.left_open is not None),
+            invoices_left_open=left_open,
             invoices_released=len(released),
             content_digest=content.digest,
             billed=content.totals,

@@ -17,7 +17,7 @@ from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.account import PackageBilled
 from domain.ids import account_uuid, invoice_uuid, run_uuid
-from domain.invoice import InvoiceOpened
+from domain.invoice import InvoiceClosed, InvoiceOpened, InvoiceReleased
 from domain.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
 
 PAGE_SIZE = 5000
@@ -58,6 +58,21 @@ _POSTED_DOCUMENTS = (
 """Receivables events naming a document of the account, and the field that does."""
 
 
+_FOLLOWED = {InvoiceOpened.__name__, InvoiceClosed.__name__, InvoiceReleased.__name__}
+"""Invoice events after which the invoice's later events belong to the run too."""
+
+
+def caused_by(entry: HistoryEntry, run_id: str) -> bool:
+    """Whether run `run_id` caused this event: it carries the run's id, or the run
+    closed an invoice another run opened (`closed_by_run`), or billed a line onto
+    it (the line's own `run_id`; the event's is the opening run's)."""
+    payload = entry.payload
+    if payload.get("run_id") == run_id or payload.get("closed_by_run") == run_id:
+        return True
+    line = payload.get("line")
+    return isinstance(line, dict) and line.get("run_id") == run_id
+
+
 class History:
     def __init__(self, billing: Billing) -> None:
         self.billing = billing
@@ -96,18 +111,21 @@ class History:
 
     def _of_run(self, run_id: str, first: int, last: int) -> Iterator[HistoryEntry]:
         aggregate_id = run_uuid(run_id)
-        invoices: list[UUID] = []
+        invoices: dict[UUID, None] = {}
         for row in self.billing.queries.notification_rows(first, last, PAGE_SIZE):
             nid, originator_id, version, topic, state = row
             if originator_id == aggregate_id:
                 yield self._entry(nid, originator_id, version, topic, state)
                 continue
             entry = self._entry(nid, originator_id, version, topic, state)
-            if entry.payload.get("run_id") == run_id:
-                if entry.event == InvoiceOpened.__name__:
-                    invoices.append(originator_id)
+            if caused_by(entry, run_id):
+                if entry.event in _FOLLOWED:
+                    # Its later events (rendering, delivery) are the run's doing too,
+                    # whichever run opened it; an invoice the run only added lines
+                    # to is closed, rendered and delivered by a later run.
+                    invoices[originator_id] = None
                 yield entry
-        for row in self.billing.queries.events_after(invoices, last):
+        for row in self.billing.queries.events_after(list(invoices), last):
             yield self._entry(*row)
 
     def of_account(self, account_id: str) -> Iterator[HistoryEntry]:

@@ -10,8 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import psycopg
 import typer
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
+from psycopg_pool import PoolTimeout
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from entrypoints import output
 from entrypoints.commands.accounts import account_app
@@ -32,6 +37,7 @@ from entrypoints.commands.runs import run_app
 from entrypoints.commands.schedules import schedule_app, scheduler
 from entrypoints.commands.usage import usage_app
 from entrypoints.commands.worker import worker
+from infrastructure.persistence import DatabaseBusy
 
 app = typer.Typer(
     name="billrun",
@@ -87,5 +93,34 @@ def _configure(
     )
 
 
+DATABASE_FAULT = 3
+"""Exit code when PostgreSQL kept billrun waiting too long or dropped its connection
+(2 is bad input refused): nothing half-written, safe to re-run."""
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except DatabaseBusy as error:
+        _fault(str(error))
+    except (
+        PersistenceInterfaceError,
+        PersistenceOperationalError,
+        psycopg.InterfaceError,
+        psycopg.OperationalError,
+        PoolTimeout,
+    ) as error:
+        # The library already retried ten times: the server went away, restarted
+        # or keeps terminating billrun's sessions. Every save is one transaction,
+        # so what committed is whole and a run resumes from its last checkpoint.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        _fault(
+            f"lost the connection to PostgreSQL ({reason}). What was committed stays "
+            "committed and nothing was half-written; it is safe to re-run (a bill run "
+            "resumes where it stopped)."
+        )
+
+
+def _fault(message: str) -> None:
+    output.errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise SystemExit(DATABASE_FAULT)

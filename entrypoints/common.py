@@ -28,6 +28,7 @@ from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_d
 from domain.errors import DomainError
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
+from infrastructure.persistence import ForgedEventError
 from infrastructure.settings import ConfigurationError, Settings
 
 P = ParamSpec("P")
@@ -75,7 +76,13 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (ApplicationError, DomainError, UsageError, ConfigurationError) as error:
+        except (
+            ApplicationError,
+            DomainError,
+            UsageError,
+            ConfigurationError,
+            ForgedEventError,
+        ) as error:
             # The message quotes the user's input: escape it so it is never read as
             # markup, and never wrap it, so each problem stays on one line.
             output.errors.print(

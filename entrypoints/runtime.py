@@ -39,7 +39,7 @@ class Runtime:
 @contextlib.contextmanager
 def open_runtime(settings: Settings) -> Iterator[Runtime]:
     with database_url(settings) as url:
-        env = eventsourcing_environment(url)
+        env = eventsourcing_environment(url, settings.lock_timeout)
         billing = Billing(env)
         # Run checks refuse to render invoices under the built-in demo seller.
         billing.seller = Seller.from_environment(os.environ)

@@ -19,6 +19,7 @@ import os
 from typing import cast
 
 from eventsourcing.postgres import PostgresApplicationRecorder
+from nats.errors import Error as NatsError
 
 from application.delivery import invoice_delivery
 from application.documents import invoice_documents
@@ -113,6 +114,39 @@ def relay_parts(rt: Runtime) -> tuple[NotificationLog, RelayPositions]:
     return source, positions
 
 
+class WorkerFault(Exception):
+    """The worker cannot go on: one line for the operator and a non-zero exit, so a
+    supervisor restarts it."""
+
+
+NATS_WATCH_INTERVAL_S = 1.0
+
+
+async def watch_embedded_nats(url: str, stop: asyncio.Event) -> None:
+    """Raise WorkerFault when the embedded nats-server behind `url` dies.
+
+    nats-py would reconnect to a dead server for ever ("no servers available"):
+    a server of our own that is gone will not come back. Stopping lets a
+    supervisor (or the operator) start the worker again, which starts a new
+    server; the relay resumes from its saved position and unacknowledged messages
+    are redelivered. A server named by BILLRUN_NATS_URL is someone else's to
+    restart: there, reconnecting is right.
+    """
+    # Imported here: only the worker needs it, and every command imports this module.
+    from infrastructure.embedded import embedded_nats_exit
+
+    while not stop.is_set():
+        ended = embedded_nats_exit(url)
+        if ended is not None:
+            raise WorkerFault(
+                f"{ended}: the worker stops. Start it again (a new server starts with "
+                "it); nothing is lost: the relay resumes from its saved position and "
+                "unacknowledged messages are redelivered."
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), NATS_WATCH_INTERVAL_S)
+
+
 async def run_worker(
     rt: Runtime,
     nats_url: str,
@@ -120,7 +154,8 @@ async def run_worker(
     names: StreamNames = DEFAULT_STREAMS,
     started: asyncio.Event | None = None,
 ) -> None:
-    """Relay and consume until `stop` is set."""
+    """Relay and consume until `stop` is set. Raises what stopped it otherwise
+    (RelayError, e.g. another worker relaying; WorkerFault)."""
     nc = await connect(nats_url, name="billrun-worker-setup", reconnect=False)
     try:
         await ensure_streams(nc.jetstream(), names)
@@ -129,23 +164,40 @@ async def run_worker(
     source, positions = relay_parts(rt)
     relay = Relay(source, positions, nats_url, names, connection_name="billrun-worker-relay")
     broker = build_broker(nats_url, invoice_processing(rt), topology(names))
-    async with broker:
-        await broker.start()
-        relaying = asyncio.create_task(relay.run(stop, follow=True))
-        sealing = asyncio.create_task(keep_sealing(rt, stop))
-        scheduling = asyncio.create_task(keep_scheduling(rt, stop))
-        stopping = asyncio.create_task(stop.wait())
-        log.info("worker: relaying and consuming from %s", nats_url)
-        if started is not None:
-            started.set()
-        # A relay that fails must stop the worker too: consumers without a relay
-        # would look alive while nothing new reaches them.
-        await asyncio.wait(
-            {relaying, sealing, scheduling, stopping}, return_when=asyncio.FIRST_COMPLETED
-        )
-        stop.set()
-        await stopping
-        await sealing
-        await scheduling
-        outcome = await relaying
-        log.info("worker: stopping; relay at position %d", outcome.position)
+    failure: BaseException | None = None
+    try:
+        async with broker:
+            await broker.start()
+            relaying = asyncio.create_task(relay.run(stop, follow=True))
+            tasks = {
+                relaying,
+                asyncio.create_task(keep_sealing(rt, stop)),
+                asyncio.create_task(keep_scheduling(rt, stop)),
+                asyncio.create_task(watch_embedded_nats(nats_url, stop)),
+            }
+            stopping = asyncio.create_task(stop.wait())
+            log.info("worker: relaying and consuming from %s", nats_url)
+            if started is not None:
+                started.set()
+            # A relay that fails must stop the worker too: consumers without a relay
+            # would look alive while nothing new reaches them.
+            await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            await stopping
+            # Every part finishes before the broker stops; the first failure is
+            # raised after that, so no part is left running behind it.
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failure is None:
+                log.info("worker: stopping; relay at position %d", relaying.result().position)
+    except NatsError as error:
+        # The broker could not drain its subscriptions: NATS is down. What the
+        # consumers held is unacknowledged and will be redelivered.
+        if failure is None:
+            failure = WorkerFault(
+                f"stopped while NATS at {nats_url} was unreachable "
+                f"({error or type(error).__name__}): messages in hand were not "
+                "acknowledged and will be redelivered; nothing is lost."
+            )
+    if failure is not None:
+        raise failure

@@ -42,6 +42,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Iterator
@@ -761,7 +762,7 @@ def _start_nats(
     ]
     with _open_log(log_path) as log:
         proc = subprocess.Popen(
-            command,
+            _dying_with_this_process(command),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -803,6 +804,56 @@ def _start_nats(
     return proc, port
 
 
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(0)  # the parent died before the call\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _dying_with_this_process(command: list[str]) -> list[str]:
+    """`command`, made to receive SIGTERM when this process dies, however it dies.
+
+    A worker killed with -9 used to leave its nats-server behind (PPID 1), holding
+    the store. Linux's PR_SET_PDEATHSIG does that and survives `exec`: a small
+    Python sets it and then becomes the server (same pid). Set in a `preexec_fn`
+    instead, it would run in the forked child of a process with threads (the
+    database pool's), which can deadlock. The signal follows the thread that
+    started the child: embedded servers are started from the main thread.
+    Elsewhere than Linux, the command as it is (the exit path stops it).
+    """
+    if sys.platform != "linux":
+        return command
+    return [sys.executable, "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
+_NATS_SERVERS: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {}
+"""URL -> (pid, the process if this one started it) of the embedded nats-servers
+in use here, for `embedded_nats_exit`."""
+
+
+def embedded_nats_exit(url: str) -> str | None:
+    """How the embedded nats-server behind `url` ended, or None while it runs (or if
+    `url` is not an embedded server of this process): a worker stops on it instead
+    of retrying a dead server for ever."""
+    pid, proc = _NATS_SERVERS.get(url, (0, None))
+    if proc is not None:
+        code = proc.poll()
+        if code is None:
+            return None
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with code {code}"
+        )
+        return f"the embedded nats-server (pid {pid}) {how}"
+    if pid and not _pid_alive(pid):
+        return f"the embedded nats-server (pid {pid}) is gone"
+    return None
+
+
 @contextlib.contextmanager
 def embedded_nats(home: Path) -> Iterator[str]:
     """Run (or reuse) a JetStream-enabled nats-server storing under ``home / "nats"``.
@@ -836,13 +887,21 @@ def embedded_nats(home: Path) -> Iterator[str]:
     except OSError as exc:
         raise _failure(f"could not start nats-server under {store_dir}: {exc}", log_path) from exc
 
+    url = f"nats://{_LOOPBACK}:{port}"
+    _NATS_SERVERS[url] = (proc.pid if proc is not None else _read_int(pid_file) or 0, proc)
     try:
-        yield f"nats://{_LOOPBACK}:{port}"
+        yield url
     finally:
+        _NATS_SERVERS.pop(url, None)
         if proc is not None:
             with _file_lock(lock_path, "NATS", best_effort=True):
-                # SIGTERM makes nats-server shut JetStream down cleanly.
-                _stop_process(proc, "nats-server", signal.SIGTERM, log_path)
+                if proc.poll() is not None:
+                    # It died under us, and the caller has said so (a worker stops
+                    # on it): no second warning.
+                    logger.info("nats-server (pid %d) had exited (%d)", proc.pid, proc.returncode)
+                else:
+                    # SIGTERM makes nats-server shut JetStream down cleanly.
+                    _stop_process(proc, "nats-server", signal.SIGTERM, log_path)
                 # Only remove the records if they still describe our server.
                 if _read_int(pid_file) == proc.pid:
                     port_file.unlink(missing_ok=True)

@@ -14,6 +14,8 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from infrastructure.persistence import refuse_forged
+
 
 @dataclass(frozen=True)
 class Position:
@@ -38,7 +40,7 @@ class EventStoreQueries:
     ) -> dict[UUID, list[DomainEventProtocol[Any]]]:
         """Every stored event of each aggregate, in version order, in one query."""
         statement: Composed = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(self._table)
         grouped: dict[UUID, list[DomainEventProtocol[Any]]] = {i: [] for i in originator_ids}
@@ -46,6 +48,9 @@ class EventStoreQueries:
         with self._recorder.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (list(originator_ids),), prepare=True)
             for row in curs.fetchall():
+                refuse_forged(
+                    row["notification_id"], row["originator_id"], row["originator_version"]
+                )
                 grouped[row["originator_id"]].append(
                     to_domain_event(
                         StoredEvent(

@@ -4,20 +4,28 @@ environment that points the eventsourcing library at PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic, resolve_topic
-from psycopg import Cursor
+from eventsourcing.utils import get_topic, resolve_topic, retry
+from psycopg import Cursor, errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
+from infrastructure.settings import DEFAULT_LOCK_TIMEOUT
 from infrastructure.topics import event_classes_by_topic, topic_of
 
 
@@ -79,7 +87,20 @@ def _event_class(topic: str) -> Any:
     return event_class if event_class is not None else resolve_topic(topic)
 
 
-def eventsourcing_environment(database_url: str) -> dict[str, str]:
+STATEMENT_TIMEOUT = 600
+"""Seconds any one statement may run: billrun reads and writes in pages, so only a
+server that is stuck (or a statement waiting on something other than a lock)
+gets near it."""
+
+
+class DatabaseBusy(Exception):
+    """PostgreSQL made billrun wait longer than its bounded waits allow; the message
+    names the sessions holding the locks, so an operator can find them."""
+
+
+def eventsourcing_environment(
+    database_url: str, lock_timeout: int = DEFAULT_LOCK_TIMEOUT
+) -> dict[str, str]:
     """The library's configuration (its own variable names) for one database URL."""
     params = conninfo_to_dict(database_url)
     return {
@@ -92,8 +113,9 @@ def eventsourcing_environment(database_url: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "4",
         # Waiting for the events table lock is normal when runs race; a bounded
-        # wait turns a stuck writer into an error instead of a hang.
-        "POSTGRES_LOCK_TIMEOUT": "30",
+        # wait turns a stuck writer into an error instead of a hang. Every other
+        # statement gets the same bound (`bound_waits`).
+        "POSTGRES_LOCK_TIMEOUT": str(lock_timeout),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
         "MAPPER_TOPIC": get_topic(PydanticMapper),
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
@@ -118,6 +140,109 @@ def schema_lock(datastore: PostgresDatastore, name: str) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
+def bound_waits(datastore: PostgresDatastore) -> None:
+    """Bound every wait of the datastore's connections and make a timeout final.
+
+    The library sets a lock timeout only on its insert, and retries any
+    `OperationalError` ten times: a locked events table made reads wait forever
+    and writes fail only after ten lock timeouts, with a raw traceback. Here every
+    connection gets the lock timeout and a statement timeout (libpq `options`, set
+    before the pool opens its first connection), and a timeout leaves
+    `get_connection` as `DatabaseBusy` naming the blockers, which the library's
+    retries do not catch. (`get_connection` is replaced on this one instance: the
+    library builds the datastore itself, from the environment.)
+    """
+    if getattr(datastore, "_billrun_bounded", False):
+        return
+    options = f"-c lock_timeout={datastore.lock_timeout}s -c statement_timeout={STATEMENT_TIMEOUT}s"
+    kwargs = datastore.pool.kwargs
+    if isinstance(kwargs, dict):
+        kwargs["options"] = f"{kwargs.get('options', '')} {options}".strip()
+    original = datastore.get_connection
+
+    @contextlib.contextmanager
+    def get_connection() -> Iterator[Any]:
+        try:
+            with original() as conn:
+                yield conn
+        except OperationalError as error:
+            cause = error.__cause__
+            if isinstance(cause, errors.LockNotAvailable | errors.QueryCanceled):
+                raise DatabaseBusy(_busy_message(original, cause, datastore)) from error
+            raise
+
+    datastore.get_connection = get_connection  # type: ignore[method-assign]
+    datastore._billrun_bounded = True  # type: ignore[attr-defined]
+
+
+_BLOCKERS = """
+SELECT a.pid, a.usename, a.application_name, a.state, l.mode,
+       l.relation::regclass::text AS relation,
+       extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int AS seconds,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60) AS query
+FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+WHERE l.granted AND l.locktype = 'relation' AND a.pid <> pg_backend_pid()
+  AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY a.xact_start NULLS LAST LIMIT 3
+"""
+
+
+def _busy_message(
+    connect: Callable[[], contextlib.AbstractContextManager[Any]],
+    cause: Exception,
+    datastore: PostgresDatastore,
+) -> str:
+    if isinstance(cause, errors.LockNotAvailable):
+        what = (
+            f"waited longer than the lock timeout ({datastore.lock_timeout} s, "
+            "BILLRUN_LOCK_TIMEOUT) for a table another session holds"
+        )
+    else:
+        what = f"a statement ran longer than the statement timeout ({STATEMENT_TIMEOUT} s)"
+    # Naming the blockers is a courtesy: if that fails too, the timeout is the error.
+    try:
+        with connect() as conn:
+            rows = conn.execute(_BLOCKERS).fetchall()
+    except Exception:
+        rows = []
+    if rows:
+        held = "; ".join(
+            f"pid {r['pid']} ({r['application_name'] or 'no application name'}, user "
+            f"{r['usename']}, {r['state']} for {r['seconds']} s: {r['query']!r}) holds "
+            f"{r['mode']} on {r['relation']}"
+            for r in rows
+        )
+        who = f"{held}. End it, or wait for it (SELECT pg_terminate_backend(pid) ends one)"
+    else:
+        who = "no session holds a strong lock any more: try again"
+    return (
+        f"PostgreSQL is busy: billrun {what}. {who}. Nothing was half-written; "
+        "it is safe to re-run."
+    )
+
+
+class ForgedEventError(Exception):
+    """A stored event the audit seal would reject, refused before it is acted on."""
+
+
+def refuse_forged(notification_id: int, originator_id: UUID, version: int) -> None:
+    """Refuse an event with a notification id below 1.
+
+    The library's insert never writes one (ids come from an identity column that
+    starts at 1), and `audit verify` reports every such row as inserted; loading it
+    would let a forged event (say an `AutoPaySet` naming someone else's card) steer
+    the application before anyone verifies. The id is on the row being read
+    anyway, so the check costs nothing.
+    """
+    if notification_id < 1:
+        raise ForgedEventError(
+            f"refusing to load version {version} of aggregate {originator_id}: it is "
+            f"stored at notification id {notification_id}, which billrun never writes "
+            "(an event inserted behind its back); run `billrun audit verify`"
+        )
+
+
 class ArrayInsertRecorder(PostgresApplicationRecorder):
     """The library's application recorder, inserting a batch as four binary arrays.
 
@@ -133,6 +258,7 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
+        bound_waits(datastore)
         super().__init__(datastore, events_table_name=events_table_name)
         self._insert_arrays_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
@@ -170,3 +296,42 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's query (`SELECT *` by originator), refusing forged rows."""
+        statement = self.select_events_statement
+        params: list[Any] = [originator_id]
+        if gt is not None:
+            params.append(gt)
+            statement += SQL(" AND originator_version > %s")
+        if lte is not None:
+            params.append(lte)
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version")
+        statement += SQL(" DESC") if desc else SQL(" ASC")
+        if limit is not None:
+            params.append(limit)
+            statement += SQL(" LIMIT %s")
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            rows = curs.fetchall()
+        for row in rows:
+            refuse_forged(row["notification_id"], row["originator_id"], row["originator_version"])
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in rows
+        ]

@@ -7,15 +7,19 @@ For each stored event (notification) the seal keeps
 
 so the last link (the head) commits to every byte of every event before it, in
 order. `verify` recomputes digests and links from the stored events and reports
-the first notification where the log no longer matches its seal: an altered
-event (digest differs), a deleted one (sealed but gone), or an inserted one (in
-the log below the sealed head but never sealed). Anchoring the head elsewhere
-(`billrun audit head`) also protects against someone rewriting the seal itself.
+every notification where the log no longer matches its seal: an altered event
+(digest differs), a deleted one (sealed but gone), an inserted one (in the log
+below the sealed head but never sealed, or at an id below 1), and gaps or doubles
+in an aggregate's versions. The chain has no secret: someone with write access
+can recompute it. Heads signed with a key the database never holds (`billrun
+audit head --key-file`) and checked by `verify --anchor` protect against them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +67,14 @@ class Verification:
     checked: int
     head: SealHead
     finding: Finding | None
+    """The first finding (in log order), None when the log matches its seal."""
     unsealed: int
+    findings: tuple[Finding, ...] = ()
+    """The first MAX_FINDINGS findings."""
+    findings_count: int = 0
+    """Every finding, counted."""
+    link_at: str | None = None
+    """The link recomputed at the notification `verify` was asked about (`at`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +87,10 @@ class Verification:
             if self.finding is None
             else {"notification_id": self.finding.notification_id, "problem": self.finding.problem},
             "unsealed_events": self.unsealed,
+            "findings": [
+                {"notification_id": f.notification_id, "problem": f.problem} for f in self.findings
+            ],
+            "findings_count": self.findings_count,
         }
 
 
@@ -190,44 +205,143 @@ def _page(app: Billing, first: int, last: int) -> Iterator[NotificationRow]:
             return
 
 
-def verify(app: Billing, view: AuditSealView, start: int = 1) -> Verification:
-    """Recompute the chain from the stored events and compare it with the seal."""
+ANCHOR_ALGORITHM = "HMAC-SHA256"
+
+
+def anchor_message(head: SealHead) -> bytes:
+    """What an anchor's signature covers: the position, the count and the link."""
+    return f"billrun-audit-head\n{head.notification_id}\n{head.count}\n{head.link}".encode()
+
+
+def sign_head(head: SealHead, key: bytes) -> str:
+    """HMAC-SHA256 of the head with a key the database never holds: someone who can
+    rewrite the log and recompute the whole seal still cannot make a signed anchor
+    agree with it."""
+    return hmac.new(key, anchor_message(head), hashlib.sha256).hexdigest()
+
+
+def signature_ok(head: SealHead, signature: str, key: bytes) -> bool:
+    return hmac.compare_digest(sign_head(head, key), signature)
+
+
+MAX_FINDINGS = 100
+"""Findings kept (the first ones, in log order); all of them are counted."""
+
+LOWEST = -(2**63)
+"""The smallest bigint: where the walk starts to see rows with ids below 1."""
+
+
+def verify(
+    app: Billing, view: AuditSealView, start: int = 1, at: int | None = None
+) -> Verification:
+    """Recompute the chain from the stored events and compare it with the seal, in
+    one pass over the log and the seal together, reporting every finding.
+
+    Besides each sealed event (digest and link), the walk checks that every row of
+    the table is accounted for: rows with ids below 1 (never written by billrun,
+    never sealed), rows in the log below the sealed head that were never sealed,
+    sealed rows gone from the log, the seal's count against the rows it holds, and
+    each aggregate's versions running 1, 2, 3... in commit order with no gap or
+    double. `at`: also return the link recomputed at that notification, to compare
+    with a head anchored there.
+    """
     head = view.head()
-    link, count = view.link_before(start)
-    log = app.queries.notification_rows(
-        start, max(app.queries.head(), head.notification_id), PAGE_SIZE
-    )
+    previous_link, previous_count = view.link_before(start)
+    last = max(app.queries.head(), head.notification_id)
+    # Rows below 1 are read whatever `start` is: the index makes it one cheap probe.
+    below = app.queries.notification_rows(LOWEST, 0, PAGE_SIZE)
+    log = itertools.chain(below, app.queries.notification_rows(start, last, PAGE_SIZE))
     sealed = view.sealed_rows(start)
     entry = next(log, None)
     seal = next(sealed, None)
-    checked = unsealed = 0
+    findings = _Findings()
+    versions: dict[UUID, int] = {}
+    checked = unsealed = seal_rows = 0
+    link_at: str | None = None
     while entry is not None or seal is not None:
         if entry is not None and (seal is None or entry[0] < seal[0]):
-            if entry[0] > head.notification_id:
+            nid, originator_id, version, topic, _ = entry
+            if nid < 1:
+                findings.add(nid, f"is below 1, where billrun never writes ({_event(entry)}): "
+                             "an event was inserted and is refused when loaded")  # fmt: skip
+            elif nid > head.notification_id:
                 unsealed += 1
-                entry = next(log, None)
-                continue
-            return _failed(checked, head, entry[0], "is in the log but was never sealed: "
-                           "an event was inserted after the log was sealed")  # fmt: skip
+                _versions(versions, entry, findings, start)
+            else:
+                findings.add(nid, f"is in the log but was never sealed ({_event(entry)}): "
+                             "an event was inserted after the log was sealed")  # fmt: skip
+                _versions(versions, entry, findings, start)
+            entry = next(log, None)
+            continue
         if seal is not None and (entry is None or seal[0] < entry[0]):
-            return _failed(checked, head, seal[0], "was sealed but is missing from the log: "
-                           "an event was deleted")  # fmt: skip
-        assert entry is not None and seal is not None
+            findings.add(seal[0], "was sealed but is missing from the log: an event was deleted")
+            previous_link, previous_count = seal[2], seal[3]
+            seal_rows += 1
+            seal = next(sealed, None)
+            continue
+        if entry is None or seal is None:  # unreachable: the branches above took it
+            break
         nid, originator_id, version, topic, state = entry
         digest = event_digest(nid, topic, originator_id, version, state)
+        link = chain(previous_link, digest)
         if digest != seal[1]:
-            return _failed(checked, head, nid, f"the stored event ({topic.rsplit(':', 1)[-1]} "
-                           f"v{version} of {originator_id}) no longer matches its seal: "
-                           "its bytes were altered")  # fmt: skip
-        link = chain(link, digest)
-        count += 1
-        if link != seal[2] or count != seal[3]:
-            return _failed(checked, head, nid, "the seal's chain link does not follow from "
-                           "the events before it: the seal itself was rewritten")  # fmt: skip
+            findings.add(nid, f"the stored event ({_event(entry)}) no longer matches its "
+                         "seal: its bytes were altered")  # fmt: skip
+        elif link != seal[2] or previous_count + 1 != seal[3]:
+            findings.add(nid, "the seal's chain link does not follow from the events "
+                         "before it: the seal itself was rewritten")  # fmt: skip
+        if nid == at:
+            link_at = link.hex()
+        _versions(versions, entry, findings, start)
+        # Each link is checked against the one stored before it, so one tampered
+        # row is one finding, not one for every row after it.
+        previous_link, previous_count = seal[2], seal[3]
+        seal_rows += 1
         checked += 1
         entry, seal = next(log, None), next(sealed, None)
-    return Verification(True, checked, head, None, unsealed)
+    if start == 1 and seal_rows != head.count:
+        findings.add(head.notification_id, f"the seal's head counts {head.count} events but "
+                     f"the seal holds {seal_rows}: the seal itself was rewritten")  # fmt: skip
+    return Verification(
+        ok=not findings.count,
+        checked=checked,
+        head=head,
+        finding=findings.kept[0] if findings.kept else None,
+        unsealed=unsealed,
+        findings=tuple(findings.kept),
+        findings_count=findings.count,
+        link_at=link_at,
+    )
 
 
-def _failed(checked: int, head: SealHead, nid: int, problem: str) -> Verification:
-    return Verification(False, checked, head, Finding(nid, problem), 0)
+class _Findings:
+    def __init__(self) -> None:
+        self.kept: list[Finding] = []
+        self.count = 0
+
+    def add(self, nid: int, problem: str) -> None:
+        self.count += 1
+        if len(self.kept) < MAX_FINDINGS:
+            self.kept.append(Finding(nid, problem))
+
+
+def _event(row: NotificationRow) -> str:
+    _, originator_id, version, topic, _ = row
+    return f"{topic.rsplit(':', 1)[-1]} v{version} of {originator_id}"
+
+
+def _versions(
+    versions: dict[UUID, int], row: NotificationRow, findings: _Findings, start: int
+) -> None:
+    """Each aggregate's versions must run 1, 2, 3... in commit order (the library
+    writes them so): a gap or a double is an event deleted or inserted, even where
+    the seal was rebuilt to match. From the middle (`start` > 1) an aggregate's
+    first version seen is taken as it is."""
+    nid, originator_id, version, _, _ = row
+    before = versions.get(originator_id)
+    expected = 1 if before is None else before + 1
+    if version != expected and (before is not None or start == 1):
+        problem = "a version is missing before it" if version > expected else "a double"
+        findings.add(nid, f"{_event(row)} follows version {before or 0}: {problem} "
+                     "(an event was deleted or inserted)")  # fmt: skip
+    versions[originator_id] = max(version, before or 0)

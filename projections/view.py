@@ -17,7 +17,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from application.billing import Billing
 from domain.model import DomainEvent
-from infrastructure.persistence import schema_lock
+from infrastructure.persistence import bound_waits, schema_lock
 
 
 class View(PostgresTrackingRecorder):
@@ -35,6 +35,7 @@ class View(PostgresTrackingRecorder):
     tables: ClassVar[tuple[str, ...]]
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        bound_waits(datastore)
         super().__init__(datastore, **kwargs)
         label = self.tracking_table_name.removesuffix("_tracking")
         self.suffix = label.removeprefix(self.name + "_") if label != self.name else "v0"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import typer
+from nats.errors import Error as NatsError
+from rich.markup import escape
+
 from entrypoints import output
 from entrypoints.common import refusals, runtime, until_signalled
-from entrypoints.worker import run_worker
+from entrypoints.worker import WorkerFault, run_worker
+from infrastructure.embedded import EmbeddedServiceError
 from infrastructure.messaging import nats_url
+from infrastructure.relay import RelayError
 
 
 @refusals
@@ -18,7 +24,16 @@ def worker() -> None:
     BILLRUN_HOME/outbox, or none). Uses BILLRUN_NATS_URL, or an embedded
     nats-server under BILLRUN_HOME. Stops gracefully: the message in hand is
     finished, and nothing unacknowledged is lost. Use -v to watch it work.
+    Exits 2 with one line when it cannot go on: another worker already relays,
+    the embedded nats-server died, or NATS was down when it was told to stop.
     """
-    with runtime() as rt, nats_url(rt.settings) as url:
-        output.errors.print(f"worker: NATS {url}; press Ctrl-C to stop", highlight=False)
-        until_signalled(lambda stop: run_worker(rt, url, stop))
+    try:
+        with runtime() as rt, nats_url(rt.settings) as url:
+            output.errors.print(f"worker: NATS {url}; press Ctrl-C to stop", highlight=False)
+            until_signalled(lambda stop: run_worker(rt, url, stop))
+    except (RelayError, NatsError, WorkerFault, EmbeddedServiceError) as error:
+        reason = str(error) or type(error).__name__
+        output.errors.print(
+            f"[red]error:[/red] worker: {escape(reason)}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None

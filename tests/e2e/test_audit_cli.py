@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -204,6 +205,110 @@ def test_audit_verify_passes_checks_an_anchored_head_and_names_an_event_altered_
     assert tampered.stdout == ""
     assert f"TAMPERED: notification {altered}:" in squeezed(tampered.stderr)
     assert "its bytes were altered" in squeezed(tampered.stderr)
+
+
+def reseal(sql: psycopg.Connection[Any]) -> None:
+    """What someone with write access does after changing an event: recompute every
+    digest and link of the seal from the formula (a ten-line script)."""
+    link = bytes(32)
+    for nid, topic, originator_id, version, state in sql.execute(
+        "SELECT notification_id, topic, originator_id, originator_version, state "
+        "FROM billing_events ORDER BY notification_id"
+    ).fetchall():
+        header = f"{nid}\n{topic}\n{originator_id}\n{version}\n".encode()
+        digest = hashlib.sha256(header + bytes(state)).digest()
+        link = hashlib.sha256(link + digest).digest()
+        sql.execute(
+            "UPDATE audit_seal_v1 SET digest = %s, link = %s WHERE notification_id = %s",
+            (digest, link, nid),
+        )
+
+
+def test_a_signed_anchor_catches_a_total_changed_and_the_seal_recomputed_with_sql(
+    cli: Cli, billed: Billing, sql: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    key = tmp_path / "audit.key"
+    key.write_text("a secret the database never holds\n")
+    anchor = tmp_path / "head.json"
+    signed = ok(cli("audit", "head", "--json", "--key-file", str(key)))
+    anchor.write_text(signed.stdout)
+    head = json.loads(signed.stdout)
+    assert head["algorithm"] == "HMAC-SHA256" and len(head["signature"]) == 64
+    # Legitimate appends after anchoring are fine: the anchor names its position.
+    billed.schedule_run("2026-02", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection())
+    assert BillRunExecutor(billed, 2).execute("2026-02").run.is_completed
+
+    before, at_position, at_tip = at_once(
+        cli,
+        ("audit", "verify", "--anchor", str(anchor), "--key-file", str(key)),
+        ("audit", "verify", "--expect-head", head["link"], "--at", str(head["notification_id"])),
+        ("audit", "verify", "--expect-head", head["link"]),
+    )
+    assert f"matches the signed head anchored at notification {head['notification_id']}" in (
+        squeezed(ok(before).stdout)
+    )
+    assert f"anchored at notification {head['notification_id']}" in squeezed(ok(at_position).stdout)
+    assert at_tip.returncode == 1, "the tip moved on: the current head is not the anchored one"
+
+    sql.execute(
+        "UPDATE billing_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+        "'1200.00', '12.00'), 'UTF8') WHERE notification_id = (SELECT min(notification_id) "
+        "FROM billing_events WHERE topic = %s)",
+        (get_topic(PackageBilled),),
+    )
+    reseal(sql)
+    assert ok(cli("audit", "verify")).stdout.startswith("OK: "), "the plain chain is fooled"
+
+    caught = cli("audit", "verify", "--anchor", str(anchor), "--key-file", str(key), "--json")
+    report = json.loads(caught.stdout)
+    assert caught.returncode == 1
+    assert (report["ok"], report["expected_head_matches"], report["anchor_signature_valid"]) == (
+        True, False, True,
+    )  # fmt: skip
+    assert report["expected_head_at"] == head["notification_id"]
+    assert report["head_at_expected"] != head["link"]
+    plain = cli("audit", "verify", "--anchor", str(anchor), "--key-file", str(key))
+    assert plain.returncode == 1
+    assert f"MISMATCH: the head at notification {head['notification_id']}" in squeezed(plain.stderr)
+
+    # Nor can the anchor itself be forged without the key.
+    forged = {**head, "link": report["head_at_expected"]}
+    anchor.write_text(json.dumps(forged))
+    refused_anchor = cli("audit", "verify", "--anchor", str(anchor), "--key-file", str(key))
+    assert refused_anchor.returncode == 1
+    assert "the anchor's signature does not hold with this key" in squeezed(refused_anchor.stderr)
+
+
+def test_audit_verify_lists_every_finding_and_refuses_bad_anchor_options(
+    cli: Cli, billed: Billing, sql: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    ok(cli("audit", "head"))  # sealed before the tampering
+    sql.execute(
+        "UPDATE billing_events SET state = state || '\\x20'::bytea WHERE notification_id IN (2, 3)"
+    )
+    short_key = tmp_path / "short.key"
+    short_key.write_text("short")
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text("{}")
+
+    tampered, no_expect, no_key, bad_key, bad_anchor = at_once(
+        cli,
+        ("audit", "verify"),
+        ("audit", "verify", "--at", "3"),
+        ("audit", "verify", "--anchor", str(anchor)),
+        ("audit", "head", "--key-file", str(short_key)),
+        ("audit", "verify", "--anchor", str(anchor), "--key-file", str(tmp_path / "nope")),
+    )
+
+    assert tampered.returncode == 1
+    lines = tampered.stderr.splitlines()
+    assert lines[0] == "TAMPERED: 2 findings"
+    assert lines[1].startswith("  notification 2: ") and "altered" in lines[1]
+    assert lines[2].startswith("  notification 3: ") and "altered" in lines[2]
+    refused(no_expect, "error: --at names where --expect-head was anchored")
+    refused(no_key, "error: --anchor needs --key-file")
+    refused(bad_key, "a key needs at least 16 bytes, it has 5")
+    refused(bad_anchor, "cannot read it")
 
 
 # Projections --------------------------------------------------------------------

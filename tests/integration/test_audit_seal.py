@@ -27,6 +27,8 @@ from application.billing import Billing
 from domain.account import PackageBilled
 from domain.bill_run import Selection
 from domain.periods import Period
+from domain.receivables import AutoPaySet, Receivables
+from infrastructure.persistence import ForgedEventError
 from projections.audit_seal import AuditSealView, seal_up_to_head, verify
 from projections.catalog import ReadSide
 from projections.view import open_view
@@ -184,7 +186,10 @@ def test_an_event_whose_stored_bytes_were_altered_is_named_as_altered(
     assert result.finding.notification_id == altered
     assert "altered" in result.finding.problem
     assert "PackageBilled" in result.finding.problem
-    assert result.checked == sql.notification_ids().index(altered)
+    # Every event is still compared, and the one altered is the only finding.
+    assert result.checked == len(sql.notification_ids())
+    assert result.findings == (result.finding,)
+    assert result.findings_count == 1
     assert result.as_json()["first_mismatch"] == {
         "notification_id": altered,
         "problem": result.finding.problem,
@@ -209,7 +214,13 @@ def test_a_deleted_event_is_named_as_deleted(
     assert result.finding is not None
     assert result.finding.notification_id == deleted
     assert "deleted" in result.finding.problem
-    assert result.checked == ids.index(deleted)
+    assert result.checked == len(ids) - 1
+    if which == "in the middle":
+        # ... and its aggregate's next version now follows a gap.
+        assert result.findings_count == 2
+        assert "a version is missing before it" in result.findings[1].problem
+    else:
+        assert result.findings_count == 1
 
 
 def test_an_event_inserted_into_a_gap_below_the_sealed_head_is_named_as_inserted(
@@ -243,7 +254,7 @@ def test_an_event_inserted_into_a_gap_below_the_sealed_head_is_named_as_inserted
     assert result.finding is not None
     assert result.finding.notification_id == inserted
     assert "inserted" in result.finding.problem
-    assert result.checked == len([i for i in sql.notification_ids() if i < inserted])
+    assert result.checked == len(sql.notification_ids()) - 1
 
 
 def test_a_rewritten_link_in_the_seal_is_detected_at_its_notification(
@@ -289,7 +300,8 @@ def test_verifying_from_the_middle_checks_the_events_from_there_on(
     assert not result.ok
     assert result.finding is not None
     assert result.finding.notification_id == later
-    assert result.checked == ids.index(later) - ids.index(start)
+    assert result.checked == len(ids) - ids.index(start)
+    assert result.findings_count == 1
 
 
 def test_events_written_after_sealing_are_sealed_next_time_and_the_log_still_verifies(
@@ -446,3 +458,115 @@ def test_two_sealers_that_read_different_heads_make_one_consistent_chain(
     finally:
         a.datastore.close()
         b.datastore.close()
+
+
+# Rows the seal never saw, and findings beyond the first ---------------------------
+
+
+def forge_auto_pay(sql: Sql, receivables_id: object, token: str, notification_id: int) -> None:
+    """Append a forged `AutoPaySet` to an aggregate, as an intruder would with SQL."""
+    version = sql.rows(
+        "SELECT max(originator_version) AS v FROM billing_events WHERE originator_id = %s",
+        receivables_id,
+    )[0]["v"]
+    sql.run(
+        "INSERT INTO billing_events (notification_id, originator_id, originator_version, "
+        "topic, state) SELECT %s, originator_id, %s, %s, convert_to(jsonb_build_object("
+        "'timestamp', convert_from(state, 'UTF8')::jsonb -> 'timestamp', 'token', %s::text)"
+        "::text, 'UTF8') FROM billing_events WHERE originator_id = %s AND "
+        "originator_version = %s",
+        notification_id,
+        version + 1,
+        get_topic(AutoPaySet),
+        token,
+        receivables_id,
+        version,
+    )
+
+
+def test_an_event_forged_at_notification_id_0_is_found_by_verify_and_refused_when_loaded(
+    billing: Billing, seal: AuditSealView, sql: Sql
+) -> None:
+    billed_january(billing)
+    seal_up_to_head(billing, seal)
+    receivables = billing.get_receivables("C-000")
+    assert receivables.autopay_token is None
+    anchored = seal.head()
+
+    forge_auto_pay(sql, receivables.id, "tok_attacker", 0)
+    seal_up_to_head(billing, seal)  # sealing more does not bless it
+    result = verify(billing, seal)
+
+    assert not result.ok
+    assert result.finding is not None
+    assert result.finding.notification_id == 0
+    assert "below 1" in result.finding.problem
+    assert "AutoPaySet" in result.finding.problem
+    assert result.findings_count == 1
+    # The chain itself still matches: only the walk over every row finds it.
+    assert seal.head() == anchored
+    assert verify(billing, seal, at=anchored.notification_id).link_at == anchored.link
+    # Nothing acts on it: loading the aggregate, one or many at once, refuses it.
+    with pytest.raises(ForgedEventError, match="notification id 0"):
+        billing.get_receivables("C-000")
+    with pytest.raises(ForgedEventError, match="notification id 0"):
+        billing.load_many(Receivables, [receivables.id])
+
+
+def test_a_negative_id_and_a_gap_in_an_aggregates_versions_are_each_reported(
+    billing: Billing, seal: AuditSealView, sql: Sql
+) -> None:
+    billed_january(billing)
+    seal_up_to_head(billing, seal)
+    first, second = (billing.get_receivables(a).id for a in ("C-001", "C-002"))
+    forge_auto_pay(sql, first, "tok_a", -5)
+    # An event deleted and the seal rebuilt over what is left: the chain holds,
+    # the aggregate's versions do not.
+    victim = sql.rows(
+        "SELECT notification_id FROM billing_events WHERE originator_id = %s "
+        "AND originator_version = 1",
+        second,
+    )[0]["notification_id"]
+    sql.run("DELETE FROM billing_events WHERE notification_id = %s", victim)
+
+    result = verify(billing, seal)
+
+    problems = {f.notification_id: f.problem for f in result.findings}
+    assert result.findings_count == len(result.findings) >= 3
+    assert "below 1" in problems[-5]
+    assert "deleted" in problems[victim]
+    assert any("follows version 0: a version is missing" in p for p in problems.values())
+    assert result.as_json()["findings_count"] == result.findings_count
+    assert [f["notification_id"] for f in result.as_json()["findings"]] == sorted(problems)
+
+
+def test_findings_are_all_counted_and_the_first_hundred_kept(
+    billing: Billing, seal: AuditSealView, sql: Sql
+) -> None:
+    billed_january(billing)
+    seal_up_to_head(billing, seal)
+    events = sql.event_count()
+    assert events > 60
+
+    sql.run("UPDATE billing_events SET state = state || '\\x20'::bytea")
+    result = verify(billing, seal)
+
+    assert result.findings_count == events
+    assert len(result.findings) == min(events, 100)
+    assert all("altered" in f.problem for f in result.findings)
+
+
+def test_a_head_anchored_at_a_position_still_matches_after_later_appends(
+    billing: Billing, seal: AuditSealView, sql: Sql
+) -> None:
+    billed_january(billing)
+    seal_up_to_head(billing, seal)
+    anchored = seal.head()
+    bill(billing, "2026-02", FEBRUARY)
+    seal_up_to_head(billing, seal)
+    assert seal.head().link != anchored.link
+
+    result = verify(billing, seal, at=anchored.notification_id)
+
+    assert result.ok
+    assert result.link_at == anchored.link

@@ -32,6 +32,7 @@ from domain.periods import Period
 from domain.receivables import receivables_uuid
 from projections.catalog import ReadSide
 from tests.conftest import SteppingClock, account, import_accounts, package
+from tests.integration.test_close_types import MONTHS, QUARTERLY, configure, run_timeline
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
 FEBRUARY = Period(date(2026, 2, 1), date(2026, 2, 28))
@@ -567,3 +568,28 @@ def _invoice_ids(billing: Billing, run_id: str) -> list[UUID]:
     """The ids of the run's invoices: one per billed account, by its natural key."""
     candidates = [invoice_uuid(run_id, a["id"]) for a in A_ACCOUNTS + B_ACCOUNTS]
     return list(billing.load_many(Invoice, candidates))
+
+
+def test_the_history_of_a_run_holds_the_closes_and_lines_it_made_on_invoices_opened_before(
+    billing: Billing,
+) -> None:
+    # A user-bill-cycle invoice is opened by January's run, gets February's line from
+    # February's run and is closed by April's run, when the quarterly package bills again.
+    configure(billing, "user_bill_cycle", QUARTERLY)
+    run_timeline(billing, "Q", MONTHS)
+    january_invoice = invoice_uuid("jan", "Q")
+    assert billing.get_invoice(january_invoice).closed_by_run == "apr"
+
+    april = list(History(billing).of_run("apr"))
+    february = list(History(billing).of_run("feb"))
+
+    closes = [e for e in april if e.event == "InvoiceClosed"]
+    assert [e.aggregate_id for e in closes if e.payload["closed_by_run"] == "apr"] == [
+        january_invoice
+    ]
+    assert {e.aggregate_id for e in closes} >= {january_invoice}
+    added = [
+        e for e in february if e.event == "InvoiceLineAdded" and e.aggregate_id == january_invoice
+    ]
+    assert [e.payload["line"]["source"] for e in added] == ["charge:credit"]
+    assert all(e.event != "InvoiceClosed" for e in february if e.aggregate_id == january_invoice)

@@ -9,17 +9,20 @@ import json
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import RecordConflictError
 
 from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
-from domain.bill_run import Selection
+from application.scheduler import Manager
+from domain.bill_run import RunFailed, RunPhase, Selection
 from domain.invoice import Invoice, InvoiceOpened
+from domain.model import TAggregate
 from domain.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import (
@@ -33,6 +36,7 @@ from tests.integration.helpers import (
     start_cli,
     varied_accounts,
 )
+from tests.integration.test_close_types import configure
 
 Q1 = Period(date(2026, 1, 1), date(2026, 3, 31))
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -232,3 +236,84 @@ def test_two_applications_saving_conflicting_changes_to_one_account_store_only_o
         assert not reloaded.has_pending_events
         assert second_billing.get_account("BETA-002").version == 2
         assert_billed_at_most_once(log)
+
+
+class ClosingRace(Billing):
+    """A Billing whose next closing batch, between loading its accounts and loading
+    their open invoices, lets `other` run: the window in which a second executor
+    closes those invoices. Deterministic, where two free-running executors hit it
+    only sometimes."""
+
+    name = "Billing"  # the same tables as the application it stands in for
+    other: Callable[[], object] | None = None
+    racing = RUN
+
+    def load_many(self, cls: type[TAggregate], ids: Sequence[UUID]) -> dict[UUID, TAggregate]:
+        if (
+            cls is Invoice
+            and self.other is not None
+            and self.get_run(self.racing).phase is RunPhase.CLOSING
+        ):
+            other, self.other = self.other, None
+            other()
+        return super().load_many(cls, ids)
+
+
+@pytest.mark.parametrize("runs", [(RUN, RUN), (RUN, "other")], ids=["one run", "two runs"])
+def test_an_executor_whose_invoices_another_closes_mid_batch_reloads_and_completes(
+    es_env: dict[str, str], second_billing: Billing, database_url: str, runs: tuple[str, str]
+) -> None:
+    mine, theirs = runs
+    raced = ClosingRace(es_env, clock=SteppingClock())
+    try:
+        configure(
+            raced,
+            "after_each_bill_run",
+            *(account(f"A-{i}", package("p", "10.00")) for i in range(4)),
+        )
+        raced.schedule_run(mine, JANUARY, None, Selection())
+        if theirs != mine:
+            raced.schedule_run(theirs, JANUARY, None, Selection())
+        raced.racing = mine
+        raced.other = lambda: BillRunExecutor(second_billing, 2).execute(theirs)
+
+        execution = BillRunExecutor(raced, 2).execute(mine)
+
+        assert raced.other is None, "the other executor ran inside the closing batch"
+        assert execution.run.is_completed
+        assert execution.conflicts >= 1
+        assert second_billing.get_run(theirs).is_completed
+    finally:
+        raced.close()
+    with EventLog(database_url) as log:
+        assert_billed_at_most_once(log)
+        assert log.closed_numbers() == list(range(1, len(log.closed_numbers()) + 1))
+        assert set(Counter(s["account_id"] for s in log.states(InvoiceOpened)).values()) == {1}
+
+
+def test_a_manager_beside_a_manual_execute_that_closes_its_invoices_mid_batch_completes_the_run(
+    es_env: dict[str, str], second_billing: Billing, database_url: str
+) -> None:
+    raced = ClosingRace(es_env, clock=SteppingClock())
+    try:
+        configure(
+            raced,
+            "after_each_bill_run",
+            *(account(f"M-{i}", package("p", "10.00")) for i in range(4)),
+        )
+        raced.schedule_run(RUN, JANUARY, None, Selection())  # by hand: queued for managers
+        raced.racing = RUN
+        raced.other = lambda: BillRunExecutor(second_billing, 2).execute(RUN)
+
+        managed = Manager(raced, "m1", batch_size=2).tick()
+
+        assert raced.other is None, "the manual execute ran inside the manager's closing batch"
+        assert managed is not None
+        assert (managed.outcome, managed.detail) == ("completed", "")
+        run = raced.get_run(RUN)
+        assert run.is_completed, run.failure
+    finally:
+        raced.close()
+    with EventLog(database_url) as log:
+        assert_billed_at_most_once(log)
+        assert not list(log.states(RunFailed))
