@@ -65,7 +65,7 @@ def written_off(billing: Billing, account: Account) -> WrittenOff:
     discard (one query for the discarded runs, whatever the account's history)."""
     discarded = set(
         billing.queries.originators_with(
-            [get_topic(RunCancelled)], "mode", CancelMode.DISCARD.value
+            [topic_of(RunCancelled)], "mode", CancelMode.DISCARD.value
         )
     )
     charges: dict[str, str] = {}
