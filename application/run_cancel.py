@@ -64,9 +64,7 @@ def written_off(billing: Billing, account: Account) -> WrittenOff:
     """The account's charges and usage records billed by runs cancelled with
     discard (one query for the discarded runs, whatever the account's history)."""
     discarded = set(
-        billing.queries.originators_with(
-            [topic_of(RunCancelled)], "mode", CancelMode.DISCARD.value
-        )
+        billing.queries.originators_with([topic_of(RunCancelled)], "mode", CancelMode.DISCARD.value)
     )
     charges: dict[str, str] = {}
     usage: dict[str, str] = {}
