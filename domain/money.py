@@ -72,6 +72,47 @@ def round_to_currency(amount: Decimal, currency: str) -> Decimal:
     return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
+def plain(value: Decimal) -> str:
+    """`value` in positional notation, never `1E+2` or `1E-7`: the one way a Decimal
+    leaves billrun as text (JSON, tables, documents, events). The value and its
+    digits are unchanged; only the notation is.
+
+    `str(Decimal)` switches to scientific notation for a positive exponent (what
+    `normalize()` produces for 100) or a very small number; readers of an invoice,
+    XML schemas and most JSON consumers refuse or misread that.
+    """
+    return format(value, "f")
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    """A money amount as text at its currency's minor unit (`100.00`, JPY `100`)."""
+    return plain(round_to_currency(amount, currency))
+
+
+def exact_price(price: Decimal, currency: str) -> Decimal:
+    """`price` unchanged in value, with at least the currency's minor unit (450 ->
+    450.00, 1E+2 -> 100.00) and no trailing zeros beyond it (0.012500 -> 0.0125).
+
+    Only the exponent changes, never the value: a unit price (or a converted one)
+    may be finer than the currency and is kept as priced. The result's exponent
+    is never positive, so `str()` of it is plain notation too.
+    """
+    normalized = price.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -minor_units(currency):
+        return price.quantize(quantum(currency))
+    return normalized
+
+
+def without_exponent(value: Decimal) -> Decimal:
+    """`value` with a non-positive exponent (1E+2 -> 100), for quantities and rates
+    whose trailing zeros were normalized away; the value is unchanged."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return value.quantize(Decimal(1))
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An exact amount in one currency, always held at the currency's minor unit."""

@@ -3,6 +3,7 @@ a run refused for a missing rate, then one invoice for the family."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from application.billing import Billing
@@ -58,3 +59,32 @@ def test_a_member_cannot_be_selected_on_its_own(cli: Cli, tmp_path: Path) -> Non
     )  # fmt: skip
     assert refused.returncode != 0 and "select HQ" in refused.stderr
     assert "is now" in cli.ok("account", "invoicer", "SHOP", "--none").stdout
+
+
+def test_a_converted_unit_price_prints_in_plain_notation_everywhere(
+    cli: Cli, tmp_path: Path
+) -> None:
+    write_import_file(
+        tmp_path,
+        account("HQ", package("office", "100.00")),
+        account("BRANCH", package("desk", "125.00"), currency="USD"),
+    )
+    cli.ok("import", "accounts.json")
+    cli.ok("account", "invoicer", "BRANCH", "HQ")
+    cli.ok("rates", "set", "EUR", "USD", "1.25", "--date", "2026-01-01")
+    cli.ok("rates", "base", "EUR")
+    cli.ok("run", "schedule", "jan", "--period-start", "2026-01-01", "--period-end", "2026-01-31")
+    cli.ok("run", "execute", "jan")
+
+    [invoice] = cli.json("invoice", "list", "--run", "jan", "--json")
+    desk = next(line for line in invoice["lines"] if line["source"] == "package:desk")
+    # 125.00 USD at 1 EUR = 1.25 USD is 100 EUR: once printed `1E+2`.
+    assert (desk["unit_amount"], desk["amount"]) == ("100.00", "100.00")
+    shown = cli.json("invoice", "show", str(invoice["number"]), "--json")
+    assert "E+" not in json.dumps(shown)
+    [shown_desk] = [line for line in shown["lines"] if line["source"] == "package:desk"]
+    assert (shown_desk["unit_amount"], shown_desk["base_amount"]) == ("100.00", "100.00")
+    table = cli.ok("invoice", "show", str(invoice["number"])).stdout
+    assert "E+" not in table and "100.00" in table
+    history = cli.ok("history", "--run", "jan", "--json").stdout
+    assert "E+" not in history
