@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
@@ -31,7 +32,7 @@ from application.dunning import apply_dunning
 from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
 from application.ports import PaymentGateway
-from application.run_check import CheckReport, check_run, missing_rates
+from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
 from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
 from domain.bill_run import (
@@ -95,6 +96,8 @@ class Progress:
     run_id: str
     scanned: int
     in_scope: int
+    seen: int
+    """Accounts reached, which ends at `in_scope` (scanned counts unselected ones too)."""
     batches: int
 
 
@@ -161,6 +164,34 @@ def _collection_statistics(
         pending=int(attempt.pending),
         collected={account.currency: attempt.amount} if approved else {},
     )
+
+
+def invoice_totals(invoices: list[Invoice], rates: RateSnapshot) -> dict[str, Any]:
+    """The closed invoices' net, tax and gross per currency, and the same in the base
+    currency when one is set (each invoice's net and tax converted once with the
+    run's rates, gross their sum, so net + tax = gross there too)."""
+    net: dict[str, Decimal] = {}
+    tax: dict[str, Decimal] = {}
+    base: dict[str, Decimal] = {}
+    base_currency = rates.base_currency
+    for invoice in invoices:
+        currency = invoice.currency
+        net[currency] = net.get(currency, Decimal(0)) + invoice.subtotal
+        tax[currency] = tax.get(currency, Decimal(0)) + invoice.tax
+        if base_currency is not None:
+            converted_net = rates.convert(invoice.subtotal, currency, base_currency)
+            converted_tax = rates.convert(invoice.tax, currency, base_currency)
+            base["net"] = base.get("net", Decimal(0)) + converted_net
+            base["tax"] = base.get("tax", Decimal(0)) + converted_tax
+    gross = {currency: net[currency] + tax[currency] for currency in net}
+    if base:
+        base["gross"] = base["net"] + base["tax"]
+    return {
+        "totals": dict(sorted(net.items())),
+        "tax_totals": dict(sorted(tax.items())),
+        "gross_totals": dict(sorted(gross.items())),
+        "base_totals": {base_currency: base} if base and base_currency else {},
+    }
 
 
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
@@ -268,7 +299,7 @@ class BillRunExecutor:
         if report.errors:
             raise RunCheckFailed(report)
         log_position = self.billing.queries.head()
-        in_scope = self.billing.queries.count(ACCOUNT_OPENED, log_position, self._selected_ids(run))
+        in_scope = count_in_scope(self.billing, run, log_position)
         rates = self._rates_for(run, log_position)
         run.start(log_position, in_scope, self.billing.clock(), rates)
         self.billing.save(run)
@@ -343,8 +374,13 @@ class BillRunExecutor:
         billed = time.monotonic_ns()
         for account_id, reason in parked:
             run.park(account_id, reason, at)
+        parked_ids = {account_id for account_id, _ in parked}
         seen = sum(1 + len(invoicer.members) for invoicer in batch.invoicers)
-        skipped = sum(1 for o in outcomes if not o.lines and o.opened is None)
+        parked_accounts = sum(
+            1 + len(invoicer.members)
+            for invoicer in batch.invoicers
+            if invoicer.account_id in parked_ids
+        )
 
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
@@ -356,7 +392,7 @@ class BillRunExecutor:
             run.complete_batch(run.batches + 1, cursor, statistics, numbers, at, timings)
 
         statistics = self._save_batch(
-            run, sequence, batch, outcomes, at, (len(positions), seen, skipped), checkpoint
+            run, sequence, batch, outcomes, at, (len(positions), seen, parked_accounts), checkpoint
         )
         log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
 
@@ -400,9 +436,10 @@ class BillRunExecutor:
         def record(statistics: BatchStatistics, numbers: list[int]) -> None:
             run.record_retry(account_id, statistics, numbers, at)
 
-        skipped = 0 if outcome.lines or outcome.opened else 1
+        # The family was seen and counted parked by its batch: it moves from parked
+        # to billed or skipped, and nothing is seen anew.
         return self._save_batch(
-            run, sequence, batch, [outcome], at, (0, 1 + len(batch.members), skipped), record
+            run, sequence, batch, [outcome], at, (0, 0, -(1 + len(batch.members))), record
         )
 
     def _close_batch(
@@ -439,30 +476,30 @@ class BillRunExecutor:
     ) -> BatchStatistics:
         """Number and close the batch's closings, record the run's event for it
         (`record`: its checkpoint), and save everything in one transaction.
-        `counts`: accounts scanned, seen and skipped."""
+        `counts`: accounts scanned, seen and parked; billed are the accounts with
+        something recorded and skipped the rest, so seen = billed + skipped + parked."""
         closings = [closing for o in outcomes for closing in o.closing]
         for closing in closings:
             closing.receivables = batch.receivables_of(closing.invoicer, at)
         numbers = sequence.reserve(len(closings), run.run_id, at)
         close_numbered(closings, numbers, run.run_id, at)
         released = self._release_held(run, outcomes, at)
-        totals: dict[str, Decimal] = {}
-        for closing in closings:
-            currency = closing.invoice.currency
-            totals[currency] = totals.get(currency, Decimal(0)) + closing.invoice.subtotal
+        totals = invoice_totals([closing.invoice for closing in closings], run.rates)
         changed_accounts = [a for a in batch.accounts() if a.has_pending_events]
         content = _content(outcomes)
         invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
         invoices.update({i.id: i for i in released})
-        scanned, seen, skipped = counts
+        scanned, seen, parked = counts
+        billed = len(changed_accounts) if run.phase is RunPhase.BILLING else 0
         statistics = BatchStatistics(
             accounts_scanned=scanned,
             accounts_seen=seen,
-            accounts_billed=len(changed_accounts) if run.phase is RunPhase.BILLING else 0,
-            accounts_skipped=skipped,
+            accounts_billed=billed,
+            accounts_skipped=seen - billed - parked,
+            accounts_parked=parked,
             invoices=len(closings),
             lines=sum(o.lines for o in outcomes),
-            totals=dict(sorted(totals.items())),
+            **totals,
             invoices_left_open=sum(1 for o in outcomes if o.left_open is not None),
             invoices_released=len(released),
             content_digest=content.digest,
@@ -588,6 +625,7 @@ class BillRunExecutor:
             Progress(
                 run_id=run.run_id,
                 scanned=run.statistics.accounts_scanned,
+                seen=run.statistics.accounts_seen,
                 in_scope=run.accounts_in_scope,
                 batches=run.batches,
             )

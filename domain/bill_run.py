@@ -127,17 +127,37 @@ class RunSettings(ValueObject):
 
 
 class BatchStatistics(ValueObject):
-    """What one batch (or, summed, the whole run) produced."""
+    """What one batch (or, summed, the whole run) produced.
+
+    The account figures (docs/architecture.md, "Run statistics") satisfy
+    `accounts_seen == accounts_billed + accounts_skipped + accounts_parked`, per
+    batch and so for the run; a retry moves its family out of `accounts_parked`
+    (a negative count there) into billed or skipped, seeing no account anew.
+    """
 
     accounts_scanned: int = 0
+    """Accounts read from the log (every opened account, selected or not)."""
     accounts_seen: int = 0
+    """Accounts the run reached: the selected invoicers and their members."""
     accounts_billed: int = 0
+    """Accounts seen with something recorded by the run (lines, a zero invoice)."""
     accounts_skipped: int = 0
+    """Accounts seen with nothing due in the period."""
+    accounts_parked: int = 0
+    """Accounts of families that could not be billed (`AccountParked`)."""
     invoices: int = 0
     """Invoices closed (and numbered)."""
     lines: int = 0
     totals: dict[str, Decimal] = Field(default_factory=dict)
-    """Closed invoices' subtotals, per currency."""
+    """Closed invoices' net amounts (subtotals, tax excluded), per currency."""
+    tax_totals: dict[str, Decimal] = Field(default_factory=dict)
+    """Closed invoices' tax, per currency."""
+    gross_totals: dict[str, Decimal] = Field(default_factory=dict)
+    """Closed invoices' totals (net + tax), per currency."""
+    base_totals: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+    """The same, converted with the run's rates into the base currency (when one is
+    set): `{base: {"net": ..., "tax": ..., "gross": ...}}`, each invoice's net and
+    tax converted once and gross their sum."""
     invoices_left_open: int = 0
     """Invoices that received lines or were opened and stay open (close types)."""
     invoices_released: int = 0
@@ -153,17 +173,18 @@ class BatchStatistics(ValueObject):
     accounts_suspended: int = 0
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
-        totals = dict(self.totals)
-        for currency, amount in other.totals.items():
-            totals[currency] = totals.get(currency, Decimal(0)) + amount
         return BatchStatistics(
             accounts_scanned=self.accounts_scanned + other.accounts_scanned,
             accounts_seen=self.accounts_seen + other.accounts_seen,
             accounts_billed=self.accounts_billed + other.accounts_billed,
             accounts_skipped=self.accounts_skipped + other.accounts_skipped,
+            accounts_parked=self.accounts_parked + other.accounts_parked,
             invoices=self.invoices + other.invoices,
             lines=self.lines + other.lines,
-            totals=dict(sorted(totals.items())),
+            totals=_add(self.totals, other.totals),
+            tax_totals=_add(self.tax_totals, other.tax_totals),
+            gross_totals=_add(self.gross_totals, other.gross_totals),
+            base_totals=_add_nested(self.base_totals, other.base_totals),
             invoices_left_open=self.invoices_left_open + other.invoices_left_open,
             invoices_released=self.invoices_released + other.invoices_released,
             content_digest=add_digests(self.content_digest, other.content_digest),
@@ -201,6 +222,13 @@ class CollectionStatistics(ValueObject):
             pending=self.pending + other.pending,
             collected=dict(sorted(collected.items())),
         )
+
+
+def _add(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
+    summed = dict(a)
+    for currency, amount in b.items():
+        summed[currency] = summed.get(currency, Decimal(0)) + amount
+    return dict(sorted(summed.items()))
 
 
 def _add_nested(
