@@ -568,9 +568,9 @@ def statistics_table(run: BillRun) -> Table:
     table.add_row("period", str(run.period))
     table.add_row("accounts in scope", str(run.accounts_in_scope))
     table.add_row("accounts seen", str(stats.accounts_seen))
-    table.add_row("  billed", str(stats.accounts_billed))
-    table.add_row("  with nothing due", str(stats.accounts_skipped))
-    table.add_row("  parked", str(stats.accounts_parked))
+    table.add_row("accounts billed", str(stats.accounts_billed))
+    table.add_row("accounts with nothing due", str(stats.accounts_skipped))
+    table.add_row("accounts parked", str(stats.accounts_parked))
     table.add_row("invoices closed", str(stats.invoices))
     table.add_row("lines", str(stats.lines))
     for label, currency, amount in totals_rows(run_totals(stats), "invoiced"):
