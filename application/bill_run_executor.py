@@ -46,7 +46,7 @@ from domain.bill_run import (
 )
 from domain.dunning import SuspendedBilling
 from domain.errors import RunNotRunnable
-from domain.exchange_rates import RateSnapshot
+from domain.exchange_rates import MissingRate, RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
@@ -415,6 +415,12 @@ class BillRunExecutor:
                     if aggregate is not None:
                         aggregate.collect_events()
                 reason = f"{type(error).__name__}: {error}"
+                if isinstance(error, MissingRate):
+                    # The run's rates are fixed, but a retry reads the pairs it lacks.
+                    reason += (
+                        f"; then `billrun run retry {run.run_id} --account "
+                        f"{invoicer.account_id}` (the retry adds the missing rate to the run)"
+                    )
                 log.warning(
                     "run %s: account %s parked: %s", run.run_id, invoicer.account_id, reason
                 )
@@ -423,11 +429,18 @@ class BillRunExecutor:
 
     def retry(self, run_id: str, account_id: str) -> BatchStatistics:
         """Bill an account the run parked (after the fix), with the run's period,
-        settings and rates, in one transaction; a failure again writes nothing."""
+        settings and rates, in one transaction; a failure again writes nothing.
+        Rates the run lacks are read from the book on its posting date and added to
+        the run (`RunRatesAdded`); those it fixed at its start are kept."""
         run = self.billing.get_run(run_id)
         if account_id not in run.parked:
             raise RunNotRunnable(f"account {account_id} is not parked in run {run_id}")
         at = self.billing.clock()
+        # A family parked for a missing rate is retried after the rate is recorded:
+        # the pairs the run lacks are read from the book (RunRatesAdded, saved with
+        # the retry or not at all); the pairs it fixed at its start stay.
+        book = self.billing.get_rate_book().snapshot(run.posting_date)
+        run.add_rates_for_retry(account_id, book, at)
         invoicer = self.billing.get_account(account_id)
         batch = self._batch_of([invoicer])
         outcome = self._invoice_family(run, batch, invoicer, at)  # a failure is raised

@@ -372,6 +372,15 @@ class AccountParked(DomainEvent):
     reason: str
 
 
+class RunRatesAdded(DomainEvent):
+    """Rates a retry read from the rate book for a parked account: pairs the run's
+    snapshot lacked (in effect on its posting date). Pairs the run fixed when it
+    started are never replaced, so what it billed is converted as it was."""
+
+    account_id: str
+    rates: dict[str, Decimal]
+
+
 class ParkedAccountBilled(DomainEvent):
     """A parked account billed by `billrun run retry`, after the fix."""
 
@@ -569,6 +578,26 @@ class BillRun(Aggregate):
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
         self._trigger(AccountParked, at, account_id=account_id, reason=reason)
+
+    def add_rates_for_retry(self, account_id: str, book: RateSnapshot, at: datetime) -> list[str]:
+        """Add to the run's rates the pairs of `book` (the rate book on the posting
+        date) it lacks, for retrying the parked `account_id`; the pairs added.
+
+        Rates are fixed when a run starts, so a family parked for a missing rate
+        could never be retried; the pairs it fixed stay as they are."""
+        if account_id not in self.parked:
+            raise BillRunError(f"account {account_id} is not parked in run {self.run_id}")
+        if book.on != self.posting_date:
+            raise BillRunError(
+                f"run {self.run_id} converts at its posting date {self.posting_date}, "
+                f"not with rates of {book.on}"
+            )
+        added = {
+            key: rate for key, rate in sorted(book.rates.items()) if key not in self.rates.rates
+        }
+        if added:
+            self._trigger(RunRatesAdded, at, account_id=account_id, rates=added)
+        return list(added)
 
     def record_retry(
         self,
@@ -787,6 +816,9 @@ class BillRun(Aggregate):
 
     def _when_AccountParked(self, event: AccountParked) -> None:
         self.parked[event.account_id] = event.reason
+
+    def _when_RunRatesAdded(self, event: RunRatesAdded) -> None:
+        self.rates = self.rates.model_copy(update={"rates": {**self.rates.rates, **event.rates}})
 
     def _when_ParkedAccountBilled(self, event: ParkedAccountBilled) -> None:
         del self.parked[event.account_id]

@@ -170,7 +170,10 @@ def run_retry(
 ) -> None:
     """Bill an account the run parked (it could not be billed: bad data, a rule that
     raised), once its problem is fixed: the run's period, settings and rates, in one
-    transaction. If it fails again nothing is written and the account stays parked.
+    transaction. A rate the run lacks (record it with `billrun rates set`) is read
+    from the rate book on the run's posting date and added to the run; the rates it
+    started with stay. If it fails again nothing is written and the account stays
+    parked.
     """
     with runtime() as rt:
         statistics = BillRunExecutor(rt.billing, rt.settings.batch_size).retry(run_id, account)
