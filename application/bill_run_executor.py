@@ -268,10 +268,16 @@ class BillRunExecutor:
                 run = self.billing.get_run(run_id)
                 sequence = self.billing.get_invoice_sequence()
 
-    def preview(self, run_id: str) -> PreviewSummary:
+    def preview(
+        self,
+        run_id: str,
+        on_batch: Callable[[list[FamilyOutcome]], None] | None = None,
+    ) -> PreviewSummary:
         """What executing the scheduled run now would bill, by the very code that
         bills (`invoice_family` over the same batches), with nothing saved: the
-        accounts, invoices and run are loaded, billed in memory and dropped."""
+        accounts, invoices and run are loaded, billed in memory and dropped.
+        `on_batch` sees each batch's outcomes (the per-invoice and per-account
+        detail), so no more than a batch is held at once."""
         run = self.billing.get_run(run_id)
         if not run.is_scheduled:
             raise RunNotRunnable(
@@ -285,6 +291,8 @@ class BillRunExecutor:
         while positions := self._next_positions(run, after):
             outcomes, _ = self._bill_families(run, self._load_batch(run, positions), at)
             _content(outcomes, content)
+            if on_batch is not None:
+                on_batch(outcomes)
             after = positions[-1].notification_id
         return PreviewSummary(
             digest=content.digest,

@@ -156,7 +156,7 @@ def run_execute(
     output.console.print(statistics_table(run))
     comparison = preview_comparison(run)
     if comparison:
-        output.console.print(f"run {run_id} is {comparison}")
+        output.console.print(f"run {run_id} {comparison}")
     if show_drafts:
         output.console.print(drafts_table(run_id))
 
@@ -247,7 +247,7 @@ def run_status(
             f"fix the cause, then `billrun run resume {run_id}` (or `billrun run execute {run_id}`)"
         )
     if shown.get("preview"):
-        output.console.print(f"run {run_id} is {shown['preview']}")
+        output.console.print(f"run {run_id} {shown['preview']}")
     if shown.get("parked"):
         output.console.print(parked_table(run_id, shown["parked"]))
     if shown.get("step_log") and shown.get("status") != "scheduled":
