@@ -25,7 +25,7 @@ from domain.errors import DomainError
 from domain.ids import NAMESPACE
 from domain.lines import InvoiceLine
 from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import exact_price, is_currency, round_to_currency, without_exponent
+from domain.money import PlainDecimal, exact_price, is_currency, round_to_currency, without_exponent
 from domain.pricing import tax_on
 
 EXCHANGE_RATE_BOOK_ID = uuid5(NAMESPACE, "exchange-rate-book")
@@ -52,7 +52,7 @@ class RateSnapshot(ValueObject):
 
     on: date
     base_currency: str | None = None
-    rates: dict[str, Decimal] = Field(default_factory=dict)
+    rates: dict[str, PlainDecimal] = Field(default_factory=dict)
 
     def rate(self, source: str, target: str) -> Decimal:
         """How many `target` one `source` buys."""

@@ -12,41 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict
 
 from domain.errors import DomainError
 
 
 class ValueObject(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @model_serializer(mode="wrap", when_used="json")
-    def _plain_decimals(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """JSON form with every Decimal field in positional notation.
-
-        pydantic writes a Decimal as `str(value)`, which is `1E+2` for a value
-        whose exponent is positive (what `normalize()` gives for 100). Events,
-        the CLI's `--json` and the relay share this JSON form, so it is fixed
-        once here rather than at each reader. Only the notation changes: the
-        value, and so what the model validates back to, is the same.
-        """
-        data = handler(self)
-        for name, value in self.__dict__.items():
-            if name not in data:
-                continue
-            if type(value) is Decimal:
-                data[name] = format(value, "f")
-            elif type(value) is dict and any(type(v) is Decimal for v in value.values()):
-                # The dumped dict keeps the model's order; its keys may be text.
-                data[name] = {
-                    key: format(v, "f") if type(v) is Decimal else dumped
-                    for (key, dumped), v in zip(data[name].items(), value.values(), strict=True)
-                }
-        return data
 
 
 class DomainEvent(ValueObject):

@@ -94,3 +94,11 @@ def test_converted_lines_are_written_in_plain_notation_at_the_currency_scale(
 def test_plain_notation_keeps_the_value_and_never_writes_an_exponent(value: Decimal) -> None:
     text = plain(value)
     assert "E" not in text and Decimal(text) == value
+
+
+def test_a_line_stored_with_an_exponent_is_written_plain() -> None:
+    # Lines converted before the fix were stored with `1E+2`; they read back plain.
+    stored = line(Decimal(100), Decimal(1), "EUR").model_dump(mode="json")
+    stored["unit_amount"], stored["exchange_rate"] = "1E+2", "1E+4"
+    again = InvoiceLine.model_validate(stored).model_dump(mode="json")
+    assert (again["unit_amount"], again["exchange_rate"]) == ("100", "10000")
