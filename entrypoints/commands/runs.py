@@ -370,6 +370,17 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         report["status"] = run.status.value
         report["parked"] = run.parked
         report["receivables"] = ar_summary(run)
+        # The account figures as the run defines them (the report's batch rows miss
+        # retries and parked accounts, so they did not add up).
+        stats = run.statistics
+        report["accounts"] = {
+            "in_scope": run.accounts_in_scope,
+            "scanned": stats.accounts_scanned,
+            "seen": stats.accounts_seen,
+            "billed": stats.accounts_billed,
+            "skipped_nothing_due": stats.accounts_skipped,
+            "parked": stats.accounts_parked,
+        }
         report["totals"] = totals_json(run_totals(run.statistics))
         report["base_totals"] = totals_json(base_totals(run.statistics))
     if json_out:

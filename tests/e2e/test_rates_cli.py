@@ -115,6 +115,8 @@ def test_a_family_parked_for_a_missing_rate_is_billed_by_a_retry_once_the_rate_i
 
     status = cli.json("run", "status", "jan", "--json")
     reason = status["parked"]["HQ"]
+    figures = ("accounts_seen", "accounts_billed", "accounts_skipped", "accounts_parked")
+    assert [status[f] for f in figures] == [2, 0, 0, 2]  # the family, parked
     assert "billrun rates set" in reason and "billrun run retry jan --account HQ" in reason
     head = store.queries.head()
     refused = cli("run", "retry", "jan", "--account", "HQ")
@@ -129,7 +131,9 @@ def test_a_family_parked_for_a_missing_rate_is_billed_by_a_retry_once_the_rate_i
         ("package:office", "100.00"),
         ("package:desk", "100.00"),
     ]
-    assert cli.json("run", "status", "jan", "--json")["parked"] == {}
+    after = cli.json("run", "status", "jan", "--json")
+    assert after["parked"] == {}
+    assert [after[f] for f in figures] == [2, 2, 0, 0]  # seen = billed + skipped + parked
     assert store.get_run("jan").rates.rates == {"EUR/USD": Decimal("1.25")}  # recorded
     events = [e["event"] for e in cli.json("history", "--run", "jan", "--json")]
     assert "RunRatesAdded" in events

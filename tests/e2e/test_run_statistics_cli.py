@@ -81,6 +81,12 @@ def test_run_figures_count_the_selection_and_add_up(cli: Cli, tmp_path: Path) ->
     assert_figures_add_up(status)
     assert (status["accounts_billed"], status["accounts_skipped"]) == (3, 1)  # B starts in March
 
+    accounts = cli.json("run", "report", "jan", "--json")["accounts"]
+    assert (accounts["in_scope"], accounts["seen"]) == (4, 4)
+    assert (
+        accounts["seen"]
+        == accounts["billed"] + accounts["skipped_nothing_due"] + accounts["parked"]
+    )
     executed = cli.json("run", "execute", "jan", "--json")
     assert_figures_add_up(executed["statistics"])
     assert executed["accounts_in_scope"] == 4
