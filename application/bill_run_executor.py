@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
@@ -30,7 +31,7 @@ from application.dunning import apply_dunning
 from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
 from application.ports import PaymentGateway
-from application.run_check import CheckReport, check_run, missing_rates
+from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
 from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
 from domain.bill_run import (
@@ -44,7 +45,7 @@ from domain.bill_run import (
 )
 from domain.dunning import SuspendedBilling
 from domain.errors import InvoiceError, RunNotRunnable
-from domain.exchange_rates import RateSnapshot
+from domain.exchange_rates import MissingRate, RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
 from domain.invoice_numbers import InvoiceNumberSequence
@@ -98,6 +99,8 @@ class Progress:
     run_id: str
     scanned: int
     in_scope: int
+    seen: int
+    """Accounts reached, which ends at `in_scope` (scanned counts unselected ones too)."""
     batches: int
 
 
@@ -169,6 +172,34 @@ def _collection_statistics(
 def _touched_by(invoice: Invoice, run_id: str) -> bool:
     """Whether run `run_id` opened the invoice or billed a line onto it."""
     return invoice.run_id == run_id or any(line.run_id == run_id for line in invoice.lines)
+
+
+def invoice_totals(invoices: list[Invoice], rates: RateSnapshot) -> dict[str, Any]:
+    """The closed invoices' net, tax and gross per currency, and the same in the base
+    currency when one is set (each invoice's net and tax converted once with the
+    run's rates, gross their sum, so net + tax = gross there too)."""
+    net: dict[str, Decimal] = {}
+    tax: dict[str, Decimal] = {}
+    base: dict[str, Decimal] = {}
+    base_currency = rates.base_currency
+    for invoice in invoices:
+        currency = invoice.currency
+        net[currency] = net.get(currency, Decimal(0)) + invoice.subtotal
+        tax[currency] = tax.get(currency, Decimal(0)) + invoice.tax
+        if base_currency is not None:
+            converted_net = rates.convert(invoice.subtotal, currency, base_currency)
+            converted_tax = rates.convert(invoice.tax, currency, base_currency)
+            base["net"] = base.get("net", Decimal(0)) + converted_net
+            base["tax"] = base.get("tax", Decimal(0)) + converted_tax
+    gross = {currency: net[currency] + tax[currency] for currency in net}
+    if base:
+        base["gross"] = base["net"] + base["tax"]
+    return {
+        "totals": dict(sorted(net.items())),
+        "tax_totals": dict(sorted(tax.items())),
+        "gross_totals": dict(sorted(gross.items())),
+        "base_totals": {base_currency: base} if base and base_currency else {},
+    }
 
 
 def _invoices_of(outcome: FamilyOutcome) -> list[Invoice]:
@@ -268,10 +299,16 @@ class BillRunExecutor:
             else:
                 self._bill_batch(run, sequence, positions)
 
-    def preview(self, run_id: str) -> PreviewSummary:
+    def preview(
+        self,
+        run_id: str,
+        on_batch: Callable[[list[FamilyOutcome]], None] | None = None,
+    ) -> PreviewSummary:
         """What executing the scheduled run now would bill, by the very code that
         bills (`invoice_family` over the same batches), with nothing saved: the
-        accounts, invoices and run are loaded, billed in memory and dropped."""
+        accounts, invoices and run are loaded, billed in memory and dropped.
+        `on_batch` sees each batch's outcomes (the per-invoice and per-account
+        detail), so no more than a batch is held at once."""
         run = self.billing.get_run(run_id)
         if not run.is_scheduled:
             raise RunNotRunnable(
@@ -285,6 +322,8 @@ class BillRunExecutor:
         while positions := self._next_positions(run, after):
             outcomes, _ = self._bill_families(run, self._load_batch(run, positions), at)
             _content(outcomes, content)
+            if on_batch is not None:
+                on_batch(outcomes)
             after = positions[-1].notification_id
         return PreviewSummary(
             digest=content.digest,
@@ -299,7 +338,7 @@ class BillRunExecutor:
         if report.errors:
             raise RunCheckFailed(report)
         log_position = self.billing.queries.head()
-        in_scope = self.billing.queries.count(ACCOUNT_OPENED, log_position, self._selected_ids(run))
+        in_scope = count_in_scope(self.billing, run, log_position)
         rates = self._rates_for(run, log_position)
         run.start(log_position, in_scope, self.billing.clock(), rates)
         self.billing.save(run)
@@ -374,8 +413,13 @@ class BillRunExecutor:
         billed = time.monotonic_ns()
         for account_id, reason in parked:
             run.park(account_id, reason, at)
+        parked_ids = {account_id for account_id, _ in parked}
         seen = sum(1 + len(invoicer.members) for invoicer in batch.invoicers)
-        skipped = sum(1 for o in outcomes if not o.lines and o.opened is None)
+        parked_accounts = sum(
+            1 + len(invoicer.members)
+            for invoicer in batch.invoicers
+            if invoicer.account_id in parked_ids
+        )
 
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
@@ -387,7 +431,7 @@ class BillRunExecutor:
             run.complete_batch(run.batches + 1, cursor, statistics, numbers, at, timings)
 
         statistics = self._save_batch(
-            run, sequence, batch, outcomes, at, (len(positions), seen, skipped), checkpoint
+            run, sequence, batch, outcomes, at, (len(positions), seen, parked_accounts), checkpoint
         )
         log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
 
@@ -410,6 +454,12 @@ class BillRunExecutor:
                     if aggregate is not None:
                         aggregate.collect_events()
                 reason = f"{type(error).__name__}: {error}"
+                if isinstance(error, MissingRate):
+                    # The run's rates are fixed, but a retry reads the pairs it lacks.
+                    reason += (
+                        f"; then `billrun run retry {run.run_id} --account "
+                        f"{invoicer.account_id}` (the retry adds the missing rate to the run)"
+                    )
                 log.warning(
                     "run %s: account %s parked: %s", run.run_id, invoicer.account_id, reason
                 )
@@ -418,11 +468,18 @@ class BillRunExecutor:
 
     def retry(self, run_id: str, account_id: str) -> BatchStatistics:
         """Bill an account the run parked (after the fix), with the run's period,
-        settings and rates, in one transaction; a failure again writes nothing."""
+        settings and rates, in one transaction; a failure again writes nothing.
+        Rates the run lacks are read from the book on its posting date and added to
+        the run (`RunRatesAdded`); those it fixed at its start are kept."""
         run = self.billing.get_run(run_id)
         if account_id not in run.parked:
             raise RunNotRunnable(f"account {account_id} is not parked in run {run_id}")
         at = self.billing.clock()
+        # A family parked for a missing rate is retried after the rate is recorded:
+        # the pairs the run lacks are read from the book (RunRatesAdded, saved with
+        # the retry or not at all); the pairs it fixed at its start stay.
+        book = self.billing.get_rate_book().snapshot(run.posting_date)
+        run.add_rates_for_retry(account_id, book, at)
         invoicer = self.billing.get_account(account_id)
         batch = self._batch_of([invoicer])
         outcome = self._invoice_family(run, batch, invoicer, at)  # a failure is raised
@@ -431,9 +488,10 @@ class BillRunExecutor:
         def record(statistics: BatchStatistics, numbers: list[int]) -> None:
             run.record_retry(account_id, statistics, numbers, at)
 
-        skipped = 0 if outcome.lines or outcome.opened else 1
+        # The family was seen and counted parked by its batch: it moves from parked
+        # to billed or skipped, and nothing is seen anew.
         return self._save_batch(
-            run, sequence, batch, [outcome], at, (0, 1 + len(batch.members), skipped), record
+            run, sequence, batch, [outcome], at, (0, 0, -(1 + len(batch.members))), record
         )
 
     def _close_batch(
@@ -470,22 +528,21 @@ class BillRunExecutor:
     ) -> BatchStatistics:
         """Number and close the batch's closings, record the run's event for it
         (`record`: its checkpoint), and save everything in one transaction.
-        `counts`: accounts scanned, seen and skipped."""
+        `counts`: accounts scanned, seen and parked; billed are the accounts with
+        something recorded and skipped the rest, so seen = billed + skipped + parked."""
         closings = [closing for o in outcomes for closing in o.closing]
         for closing in closings:
             closing.receivables = batch.receivables_of(closing.invoicer, at)
         numbers = sequence.reserve(len(closings), run.run_id, at)
         close_numbered(closings, numbers, run.run_id, at, run.posting_date)
         released = self._release_held(run, outcomes, at)
-        totals: dict[str, Decimal] = {}
-        for closing in closings:
-            currency = closing.invoice.currency
-            totals[currency] = totals.get(currency, Decimal(0)) + closing.invoice.subtotal
+        totals = invoice_totals([closing.invoice for closing in closings], run.rates)
         changed_accounts = [a for a in batch.accounts() if a.has_pending_events]
         content = _content(outcomes)
         invoices = {i.id: i for o in outcomes for i in _invoices_of(o)}
         invoices.update({i.id: i for i in released})
-        scanned, seen, skipped = counts
+        scanned, seen, parked = counts
+        billed = len(changed_accounts) if run.phase is RunPhase.BILLING else 0
         left_open = sum(1 for o in outcomes if o.left_open is not None)
         if run.phase is RunPhase.CLOSING:
             # The closing pass closes what this run's billing pass counted as left
@@ -494,11 +551,12 @@ class BillRunExecutor:
         statistics = BatchStatistics(
             accounts_scanned=scanned,
             accounts_seen=seen,
-            accounts_billed=len(changed_accounts) if run.phase is RunPhase.BILLING else 0,
-            accounts_skipped=skipped,
+            accounts_billed=billed,
+            accounts_skipped=seen - billed - parked,
+            accounts_parked=parked,
             invoices=len(closings),
             lines=sum(o.lines for o in outcomes),
-            totals=dict(sorted(totals.items())),
+            **totals,
             invoices_left_open=left_open,
             invoices_released=len(released),
             content_digest=content.digest,
@@ -625,6 +683,7 @@ class BillRunExecutor:
             Progress(
                 run_id=run.run_id,
                 scanned=run.statistics.accounts_scanned,
+                seen=run.statistics.accounts_seen,
                 in_scope=run.accounts_in_scope,
                 batches=run.batches,
             )

@@ -35,7 +35,7 @@ from application.ports import (
 )
 from domain.account import Account
 from domain.invoice import Invoice, RenderedDocument
-from domain.money import minor_units, quantum, round_to_currency
+from domain.money import exact_price, round_to_currency
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -166,20 +166,6 @@ def vat_category(rate: Decimal) -> str:
     its category (a domain change).
     """
     return "S" if rate > 0 else "Z"
-
-
-def exact_price(price: Decimal, currency: str) -> Decimal:
-    """`price` unchanged in value, written with at least the currency's minor unit
-    (450 -> 450.00) and no trailing zeros beyond it (0.012500 -> 0.0125).
-
-    Only the exponent changes, never the value: a unit price may be finer than
-    the currency (usage priced at 0.0125 EUR) and is printed as priced.
-    """
-    normalized = price.normalize()
-    exponent = normalized.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -minor_units(currency):
-        return price.quantize(quantum(currency))
-    return normalized
 
 
 _PRORATED = re.compile(r":prorated:(\d+)/(\d+)$")

@@ -46,6 +46,7 @@ from domain.account import Account, AccountDetailsChanged, AccountOpened, Invoic
 from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled, RunStatus
 from domain.exchange_rates import RateSnapshot
+from domain.ids import account_uuid
 from domain.periods import Period
 from infrastructure.topics import topic_of
 
@@ -233,6 +234,33 @@ def _accounts_in_scope(billing: Billing, run: BillRun, head: int) -> Iterator[Ac
             account = accounts[position.originator_id]
             if run.selection.includes(account.account_id, account.bill_group):
                 yield account
+        after = positions[-1].notification_id
+
+
+def count_in_scope(billing: Billing, run: BillRun, head: int) -> int:
+    """The accounts the run will reach (`accounts_in_scope`): the invoicers its
+    selection covers and their members, as opened up to `head`. Everybody is one
+    count query; a selection pages through the accounts it may cover, as groups
+    are read from each account's current state."""
+    if run.selection.is_all:
+        return billing.queries.count(ACCOUNT_OPENED, head, None)
+    ids = None
+    if run.selection.accounts and not run.selection.groups:
+        ids = [account_uuid(a) for a in run.selection.accounts]
+    count, after = 0, 0
+    while True:
+        positions = billing.queries.positions(
+            ACCOUNT_OPENED, after=after, upto=head, limit=PAGE, originator_ids=ids
+        )
+        if not positions:
+            return count
+        accounts = billing.load_many(Account, [p.originator_id for p in positions])
+        count += sum(
+            1 + len(account.members)
+            for account in accounts.values()
+            if account.invoicer is None
+            and run.selection.includes(account.account_id, account.bill_group)
+        )
         after = positions[-1].notification_id
 
 

@@ -132,17 +132,37 @@ class RunSettings(ValueObject):
 
 
 class BatchStatistics(ValueObject):
-    """What one batch (or, summed, the whole run) produced."""
+    """What one batch (or, summed, the whole run) produced.
+
+    The account figures (docs/architecture.md, "Run statistics") satisfy
+    `accounts_seen == accounts_billed + accounts_skipped + accounts_parked`, per
+    batch and so for the run; a retry moves its family out of `accounts_parked`
+    (a negative count there) into billed or skipped, seeing no account anew.
+    """
 
     accounts_scanned: int = 0
+    """Accounts read from the log (every opened account, selected or not)."""
     accounts_seen: int = 0
+    """Accounts the run reached: the selected invoicers and their members."""
     accounts_billed: int = 0
+    """Accounts seen with something recorded by the run (lines, a zero invoice)."""
     accounts_skipped: int = 0
+    """Accounts seen with nothing due in the period."""
+    accounts_parked: int = 0
+    """Accounts of families that could not be billed (`AccountParked`)."""
     invoices: int = 0
     """Invoices closed (and numbered)."""
     lines: int = 0
     totals: dict[str, Decimal] = Field(default_factory=dict)
-    """Closed invoices' subtotals, per currency."""
+    """Closed invoices' net amounts (subtotals, tax excluded), per currency."""
+    tax_totals: dict[str, Decimal] = Field(default_factory=dict)
+    """Closed invoices' tax, per currency."""
+    gross_totals: dict[str, Decimal] = Field(default_factory=dict)
+    """Closed invoices' totals (net + tax), per currency."""
+    base_totals: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
+    """The same, converted with the run's rates into the base currency (when one is
+    set): `{base: {"net": ..., "tax": ..., "gross": ...}}`, each invoice's net and
+    tax converted once and gross their sum."""
     invoices_left_open: int = 0
     """Invoices that received lines or were opened and stay open (close types)."""
     invoices_released: int = 0
@@ -161,17 +181,18 @@ class BatchStatistics(ValueObject):
     them), left owed by this run: bill them with a catch-up run."""
 
     def plus(self, other: BatchStatistics) -> BatchStatistics:
-        totals = dict(self.totals)
-        for currency, amount in other.totals.items():
-            totals[currency] = totals.get(currency, Decimal(0)) + amount
         return BatchStatistics(
             accounts_scanned=self.accounts_scanned + other.accounts_scanned,
             accounts_seen=self.accounts_seen + other.accounts_seen,
             accounts_billed=self.accounts_billed + other.accounts_billed,
             accounts_skipped=self.accounts_skipped + other.accounts_skipped,
+            accounts_parked=self.accounts_parked + other.accounts_parked,
             invoices=self.invoices + other.invoices,
             lines=self.lines + other.lines,
-            totals=dict(sorted(totals.items())),
+            totals=_add(self.totals, other.totals),
+            tax_totals=_add(self.tax_totals, other.tax_totals),
+            gross_totals=_add(self.gross_totals, other.gross_totals),
+            base_totals=_add_nested(self.base_totals, other.base_totals),
             invoices_left_open=self.invoices_left_open + other.invoices_left_open,
             invoices_released=self.invoices_released + other.invoices_released,
             content_digest=add_digests(self.content_digest, other.content_digest),
@@ -210,6 +231,13 @@ class CollectionStatistics(ValueObject):
             pending=self.pending + other.pending,
             collected=dict(sorted(collected.items())),
         )
+
+
+def _add(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
+    summed = dict(a)
+    for currency, amount in b.items():
+        summed[currency] = summed.get(currency, Decimal(0)) + amount
+    return dict(sorted(summed.items()))
 
 
 def _add_nested(
@@ -351,6 +379,15 @@ class AccountParked(DomainEvent):
 
     account_id: str
     reason: str
+
+
+class RunRatesAdded(DomainEvent):
+    """Rates a retry read from the rate book for a parked account: pairs the run's
+    snapshot lacked (in effect on its posting date). Pairs the run fixed when it
+    started are never replaced, so what it billed is converted as it was."""
+
+    account_id: str
+    rates: dict[str, Decimal]
 
 
 class ParkedAccountBilled(DomainEvent):
@@ -550,6 +587,26 @@ class BillRun(Aggregate):
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
         self._trigger(AccountParked, at, account_id=account_id, reason=reason)
+
+    def add_rates_for_retry(self, account_id: str, book: RateSnapshot, at: datetime) -> list[str]:
+        """Add to the run's rates the pairs of `book` (the rate book on the posting
+        date) it lacks, for retrying the parked `account_id`; the pairs added.
+
+        Rates are fixed when a run starts, so a family parked for a missing rate
+        could never be retried; the pairs it fixed stay as they are."""
+        if account_id not in self.parked:
+            raise BillRunError(f"account {account_id} is not parked in run {self.run_id}")
+        if book.on != self.posting_date:
+            raise BillRunError(
+                f"run {self.run_id} converts at its posting date {self.posting_date}, "
+                f"not with rates of {book.on}"
+            )
+        added = {
+            key: rate for key, rate in sorted(book.rates.items()) if key not in self.rates.rates
+        }
+        if added:
+            self._trigger(RunRatesAdded, at, account_id=account_id, rates=added)
+        return list(added)
 
     def record_retry(
         self,
@@ -768,6 +825,9 @@ class BillRun(Aggregate):
 
     def _when_AccountParked(self, event: AccountParked) -> None:
         self.parked[event.account_id] = event.reason
+
+    def _when_RunRatesAdded(self, event: RunRatesAdded) -> None:
+        self.rates = self.rates.model_copy(update={"rates": {**self.rates.rates, **event.rates}})
 
     def _when_ParkedAccountBilled(self, event: ParkedAccountBilled) -> None:
         del self.parked[event.account_id]

@@ -25,7 +25,7 @@ from domain.errors import DomainError
 from domain.ids import NAMESPACE
 from domain.lines import InvoiceLine
 from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import is_currency, round_to_currency
+from domain.money import PlainDecimal, exact_price, is_currency, round_to_currency, without_exponent
 from domain.pricing import tax_on
 
 EXCHANGE_RATE_BOOK_ID = uuid5(NAMESPACE, "exchange-rate-book")
@@ -52,7 +52,7 @@ class RateSnapshot(ValueObject):
 
     on: date
     base_currency: str | None = None
-    rates: dict[str, Decimal] = Field(default_factory=dict)
+    rates: dict[str, PlainDecimal] = Field(default_factory=dict)
 
     def rate(self, source: str, target: str) -> Decimal:
         """How many `target` one `source` buys."""
@@ -63,7 +63,7 @@ class RateSnapshot(ValueObject):
             return direct
         inverse = self.rates.get(pair(target, source))
         if inverse is not None:
-            return Decimal(1) / inverse
+            return without_exponent(Decimal(1) / inverse)
         raise MissingRate(source, target, self.on)
 
     def convert(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -162,7 +162,9 @@ def convert_line(line: InvoiceLine, currency: str, rates: RateSnapshot) -> Invoi
         line = line.model_copy(
             update={
                 "amount": amount,
-                "unit_amount": (line.unit_amount * rate).quantize(UNIT_PRICE_QUANTUM).normalize(),
+                "unit_amount": exact_price(
+                    (line.unit_amount * rate).quantize(UNIT_PRICE_QUANTUM), currency
+                ),
                 "tax": tax_on(amount, line.tax_rate, currency),
                 "currency": currency,
                 "original_currency": line.currency,

@@ -8,6 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.model import ValueObject
+from domain.money import PlainDecimal
 
 
 class LineKind(StrEnum):
@@ -38,7 +39,7 @@ class InvoiceLine(ValueObject):
     service_period_start: date
     service_period_end: date
     quantity: Decimal
-    unit_amount: Decimal
+    unit_amount: PlainDecimal
     amount: Decimal
     currency: str
     posting_date: date
@@ -53,7 +54,7 @@ class InvoiceLine(ValueObject):
     """Set when the line was converted onto an invoice in another currency (an
     invoicer's): the account's own currency, amount and the rate used."""
     original_amount: Decimal | None = None
-    exchange_rate: Decimal | None = None
+    exchange_rate: PlainDecimal | None = None
     base_currency: str | None = None
     """The owner's base currency, for reporting (None until one is set)."""
     base_amount: Decimal | None = None

@@ -186,7 +186,7 @@ def run_demo(rt: Runtime, accounts: int) -> None:
     output.console.print(f"run {run_id}: billing {DEMO_PERIOD} for all accounts")
     with progress_bar(f"run {run_id}: billing accounts") as update:
         executor = BillRunExecutor(
-            rt.billing, rt.settings.batch_size, lambda p: update(p.scanned, p.in_scope)
+            rt.billing, rt.settings.batch_size, lambda p: update(p.seen, p.in_scope)
         )
         run = executor.execute(run_id).run
     invoices = list(rt.read_side.fresh_invoices().search(run_id=run_id))

@@ -12,12 +12,16 @@ from uuid import UUID
 
 from rich.console import Console
 
+from domain.money import plain, round_to_currency
+
 console = Console()
 errors = Console(stderr=True)
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal | UUID):
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, UUID):
         return str(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -41,4 +45,10 @@ def print_json_array(items: Iterable[Any]) -> None:
 
 
 def money(amount: Decimal, currency: str) -> str:
-    return f"{amount:,} {currency}"
+    """`1,234.50 EUR`: grouped, at the currency's minor unit, never `1E+2`."""
+    return f"{round_to_currency(amount, currency):,f} {currency}"
+
+
+def number(value: Decimal) -> str:
+    """A quantity, unit price, rate or amount in a table cell: plain notation."""
+    return plain(value)

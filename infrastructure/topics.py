@@ -69,6 +69,7 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     "RunLeaseReleased": "domain.bill_run:RunLeaseReleased",
     "RunLeased": "domain.bill_run:RunLeased",
     "RunPreviewed": "domain.bill_run:RunPreviewed",
+    "RunRatesAdded": "domain.bill_run:RunRatesAdded",
     "RunResumed": "domain.bill_run:RunResumed",
     "RunScheduled": "domain.bill_run:RunScheduled",
     "RunStarted": "domain.bill_run:RunStarted",

@@ -58,7 +58,11 @@ class ProjectionState:
     def state(self) -> str:
         if self.building:
             return f"rebuilding into {self.building}"
-        return "needs rebuild" if self.needs_rebuild else "current"
+        if self.needs_rebuild:
+            return "needs rebuild"
+        # "current" beside a lag read as a contradiction: a view is current only at
+        # the head; behind it, the next read catches it up before answering.
+        return "current" if self.lag == 0 else "behind (caught up on the next read)"
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,11 +32,12 @@ from domain.bill_run import (
     RunStarted,
 )
 from domain.model import DomainEvent
+from domain.money import plain
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 
 _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_skipped",
-             "invoices", "lines", "invoices_left_open", "invoices_released",
+             "accounts_parked", "invoices", "lines", "invoices_left_open", "invoices_released",
              "dunning_applied", "accounts_suspended")  # fmt: skip
 """`BatchStatistics` counters, summed over the run's billing, closing and retry batches."""
 _STATUS_OF: dict[type[DomainEvent], str] = {
@@ -53,15 +54,17 @@ _COLLECTION = ("attempts", "approved", "declined", "errors", "pending")
 
 class RunStatusView(View):
     name = "runs"
-    version = 3
+    version = 4
     """2: a run's settings (which steps, which categories), invoices left open and
     released, and the closing pass of `after_each_bill_run` groups; the schedule
     occurrence that queued a run, whether it is disabled and its manager's lease.
     3: the AR steps: dunning stages applied and accounts suspended, the collection
     pass (status `collecting`, attempts and outcomes, amounts collected per currency),
     failed runs (status `failed` with the reason, back to where they were when
-    resumed), and the statistics of parked accounts billed by a retry."""
-    tables = ("runs", "run_totals", "run_collected")
+    resumed), and the statistics of parked accounts billed by a retry.
+    4: totals per currency as net, tax and gross (`run_totals`), the same in the
+    base currency (`run_base_totals`), and accounts parked."""
+    tables = ("runs", "run_totals", "run_collected", "run_base_totals")
 
     def schema(self) -> list[Composed]:
         counters = ", ".join(
@@ -87,8 +90,14 @@ class RunStatusView(View):
             ).format(self.table("runs")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
-                "amount numeric NOT NULL, PRIMARY KEY (run_id, currency))"
+                "amount numeric NOT NULL, tax numeric NOT NULL DEFAULT 0, "
+                "gross numeric NOT NULL DEFAULT 0, PRIMARY KEY (run_id, currency))"
             ).format(self.table("run_totals")),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
+                "net numeric NOT NULL, tax numeric NOT NULL, gross numeric NOT NULL, "
+                "PRIMARY KEY (run_id, currency))"
+            ).format(self.table("run_base_totals")),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, currency text NOT NULL, "
                 "amount numeric NOT NULL, PRIMARY KEY (run_id, currency))"
@@ -205,12 +214,27 @@ class RunStatusView(View):
             raise LookupError(f"run-status view has no run {event.originator_id}")
         run_id = row["run_id"]
         for currency, amount in stats.totals.items():
+            # Events recorded before tax and gross were kept: gross unknown, so net.
+            tax = stats.tax_totals.get(currency, Decimal(0))
+            gross = stats.gross_totals.get(currency, amount + tax)
             curs.execute(
                 SQL(
-                    "INSERT INTO {} AS t VALUES (%s, %s, %s) ON CONFLICT (run_id, currency) "
-                    "DO UPDATE SET amount = t.amount + excluded.amount"
+                    "INSERT INTO {} AS t VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (run_id, currency) DO UPDATE SET "
+                    "amount = t.amount + excluded.amount, tax = t.tax + excluded.tax, "
+                    "gross = t.gross + excluded.gross"
                 ).format(self.table("run_totals")),
-                (run_id, currency, amount),
+                (run_id, currency, amount, tax, gross),
+            )
+        for currency, base in stats.base_totals.items():
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS t VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (run_id, currency) DO UPDATE SET "
+                    "net = t.net + excluded.net, tax = t.tax + excluded.tax, "
+                    "gross = t.gross + excluded.gross"
+                ).format(self.table("run_base_totals")),
+                (run_id, currency, base["net"], base["tax"], base["gross"]),
             )
 
     def _add_collection_batch(
@@ -247,15 +271,10 @@ class RunStatusView(View):
             row = curs.fetchone()
             if row is None:
                 return None
-            curs.execute(
-                SQL("SELECT currency, amount FROM {} WHERE run_id = %s ORDER BY currency").format(
-                    self.table("run_totals")
-                ),
-                (run_id,),
-            )
-            totals = {r["currency"]: r["amount"] for r in curs.fetchall()}
+            totals = self._totals(curs, "run_totals", run_id).get(run_id, {})
+            base = self._totals(curs, "run_base_totals", run_id).get(run_id, {})
             collected = self._collected(curs, run_id).get(run_id, {})
-        return RunRow.from_row(row, totals, collected)
+        return RunRow.from_row(row, totals, collected, base)
 
     def all(self) -> list[RunRow]:
         """Every run, newest first."""
@@ -264,15 +283,38 @@ class RunStatusView(View):
                 SQL("SELECT * FROM {} ORDER BY scheduled_at DESC").format(self.table("runs"))
             )
             rows = curs.fetchall()
-            curs.execute(SQL("SELECT * FROM {} ORDER BY currency").format(self.table("run_totals")))
-            totals: dict[str, dict[str, Decimal]] = {}
-            for total in curs.fetchall():
-                totals.setdefault(total["run_id"], {})[total["currency"]] = total["amount"]
+            totals = self._totals(curs, "run_totals", None)
+            base = self._totals(curs, "run_base_totals", None)
             collected = self._collected(curs, None)
         return [
-            RunRow.from_row(row, totals.get(row["run_id"], {}), collected.get(row["run_id"], {}))
+            RunRow.from_row(
+                row,
+                totals.get(row["run_id"], {}),
+                collected.get(row["run_id"], {}),
+                base.get(row["run_id"], {}),
+            )
             for row in rows
         ]
+
+    def _totals(
+        self, curs: Cursor[DictRow], table: str, run_id: str | None
+    ) -> dict[str, dict[str, dict[str, Decimal | None]]]:
+        """Per run and currency: `{"net", "tax", "gross"}` (tables built before version
+        4 kept the net amount only, shown as net with tax and gross unknown)."""
+        if self.built_version < 4 and table == "run_base_totals":
+            return {}
+        where = SQL("WHERE run_id = %s") if run_id is not None else SQL("")
+        curs.execute(
+            SQL("SELECT * FROM {} {} ORDER BY run_id, currency").format(self.table(table), where),
+            (run_id,) if run_id is not None else (),
+        )
+        found: dict[str, dict[str, dict[str, Decimal | None]]] = {}
+        for row in curs.fetchall():
+            net = row.get("net", row.get("amount"))
+            found.setdefault(row["run_id"], {})[row["currency"]] = {
+                "net": net, "tax": row.get("tax"), "gross": row.get("gross"),
+            }  # fmt: skip
+        return found
 
     def _collected(
         self, curs: Cursor[DictRow], run_id: str | None
@@ -310,7 +352,9 @@ class RunRow:
     counters: dict[str, int]
     first_invoice_number: int | None
     last_invoice_number: int | None
-    totals: dict[str, Decimal]
+    totals: dict[str, dict[str, Decimal | None]]
+    """Closed invoices per currency: `{"net", "tax", "gross"}` (tax and gross None
+    when served from a table built before version 4)."""
     scheduled_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -326,13 +370,16 @@ class RunRow:
     and `collected` per currency (zeros until the run collects)."""
     failure: str | None = None
     """Why the run failed, while it is failed."""
+    base_totals: dict[str, dict[str, Decimal | None]] | None = None
+    """The same in the base currency (empty: no base currency set)."""
 
     @classmethod
     def from_row(
         cls,
         row: dict[str, Any],
-        totals: dict[str, Decimal],
+        totals: dict[str, dict[str, Decimal | None]],
         collected: dict[str, Decimal] | None = None,
+        base_totals: dict[str, dict[str, Decimal | None]] | None = None,
     ) -> RunRow:
         return cls(
             run_id=row["run_id"],
@@ -366,6 +413,7 @@ class RunRow:
                 "collected": dict(collected or {}),
             },
             failure=row.get("failure"),
+            base_totals=dict(base_totals or {}),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -382,7 +430,8 @@ class RunRow:
             **self.counters,
             "first_invoice_number": self.first_invoice_number,
             "last_invoice_number": self.last_invoice_number,
-            "totals": {currency: str(amount) for currency, amount in self.totals.items()},
+            "totals": totals_json(self.totals),
+            "base_totals": totals_json(self.base_totals or {}),
             "scheduled_at": self.scheduled_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
@@ -396,6 +445,15 @@ class RunRow:
             "collection": _collection_json(self.collection),
             "failure": self.failure,
         }
+
+
+def totals_json(totals: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
+    """`{currency: {"net": "600.00", "tax": "120.00", "gross": "720.00"}}`: labelled,
+    as a bare figure next to a currency was read as the invoices' total."""
+    return {
+        currency: {k: None if v is None else plain(v) for k, v in amounts.items()}
+        for currency, amounts in totals.items()
+    }
 
 
 def _collection_json(collection: dict[str, Any] | None) -> dict[str, Any]:

@@ -152,8 +152,9 @@ def invoice_table(invoice: Invoice) -> Group:
         table.add_row(
             str(start) if start == end else f"{start}\n{end}",
             Text.assemble(line.description, "\n", (line.source, "dim")),
-            f"{line.kind}\n{line.category}", str(line.quantity), str(line.unit_amount),
-            str(line.amount), str(line.tax_rate), str(line.tax),
+            f"{line.kind}\n{line.category}", output.number(line.quantity),
+            output.number(line.unit_amount), output.number(line.amount),
+            output.number(line.tax_rate), output.number(line.tax),
         )  # fmt: skip
     totals = Table(show_header=False, box=None)
     totals.add_column(style="bold")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from application.previews import differences, preview_run
+from application.previews import Preview, differences, preview_run
 from application.run_check import check_run
 from domain.bill_run import BillRun, PreviewSummary
 from entrypoints import output
@@ -63,16 +64,20 @@ def run_preview(
     the same code that bills, writing nothing but the preview on the run.
 
     Shows the invoices, lines and amounts per currency and kind of line, and a
-    digest. When the run is executed, its statistics carry the digest of what it
+    digest; then each invoice (its account, lines, net, tax, gross, whether the
+    run closes it) and each account (a member's lines are on its invoicer's
+    invoice). When the run is executed, its statistics carry the digest of what it
     billed: `billrun run status` then says whether it equals the preview and, if
     data changed in between, what differs.
     """
     with runtime() as rt:
-        summary = preview_run(rt.billing, run_id, batch_size or rt.settings.batch_size)
+        preview = preview_run(rt.billing, run_id, batch_size or rt.settings.batch_size)
     if json_out:
-        output.print_json({"run_id": run_id, **preview_json(summary)})
+        output.print_json({"run_id": run_id, **preview_json(preview.summary), **preview.as_json()})
         return
-    output.console.print(preview_table(run_id, summary))
+    output.console.print(preview_table(run_id, preview.summary))
+    for table in preview_detail_tables(run_id, preview):
+        output.console.print(table)
 
 
 @refusals
@@ -121,11 +126,49 @@ def preview_table(run_id: str, summary: PreviewSummary) -> Table:
     return table
 
 
+DETAIL_ROWS = 50
+"""Rows of each detail table printed; `--json` has them all."""
+
+
+def preview_detail_tables(run_id: str, preview: Preview) -> list[Table]:
+    """The preview per invoice and per account, with tax (the first DETAIL_ROWS
+    of each; `--json` lists every one)."""
+    invoices = Table(title=_detail_title(f"Invoices previewed for run {run_id}", preview.invoices))
+    for column in ("account", "currency", "lines", "net", "tax", "gross", "closes"):
+        invoices.add_column(column, justify="right" if column in _NUMBERS else "left")
+    for invoice in preview.invoices[:DETAIL_ROWS]:
+        invoices.add_row(
+            invoice.account, invoice.currency, str(invoice.lines),
+            output.number(invoice.net), output.number(invoice.tax),
+            output.number(invoice.gross), "yes" if invoice.closes else "no (stays open)",
+        )  # fmt: skip
+    accounts = Table(title=_detail_title(f"Accounts previewed for run {run_id}", preview.accounts))
+    for column in ("account", "currency", "lines", "net", "tax", "gross"):
+        accounts.add_column(column, justify="right" if column in _NUMBERS else "left")
+    for account in preview.accounts[:DETAIL_ROWS]:
+        accounts.add_row(
+            account.account, account.currency, str(account.lines),
+            output.number(account.net), output.number(account.tax),
+            output.number(account.gross),
+        )  # fmt: skip
+    return [invoices, accounts]
+
+
+_NUMBERS = frozenset({"lines", "net", "tax", "gross"})
+
+
+def _detail_title(title: str, rows: Sequence[object]) -> str:
+    if len(rows) <= DETAIL_ROWS:
+        return f"{title}: {len(rows)}"
+    return f"{title}: first {DETAIL_ROWS} of {len(rows)} (--json lists every one)"
+
+
 def preview_comparison(run: BillRun) -> str | None:
-    """How the completed run compares with its preview (None: none, or not done)."""
+    """How the completed run compares with its preview, as a predicate (`run R
+    equals its preview ...`); None: no preview, or the run is not done."""
     if run.preview is None or not run.is_completed:
         return None
     found = differences(run.preview, run.statistics)
     if not found:
-        return "equal to its preview (same digest)"
+        return "equals its preview (same digest)"
     return "differs from its preview: " + "; ".join(found)

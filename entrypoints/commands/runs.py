@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +14,7 @@ from rich.table import Table
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.scheduler import resume_failed_run, set_run_disabled
-from domain.bill_run import BillRun
+from domain.bill_run import BatchStatistics, BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
@@ -29,6 +31,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
+from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
 
@@ -149,9 +152,7 @@ def run_execute(
             execution = BillRunExecutor(rt.billing, size).execute(run_id)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
-                executor = BillRunExecutor(
-                    rt.billing, size, lambda p: update(p.scanned, p.in_scope)
-                )
+                executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
                 execution = executor.execute(run_id)
         run = execution.run
     if json_out:
@@ -162,7 +163,7 @@ def run_execute(
     output.console.print(statistics_table(run))
     comparison = preview_comparison(run)
     if comparison:
-        output.console.print(f"run {run_id} is {comparison}")
+        output.console.print(f"run {run_id} {comparison}")
     if show_drafts:
         output.console.print(drafts_table(run_id))
 
@@ -176,7 +177,10 @@ def run_retry(
 ) -> None:
     """Bill an account the run parked (it could not be billed: bad data, a rule that
     raised), once its problem is fixed: the run's period, settings and rates, in one
-    transaction. If it fails again nothing is written and the account stays parked.
+    transaction. A rate the run lacks (record it with `billrun rates set`) is read
+    from the rate book on the run's posting date and added to the run; the rates it
+    started with stay. If it fails again nothing is written and the account stays
+    parked.
     """
     with runtime() as rt:
         statistics = BillRunExecutor(rt.billing, rt.settings.batch_size).retry(run_id, account)
@@ -231,6 +235,8 @@ def run_status(
         if instant is not None or version is not None:
             past = rt.billing.get_run(run_id, version=version, as_of=instant)
             shown = {"as_of": as_of, "version": past.version, **run_json(past)}
+            shown["description"] = past.description
+            shown["parked"] = past.parked
         else:
             row = rt.read_side.fresh_runs().get(run_id)
             if row is None:
@@ -255,7 +261,7 @@ def run_status(
             f"fix the cause, then `billrun run resume {run_id}` (or `billrun run execute {run_id}`)"
         )
     if shown.get("preview"):
-        output.console.print(f"run {run_id} is {shown['preview']}")
+        output.console.print(f"run {run_id} {shown['preview']}")
     if shown.get("parked"):
         output.console.print(parked_table(run_id, shown["parked"]))
     if shown.get("step_log") and shown.get("status") != "scheduled":
@@ -303,7 +309,7 @@ def run_list(json_out: JsonFlag = False) -> None:
             f"{row.period_start} .. {row.period_end}",
             str(row.posting_date),
             str(row.counters["invoices"]),
-            ", ".join(output.money(v, c) for c, v in row.totals.items()) or "-",
+            "\n".join(totals_cells(row.totals)) or "-",
         )
     output.console.print(table)
 
@@ -378,8 +384,20 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         report["status"] = run.status.value
         report["parked"] = run.parked
         report["receivables"] = ar_summary(run)
-        if isinstance(report.get("accounts"), dict):
-            report["accounts"]["stranded_bill_dates"] = run.statistics.stranded
+        # The account figures as the run defines them (the report's batch rows miss
+        # retries and parked accounts, so they did not add up).
+        stats = run.statistics
+        report["accounts"] = {
+            "in_scope": run.accounts_in_scope,
+            "scanned": stats.accounts_scanned,
+            "seen": stats.accounts_seen,
+            "billed": stats.accounts_billed,
+            "skipped_nothing_due": stats.accounts_skipped,
+            "parked": stats.accounts_parked,
+            "stranded_bill_dates": stats.stranded,
+        }
+        report["totals"] = totals_json(run_totals(run.statistics))
+        report["base_totals"] = totals_json(base_totals(run.statistics))
     if json_out:
         output.print_json(report)
         return
@@ -420,7 +438,9 @@ def report_tables(report: dict[str, Any]) -> Group:
     billed = Table(title=f"Run report {report['run_id']} ({report['status']})")
     billed.add_column("", overflow="fold")
     billed.add_column("currency", no_wrap=True)
-    for column in ("lines", "amount", "tax", "total"):
+    # Labelled net and gross: an unlabelled "amount" beside a currency was read as
+    # what the invoices total.
+    for column in ("lines", "net", "tax", "gross"):
         billed.add_column(column, justify="right", no_wrap=True)
 
     def add(label: str, currency: str, total: dict[str, Any]) -> None:
@@ -443,6 +463,12 @@ def report_tables(report: dict[str, Any]) -> Group:
         billed.add_row(
             f"invoiced: {plural(total['invoices'], 'invoice')}", currency, "",
             invoiced["subtotal"], invoiced["tax"], invoiced["total"],
+        )  # fmt: skip
+
+    for currency, amounts in report.get("base_totals", {}).items():
+        billed.add_row(
+            f"invoiced in base currency {currency}", currency, "",
+            amounts["net"], amounts["tax"], amounts["gross"],
         )  # fmt: skip
 
     about = Table(show_header=False)
@@ -495,16 +521,31 @@ _SHOWN_APART = frozenset({"step_log", "parked", "preview", "failure"})
 """`run status` fields printed below the table, each in its own form."""
 
 
+_LABELS = {"status": "execution", "workflow_state": "workflow"}
+"""`status` is the execution (billing done: `completed`), `workflow_state` the review
+that follows it: side by side as `status` and `workflow state` they read as a
+contradiction (`completed` beside `drafts_ready`)."""
+_NEXT = {
+    "drafts_ready": "drafts_ready: review the invoices, then `billrun run process {run}`",
+    "validated": "validated: every invoice reviewed; `billrun run process {run}` completes it",
+}
+
+
 def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
-    """`run status` fields for the table: the settings spelt out in place."""
+    """`run status` fields for the table: the settings spelt out in place, the
+    execution and the workflow labelled apart, the next workflow step named."""
     rows: dict[str, Any] = {}
     for key, value in shown.items():
         if key in _SHOWN_APART:
             continue
         if key == "settings":
             rows.update(settings_rows(value))
+        elif key == "workflow_state" and value in _NEXT:
+            rows[_LABELS[key]] = _NEXT[value].format(run=shown.get("run_id"))
+        elif key == "status" and value == "completed":
+            rows[_LABELS[key]] = "completed (billing done)"
         else:
-            rows[key] = value
+            rows[_LABELS.get(key, key)] = value
     return rows
 
 
@@ -537,23 +578,82 @@ def run_json(run: BillRun) -> dict[str, Any]:
         "settings": run.settings.model_dump(mode="json"),
         "accounts_in_scope": run.accounts_in_scope,
         "batches": run.batches,
+        "workflow_state": run.workflow_state.value,
+        "totals": totals_json(run_totals(run.statistics)),
+        "base_totals": totals_json(base_totals(run.statistics)),
         "statistics": run.statistics.model_dump(mode="json"),
     }
 
 
 def statistics_table(run: BillRun) -> Table:
+    """The run's figures as docs/architecture.md ("Run statistics") defines them:
+    seen = billed + nothing due + parked; totals of the closed invoices as net,
+    tax and gross per currency, and in the base currency when one is set."""
     stats = run.statistics
-    table = Table(title=f"Bill run {run.run_id}: {run.status.value}", show_header=False)
+    table = Table(
+        title=f"Bill run {run.run_id}: {run.status.value} ({run.workflow_state.value})",
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("period", str(run.period))
     table.add_row("accounts in scope", str(run.accounts_in_scope))
+    table.add_row("accounts seen", str(stats.accounts_seen))
     table.add_row("accounts billed", str(stats.accounts_billed))
     table.add_row("accounts with nothing due", str(stats.accounts_skipped))
-    table.add_row("invoices", str(stats.invoices))
+    table.add_row("accounts parked", str(stats.accounts_parked))
+    table.add_row("invoices closed", str(stats.invoices))
     table.add_row("lines", str(stats.lines))
     if stats.stranded:
         table.add_row("stranded bill dates left owed", str(stats.stranded))
-    for currency, amount in stats.totals.items():
-        table.add_row(f"total {currency}", f"{amount:,}")
+    for label, currency, amount in totals_rows(run_totals(stats), "invoiced"):
+        table.add_row(label, output.money(amount, currency))
+    for label, currency, amount in totals_rows(base_totals(stats), "base currency"):
+        table.add_row(label, output.money(amount, currency))
     return table
+
+
+def run_totals(stats: BatchStatistics) -> dict[str, dict[str, Decimal]]:
+    """The closed invoices' net, tax and gross per currency (labelled: a bare
+    "total" next to the net amount was read as the invoices' total)."""
+    return {
+        currency: {
+            "net": net,
+            "tax": stats.tax_totals.get(currency, Decimal(0)),
+            "gross": stats.gross_totals.get(
+                currency, net + stats.tax_totals.get(currency, Decimal(0))
+            ),
+        }
+        for currency, net in stats.totals.items()
+    }
+
+
+def base_totals(stats: BatchStatistics) -> dict[str, dict[str, Decimal]]:
+    return {currency: dict(amounts) for currency, amounts in stats.base_totals.items()}
+
+
+def totals_rows(
+    totals: Mapping[str, Mapping[str, Decimal | None]], prefix: str
+) -> list[tuple[str, str, Decimal]]:
+    """(label, currency, amount) rows: `invoiced net EUR`, `invoiced tax EUR`, ..."""
+    return [
+        (f"{prefix} {kind} {currency}", currency, amount)
+        for currency, amounts in totals.items()
+        for kind, amount in amounts.items()
+        if amount is not None
+    ]
+
+
+def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:
+    """`720.00 EUR gross (net 600.00, tax 120.00)`, one per currency."""
+    cells = []
+    for currency, amounts in totals.items():
+        net, tax, gross = amounts.get("net"), amounts.get("tax"), amounts.get("gross")
+        if gross is None or net is None or tax is None:  # a read model built before tax
+            cells.append(f"net {output.money(net or Decimal(0), currency)}")
+        else:
+            cells.append(
+                f"{output.money(gross, currency)} gross "
+                f"(net {output.number(net)}, tax {output.number(tax)})"
+            )
+    return cells

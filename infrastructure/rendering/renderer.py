@@ -26,6 +26,7 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
+from domain.money import plain as plain_notation
 from infrastructure.collector import collector_paused
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,12 @@ def refusing_fetcher() -> Any:
 def money(amount: Decimal) -> str:
     """`1,234.50`: amounts arrive at their currency's minor unit, and Decimal
     formatting keeps that exponent (JPY `48,000`, KWD `1.250`)."""
-    return f"{amount:,}"
+    return f"{amount:,f}"
 
 
 def plain(value: Decimal) -> str:
     """A decimal in positional notation, never `1E+2` (XML schemas refuse exponents)."""
-    return format(value, "f")
+    return plain_notation(value)
 
 
 def negated(value: Decimal) -> Decimal:

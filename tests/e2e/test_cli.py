@@ -232,7 +232,9 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
 
     status = out["status"]
     assert (status["run_id"], status["status"], status["invoices"]) == ("2026-q1", "completed", 3)
-    assert {c: assert_money(v) for c, v in status["totals"].items()} == totals
+    # Labelled: net (the invoices' subtotals), tax and gross (their totals).
+    assert {c: assert_money(v["net"]) for c, v in status["totals"].items()} == totals
+    assert {c: assert_money(v["gross"]) for c, v in status["totals"].items()} == totals
     assert status["lines"] == statistics["lines"]
     for key in ("scheduled_at", "started_at", "completed_at"):
         datetime.fromisoformat(status[key])

@@ -222,9 +222,16 @@ def assert_run_view_matches_store(app: Billing, view: RunStatusView) -> None:
         assert row.counters == {
             name: getattr(run.statistics, name)
             for name in BatchStatistics.model_fields
-            if name not in ("totals", "content_digest", "billed", "line_counts")
-        }
-        assert row.totals == run.statistics.totals
+            if name not in ("totals", "tax_totals", "gross_totals", "base_totals",
+                            "content_digest", "billed", "line_counts")
+        }  # fmt: skip
+        stats = run.statistics
+        assert row.totals == {
+            currency: {"net": net, "tax": stats.tax_totals[currency],
+                       "gross": stats.gross_totals[currency]}
+            for currency, net in stats.totals.items()
+        }  # fmt: skip
+        assert row.base_totals == stats.base_totals
         assert (row.first_invoice_number, row.last_invoice_number) == (
             (numbers[0], numbers[-1]) if numbers else (None, None)
         )

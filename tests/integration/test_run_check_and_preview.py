@@ -86,9 +86,18 @@ def test_the_execution_equals_its_preview(billing: Billing, database_url: str) -
     billing.schedule_run("q1", Q1, None, Selection())
     with EventLog(database_url) as log:
         before = log.total()
-        preview = preview_run(billing, "q1", batch_size=7)
+        report = preview_run(billing, "q1", batch_size=7)
         assert log.total() == before + 1  # the preview on the run, nothing else
+    preview = report.summary
     assert preview.invoices == 30 and preview.lines > 60
+    # The detail adds up to the summary: per invoice and per account, net per currency.
+    assert len(report.invoices) == 30 and sum(i.lines for i in report.invoices) == preview.lines
+    for rows in (report.invoices, report.accounts):
+        net: dict[str, Decimal] = {}
+        for row in rows:
+            net[row.currency] = net.get(row.currency, Decimal(0)) + row.net
+            assert row.gross == row.net + row.tax
+        assert net == {c: sum(kinds.values(), Decimal(0)) for c, kinds in preview.totals.items()}
     assert set(preview.totals) == {"EUR", "USD", "JPY"}
     assert set(preview.totals["EUR"]) == {"recurring", "usage", "charge", "penalty"}
 
@@ -105,7 +114,7 @@ def test_when_data_changes_after_the_preview_the_report_says_what_differs(
 ) -> None:
     import_accounts(billing, account("A", package("office", "100.00")))
     billing.schedule_run("jan", JANUARY, None, Selection())
-    preview = preview_run(billing, "jan", batch_size=10)
+    preview = preview_run(billing, "jan", batch_size=10).summary
     add_charges(
         billing,
         [
