@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/projections.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/startup.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs
