@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Any
 
@@ -175,10 +177,31 @@ class LazyCommands(TyperGroup):
         # Only listed (help, completion): a stand-in that carries the help line.
         return typer.core.TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][2])
 
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        if wants_help(list(sys.argv[1:] if args is None else args)):
+            from entrypoints import help_format
+
+            help_format.install()
+        return super().main(args, *rest, **options)
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] in COMMANDS and args[0] not in self.commands:
             self.add_command(load_command(args[0]), args[0])
         return super().resolve_command(ctx, args)
+
+
+GROUPS = {
+    name
+    for name, (_, attribute, _) in COMMANDS.items()
+    if attribute.endswith(("_app", "_commands"))
+}
+
+
+def wants_help(args: list[str]) -> bool:
+    """Whether these arguments print help (`--help`, or no command, or a group
+    alone): only then is typer's help module worth importing and adjusting."""
+    rest = [arg for arg in args if arg not in ("-v", "--verbose")]
+    return not rest or "--help" in rest or (len(rest) == 1 and rest[0] in GROUPS)
 
 
 app = typer.Typer(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from application.invoicers import assign_invoicer
 from application.payments import payment_terms, set_autopay, set_payment_terms
@@ -78,7 +77,7 @@ def account_show(
         f"[bold]{account.account_id}[/bold] {account.name} ({account.currency}, group "
         f"{account.bill_group}, invoices to {account.invoice_email or '-'})"
     )
-    table = Table(title="Packages")
+    table = output.compact_table("Packages")
     for column in (
         "package",
         "description",
@@ -89,14 +88,14 @@ def account_show(
         "end",
         "next bill",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "description")
     for package in account.packages.values():
         t = package.terms
         table.add_row(
             t.package_id, t.description, str(t.amount), t.frequency.value, t.timing.value,
             str(t.start_date), str(t.end_date or "-"), str(package.next_bill_date),
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("timing", "end", "start"))
 
 
 def account_json(account: Account) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from application.scheduler import (
     Pass,
@@ -222,7 +221,7 @@ def schedule_list(
     if json_out:
         output.print_json(shown)
         return
-    table = Table(title="Schedules")
+    table = output.compact_table("Schedules")
     table.add_column("name", no_wrap=True)
     table.add_column("when")
     table.add_column("selection")
@@ -235,7 +234,7 @@ def schedule_list(
             Selection.model_validate(row["selection"]).describe(),
             f"{row['next_run_id']}\n{upcoming['start']} .. {upcoming['end']}" if upcoming else "-",
         )
-    output.console.print(table)
+    output.print_table(table, droppable=("selection",))
 
 
 @schedule_app.command("remove")
