@@ -239,6 +239,11 @@ def configure_logging(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=output.errors, show_path=False)],
     )
+    # fontTools logs each table of each font it subsets (it stands in for a missing
+    # libharfbuzz-subset), WeasyPrint each layout step of each PDF: noise to an
+    # operator even with -v.
+    for library in ("fontTools", "weasyprint.progress"):
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def all_commands() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -48,6 +49,17 @@ AsOfOption = Annotated[
 VersionOption = Annotated[
     int | None, typer.Option("--version", min=1, help="Rebuild the state at this event version.")
 ]
+
+
+VerboseFlag = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log progress to stderr (as billrun -v does).")
+]
+
+
+def log_verbosely(verbose: bool) -> None:
+    """`-v` after a long-running command's name means what `billrun -v` means."""
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
 
 
 class UsageError(Exception):

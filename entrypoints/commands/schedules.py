@@ -33,7 +33,9 @@ from entrypoints import run_options as options
 from entrypoints.common import (
     JsonFlag,
     UsageError,
+    VerboseFlag,
     date_option,
+    log_verbosely,
     refusals,
     runtime,
     until_signalled,
@@ -291,6 +293,7 @@ def scheduler(
     json_out: Annotated[
         bool, typer.Option("--json", help="With --once: print the pass as JSON.")
     ] = False,
+    verbose: VerboseFlag = False,
 ) -> None:
     """Queue due runs and execute queued ones until SIGINT or SIGTERM.
 
@@ -303,6 +306,7 @@ def scheduler(
     gracefully at the next batch, releasing the run it was executing. Exits 1 if
     a run of an --once pass failed. Use -v to watch it work.
     """
+    log_verbosely(verbose)
     with runtime() as rt:
         if not once:
             output.errors.print(

@@ -162,3 +162,25 @@ def test_a_run_refused_before_its_work_starts_prints_its_error_alone(
     assert "error:" in result.stderr
     assert "billing accounts" not in result.stderr
     assert "0/?" not in result.stderr
+
+
+def test_the_readme_s_worker_dash_v_is_accepted(cli: Cli) -> None:
+    for args in (("worker", "-v", "--help"), ("scheduler", "-v", "--help")):
+        result = cli(*args)
+
+        assert result.returncode == 0, result.stderr
+        assert "--verbose" in result.stdout
+
+
+def test_verbose_documents_log_no_font_subsetting_and_warn_of_fonttools_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    world(cli, tmp_path)
+
+    result = cli.ok("-v", "run", "documents", "2020-01-northwind", "--pdf")
+
+    # fontTools' subsetter logs each table it prunes or subsets, WeasyPrint each
+    # layout step: neither says anything to an operator.
+    for noise in ("subsetted", "pruned", "Retaining", "Step 1 - ", "Step 2 - "):
+        assert noise not in result.stderr
+    assert result.stderr.count("libharfbuzz-subset is not installed") <= 1
