@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/cli_reads.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs

@@ -57,6 +57,7 @@ COMMANDS = {
 def timed(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one start."""
     env = {**os.environ, "COLUMNS": "100"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user's Python: .pyc files cached
     cpu_before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
