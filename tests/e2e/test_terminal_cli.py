@@ -46,6 +46,9 @@ def world(cli: Cli, tmp_path: Path) -> dict[str, Any]:
     cli.ok("run", "execute", "2020-01-northwind", "--json")
     cli.ok("payment", "record", "NORTHWIND-TRADERS-0001", "--id", "BANK-2020-000123",
            "--amount", "100000.00", "--date", "2020-02-10")  # fmt: skip
+    cli.ok("rates", "set", "EUR", "JPY", "161.234567", "--date", "2020-01-01")
+    cli.ok("schedule", "add", "northwind-monthly-close", "--every", "once",
+           "--period-start", "2020-02-01", "--period-end", "2020-02-29")  # fmt: skip
     return {"invoices": cli.json("invoice", "list", "--json")}
 
 
@@ -63,6 +66,9 @@ LIST_COMMANDS: dict[str, tuple[str, ...]] = {
     "charge list": ("charge", "list", "NORTHWIND-TRADERS-0001"),
     "account show": ("account", "show", "NORTHWIND-TRADERS-0001"),
     "projections status": ("projections", "status"),
+    "contract list": ("contract", "list", "NORTHWIND-TRADERS-0001"),
+    "rates list": ("rates", "list"),
+    "schedule list": ("schedule", "list"),
 }
 
 
@@ -89,6 +95,9 @@ def test_every_list_command_at_80_columns_keeps_ids_and_amounts_whole(
         "charge list": ["setup-fee-2020", "4567.89", "2020-01-10"],
         "account show": ["NORTHWIND-TRADERS-0001", "123456.78", "2020-01-01"],
         "projections status": [],
+        "contract list": [],
+        "rates list": ["161.234567", "2020-01-01"],
+        "schedule list": ["northwind-monthly-close"],
     }
 
     for name, args in LIST_COMMANDS.items():
