@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/projections.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/cli_reads.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs

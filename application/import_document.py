@@ -157,7 +157,7 @@ Identifier = Annotated[str, BeforeValidator(_non_empty)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class PackageRecord(_Strict):

@@ -21,7 +21,7 @@ from domain.errors import DomainError
 
 
 class ValueObject(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class DomainEvent(ValueObject):

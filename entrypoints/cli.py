@@ -3,44 +3,210 @@
 Every read command takes `--json` (money as strings, dates ISO 8601); every
 refusal prints what is wrong and where on stderr and exits non-zero, having
 written nothing. The command groups live in `entrypoints/commands/`.
+
+Each command's module is imported only when that command runs: importing them
+all (the application, eventsourcing, psycopg, FastStream, WeasyPrint) cost
+0.75 s before `billrun --help` printed a line (docs/benchmarks.md, startup).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from functools import cache
+from typing import Annotated, Any
 
-import psycopg
 import typer
-from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
-from eventsourcing.persistence import OperationalError as PersistenceOperationalError
-from psycopg_pool import PoolTimeout
-from rich.logging import RichHandler
-from rich.markup import escape
+from typer.core import TyperGroup
 
-from entrypoints import output
-from entrypoints.commands.accounts import account_app
-from entrypoints.commands.audit import audit_app
-from entrypoints.commands.charges import charge_app
-from entrypoints.commands.contracts import contract_app
-from entrypoints.commands.documents import invoice_pdf, run_documents
-from entrypoints.commands.history import history
-from entrypoints.commands.importing import demo, import_file, schema_app
-from entrypoints.commands.invoices import invoice_app
-from entrypoints.commands.payments import ar_app, payment_app
-from entrypoints.commands.projections import projections_app
-from entrypoints.commands.rates import rates_app
-from entrypoints.commands.relay import relay_app
-from entrypoints.commands.run_checks import run_check, run_describe, run_preview
-from entrypoints.commands.run_lifecycle import run_cancel, run_process
-from entrypoints.commands.runs import run_app
-from entrypoints.commands.schedules import schedule_app, scheduler
-from entrypoints.commands.usage import usage_app
-from entrypoints.commands.worker import worker
-from infrastructure.persistence import DatabaseBusy
+# name -> (module, attribute, the one-line help `billrun --help` lists). The help
+# is repeated here so that listing the commands imports none of them;
+# tests/unit/test_cli_startup.py checks it matches each command's own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "import": (
+        "entrypoints.commands.importing",
+        "import_file",
+        "Load accounts and packages from a JSON file, all or nothing.",
+    ),
+    "demo": (
+        "entrypoints.commands.importing",
+        "demo",
+        "Zero configuration: import demo accounts, then schedule and execute a real bill run.",
+    ),
+    "history": (
+        "entrypoints.commands.history",
+        "history",
+        "Replay history as an auditor: every stored event with its notification id, "
+        "timestamp, aggregate, version, type and payload, in commit order.",
+    ),
+    "worker": (
+        "entrypoints.commands.worker",
+        "worker",
+        "Run the outbox relay and the consumers until SIGINT or SIGTERM.",
+    ),
+    "scheduler": (
+        "entrypoints.commands.schedules",
+        "scheduler",
+        "Queue due runs and execute queued ones until SIGINT or SIGTERM.",
+    ),
+    "run": ("entrypoints.cli", "run_commands", "Schedule, execute and inspect bill runs."),
+    "invoice": ("entrypoints.cli", "invoice_commands", "Find, read and review invoices."),
+    "account": (
+        "entrypoints.commands.accounts",
+        "account_app",
+        "Read accounts, their packages and balances; set payment terms and auto-pay.",
+    ),
+    "payment": (
+        "entrypoints.commands.payments",
+        "payment_app",
+        "Record payments received, list them, and reconcile pending collections.",
+    ),
+    "ar": (
+        "entrypoints.commands.payments",
+        "ar_app",
+        "Accounts receivable across accounts: what is open and how overdue.",
+    ),
+    "usage": (
+        "entrypoints.commands.usage",
+        "usage_app",
+        "Record usage of accounts' packages (one record, or a CSV file) and list it.",
+    ),
+    "charge": (
+        "entrypoints.commands.charges",
+        "charge_app",
+        "Add one-off charges (a negative amount: a credit) to accounts and list them.",
+    ),
+    "contract": (
+        "entrypoints.commands.contracts",
+        "contract_app",
+        "Contracts on accounts or packages: a minimum term with an early-termination fee, "
+        "a minimum spend over the term, or both.",
+    ),
+    "rates": (
+        "entrypoints.commands.rates",
+        "rates_app",
+        "Exchange rates (fixed per bill run when it starts) and the base currency.",
+    ),
+    "audit": (
+        "entrypoints.commands.audit",
+        "audit_app",
+        "Verify that nothing in the event log was altered, deleted or inserted.",
+    ),
+    "projections": (
+        "entrypoints.commands.projections",
+        "projections_app",
+        "See and rebuild the read models (after a rules change).",
+    ),
+    "relay": (
+        "entrypoints.commands.relay",
+        "relay_app",
+        "Publish every event to NATS JetStream (stream BILLING, subjects "
+        "billing.<aggregate>.<Event>) and see how far the relay got. Configuration: "
+        "BILLRUN_NATS_URL (unset: an embedded nats-server under BILLRUN_HOME).",
+    ),
+    "schedule": (
+        "entrypoints.commands.schedules",
+        "schedule_app",
+        "When bill runs are queued: one-off, daily, weekly or monthly, each occurrence "
+        "billing the period its rule gives. `billrun scheduler` (or `billrun worker`) "
+        "queues and executes them.",
+    ),
+    "schema": (
+        "entrypoints.commands.importing",
+        "schema_app",
+        "Print the JSON Schema of billrun's input files.",
+    ),
+}
+
+
+@cache
+def run_commands() -> typer.Typer:
+    """`billrun run`: its own module's commands and those kept beside their helpers."""
+    from entrypoints.commands.documents import run_documents
+    from entrypoints.commands.run_checks import run_check, run_describe, run_preview
+    from entrypoints.commands.run_lifecycle import run_cancel, run_process
+    from entrypoints.commands.runs import run_app
+
+    run_app.command("documents")(run_documents)
+    run_app.command("check")(run_check)
+    run_app.command("preview")(run_preview)
+    run_app.command("describe")(run_describe)
+    run_app.command("cancel")(run_cancel)
+    run_app.command("process")(run_process)
+    return run_app
+
+
+@cache
+def invoice_commands() -> typer.Typer:
+    from entrypoints.commands.documents import invoice_pdf
+    from entrypoints.commands.invoices import invoice_app
+
+    invoice_app.command("pdf")(invoice_pdf)
+    return invoice_app
+
+
+def load_command(name: str) -> Any:
+    """The click command `billrun NAME` runs, importing its module now."""
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if module == __name__:  # a group assembled from several modules
+        target = target()
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    return typer.main.get_command_from_info(
+        typer.models.CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=True,
+        rich_markup_mode="rich",
+    )
+
+
+class LazyCommands(TyperGroup):
+    """billrun's top level: lists every command from `COMMANDS` without importing
+    it, and imports a command's module only when it is the one that runs."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        # Only listed (help, completion): a stand-in that carries the help line.
+        return typer.core.TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][2])
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        if wants_help(list(sys.argv[1:] if args is None else args)):
+            from entrypoints import help_format
+
+            help_format.install()
+        return super().main(args, *rest, **options)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] in COMMANDS and args[0] not in self.commands:
+            self.add_command(load_command(args[0]), args[0])
+        return super().resolve_command(ctx, args)
+
+
+GROUPS = {
+    name
+    for name, (_, attribute, _) in COMMANDS.items()
+    if attribute.endswith(("_app", "_commands"))
+}
+
+
+def wants_help(args: list[str]) -> bool:
+    """Whether these arguments print help (`--help`, or no command, or a group
+    alone): only then is typer's help module worth importing and adjusting."""
+    rest = [arg for arg in args if arg not in ("-v", "--verbose")]
+    return not rest or "--help" in rest or (len(rest) == 1 and rest[0] in GROUPS)
+
 
 app = typer.Typer(
     name="billrun",
+    cls=LazyCommands,
     help="Event-sourced bill runs: bill recurring packages onto invoices, exactly once.\n\n"
     "Start with [bold]billrun demo[/bold], or: billrun import accounts.json; "
     "billrun run schedule 2026-01 --period-start 2026-01-01 --period-end 2026-01-31; "
@@ -52,32 +218,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-app.command("import")(import_file)
-app.command("demo")(demo)
-app.command("history")(history)
-run_app.command("documents")(run_documents)
-run_app.command("check")(run_check)
-run_app.command("preview")(run_preview)
-run_app.command("describe")(run_describe)
-run_app.command("cancel")(run_cancel)
-run_app.command("process")(run_process)
-invoice_app.command("pdf")(invoice_pdf)
-app.add_typer(run_app, name="run")
-app.add_typer(invoice_app, name="invoice")
-app.add_typer(account_app, name="account")
-app.add_typer(payment_app, name="payment")
-app.add_typer(ar_app, name="ar")
-app.add_typer(usage_app, name="usage")
-app.add_typer(charge_app, name="charge")
-app.add_typer(contract_app, name="contract")
-app.add_typer(rates_app, name="rates")
-app.add_typer(audit_app, name="audit")
-app.add_typer(projections_app, name="projections")
-app.add_typer(relay_app, name="relay")
-app.command("worker")(worker)
-app.add_typer(schedule_app, name="schedule")
-app.command("scheduler")(scheduler)
-app.add_typer(schema_app, name="schema")
 
 
 @app.callback()
@@ -86,11 +226,29 @@ def _configure(
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
 ) -> None:
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    from entrypoints import output
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=output.errors, show_path=False)],
     )
+    # fontTools logs each table of each font it subsets (it stands in for a missing
+    # libharfbuzz-subset), WeasyPrint each layout step of each PDF: noise to an
+    # operator even with -v.
+    for library in ("fontTools", "weasyprint.progress"):
+        logging.getLogger(library).setLevel(logging.WARNING)
+
+
+def all_commands() -> dict[str, Any]:
+    """Every command loaded (for docs and tests that walk the whole tree)."""
+    return {name: load_command(name) for name in COMMANDS}
 
 
 DATABASE_FAULT = 3
@@ -101,26 +259,53 @@ DATABASE_FAULT = 3
 def main() -> None:
     try:
         app()
-    except DatabaseBusy as error:
-        _fault(str(error))
-    except (
-        PersistenceInterfaceError,
-        PersistenceOperationalError,
-        psycopg.InterfaceError,
-        psycopg.OperationalError,
-        PoolTimeout,
-    ) as error:
+    except Exception as error:
+        message = database_fault(error)
+        if message is None:
+            raise
+        _fault(message)
+
+
+def database_fault(error: Exception) -> str | None:
+    """What to tell the operator when PostgreSQL failed billrun, None for any other error.
+
+    The database libraries are imported here, after the fact (they are loaded
+    already when one of them raised), so that starting billrun imports none of them.
+    """
+    from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+    from eventsourcing.persistence import OperationalError as PersistenceOperationalError
+    from psycopg import InterfaceError, OperationalError
+    from psycopg_pool import PoolTimeout
+
+    from infrastructure.persistence import DatabaseBusy
+
+    if isinstance(error, DatabaseBusy):
+        return str(error)
+    if isinstance(
+        error,
+        PersistenceInterfaceError
+        | PersistenceOperationalError
+        | InterfaceError
+        | OperationalError
+        | PoolTimeout,
+    ):
         # The library already retried ten times: the server went away, restarted
         # or keeps terminating billrun's sessions. Every save is one transaction,
         # so what committed is whole and a run resumes from its last checkpoint.
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        _fault(
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        return (
             f"lost the connection to PostgreSQL ({reason}). What was committed stays "
             "committed and nothing was half-written; it is safe to re-run (a bill run "
             "resumes where it stopped)."
         )
+    return None
 
 
 def _fault(message: str) -> None:
+    from rich.markup import escape
+
+    from entrypoints import output
+
     output.errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(DATABASE_FAULT)

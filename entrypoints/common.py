@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -63,6 +65,17 @@ AsOfOption = Annotated[
 VersionOption = Annotated[
     int | None, typer.Option("--version", min=1, help="Rebuild the state at this event version.")
 ]
+
+
+VerboseFlag = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log progress to stderr (as billrun -v does).")
+]
+
+
+def log_verbosely(verbose: bool) -> None:
+    """`-v` after a long-running command's name means what `billrun -v` means."""
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
 
 
 class UsageError(Exception):
@@ -130,22 +143,38 @@ def instant(option: str, text: str) -> datetime:
 
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr; yields `update(done, total)`."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=output.errors, transient=False) as progress:
-        task = progress.add_task(description, total=None)
+    """A progress bar on stderr; yields `update(done, total)`.
+
+    Drawn only on a terminal (piped or redirected, stderr gets no bar lines), and
+    only from the first update: a command refused before its work starts prints
+    its error alone, not an empty "0/?" bar above it.
+    """
+    if not output.errors.is_terminal:
+        yield lambda done, total: None
+        return
+    with ExitStack() as stack:
+        shown: list[tuple[Progress, TaskID]] = []
 
         def update(done: int, total: int) -> None:
+            if not shown:
+                progress = stack.enter_context(
+                    Progress(*_PROGRESS_COLUMNS, console=output.errors, transient=False)
+                )
+                shown.append((progress, progress.add_task(description, total=None)))
+            progress, task = shown[0]
             progress.update(task, total=total, completed=done)
 
         yield update
+
+
+_PROGRESS_COLUMNS = (
+    TextColumn("[bold]{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TaskProgressColumn(),
+    TimeElapsedColumn(),
+    TimeRemainingColumn(),
+)
 
 
 def until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:

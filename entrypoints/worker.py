@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.errors import Error as NatsError
@@ -26,12 +26,13 @@ from application.documents import invoice_documents
 from application.dunning_notices import dunning_notices
 from application.invoice_processing import InvoiceProcessing
 from application.scheduler import Pass, Scheduling
-from consumers.app import build_broker
-from consumers.topology import Topology
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
 from infrastructure.relay import NotificationLog, Relay, RelayPositions
 from projections.audit_seal import seal_up_to_head
+
+if TYPE_CHECKING:
+    from consumers.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ async def keep_scheduling(
 
 
 def topology(names: StreamNames) -> Topology:
+    from consumers.topology import Topology
+
     return Topology(
         stream=names.stream,
         subject_prefix=names.subject_prefix,
@@ -163,6 +166,10 @@ async def run_worker(
         await nc.close()
     source, positions = relay_parts(rt)
     relay = Relay(source, positions, nats_url, names, connection_name="billrun-worker-relay")
+    # FastStream is imported by the worker only: `billrun relay`, `schedule` and
+    # `scheduler` share this module and start without it (docs/benchmarks.md).
+    from consumers.app import build_broker
+
     broker = build_broker(nats_url, invoice_processing(rt), topology(names))
     failure: BaseException | None = None
     try:

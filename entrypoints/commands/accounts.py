@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from application.invoicers import assign_invoicer
 from application.payments import payment_terms, set_autopay, set_payment_terms
@@ -82,7 +81,7 @@ def account_show(
         f"[bold]{account.account_id}[/bold] {account.name} ({account.currency}, group "
         f"{account.bill_group}, invoices to {account.invoice_email or '-'})"
     )
-    table = Table(title="Packages")
+    table = output.compact_table("Packages")
     for column in (
         "package",
         "description",
@@ -94,7 +93,7 @@ def account_show(
         "next bill",
         "owed (stranded)",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "description")
     for package in account.packages.values():
         t = package.terms
         owed = ", ".join(str(package.bill_date_of(i)) for i in package.owed) or "-"
@@ -102,7 +101,7 @@ def account_show(
             t.package_id, t.description, str(t.amount), t.frequency.value, t.timing.value,
             str(t.start_date), str(t.end_date or "-"), str(package.next_bill_date), owed,
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("timing", "end", "start"))
     stranded = account.owed()
     if stranded:
         listed = ", ".join(f"{package_id} {day}" for package_id, day in stranded)

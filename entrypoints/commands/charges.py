@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from application.run_cancel import written_off
 from application.transactions import ChargeInput, add_charges
@@ -143,16 +142,20 @@ def charge_list(
     if json_out:
         output.print_json(rows)
         return
-    table = Table(title=f"Charges of {stored.account_id} ({stored.currency})")
+    table = output.compact_table(f"Charges of {stored.account_id} ({stored.currency})")
     for column in ("id", "date", "description", "category", "amount", "tax %", "billed"):
-        table.add_column(column, justify="right" if column in ("amount", "tax %") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("amount", "tax %") else "left",
+            no_wrap=column not in ("description", "tax %"),
+        )
     for row in rows:
         table.add_row(
             row["charge_id"], row["charge_date"], row["description"], row["category"],
             row["amount"], row["tax_rate"] or f"{stored.tax_rate} (account)",
             billed_text(row),
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("category",))
 
 
 def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from application.transactions import (
     ContractInput,
@@ -212,11 +211,13 @@ def contract_list(
     if json_out:
         output.print_json(rows)
         return
-    table = Table(title=f"Contracts of {stored.account_id} ({stored.currency})")
+    table = output.compact_table(f"Contracts of {stored.account_id} ({stored.currency})")
     columns = ("id", "on", "term", "terminated", "fee", "minimum", "spend", "penalties")
     for column in columns:
         table.add_column(
-            column, justify="right" if column in ("fee", "minimum", "spend") else "left"
+            column,
+            justify="right" if column in ("fee", "minimum", "spend") else "left",
+            no_wrap=column != "penalties",
         )
     for row in rows:
         billed = ", ".join(
@@ -225,11 +226,11 @@ def contract_list(
         )
         table.add_row(
             row["contract_id"], row["package_id"] or "account",
-            f"{row['start_date']}..{row['term_end']}", row["terminated_on"] or "-",
+            f"{row['start_date']}..\n{row['term_end']}", row["terminated_on"] or "-",
             row["early_termination_fee"] or "-", row["minimum_spend"] or "-",
             row["spend"], billed or "-",
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("on", "terminated"))
 
 
 def contract_json(account: Account, contract: Contract) -> dict[str, Any]:

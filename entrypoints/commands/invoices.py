@@ -6,7 +6,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -46,14 +45,6 @@ from entrypoints.runtime import Runtime
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
 
-def compact_table(title: str) -> Table:
-    """A table with narrow margins, so that an 80-column terminal (or a pipe) shows
-    every column of an invoice without shortening a number."""
-    return Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
-    )
-
-
 @invoice_app.command("list")
 @refusals
 def invoice_list(
@@ -79,9 +70,10 @@ def invoice_list(
             output.print_json_array({**row.as_json(), **payment_json(item, today)}
                                     for row, item in paid)  # fmt: skip
             return
-        table = compact_table("Invoices")
-        table.add_column("number", no_wrap=True)
-        for column in ("account", "run", "status", "review"):
+        table = output.compact_table("Invoices")
+        for column in ("number", "account", "run"):
+            table.add_column(column, no_wrap=True)
+        for column in ("status", "review"):
             table.add_column(column, overflow="fold")
         for column in ("lines", "subtotal", "tax", "total"):
             table.add_column(column, justify="right", no_wrap=True)
@@ -99,7 +91,9 @@ def invoice_list(
                 str(row.tax), str(row.total), row.currency,
                 payment_cell(item, today),
             )  # fmt: skip
-    output.console.print(table)
+    # Too narrow for all: the line count, the status (closed, for all but a draft
+    # run's), the amounts before tax, then the run go first.
+    output.print_table(table, droppable=("lines", "status", "tax", "subtotal", "run", "review"))
     if hidden:
         output.console.print(f"... and {hidden} more (raise --limit, or use --json)")
 
@@ -141,7 +135,7 @@ def invoice_table(invoice: Invoice) -> Group:
     title = (
         f"{kind} {invoice.display_number or '(open)'}: {invoice.account_id}, run {invoice.run_id}"
     )
-    table = compact_table(title)
+    table = output.compact_table(title)
     table.add_column("service\nperiod", no_wrap=True)
     table.add_column("description", overflow="fold", min_width=12, ratio=1)
     table.add_column("kind\ncategory", overflow="fold", min_width=9)
@@ -170,7 +164,7 @@ def invoice_table(invoice: Invoice) -> Group:
         review_line.append(f" ({by}: {invoice.review_reason})")
     parts: list[Table | Text] = [table, totals, review_line, *credit_lines(invoice)]
     if invoice.verdicts:
-        verdicts = compact_table("Review rules (when the invoice closed)")
+        verdicts = output.compact_table("Review rules (when the invoice closed)")
         for column in ("rule", "verdict", "reason"):
             verdicts.add_column(column, overflow="fold")
         for verdict in invoice.verdicts:

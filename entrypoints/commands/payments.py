@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
-from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -169,7 +168,7 @@ def allocation_table(recording: PaymentRecording) -> Table:
     def money(amount: Decimal) -> str:
         return f"{round_to_currency(amount, currency)} {currency}"
 
-    table = compact_table("Where it went")
+    table = output.compact_table("Where it went")
     table.add_column("to")
     table.add_column("amount", justify="right", no_wrap=True)
     table.add_column("still open", justify="right", no_wrap=True)
@@ -235,14 +234,14 @@ def payment_list(account: AccountFilter = None, json_out: JsonFlag = False) -> N
     if json_out:
         output.print_json([row.as_json() for row in rows])
         return
-    table = compact_table("Payments" + (f" of {account}" if account else ""))
+    table = output.compact_table("Payments" + (f" of {account}" if account else ""))
     table.add_column("received", no_wrap=True)
     table.add_column("account", no_wrap=True)
     table.add_column("payment\nreference", no_wrap=True)
     table.add_column("method", no_wrap=True)
     table.add_column("amount", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)  # the currency, read with the amounts
-    table.add_column("paid invoices", overflow="fold", min_width=12)
+    table.add_column("paid invoices", no_wrap=True)  # one "number amount" per line
     table.add_column("to\ncredit", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
@@ -252,7 +251,7 @@ def payment_list(account: AccountFilter = None, json_out: JsonFlag = False) -> N
             "\n".join(f"{a.number} {a.amount}" for a in row.allocations) or "-",
             str(row.credit),
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("method", "to\ncredit", "payment\nreference"))
     if not rows:
         output.console.print("no payments recorded")
 
@@ -348,20 +347,12 @@ def ar_aging(as_of: AsOfDate = None, json_out: JsonFlag = False) -> None:
     if json_out:
         output.print_json(report.as_json())
         return
-    output.console.print(aging_table(report))
-
-
-def compact_table(title: str) -> Table:
-    """Narrow margins, so that an 80-column terminal (or a pipe) shows every column
-    without shortening an amount (as `billrun invoice list` does)."""
-    return Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
-    )
+    output.print_table(aging_table(report), droppable=("credit", "open"))
 
 
 def aging_table(report: AgingReport, per_account: bool = True) -> Table:
     """The aging buckets per account (unless `per_account` is off) and per currency."""
-    table = compact_table(f"Receivables aging as of {report.as_of} (days past due)")
+    table = output.compact_table(f"Receivables aging as of {report.as_of} (days past due)")
     table.add_column("account", no_wrap=True)
     table.add_column("", no_wrap=True)  # the currency
     for name in BUCKETS:
@@ -420,7 +411,7 @@ def balance_view(balance: AccountBalance, terms_days: int, terms_source: str) ->
     summary.add_row("payment terms", f"net {terms_days} days ({terms_source})")
     summary.add_row("auto-pay", f"on ({account.autopay_hint})" if account.autopay else "off")
     summary.add_row("suspended", f"yes: {account.suspended_reason}" if account.suspended else "no")
-    items = compact_table(f"Open invoices of {account.account} as of {day}")
+    items = output.compact_table(f"Open invoices of {account.account} as of {day}")
     dunned = any(item.dunning_stage for item in balance.open_items)
     columns = ("invoice", "due", "amount", "paid", "open", "days\noverdue", "status")
     for column in (*columns, "dunning\nstage") if dunned else columns:
@@ -434,7 +425,7 @@ def balance_view(balance: AccountBalance, terms_days: int, terms_source: str) ->
         items.add_row(*cells, *([str(item.dunning_stage or "-")] if dunned else []))
     if not balance.open_items:
         items.caption = "nothing open"
-    aging = compact_table("Aging (days past due)")
+    aging = output.compact_table("Aging (days past due)")
     for name in BUCKETS:
         aging.add_column(BUCKET_LABELS[name], justify="right", no_wrap=True)
     aging.add_row(*(str(balance.aging.buckets[name]) for name in BUCKETS))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from entrypoints import output
 from entrypoints.common import JsonFlag, progress_bar, refusals, runtime
@@ -23,10 +22,12 @@ def projections_status(json_out: JsonFlag = False) -> None:
     if json_out:
         output.print_json([state.as_json() for state in states])
         return
-    table = Table(title="Read models")
+    table = output.compact_table("Read models")
     for column in ("name", "code", "active", "state", "position", "head", "lag"):
         table.add_column(
-            column, justify="right" if column in ("position", "head", "lag") else "left"
+            column,
+            justify="right" if column in ("position", "head", "lag") else "left",
+            no_wrap=column != "state",
         )
     for s in states:
         style = "yellow" if s.needs_rebuild or s.building else ""
@@ -34,7 +35,7 @@ def projections_status(json_out: JsonFlag = False) -> None:
             s.name, f"v{s.code_version}", s.active, s.state, str(s.position), str(s.head),
             str(s.lag), style=style,
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("code", "head"))
 
 
 @projections_app.command("rebuild")

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from application.exchange_rates import rate_table, set_base_currency, set_rate
 from entrypoints import output
@@ -110,11 +109,13 @@ def rates_list(
             }
         )
         return
-    table = Table(title=f"Exchange rates (base currency {book.base_currency or 'not set'})")
+    table = output.compact_table(
+        f"Exchange rates (base currency {book.base_currency or 'not set'})"
+    )
     for column in ("pair", "effective from", "rate"):
-        table.add_column(column, justify="right" if column == "rate" else "left")
+        table.add_column(column, justify="right" if column == "rate" else "left", no_wrap=True)
     for pair, effective, rate in rows:
         table.add_row(
             pair, str(effective) if effective else f"in effect on {on:%Y-%m-%d}", str(rate)
         )
-    output.console.print(table)
+    output.print_table(table)

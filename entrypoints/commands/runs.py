@@ -297,21 +297,24 @@ def run_list(json_out: JsonFlag = False) -> None:
     if json_out:
         output.print_json([row.as_json() for row in rows])
         return
-    table = Table(title="Bill runs")
+    table = output.compact_table("Bill runs")
     for column in ("run", "status", "period", "posting", "invoices", "totals"):
-        table.add_column(column, no_wrap=column == "run")
+        # Ids, dates and amounts stay whole (one total per line); the status may wrap.
+        table.add_column(
+            column, no_wrap=column != "status", justify="right" if column == "invoices" else "left"
+        )
     for row in rows:
         table.add_row(
             row.run_id + (f"\nschedule {row.schedule}" if row.schedule else ""),
             row.status
             + ("\ndisabled" if row.disabled else "")
             + lease_cell(row.lease_holder, row.lease_expires_at, now),
-            f"{row.period_start} .. {row.period_end}",
+            f"{row.period_start} ..\n{row.period_end}",
             str(row.posting_date),
             str(row.counters["invoices"]),
             "\n".join(totals_cells(row.totals)) or "-",
         )
-    output.console.print(table)
+    output.print_table(table, droppable=("posting", "invoices"))
 
 
 def lease_cell(holder: str | None, expires_at: datetime | None, now: datetime) -> str:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from application.scheduler import (
     Pass,
@@ -35,8 +34,10 @@ from entrypoints import run_options as options
 from entrypoints.common import (
     JsonFlag,
     UsageError,
+    VerboseFlag,
     date_option,
     instant,
+    log_verbosely,
     refusals,
     runtime,
     until_signalled,
@@ -218,7 +219,7 @@ def schedule_list(
     if json_out:
         output.print_json(shown)
         return
-    table = Table(title="Schedules")
+    table = output.compact_table("Schedules")
     table.add_column("name", no_wrap=True)
     table.add_column("when")
     table.add_column("selection")
@@ -236,7 +237,7 @@ def schedule_list(
             if upcoming
             else "-",
         )
-    output.console.print(table)
+    output.print_table(table, droppable=("selection",))
 
 
 @schedule_app.command("remove")
@@ -296,6 +297,7 @@ def scheduler(
     json_out: Annotated[
         bool, typer.Option("--json", help="With --once: print the pass as JSON.")
     ] = False,
+    verbose: VerboseFlag = False,
 ) -> None:
     """Queue due runs and execute queued ones until SIGINT or SIGTERM.
 
@@ -308,6 +310,7 @@ def scheduler(
     gracefully at the next batch, releasing the run it was executing. Exits 1 if
     a run of an --once pass failed. Use -v to watch it work.
     """
+    log_verbosely(verbose)
     with runtime() as rt:
         if not once:
             output.errors.print(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from application.run_cancel import written_off
 from application.transactions import UsageInput, record_usage
@@ -166,16 +165,20 @@ def usage_list(
     if json_out:
         output.print_json(rows)
         return
-    table = Table(title=f"Usage of {stored.account_id} ({stored.currency})")
+    table = output.compact_table(f"Usage of {stored.account_id} ({stored.currency})")
     numeric = ("quantity", "unit price")
     for column in ("id", "package", "date", "description", "quantity", "unit price", "billed"):
-        table.add_column(column, justify="right" if column in numeric else "left")
+        table.add_column(
+            column,
+            justify="right" if column in numeric else "left",
+            no_wrap=column != "description",
+        )
     for row in rows:
         table.add_row(
             row["usage_id"], row["package_id"], row["occurred_on"], row["description"],
             row["quantity"], row["unit_price"], billed_text(row),
         )  # fmt: skip
-    output.console.print(table)
+    output.print_table(table, droppable=("package",))
 
 
 def is_billed(account: Account, record: UsageRecord) -> bool:

@@ -7,7 +7,7 @@ from nats.errors import Error as NatsError
 from rich.markup import escape
 
 from entrypoints import output
-from entrypoints.common import refusals, runtime, until_signalled
+from entrypoints.common import VerboseFlag, log_verbosely, refusals, runtime, until_signalled
 from entrypoints.worker import WorkerFault, run_worker
 from infrastructure.embedded import EmbeddedServiceError
 from infrastructure.messaging import nats_url
@@ -15,7 +15,7 @@ from infrastructure.relay import RelayError
 
 
 @refusals
-def worker() -> None:
+def worker(verbose: VerboseFlag = False) -> None:
     """Run the outbox relay and the consumers until SIGINT or SIGTERM.
 
     The relay publishes every event to NATS JetStream (stream BILLING); the
@@ -27,6 +27,7 @@ def worker() -> None:
     Exits 2 with one line when it cannot go on: another worker already relays,
     the embedded nats-server died, or NATS was down when it was told to stop.
     """
+    log_verbosely(verbose)
     try:
         with runtime() as rt, nats_url(rt.settings) as url:
             output.errors.print(f"worker: NATS {url}; press Ctrl-C to stop", highlight=False)

@@ -13,6 +13,7 @@ file rather than from this repository.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -52,6 +53,24 @@ PDF_OPTIONS: dict[str, Any] = {
 
 def _without_fonttools_notice(record: logging.LogRecord) -> bool:
     return "instead of HarfBuzz-Subset" not in record.getMessage()
+
+
+@functools.cache
+def _fonttools_fallback() -> None:
+    """Set up for fontTools subsetting fonts, and say so once per process (every
+    renderer of a process, and every document it renders, shares the one cause)."""
+    # fontTools stamps each font subset it writes with the current time
+    # (`head.modified`), which made the same invoice render to different
+    # bytes a second later. It takes the reproducible-builds variable
+    # instead when set: invoices are documents, not builds of fonts.
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
+    # WeasyPrint repeats its own notice for every font of every PDF.
+    logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
+    log.warning(
+        "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
+        "to subset fonts, which makes each PDF several times slower "
+        "(Debian/Ubuntu: apt-get install libharfbuzz-subset0)"
+    )
 
 
 class RefusedFetch(ValueError):
@@ -212,19 +231,7 @@ class InvoiceRenderer:
             from weasyprint.text.fonts import FontConfiguration
 
             if harfbuzz_subset is None:
-                # fontTools stamps each font subset it writes with the current time
-                # (`head.modified`), which made the same invoice render to different
-                # bytes a second later. It takes the reproducible-builds variable
-                # instead when set: invoices are documents, not builds of fonts.
-                os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-                # WeasyPrint repeats its own notice for every font of every PDF;
-                # this renderer says it once, below.
-                logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
-                log.warning(
-                    "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
-                    "to subset fonts, which makes each PDF several times slower "
-                    "(Debian/Ubuntu: apt-get install libharfbuzz-subset0)"
-                )
+                _fonttools_fallback()
             font_config = FontConfiguration()
             fetcher = refusing_fetcher()
             stylesheet = CSS(
