@@ -18,7 +18,6 @@ from domain.bill_run import BatchStatistics, BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
-from entrypoints.commands.invoices import compact_table
 from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
@@ -204,13 +203,13 @@ def drafts_table(run_id: str) -> Table:
             if row.status == "closed"
         ]  # fmt: skip
     # Narrow margins (as `invoice list`), so an 80-column terminal keeps every column.
-    table = compact_table(f"Draft invoices of run {run_id}: {len(rows)}")
+    table = output.compact_table(f"Draft invoices of run {run_id}: {len(rows)}")
     # Closed invoices the review rules quarantined or rejected are listed too: the
     # review column tells them from the drafts awaiting approval.
     for column in ("number", "account", "review"):
-        table.add_column(column, no_wrap=column != "account")
+        table.add_column(column, no_wrap=True)
     for column in ("lines", "subtotal", "tax", "total"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             row.display_number, row.account, row.review_status or "-", str(len(row.lines)),
