@@ -10,7 +10,7 @@ hold exactly what the aggregates say, whatever the batching.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -108,7 +108,9 @@ def ar_history(app: Billing) -> None:
     assert not receivables(app, "AR-DUN").suspended
 
     set_autopay(app, "AR-EUR", TOKEN)
-    gateway = SandboxGateway(app.recorder.datastore)  # type: ignore[attr-defined]
+    # The gateway takes the money on May 5 (its answer is lost: a timeout).
+    on_may_5 = lambda: datetime(2026, 5, 5, 12, tzinfo=UTC)  # noqa: E731
+    gateway = SandboxGateway(app.recorder.datastore, clock=on_may_5)  # type: ignore[attr-defined]
     outcome = Collector(app, gateway).collect(
         "AR-EUR", "collect-1", CollectionType.ACCOUNT_BALANCE, date(2026, 5, 5)
     )
@@ -206,7 +208,8 @@ def test_a_reconciled_collection_is_a_payment_in_the_view_and_no_longer_pending(
     catch_up(billing, view, ReceivablesProjection.topics)
     assert view.pending_collections() == []
     collected = [p for p in view.payments("AR-EUR") if p.method == "collection"]
-    assert [(p.amount, p.received_on) for p in collected] == [(Decimal("50.00"), date(2026, 5, 6))]
+    # Dated the day the gateway charged, not the day it was reconciled.
+    assert [(p.amount, p.received_on) for p in collected] == [(Decimal("50.00"), date(2026, 5, 5))]
     assert len(gateway.charges()) == 1, "charged once, whatever the timeout"
     assert_view_matches_receivables(billing, view, date(2026, 5, 31))
 
