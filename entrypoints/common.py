@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -26,6 +27,7 @@ from rich.progress import (
 from application.errors import ApplicationError
 from application.usage_csv import FieldError, parse_date, parse_decimal
 from domain.errors import DomainError
+from domain.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
 from infrastructure.settings import ConfigurationError, Settings
@@ -59,6 +61,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _check_text_arguments(kwargs)
             return command(*args, **kwargs)
         except (ApplicationError, DomainError, UsageError, ConfigurationError) as error:
             # The message quotes the user's input: escape it so it is never read as
@@ -69,6 +72,30 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _check_text_arguments(arguments: dict[str, object]) -> None:
+    """Every text option and argument passes the rules of domain/inputs.py (no
+    control characters, surrogates or bidi controls; bounded length) before the
+    command runs: what a command stores, every later run reads back."""
+    context = click.get_current_context(silent=True)
+    names = {
+        param.name: (
+            param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+        )
+        for param in (context.command.params if context is not None else [])
+    }
+    for name, value in arguments.items():
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                check_text(text, max_length=MAX_ARGUMENT_LENGTH)
+            except InputRefused as error:
+                raise UsageError(f"{names.get(name, name)}: {error}") from None
+
+
+MAX_ARGUMENT_LENGTH = 1000
 
 
 @contextmanager
