@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -23,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.models import ArgumentInfo, OptionInfo
 
 from application.errors import ApplicationError
 from application.usage_csv import FieldError, parse_date, parse_decimal
@@ -61,7 +62,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            _check_text_arguments(kwargs)
+            _check_text_arguments(command, kwargs)
             return command(*args, **kwargs)
         except (ApplicationError, DomainError, UsageError, ConfigurationError) as error:
             # The message quotes the user's input: escape it so it is never read as
@@ -74,17 +75,10 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _check_text_arguments(arguments: dict[str, object]) -> None:
+def _check_text_arguments(command: Callable[..., object], arguments: dict[str, object]) -> None:
     """Every text option and argument passes the rules of domain/inputs.py (no
     control characters, surrogates or bidi controls; bounded length) before the
     command runs: what a command stores, every later run reads back."""
-    context = click.get_current_context(silent=True)
-    names = {
-        param.name: (
-            param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
-        )
-        for param in (context.command.params if context is not None else [])
-    }
     for name, value in arguments.items():
         for text in value if isinstance(value, list | tuple) else [value]:
             if not isinstance(text, str):
@@ -92,7 +86,22 @@ def _check_text_arguments(arguments: dict[str, object]) -> None:
             try:
                 check_text(text, max_length=MAX_ARGUMENT_LENGTH)
             except InputRefused as error:
-                raise UsageError(f"{names.get(name, name)}: {error}") from None
+                raise UsageError(f"{_shown_name(command, name)}: {error}") from None
+
+
+def _shown_name(command: Callable[..., object], name: str) -> str:
+    """A parameter as the user typed it: `--amount`, or an argument's `ACCOUNT`."""
+    try:
+        hint = typing.get_type_hints(command, include_extras=True).get(name)
+    except (NameError, TypeError):
+        hint = None
+    for info in getattr(hint, "__metadata__", ()):
+        if isinstance(info, OptionInfo):
+            declared = [d for d in info.param_decls or () if d.startswith("--")]
+            return declared[0] if declared else "--" + name.replace("_", "-")
+        if isinstance(info, ArgumentInfo):
+            return name.upper()
+    return name
 
 
 MAX_ARGUMENT_LENGTH = 1000
