@@ -232,3 +232,15 @@ def test_a_bill_group_template_that_cannot_work_is_refused_at_import(
         document = {"bill_groups": [{"id": "g", "email_template": template}]}
         error = refused_whole(cli, store, "import", write_json(tmp_path, f"{name}.json", document))
         assert expected in error, (name, error)
+
+
+def test_usage_whose_amount_would_be_beyond_what_billrun_bills_is_refused(
+    cli: Cli, store: Billing, tmp_path: Path
+) -> None:
+    write_import_file(tmp_path, account("A-1", package(usage_rate="999999999999")))
+    cli.ok("import", "accounts.json")
+
+    error = refused_whole(cli, store, "usage", "record", "A-1", "office", "999999999999",
+                          "--id", "u1", "--date", "2026-01-05")  # fmt: skip
+
+    assert "usage u1: 999999999999 x 999999999999 is beyond what billrun bills" in error
