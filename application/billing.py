@@ -248,19 +248,23 @@ class Billing(Application[UUID]):
                 usage += sum(isinstance(e, UsageRecorded) for e in new_events)
                 contracts += sum(isinstance(e, ContractAgreed) for e in new_events)
                 pending.extend(new_events)
+
         # Families last, once every account of the file is at hand (in memory: the
         # file's own accounts are not saved yet); each change touches the member and
         # its old and new invoicers.
-        now = self.clock()
-
         def account_of(account_id: str) -> Account:
             if account_id not in imported:
                 imported[account_id] = self.get_account(account_id)
             return imported[account_id]
 
         family: dict[str, Account] = {}
+        family_at: datetime | None = None  # the clock is read only for a change
         for record in document.accounts:
-            for account in change_invoicer(imported[record.id], record.invoicer, account_of, now):
+            member = imported[record.id]
+            if member.invoicer == record.invoicer:
+                continue
+            family_at = family_at or self.clock()
+            for account in change_invoicer(member, record.invoicer, account_of, family_at):
                 family[account.account_id] = account
         for account in family.values():
             pending.extend(account.collect_events())
