@@ -29,7 +29,7 @@ from application.import_document import (
     ChargeRecord,
     ImportDocument,
 )
-from application.invoicers import assign_invoicer
+from application.invoicers import change_invoicer
 from application.ports import Seller
 from domain.account import (
     Account,
@@ -225,9 +225,9 @@ class Billing(Application[UUID]):
         saved (changes the event history forbids, usage naming a package the
         account does not have, a charge or usage id imported before with other
         data: each refused with its path), so a refused import writes nothing.
-        Saving is then done in chunks so memory stays flat; a re-import after an
-        interruption completes it, as importing is idempotent (charges and usage
-        already imported, billed or not, are left as they are).
+        Everything is then saved in one transaction: the file is written whole or
+        not at all. Importing is idempotent (charges and usage already imported,
+        billed or not, are left as they are), so importing it again is harmless.
         """
         problems: list[Problem] = []
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
@@ -236,19 +236,23 @@ class Billing(Application[UUID]):
         problems.extend(self._family_problems(document))
         if problems:
             raise InvalidInput(source, problems)
-        groups, groups_added, groups_changed = self._configure_bill_groups(document.bill_groups)
+        # The whole file is saved in one transaction: a file is one unit, all of it
+        # or none of it, whatever its size and however the save fails (the events
+        # of every account are held until then, about 2 KB an account).
+        group_events, groups_added, groups_changed = self._configure_bill_groups(
+            document.bill_groups
+        )
+        pending: list[DomainEvent] = list(group_events)
+        pending.extend(self._rate_events(document))
         opened = changed = unchanged = packages = charges = usage = contracts = 0
-        events = len(groups)
-        if groups:
-            self.save(*groups)
-        events += self._record_rates(document)
+        imported: dict[str, Account] = {}
         for chunk in _chunks(list(enumerate(document.accounts)), IMPORT_CHUNK):
             accounts, _ = self._apply_import_chunk(chunk)
             terms = self._apply_receivables_terms([record for _, record in chunk])
-            pending: list[DomainEvent] = []
             for account in accounts:
+                imported[account.account_id] = account
                 new_events = account.collect_events()
-                # Saved with the account's events, in the chunk's one transaction.
+                # Saved with the account's events, in the file's one transaction.
                 pending.extend(terms.get(account.account_id, []))
                 if not new_events:
                     if account.account_id in terms:
@@ -263,13 +267,29 @@ class Billing(Application[UUID]):
                 usage += sum(isinstance(e, UsageRecorded) for e in new_events)
                 contracts += sum(isinstance(e, ContractAgreed) for e in new_events)
                 pending.extend(new_events)
-            if pending:
-                self.save(*pending)
-                events += len(pending)
-        # Families last, once every account of the file exists: each change saves
-        # the member and its old and new invoicers together.
+
+        # Families last, once every account of the file is at hand (in memory: the
+        # file's own accounts are not saved yet); each change touches the member and
+        # its old and new invoicers.
+        def account_of(account_id: str) -> Account:
+            if account_id not in imported:
+                imported[account_id] = self.get_account(account_id)
+            return imported[account_id]
+
+        family: dict[str, Account] = {}
+        family_at: datetime | None = None  # the clock is read only for a change
         for record in document.accounts:
-            events += assign_invoicer(self, record.id, record.invoicer)
+            member = imported[record.id]
+            if member.invoicer == record.invoicer:
+                continue
+            family_at = family_at or self.clock()
+            for account in change_invoicer(member, record.invoicer, account_of, family_at):
+                family[account.account_id] = account
+        for account in family.values():
+            pending.extend(account.collect_events())
+        if pending:
+            self.save(*pending)
+        events = len(pending)
         return ImportSummary(
             opened, changed, unchanged, packages, charges, usage, contracts, events,
             groups_added, groups_changed,
@@ -351,15 +371,15 @@ class Billing(Application[UUID]):
                 )
         return problems
 
-    def _record_rates(self, document: ImportDocument) -> int:
-        """The file's exchange rates and base currency; the same again records nothing."""
+    def _rate_events(self, document: ImportDocument) -> list[DomainEvent]:
+        """The file's exchange rates and base currency, not saved; the same again: none."""
         book = self.get_rate_book()
         now = self.clock()
         for rate in document.exchange_rates:
             book.set_rate(rate.base, rate.quote, rate.rate, rate.date, now)
         if document.base_currency is not None:
             book.set_base_currency(document.base_currency, now)
-        return len(self.save(book)) if book.has_pending_events else 0
+        return list(book.collect_events())
 
     def _configure_bill_groups(
         self, records: list[BillGroupRecord]

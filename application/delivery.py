@@ -34,6 +34,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from enum import StrEnum
@@ -56,6 +58,7 @@ from domain.bill_group import BillGroup
 from domain.bill_group import DeliveryChannel as ChannelName
 from domain.bill_run import BillRun
 from domain.ids import invoice_uuid
+from domain.inputs import InputRefused, check_email
 from domain.invoice import Delivery, Invoice, ReviewStatus
 from infrastructure.settings import Settings
 
@@ -365,7 +368,13 @@ def text_message(
     message["From"] = formataddr((seller.name, seller.email))
     name, address = to
     if address:
-        message["To"] = formataddr((name, address))
+        # Exactly one recipient, whatever was stored before the import refused lists
+        # and display names: a refusal here is permanent, never a second RCPT.
+        try:
+            recipient = Address(display_name=name, addr_spec=check_email(address))
+        except (InputRefused, ValueError, HeaderParseError) as error:
+            raise DeliveryRefused(f"the recipient is not one email address: {error}") from None
+        message["To"] = recipient
     # A subject is one line: a template's newlines must not become headers.
     message["Subject"] = " ".join(subject.split())
     for header, value in (headers or {}).items():

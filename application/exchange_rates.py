@@ -6,11 +6,23 @@ from datetime import date
 from decimal import Decimal
 
 from application.billing import Billing
+from application.errors import ApplicationError
 from domain.exchange_rates import ExchangeRateBook
+from domain.inputs import InputRefused, check_date, check_decimal
+
+
+class InvalidRate(ApplicationError):
+    """An exchange rate billrun cannot bill with."""
 
 
 def set_rate(billing: Billing, base: str, quote: str, rate: Decimal, effective: date) -> bool:
-    """Record `1 base = rate quote` from `effective` on; False if already recorded."""
+    """Record `1 base = rate quote` from `effective` on; False if already recorded.
+    A rate beyond what billrun can bill (domain/inputs.py) is refused."""
+    try:
+        check_decimal(rate)
+        check_date(effective)
+    except InputRefused as error:
+        raise InvalidRate(f"{base}/{quote}: {error}") from None
     book = billing.get_rate_book()
     if not book.set_rate(base, quote, rate, effective, billing.clock()):
         return False

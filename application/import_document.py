@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, NamedTuple, TypeVar
 
 from pydantic import (
@@ -34,24 +34,42 @@ from domain.bill_group import DEFAULT_CHANNEL, DEFAULT_CLOSE_TYPE, CloseType, De
 from domain.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.dunning import DunningRules, DunningStage, SuspendedBilling
 from domain.errors import DomainError, NotABillDate
+from domain.inputs import (
+    MAX_ID_LENGTH,
+    MAX_TEMPLATE_LENGTH,
+    MAX_TEXT_LENGTH,
+    check_email,
+    check_text,
+    parse_iso_date,
+    parse_plain_decimal,
+)
 from domain.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
 from domain.money import MINOR_UNITS, is_currency, round_to_currency
 from domain.periods import Frequency, Timing, bill_date, index_of_bill_date
 from domain.receivables import DEFAULT_PAYMENT_TERMS_DAYS
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from infrastructure.rendering.templates import check_template
 
 
 def _decimal_string(value: Any) -> Decimal:
+    # The same strict parser as the usage CSV and the command line: plain notation,
+    # ASCII digits, within what billrun can bill (domain/inputs.py).
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f'must be a decimal string such as "1200.00", not {json.dumps(value)}')
-    try:
-        amount = Decimal(value.strip())
-    except InvalidOperation:
-        raise ValueError(f"not a decimal: {json.dumps(value)}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a finite decimal: {json.dumps(value)}")
-    return amount
+        raise ValueError(f'must be a decimal string such as "1200.00", not {_shown(value)}')
+    return parse_plain_decimal(value)
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as given, cut short when long (a 5,000-digit number is not echoed)."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _iso_date(value: Any) -> date:
+    # Exactly YYYY-MM-DD, as in the usage CSV and on the command line: pydantic's own
+    # date would also take a datetime string or a number of seconds since 1970.
+    if not isinstance(value, str):
+        raise ValueError(f"not a date (YYYY-MM-DD): {_shown(value)}")
+    return parse_iso_date(value)
 
 
 def _percent(value: Decimal) -> Decimal:
@@ -74,25 +92,48 @@ def _positive(value: Decimal) -> Decimal:
 
 def _whole_number(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, not {json.dumps(value)}")
+        raise ValueError(f"must be a whole number, not {_shown(value)}")
     return value
+
+
+def _bounded(low: int, high: int, what: str) -> Any:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"{what} is {low} to {high}, not {_shown(value)}")
+        return value
+
+    return check
 
 
 def _payment_terms(value: int) -> int:
     if not 0 <= value <= 365:
-        raise ValueError(f"payment terms are 0 to 365 days net, not {value}")
+        raise ValueError(f"payment terms are 0 to 365 days net, not {_shown(value)}")
     return value
+
+
+MAX_DAYS_OVERDUE = 3650
 
 
 def _days_overdue(value: int) -> int:
     if value < 1:
         raise ValueError(f"a stage is reached 1 day overdue or later, not {value}")
+    if value > MAX_DAYS_OVERDUE:
+        raise ValueError(
+            f"a stage is reached at most {MAX_DAYS_OVERDUE} days overdue, not {_shown(value)}"
+        )
     return value
 
 
 def _template(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("a blank template: leave it out for the built-in one")
+    if isinstance(value, str):
+        check_text(value, max_length=MAX_TEMPLATE_LENGTH, multiline=True)
+        # Compiled now, in the sandbox it renders in: a syntax error or a template
+        # reaching for what the sandbox forbids is refused here, not at delivery.
+        problem = check_template(value)
+        if problem is not None:
+            raise ValueError(problem)
     return value
 
 
@@ -105,15 +146,29 @@ def _currency(value: Any) -> str:
 def _email(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _EMAIL.match(value):
-        raise ValueError(f"not an email address: {json.dumps(value)}")
-    return value
+    if not isinstance(value, str):
+        raise ValueError(f"not an email address: {_shown(value)}")
+    return check_email(value)
 
 
 def _non_empty(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty string, not {json.dumps(value)}")
+        raise ValueError(f"must be a non-empty string, not {_shown(value)}")
     return value.strip()
+
+
+def _identifier(value: Any) -> str:
+    return check_text(_non_empty(value), identifier=True)
+
+
+def _text(value: Any) -> str:
+    return check_text(_non_empty(value))
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_shown(value)}")
+    return value
 
 
 # The schema says what the file must hold, a string; pydantic's own schema for a
@@ -147,13 +202,39 @@ DaysOverdue = Annotated[
     WithJsonSchema({"type": "integer", "minimum": 1}),
 ]
 Template = Annotated[str, BeforeValidator(_template)]
+Day = Annotated[
+    date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+BillDay = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    AfterValidator(_bounded(1, 31, "a bill day")),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 31}),
+]
+TermMonths = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    AfterValidator(_bounded(1, 1200, "a term")),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 1200}),
+]
+Flag = Annotated[bool, BeforeValidator(_strict_bool)]
 CurrencyCode = Annotated[
     str,
     BeforeValidator(_currency),
     Field(description="ISO 4217 code", json_schema_extra={"enum": sorted(MINOR_UNITS)}),
 ]
 Email = Annotated[str | None, BeforeValidator(_email)]
-Identifier = Annotated[str, BeforeValidator(_non_empty)]
+# An id: no invisible or control characters, at most MAX_ID_LENGTH; a name or a
+# description: no control characters (a CR/LF would reach an email header), at most
+# MAX_TEXT_LENGTH (domain/inputs.py).
+Identifier = Annotated[
+    str,
+    BeforeValidator(_identifier),
+    WithJsonSchema({"type": "string", "maxLength": MAX_ID_LENGTH}),
+]
+Text = Annotated[
+    str, BeforeValidator(_text), WithJsonSchema({"type": "string", "maxLength": MAX_TEXT_LENGTH})
+]
 
 
 class _Strict(BaseModel):
@@ -164,23 +245,23 @@ class PackageRecord(_Strict):
     """A recurring package on an account."""
 
     id: Identifier
-    description: Identifier
+    description: Text
     amount: DecimalString = Field(description='Price per period, a decimal string: "1200.00"')
     frequency: Frequency
     timing: Timing = Timing.ADVANCE
-    start_date: date
-    anchor_date: date | None = Field(
+    start_date: Day
+    anchor_date: Day | None = Field(
         default=None,
         description="The date the schedule counts from; default: the start date. On or "
         "before the start date and less than one period before it; the first period is "
         "then partial, prorated by days",
     )
-    next_bill_date: date | None = Field(
+    next_bill_date: Day | None = Field(
         default=None,
         description="A bill date on the package's schedule; default: the anchor date "
         "(advance) or one period after it (arrears)",
     )
-    end_date: date | None = None
+    end_date: Day | None = None
     category: Identifier = Field(
         default=DEFAULT_PACKAGE_CATEGORY,
         description="The invoice lines' category; a run can bill chosen categories only",
@@ -204,14 +285,14 @@ class ChargeRecord(_Strict):
     """A one-off charge, or a credit (negative amount), billed once."""
 
     id: Identifier = Field(description="Unique within the account")
-    description: Identifier
+    description: Text
     amount: DecimalString = Field(
         description='A decimal string: "50.00"; negative for a credit: "-20.00"'
     )
     # Annotated, not `= Field(...)`: a value bound to `date` in the class body would
     # hide the type `date` from pydantic.
     date: Annotated[
-        date, Field(description="Billed by the first run whose period ends on or after it")
+        Day, Field(description="Billed by the first run whose period ends on or after it")
     ]
     category: Identifier = Field(default=DEFAULT_CHARGE_CATEGORY)
     tax_rate: Percent | None = Field(
@@ -228,12 +309,12 @@ class UsageRecord(_Strict):
         description="A package of the account, in this file or imported before"
     )
     quantity: DecimalString = Field(description='A decimal string: "1250"')
-    occurred_on: date = Field(description="Within the package's start and end dates")
+    occurred_on: Day = Field(description="Within the package's start and end dates")
     unit_price: DecimalString | None = Field(
         default=None,
         description="Price per unit, a decimal string; default: the package's usage_rate",
     )
-    description: Identifier | None = Field(
+    description: Text | None = Field(
         default=None, description="The invoice line's text; default: the package's description"
     )
 
@@ -243,12 +324,12 @@ class ContractRecord(_Strict):
     early-termination fee, and/or a minimum spend over the term (docs/contracts.md)."""
 
     id: Identifier = Field(description="Unique within the account")
-    description: Identifier = Field(description="The penalty lines' text")
+    description: Text = Field(description="The penalty lines' text")
     package_id: Identifier | None = Field(
         default=None, description="A package of the account; default: the whole account"
     )
-    start_date: date
-    term_months: int = Field(ge=1, le=1200, description="The minimum term, in months")
+    start_date: Day
+    term_months: TermMonths = Field(description="The minimum term, in months")
     early_termination_fee: NonNegativeDecimal | None = Field(
         default=None, description='Billed once if terminated before the term ends: "150.00"'
     )
@@ -257,14 +338,14 @@ class ContractRecord(_Strict):
     )
     category: Identifier = Field(default=DEFAULT_CONTRACT_CATEGORY)
     tax_rate: Percent | None = None
-    terminated_on: date | None = Field(
+    terminated_on: Day | None = Field(
         default=None, description="The contract's last day, when terminated"
     )
 
 
 class AccountRecord(_Strict):
     id: Identifier = Field(description="The operator's account id, e.g. ACME-001")
-    name: Identifier
+    name: Text
     currency: CurrencyCode
     invoice_email: Email = None
     bill_group: Identifier = "default"
@@ -273,10 +354,8 @@ class AccountRecord(_Strict):
         description='Tax in percent, a decimal string: "20"; lines without a rate of '
         "their own are taxed at it",
     )
-    bill_day: int | None = Field(
+    bill_day: BillDay | None = Field(
         default=None,
-        ge=1,
-        le=31,
         description="Day of the month the account's cycle turns (29-31: the last day of "
         "shorter months). Invoices are rendered and delivered by a run whose period "
         "contains it, and held until then. Default: every run",
@@ -311,7 +390,7 @@ class DunningStageRecord(_Strict):
         description="Days after the due date the stage is reached, 1 or more; each stage "
         "later than the one before"
     )
-    notify: bool = Field(
+    notify: Flag = Field(
         default=False, description="Send a notice by the bill group's delivery channel"
     )
     late_fee: PositiveDecimal | None = Field(
@@ -324,7 +403,7 @@ class DunningStageRecord(_Strict):
         description="A late fee as a percentage of the overdue amount, a decimal string: "
         '"1.5" (added to late_fee when both are given)',
     )
-    suspend: bool = Field(
+    suspend: Flag = Field(
         default=False, description="Suspend the account until the invoice is paid"
     )
     template: Template | None = Field(
@@ -348,7 +427,7 @@ class DunningRecord(_Strict):
     """A bill group's dunning rules: a ladder of stages by days overdue. Only the
     highest stage an invoice has reached is applied, once per invoice."""
 
-    name: Identifier = Field(default=DunningRules().name, description="The ladder's name")
+    name: Text = Field(default=DunningRules().name, description="The ladder's name")
     stages: list[DunningStageRecord] = Field(
         description="In increasing days overdue; none: no dunning"
     )
@@ -365,13 +444,13 @@ class BillGroupRecord(_Strict):
         default=DEFAULT_CHANNEL,
         description="email (SMTP, PDF attached), file (an .eml in the outbox folder) or none",
     )
-    email_subject: str | None = Field(
+    email_subject: Template | None = Field(
         default=None, description="jinja2 template of the subject; default: built in"
     )
-    email_template: str | None = Field(
+    email_template: Template | None = Field(
         default=None, description="jinja2 template of the email body; default: built in"
     )
-    first_invoice_email_template: str | None = Field(
+    first_invoice_email_template: Template | None = Field(
         default=None,
         description="jinja2 template of the body for an account's first invoice; "
         "default: email_template",
@@ -381,7 +460,7 @@ class BillGroupRecord(_Strict):
         description="When invoices close: after_each_bill_run, post_user_billing (as soon "
         "as the account is billed) or user_bill_cycle (when a package is next due)",
     )
-    zero_invoices: bool = Field(
+    zero_invoices: Flag = Field(
         default=True,
         description="Accounts with an active package but nothing billed in a run's "
         "period still get an invoice (of zero); a category run counts only packages of "
@@ -392,10 +471,10 @@ class BillGroupRecord(_Strict):
         description="Review rule: quarantine an invoice whose total is above this amount "
         '(in the invoice currency), a decimal string: "5000.00"; default: no threshold',
     )
-    reject_negative: bool = Field(
+    reject_negative: Flag = Field(
         default=False, description="Review rule: reject an invoice whose total is negative"
     )
-    quarantine_without_email: bool = Field(
+    quarantine_without_email: Flag = Field(
         default=False,
         description="Review rule: quarantine an invoice whose account has no invoice email",
     )
@@ -425,7 +504,7 @@ class ExchangeRateRecord(_Strict):
     rate: Annotated[
         Decimal, BeforeValidator(_decimal_string), AfterValidator(_positive), _AS_STRING
     ] = Field(description='How many quote one base buys, a decimal string: "1.0842"')
-    date: Annotated[date, Field(description="In effect from this date")]
+    date: Annotated[Day, Field(description="In effect from this date")]
 
 
 class ImportDocument(_Strict):
@@ -452,10 +531,7 @@ def json_schema() -> dict[str, Any]:
 
 def parse_import(raw: bytes, source: str) -> ImportDocument:
     """Parse and validate a whole import file, or raise InvalidInput listing every problem."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(source, [Problem("", f"not valid JSON: {error}")]) from None
+    data = _json_document(raw, source)
     if not isinstance(data, dict):
         raise InvalidInput(source, [Problem("", 'must be a JSON object with an "accounts" list')])
     problems: list[Problem] = []
@@ -507,6 +583,65 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
         bill_groups=groups,
         accounts=[account for _, account in accounts],
     )
+
+
+MAX_NESTING = 16
+"""An import file's deepest nesting is 6 (accounts[0].usage[0].field); deeper is
+refused before validation, which would otherwise recurse without bound."""
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """A JSON object that named some keys more than once (the last would win)."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    flagged = _DuplicateKeys(found)
+    seen: set[str] = set()
+    flagged.duplicates = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return flagged
+
+
+def _json_document(raw: bytes, source: str) -> Any:
+    """The parsed JSON, or InvalidInput: not JSON, nested too deeply, a number too
+    long to read, or a key named twice in one object (refused with its path rather
+    than letting the last one silently win)."""
+    try:
+        data = json.loads(raw, object_pairs_hook=_object)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(source, [Problem("", f"not valid JSON: {error}")]) from None
+    except RecursionError:
+        raise InvalidInput(
+            source, [Problem("", f"nested too deeply (at most {MAX_NESTING} levels)")]
+        ) from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise InvalidInput(
+            source, [Problem("", "a number of more than 4300 digits: nothing billrun takes")]
+        ) from None
+    problems: list[Problem] = []
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_NESTING:
+            where = format_path(path[:MAX_NESTING])
+            problems.append(Problem(where, f"nested too deeply (at most {MAX_NESTING} levels)"))
+            break
+        if isinstance(value, _DuplicateKeys):
+            problems.extend(
+                Problem(format_path((*path, key)), "named twice in the same object")
+                for key in dict.fromkeys(value.duplicates)
+            )
+        if isinstance(value, dict):
+            stack.extend(((*path, key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+    if problems:
+        raise InvalidInput(source, sorted(problems, key=_reading_order))
+    return data
 
 
 def _exchange_rates(raw: Any, problems: list[Problem]) -> list[ExchangeRateRecord]:

@@ -8,6 +8,8 @@ invoicer alone. One level only: an invoicer is never itself a member.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from application.errors import ApplicationError
@@ -27,12 +29,25 @@ def assign_invoicer(billing: Billing, member_id: str, invoicer_id: str | None) -
     Returns the events saved: 0 when it already is. Applies from the next bill run on.
     """
     member = billing.get_account(member_id)
+    changed = change_invoicer(member, invoicer_id, billing.get_account, billing.clock())
+    return len(billing.save(*changed)) if changed else 0
+
+
+def change_invoicer(
+    member: Account,
+    invoicer_id: str | None,
+    account_of: Callable[[str], Account],
+    at: datetime,
+) -> list[Account]:
+    """The member, its new and its old invoicer, changed in memory (not saved):
+    none when the member already has that invoicer. `account_of` finds an account
+    by id (the store, or an import's accounts not saved yet)."""
     if member.invoicer == invoicer_id:
-        return 0
+        return []
+    member_id = member.account_id
     changed: list[Account] = [member]
-    at = billing.clock()
     if invoicer_id is not None:
-        invoicer = billing.get_account(invoicer_id)
+        invoicer = account_of(invoicer_id)
         if invoicer.invoicer is not None:
             raise InvalidInvoicer(
                 f"account {invoicer_id} is itself billed onto {invoicer.invoicer}'s invoices; "
@@ -41,8 +56,8 @@ def assign_invoicer(billing: Billing, member_id: str, invoicer_id: str | None) -
         invoicer.add_member(member_id, at)
         changed.append(invoicer)
     if member.invoicer is not None:
-        previous = billing.get_account(member.invoicer)
+        previous = account_of(member.invoicer)
         previous.remove_member(member_id, at)
         changed.append(previous)
     member.set_invoicer(invoicer_id, at)
-    return len(billing.save(*changed))
+    return changed

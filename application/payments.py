@@ -22,6 +22,7 @@ from application.billing import Billing
 from application.collection import Collector
 from application.errors import ApplicationError
 from application.ports import PaymentGateway
+from domain.inputs import InputRefused, check_date, check_decimal, check_text
 from domain.receivables import (
     DEFAULT_PAYMENT_TERMS_DAYS,
     CollectionAttempt,
@@ -66,6 +67,14 @@ def record_payment(
     first, the rest to its credit balance. The same payment id again with the same
     amount and date records nothing; with other data it is refused."""
     reference = reference.strip() if reference and reference.strip() else None
+    try:  # the input rules of every entry point (domain/inputs.py)
+        check_text(payment_id, identifier=True)
+        check_decimal(amount)
+        check_date(received_on)
+        if reference is not None:
+            check_text(reference)
+    except InputRefused as error:
+        raise PaymentRefused(f"payment {payment_id!r}: {error}") from None
 
     def apply(receivables: Receivables) -> bool:
         known = receivables.payments.get(payment_id)

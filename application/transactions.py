@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from domain.account import Account, ChargeTerms
 from domain.contracts import ContractTerms
 from domain.errors import DomainError
 from domain.ids import account_uuid
+from domain.inputs import InputRefused, check_date, check_decimal, check_text
 from domain.model import DomainEvent
 
 SAVE_CHUNK = 1000
@@ -138,6 +140,10 @@ def _record(
     problems: list[Problem] = []
     recorded = duplicates = 0
     for item in items:
+        refused = _input_problems(item)
+        if refused:
+            problems.extend(Problem(item.where, message) for message in refused)
+            continue
         account = accounts.get(account_uuid(item.account_id))
         if account is None:
             problems.append(Problem(item.where, f"no account {item.account_id!r}"))
@@ -152,12 +158,68 @@ def _record(
     if problems:
         raise InvalidInput(source, problems)
     touched = [a for a in accounts.values() if a.has_pending_events]
-    events = 0
-    for some_accounts in _chunks(touched, SAVE_CHUNK):
-        pending: list[DomainEvent] = [e for a in some_accounts for e in a.collect_events()]
+    # One transaction for the whole batch: a file is one unit, so a failure while
+    # saving (the database gone) leaves none of it rather than its first chunks.
+    pending: list[DomainEvent] = [e for a in touched for e in a.collect_events()]
+    if pending:
         billing.save(*pending)
-        events += len(pending)
-    return RecordingSummary(recorded, duplicates, len(touched), events)
+    return RecordingSummary(recorded, duplicates, len(touched), len(pending))
+
+
+def _input_problems(item: UsageInput | ChargeInput | ContractInput | TerminationInput) -> list[str]:
+    """The rules every input path shares (domain/inputs.py), checked here too so a
+    command called by any entry point (CLI, HTTP API) cannot store what a later run
+    or PostgreSQL could not read back."""
+    ids: dict[str, str | None] = {"account_id": item.account_id}
+    texts: dict[str, str | None] = {}
+    numbers: dict[str, Decimal | None] = {}
+    days: dict[str, date | None] = {}
+    if isinstance(item, UsageInput):
+        ids |= {"usage_id": item.usage_id, "package_id": item.package_id}
+        texts["description"] = item.description
+        numbers |= {"quantity": item.quantity, "unit_price": item.unit_price}
+        days["occurred_on"] = item.occurred_on
+    elif isinstance(item, ChargeInput):
+        charge = item.terms
+        ids |= {"id": charge.charge_id, "category": charge.category}
+        texts["description"] = charge.description
+        numbers |= {"amount": charge.amount, "tax_rate": charge.tax_rate}
+        days["date"] = charge.charge_date
+    elif isinstance(item, ContractInput):
+        contract = item.terms
+        ids |= {"id": contract.contract_id, "package_id": contract.package_id}
+        ids["category"] = contract.category
+        texts["description"] = contract.description
+        numbers |= {
+            "early_termination_fee": contract.early_termination_fee,
+            "minimum_spend": contract.minimum_spend,
+            "tax_rate": contract.tax_rate,
+        }
+        days["start_date"] = contract.start_date
+    else:
+        ids["contract_id"] = item.contract_id
+        days["terminated_on"] = item.terminated_on
+    problems: list[str] = []
+
+    def refused(field: str, check: Callable[[], object]) -> None:
+        try:
+            check()
+        except InputRefused as error:
+            problems.append(f"{field}: {error}")
+
+    for field, text in ids.items():
+        if text is not None:
+            refused(field, partial(check_text, text, identifier=True))
+    for field, text in texts.items():
+        if text is not None:
+            refused(field, partial(check_text, text))
+    for field, number in numbers.items():
+        if number is not None:
+            refused(field, partial(check_decimal, number))
+    for field, day in days.items():
+        if day is not None:
+            refused(field, partial(check_date, day))
+    return problems
 
 
 T = TypeVar("T")

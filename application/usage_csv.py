@@ -22,26 +22,30 @@ so a file can be fixed in one pass. The file is read line by line.
 
 from __future__ import annotations
 
-import calendar
 import csv
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 from application.errors import InvalidInput, Problem
 from application.transactions import UsageInput
+from domain.inputs import (
+    DateNotInCalendar,
+    InputRefused,
+    check_text,
+    parse_iso_date,
+    parse_plain_decimal,
+    quoted,
+)
 
 REQUIRED_COLUMNS = ("account_id", "usage_id", "package_id", "quantity", "occurred_on")
 OPTIONAL_COLUMNS = ("unit_price", "description")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -56,46 +60,32 @@ class NotInCalendar(FieldError):
     """A well-formed YYYY-MM-DD the calendar does not have (2026-02-30)."""
 
 
-def quoted(value: str) -> str:
-    """A value as the operator wrote it, in double quotes, escapes for the invisible."""
-    return json.dumps(value, ensure_ascii=False)
-
-
 def parse_decimal(text: str) -> Decimal:
-    """An exact decimal in plain notation (`12`, `-0.5`, `1.25`), surrounding spaces ignored."""
-    value = text.strip()
-    if not _DECIMAL.fullmatch(value):
-        raise FieldError(f"not a decimal: {quoted(text)}")
+    """An exact decimal in plain notation (`12`, `-0.5`, `1.25`), surrounding spaces
+    ignored, within the limits billrun can bill (domain/inputs.py)."""
     try:
-        return Decimal(value)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise FieldError(f"not a decimal: {quoted(text)}") from None
+        return parse_plain_decimal(text)
+    except InputRefused as error:
+        raise FieldError(str(error)) from None
+
+
+def parse_text(text: str, *, identifier: bool = False) -> str:
+    """Text billrun can store, print and send (domain/inputs.py), or FieldError."""
+    try:
+        return check_text(text, identifier=identifier)
+    except InputRefused as error:
+        raise FieldError(str(error)) from None
 
 
 def parse_date(text: str) -> date:
-    """An ISO calendar date, `YYYY-MM-DD` exactly (not the other forms ISO allows).
-    A well-formed date the calendar does not have (2026-02-30) is refused as such,
-    not as a format error: the operator wrote the format right."""
-    value = text.strip()
-    if not _DATE.fullmatch(value):
-        raise FieldError(f"not a date (YYYY-MM-DD): {quoted(text)}")
+    """An ISO calendar date, `YYYY-MM-DD` exactly (not the other forms ISO allows),
+    within the dates billrun bills (domain/inputs.py)."""
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise NotInCalendar(f"{quoted(text)} is not a date: {_why_not_a_date(value)}") from None
-
-
-def _why_not_a_date(value: str) -> str:
-    """Why a well-formed YYYY-MM-DD is not in the calendar."""
-    year, month, day = (int(part) for part in value.split("-"))
-    if not 1 <= month <= 12:
-        return f"there is no month {month:02d} (months are 01..12)"
-    if year < 1:
-        return "years start at 0001"
-    if day < 1:
-        return "days start at 01"
-    last = calendar.monthrange(year, month)[1]
-    return f"{calendar.month_name[month]} {year:04d} has {last} days"
+        return parse_iso_date(text)
+    except DateNotInCalendar as error:
+        raise NotInCalendar(str(error)) from None
+    except InputRefused as error:
+        raise FieldError(str(error)) from None
 
 
 def parse_usage_csv(data: bytes | Path, source: str | None = None) -> list[UsageInput]:
@@ -244,11 +234,17 @@ def _record(
     values = {name: fields[index] for name, index in columns.items()}
     found: list[Problem] = []
 
-    def text(name: str) -> str:
-        value = values[name].strip()
+    def text(name: str, identifier: bool = True) -> str:
+        value = values.get(name, "").strip()
         if not value:
-            found.append(Problem(f"line {line}, {name}", "required, but empty"))
-        return value
+            if identifier:
+                found.append(Problem(f"line {line}, {name}", "required, but empty"))
+            return value
+        try:
+            return parse_text(value, identifier=identifier)
+        except FieldError as error:
+            found.append(Problem(f"line {line}, {name}", str(error)))
+            return value
 
     def parsed(name: str, parse: Callable[[str], T], required: bool = True) -> T | None:
         value = values.get(name, "")
@@ -266,7 +262,7 @@ def _record(
     quantity = parsed("quantity", parse_decimal)
     occurred_on = parsed("occurred_on", parse_date)
     unit_price = parsed("unit_price", parse_decimal, required=False)
-    description = values.get("description", "").strip() or None
+    description = text("description", identifier=False) or None
     problems.extend(found)
     if found or quantity is None or occurred_on is None:
         return None

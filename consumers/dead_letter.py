@@ -3,9 +3,10 @@ message and the reason.
 
 A handler that raises is retried (`nack` with a growing delay) up to
 `max_attempts` deliveries; a message that can never succeed (its body does not
-validate) is not retried at all. Either way the message is then published to
-the dead-letter subject with headers saying why, and acknowledged, so it stops
-blocking nothing and loses nothing. Nothing is ever `term`inated silently
+validate, or delivery refuses it: `DeliveryRefused`) is not retried at all.
+Either way the message is then published to the dead-letter subject with
+headers saying why, and acknowledged, so it stops blocking nothing and loses
+nothing. Nothing is ever `term`inated silently
 (REJECT_ON_ERROR would drop it).
 """
 
@@ -20,6 +21,8 @@ from faststream._internal.middlewares import BaseMiddleware
 from faststream.exceptions import AckMessage, HandlerException, NackMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
+
+from application.delivery import DeliveryRefused
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,10 @@ def dead_letter_middleware(
                 raise
             except Exception as error:
                 attempts = _attempts(msg)
-                permanent = isinstance(error, ValidationError | PermanentError)
+                # A refused message (a bill group's template that cannot be rendered,
+                # or exceeds its budget) is refused the same way every time: retrying
+                # it only spends the worker's time.
+                permanent = isinstance(error, ValidationError | PermanentError | DeliveryRefused)
                 if not permanent and attempts < policy.max_attempts:
                     log.warning(
                         "%s: attempt %d failed (%s); retrying in %.0f s",

@@ -27,6 +27,7 @@ from domain.ids import (
     package_line_uuid,
     usage_line_uuid,
 )
+from domain.inputs import MAX_MAGNITUDE
 from domain.lines import (
     DEFAULT_CHARGE_CATEGORY,
     DEFAULT_PACKAGE_CATEGORY,
@@ -730,6 +731,13 @@ class Account(Aggregate):
             )
         if not quantity.is_finite() or not price.is_finite():
             raise AccountError(f"{where}: quantity and unit price must be finite decimals")
+        if abs(quantity * price) >= MAX_MAGNITUDE:
+            # Each below the input limit, their product may not be: a line amount
+            # beyond it could not be converted or rounded later, parking the account.
+            raise AccountError(
+                f"{where}: {quantity} x {price} is beyond what billrun bills "
+                "(an amount below 1000000000000, 10^12)"
+            )
         if occurred_on < terms.start_date or (
             terms.end_date is not None and occurred_on > terms.end_date
         ):

@@ -13,10 +13,14 @@ from domain.account import BillingScope
 from domain.errors import BillRunError, RunNotRunnable, StaleCheckpoint
 from domain.exchange_rates import RateSnapshot
 from domain.ids import run_uuid
+from domain.inputs import InputRefused, check_date, check_text
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.periods import Period
 from domain.receivables import CollectionType
 from domain.run_content import add_digests
+
+MAX_PERIOD_DAYS = 366
+"""The longest bill period a run takes: a year, a leap year's included."""
 
 
 class RunStatus(StrEnum):
@@ -477,6 +481,21 @@ class BillRun(Aggregate):
     ) -> BillRun:
         if not run_id.strip():
             raise BillRunError("a bill run needs a non-empty id")
+        try:
+            check_text(run_id, identifier=True)
+            check_date(period.start)
+            check_date(period.end)
+            if posting_date is not None:
+                check_date(posting_date)
+        except InputRefused as error:
+            raise BillRunError(f"run {run_id!r}: {error}") from None
+        # Bounded so a run's work is: a period of centuries once took seconds and
+        # hundreds of MB per account, and parked every account on a date overflow.
+        if period.days > MAX_PERIOD_DAYS:
+            raise BillRunError(
+                f"the period {period} is {period.days} days long; a bill run's period is "
+                f"at most {MAX_PERIOD_DAYS} days (one year): schedule one run per year"
+            )
         run = cls(run_uuid(run_id))
         run._trigger(
             RunScheduled,

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import signal
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
@@ -24,10 +25,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.models import ArgumentInfo, OptionInfo
 
 from application.errors import ApplicationError
 from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
 from domain.errors import DomainError
+from domain.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
 from infrastructure.persistence import ForgedEventError
@@ -88,6 +91,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _check_text_arguments(command, kwargs)
             return command(*args, **kwargs)
         except (
             ApplicationError,
@@ -104,6 +108,38 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _check_text_arguments(command: Callable[..., object], arguments: dict[str, object]) -> None:
+    """Every text option and argument passes the rules of domain/inputs.py (no
+    control characters, surrogates or bidi controls; bounded length) before the
+    command runs: what a command stores, every later run reads back."""
+    for name, value in arguments.items():
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                check_text(text, max_length=MAX_ARGUMENT_LENGTH)
+            except InputRefused as error:
+                raise UsageError(f"{_shown_name(command, name)}: {error}") from None
+
+
+def _shown_name(command: Callable[..., object], name: str) -> str:
+    """A parameter as the user typed it: `--amount`, or an argument's `ACCOUNT`."""
+    try:
+        hint = typing.get_type_hints(command, include_extras=True).get(name)
+    except (NameError, TypeError):
+        hint = None
+    for info in getattr(hint, "__metadata__", ()):
+        if isinstance(info, OptionInfo):
+            declared = [d for d in info.param_decls or () if d.startswith("--")]
+            return declared[0] if declared else "--" + name.replace("_", "-")
+        if isinstance(info, ArgumentInfo):
+            return name.upper()
+    return name
+
+
+MAX_ARGUMENT_LENGTH = 1000
 
 
 @contextmanager

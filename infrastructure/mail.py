@@ -88,8 +88,13 @@ class SmtpChannel:
                 smtp.starttls(context=ssl.create_default_context())
             if server.username is not None:
                 smtp.login(server.username, server.password or "")
+            # The one address of the To header, as parsed by the email package: the
+            # recipients are never read from anything else (Cc, Bcc, a list).
+            recipients = [a.addr_spec for a in getattr(message["To"], "addresses", ())]
+            if len(recipients) != 1:
+                raise ValueError(f"an invoice email has one recipient, not {recipients}")
             # Raises (an OSError) unless the server accepted every recipient.
-            refused = smtp.send_message(message)
+            refused = smtp.send_message(message, to_addrs=recipients)
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
         return None

@@ -17,7 +17,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -29,6 +29,7 @@ import jinja2.sandbox
 
 from domain.money import plain as plain_notation
 from infrastructure.collector import collector_paused
+from infrastructure.rendering.templates import BudgetedSandbox, capped_filter, render_within_budget
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def short_date(value: date) -> str:
     return f"{value.day} {MONTHS[value.month - 1][:3]} {value.year}"
 
 
-FILTERS = {
+FILTERS: dict[str, Callable[..., Any]] = {
     "money": money,
     "plain": plain,
     "negated": negated,
@@ -263,12 +264,11 @@ class EmailTemplates:
             autoescape=False,  # noqa: S701 - plain-text email, never HTML
             undefined=jinja2.StrictUndefined,
         )
-        self.sandbox = jinja2.sandbox.SandboxedEnvironment(
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-        )
-        for environment in (self.builtin, self.sandbox):
-            environment.filters.update(FILTERS)
+        self.sandbox = BudgetedSandbox(autoescape=False, undefined=jinja2.StrictUndefined)
+        self.builtin.filters.update(FILTERS)
+        # billrun's own filters are trusted code; the widths they take are the sandbox's
+        # to check, like the built-in ones'.
+        self.sandbox.filters.update({name: capped_filter(f) for name, f in FILTERS.items()})
         self._compiled: dict[str, jinja2.Template] = {}
 
     def render_text(
@@ -276,10 +276,10 @@ class EmailTemplates:
     ) -> str:
         what = default_name if source is None else f"the bill group's {default_name}"
         try:
-            template = (
-                self.builtin.get_template(default_name) if source is None else self._own(source)
-            )
-            return template.render(**context).strip()
+            if source is None:
+                return self.builtin.get_template(default_name).render(**context).strip()
+            # A template from an import file: within a CPU-time and output budget.
+            return render_within_budget(self._own(source), context).strip()
         except jinja2.TemplateError as error:
             raise ValueError(f"{what} cannot be rendered: {error}") from error
 

@@ -17,6 +17,7 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
+from application.import_document import parse_import
 from domain.bill_run import RunSettings, Selection
 from domain.periods import Period
 from entrypoints.runtime import Runtime
@@ -208,3 +209,48 @@ def test_a_poison_message_lands_in_the_dead_letter_stream_and_blocks_nothing(
     assert "ValidationError" in letter.headers["Billrun-Dead-Letter-Reason"]
     assert letter.headers["Billrun-Dead-Letter-Consumer"] == "render"
     assert letter.headers["Billrun-Dead-Letter-Permanent"] == "yes"
+
+
+def test_a_template_that_exceeds_its_budget_is_dead_lettered_at_once_and_blocks_nothing(
+    runtime: Runtime, billing: Billing, nats_server: str, streams: StreamNames
+) -> None:
+    # Passes the checks at import (it compiles and reaches for nothing forbidden),
+    # but would loop 10^10 times: its render is stopped by the CPU-time budget and
+    # refused, and a refusal is never retried.
+    stalling = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    document = {
+        "bill_groups": [{"id": "stall", "delivery": "file", "email_template": stalling}],
+        "accounts": [account("STALL-1", package(amount="120.00"), bill_group="stall")],
+    }
+    billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    bill(billing)
+
+    asyncio.run(
+        work_until(
+            runtime,
+            nats_server,
+            streams,
+            lambda: event_count(billing, "InvoiceDelivered") == ACCOUNTS,
+        )
+    )
+    assert event_count(billing, "InvoiceDelivered") == ACCOUNTS
+
+    async def dead_letters() -> list[nats.aio.msg.Msg]:
+        nc = await nats.connect(nats_server)
+        js = nc.jetstream()
+        sub = await js.subscribe(f"{streams.dead_letter_prefix}.>", ordered_consumer=True)
+        found = []
+        with contextlib.suppress(nats.errors.TimeoutError):
+            while True:
+                found.append(await sub.next_msg(timeout=2))
+        await nc.close()
+        return found
+
+    (letter,) = asyncio.run(dead_letters())
+    assert letter.headers is not None
+    reason = letter.headers["Billrun-Dead-Letter-Reason"]
+    assert reason.startswith("DeliveryRefused: ")
+    assert "the template used more than 2 s of CPU time" in reason
+    assert letter.headers["Billrun-Dead-Letter-Consumer"] == "deliver"
+    assert letter.headers["Billrun-Dead-Letter-Permanent"] == "yes"
+    assert letter.headers["Billrun-Dead-Letter-Attempts"] == "1"

@@ -358,3 +358,19 @@ def test_an_invoice_without_a_pdf_is_skipped_until_it_is_rendered(
     assert delivered.kind is OutcomeKind.DELIVERED
     (_, message), *_ = inbox.messages
     assert set(attachments(message)) == {"INV-00000001.pdf"}  # the XML was never asked for
+
+
+def test_a_stored_address_list_from_before_the_import_refused_it_sends_nothing(
+    world: Billed, inbox: Inbox, log: EventLog
+) -> None:
+    world.import_accounts(account("ACME-001", package("office"), bill_group="mail"))
+    # Stored by an older billrun, whose import took any string with an @ in it.
+    stored = world.billing.get_account("ACME-001")
+    stored.change_details(stored.name, "e20@example.test,attacker", "mail", world.billing.clock())
+    world.billing.save(stored)
+    (invoice,) = world.bill("2026-01", "ACME-001")
+
+    with pytest.raises(DeliveryRefused, match="the recipient is not one email address"):
+        world.deliver(invoice)
+    assert inbox.messages == []
+    assert log.count(InvoiceDelivered) == 0

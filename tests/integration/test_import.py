@@ -251,7 +251,7 @@ def test_a_history_problem_in_a_later_chunk_refuses_the_whole_import(
     assert billing.get_account("C-000").name == "C-000 Ltd"
 
 
-def test_a_few_thousand_accounts_are_imported_in_chunks(billing: Billing) -> None:
+def test_a_few_thousand_accounts_are_imported_in_one_transaction(billing: Billing) -> None:
     count = 2 * billing_module.IMPORT_CHUNK + 500
     accounts = [
         account(f"BULK-{i:05d}", package("office", f"{100 + i % 50}.00"), bill_group=f"g{i % 7}")
@@ -271,12 +271,12 @@ def test_a_few_thousand_accounts_are_imported_in_chunks(billing: Billing) -> Non
         events=2 * count,
     )
     assert billing.queries.count(get_topic(AccountOpened), billing.queries.head()) == count
-    # One transaction per chunk: PostgreSQL stamps each row with its inserting
-    # transaction (xmin), so the rows of the import come from three transactions.
+    # Checked in chunks, saved in one transaction: PostgreSQL stamps each row with its
+    # inserting transaction (xmin), and the rows of the import share one.
     with billing.recorder.datastore.transaction(commit=False) as curs:
         curs.execute(f"SELECT count(DISTINCT xmin::text) AS n FROM {billing.queries.table_name}")
         row = curs.fetchone()
-    assert row is not None and row["n"] == 3
+    assert row is not None and row["n"] == 1
     last = billing.get_account(f"BULK-{count - 1:05d}")
     assert (last.bill_group, last.packages["office"].terms.amount) == (
         f"g{(count - 1) % 7}",
@@ -592,3 +592,38 @@ def test_leaving_out_an_anchor_date_imported_before_is_a_schedule_change(
         "add a new package instead"
     ]
     assert billing.queries.head() == head
+
+
+def test_a_lone_surrogate_deep_in_a_large_file_is_refused_before_anything_is_written(
+    billing: Billing,
+) -> None:
+    accounts = [account(f"BULK-{i:05d}", package("office", "10.00")) for i in range(2500)]
+    accounts[2200]["name"] = "Customer \ud800 Ltd"
+
+    with pytest.raises(InvalidInput) as refused:
+        run_import(billing, *accounts)
+
+    assert [str(p) for p in refused.value.problems] == [
+        'accounts[2200].name: "Customer \\ud800 Ltd" holds a lone surrogate (U+D800) at position 10'
+    ]
+    assert event_count(billing) == 0
+
+
+def test_a_save_that_fails_past_the_first_chunks_writes_none_of_the_file(
+    billing: Billing,
+) -> None:
+    # What validation lets through is saved whole or not at all: a record built
+    # past validation, whose text PostgreSQL refuses, sinks the whole file.
+    records = list(
+        parse_import(
+            json.dumps({"accounts": [account(f"BULK-{i:05d}") for i in range(2500)]}).encode(),
+            "accounts.json",
+        ).accounts
+    )
+    records[2200] = records[2200].model_copy(update={"name": "Customer \ud800 Ltd"})
+    document = parse_import(b"{}", "accounts.json").model_copy(update={"accounts": records})
+
+    with pytest.raises(TypeError, match="not valid UTF-8"):
+        billing.import_accounts(document, "accounts.json")
+
+    assert event_count(billing) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -727,3 +728,26 @@ def test_the_smtp_url_gives_the_server(url: str, expected: tuple[object, ...]) -
 def test_a_bad_smtp_url_is_a_configuration_error(url: str) -> None:
     with pytest.raises(ConfigurationError, match="BILLRUN_SMTP_URL"):
         SmtpServer.from_url(url)
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("{{ 'x' * 50000000 }}", "a repetition above 200000"),
+        ("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}", "writes more than 200000"),
+        ("{{ 'x'.ljust(n) }}", "a size above 200000"),
+        ("{{ 2 ** n }}", "a power above 64"),
+        ("{{ '%0500000d' % 1 }}", "% formatting of text"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+         "more than 2 s of CPU time"),
+    ],
+)  # fmt: skip
+def test_a_group_template_is_refused_beyond_its_cpu_and_output_budget(
+    source: str, problem: str
+) -> None:
+    started = time.process_time()
+    with pytest.raises(ValueError, match=problem):
+        EmailTemplates().render_text(
+            "email_body.txt.j2", source, {"number": "INV-1", "n": 50_000_000}
+        )
+    assert time.process_time() - started < 5

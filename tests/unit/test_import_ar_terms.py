@@ -192,8 +192,7 @@ def test_an_account_s_payment_terms_and_auto_pay_token_parse() -> None:
         ),
         pytest.param(
             document(groups=[group(dunning=ladder(stage(notify="maybe")))]),
-            "bill_groups[0].dunning.stages[0].notify: Input should be a valid boolean, "
-            'unable to interpret input: "maybe"',
+            'bill_groups[0].dunning.stages[0].notify: must be true or false, not "maybe"',
             id="notify that is not a boolean",
         ),
         pytest.param(
