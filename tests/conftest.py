@@ -24,6 +24,15 @@ from application.import_document import parse_import
 from infrastructure.database import create_database, drop_database
 from infrastructure.persistence import eventsourcing_environment
 
+TEST_SELLER = {
+    "BILLRUN_SELLER_NAME": "Test Seller SA",
+    "BILLRUN_SELLER_IBAN": "BE68 5390 0754 7034",
+    "BILLRUN_SELLER_EMAIL": "billing@seller.test",
+}
+"""A seller of its own, as every deployment sets one, for tests that run the
+`billrun` executable: runs refuse to render invoices under the built-in demo
+seller outside `billrun demo`."""
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:

@@ -21,15 +21,9 @@ import pytest
 
 from application.billing import Billing
 from infrastructure.persistence import eventsourcing_environment
+from tests.conftest import TEST_SELLER
 
 BILLRUN = Path(sys.executable).with_name("billrun")
-TEST_SELLER = {
-    "BILLRUN_SELLER_NAME": "Test Seller SA",
-    "BILLRUN_SELLER_IBAN": "BE68 5390 0754 7034",
-    "BILLRUN_SELLER_EMAIL": "billing@seller.test",
-}
-"""A seller of its own, as every deployment sets one: runs refuse to render invoices
-under the built-in demo seller outside `billrun demo`."""
 
 
 @dataclass

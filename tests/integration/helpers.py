@@ -58,7 +58,7 @@ from infrastructure.mail import OutboxChannel
 from infrastructure.persistence import eventsourcing_environment
 from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
 from projections.catalog import ReadSide
-from tests.conftest import account, import_accounts, package
+from tests.conftest import TEST_SELLER, account, import_accounts, package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BILLRUN = Path(sys.executable).with_name("billrun")
@@ -211,6 +211,7 @@ def cli_env(database_url: str, batch_size: int) -> dict[str, str]:
         COLUMNS="200",
         NO_COLOR="1",
     )
+    env.update(TEST_SELLER)
     return env
 
 
