@@ -146,7 +146,11 @@ class ScheduleTerms(ValueObject):
     def describe(self) -> str:
         time = self.at.strftime("%H:%M") + _offset(self.at)
         if self.recurrence is Recurrence.ONCE:
-            return f"once at {self.at.isoformat()}"
+            # Words a narrow table can wrap between, never cut inside.
+            clock = self.at.strftime(
+                "%H:%M:%S" if self.at.second or self.at.microsecond else "%H:%M"
+            )
+            return f"once on {self.at.date()} at {clock}{_offset(self.at)}"
         if self.recurrence is Recurrence.DAILY:
             return f"daily at {time}"
         if self.recurrence is Recurrence.WEEKLY:

@@ -91,7 +91,7 @@ def account_show(
         "start",
         "end",
         "next bill",
-        "owed (stranded)",
+        "owed",
     ):
         table.add_column(column, no_wrap=column != "description")
     for package in account.packages.values():
@@ -101,7 +101,8 @@ def account_show(
             t.package_id, t.description, str(t.amount), t.frequency.value, t.timing.value,
             str(t.start_date), str(t.end_date or "-"), str(package.next_bill_date), owed,
         )  # fmt: skip
-    output.print_table(table, droppable=("timing", "end", "start"))
+    # Owed dates are also listed under the table, so that column goes first.
+    output.print_table(table, droppable=("owed", "timing", "end", "start"))
     stranded = account.owed()
     if stranded:
         listed = ", ".join(f"{package_id} {day}" for package_id, day in stranded)

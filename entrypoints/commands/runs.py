@@ -647,7 +647,8 @@ def totals_rows(
 
 
 def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:
-    """`720.00 EUR gross (net 600.00, tax 120.00)`, one per currency."""
+    """`720.00 EUR gross` over `(net 600.00, tax 120.00)`, one pair of lines per
+    currency: one line would not fit an 80-column table beside the run's id."""
     cells = []
     for currency, amounts in totals.items():
         net, tax, gross = amounts.get("net"), amounts.get("tax"), amounts.get("gross")
@@ -655,7 +656,7 @@ def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str
             cells.append(f"net {output.money(net or Decimal(0), currency)}")
         else:
             cells.append(
-                f"{output.money(gross, currency)} gross "
+                f"{output.money(gross, currency)} gross\n"
                 f"(net {output.number(net)}, tax {output.number(tax)})"
             )
     return cells

@@ -228,7 +228,8 @@ def schedule_list(
         upcoming = row["next_period"]
         table.add_row(
             row["name"] + ("\nremoved" if row["removed_at"] else ""),
-            f"{row['when']}\nbills {row['period']}",
+            # Spaced, so a narrow table wraps the period rather than cut it.
+            f"{row['when']}\nbills {row['period'].replace('..', ' .. ')}",
             Selection.model_validate(row["selection"]).describe(),
             (
                 f"{row['next_run_id']}\n{upcoming['start']} .. {upcoming['end']}"
