@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import Environment, EnvType
 
 from application.clock import Clock, system_clock
 from application.errors import (
@@ -54,6 +55,7 @@ from domain.model import Aggregate, DomainEvent
 from domain.periods import Period
 from domain.receivables import Receivables, receivables_uuid
 from infrastructure.event_store import EventStoreQueries
+from infrastructure.settings import DEFAULT_PAYMENT_GATEWAY
 from infrastructure.topics import topic_of
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -95,6 +97,9 @@ class Billing(Application[UUID]):
     """Who the invoices are from, as the entrypoint configured it (BILLRUN_SELLER_*),
     for the run checks to refuse the built-in demo seller; None: not checked (the
     demo, tests and benchmarks that bill under the demo seller on purpose)."""
+    payment_gateway: str = DEFAULT_PAYMENT_GATEWAY
+    """The gateway runs collect through, as the entrypoint configured it
+    (BILLRUN_PAYMENT_GATEWAY, `Settings.payment_gateway`): see `payment_gateway`."""
 
     name = "Billing"
 
@@ -104,6 +109,16 @@ class Billing(Application[UUID]):
         if not isinstance(self.recorder, PostgresApplicationRecorder):
             raise TypeError("billrun stores its events in PostgreSQL (PERSISTENCE_MODULE)")
         self.queries = EventStoreQueries(self.recorder, self.mapper)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The library's configuration: exactly `env` (from `eventsourcing_environment`).
+
+        The library's own version lays the whole process environment under it, so a
+        stray CIPHER_TOPIC or POSTGRES_SCHEMA in the shell would change how events are
+        stored behind billrun's back; billrun reads its configuration in one place,
+        `infrastructure.settings.Settings`, and hands it down.
+        """
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Save aggregates and events in one transaction.

@@ -43,17 +43,18 @@ from domain.receivables import (
 
 log = logging.getLogger(__name__)
 
-GATEWAY_VARIABLE = "BILLRUN_PAYMENT_GATEWAY"
+GATEWAY_VARIABLE = "BILLRUN_PAYMENT_GATEWAY"  # named in errors; read by Settings
 SAVE_ATTEMPTS = 5
 
 
 def payment_gateway(billing: Billing) -> PaymentGateway:
-    """The gateway named by BILLRUN_PAYMENT_GATEWAY: `sandbox` (the default, the
-    built-in deterministic gateway) or the topic of a factory that takes the
-    Billing application, e.g. `mygateways.stripe:from_billing`."""
+    """The gateway `billing.payment_gateway` names (BILLRUN_PAYMENT_GATEWAY, read by
+    `Settings`): `sandbox` (the default, the built-in deterministic gateway) or the
+    topic of a factory that takes the Billing application, e.g.
+    `mygateways.stripe:from_billing`."""
     from infrastructure.payment_gateway import SandboxGateway
 
-    name = billing.env.get(GATEWAY_VARIABLE) or "sandbox"
+    name = billing.payment_gateway
     if name == "sandbox":
         return SandboxGateway(billing.recorder.datastore, clock=billing.clock)  # type: ignore[attr-defined]
     try:

@@ -428,9 +428,7 @@ def email_context(
     }
 
 
-def invoice_delivery(
-    billing: Billing, settings: Settings, environ: Mapping[str, str]
-) -> InvoiceDelivery:
+def invoice_delivery(billing: Billing, settings: Settings) -> InvoiceDelivery:
     """The production wiring: the file store under BILLRUN_HOME/documents, the
     outbox under BILLRUN_HOME/outbox, SMTP when BILLRUN_SMTP_URL is set."""
     from infrastructure.file_store import FileStore, documents_root
@@ -441,5 +439,5 @@ def invoice_delivery(
         FileStore(documents_root(settings)),
         mail_channels(settings),
         EmailTemplates(),
-        Seller.from_environment(environ),
+        Seller.from_settings(settings.seller),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -304,9 +304,7 @@ class InvoiceDocuments:
         raise UnknownDocumentFormat(document_format)
 
 
-def invoice_documents(
-    billing: Billing, settings: Settings, environ: Mapping[str, str]
-) -> InvoiceDocuments:
+def invoice_documents(billing: Billing, settings: Settings) -> InvoiceDocuments:
     """The production wiring: WeasyPrint renderer, the file store under
     BILLRUN_HOME/documents, the seller of the BILLRUN_SELLER_* variables."""
     from infrastructure.file_store import FileStore, documents_root
@@ -316,5 +314,5 @@ def invoice_documents(
         billing,
         InvoiceRenderer(),
         FileStore(documents_root(settings)),
-        Seller.from_environment(environ),
+        Seller.from_settings(settings.seller),
     )

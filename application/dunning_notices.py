@@ -357,13 +357,11 @@ class DunningNotices:
         )
 
 
-def dunning_notices(
-    billing: Billing, settings: Settings, environ: Mapping[str, str]
-) -> DunningNotices:
+def dunning_notices(billing: Billing, settings: Settings) -> DunningNotices:
     """The production wiring, like `invoice_delivery`: the outbox under
     BILLRUN_HOME/outbox, SMTP when BILLRUN_SMTP_URL is set."""
     from infrastructure.rendering.renderer import EmailTemplates
 
     return DunningNotices(
-        billing, mail_channels(settings), EmailTemplates(), Seller.from_environment(environ)
+        billing, mail_channels(settings), EmailTemplates(), Seller.from_settings(settings.seller)
     )

@@ -20,14 +20,10 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
-from application.errors import ApplicationError
 from domain.receivables import GatewayAnswer
+from infrastructure.settings import SellerSettings
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
-
-
-class ConfigurationProblem(ApplicationError):
-    """A seller setting in the environment cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,7 @@ class Seller:
 
     The defaults describe a fictitious company so a demo produces complete
     documents; a real deployment sets the BILLRUN_SELLER_* variables
-    (`Seller.from_environment`).
+    (read by `infrastructure.settings.Settings`, `Seller.from_settings`).
     """
 
     name: str = "Billrun Demo Ltd"
@@ -65,34 +61,25 @@ class Seller:
         ]
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> Seller:
-        """The seller of BILLRUN_SELLER_NAME, _ADDRESS (lines separated by `;`),
-        _COUNTRY, _VAT_ID, _EMAIL, _IBAN, _BIC and BILLRUN_PAYMENT_TERMS_DAYS;
-        an unset variable keeps the default."""
+    def from_settings(cls, settings: SellerSettings) -> Seller:
+        """The configured seller (`Settings.seller`, read from BILLRUN_SELLER_* and
+        BILLRUN_PAYMENT_TERMS_DAYS); what is not configured keeps the default."""
         default = cls()
-        raw_days = environ.get("BILLRUN_PAYMENT_TERMS_DAYS") or str(default.payment_terms_days)
-        try:
-            days = int(raw_days)
-        except ValueError:
-            raise ConfigurationProblem(
-                f"BILLRUN_PAYMENT_TERMS_DAYS: not a whole number: {raw_days!r}"
-            ) from None
-        if days < 0:
-            raise ConfigurationProblem(f"BILLRUN_PAYMENT_TERMS_DAYS: must be >= 0, not {days}")
-        address = environ.get("BILLRUN_SELLER_ADDRESS")
         return cls(
-            name=environ.get("BILLRUN_SELLER_NAME") or default.name,
+            name=settings.name or default.name,
             address_lines=(
-                tuple(part.strip() for part in address.split(";") if part.strip())
-                if address
-                else default.address_lines
+                default.address_lines if settings.address_lines is None else settings.address_lines
             ),
-            country_code=environ.get("BILLRUN_SELLER_COUNTRY") or default.country_code,
-            vat_id=environ.get("BILLRUN_SELLER_VAT_ID") or default.vat_id,
-            email=environ.get("BILLRUN_SELLER_EMAIL") or default.email,
-            iban=environ.get("BILLRUN_SELLER_IBAN") or default.iban,
-            bic=environ.get("BILLRUN_SELLER_BIC") or default.bic,
-            payment_terms_days=days,
+            country_code=settings.country_code or default.country_code,
+            vat_id=settings.vat_id or default.vat_id,
+            email=settings.email or default.email,
+            iban=settings.iban or default.iban,
+            bic=settings.bic or default.bic,
+            payment_terms_days=(
+                default.payment_terms_days
+                if settings.payment_terms_days is None
+                else settings.payment_terms_days
+            ),
         )
 
 

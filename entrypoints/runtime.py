@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,7 +41,8 @@ def open_runtime(settings: Settings) -> Iterator[Runtime]:
         env = eventsourcing_environment(url, settings.lock_timeout)
         billing = Billing(env)
         # Run checks refuse to render invoices under the built-in demo seller.
-        billing.seller = Seller.from_environment(os.environ)
+        billing.seller = Seller.from_settings(settings.seller)
+        billing.payment_gateway = settings.payment_gateway
         runtime = Runtime(settings, env, billing)
         try:
             yield runtime

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import TYPE_CHECKING, cast
 
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -39,9 +38,9 @@ log = logging.getLogger(__name__)
 
 def invoice_processing(rt: Runtime) -> InvoiceProcessing:
     return InvoiceProcessing(
-        invoice_documents(rt.billing, rt.settings, os.environ),
-        invoice_delivery(rt.billing, rt.settings, os.environ),
-        dunning_notices(rt.billing, rt.settings, os.environ),
+        invoice_documents(rt.billing, rt.settings),
+        invoice_delivery(rt.billing, rt.settings),
+        dunning_notices(rt.billing, rt.settings),
     )
 
 

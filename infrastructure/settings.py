@@ -1,17 +1,76 @@
-"""Settings, read from the environment once, at start-up, by the entrypoint."""
+"""Settings, read from the environment once, at start-up, by the entrypoint.
+
+This is the one place billrun reads its configuration (every BILLRUN_* variable);
+the composition roots (entrypoints/runtime.py, entrypoints/worker.py) hand the
+values down, so nothing below them reads the environment.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = 30
+DEFAULT_PAYMENT_GATEWAY = "sandbox"
 
 
 class ConfigurationError(Exception):
     """An environment variable holds a value billrun cannot use."""
+
+
+@dataclass(frozen=True)
+class SellerSettings:
+    """Who issues the invoices, as configured; None keeps the built-in demo seller's
+    value (`application.ports.Seller` holds those defaults)."""
+
+    name: str | None = None
+    """BILLRUN_SELLER_NAME."""
+    address_lines: tuple[str, ...] | None = None
+    """BILLRUN_SELLER_ADDRESS, lines separated by `;`."""
+    country_code: str | None = None
+    """BILLRUN_SELLER_COUNTRY (ISO 3166-1 alpha-2)."""
+    vat_id: str | None = None
+    """BILLRUN_SELLER_VAT_ID."""
+    email: str | None = None
+    """BILLRUN_SELLER_EMAIL: the From of every email."""
+    iban: str | None = None
+    """BILLRUN_SELLER_IBAN."""
+    bic: str | None = None
+    """BILLRUN_SELLER_BIC."""
+    payment_terms_days: int | None = None
+    """BILLRUN_PAYMENT_TERMS_DAYS: days from the invoice date to its due date (>= 0)."""
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> SellerSettings:
+        raw_days = env.get("BILLRUN_PAYMENT_TERMS_DAYS") or None
+        days: int | None = None
+        if raw_days is not None:
+            try:
+                days = int(raw_days)
+            except ValueError:
+                raise ConfigurationError(
+                    f"BILLRUN_PAYMENT_TERMS_DAYS: not a whole number: {raw_days!r}"
+                ) from None
+            if days < 0:
+                raise ConfigurationError(f"BILLRUN_PAYMENT_TERMS_DAYS: must be >= 0, not {days}")
+        address = env.get("BILLRUN_SELLER_ADDRESS")
+        return cls(
+            name=env.get("BILLRUN_SELLER_NAME") or None,
+            address_lines=(
+                tuple(part.strip() for part in address.split(";") if part.strip())
+                if address
+                else None
+            ),
+            country_code=env.get("BILLRUN_SELLER_COUNTRY") or None,
+            vat_id=env.get("BILLRUN_SELLER_VAT_ID") or None,
+            email=env.get("BILLRUN_SELLER_EMAIL") or None,
+            iban=env.get("BILLRUN_SELLER_IBAN") or None,
+            bic=env.get("BILLRUN_SELLER_BIC") or None,
+            payment_terms_days=days,
+        )
 
 
 @dataclass(frozen=True)
@@ -29,9 +88,14 @@ class Settings:
     lock_timeout: int = DEFAULT_LOCK_TIMEOUT
     """BILLRUN_LOCK_TIMEOUT: seconds any statement waits for a lock before billrun
     gives up, naming the session that holds it."""
+    seller: SellerSettings = field(default_factory=SellerSettings)
+    """The BILLRUN_SELLER_* variables and BILLRUN_PAYMENT_TERMS_DAYS."""
+    payment_gateway: str = DEFAULT_PAYMENT_GATEWAY
+    """BILLRUN_PAYMENT_GATEWAY: `sandbox` (the built-in deterministic gateway) or the
+    topic of a factory that takes the Billing application."""
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         raw_batch = env.get("BILLRUN_BATCH_SIZE", str(DEFAULT_BATCH_SIZE))
         try:
@@ -60,4 +124,6 @@ class Settings:
             batch_size=batch_size,
             smtp_url=env.get("BILLRUN_SMTP_URL") or None,
             lock_timeout=lock_timeout,
+            seller=SellerSettings.from_environment(env),
+            payment_gateway=env.get("BILLRUN_PAYMENT_GATEWAY") or DEFAULT_PAYMENT_GATEWAY,
         )

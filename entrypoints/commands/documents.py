@@ -8,7 +8,6 @@ BILLRUN_HOME/documents, or the copy made with --out).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ from infrastructure.file_store import FileStore, documents_root
 
 def _documents(rt: Runtime) -> tuple[InvoiceDocuments, FileStore]:
     return (
-        invoice_documents(rt.billing, rt.settings, os.environ),
+        invoice_documents(rt.billing, rt.settings),
         FileStore(documents_root(rt.settings)),
     )
 

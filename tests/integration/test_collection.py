@@ -21,6 +21,7 @@ from domain.bill_run import RunSettings, Selection
 from domain.periods import Period
 from domain.receivables import CollectionType, GatewayOutcome
 from infrastructure.payment_gateway import SandboxGateway
+from infrastructure.settings import Settings
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import REPO_ROOT, billing_on
 
@@ -172,8 +173,10 @@ def test_a_timeout_is_reconciled_on_demand_from_the_gateway_s_records(billing: B
 def test_a_run_that_collects_does_not_start_when_its_gateway_cannot_be_loaded(
     es_env: dict[str, str],
 ) -> None:
-    env = {**es_env, "BILLRUN_PAYMENT_GATEWAY": "no_such_module:gateway"}
-    billing = Billing(env)
+    billing = Billing(es_env)
+    billing.payment_gateway = Settings.from_environment(
+        {"BILLRUN_PAYMENT_GATEWAY": "no_such_module:gateway"}
+    ).payment_gateway
     try:
         setup_autopay(billing, {"PAYS": "tok_approved_5"})
         billing.schedule_run("jan", JAN, None, Selection(), COLLECT)

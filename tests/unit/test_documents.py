@@ -21,7 +21,7 @@ from application.documents import (
     proration,
     vat_category,
 )
-from application.ports import ConfigurationProblem, InvoiceDocument, Seller
+from application.ports import InvoiceDocument, Seller
 from domain.account import Account, InvoiceLine, LineKind
 from domain.ids import package_line_uuid
 from domain.invoice import Invoice
@@ -29,7 +29,7 @@ from domain.pricing import tax_on
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpServer, eml_name
 from infrastructure.rendering.renderer import TEMPLATES, EmailTemplates, InvoiceRenderer
-from infrastructure.settings import ConfigurationError
+from infrastructure.settings import ConfigurationError, Settings
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 NS = {
@@ -317,13 +317,14 @@ def test_an_open_invoice_has_no_documents() -> None:
 
 
 def test_the_seller_comes_from_the_environment_with_defaults_for_what_is_unset() -> None:
-    seller = Seller.from_environment(
+    settings = Settings.from_environment(
         {
             "BILLRUN_SELLER_NAME": "Ledger & Co",
             "BILLRUN_SELLER_ADDRESS": "2 Main Road; 75001 Paris ;France",
             "BILLRUN_PAYMENT_TERMS_DAYS": "45",
         }
     )
+    seller = Seller.from_settings(settings.seller)
     assert seller.name == "Ledger & Co"
     assert seller.address_lines == ("2 Main Road", "75001 Paris", "France")
     assert seller.payment_terms_days == 45
@@ -332,8 +333,12 @@ def test_the_seller_comes_from_the_environment_with_defaults_for_what_is_unset()
 
 @pytest.mark.parametrize("days", ["thirty", "-1"])
 def test_bad_payment_terms_in_the_environment_are_refused(days: str) -> None:
-    with pytest.raises(ConfigurationProblem, match="BILLRUN_PAYMENT_TERMS_DAYS"):
-        Seller.from_environment({"BILLRUN_PAYMENT_TERMS_DAYS": days})
+    with pytest.raises(ConfigurationError, match="BILLRUN_PAYMENT_TERMS_DAYS"):
+        Settings.from_environment({"BILLRUN_PAYMENT_TERMS_DAYS": days})
+
+
+def test_an_unconfigured_seller_is_the_built_in_demo_seller() -> None:
+    assert Seller.from_settings(Settings.from_environment({}).seller) == Seller()
 
 
 # UBL 2.1 XML --------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""The outbox relay: every event of the event store, published to NATS JetStream.
+
+The relay reads the notification log (`billing_events`) in commit order from its
+saved position and publishes each event to `billing.<aggregate>.<Event>` with
+`Nats-Msg-Id` = its notification id. Why nothing is lost and nothing reaches a
+consumer twice:
+
+- Messages go out a window at a time (default 4,000), all in flight together;
+  the position, kept in PostgreSQL (`relay_position`), moves only past messages
+  whose ack arrived, and only over an unbroken run of them from the window's
+  start. A failure (timeout, NATS down, an error ack) keeps the position where
+  the acked run ends and retries the rest, with backoff, forever.
+- The position is saved after the acks arrive, so a relay that dies in between
+  publishes that window again when it restarts; the server drops the republished
+  messages as duplicates of their `Nats-Msg-Id` (the stream's duplicate window,
+  one hour, see `infrastructure.messaging.DUPLICATE_WINDOW_S`).
+- The log is gapless in commit order (the library inserts under a table lock),
+  so reading "after my position" never skips a transaction that commits later.
+
+Order: the stream holds the events in commit order. A window cut short by a lost
+connection was stored up to some message, in order (one connection, one stream);
+the relay drops that connection with whatever nats-py still had buffered for it
+and continues from the first message without an ack on a new one. The one case
+left is the server refusing a single message (an error ack) while storing later
+ones: the refused message then lands after them, still exactly once.
+
+One module per part: `log` (reading the notification log), `positions` (the saved
+position and status), `encoder` (events to messages), `wire` (messages as NATS
+sends them), `window` (a window in flight and its acks), `loop` (the relay).
+"""
+
+from infrastructure.relay.encoder import Encoder, Outbound
+from infrastructure.relay.errors import RelayAlreadyRunning, RelayError
+from infrastructure.relay.log import NotificationLog, RelayRow
+from infrastructure.relay.loop import (
+    ACK_TIMEOUT_S,
+    BACKOFF_S,
+    DEFAULT_WINDOW,
+    POLL_INTERVAL_S,
+    Relay,
+    RelayOutcome,
+)
+from infrastructure.relay.positions import RelayPositions, RelayStatus, relay_status
+from infrastructure.relay.window import AckWindow, WindowOutcome
+from infrastructure.relay.wire import header_block, send_hpub
+
+__all__ = [
+    "ACK_TIMEOUT_S",
+    "BACKOFF_S",
+    "DEFAULT_WINDOW",
+    "POLL_INTERVAL_S",
+    "AckWindow",
+    "Encoder",
+    "NotificationLog",
+    "Outbound",
+    "Relay",
+    "RelayAlreadyRunning",
+    "RelayError",
+    "RelayOutcome",
+    "RelayPositions",
+    "RelayRow",
+    "RelayStatus",
+    "WindowOutcome",
+    "header_block",
+    "relay_status",
+    "send_hpub",
+]

@@ -1,0 +1,42 @@
+"""The notification log, read in commit order a page at a time."""
+
+from __future__ import annotations
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+
+RelayRow = tuple[int, str, int, str, bytes]
+"""(notification id, originator id as text, version, topic, stored state)."""
+
+
+class NotificationLog:
+    """The events table, read the way the relay needs it: pages in commit order.
+
+    Not `EventStoreQueries.notification_rows`: that returns dict rows turned into
+    tuples with a `UUID` per row, which cost about 4 microseconds of CPU per event
+    against 1 for plain tuples over the binary protocol with the originator id
+    as text, which is all a header needs (measured over a bill run's log).
+    """
+
+    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+        self.recorder = recorder
+        self.datastore = recorder.datastore
+        self._page = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {}.{} WHERE notification_id >= %s AND notification_id <= %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(Identifier(self.datastore.schema), Identifier(recorder.events_table_name))
+
+    def page(self, first: int, last: int, limit: int) -> list[RelayRow]:
+        """Up to `limit` events with first <= notification id <= last, oldest first."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(self._page, (first, last, limit), prepare=True)
+            return curs.fetchall()
+
+    def head(self) -> int:
+        """The notification id of the last committed event (0 for an empty log)."""
+        return self.recorder.max_notification_id() or 0
