@@ -43,8 +43,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import ConnectionClosedError, MaxPayloadError
 from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
 from nats.js.errors import BadRequestError
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
@@ -56,6 +56,7 @@ from infrastructure.messaging import (
     ensure_streams,
     subject_for,
 )
+from infrastructure.nats_wire import NatsWireMismatch, require_nats_wire, send_hpub
 from infrastructure.persistence import schema_lock
 
 log = logging.getLogger(__name__)
@@ -311,32 +312,6 @@ def header_block(headers: dict[str, str]) -> bytes:
 # Publishing a window -------------------------------------------------------------------
 
 
-async def send_hpub(nc: NATS, subject: str, reply: str, headers: bytes, body: bytes) -> None:
-    """Publish one message whose header block is already encoded (`header_block`).
-
-    What `nc.publish(subject, body, reply, headers)` does, minus re-encoding the
-    headers: the same HPUB frame into nats-py's pending buffer, the same kick of
-    its flusher. It uses nats-py internals (`_send_command`, `_flush_queue`,
-    `_flush_pending`), which is why nats-py is pinned to one version in
-    pyproject.toml; the relay's integration tests publish through it against a
-    real server.
-    """
-    if nc.is_closed:
-        raise ConnectionClosedError
-    size = len(headers) + len(body)
-    if size > nc.max_payload:
-        raise MaxPayloadError
-    await nc._send_command(
-        b"".join((f"HPUB {subject} {reply} {len(headers)} {size}\r\n".encode(), headers, body,
-                  b"\r\n"))
-    )  # fmt: skip
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(body)
-    flush_queue = nc._flush_queue
-    if flush_queue is not None and flush_queue.empty():
-        await nc._flush_pending()
-
-
 _PENDING, _STORED, _FAILED, _DUPLICATE = 0, 1, 2, 3
 
 
@@ -573,6 +548,12 @@ class Relay:
             raise ValueError(f"window must be at least 1, not {window}")
         if not backoff:
             raise ValueError("backoff needs at least one delay")
+        try:
+            # Before anything connects: the wire shortcut must match the nats-py it
+            # was written for (see infrastructure/nats_wire.py).
+            require_nats_wire()
+        except NatsWireMismatch as error:
+            raise RelayError(str(error)) from None
         self.source = source
         self.positions = positions
         self.nats_url = nats_url
