@@ -251,6 +251,8 @@ class Encoder:
     def __init__(self, subject_prefix: str) -> None:
         self._prefix = subject_prefix
         self._topics: dict[str, tuple[str, str]] = {}
+        self._header_names: set[str] = set()
+        """Header names `header_block` has checked for this encoder."""
 
     def encode(self, row: RelayRow, replay_id: str | None = None) -> Outbound:
         nid, originator_id, version, topic, state = row
@@ -281,15 +283,14 @@ class Encoder:
             headers["Billrun-Run-Id"] = run_id
         if replay_id is not None:
             headers["Billrun-Replay-Id"] = replay_id
-        return Outbound(nid, subject, body, headers, header_block(headers))
+        return Outbound(nid, subject, body, headers, header_block(headers, self._header_names))
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NEWLINES_TO_SPACES = str.maketrans({"\r": " ", "\n": " "})
-_valid_header_names: set[str] = set()
 
 
-def header_block(headers: dict[str, str]) -> bytes:
+def header_block(headers: dict[str, str], valid_names: set[str] | None = None) -> bytes:
     """A NATS/1.0 header block, encoded the way nats-py's `publish` encodes headers.
 
     nats-py re-validates and re-encodes every header of every message (a strip, a
@@ -298,12 +299,16 @@ def header_block(headers: dict[str, str]) -> bytes:
     fixed, and this builds the block in one join: 3 microseconds. Values keep
     nats-py's rule (trimmed, CR and LF become spaces), so an aggregate id can
     never inject a header.
+
+    `valid_names` remembers the names already checked, so each is matched once
+    per encoder (`Encoder` keeps its own) rather than once per message.
     """
+    checked = set() if valid_names is None else valid_names
     for name in headers:
-        if name not in _valid_header_names:
+        if name not in checked:
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"invalid NATS header name {name!r}")
-            _valid_header_names.add(name)
+            checked.add(name)
     lines = "".join([f"{name}: {value.strip().translate(_NEWLINES_TO_SPACES)}\r\n"
                      for name, value in headers.items()])  # fmt: skip
     return f"NATS/1.0\r\n{lines}\r\n".encode()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -61,10 +60,9 @@ def _fonttools_fallback() -> None:
     """Set up for fontTools subsetting fonts, and say so once per process (every
     renderer of a process, and every document it renders, shares the one cause)."""
     # fontTools stamps each font subset it writes with the current time
-    # (`head.modified`), which made the same invoice render to different
-    # bytes a second later. It takes the reproducible-builds variable
-    # instead when set: invoices are documents, not builds of fonts.
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
+    # (`head.modified`) unless SOURCE_DATE_EPOCH is set: `billrun` sets it once
+    # when the process starts (`entrypoints.cli.main`), not here, since the
+    # environment is the whole process's.
     # WeasyPrint repeats its own notice for every font of every PDF.
     logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
     log.warning(
