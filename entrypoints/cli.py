@@ -267,9 +267,15 @@ own value is kept. Set here, once, rather than by the renderer on first use: the
 environment belongs to the process, not to one of its objects."""
 
 
-def main() -> None:
+def prepare_process() -> None:
+    """What a process that may render invoices sets once, when it starts: `main`
+    here, and the test suite's conftest (its own entry point)."""
     for name, value in REPRODUCIBLE_DOCUMENTS.items():
         os.environ.setdefault(name, value)
+
+
+def main() -> None:
+    prepare_process()
     try:
         app()
     except Exception as error:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -61,8 +62,13 @@ def _fonttools_fallback() -> None:
     renderer of a process, and every document it renders, shares the one cause)."""
     # fontTools stamps each font subset it writes with the current time
     # (`head.modified`) unless SOURCE_DATE_EPOCH is set: `billrun` sets it once
-    # when the process starts (`entrypoints.cli.main`), not here, since the
-    # environment is the whole process's.
+    # when the process starts (`entrypoints.cli.prepare_process`), not here, since
+    # the environment is the whole process's. Say so when a process did not.
+    if "SOURCE_DATE_EPOCH" not in os.environ:
+        log.warning(
+            "SOURCE_DATE_EPOCH is not set: fontTools stamps each PDF's fonts with the "
+            "current time, so the same invoice renders to other bytes a second later"
+        )
     # WeasyPrint repeats its own notice for every font of every PDF.
     logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
     log.warning(
