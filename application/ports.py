@@ -21,9 +21,7 @@ from typing import Protocol
 from uuid import UUID
 
 from application.errors import ApplicationError
-from domain.receivables import GatewayAnswer
-
-DEFAULT_PAYMENT_TERMS_DAYS = 30
+from domain.receivables import DEFAULT_PAYMENT_TERMS_DAYS, GatewayAnswer
 
 
 class ConfigurationProblem(ApplicationError):
