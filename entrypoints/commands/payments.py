@@ -319,9 +319,3 @@ def ar_aging(as_of: AsOfDate = None, json_out: JsonFlag = False) -> None:
         output.print_json(report.as_json())
         return
     output.print_table(aging_table(report), droppable=("credit", "open"))
-
-
-# Account balance (registered under `billrun account`) -------------------------------------
-
-
-# Payment status of invoices (for `billrun invoice list|show`) -----------------------------
