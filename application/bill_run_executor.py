@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 from uuid import UUID
 
@@ -44,7 +44,7 @@ from domain.bill_run import (
     StepTimings,
 )
 from domain.dunning import SuspendedBilling
-from domain.errors import InvoiceError, RunNotRunnable
+from domain.errors import DomainError, InvoiceError, RunNotRunnable
 from domain.exchange_rates import MissingRate, RateSnapshot
 from domain.ids import account_uuid
 from domain.invoice import Invoice
@@ -67,6 +67,31 @@ BILL_GROUP_CONFIGURED = topic_of(BillGroupConfigured)
 STALE_READ_RETRIES = 3
 """Batches retried from fresh state after an `InvoiceError` with nothing committed
 in between: a stale read clears at the first reload, a real error does not."""
+
+
+PARKING_ERRORS: tuple[type[Exception], ...] = (
+    DomainError,
+    ApplicationError,
+    ValueError,
+    DecimalException,
+    OverflowError,
+)
+"""What parks a family instead of failing the batch: the account's data cannot be
+billed, and the operator fixes the data and runs `billrun run retry`.
+
+- `DomainError`: a rule refused (a missing exchange rate, mixed currencies, an
+  invoice in the wrong state);
+- `ApplicationError`: the application refused (e.g. an invoicer that is not valid);
+- `ValueError`: how the domain and pydantic refuse a value (`InputRefused`, an
+  amount that cannot be rounded to its currency, a `ValidationError`);
+- `DecimalException` and `OverflowError`: an amount or a date past what Decimal's
+  context or `datetime.date` can hold.
+
+Anything else (AttributeError, TypeError, KeyError, NameError, ...) is a bug in
+billrun, the same for every account: parking would hide it as "bad data" on every
+family of the run. It fails the batch loudly instead; nothing of the batch is
+saved, and the run resumes from its last checkpoint once the bug is fixed.
+"""
 
 
 class RunCheckFailed(ApplicationError):
@@ -439,15 +464,16 @@ class BillRunExecutor:
         self, run: BillRun, batch: _Batch, at: datetime
     ) -> tuple[list[FamilyOutcome], list[tuple[str, str]]]:
         """Bill each family of the batch onto its invoices, in memory (execution saves
-        the result, a preview drops it). A family that cannot be billed (bad data, a
-        rule that raises) is parked with the reason, and what it had half done is
-        dropped: the others are billed all the same."""
+        the result, a preview drops it). A family whose data cannot be billed (one of
+        `PARKING_ERRORS`) is parked with the reason, and what it had half done is
+        dropped: the others are billed all the same. Any other error is a bug and
+        fails the batch."""
         outcomes: list[FamilyOutcome] = []
         parked: list[tuple[str, str]] = []
         for invoicer in batch.invoicers:
             try:
                 outcomes.append(self._invoice_family(run, batch, invoicer, at))
-            except Exception as error:  # any failure parks only this family
+            except PARKING_ERRORS as error:  # the data refused: park only this family
                 members = [batch.members[account_uuid(m)] for m in invoicer.members]
                 receivables = batch.receivables.get(invoicer.account_id)
                 for aggregate in (invoicer, *members, batch.open_invoice_of(invoicer), receivables):

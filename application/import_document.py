@@ -38,6 +38,7 @@ from domain.inputs import (
     MAX_ID_LENGTH,
     MAX_TEMPLATE_LENGTH,
     MAX_TEXT_LENGTH,
+    InputRefused,
     check_email,
     check_text,
     parse_iso_date,
@@ -788,14 +789,12 @@ def _problem(error: Any, prefix: tuple[int | str, ...] = ()) -> Problem:
 
 
 def _date_problem(given: Any) -> str:
-    """The one date rule's message (a format error, or a day the calendar lacks)."""
-    # Imported here: usage_csv imports the application, which imports this module.
-    from application.usage_csv import FieldError, parse_date
-
+    """The one date rule's message (a format error, or a day the calendar lacks):
+    domain/inputs' own, as the usage CSV's `parse_date` reports it too."""
     if isinstance(given, str):
         try:
-            parse_date(given)
-        except FieldError as error:
+            parse_iso_date(given)
+        except InputRefused as error:
             return str(error)
     return f"not a date (YYYY-MM-DD): {json.dumps(given, default=str)}"
 

@@ -8,22 +8,34 @@ invoicer alone. One level only: an invoicer is never itself a member.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from application.errors import ApplicationError
 from domain.account import Account
-
-if TYPE_CHECKING:  # billing.py applies families on import: no import cycle at runtime
-    from application.billing import Billing
 
 
 class InvalidInvoicer(ApplicationError):
     pass
 
 
-def assign_invoicer(billing: Billing, member_id: str, invoicer_id: str | None) -> int:
+class AccountBook(Protocol):
+    """What assigning an invoicer needs of the application (`Billing` is one).
+
+    Declared here rather than importing `Billing`: billing.py applies families on
+    import (`change_invoicer`), and a module it imports must not import it back.
+    """
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    def get_account(self, account_id: str) -> Account: ...
+
+    def save(self, *objs: Account) -> Sequence[object]: ...
+
+
+def assign_invoicer(billing: AccountBook, member_id: str, invoicer_id: str | None) -> int:
     """Bill `member_id` onto `invoicer_id`'s invoices (None: onto its own again).
 
     Returns the events saved: 0 when it already is. Applies from the next bill run on.

@@ -20,10 +20,8 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
-from domain.receivables import GatewayAnswer
+from domain.receivables import DEFAULT_PAYMENT_TERMS_DAYS, GatewayAnswer
 from infrastructure.settings import SellerSettings
-
-DEFAULT_PAYMENT_TERMS_DAYS = 30
 
 
 @dataclass(frozen=True)

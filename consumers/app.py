@@ -26,17 +26,34 @@ class _EmptyFetchIsNotAnError(logging.Filter):
     The record is kept at DEBUG (shown only when DEBUG logging is on), so a
     worker's log does not cry wolf."""
 
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError) and "raised an exception, retrying" in str(record.msg):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             # Handlers do not look at the level again: drop it unless DEBUG is on.
-            return BROKER_LOGGER.isEnabledFor(logging.DEBUG)
+            return self.logger.isEnabledFor(logging.DEBUG)
         return True
 
 
-BROKER_LOGGER = logging.getLogger("consumers.broker")
-BROKER_LOGGER.addFilter(_EmptyFetchIsNotAnError())
+BROKER_LOGGER_NAME = "consumers.broker"
+
+
+def broker_logger() -> logging.Logger:
+    """The logger FastStream logs the consumers' broker to, with its filter.
+
+    Attached when a broker is built rather than when this module is imported, so
+    that importing the consumers (for the AsyncAPI document, or a test) changes no
+    logging; a logger is one per process, so the filter is attached once however
+    many brokers are built.
+    """
+    logger = logging.getLogger(BROKER_LOGGER_NAME)
+    if not any(isinstance(f, _EmptyFetchIsNotAnError) for f in logger.filters):
+        logger.addFilter(_EmptyFetchIsNotAnError(logger))
+    return logger
 
 
 def build_broker(
@@ -54,7 +71,7 @@ def build_broker(
     broker = NatsBroker(
         nats_url,
         graceful_timeout=30.0,
-        logger=BROKER_LOGGER,
+        logger=broker_logger(),
         log_level=logging.DEBUG,
     )
     broker.include_router(render_router(services, topology, policy))

@@ -42,6 +42,8 @@ from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
+"""Days net when neither the account nor its bill group says (the one definition:
+the seller's settings and the import refer to it)."""
 COLLECTION_RETRY_DAYS = (1, 3, 7)
 """After a failed collection attempt, the next is made this many days later (the
 first retry 1 day after, ...); after the last, collection stops until a payment

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from functools import cache
@@ -256,7 +257,25 @@ DATABASE_FAULT = 3
 (2 is bad input refused): nothing half-written, safe to re-run."""
 
 
+REPRODUCIBLE_DOCUMENTS = {"SOURCE_DATE_EPOCH": "0"}
+"""Set for the whole process when it starts. Without libharfbuzz-subset, WeasyPrint
+subsets fonts with fontTools, which stamps each subset with the current time
+(`head.modified`), so the same invoice rendered a second later had other bytes
+(and another content hash). fontTools takes the reproducible-builds variable
+instead when it is set: invoices are documents, not builds of fonts. An operator's
+own value is kept. Set here, once, rather than by the renderer on first use: the
+environment belongs to the process, not to one of its objects."""
+
+
+def prepare_process() -> None:
+    """What a process that may render invoices sets once, when it starts: `main`
+    here, and the test suite's conftest (its own entry point)."""
+    for name, value in REPRODUCIBLE_DOCUMENTS.items():
+        os.environ.setdefault(name, value)
+
+
 def main() -> None:
+    prepare_process()
     try:
         app()
     except Exception as error:

@@ -256,3 +256,8 @@ def date_option(name: str, text: str) -> date:
         return parse_date(text)
     except FieldError as error:
         raise UsageError(f"{name}: {error}") from None
+
+
+UnbilledFlag = Annotated[
+    bool, typer.Option("--unbilled", help="Only records not billed yet.", show_default=False)
+]

@@ -22,9 +22,8 @@ from domain.invoice import Invoice
 from domain.periods import Frequency, Period, Timing, bill_date
 from domain.receivables import DunningApplied, DunningNoticeSent
 from entrypoints import output
-from entrypoints.commands.payments import aging_table
-from entrypoints.commands.runs import statistics_table
 from entrypoints.common import progress_bar
+from entrypoints.presenters import aging_table, statistics_table
 from entrypoints.runtime import Runtime
 from entrypoints.worker import run_worker
 from infrastructure.file_store import FileStore, documents_root

@@ -4,11 +4,49 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+class CollectorPause:
+    """Who holds the collector paused, counted: `gc.disable()` is process-wide, and
+    the bill-run executor and the renderer pause it from worker threads of one
+    process.
+
+    A plain disable/enable pair is wrong there: the first pauser to leave would
+    enable the collector under the other still working, and a pauser that found
+    it disabled (by another pauser) would leave it disabled for good if the first
+    left before it looked. So the first pauser in records whether the collector
+    was enabled and disables it; the last one out enables it again, and only if
+    it was enabled before the first came in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_PROCESS_PAUSE = CollectorPause()
+"""The one count for the process, because the collector it guards is the process's."""
+
+
+def collector_paused() -> contextlib.AbstractContextManager[None]:
     """Hold Python's cyclic garbage collector for the span of one unit of work.
 
     Work such as one WeasyPrint rendering or one bill-run batch allocates tens of
@@ -16,14 +54,8 @@ def collector_paused() -> Iterator[None]:
     all stay alive until the unit is done, so the collections those allocations
     trigger meanwhile find nothing to free: they were a tenth of a PDF's time and
     a sixth of a batch's CPU. The garbage is collected once afterwards, by the
-    next automatic collection. A caller that already disabled the collector
-    keeps it disabled.
+    next automatic collection. Safe from several threads at once (see
+    `CollectorPause`); a process that disabled the collector itself keeps it
+    disabled.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    return _PROCESS_PAUSE.paused()

@@ -21,8 +21,13 @@ import pytest
 
 from application.billing import Billing
 from application.import_document import parse_import
+from entrypoints.cli import prepare_process
 from infrastructure.database import create_database, drop_database
 from infrastructure.persistence import eventsourcing_environment
+
+# The test session is a process that renders invoices in-process (the renderer's
+# byte-for-byte tests), so it starts the way `billrun` does.
+prepare_process()
 
 TEST_SELLER = {
     "BILLRUN_SELLER_NAME": "Test Seller SA",

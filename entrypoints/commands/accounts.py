@@ -11,7 +11,6 @@ from application.payments import payment_terms, set_autopay, set_payment_terms
 from domain.account import Account
 from domain.ids import account_uuid
 from entrypoints import output
-from entrypoints.commands.payments import show_balance
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
@@ -20,6 +19,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
+from entrypoints.presenters import show_balance
 
 account_app = typer.Typer(
     help="Read accounts, their packages and balances; set payment terms and auto-pay.",

@@ -12,8 +12,16 @@ from application.transactions import ChargeInput, add_charges
 from domain.account import Charge, ChargeTerms
 from domain.lines import DEFAULT_CHARGE_CATEGORY
 from entrypoints import output
-from entrypoints.commands.usage import UnbilledFlag, billed_text
-from entrypoints.common import JsonFlag, UsageError, date_option, decimal_option, refusals, runtime
+from entrypoints.common import (
+    JsonFlag,
+    UnbilledFlag,
+    UsageError,
+    date_option,
+    decimal_option,
+    refusals,
+    runtime,
+)
+from entrypoints.presenters import billed_text
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"

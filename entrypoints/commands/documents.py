@@ -19,8 +19,8 @@ from rich.table import Table
 from application.documents import DOCUMENT_FORMATS, InvoiceDocuments, invoice_documents
 from domain.invoice import RenderedDocument
 from entrypoints import output
-from entrypoints.commands.invoices import resolve_invoice_id
 from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
+from entrypoints.presenters import resolve_invoice_id
 from entrypoints.runtime import Runtime
 from infrastructure.file_store import FileStore, documents_root
 

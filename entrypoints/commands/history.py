@@ -13,8 +13,8 @@ from rich.table import Table
 
 from application.history import History, HistoryEntry
 from entrypoints import output
-from entrypoints.commands.invoices import resolve_invoice_id
 from entrypoints.common import UsageError, refusals, runtime
+from entrypoints.presenters import resolve_invoice_id
 
 
 @refusals

@@ -11,25 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from application.credit_notes import CreditOutcome, credit_invoice
-from application.errors import InvoiceNotFound
 from application.review import STATUSES, InvoiceFilter, ReviewOutcome, review
 from domain.credit_notes import CreditTerms
 from domain.invoice import (
-    DOCUMENT_PREFIXES,
-    DocumentType,
     Invoice,
     ReviewAction,
     format_credit_note_number,
     format_invoice_number,
 )
 from entrypoints import output
-from entrypoints.commands.payments import (
-    document_of,
-    payment_cell,
-    payment_json,
-    payment_line,
-    payment_statuses,
-)
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
@@ -40,7 +30,14 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.runtime import Runtime
+from entrypoints.presenters import (
+    document_of,
+    payment_cell,
+    payment_json,
+    payment_line,
+    payment_statuses,
+    resolve_invoice_id,
+)
 
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
@@ -171,25 +168,6 @@ def invoice_table(invoice: Invoice) -> Group:
             verdicts.add_row(verdict.rule, verdict.action.value, verdict.reason)
         parts.append(verdicts)
     return Group(*parts)
-
-
-def resolve_invoice_id(rt: Runtime, text: str) -> UUID:
-    """An invoice's id from its id, its number (42, INV-00000042), or a credit note's
-    number (CN-00000003: credit notes are numbered apart)."""
-    try:
-        return UUID(text)
-    except ValueError:
-        pass
-    digits, document_type = text.upper(), DocumentType.INVOICE
-    for prefix, kind in DOCUMENT_PREFIXES.items():
-        if digits.startswith(prefix):
-            digits, document_type = digits.removeprefix(prefix), kind
-    if not digits.isdigit():
-        raise InvoiceNotFound(text)
-    found = rt.read_side.fresh_invoices().id_of_number(int(digits), document_type)
-    if found is None:
-        raise InvoiceNotFound(text)
-    return found
 
 
 def credit_lines(invoice: Invoice) -> list[Text]:

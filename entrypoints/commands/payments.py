@@ -7,15 +7,10 @@ owed, paid and overdue is read from the receivables read model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from datetime import date
 from decimal import Decimal
-from itertools import islice
-from typing import Annotated, Any, TypeVar
-from uuid import UUID
+from typing import Annotated, Any
 
 import typer
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -23,7 +18,6 @@ from application.collection import payment_gateway
 from application.payments import (
     PaymentRecording,
     Reconciliation,
-    payment_terms,
     reconcile_collections,
     record_payment,
 )
@@ -36,19 +30,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.runtime import Runtime
-from projections.receivables import (
-    BUCKETS,
-    CREDIT_NOTE,
-    AccountBalance,
-    AccountRow,
-    AgingReport,
-    AgingRow,
-    ItemRow,
-    ReceivablesView,
-)
-
-T = TypeVar("T")
+from entrypoints.presenters import aging_table, as_of_day
 
 payment_app = typer.Typer(
     help="Record payments received, list them, and reconcile pending collections.\n\n"
@@ -75,17 +57,6 @@ AsOfDate = Annotated[
         show_default=False,
     ),
 ]
-BUCKET_LABELS = {
-    "current": "current",
-    "1-30": "1-30",
-    "31-60": "31-60",
-    "61-90": "61-90",
-    "over_90": ">90",
-}
-
-
-def as_of_day(rt: Runtime, text: str | None) -> date:
-    return rt.billing.clock().date() if text is None else date_option("--as-of", text)
 
 
 # Recording ---------------------------------------------------------------------------
@@ -348,155 +319,3 @@ def ar_aging(as_of: AsOfDate = None, json_out: JsonFlag = False) -> None:
         output.print_json(report.as_json())
         return
     output.print_table(aging_table(report), droppable=("credit", "open"))
-
-
-def aging_table(report: AgingReport, per_account: bool = True) -> Table:
-    """The aging buckets per account (unless `per_account` is off) and per currency."""
-    table = output.compact_table(f"Receivables aging as of {report.as_of} (days past due)")
-    table.add_column("account", no_wrap=True)
-    table.add_column("", no_wrap=True)  # the currency
-    for name in BUCKETS:
-        table.add_column(BUCKET_LABELS[name], justify="right", no_wrap=True)
-    for column in ("open", "credit", "balance"):
-        table.add_column(column, justify="right", no_wrap=True)
-
-    def add(label: str, row: AgingRow, style: str | None = None) -> None:
-        table.add_row(
-            label, row.currency, *(str(row.buckets[name]) for name in BUCKETS),
-            str(row.open_total), str(row.credit), str(row.balance), style=style,
-        )  # fmt: skip
-
-    if per_account:
-        for row in report.rows:
-            add(row.account or "", row)
-    if report.rows and per_account:
-        table.add_section()
-    for total in report.totals:
-        add("total", total, "bold")
-    if not report.rows:
-        table.caption = "nothing open, no credit"
-    return table
-
-
-# Account balance (registered under `billrun account`) -------------------------------------
-
-
-def balance_of(rt: Runtime, account_id: str, day: date) -> AccountBalance:
-    """The account's balance from the read model; zeros before anything was posted."""
-    account = rt.billing.get_account(account_id)  # an unknown account is refused
-    found = rt.read_side.fresh_receivables().balance(account_id, day)
-    if found is not None:
-        return found
-    zero = round_to_currency(Decimal(0), account.currency)
-    row = AccountRow(account_id, account.currency, zero, None, False, None, False, None)
-    aging = AgingRow(account_id, account.currency, dict.fromkeys(BUCKETS, zero), zero, zero, 0)
-    return AccountBalance(row, [], aging, day)
-
-
-def balance_json(balance: AccountBalance, terms_days: int, terms_source: str) -> dict[str, Any]:
-    return {
-        **balance.as_json(),
-        "payment_terms": {"days": terms_days, "source": terms_source},
-    }
-
-
-def balance_view(balance: AccountBalance, terms_days: int, terms_source: str) -> Group:
-    account, currency, day = balance.account, balance.account.currency, balance.as_of
-    summary = Table(show_header=False, box=None)
-    summary.add_column(style="bold")
-    summary.add_column()
-    summary.add_row("balance", output.money(balance.balance, currency))
-    summary.add_row("open", output.money(balance.aging.open_total, currency))
-    summary.add_row("credit", output.money(account.credit, currency))
-    summary.add_row("payment terms", f"net {terms_days} days ({terms_source})")
-    summary.add_row("auto-pay", f"on ({account.autopay_hint})" if account.autopay else "off")
-    summary.add_row("suspended", f"yes: {account.suspended_reason}" if account.suspended else "no")
-    items = output.compact_table(f"Open invoices of {account.account} as of {day}")
-    dunned = any(item.dunning_stage for item in balance.open_items)
-    columns = ("invoice", "due", "amount", "paid", "open", "days\noverdue", "status")
-    for column in (*columns, "dunning\nstage") if dunned else columns:
-        left = column in ("invoice", "due", "status")
-        items.add_column(column, justify="left" if left else "right", no_wrap=True)
-    for item in balance.open_items:
-        cells = [
-            item.number, str(item.due_on), str(item.amount), str(item.allocated),
-            str(item.open_amount), str(item.days_overdue(day)), item.status(day),
-        ]  # fmt: skip
-        items.add_row(*cells, *([str(item.dunning_stage or "-")] if dunned else []))
-    if not balance.open_items:
-        items.caption = "nothing open"
-    aging = output.compact_table("Aging (days past due)")
-    for name in BUCKETS:
-        aging.add_column(BUCKET_LABELS[name], justify="right", no_wrap=True)
-    aging.add_row(*(str(balance.aging.buckets[name]) for name in BUCKETS))
-    title = Text.assemble((f"{account.account} ({currency})", "bold"), f" as of {day}")
-    return Group(title, summary, items, aging)
-
-
-def show_balance(account_id: str, as_of: str | None, json_out: bool) -> None:
-    with runtime() as rt:
-        day = as_of_day(rt, as_of)
-        balance = balance_of(rt, account_id, day)
-        terms = payment_terms(rt.billing, account_id)
-    if json_out:
-        output.print_json(balance_json(balance, terms.days, terms.source))
-        return
-    output.console.print(balance_view(balance, terms.days, terms.source))
-
-
-# Payment status of invoices (for `billrun invoice list|show`) -----------------------------
-
-
-def payment_statuses(
-    view: ReceivablesView, rows: Iterable[T], id_of: Callable[[T], UUID], chunk: int = 1000
-) -> Iterator[tuple[T, ItemRow | None]]:
-    """Each of `rows` (streamed) with its posted document, looked up a chunk at a time
-    (None: not posted: open, rejected when it closed, or closed before receivables)."""
-    iterator = iter(rows)
-    while batch := list(islice(iterator, chunk)):
-        found = view.payment_status(id_of(row) for row in batch)
-        for row in batch:
-            yield row, found.get(id_of(row))
-
-
-def payment_json(item: ItemRow | None, day: date) -> dict[str, Any]:
-    """An invoice's due date and payment status as of `day` (nulls: not posted, or a
-    credit note, which is not paid but pays)."""
-    if item is None or item.kind == CREDIT_NOTE:
-        return {"due_date": None, "payment_status": None, "paid": None, "open": None}
-    return {
-        "due_date": item.due_on.isoformat(),
-        "payment_status": item.status(day),
-        "paid": str(item.allocated),
-        "open": str(item.open_amount),
-    }
-
-
-def payment_cell(item: ItemRow | None, day: date) -> str:
-    """The due date over the payment status, for a table ("-": not posted, or a credit
-    note)."""
-    if item is None or item.kind == CREDIT_NOTE:
-        return "-"
-    return f"{item.due_on}\n{item.status(day).replace('_', ' ')}"
-
-
-def payment_line(item: ItemRow | None, day: date) -> Text:
-    if item is None:
-        return Text.assemble(("payment: ", "bold"), "- (not posted to receivables)")
-    if item.kind == CREDIT_NOTE:
-        return Text.assemble(
-            ("receivables: ", "bold"), "posted; it paid the invoice it corrects first"
-        )
-    status = item.status(day)
-    text = Text.assemble(
-        ("due: ", "bold"), str(item.due_on), ("  payment: ", "bold"), status.replace("_", " ")
-    )
-    text.append(f" as of {day} (paid {item.allocated}, open {item.open_amount} {item.currency}")
-    if item.days_overdue(day):
-        text.append(f", {item.days_overdue(day)} days overdue")
-    text.append(")")
-    return text
-
-
-def document_of(rt: Runtime, invoice_id: UUID) -> ItemRow | None:
-    return rt.read_side.fresh_receivables().payment_status([invoice_id]).get(invoice_id)

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from application.previews import Preview, differences, preview_run
+from application.previews import Preview, preview_run
 from application.run_check import check_run
-from domain.bill_run import BillRun, PreviewSummary
+from domain.bill_run import PreviewSummary
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
 
@@ -161,14 +161,3 @@ def _detail_title(title: str, rows: Sequence[object]) -> str:
     if len(rows) <= DETAIL_ROWS:
         return f"{title}: {len(rows)}"
     return f"{title}: first {DETAIL_ROWS} of {len(rows)} (--json lists every one)"
-
-
-def preview_comparison(run: BillRun) -> str | None:
-    """How the completed run compares with its preview, as a predicate (`run R
-    equals its preview ...`); None: no preview, or the run is not done."""
-    if run.preview is None or not run.is_completed:
-        return None
-    found = differences(run.preview, run.statistics)
-    if not found:
-        return "equals its preview (same digest)"
-    return "differs from its preview: " + "; ".join(found)

@@ -14,11 +14,10 @@ from rich.table import Table
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.scheduler import resume_failed_run, set_run_disabled
-from domain.bill_run import BatchStatistics, BillRun
+from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
-from entrypoints.commands.run_checks import preview_comparison
 from entrypoints.common import (
     AsOfOption,
     DateOption,
@@ -30,6 +29,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
+from entrypoints.presenters import base_totals, preview_comparison, run_totals, statistics_table
 from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
@@ -585,65 +585,6 @@ def run_json(run: BillRun) -> dict[str, Any]:
         "base_totals": totals_json(base_totals(run.statistics)),
         "statistics": run.statistics.model_dump(mode="json"),
     }
-
-
-def statistics_table(run: BillRun) -> Table:
-    """The run's figures as docs/architecture.md ("Run statistics") defines them:
-    seen = billed + nothing due + parked; totals of the closed invoices as net,
-    tax and gross per currency, and in the base currency when one is set."""
-    stats = run.statistics
-    table = Table(
-        title=f"Bill run {run.run_id}: {run.status.value} ({run.workflow_state.value})",
-        show_header=False,
-    )
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("period", str(run.period))
-    table.add_row("accounts in scope", str(run.accounts_in_scope))
-    table.add_row("accounts seen", str(stats.accounts_seen))
-    table.add_row("accounts billed", str(stats.accounts_billed))
-    table.add_row("accounts with nothing due", str(stats.accounts_skipped))
-    table.add_row("accounts parked", str(stats.accounts_parked))
-    table.add_row("invoices closed", str(stats.invoices))
-    table.add_row("lines", str(stats.lines))
-    if stats.stranded:
-        table.add_row("stranded bill dates left owed", str(stats.stranded))
-    for label, currency, amount in totals_rows(run_totals(stats), "invoiced"):
-        table.add_row(label, output.money(amount, currency))
-    for label, currency, amount in totals_rows(base_totals(stats), "base currency"):
-        table.add_row(label, output.money(amount, currency))
-    return table
-
-
-def run_totals(stats: BatchStatistics) -> dict[str, dict[str, Decimal]]:
-    """The closed invoices' net, tax and gross per currency (labelled: a bare
-    "total" next to the net amount was read as the invoices' total)."""
-    return {
-        currency: {
-            "net": net,
-            "tax": stats.tax_totals.get(currency, Decimal(0)),
-            "gross": stats.gross_totals.get(
-                currency, net + stats.tax_totals.get(currency, Decimal(0))
-            ),
-        }
-        for currency, net in stats.totals.items()
-    }
-
-
-def base_totals(stats: BatchStatistics) -> dict[str, dict[str, Decimal]]:
-    return {currency: dict(amounts) for currency, amounts in stats.base_totals.items()}
-
-
-def totals_rows(
-    totals: Mapping[str, Mapping[str, Decimal | None]], prefix: str
-) -> list[tuple[str, str, Decimal]]:
-    """(label, currency, amount) rows: `invoiced net EUR`, `invoiced tax EUR`, ..."""
-    return [
-        (f"{prefix} {kind} {currency}", currency, amount)
-        for currency, amounts in totals.items()
-        for kind, amount in amounts.items()
-        if amount is not None
-    ]
 
 
 def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:

@@ -12,7 +12,16 @@ from application.transactions import UsageInput, record_usage
 from application.usage_csv import parse_usage_csv
 from domain.account import Account, UsageRecord
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, date_option, decimal_option, refusals, runtime
+from entrypoints.common import (
+    JsonFlag,
+    UnbilledFlag,
+    UsageError,
+    date_option,
+    decimal_option,
+    refusals,
+    runtime,
+)
+from entrypoints.presenters import billed_text
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -22,10 +31,6 @@ usage_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-UnbilledFlag = Annotated[
-    bool, typer.Option("--unbilled", help="Only records not billed yet.", show_default=False)
-]
 
 
 @usage_app.command("record")
@@ -197,11 +202,3 @@ def usage_json(
         "written_off": written_off_by is not None,
         "written_off_by_run": written_off_by,
     }
-
-
-def billed_text(row: dict[str, Any]) -> str:
-    """The "billed" column: billed by a run cancelled with --discard is written off
-    (nothing bills it again, and no invoice stands for it)."""
-    if row["written_off"]:
-        return f"written off (run {row['written_off_by_run']} discarded)"
-    return "yes" if row["billed"] else "no"

@@ -29,6 +29,7 @@ position and status), `encoder` (events to messages), `wire` (messages as NATS
 sends them), `window` (a window in flight and its acks), `loop` (the relay).
 """
 
+from infrastructure.nats_wire import send_hpub
 from infrastructure.relay.encoder import Encoder, Outbound
 from infrastructure.relay.errors import RelayAlreadyRunning, RelayError
 from infrastructure.relay.log import NotificationLog, RelayRow
@@ -42,7 +43,7 @@ from infrastructure.relay.loop import (
 )
 from infrastructure.relay.positions import RelayPositions, RelayStatus, relay_status
 from infrastructure.relay.window import AckWindow, WindowOutcome
-from infrastructure.relay.wire import header_block, send_hpub
+from infrastructure.relay.wire import header_block
 
 __all__ = [
     "ACK_TIMEOUT_S",

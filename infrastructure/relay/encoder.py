@@ -36,6 +36,8 @@ class Encoder:
     def __init__(self, subject_prefix: str) -> None:
         self._prefix = subject_prefix
         self._topics: dict[str, tuple[str, str]] = {}
+        self._header_names: set[str] = set()
+        """Header names `header_block` has checked for this encoder."""
 
     def encode(self, row: RelayRow, replay_id: str | None = None) -> Outbound:
         nid, originator_id, version, topic, state = row
@@ -66,4 +68,4 @@ class Encoder:
             headers["Billrun-Run-Id"] = run_id
         if replay_id is not None:
             headers["Billrun-Replay-Id"] = replay_id
-        return Outbound(nid, subject, body, headers, header_block(headers))
+        return Outbound(nid, subject, body, headers, header_block(headers, self._header_names))

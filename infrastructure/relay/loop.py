@@ -23,6 +23,7 @@ from infrastructure.messaging import (
     connect,
     ensure_streams,
 )
+from infrastructure.nats_wire import NatsWireMismatch, require_nats_wire
 from infrastructure.relay.encoder import Encoder, Outbound
 from infrastructure.relay.errors import RelayError
 from infrastructure.relay.log import NotificationLog, RelayRow
@@ -119,6 +120,12 @@ class Relay:
             raise ValueError(f"window must be at least 1, not {window}")
         if not backoff:
             raise ValueError("backoff needs at least one delay")
+        try:
+            # Before anything connects: the wire shortcut must match the nats-py it
+            # was written for (see infrastructure/nats_wire.py).
+            require_nats_wire()
+        except NatsWireMismatch as error:
+            raise RelayError(str(error)) from None
         self.source = source
         self.positions = positions
         self.nats_url = nats_url

@@ -14,9 +14,9 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 
+from infrastructure.nats_wire import send_hpub
 from infrastructure.relay.encoder import Outbound
 from infrastructure.relay.errors import RelayError
-from infrastructure.relay.wire import send_hpub
 
 _TICK_S = 0.1
 # Let nats-py's flusher write (and the server start storing and acking) every so

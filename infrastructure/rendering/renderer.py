@@ -61,10 +61,14 @@ def _fonttools_fallback() -> None:
     """Set up for fontTools subsetting fonts, and say so once per process (every
     renderer of a process, and every document it renders, shares the one cause)."""
     # fontTools stamps each font subset it writes with the current time
-    # (`head.modified`), which made the same invoice render to different
-    # bytes a second later. It takes the reproducible-builds variable
-    # instead when set: invoices are documents, not builds of fonts.
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
+    # (`head.modified`) unless SOURCE_DATE_EPOCH is set: `billrun` sets it once
+    # when the process starts (`entrypoints.cli.prepare_process`), not here, since
+    # the environment is the whole process's. Say so when a process did not.
+    if "SOURCE_DATE_EPOCH" not in os.environ:
+        log.warning(
+            "SOURCE_DATE_EPOCH is not set: fontTools stamps each PDF's fonts with the "
+            "current time, so the same invoice renders to other bytes a second later"
+        )
     # WeasyPrint repeats its own notice for every font of every PDF.
     logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
     log.warning(

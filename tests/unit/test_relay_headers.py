@@ -35,3 +35,12 @@ def test_a_value_cannot_inject_a_header() -> None:
 def test_an_invalid_header_name_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="invalid NATS header name"):
         header_block({name: "x"})
+
+
+def test_the_checked_names_are_kept_by_the_caller_not_by_the_module() -> None:
+    # Each Encoder passes a set of its own: nothing is remembered between callers.
+    checked: set[str] = set()
+    header_block({"Nats-Msg-Id": "1", "Billrun-Event": "X"}, checked)
+    assert checked == {"Nats-Msg-Id", "Billrun-Event"}
+    with pytest.raises(ValueError, match="invalid NATS header name"):
+        header_block({"Bad Name": "x"}, checked)
