@@ -60,7 +60,7 @@ def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDoc
                         id=f"u{i}",
                         package_id="office",
                         quantity=str(120 + i % 7),  # type: ignore[arg-type]  # validated from a string
-                        occurred_on=date(2026, 4, 12),
+                        occurred_on="2026-04-12",  # type: ignore[arg-type]  # validated from a string
                     )
                 ],
                 "charges": [
@@ -68,7 +68,7 @@ def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDoc
                         id="setup",
                         description="Meeting room, half day",
                         amount="9000" if whole else "85.00",  # type: ignore[arg-type]
-                        date=date(2026, 4, 20),
+                        date="2026-04-20",  # type: ignore[arg-type]
                     )
                 ],
             }
@@ -86,8 +86,8 @@ def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDoc
                         amount=amount,  # type: ignore[arg-type]  # validated from a string
                         frequency=Frequency.MONTHLY,
                         timing=Timing.ADVANCE,
-                        start_date=date(2026, 1, 1),
-                        next_bill_date=date(2026, 4, 1),
+                        start_date="2026-01-01",  # type: ignore[arg-type]
+                        next_bill_date="2026-04-01",  # type: ignore[arg-type]
                         usage_rate="12" if whole else "0.12",  # type: ignore[arg-type]
                     )
                 ],
