@@ -60,7 +60,12 @@ def print_json_array(items: Iterable[Any]) -> None:
 
 def money(amount: Decimal, currency: str) -> str:
     """`1,234.50 EUR`: grouped, at the currency's minor unit, never `1E+2`."""
-    return f"{round_to_currency(amount, currency):,f} {currency}"
+    return f"{grouped(amount, currency)} {currency}"
+
+
+def grouped(amount: Decimal, currency: str) -> str:
+    """`1,234.50`: an amount of `currency`, grouped, at its minor unit."""
+    return f"{round_to_currency(amount, currency):,f}"
 
 
 def number(value: Decimal) -> str:

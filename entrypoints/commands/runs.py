@@ -546,6 +546,13 @@ def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
             rows[_LABELS[key]] = _NEXT[value].format(run=shown.get("run_id"))
         elif key == "status" and value == "completed":
             rows[_LABELS[key]] = "completed (billing done)"
+        elif key in ("totals", "base_totals") and isinstance(value, dict):
+            # Each currency's gross over its net and tax, not one run-on line.
+            amounts = {
+                currency: {kind: None if v is None else Decimal(str(v)) for kind, v in row.items()}
+                for currency, row in value.items()
+            }
+            rows[_LABELS.get(key, key)] = "\n".join(totals_cells(amounts)) or "-"
         else:
             rows[_LABELS.get(key, key)] = value
     return rows
@@ -598,6 +605,6 @@ def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str
         else:
             cells.append(
                 f"{output.money(gross, currency)} gross\n"
-                f"(net {output.number(net)}, tax {output.number(tax)})"
+                f"(net {output.grouped(net, currency)}, tax {output.grouped(tax, currency)})"
             )
     return cells
