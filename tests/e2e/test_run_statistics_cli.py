@@ -56,7 +56,8 @@ def test_run_totals_show_net_tax_and_gross_per_currency_and_in_the_base_currency
     assert (report["totals"], report["base_totals"]) == (status["totals"], status["base_totals"])
 
     table = cli.ok("run", "status", "jan").stdout
-    assert "gross: 720.00" in table and "net: 600.00" in table
+    assert "720.00 EUR gross" in table and "(net 600.00, tax 120.00)" in table
+    assert "840.00 EUR gross" in table  # the base currency's
     assert "gross" in cli.ok("run", "report", "jan").stdout
 
 
