@@ -233,12 +233,12 @@ def _configure(
 def configure_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
-    from entrypoints import output
+    from entrypoints.consoles import errors
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=output.errors, show_path=False)],
+        handlers=[RichHandler(console=errors, show_path=False)],
     )
     # fontTools logs each table of each font it subsets (it stands in for a missing
     # libharfbuzz-subset), WeasyPrint each layout step of each PDF: noise to an

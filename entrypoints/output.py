@@ -1,4 +1,9 @@
-"""Printing for people (rich tables) and for programs (JSON on stdout)."""
+"""Printing for people (rich tables) and for programs (JSON on stdout).
+
+The money formatting imports `domain.money` when first used: `billrun --help`
+fits its option tables with this module's table helpers, and importing the
+domain there (pydantic with it) cost 35 ms of its start (bench/startup.py).
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,17 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
-from domain.money import plain, round_to_currency
+from entrypoints import consoles
 
-console = Console()
-errors = Console(stderr=True)
+# Every command prints through these two (kept in `consoles` for logging's sake).
+console = consoles.console
+errors = consoles.errors
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
+        from domain.money import plain
+
         return plain(value)
     if isinstance(value, UUID):
         return str(value)
@@ -65,11 +73,15 @@ def money(amount: Decimal, currency: str) -> str:
 
 def grouped(amount: Decimal, currency: str) -> str:
     """`1,234.50`: an amount of `currency`, grouped, at its minor unit."""
+    from domain.money import round_to_currency
+
     return f"{round_to_currency(amount, currency):,f}"
 
 
 def number(value: Decimal) -> str:
     """A quantity, unit price, rate or amount in a table cell: plain notation."""
+    from domain.money import plain
+
     return plain(value)
 
 
