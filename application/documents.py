@@ -129,7 +129,7 @@ def build_invoice_document(
         subtotal=invoice.subtotal,
         tax=invoice.tax,
         total=invoice.total,
-        tax_breakdown=tax_breakdown(lines, invoice.currency),
+        tax_breakdown=tax_breakdown(invoice),
         payment_terms=terms,
         service_period_start=min((line.service_period_start for line in lines), default=None),
         service_period_end=max((line.service_period_end for line in lines), default=None),
@@ -178,23 +178,20 @@ def proration(rule: str) -> tuple[int, int] | None:
     return None if found is None else (int(found.group(1)), int(found.group(2)))
 
 
-def tax_breakdown(lines: Sequence[DocumentLine], currency: str) -> tuple[TaxBreakdown, ...]:
-    """One entry per tax rate, highest first: the net amounts and the taxes of its
-    lines, summed exactly, so the entries add up to the invoice's subtotal and tax."""
-    zero = round_to_currency(Decimal(0), currency)
-    by_rate: dict[Decimal, list[DocumentLine]] = {}
-    for line in lines:
-        by_rate.setdefault(line.tax_rate, []).append(line)
+def tax_breakdown(invoice: Invoice) -> tuple[TaxBreakdown, ...]:
+    """One entry per tax rate, highest first: the rate's taxable amount and its tax
+    as the invoice computed it (rounded once per rate, EN 16931 BR-CO-17; on an
+    invoice closed before that rule, the sum of its lines' taxes), so the entries
+    add up to the invoice's subtotal and tax exactly."""
+    zero = round_to_currency(Decimal(0), invoice.currency)
+    by_rate = invoice.amounts_by_rate()
     if not by_rate:
         return (TaxBreakdown(Decimal(0), vat_category(Decimal(0)), zero, zero),)
     return tuple(
         TaxBreakdown(
-            tax_rate=rate,
-            tax_category=vat_category(rate),
-            taxable_amount=sum((line.amount for line in group), zero),
-            tax=sum((line.tax for line in group), zero),
+            tax_rate=rate, tax_category=vat_category(rate), taxable_amount=net, tax=tax
         )
-        for rate, group in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
+        for rate, (net, tax) in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
     )
 
 

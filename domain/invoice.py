@@ -12,6 +12,7 @@ from domain.ids import invoice_uuid
 from domain.lines import InvoiceLine
 from domain.model import Aggregate, DomainEvent, ValueObject
 from domain.money import is_currency, round_to_currency
+from domain.pricing import tax_by_rate
 from domain.review_rules import RuleAction, Verdict, decisive
 
 
@@ -144,6 +145,10 @@ class InvoiceClosed(DomainEvent):
     posting_date: date | None = None
     """The issue (posting) date set by a later closing run (`user_bill_cycle`): the
     invoice is issued when it closes, not when it was opened. None: as opened."""
+    tax_per_rate: bool = False
+    """True: `tax` is each rate's taxable amount taxed and rounded once (BR-CO-17);
+    False (credit notes, and invoices closed before that rule): the sum of the
+    lines' taxes."""
 
 
 class CreditedAmount(ValueObject):
@@ -318,6 +323,10 @@ class Invoice(Aggregate):
         """A credit note's: why it was issued."""
         self.credits: dict[UUID, InvoiceCredited] = {}
         """An invoice's: the credit notes correcting it, by id."""
+        self.tax_per_rate = True
+        """How `tax` was computed: per rate, rounded once (False: the sum of the line
+        taxes, on invoices closed before the rule; see `domain.pricing`)."""
+        self._net_by_rate: dict[Decimal, Decimal] = {}
 
     @classmethod
     def open(
@@ -408,7 +417,7 @@ class Invoice(Aggregate):
             )
         zero = round_to_currency(Decimal(0), self.currency)
         subtotal = sum((line.amount for line in self.lines), zero)
-        tax = sum((line.tax for line in self.lines), zero)
+        tax = self._tax_of_lines()
         self._trigger(
             InvoiceClosed,
             at,
@@ -425,6 +434,7 @@ class Invoice(Aggregate):
             due_date=due_date,
             document_type=self.document_type,
             posting_date=posting_date,
+            tax_per_rate=self.tax_per_rate,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -591,8 +601,12 @@ class Invoice(Aggregate):
             )
 
     def amounts_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
-        """(net, tax) of the lines at each tax rate."""
+        """(net, tax) of the lines at each tax rate: the rate's tax rounded once, or
+        on an invoice closed before that rule, the sum of its lines' taxes."""
         zero = round_to_currency(Decimal(0), self.currency)
+        if self.tax_per_rate:
+            taxes = tax_by_rate(self._net_by_rate, self.currency)
+            return {rate: (net, taxes[rate]) for rate, net in self._net_by_rate.items()}
         by_rate: dict[Decimal, tuple[Decimal, Decimal]] = {}
         for line in self.lines:
             net, tax = by_rate.get(line.tax_rate, (zero, zero))
@@ -754,14 +768,34 @@ class Invoice(Aggregate):
         self.corrects = event.corrects
         self.corrects_number = event.corrects_number
         self.credit_reason = event.reason
+        # An invoice's tax is rounded once per rate; a credit note's lines carry
+        # what they take off the invoice's per-rate tax, so its tax is their sum.
+        self.tax_per_rate = event.document_type is not DocumentType.CREDIT_NOTE
         # Running totals are shown at the currency's minor unit ("0.00", not "0").
         self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
 
     def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
-        self.lines.append(event.line)
-        self.subtotal += event.line.amount
-        self.tax += event.line.tax
+        line = event.line
+        self.lines.append(line)
+        self.subtotal += line.amount
+        # Running totals by rate, so each line costs O(rates), not O(lines).
+        self._net_by_rate[line.tax_rate] = self._net_by_rate.get(line.tax_rate, Decimal(0)) + (
+            line.amount
+        )
+        if self.tax_per_rate:
+            self.tax = self._tax_of_lines()
+        else:
+            self.tax += line.tax
         self.total = self.subtotal + self.tax
+
+    def _tax_of_lines(self) -> Decimal:
+        """The tax of the lines so far: each rate's taxable amount taxed and rounded
+        once (an invoice), or the sum of the line taxes (a credit note, whose lines
+        carry the invoice's tax per rate: `domain.credit_notes`)."""
+        zero = round_to_currency(Decimal(0), self.currency)
+        if not self.tax_per_rate:
+            return sum((line.tax for line in self.lines), zero)
+        return sum(tax_by_rate(self._net_by_rate, self.currency).values(), zero)
 
     def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:
         self.documents[event.format] = RenderedDocument(
@@ -828,3 +862,4 @@ class Invoice(Aggregate):
         self.subtotal = event.subtotal
         self.tax = event.tax
         self.total = event.total
+        self.tax_per_rate = event.tax_per_rate
