@@ -42,6 +42,21 @@ class Seller:
     iban: str = "BE71 0961 2345 6769"
     bic: str | None = None
     payment_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS
+    street: str | None = "1 Ledger Street"
+    """The postal address as e-invoices state it (BG-5): street, city, postcode."""
+    city: str | None = "Brussels"
+    postal_code: str | None = "1000"
+    company_id: str | None = "0123456749"
+    """The legal registration id (BT-30), e.g. a Belgian enterprise number."""
+    endpoint_scheme: str | None = "0208"
+    """The electronic address (BT-34): a Peppol EAS scheme (0208: Belgian enterprise
+    number, 9925: Belgian VAT, 0009: SIRET, EM: email) and the id in it."""
+    endpoint_id: str | None = "0123456749"
+    peppol: bool = True
+    """Issue Peppol BIS Billing 3.0 UBL to buyers that have an electronic address."""
+    bank_accounts: tuple[tuple[str, str, str | None], ...] = ()
+    """(currency, IBAN or account id, BIC): where invoices in that currency are paid
+    (any other currency: `iban`)."""
 
     def demo_settings(self) -> list[str]:
         """The BILLRUN_SELLER_* variables still at the built-in demo seller's values
@@ -82,10 +97,27 @@ class Seller:
 
 
 @dataclass(frozen=True)
+class PostalAddress:
+    """A buyer's postal address (EN 16931 BG-8): the country is required (BR-11)."""
+
+    country_code: str
+    street: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    extra: tuple[str, ...] = ()
+    """Further address lines (building, district, ...)."""
+
+
+@dataclass(frozen=True)
 class Buyer:
     account_id: str
     name: str
     email: str | None
+    address: PostalAddress | None = None
+    vat_id: str | None = None
+    endpoint_scheme: str | None = None
+    """The buyer's electronic address (BT-49): Peppol EAS scheme and id."""
+    endpoint_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +140,8 @@ class DocumentLine:
     tax_rate: Decimal
     """Percent, e.g. 21 for 21 %."""
     tax: Decimal
-    """This line's tax, rounded per line: the invoice's tax is the sum of these."""
+    """This line's tax, rounded on its own: shown, never summed into the invoice's
+    tax (which is each rate's taxable amount taxed once: `tax_breakdown`)."""
     tax_category: str
     """UNCL 5305 VAT category of the rate (`vat_category`): S or Z."""
     account_id: str
@@ -118,6 +151,8 @@ class DocumentLine:
     carrying a family member's line), else None: printed as "for ACCOUNT"."""
     proration: tuple[int, int] | None = None
     """(days used, days in the service period) of a prorated recurring line."""
+    exemption_reason: str | None = None
+    """Why a line is not taxed (E, AE, K, G, O categories), printed on e-invoices."""
 
     @property
     def is_credit(self) -> bool:
@@ -153,14 +188,16 @@ class DocumentLine:
 class TaxBreakdown:
     """The lines of one tax rate (EN 16931's VAT breakdown, BG-23).
 
-    `tax` is the sum of the rate's line taxes, not `taxable_amount x rate`
-    rounded once: it matches the printed lines exactly (see `domain.pricing`).
+    `tax` is `taxable_amount x rate` rounded once (BR-CO-17; `domain.pricing`),
+    not the sum of the rate's line taxes; on invoices closed before that rule, the
+    sum of their line taxes, as they were issued.
     """
 
     tax_rate: Decimal
     tax_category: str
     taxable_amount: Decimal
     tax: Decimal
+    exemption_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +232,7 @@ class InvoiceDocument:
     subtotal: Decimal
     """The sum of the lines' net amounts."""
     tax: Decimal
-    """The sum of the lines' taxes (and so of `tax_breakdown`'s)."""
+    """The sum of `tax_breakdown`'s taxes."""
     total: Decimal
     """subtotal + tax."""
     tax_breakdown: tuple[TaxBreakdown, ...]
