@@ -45,6 +45,7 @@ from domain.account import (
 )
 from domain.bill_group import BillGroup, BillGroupConfigured
 from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
+from domain.buyer import BuyerDetails
 from domain.contracts import ContractTerms
 from domain.errors import DomainError, RunAlreadyScheduled
 from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
@@ -475,6 +476,7 @@ class Billing(Application[UUID]):
                         tax_rate=record.tax_rate,
                     )
                 account.set_bill_day(record.bill_day, now)
+                account.set_buyer_details(buyer_details(account.buyer, record), now)
                 package_problems, refused = _apply_packages(account, record, where, now)
                 problems.extend(package_problems)
                 problems.extend(_apply_charges(account, record, where, now))
@@ -796,3 +798,30 @@ def _as_domain_events(events: Any) -> Iterator[DomainEvent]:
     for event in events:
         assert isinstance(event, DomainEvent)
         yield event
+
+
+BUYER_FIELDS = frozenset({"address", "vat_id", "electronic_address"})
+
+
+def buyer_details(current: BuyerDetails, record: AccountRecord) -> BuyerDetails:
+    """The account's buyer details after `record`: each of address, VAT id and
+    electronic address as the record states it, or as it is when left out."""
+    given = record.model_fields_set & BUYER_FIELDS
+    if not given:
+        return current
+    update: dict[str, str | None] = {}
+    if "address" in given:
+        address = record.address
+        update |= {
+            "street": None if address is None else address.street,
+            "city": None if address is None else address.city,
+            "postal_code": None if address is None else address.postal_code,
+            "country_code": None if address is None else address.country,
+        }
+    if "vat_id" in given:
+        update["vat_id"] = record.vat_id
+    if "electronic_address" in given:
+        endpoint = record.electronic_address
+        update["endpoint_scheme"] = None if endpoint is None else endpoint.scheme
+        update["endpoint_id"] = None if endpoint is None else endpoint.id
+    return current.model_copy(update=update)

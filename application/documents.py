@@ -29,6 +29,7 @@ from application.ports import (
     DocumentRenderer,
     DocumentStore,
     InvoiceDocument,
+    PostalAddress,
     Seller,
     StoredDocument,
     TaxBreakdown,
@@ -124,7 +125,7 @@ def build_invoice_document(
         due_date=due_date,
         currency=invoice.currency,
         seller=seller,
-        buyer=Buyer(account_id=account.account_id, name=account.name, email=account.invoice_email),
+        buyer=buyer_of(account),
         lines=lines,
         subtotal=invoice.subtotal,
         tax=invoice.tax,
@@ -140,6 +141,31 @@ def build_invoice_document(
             else CorrectedInvoice(corrected.id, corrected.name, corrected.posting_date)
         ),
         reason=invoice.credit_reason,
+    )
+
+
+def buyer_of(account: Account) -> Buyer:
+    """The buyer as documents state it: the account's name, invoice email, postal
+    address, VAT id and electronic address (`domain.buyer.BuyerDetails`)."""
+    details = account.buyer
+    address = (
+        None
+        if details.country_code is None
+        else PostalAddress(
+            country_code=details.country_code,
+            street=details.street,
+            city=details.city,
+            postal_code=details.postal_code,
+        )
+    )
+    return Buyer(
+        account_id=account.account_id,
+        name=account.name,
+        email=account.invoice_email,
+        address=address,
+        vat_id=details.vat_id,
+        endpoint_scheme=details.endpoint_scheme,
+        endpoint_id=details.endpoint_id,
     )
 
 
@@ -188,9 +214,7 @@ def tax_breakdown(invoice: Invoice) -> tuple[TaxBreakdown, ...]:
     if not by_rate:
         return (TaxBreakdown(Decimal(0), vat_category(Decimal(0)), zero, zero),)
     return tuple(
-        TaxBreakdown(
-            tax_rate=rate, tax_category=vat_category(rate), taxable_amount=net, tax=tax
-        )
+        TaxBreakdown(tax_rate=rate, tax_category=vat_category(rate), taxable_amount=net, tax=tax)
         for rate, (net, tax) in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
     )
 

@@ -344,6 +344,25 @@ class ContractRecord(_Strict):
     )
 
 
+class AddressRecord(_Strict):
+    """A buyer's postal address, as e-invoices state it (EN 16931 BG-8)."""
+
+    street: Text | None = None
+    city: Text | None = None
+    postal_code: Identifier | None = None
+    country: Identifier = Field(description="ISO 3166-1 alpha-2 code, e.g. BE")
+
+
+class ElectronicAddressRecord(_Strict):
+    """Where the buyer receives e-invoices (EN 16931 BT-49; Peppol's participant id)."""
+
+    scheme: Identifier = Field(
+        description="A Peppol EAS code: 0208 (Belgian enterprise number), 9925 (Belgian "
+        "VAT), 0009 (SIRET), 0088 (GLN), ...; or EM (email)"
+    )
+    id: Identifier
+
+
 class AccountRecord(_Strict):
     id: Identifier = Field(description="The operator's account id, e.g. ACME-001")
     name: Text
@@ -376,6 +395,18 @@ class AccountRecord(_Strict):
         default=None,
         description="The payment method's token at the payment gateway: runs that collect "
         "payments charge it. null: auto-pay off; left out: as it is. An invoicer's only",
+    )
+    address: AddressRecord | None = Field(
+        default=None,
+        description="The buyer's postal address (e-invoices need it with its country). "
+        "null: none; left out: as it is",
+    )
+    vat_id: Identifier | None = Field(
+        default=None, description="The buyer's VAT id, e.g. BE0477472701; left out: as it is"
+    )
+    electronic_address: ElectronicAddressRecord | None = Field(
+        default=None,
+        description="Where the buyer receives e-invoices (Peppol); left out: as it is",
     )
     packages: list[PackageRecord] = Field(default_factory=list)
     charges: list[ChargeRecord] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import field_validator
 
+from domain.buyer import BuyerDetails
 from domain.contracts import (
     BilledItem,
     ContractTerms,
@@ -147,6 +148,13 @@ class AccountDetailsChanged(DomainEvent):
     invoice_email: str | None
     bill_group: str
     tax_rate: Decimal = Decimal(0)
+
+
+class BuyerDetailsSet(DomainEvent):
+    """The account's postal address, VAT id and electronic address, as its invoices
+    state the buyer (`domain.buyer`)."""
+
+    details: BuyerDetails
 
 
 class BillDaySet(DomainEvent):
@@ -410,6 +418,8 @@ class Account(Aggregate):
         """The account whose invoice carries this account's lines (None: its own)."""
         self.members: list[str] = []
         """Accounts billed onto this account's invoices, in the order they joined."""
+        self.buyer = BuyerDetails()
+        """The postal address, VAT id and electronic address invoices state."""
 
     # Commands -----------------------------------------------------------------
 
@@ -467,6 +477,14 @@ class Account(Aggregate):
             bill_group=bill_group,
             tax_rate=rate,
         )
+
+    def set_buyer_details(self, details: BuyerDetails, at: datetime) -> None:
+        """Set the buyer's address, VAT id and electronic address (unchanged: nothing
+        is recorded). Raises AccountError for incoherent details."""
+        if details == self.buyer:
+            return
+        details.check(f"account {self.account_id}")
+        self._trigger(BuyerDetailsSet, at, details=details)
 
     def set_bill_day(self, bill_day: int | None, at: datetime) -> None:
         if bill_day == self.bill_day:
@@ -1190,6 +1208,9 @@ class Account(Aggregate):
         self.invoice_email = event.invoice_email
         self.bill_group = event.bill_group
         self.tax_rate = event.tax_rate
+
+    def _when_BuyerDetailsSet(self, event: BuyerDetailsSet) -> None:
+        self.buyer = event.details
 
     def _when_BillDaySet(self, event: BillDaySet) -> None:
         self.bill_day = event.bill_day

@@ -385,4 +385,7 @@ def test_a_full_credit_takes_exactly_the_tax_of_each_rate_rounded_once() -> None
     note = credit(invoice, **full())
     assert invoice.tax == D("0.08") + D("0.06")  # 0.075 -> 0.08, and 0.06
     assert note.total == -invoice.total
-    assert note.amounts_by_rate() == {D(25): (D("-0.30"), D("-0.08")), D(6): (D("-1.00"), D("-0.06"))}
+    assert note.amounts_by_rate() == {
+        D(25): (D("-0.30"), D("-0.08")),
+        D(6): (D("-1.00"), D("-0.06")),
+    }
