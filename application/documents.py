@@ -1,4 +1,4 @@
-"""Rendering closed invoices to PDF and UBL 2.1 XML, stored by content hash.
+"""Rendering closed invoices to PDF, UBL 2.1, CII and Factur-X, stored by content hash.
 
 `InvoiceDocuments.render` is what the render consumer (and `billrun run
 documents`, `billrun invoice pdf`) calls. It is idempotent: each format is
@@ -36,13 +36,27 @@ from application.ports import (
 )
 from domain.account import Account
 from domain.invoice import Invoice, RenderedDocument
-from domain.money import exact_price, round_to_currency
+from domain.money import exact_price, minor_units, round_to_currency
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DOCUMENT_FORMATS: tuple[str, ...] = ("pdf", "xml")
-"""The formats billrun renders; each is also its file extension."""
+"""The formats rendered for every invoice when it goes out (and attached to its
+email): the PDF and the UBL 2.1 e-invoice (recorded as `xml`)."""
+
+ALL_FORMATS: tuple[str, ...] = ("pdf", "xml", "cii", "facturx")
+"""Every format billrun renders: also UN/CEFACT CII and the Factur-X PDF (a PDF/A-3b
+carrying its CII), on demand."""
+
+FORMAT_NAMES = {"pdf": "pdf", "ubl": "xml", "xml": "xml", "cii": "cii", "facturx": "facturx"}
+"""What operators call each format (`--format ubl`) and the format it is recorded as."""
+
+FILE_SUFFIXES = {"pdf": ".pdf", "xml": ".ubl.xml", "cii": ".cii.xml", "facturx": ".facturx.pdf"}
+"""The file name suffix of each format's copy (`INV-00000042.ubl.xml`)."""
+
+EN16931_FORMATS = frozenset({"cii", "facturx"})
+"""Formats that only exist as EN 16931 documents (2 decimals at most)."""
 
 # Another writer (a second render consumer, the deliverer) may extend the same
 # invoice between our load and our save; each retry reloads and re-checks, and
@@ -52,8 +66,33 @@ SAVE_ATTEMPTS = 5
 
 class UnknownDocumentFormat(ApplicationError):
     def __init__(self, document_format: str) -> None:
-        known = ", ".join(DOCUMENT_FORMATS)
+        known = "pdf, ubl, cii, facturx"
         super().__init__(f"unknown document format {document_format!r}; billrun renders {known}")
+
+
+class DocumentNotAvailable(ApplicationError):
+    """This invoice has no document in that format, by a documented rule."""
+
+
+def document_format(name: str) -> str:
+    """The recorded format of an operator's format name (`ubl` -> `xml`)."""
+    try:
+        return FORMAT_NAMES[name]
+    except KeyError:
+        raise UnknownDocumentFormat(name) from None
+
+
+def check_available(invoice: Invoice, document_format: str) -> None:
+    """Refuse (DocumentNotAvailable) a format the invoice cannot have: CII and
+    Factur-X are EN 16931 documents, whose amounts have at most 2 decimals, so an
+    invoice in a currency of 3 minor digits (KWD, BHD, ...) has neither; its UBL
+    claims no EN 16931 conformance (docs/einvoicing.md)."""
+    if document_format in EN16931_FORMATS and minor_units(invoice.currency) > 2:
+        raise DocumentNotAvailable(
+            f"{invoice.name}: no {document_format} document for {invoice.currency} "
+            f"({minor_units(invoice.currency)} decimals; EN 16931 allows 2): its PDF and "
+            "its plain UBL 2.1 are available"
+        )
 
 
 class InvoiceNotClosed(ApplicationError):
@@ -264,15 +303,14 @@ class InvoiceDocuments:
         Refuses unknown formats (UnknownDocumentFormat), unknown invoices
         (InvoiceNotFound) and open ones (InvoiceNotClosed), recording nothing.
         """
-        for document_format in formats:
-            if document_format not in DOCUMENT_FORMATS:
-                raise UnknownDocumentFormat(document_format)
-        wanted = list(dict.fromkeys(formats))
+        wanted = list(dict.fromkeys(document_format(name) for name in formats))
         stored: dict[str, StoredDocument] = {}
         for _attempt in range(SAVE_ATTEMPTS):
             invoice = self.billing.get_invoice(invoice_id)
             if not invoice.is_closed:
                 raise InvoiceNotClosed(invoice_id)
+            for recorded in wanted:
+                check_available(invoice, recorded)
             missing = [f for f in wanted if f not in invoice.documents]
             if not missing:
                 return [invoice.documents[f] for f in wanted]
@@ -322,6 +360,10 @@ class InvoiceDocuments:
             return self.renderer.render_pdf(document)
         if document_format == "xml":
             return self.renderer.render_xml(document)
+        if document_format == "cii":
+            return self.renderer.render_cii(document)
+        if document_format == "facturx":
+            return self.renderer.render_facturx(document)
         raise UnknownDocumentFormat(document_format)
 
 

@@ -299,7 +299,16 @@ class DocumentStore(Protocol):
 class DocumentRenderer(Protocol):
     def render_pdf(self, document: InvoiceDocument) -> bytes: ...
     def render_xml(self, document: InvoiceDocument) -> bytes:
-        """A UBL 2.1 Invoice, or CreditNote for a credit note (EN 16931 core), UTF-8."""
+        """A UBL 2.1 Invoice, or CreditNote for a credit note (EN 16931; Peppol BIS
+        Billing 3.0 when seller and buyer are on Peppol), UTF-8."""
+        ...
+
+    def render_cii(self, document: InvoiceDocument) -> bytes:
+        """A UN/CEFACT CII D16B invoice (EN 16931), UTF-8."""
+        ...
+
+    def render_facturx(self, document: InvoiceDocument) -> bytes:
+        """The PDF as PDF/A-3b with its CII attached as `factur-x.xml` (Factur-X)."""
         ...
 
 

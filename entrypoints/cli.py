@@ -141,10 +141,11 @@ def run_commands() -> typer.Typer:
 
 @cache
 def invoice_commands() -> typer.Typer:
-    from entrypoints.commands.documents import invoice_pdf
+    from entrypoints.commands.documents import invoice_documents_command, invoice_pdf
     from entrypoints.commands.invoices import invoice_app
 
     invoice_app.command("pdf")(invoice_pdf)
+    invoice_app.command("documents")(invoice_documents_command)
     return invoice_app
 
 
