@@ -74,7 +74,7 @@ class DocumentNotAvailable(ApplicationError):
     """This invoice has no document in that format, by a documented rule."""
 
 
-def document_format(name: str) -> str:
+def recorded_format(name: str) -> str:
     """The recorded format of an operator's format name (`ubl` -> `xml`)."""
     try:
         return FORMAT_NAMES[name]
@@ -303,7 +303,7 @@ class InvoiceDocuments:
         Refuses unknown formats (UnknownDocumentFormat), unknown invoices
         (InvoiceNotFound) and open ones (InvoiceNotClosed), recording nothing.
         """
-        wanted = list(dict.fromkeys(document_format(name) for name in formats))
+        wanted = list(dict.fromkeys(recorded_format(name) for name in formats))
         stored: dict[str, StoredDocument] = {}
         for _attempt in range(SAVE_ATTEMPTS):
             invoice = self.billing.get_invoice(invoice_id)

@@ -76,8 +76,14 @@ class Seller:
     @classmethod
     def from_settings(cls, settings: SellerSettings) -> Seller:
         """The configured seller (`Settings.seller`, read from BILLRUN_SELLER_* and
-        BILLRUN_PAYMENT_TERMS_DAYS); what is not configured keeps the default."""
+        BILLRUN_PAYMENT_TERMS_DAYS); what is not configured keeps the default, except
+        the e-invoice identity (street, city, postcode, company id, electronic
+        address), which is the demo seller's only while the name is."""
         default = cls()
+        demo = settings.name is None
+        endpoint = settings.endpoint
+        if endpoint is None and demo and default.endpoint_scheme and default.endpoint_id:
+            endpoint = (default.endpoint_scheme, default.endpoint_id)
         return cls(
             name=settings.name or default.name,
             address_lines=(
@@ -93,6 +99,17 @@ class Seller:
                 if settings.payment_terms_days is None
                 else settings.payment_terms_days
             ),
+            # The demo seller's structured address and ids are its own: a seller
+            # configured by name states only what it configured (never the demo's
+            # Brussels address or enterprise number under another name).
+            street=settings.street or (default.street if demo else None),
+            city=settings.city or (default.city if demo else None),
+            postal_code=settings.postal_code or (default.postal_code if demo else None),
+            company_id=settings.company_id or (default.company_id if demo else None),
+            endpoint_scheme=endpoint[0] if endpoint else None,
+            endpoint_id=endpoint[1] if endpoint else None,
+            peppol=endpoint is not None if settings.peppol is None else settings.peppol,
+            bank_accounts=settings.bank_accounts,
         )
 
 

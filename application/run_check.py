@@ -22,6 +22,12 @@ Warnings:
 - `overlapping_run`: another unfinished run (scheduled, running or failed; not
   completed or cancelled) bills an overlapping period for some of the same
   accounts;
+- `no_buyer_address`: an invoicing account without a postal address (country
+  included): its e-invoices fail EN 16931 (BR-10, BR-11);
+- `no_en16931_currency`: an account billed in a currency of 3 minor digits
+  (KWD, BHD, ...): it gets no CII or Factur-X, and a UBL that claims no EN 16931;
+- `not_on_peppol`: the seller issues Peppol BIS invoices but the account has no
+  electronic address (scheme and id): its UBL is plain EN 16931;
 - `stranded_bill_date`: a package bill date before the run's period that no run
   billed (no run covered it): the run will not bill it (seed: a run bills the
   bill dates inside its period) unless it catches up (`--catch-up`); listed as
@@ -42,11 +48,13 @@ from typing import Any, Literal
 from application.billing import Billing
 from application.collection import payment_gateway
 from application.errors import ApplicationError
+from application.ports import Seller
 from domain.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled, RunStatus
 from domain.exchange_rates import RateSnapshot
 from domain.ids import account_uuid
+from domain.money import minor_units
 from domain.periods import Period
 from infrastructure.topics import topic_of
 
@@ -183,6 +191,8 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
             elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
         _check_packages(account, run, note)
+        if account.invoicer is None:
+            _check_einvoice_buyer(account, billing.seller, note)
     if errors_only:
         return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
     for other in _overlapping_runs(billing, run):
@@ -192,6 +202,24 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
              None)  # fmt: skip
     ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
     return CheckReport(run_id, ordered)
+
+
+def _check_einvoice_buyer(
+    account: Account, seller: Seller | None, note: Callable[[Severity, str, str, str], None]
+) -> None:
+    """Warnings for a buyer whose e-invoices fall short (docs/einvoicing.md)."""
+    if not account.buyer.has_address:
+        note("warning", "no_buyer_address",
+             "no postal address: its e-invoices fail EN 16931 (BR-10, BR-11)",
+             account.account_id)  # fmt: skip
+    if minor_units(account.currency) > 2:
+        note("warning", "no_en16931_currency",
+             "bills in a currency of 3 decimals: no CII or Factur-X, and its UBL claims no "
+             "EN 16931 conformance", account.account_id)  # fmt: skip
+    if (seller is None or seller.peppol) and account.buyer.endpoint_id is None:
+        note("warning", "not_on_peppol",
+             "no electronic address: its UBL is EN 16931, not Peppol BIS",
+             account.account_id)  # fmt: skip
 
 
 def _check_packages(

@@ -22,8 +22,8 @@ from application.documents import (
     FILE_SUFFIXES,
     DocumentNotAvailable,
     InvoiceDocuments,
-    document_format,
     invoice_documents,
+    recorded_format,
 )
 from domain.invoice import RenderedDocument
 from entrypoints import output
@@ -73,7 +73,7 @@ FormatOption = Annotated[
 
 def _formats(names: list[str] | None, default: tuple[str, ...]) -> list[str]:
     """The recorded formats of `--format` names (refusing unknown ones), else `default`."""
-    return list(dict.fromkeys(document_format(n) for n in names)) if names else list(default)
+    return list(dict.fromkeys(recorded_format(n) for n in names)) if names else list(default)
 
 
 def _file_name(number: str, recorded: str) -> str:
