@@ -34,7 +34,11 @@ def test_the_demos_documents_pass_the_official_validators(demo_cli: Cli, tmp_pat
         pytest.skip(str(missing))
     demo = demo_cli.ok("demo", "--accounts", "12")
 
-    named = re.findall(r"(UBL 2\.1|CII D16B|Factur-X|PDF)\s+(\S+)", demo.stdout)
+    named = re.findall(
+        r"^ +(UBL 2\.1|CII D16B|Factur-X|PDF) +(/\S+)$",
+        demo.stdout.split("E-invoices of", 1)[1],
+        re.MULTILINE,
+    )
     assert {kind for kind, _ in named} == {"PDF", "UBL 2.1", "CII D16B", "Factur-X"}
     for _kind, path in named:
         assert Path(path).is_file(), path
