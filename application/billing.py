@@ -825,3 +825,18 @@ def buyer_details(current: BuyerDetails, record: AccountRecord) -> BuyerDetails:
         update["endpoint_scheme"] = None if endpoint is None else endpoint.scheme
         update["endpoint_id"] = None if endpoint is None else endpoint.id
     return current.model_copy(update=update)
+
+
+def change_buyer(
+    billing: Billing, account_id: str, update: dict[str, str | None]
+) -> tuple[BuyerDetails, bool]:
+    """Change some of the account's buyer details (`BuyerDetails` field -> value,
+    None clears); (the details now, whether they changed). AccountNotFound, or
+    AccountError for incoherent details (nothing recorded)."""
+    account = billing.get_account(account_id)
+    details = account.buyer.model_copy(update=update)
+    if details == account.buyer:
+        return details, False
+    account.set_buyer_details(details, billing.clock())
+    billing.save(account)
+    return details, True

@@ -173,7 +173,7 @@ def invoice_documents_command(
     """Print the path of each of an invoice's documents, rendering those never rendered.
 
     Default: every format (pdf, ubl, cii, facturx). A format the invoice cannot have
-    is refused with the reason (exit 1): CII and Factur-X are EN 16931 documents,
+    is refused with the reason (exit 2): CII and Factur-X are EN 16931 documents,
     so not for a currency of 3 decimals (KWD, BHD).
 
     Example: billrun invoice documents INV-00000042 --format ubl --format facturx
