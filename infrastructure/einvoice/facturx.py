@@ -10,6 +10,7 @@ document.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 FILENAME = "factur-x.xml"
@@ -56,16 +57,22 @@ def xmp_metadata() -> bytes:
     return _XMP.format(level=CONFORMANCE_LEVEL, properties=properties).encode("utf-8")
 
 
-def write_facturx(layout: Any, cii: bytes, pdf_options: dict[str, Any]) -> bytes:
-    """The PDF/A-3b of WeasyPrint's laid-out `layout` with `cii` attached."""
+def write_facturx(layout: Any, cii: bytes, pdf_options: dict[str, Any], issued: date) -> bytes:
+    """The PDF/A-3b of WeasyPrint's laid-out `layout` with `cii` attached, dated
+    `issued` (the invoice's issue date: the same invoice gives the same bytes)."""
     from weasyprint import Attachment
 
+    # WeasyPrint dates an attachment "now" unless told: the issue date, at midnight
+    # UTC, keeps the PDF deterministic like the plain one.
+    stamp = datetime.combine(issued, time(), UTC)
     layout.metadata.xmp_metadata.append(xmp_metadata())
     attachment = Attachment(
         string=cii.decode("utf-8"),
         name=FILENAME,
         description="Factur-X invoice (EN 16931)",
         relationship="Data",
+        created=stamp,
+        modified=stamp,
     )
     options = {**pdf_options, "pdf_variant": PDF_VARIANT}
     pdf: bytes = layout.write_pdf(attachments=[attachment], **options)

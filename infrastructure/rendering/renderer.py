@@ -217,7 +217,8 @@ class InvoiceRenderer:
 
         cii = self.render_cii(document)
         with self._lock, collector_paused():
-            return write_facturx(self._layout(document), cii, self.pdf_options)
+            issued = document.issue_date  # type: ignore[attr-defined]
+            return write_facturx(self._layout(document), cii, self.pdf_options, issued)
 
     def layout(self, document: object) -> Any:
         """WeasyPrint's laid-out document (pages and boxes), before any PDF is written."""

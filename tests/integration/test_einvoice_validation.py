@@ -221,3 +221,28 @@ def test_zero_invoices_have_one_informative_line_of_zero() -> None:
     assert xml.count(b"<cac:InvoiceLine>") == 1
     assert b"No charges for this period" in xml
     assert round_to_currency(SCENARIOS["a zero invoice (no lines)"].total, "EUR") == D("0.00")
+
+
+@pytest.mark.parametrize("name", ["mixed rates", "partial credit note"])
+def test_a_factur_x_pdf_carries_its_valid_cii_declares_pdf_a_3b_and_is_deterministic(
+    name: str,
+) -> None:
+    import io
+
+    facturx = pytest.importorskip("facturx")
+    pypdf = pytest.importorskip("pypdf")
+    from infrastructure.rendering.renderer import InvoiceRenderer
+
+    doc = SCENARIOS[name]
+    pdf = InvoiceRenderer().render_facturx(doc)
+    filename, xml = facturx.get_xml_from_pdf(pdf, check_xsd=True)
+    assert filename == "factur-x.xml"
+    assert xml == build_cii(doc)
+    catalog = pypdf.PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+    xmp = catalog["/Metadata"].get_object().get_data()
+    assert b'pdfaid:part="3"' in xmp and b'pdfaid:conformance="B"' in xmp
+    assert b"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>" in xmp
+    # One associated file, the CII, as Data (WeasyPrint lists its reference twice).
+    assert {a.idnum for a in catalog["/AF"]} == {catalog["/AF"][0].idnum}
+    assert catalog["/AF"][0].get_object()["/AFRelationship"] == "/Data"
+    assert InvoiceRenderer().render_facturx(doc) == pdf  # no "now" inside
