@@ -22,8 +22,9 @@ Warnings:
 - `overlapping_run`: another unfinished run (scheduled, running or failed; not
   completed or cancelled) bills an overlapping period for some of the same
   accounts;
-- `no_buyer_address`: an invoicing account without a postal address (country
-  included): its e-invoices fail EN 16931 (BR-10, BR-11);
+- `no_buyer_address` (runs that render invoices, as the next three): an invoicing
+  account without a postal address (country included): its e-invoices fail
+  EN 16931 (BR-10, BR-11);
 - `no_en16931_currency`: an account billed in a currency of 3 minor digits
   (KWD, BHD, ...): it gets no CII or Factur-X, and a UBL that claims no EN 16931;
 - `not_on_peppol`: the seller issues Peppol BIS invoices but the account has no
@@ -191,7 +192,7 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
             elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
         _check_packages(account, run, note)
-        if account.invoicer is None:
+        if account.invoicer is None and run.settings.render_invoices:
             _check_einvoice_buyer(account, billing.seller, note)
     if errors_only:
         return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
@@ -216,7 +217,7 @@ def _check_einvoice_buyer(
         note("warning", "no_en16931_currency",
              "bills in a currency of 3 decimals: no CII or Factur-X, and its UBL claims no "
              "EN 16931 conformance", account.account_id)  # fmt: skip
-    if (seller is None or seller.peppol) and account.buyer.endpoint_id is None:
+    if seller is not None and seller.peppol and account.buyer.endpoint_id is None:
         note("warning", "not_on_peppol",
              "no electronic address: its UBL is EN 16931, not Peppol BIS",
              account.account_id)  # fmt: skip
