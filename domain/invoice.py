@@ -299,8 +299,8 @@ class Invoice(Aggregate):
         self.delivery: Delivery | None = None
         self.number: int | None = None
         self.subtotal = Decimal(0)
-        self.tax = Decimal(0)
-        self.total = Decimal(0)
+        self._tax: Decimal | None = Decimal(0)
+        """The tax; None while lines were added since it was last computed (`tax`)."""
         self.closed_by_run: str | None = None
         self.released = False
         self.released_by_run: str | None = None
@@ -772,7 +772,7 @@ class Invoice(Aggregate):
         # what they take off the invoice's per-rate tax, so its tax is their sum.
         self.tax_per_rate = event.document_type is not DocumentType.CREDIT_NOTE
         # Running totals are shown at the currency's minor unit ("0.00", not "0").
-        self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
+        self.subtotal = self._tax = round_to_currency(Decimal(0), event.currency)
 
     def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
         line = event.line
@@ -782,11 +782,21 @@ class Invoice(Aggregate):
         self._net_by_rate[line.tax_rate] = self._net_by_rate.get(line.tax_rate, Decimal(0)) + (
             line.amount
         )
-        if self.tax_per_rate:
-            self.tax = self._tax_of_lines()
-        else:
-            self.tax += line.tax
-        self.total = self.subtotal + self.tax
+        # Computed when read (`tax`): replaying a thousand-line invoice rounds its
+        # rates once, not once per line.
+        self._tax = None
+
+    @property
+    def tax(self) -> Decimal:
+        """The invoice's tax: as closed, or for an open invoice, of its lines so far."""
+        if self._tax is None:
+            self._tax = self._tax_of_lines()
+        return self._tax
+
+    @property
+    def total(self) -> Decimal:
+        """subtotal + tax."""
+        return self.subtotal + self.tax
 
     def _tax_of_lines(self) -> Decimal:
         """The tax of the lines so far: each rate's taxable amount taxed and rounded
@@ -860,6 +870,5 @@ class Invoice(Aggregate):
         if event.posting_date is not None:
             self.posting_date = event.posting_date
         self.subtotal = event.subtotal
-        self.tax = event.tax
-        self.total = event.total
+        self._tax = event.tax
         self.tax_per_rate = event.tax_per_rate
