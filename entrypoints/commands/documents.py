@@ -172,9 +172,9 @@ def invoice_documents_command(
 ) -> None:
     """Print the path of each of an invoice's documents, rendering those never rendered.
 
-    Default: every format (pdf, ubl, cii, facturx). A format the invoice cannot have
-    is refused with the reason (exit 2): CII and Factur-X are EN 16931 documents,
-    so not for a currency of 3 decimals (KWD, BHD).
+    Default: every format the invoice can have (pdf, ubl, cii, facturx). A format
+    asked for that it cannot have is refused with the reason (exit 2): CII and
+    Factur-X are EN 16931 documents, so not for a currency of 3 decimals (KWD, BHD).
 
     Example: billrun invoice documents INV-00000042 --format ubl --format facturx
     """
@@ -184,7 +184,14 @@ def invoice_documents_command(
     with runtime() as rt:
         invoice_id = resolve_invoice_id(rt, invoice)
         documents, store = _documents(rt)
-        rendered = documents.render(invoice_id, wanted)
+        rendered = []
+        for recorded in wanted:
+            try:
+                rendered += documents.render(invoice_id, [recorded])
+            except DocumentNotAvailable as refusal:
+                if formats:  # asked for by name: refused
+                    raise
+                output.errors.print(f"[yellow]not available:[/yellow] {refusal}", soft_wrap=True)
         found = rt.billing.get_invoice(invoice_id)
         number = found.display_number or ""
         shown = []

@@ -52,6 +52,9 @@ def test_an_invoice_and_its_credit_note_in_every_format(cli: Cli, tmp_path: Path
     kwd = cli("invoice", "documents", "INV-00000002", "--format", "cii")
     assert kwd.returncode == 2
     assert "no cii document for KWD (3 decimals; EN 16931 allows 2)" in kwd.stderr
+    every = cli("invoice", "documents", "INV-00000002", "--json")  # what it can have
+    assert every.returncode == 0 and "not available" in every.stderr
+    assert {d["format"] for d in json.loads(every.stdout)} == {"pdf", "xml"}
     plain = cli.json("invoice", "documents", "INV-00000002", "-f", "ubl", "--json")
     ubl = Path(plain[0]["path"]).read_bytes()
     assert b"CustomizationID" not in ubl
