@@ -759,3 +759,39 @@ def test_a_group_template_is_refused_beyond_its_cpu_and_output_budget(
             "email_body.txt.j2", source, {"number": "INV-1", "n": 50_000_000}
         )
     assert time.process_time() - started < 5
+
+
+def test_the_sellers_e_invoice_settings_are_read_and_the_demos_ids_never_lent_to_another() -> None:
+    from infrastructure.settings import SellerSettings
+
+    configured = Seller.from_settings(
+        SellerSettings.from_environment(
+            {
+                "BILLRUN_SELLER_NAME": "Acme Billing SA",
+                "BILLRUN_SELLER_CITY": "Liège",
+                "BILLRUN_SELLER_ENDPOINT": "9925:BE0477472701",
+                "BILLRUN_SELLER_BANK_ACCOUNTS": (
+                    "usd=US64SVBKUS6S3300958879/SVBKUS6S; GBP=GB33BUKB20201555555555"
+                ),
+            }
+        )
+    )
+    assert (configured.city, configured.street, configured.company_id) == ("Liège", None, None)
+    assert (configured.endpoint_scheme, configured.endpoint_id, configured.peppol) == (
+        "9925", "BE0477472701", True,
+    )  # fmt: skip
+    assert configured.bank_accounts == (
+        ("USD", "US64SVBKUS6S3300958879", "SVBKUS6S"),
+        ("GBP", "GB33BUKB20201555555555", None),
+    )
+    unnamed = Seller.from_settings(SellerSettings.from_environment({"BILLRUN_SELLER_CITY": "Gent"}))
+    assert (unnamed.city, unnamed.endpoint_id, unnamed.peppol) == ("Gent", "0123456749", True)
+    named = Seller.from_settings(SellerSettings.from_environment({"BILLRUN_SELLER_NAME": "X"}))
+    assert (named.endpoint_id, named.peppol, named.city) == (None, False, None)
+    for variable, value in (
+        ("BILLRUN_SELLER_ENDPOINT", "0208"),
+        ("BILLRUN_SELLER_PEPPOL", "maybe"),
+        ("BILLRUN_SELLER_BANK_ACCOUNTS", "dollars=US64"),
+    ):
+        with pytest.raises(ConfigurationError, match=variable):
+            SellerSettings.from_environment({variable: value})
