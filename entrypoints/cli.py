@@ -57,7 +57,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "account": (
         "entrypoints.commands.accounts",
         "account_app",
-        "Read accounts, their packages and balances; set payment terms and auto-pay.",
+        "Read accounts, their packages and balances; set payment terms, auto-pay and "
+        "buyer details.",
     ),
     "payment": (
         "entrypoints.commands.payments",
