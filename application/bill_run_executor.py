@@ -32,9 +32,19 @@ from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
 from application.ports import PaymentGateway
 from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
-from domain.account import Account, AccountOpened
-from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
-from domain.bill_run import (
+from domain.billing.account import Account, AccountOpened
+from domain.billing.exchange_rates import MissingRate, RateSnapshot
+from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, CloseType
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.dunning import SuspendedBilling
+from domain.receivables.receivables import (
+    CollectionAttempt,
+    GatewayOutcome,
+    Receivables,
+    receivables_uuid,
+)
+from domain.runs.bill_run import (
     BatchStatistics,
     BillRun,
     CollectionStatistics,
@@ -43,19 +53,9 @@ from domain.bill_run import (
     RunStatus,
     StepTimings,
 )
-from domain.dunning import SuspendedBilling
-from domain.errors import DomainError, InvoiceError, RunNotRunnable
-from domain.exchange_rates import MissingRate, RateSnapshot
-from domain.ids import account_uuid
-from domain.invoice import Invoice
-from domain.invoice_numbers import InvoiceNumberSequence
-from domain.receivables import (
-    CollectionAttempt,
-    GatewayOutcome,
-    Receivables,
-    receivables_uuid,
-)
-from domain.run_content import RunContent
+from domain.runs.run_content import RunContent
+from domain.shared.errors import DomainError, InvoiceError, RunNotRunnable
+from domain.shared.ids import account_uuid
 from infrastructure.collector import collector_paused
 from infrastructure.event_store import Position
 from infrastructure.topics import topic_of

@@ -32,7 +32,7 @@ from application.import_document import (
 )
 from application.invoicers import change_invoicer
 from application.ports import Seller
-from domain.account import (
+from domain.billing.account import (
     Account,
     AccountDetailsChanged,
     AccountOpened,
@@ -43,17 +43,17 @@ from domain.account import (
     PackageTerms,
     UsageRecorded,
 )
-from domain.bill_group import BillGroup, BillGroupConfigured
-from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
-from domain.contracts import ContractTerms
-from domain.errors import DomainError, RunAlreadyScheduled
-from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
-from domain.invoice import Invoice
-from domain.invoice_numbers import InvoiceNumberSequence
-from domain.model import Aggregate, DomainEvent
-from domain.periods import Period
-from domain.receivables import Receivables, receivables_uuid
+from domain.billing.contracts import ContractTerms
+from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
+from domain.invoicing.bill_group import BillGroup, BillGroupConfigured
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.receivables import Receivables, receivables_uuid
+from domain.runs.bill_run import BillRun, RunOrigin, RunSettings, Selection
+from domain.shared.errors import DomainError, RunAlreadyScheduled
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
+from domain.shared.model import Aggregate, DomainEvent
+from domain.shared.periods import Period
 from infrastructure.event_store import EventStoreQueries
 from infrastructure.settings import DEFAULT_PAYMENT_GATEWAY
 from infrastructure.topics import topic_of

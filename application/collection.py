@@ -32,7 +32,7 @@ from eventsourcing.utils import resolve_topic
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.ports import PaymentGateway
-from domain.receivables import (
+from domain.receivables.receivables import (
     CollectionAttempt,
     CollectionType,
     GatewayAnswer,

@@ -29,17 +29,17 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.billing import Billing
 from application.errors import ApplicationError
-from domain.credit_notes import (
+from domain.invoicing.credit_notes import (
     CreditTerms,
     credit_key,
     issue_credit_note,
     resolve_terms,
     same_terms,
 )
-from domain.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, credit_note_uuid
-from domain.invoice import Invoice
-from domain.invoice_numbers import InvoiceNumberSequence
-from domain.receivables import Receivables
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.receivables import Receivables
+from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, credit_note_uuid
 
 SAVE_ATTEMPTS = 5
 

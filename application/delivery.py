@@ -53,13 +53,13 @@ from application.ports import (
     MessageTemplates,
     Seller,
 )
-from domain.account import Account
-from domain.bill_group import BillGroup
-from domain.bill_group import DeliveryChannel as ChannelName
-from domain.bill_run import BillRun
-from domain.ids import invoice_uuid
-from domain.inputs import InputRefused, check_email
-from domain.invoice import Delivery, Invoice, ReviewStatus
+from domain.billing.account import Account
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.bill_group import DeliveryChannel as ChannelName
+from domain.invoicing.invoice import Delivery, Invoice, ReviewStatus
+from domain.runs.bill_run import BillRun
+from domain.shared.ids import invoice_uuid
+from domain.shared.inputs import InputRefused, check_email
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ from application.ports import (
     StoredDocument,
     TaxBreakdown,
 )
-from domain.account import Account
-from domain.invoice import Invoice, RenderedDocument
-from domain.money import exact_price, round_to_currency
+from domain.billing.account import Account
+from domain.invoicing.invoice import Invoice, RenderedDocument
+from domain.shared.money import exact_price, round_to_currency
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from domain.account import Account, ChargeTerms
-from domain.bill_group import BillGroup
-from domain.bill_run import BillRun
-from domain.receivables import DunningApplied, Receivables
+from domain.billing.account import Account, ChargeTerms
+from domain.invoicing.bill_group import BillGroup
+from domain.receivables.receivables import DunningApplied, Receivables
+from domain.runs.bill_run import BillRun
 
 LATE_FEE_CATEGORY = "late fees"
 

@@ -51,8 +51,8 @@ from application.delivery import (
 )
 from application.errors import ApplicationError
 from application.ports import MailChannel, MessageTemplates, Seller
-from domain.dunning import DunningAction
-from domain.receivables import (
+from domain.receivables.dunning import DunningAction
+from domain.receivables.receivables import (
     DunningApplied,
     DunningNoticeSent,
     Receivables,

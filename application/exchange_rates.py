@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from application.billing import Billing
 from application.errors import ApplicationError
-from domain.exchange_rates import ExchangeRateBook
-from domain.inputs import InputRefused, check_date, check_decimal
+from domain.billing.exchange_rates import ExchangeRateBook
+from domain.shared.inputs import InputRefused, check_date, check_decimal
 
 
 class InvalidRate(ApplicationError):

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
-from domain.account import PackageBilled
-from domain.ids import account_uuid, invoice_uuid, run_uuid
-from domain.invoice import InvoiceClosed, InvoiceOpened, InvoiceReleased
-from domain.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
+from domain.billing.account import PackageBilled
+from domain.invoicing.invoice import InvoiceClosed, InvoiceOpened, InvoiceReleased
+from domain.receivables.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
+from domain.shared.ids import account_uuid, invoice_uuid, run_uuid
 
 PAGE_SIZE = 5000
 

@@ -30,11 +30,18 @@ from pydantic import (
 )
 
 from application.errors import InvalidInput, Problem
-from domain.bill_group import DEFAULT_CHANNEL, DEFAULT_CLOSE_TYPE, CloseType, DeliveryChannel
-from domain.contracts import DEFAULT_CONTRACT_CATEGORY
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.errors import DomainError, NotABillDate
-from domain.inputs import (
+from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY
+from domain.billing.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
+from domain.invoicing.bill_group import (
+    DEFAULT_CHANNEL,
+    DEFAULT_CLOSE_TYPE,
+    CloseType,
+    DeliveryChannel,
+)
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS
+from domain.shared.errors import DomainError, NotABillDate
+from domain.shared.inputs import (
     MAX_ID_LENGTH,
     MAX_TEMPLATE_LENGTH,
     MAX_TEXT_LENGTH,
@@ -44,10 +51,8 @@ from domain.inputs import (
     parse_iso_date,
     parse_plain_decimal,
 )
-from domain.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
-from domain.money import MINOR_UNITS, is_currency, round_to_currency
-from domain.periods import Frequency, Timing, bill_date, index_of_bill_date
-from domain.receivables import DEFAULT_PAYMENT_TERMS_DAYS
+from domain.shared.money import MINOR_UNITS, is_currency, round_to_currency
+from domain.shared.periods import Frequency, Timing, bill_date, index_of_bill_date
 from infrastructure.rendering.templates import check_template
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from application.errors import ApplicationError
-from domain.account import Account
+from domain.billing.account import Account
 
 
 class InvalidInvoicer(ApplicationError):

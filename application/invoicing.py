@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
-from domain.account import Account
-from domain.bill_group import BillGroup, CloseType
-from domain.bill_run import BillRun
-from domain.exchange_rates import convert_line
-from domain.invoice import Invoice, ReviewStatus
-from domain.lines import InvoiceLine
-from domain.receivables import DunningApplied, Receivables
+from domain.billing.account import Account
+from domain.billing.exchange_rates import convert_line
+from domain.billing.lines import InvoiceLine
+from domain.invoicing.bill_group import BillGroup, CloseType
+from domain.invoicing.invoice import Invoice, ReviewStatus
+from domain.receivables.receivables import DunningApplied, Receivables
+from domain.runs.bill_run import BillRun
 
 
 @dataclass

@@ -22,13 +22,13 @@ from application.billing import Billing
 from application.collection import Collector
 from application.errors import ApplicationError
 from application.ports import PaymentGateway
-from domain.inputs import InputRefused, check_date, check_decimal, check_text
-from domain.receivables import (
+from domain.receivables.receivables import (
     DEFAULT_PAYMENT_TERMS_DAYS,
     CollectionAttempt,
     PaymentReceived,
     Receivables,
 )
+from domain.shared.inputs import InputRefused, check_date, check_decimal, check_text
 
 SAVE_ATTEMPTS = 5
 

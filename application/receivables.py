@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from application.billing import Billing
-from domain.invoice import Invoice, ReviewStatus
-from domain.receivables import Receivables, receivables_uuid
+from domain.invoicing.invoice import Invoice, ReviewStatus
+from domain.receivables.receivables import Receivables, receivables_uuid
 
 NOT_OWED = (ReviewStatus.REJECTED, ReviewStatus.CANCELLED)
 

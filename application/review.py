@@ -28,8 +28,8 @@ from eventsourcing.persistence import RecordConflictError
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.receivables import withdraw_not_owed
-from domain.errors import DomainError
-from domain.invoice import Invoice, InvoiceStatus, ReviewAction, ReviewStatus
+from domain.invoicing.invoice import Invoice, InvoiceStatus, ReviewAction, ReviewStatus
+from domain.shared.errors import DomainError
 
 LOAD_CHUNK = 500
 

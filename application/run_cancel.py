@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.receivables import withdraw_not_owed
-from domain.account import (
+from domain.billing.account import (
     Account,
     ChargeBilled,
     ContractPenaltyApplied,
@@ -33,11 +33,11 @@ from domain.account import (
     UsageBilled,
     ZeroInvoiceIssued,
 )
-from domain.bill_run import CancelMode, RunCancelled, RunStatus
-from domain.errors import AccountError
-from domain.ids import run_uuid
-from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
-from domain.model import Aggregate
+from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
+from domain.runs.bill_run import CancelMode, RunCancelled, RunStatus
+from domain.shared.errors import AccountError
+from domain.shared.ids import run_uuid
+from domain.shared.model import Aggregate
 from infrastructure.topics import topic_of
 
 BILLED_TOPICS = [

@@ -42,12 +42,12 @@ from typing import Any, Literal
 from application.billing import Billing
 from application.collection import payment_gateway
 from application.errors import ApplicationError
-from domain.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
-from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
-from domain.bill_run import BillRun, RunScheduled, RunStatus
-from domain.exchange_rates import RateSnapshot
-from domain.ids import account_uuid
-from domain.periods import Period
+from domain.billing.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
+from domain.billing.exchange_rates import RateSnapshot
+from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
+from domain.runs.bill_run import BillRun, RunScheduled, RunStatus
+from domain.shared.ids import account_uuid
+from domain.shared.periods import Period
 from infrastructure.topics import topic_of
 
 ACCOUNT_OPENED = topic_of(AccountOpened)

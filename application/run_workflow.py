@@ -15,8 +15,8 @@ from __future__ import annotations
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import ApplicationError
-from domain.bill_run import WorkflowState
-from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
+from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
+from domain.runs.bill_run import WorkflowState
 from infrastructure.topics import topic_of
 
 

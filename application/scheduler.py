@@ -37,12 +37,8 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.clock import Clock
 from application.errors import ApplicationError, RunNotFound
-from domain.bill_run import BillRun, RunOrigin, RunScheduled, RunStatus
-from domain.errors import DomainError, RunAlreadyScheduled
-from domain.ids import run_uuid as uuid_of_run
-from domain.ids import schedule_uuid
-from domain.periods import Period
-from domain.schedule import (
+from domain.runs.bill_run import BillRun, RunOrigin, RunScheduled, RunStatus
+from domain.runs.schedule import (
     Schedule,
     ScheduleAdded,
     ScheduleTerms,
@@ -50,6 +46,10 @@ from domain.schedule import (
     period_for,
     run_id_for,
 )
+from domain.shared.errors import DomainError, RunAlreadyScheduled
+from domain.shared.ids import run_uuid as uuid_of_run
+from domain.shared.ids import schedule_uuid
+from domain.shared.periods import Period
 from infrastructure.topics import topic_of
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from uuid import UUID
 
 from application.billing import Billing
 from application.errors import InvalidInput, Problem
-from domain.account import Account, ChargeTerms
-from domain.contracts import ContractTerms
-from domain.errors import DomainError
-from domain.ids import account_uuid
-from domain.inputs import InputRefused, check_date, check_decimal, check_text
-from domain.model import DomainEvent
+from domain.billing.account import Account, ChargeTerms
+from domain.billing.contracts import ContractTerms
+from domain.shared.errors import DomainError
+from domain.shared.ids import account_uuid
+from domain.shared.inputs import InputRefused, check_date, check_decimal, check_text
+from domain.shared.model import DomainEvent
 
 SAVE_CHUNK = 1000
 """Accounts saved per transaction (each with all of its new records)."""

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from application.errors import InvalidInput, Problem
 from application.transactions import UsageInput
-from domain.inputs import (
+from domain.shared.inputs import (
     DateNotInCalendar,
     InputRefused,
     check_text,

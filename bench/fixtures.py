@@ -24,8 +24,8 @@ from application.import_document import (
     UsageRecord,
 )
 from bench.common import log, stopwatch
-from domain.bill_run import Selection
-from domain.periods import Frequency, Period, Timing
+from domain.runs.bill_run import Selection
+from domain.shared.periods import Frequency, Period, Timing
 
 RUN_ID = "bench-2026-04"
 PERIOD = Period(date(2026, 4, 1), date(2026, 4, 30))

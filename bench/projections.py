@@ -59,7 +59,7 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import RUN_ID, billed_log
-from domain.ids import run_uuid
+from domain.shared.ids import run_uuid
 from infrastructure.persistence import eventsourcing_environment
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesView

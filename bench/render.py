@@ -38,9 +38,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from application.documents import build_invoice_document
 from application.ports import InvoiceDocument, Seller
 from bench.common import load_average, log, machine_info, stopwatch
-from domain.account import Account, InvoiceLine
-from domain.ids import package_line_uuid
-from domain.invoice import Invoice
+from domain.billing.account import Account, InvoiceLine
+from domain.invoicing.invoice import Invoice
+from domain.shared.ids import package_line_uuid
 from infrastructure.collector import collector_paused
 from infrastructure.rendering.renderer import InvoiceRenderer
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 
-from domain.model import DomainEvent
+from domain.shared.model import DomainEvent
 
 EVENT_MODULES = (
-    "domain.account",
-    "domain.bill_group",
-    "domain.bill_run",
-    "domain.exchange_rates",
-    "domain.invoice",
-    "domain.invoice_numbers",
-    "domain.receivables",
-    "domain.schedule",
+    "domain.billing.account",
+    "domain.billing.exchange_rates",
+    "domain.invoicing.bill_group",
+    "domain.invoicing.invoice",
+    "domain.invoicing.invoice_numbers",
+    "domain.receivables.receivables",
+    "domain.runs.bill_run",
+    "domain.runs.schedule",
 )
 
 

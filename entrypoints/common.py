@@ -29,8 +29,8 @@ from typer.models import ArgumentInfo, OptionInfo
 
 from application.errors import ApplicationError
 from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
-from domain.errors import DomainError
-from domain.inputs import InputRefused, check_text
+from domain.shared.errors import DomainError
+from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
 from infrastructure.persistence import ForgedEventError

@@ -16,11 +16,11 @@ from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.import_document import parse_import
 from application.payments import record_payment
-from domain.account import default_first_index
-from domain.bill_run import RunSettings, Selection
-from domain.invoice import Invoice
-from domain.periods import Frequency, Period, Timing, bill_date
-from domain.receivables import DunningApplied, DunningNoticeSent
+from domain.billing.account import default_first_index
+from domain.invoicing.invoice import Invoice
+from domain.receivables.receivables import DunningApplied, DunningNoticeSent
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output
 from entrypoints.common import progress_bar
 from entrypoints.presenters import aging_table, statistics_table

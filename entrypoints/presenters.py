@@ -25,9 +25,9 @@ from rich.text import Text
 from application.errors import InvoiceNotFound
 from application.payments import payment_terms
 from application.previews import differences
-from domain.bill_run import BatchStatistics, BillRun
-from domain.invoice import DOCUMENT_PREFIXES, DocumentType
-from domain.money import round_to_currency
+from domain.invoicing.invoice import DOCUMENT_PREFIXES, DocumentType
+from domain.runs.bill_run import BatchStatistics, BillRun
+from domain.shared.money import round_to_currency
 from entrypoints import output
 from entrypoints.common import date_option, runtime
 from entrypoints.runtime import Runtime

@@ -14,7 +14,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from domain.invoice import (
+from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
+from domain.invoicing.invoice import (
     DocumentType,
     InvoiceApproved,
     InvoiceCancelled,
@@ -28,8 +29,7 @@ from domain.invoice import (
     ReviewStatus,
     format_document_number,
 )
-from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
-from domain.model import DomainEvent
+from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

@@ -32,9 +32,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.model import DomainEvent
-from domain.money import round_to_currency
-from domain.receivables import (
+from domain.receivables.receivables import (
     AccountReinstated,
     AccountSuspended,
     AutoPaySet,
@@ -51,6 +49,8 @@ from domain.receivables import (
     PaymentTermsSet,
     ReceivablesOpened,
 )
+from domain.shared.model import DomainEvent
+from domain.shared.money import round_to_currency
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

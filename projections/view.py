@@ -16,7 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from application.billing import Billing
-from domain.model import DomainEvent
+from domain.shared.model import DomainEvent
 from infrastructure.persistence import bound_waits, schema_lock
 
 

@@ -14,8 +14,8 @@ from application.transactions import (
     agree_contracts,
     terminate_contracts,
 )
-from domain.account import Account, Contract
-from domain.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
+from domain.billing.account import Account, Contract
+from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
 from entrypoints import output
 from entrypoints.common import (
     DateOption,

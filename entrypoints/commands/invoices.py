@@ -12,8 +12,8 @@ from rich.text import Text
 
 from application.credit_notes import CreditOutcome, credit_invoice
 from application.review import STATUSES, InvoiceFilter, ReviewOutcome, review
-from domain.credit_notes import CreditTerms
-from domain.invoice import (
+from domain.invoicing.credit_notes import CreditTerms
+from domain.invoicing.invoice import (
     Invoice,
     ReviewAction,
     format_credit_note_number,

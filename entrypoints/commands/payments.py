@@ -21,7 +21,7 @@ from application.payments import (
     reconcile_collections,
     record_payment,
 )
-from domain.money import round_to_currency
+from domain.shared.money import round_to_currency
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

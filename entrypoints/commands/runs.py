@@ -14,8 +14,8 @@ from rich.table import Table
 from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.scheduler import resume_failed_run, set_run_disabled
-from domain.bill_run import BillRun
-from domain.periods import Period
+from domain.runs.bill_run import BillRun
+from domain.shared.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (

@@ -17,8 +17,8 @@ from application.scheduler import (
     list_schedules,
     remove_schedule,
 )
-from domain.bill_run import Selection
-from domain.schedule import (
+from domain.runs.bill_run import Selection
+from domain.runs.schedule import (
     DEFAULT_PERIOD_RULE,
     WEEKDAYS,
     PeriodRule,

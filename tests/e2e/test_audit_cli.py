@@ -20,14 +20,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.utils import get_topic
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.account import PackageBilled
-from domain.bill_run import Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from domain.billing.account import PackageBilled
+from domain.runs.bill_run import Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from projections.catalog import READ_MODELS as CATALOG
 from tests.conftest import account, import_accounts, package
 from tests.e2e.conftest import Cli
@@ -190,7 +190,7 @@ def test_audit_verify_passes_checks_an_anchored_head_and_names_an_event_altered_
 
     first_billed = sql.execute(
         "SELECT min(notification_id) FROM billing_events WHERE topic = %s",
-        (get_topic(PackageBilled),),
+        (topic_of(PackageBilled),),
     ).fetchone()
     assert first_billed is not None
     altered = first_billed[0]
@@ -254,7 +254,7 @@ def test_a_signed_anchor_catches_a_total_changed_and_the_seal_recomputed_with_sq
         "UPDATE billing_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
         "'1200.00', '12.00'), 'UTF8') WHERE notification_id = (SELECT min(notification_id) "
         "FROM billing_events WHERE topic = %s)",
-        (get_topic(PackageBilled),),
+        (topic_of(PackageBilled),),
     )
     reseal(sql)
     assert ok(cli("audit", "verify")).stdout.startswith("OK: "), "the plain chain is fooled"

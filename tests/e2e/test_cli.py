@@ -23,9 +23,9 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.account import ChargeTerms
-from domain.bill_run import Selection
-from domain.periods import Period
+from domain.billing.account import ChargeTerms
+from domain.runs.bill_run import Selection
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package, write_import_file
 from tests.e2e.conftest import BILLRUN, Cli, user_environment
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from application.billing import Billing
-from domain.ids import invoice_uuid
+from domain.shared.ids import invoice_uuid
 from tests.conftest import account, package
 from tests.e2e.conftest import Cli
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.invoicers import assign_invoicer
-from domain.bill_run import BillRun
+from domain.runs.bill_run import BillRun
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli
 

@@ -29,11 +29,11 @@ from application.payments import (
     set_autopay,
     set_payment_terms,
 )
-from domain.bill_run import RunSettings, Selection
-from domain.dunning import DunningRules, DunningStage
-from domain.errors import DomainError
-from domain.periods import Period
-from domain.receivables import CollectionType, Receivables
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.receivables import CollectionType, Receivables
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.errors import DomainError
+from domain.shared.periods import Period
 from infrastructure.payment_gateway import SandboxGateway
 from projections.catalog import ReadSide
 from projections.rebuild import rebuild

@@ -9,18 +9,17 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.exchange_rates import set_base_currency, set_rate
 from application.review import review
 from application.scheduler import Manager, resume_failed_run
-from domain.bill_run import RunSettings, RunStatus, Selection, WorkflowState
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.invoice import Invoice, ReviewAction
-from domain.periods import Period
-from domain.receivables import DunningApplied, PaymentStatus
+from domain.invoicing.invoice import Invoice, ReviewAction
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.receivables import DunningApplied, PaymentStatus
+from domain.runs.bill_run import RunSettings, RunStatus, Selection, WorkflowState
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import billing_on
 
@@ -231,5 +230,5 @@ def test_a_manager_fails_a_refused_run_leaves_it_alone_and_takes_it_again_when_r
 def test_dunning_applied_is_in_the_log_under_the_receivables_topic(billing: Billing) -> None:
     setup_january(billing, count=1)
     dun(billing, DUE + timedelta(days=8))
-    topic = get_topic(DunningApplied)
+    topic = topic_of(DunningApplied)
     assert billing.queries.count(topic, billing.queries.head(), None) == 1

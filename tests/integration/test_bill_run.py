@@ -12,13 +12,13 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
-from domain.account import PackageBilled
-from domain.bill_run import RunBatchCompleted, RunStatus, Selection
-from domain.errors import RunAlreadyScheduled
-from domain.ids import account_uuid, invoice_uuid
-from domain.invoice import Invoice, InvoiceOpened, InvoiceStatus
-from domain.money import quantum
-from domain.periods import Period
+from domain.billing.account import PackageBilled
+from domain.invoicing.invoice import Invoice, InvoiceOpened, InvoiceStatus
+from domain.runs.bill_run import RunBatchCompleted, RunStatus, Selection
+from domain.shared.errors import RunAlreadyScheduled
+from domain.shared.ids import account_uuid, invoice_uuid
+from domain.shared.money import quantum
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import (
     EventLog,

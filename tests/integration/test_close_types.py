@@ -17,10 +17,10 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
 from application.transactions import ChargeInput, add_charges
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, Selection
-from domain.invoice import Invoice
-from domain.periods import Period
+from domain.billing.account import ChargeTerms
+from domain.invoicing.invoice import Invoice
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.periods import Period
 from tests.conftest import account, package
 
 Timeline = list[tuple[str, str, str, list[tuple[str, str, str]]]]

@@ -17,9 +17,9 @@ from application.bill_run_executor import BillRunExecutor, RunCheckFailed
 from application.billing import Billing
 from application.collection import Collector
 from application.run_check import check_run
-from domain.bill_run import RunSettings, Selection
-from domain.periods import Period
-from domain.receivables import CollectionType, GatewayOutcome
+from domain.receivables.receivables import CollectionType, GatewayOutcome
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.periods import Period
 from infrastructure.payment_gateway import SandboxGateway
 from infrastructure.settings import Settings
 from tests.conftest import account, import_accounts, package

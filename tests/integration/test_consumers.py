@@ -18,8 +18,8 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
-from domain.bill_run import RunSettings, Selection
-from domain.periods import Period
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from entrypoints.worker import run_worker
 from infrastructure.messaging import StreamNames

@@ -14,13 +14,13 @@ from application.transactions import (
     agree_contracts,
     terminate_contracts,
 )
-from domain.account import ContractPenaltyApplied
-from domain.bill_run import RunSettings, Selection
-from domain.contracts import ContractTerms
-from domain.ids import invoice_uuid
-from domain.invoice import Invoice
-from domain.lines import LineKind
-from domain.periods import Period
+from domain.billing.account import ContractPenaltyApplied
+from domain.billing.contracts import ContractTerms
+from domain.billing.lines import LineKind
+from domain.invoicing.invoice import Invoice
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog
 

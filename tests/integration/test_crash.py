@@ -20,10 +20,10 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.bill_run import RunStatus, Selection
-from domain.ids import run_uuid
-from domain.invoice import InvoiceOpened
-from domain.periods import Period
+from domain.invoicing.invoice import InvoiceOpened
+from domain.runs.bill_run import RunStatus, Selection
+from domain.shared.ids import run_uuid
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock
 from tests.integration.helpers import (
     EventLog,

@@ -18,24 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.credit_notes import CreditOutcome, CreditRefused, credit_invoice
 from application.delivery import OutcomeKind
 from application.import_document import parse_import
-from domain.bill_run import RunSettings, Selection
-from domain.credit_notes import CreditTerms
-from domain.errors import InvoiceError
-from domain.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid
-from domain.invoice import DocumentType, Invoice, InvoiceCredited, InvoiceOpened
-from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
-from domain.periods import Period
-from domain.receivables import CreditNotePosted, PaymentStatus
+from domain.invoicing.credit_notes import CreditTerms
+from domain.invoicing.invoice import DocumentType, Invoice, InvoiceCredited, InvoiceOpened
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.receivables.receivables import CreditNotePosted, PaymentStatus
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import StreamNames
 from infrastructure.settings import Settings
+from infrastructure.topics import topic_of
 from tests.conftest import SteppingClock, account, package
 from tests.integration.helpers import EventLog, FileDeliveryWorld, billing_on
 from tests.integration.test_consumers import event_count, work_until
@@ -69,7 +69,7 @@ class World(FileDeliveryWorld):
         if approve:
             for invoice in self.billing.load_many(
                 Invoice,
-                self.billing.queries.originators_with([get_topic(InvoiceOpened)], "run_id", run_id),
+                self.billing.queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id),
             ).values():
                 invoice.approve(self.billing.clock())
                 self.billing.save(invoice)

@@ -32,10 +32,10 @@ from application.delivery import (
 from application.documents import InvoiceDocuments
 from application.import_document import parse_import
 from application.ports import MailChannel, Seller
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import InvoiceDelivered
-from domain.periods import Period
+from domain.invoicing.invoice import InvoiceDelivered
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer
 from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer

@@ -20,10 +20,10 @@ from application.billing import Billing
 from application.delivery import ChannelUnavailable, DeliveryRefused
 from application.dunning_notices import DunningNotices, NoticeKind, dunning_message_id
 from application.ports import MailChannel, Seller
-from domain.bill_group import DeliveryChannel
-from domain.dunning import DunningRules, DunningStage
-from domain.ids import invoice_uuid
-from domain.receivables import DunningNoticeSent, receivables_uuid
+from domain.invoicing.bill_group import DeliveryChannel
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.receivables import DunningNoticeSent, receivables_uuid
+from domain.shared.ids import invoice_uuid
 from entrypoints.runtime import Runtime
 from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer
 from infrastructure.messaging import StreamNames

@@ -17,10 +17,10 @@ from application.billing import Billing
 from application.errors import InvalidInput, InvoiceNotFound
 from application.exchange_rates import set_base_currency, set_rate
 from application.invoicers import InvalidInvoicer, assign_invoicer
-from domain.bill_run import RunStatus, Selection
-from domain.errors import DomainError
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from domain.runs.bill_run import RunStatus, Selection
+from domain.shared.errors import DomainError
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

@@ -24,12 +24,12 @@ from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.history import History, HistoryEntry
-from domain.account import ChargeTerms, InvoiceLine
-from domain.bill_run import RunStatus, Selection
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
-from domain.invoice import Invoice, InvoiceStatus
-from domain.periods import Period
-from domain.receivables import receivables_uuid
+from domain.billing.account import ChargeTerms, InvoiceLine
+from domain.invoicing.invoice import Invoice, InvoiceStatus
+from domain.receivables.receivables import receivables_uuid
+from domain.runs.bill_run import RunStatus, Selection
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
+from domain.shared.periods import Period
 from projections.catalog import ReadSide
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.test_close_types import MONTHS, QUARTERLY, configure, run_timeline

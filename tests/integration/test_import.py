@@ -12,14 +12,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
 import application.billing as billing_module
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing, ImportSummary
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.account import (
+from domain.billing.account import (
     AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,
@@ -27,10 +26,11 @@ from domain.account import (
     PackageSubscribed,
     UsageRecorded,
 )
-from domain.bill_run import Selection
-from domain.ids import account_uuid, invoice_uuid
-from domain.lines import LineKind
-from domain.periods import Period
+from domain.billing.lines import LineKind
+from domain.runs.bill_run import Selection
+from domain.shared.ids import account_uuid, invoice_uuid
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from tests.conftest import account, package
 
 
@@ -270,7 +270,7 @@ def test_a_few_thousand_accounts_are_imported_in_one_transaction(billing: Billin
         contracts_agreed=0,
         events=2 * count,
     )
-    assert billing.queries.count(get_topic(AccountOpened), billing.queries.head()) == count
+    assert billing.queries.count(topic_of(AccountOpened), billing.queries.head()) == count
     # Checked in chunks, saved in one transaction: PostgreSQL stamps each row with its
     # inserting transaction (xmin), and the rows of the import share one.
     with billing.recorder.datastore.transaction(commit=False) as curs:

@@ -16,11 +16,16 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing, ImportSummary
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.account import AccountOpened
-from domain.bill_run import RunSettings, Selection
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.periods import Period
-from domain.receivables import AutoPaySet, DunningApplied, PaymentTermsSet, ReceivablesOpened
+from domain.billing.account import AccountOpened
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.receivables import (
+    AutoPaySet,
+    DunningApplied,
+    PaymentTermsSet,
+    ReceivablesOpened,
+)
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.periods import Period
 from tests.conftest import account, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

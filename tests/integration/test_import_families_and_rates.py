@@ -14,10 +14,10 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.bill_group import CloseType
-from domain.bill_run import Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from domain.invoicing.bill_group import CloseType
+from domain.runs.bill_run import Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

@@ -33,10 +33,10 @@ from application.import_document import parse_import
 from application.run_check import check_run
 from application.transactions import record_usage
 from application.usage_csv import parse_usage_csv
-from domain.bill_run import RunSettings, Selection
-from domain.inputs import InputRefused, check_text
-from domain.invoice import InvoiceStatus
-from domain.periods import Period
+from domain.invoicing.invoice import InvoiceStatus
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.inputs import InputRefused, check_text
+from domain.shared.periods import Period
 from tests.integration.helpers import FileDeliveryWorld
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

@@ -20,9 +20,7 @@ from application.delivery import OutcomeKind
 from application.errors import ApplicationError
 from application.import_document import parse_import
 from application.review import InvoiceFilter, ReviewOutcome, ReviewResultKind, review
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import (
+from domain.invoicing.invoice import (
     Invoice,
     InvoiceDelivered,
     InvoiceQuarantined,
@@ -31,8 +29,10 @@ from domain.invoice import (
     ReviewAction,
     ReviewStatus,
 )
-from domain.periods import Period
-from domain.review_rules import RuleAction
+from domain.invoicing.review_rules import RuleAction
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import StreamNames
 from infrastructure.settings import Settings

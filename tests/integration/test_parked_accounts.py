@@ -10,11 +10,11 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.invoicers import assign_invoicer
-from domain.bill_run import Selection
-from domain.errors import RunNotRunnable
-from domain.exchange_rates import MissingRate
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from domain.billing.exchange_rates import MissingRate
+from domain.runs.bill_run import Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog, assert_billed_at_most_once
 

@@ -15,10 +15,10 @@ import pytest
 from application.bill_run_executor import BillRunExecutor, _Batch
 from application.billing import Billing
 from application.invoicing import FamilyOutcome
-from domain.account import Account
-from domain.bill_run import BillRun, Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from domain.billing.account import Account
+from domain.runs.bill_run import BillRun, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

@@ -19,18 +19,18 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import ProjectionRunner
-from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Composable, Identifier
 from rich.console import Console
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.account import ChargeTerms
-from domain.bill_run import BatchStatistics, BillRun, RunSettings, Selection
-from domain.invoice import Invoice, InvoiceOpened
-from domain.periods import Period
+from domain.billing.account import ChargeTerms
+from domain.invoicing.invoice import Invoice, InvoiceOpened
+from domain.runs.bill_run import BatchStatistics, BillRun, RunSettings, Selection
+from domain.shared.periods import Period
 from entrypoints.commands.runs import key_value_table, report_tables, status_rows
+from infrastructure.topics import topic_of
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesProjection, InvoicesView
 from projections.rebuild import rebuild
@@ -164,7 +164,7 @@ def last_notification_id(app: Billing, topics: Sequence[str]) -> int:
 
 def stored_invoices(app: Billing) -> dict[UUID, Invoice]:
     """Every invoice the event store holds, rebuilt from its events."""
-    opened = app.recorder.select_notifications(1, 1_000_000, topics=[get_topic(InvoiceOpened)])
+    opened = app.recorder.select_notifications(1, 1_000_000, topics=[topic_of(InvoiceOpened)])
     return {n.originator_id: app.get_invoice(n.originator_id) for n in opened}
 
 

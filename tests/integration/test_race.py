@@ -20,10 +20,10 @@ from eventsourcing.persistence import RecordConflictError
 from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
 from application.scheduler import Manager
-from domain.bill_run import RunFailed, RunPhase, Selection
-from domain.invoice import Invoice, InvoiceOpened
-from domain.model import TAggregate
-from domain.periods import Period
+from domain.invoicing.invoice import Invoice, InvoiceOpened
+from domain.runs.bill_run import RunFailed, RunPhase, Selection
+from domain.shared.model import TAggregate
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import (
     EventLog,

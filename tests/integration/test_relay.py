@@ -34,8 +34,8 @@ from typer.testing import CliRunner
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.bill_run import Selection
-from domain.periods import Period
+from domain.runs.bill_run import Selection
+from domain.shared.periods import Period
 from entrypoints.cli import app
 from infrastructure.embedded import embedded_nats
 from infrastructure.messaging import (

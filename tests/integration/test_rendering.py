@@ -18,11 +18,11 @@ from application.billing import Billing
 from application.documents import InvoiceDocuments, InvoiceNotClosed, UnknownDocumentFormat
 from application.ports import InvoiceDocument, Seller
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import Invoice, InvoiceRendered
-from domain.periods import Period
+from domain.billing.account import ChargeTerms
+from domain.invoicing.invoice import Invoice, InvoiceRendered
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from infrastructure.file_store import FileStore
 from infrastructure.rendering.renderer import InvoiceRenderer
 from tests.conftest import account, import_accounts, package

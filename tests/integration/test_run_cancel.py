@@ -10,12 +10,12 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
-from domain.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
-from domain.bill_run import CancelMode, RunStatus, Selection
-from domain.errors import RunNotRunnable
-from domain.ids import invoice_uuid
-from domain.invoice import ReviewStatus
-from domain.periods import Period
+from domain.billing.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.invoicing.invoice import ReviewStatus
+from domain.runs.bill_run import CancelMode, RunStatus, Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.integration.helpers import (
     EventLog,
     assert_billed_at_most_once,

@@ -16,10 +16,10 @@ from application.import_document import parse_import
 from application.previews import differences, preview_run
 from application.run_check import check_run
 from application.transactions import ChargeInput, add_charges
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, RunStatus, Selection
-from domain.errors import RunNotRunnable
-from domain.periods import Period
+from domain.billing.account import ChargeTerms
+from domain.runs.bill_run import RunSettings, RunStatus, Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog, import_with_usage_and_charges, varied_accounts
 

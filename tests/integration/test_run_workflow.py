@@ -10,10 +10,10 @@ import pytest
 from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
 from application.run_workflow import RunNotProcessable, process_run
-from domain.bill_run import CancelMode, Selection, WorkflowState
-from domain.ids import invoice_uuid
-from domain.invoice import ReviewStatus
-from domain.periods import Period
+from domain.invoicing.invoice import ReviewStatus
+from domain.runs.bill_run import CancelMode, Selection, WorkflowState
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

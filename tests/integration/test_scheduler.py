@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
 from application.billing import Billing
 from application.scheduler import (
@@ -25,7 +24,7 @@ from application.scheduler import (
     remove_schedule,
     set_run_disabled,
 )
-from domain.bill_run import (
+from domain.runs.bill_run import (
     BillRun,
     RunLeased,
     RunLeaseReleased,
@@ -35,8 +34,9 @@ from domain.bill_run import (
     RunStatus,
     Selection,
 )
-from domain.periods import Period
-from domain.schedule import PeriodRule, Recurrence, ScheduleTerms
+from domain.runs.schedule import PeriodRule, Recurrence, ScheduleTerms
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from tests.conftest import account, import_accounts, package
 
 ACCOUNTS = 6
@@ -92,7 +92,7 @@ def at_once(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def scheduled_runs(billing: Billing) -> list[BillRun]:
-    ids = billing.queries.originators(get_topic(RunScheduled))
+    ids = billing.queries.originators(topic_of(RunScheduled))
     return sorted(billing.load_many(BillRun, ids).values(), key=lambda run: run.run_id)
 
 

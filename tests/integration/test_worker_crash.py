@@ -24,8 +24,8 @@ from aiosmtpd.controller import Controller
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
-from domain.bill_run import Selection
-from domain.periods import Period
+from domain.runs.bill_run import Selection
+from domain.shared.periods import Period
 from infrastructure.embedded import embedded_nats
 from tests.conftest import account, package
 from tests.integration.helpers import BILLRUN, REPO_ROOT

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.bill_run import (
+from domain.runs.bill_run import (
     BatchStatistics,
     BillRun,
     RunBatchCompleted,
@@ -18,9 +18,9 @@ from domain.bill_run import (
     RunStatus,
     Selection,
 )
-from domain.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
-from domain.ids import run_uuid
-from domain.periods import Period
+from domain.shared.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
+from domain.shared.ids import run_uuid
+from domain.shared.periods import Period
 
 SCHEDULED_AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 STARTED_AT = datetime(2026, 4, 1, 9, 5, tzinfo=UTC)

@@ -18,8 +18,8 @@ from application.dunning_notices import (
     ready_for_notice,
 )
 from application.ports import Seller
-from domain.dunning import DunningRules, DunningStage
-from domain.receivables import DunningApplied, Receivables
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.receivables import DunningApplied, Receivables
 from infrastructure.rendering.renderer import EmailTemplates
 
 INVOICE = UUID("0b5a4a52-9f0e-4d6b-9a64-3b0b1c1e7a10")

@@ -12,7 +12,7 @@ import pytest
 
 from application.errors import InvalidInput
 from application.import_document import json_schema, parse_import
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
 
 
 def account(account_id: str = "A", **fields: Any) -> dict[str, Any]:

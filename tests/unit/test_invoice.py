@@ -8,10 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from domain.account import InvoiceLine
-from domain.errors import DomainError, InvoiceError
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
-from domain.invoice import (
+from domain.billing.account import InvoiceLine
+from domain.invoicing.invoice import (
     Invoice,
     InvoiceClosed,
     InvoiceLineAdded,
@@ -19,7 +17,9 @@ from domain.invoice import (
     InvoiceStatus,
     format_invoice_number,
 )
-from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.shared.errors import DomainError, InvoiceError
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.receivables import (
+from domain.receivables.receivables import (
     Allocation,
     CollectionType,
     GatewayOutcome,

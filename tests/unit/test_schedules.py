@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from domain.bill_run import BillRun, RunOrigin, Selection
-from domain.errors import BillRunError, DomainError, RunNotRunnable
-from domain.periods import Period
-from domain.schedule import (
+from domain.runs.bill_run import BillRun, RunOrigin, Selection
+from domain.runs.schedule import (
     PeriodRule,
     Recurrence,
     Schedule,
@@ -24,6 +22,8 @@ from domain.schedule import (
     period_for,
     run_id_for,
 )
+from domain.shared.errors import BillRunError, DomainError, RunNotRunnable
+from domain.shared.periods import Period
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))

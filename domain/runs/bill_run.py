@@ -9,15 +9,15 @@ from uuid import UUID
 
 from pydantic import Field
 
-from domain.account import BillingScope
-from domain.errors import BillRunError, RunNotRunnable, StaleCheckpoint
-from domain.exchange_rates import RateSnapshot
-from domain.ids import run_uuid
-from domain.inputs import InputRefused, check_date, check_text
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.periods import Period
-from domain.receivables import CollectionType
-from domain.run_content import add_digests
+from domain.billing.account import BillingScope
+from domain.billing.exchange_rates import RateSnapshot
+from domain.receivables.receivables import CollectionType
+from domain.runs.run_content import add_digests
+from domain.shared.errors import BillRunError, RunNotRunnable, StaleCheckpoint
+from domain.shared.ids import run_uuid
+from domain.shared.inputs import InputRefused, check_date, check_text
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.periods import Period
 
 MAX_PERIOD_DAYS = 366
 """The longest bill period a run takes: a year, a leap year's included."""

@@ -21,12 +21,18 @@ from uuid import UUID, uuid5
 
 from pydantic import Field
 
-from domain.errors import DomainError
-from domain.ids import NAMESPACE
-from domain.lines import InvoiceLine
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import PlainDecimal, exact_price, is_currency, round_to_currency, without_exponent
-from domain.pricing import tax_on
+from domain.billing.lines import InvoiceLine
+from domain.billing.pricing import tax_on
+from domain.shared.errors import DomainError
+from domain.shared.ids import NAMESPACE
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.money import (
+    PlainDecimal,
+    exact_price,
+    is_currency,
+    round_to_currency,
+    without_exponent,
+)
 
 EXCHANGE_RATE_BOOK_ID = uuid5(NAMESPACE, "exchange-rate-book")
 UNIT_PRICE_QUANTUM = Decimal("0.000001")

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from enum import StrEnum
 
-from domain.errors import DomainError
-from domain.model import ValueObject
+from domain.shared.errors import DomainError
+from domain.shared.model import ValueObject
 
 
 class RuleAction(StrEnum):

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import PlainSerializer
 
-from domain.errors import CurrencyMismatch, UnknownCurrency
+from domain.shared.errors import CurrencyMismatch, UnknownCurrency
 
 ROUNDING = ROUND_HALF_UP
 

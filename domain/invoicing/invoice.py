@@ -7,12 +7,12 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from domain.errors import InvoiceError
-from domain.ids import invoice_uuid
-from domain.lines import InvoiceLine
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import is_currency, round_to_currency
-from domain.review_rules import RuleAction, Verdict, decisive
+from domain.billing.lines import InvoiceLine
+from domain.invoicing.review_rules import RuleAction, Verdict, decisive
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import invoice_uuid
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.money import is_currency, round_to_currency
 
 
 class InvoiceStatus(StrEnum):

@@ -35,11 +35,11 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID, uuid5
 
-from domain.dunning import DunningAction, DunningRules
-from domain.errors import DomainError
-from domain.ids import NAMESPACE
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import is_currency, round_to_currency
+from domain.receivables.dunning import DunningAction, DunningRules
+from domain.shared.errors import DomainError
+from domain.shared.ids import NAMESPACE
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.money import is_currency, round_to_currency
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
 """Days net when neither the account nor its bill group says (the one definition:

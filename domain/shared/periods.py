@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
-from domain.errors import InvalidPeriod, NotABillDate
+from domain.shared.errors import InvalidPeriod, NotABillDate
 
 
 class Frequency(StrEnum):

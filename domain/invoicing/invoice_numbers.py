@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from domain.errors import InvoiceError
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID
-from domain.model import Aggregate, DomainEvent
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID
+from domain.shared.model import Aggregate, DomainEvent
 
 
 class InvoiceNumbersReserved(DomainEvent):

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import field_validator
 
-from domain.contracts import (
+from domain.billing.contracts import (
     BilledItem,
     ContractTerms,
     PenaltyDue,
@@ -19,24 +19,25 @@ from domain.contracts import (
     penalties_due,
     spend_within,
 )
-from domain.errors import AccountError
-from domain.ids import (
+from domain.billing.lines import (
+    DEFAULT_CHARGE_CATEGORY,
+    DEFAULT_PACKAGE_CATEGORY,
+    InvoiceLine,
+    LineKind,
+)
+from domain.billing.pricing import overlap, prorated, tax_on
+from domain.shared.errors import AccountError
+from domain.shared.ids import (
     account_uuid,
     charge_line_uuid,
     contract_line_uuid,
     package_line_uuid,
     usage_line_uuid,
 )
-from domain.inputs import MAX_MAGNITUDE
-from domain.lines import (
-    DEFAULT_CHARGE_CATEGORY,
-    DEFAULT_PACKAGE_CATEGORY,
-    InvoiceLine,
-    LineKind,
-)
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.money import is_currency, round_to_currency
-from domain.periods import (
+from domain.shared.inputs import MAX_MAGNITUDE
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.money import is_currency, round_to_currency
+from domain.shared.periods import (
     Frequency,
     Period,
     Timing,
@@ -44,7 +45,6 @@ from domain.periods import (
     index_of_bill_date,
     service_period,
 )
-from domain.pricing import overlap, prorated, tax_on
 
 __all__ = ["InvoiceLine", "LineKind"]  # re-exported: lines were first defined here
 

@@ -34,11 +34,11 @@ from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from uuid import UUID
 
-from domain.bill_run import RunSettings, Selection
-from domain.errors import DomainError
-from domain.ids import schedule_uuid
-from domain.model import Aggregate, DomainEvent, ValueObject
-from domain.periods import Period, add_months
+from domain.runs.bill_run import RunSettings, Selection
+from domain.shared.errors import DomainError
+from domain.shared.ids import schedule_uuid
+from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.periods import Period, add_months
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names, Monday first (`date.weekday()` is the index)."""

@@ -21,9 +21,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from domain.errors import InvalidPeriod
-from domain.money import round_to_currency
-from domain.periods import Period
+from domain.shared.errors import InvalidPeriod
+from domain.shared.money import round_to_currency
+from domain.shared.periods import Period
 
 HUNDRED = Decimal(100)
 

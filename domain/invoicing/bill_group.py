@@ -7,11 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from domain.dunning import DunningRules, SuspendedBilling
-from domain.errors import DomainError
-from domain.ids import bill_group_uuid
-from domain.model import Aggregate, DomainEvent
-from domain.review_rules import ReviewRules
+from domain.invoicing.review_rules import ReviewRules
+from domain.receivables.dunning import DunningRules, SuspendedBilling
+from domain.shared.errors import DomainError
+from domain.shared.ids import bill_group_uuid
+from domain.shared.model import Aggregate, DomainEvent
 
 
 class DeliveryChannel(StrEnum):

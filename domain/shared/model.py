@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.errors import DomainError
+from domain.shared.errors import DomainError
 
 
 class ValueObject(BaseModel):

@@ -15,7 +15,7 @@ import hashlib
 from decimal import Decimal
 from uuid import UUID
 
-from domain.lines import InvoiceLine
+from domain.billing.lines import InvoiceLine
 
 MODULUS = 2**256
 EMPTY = format(0, "064x")

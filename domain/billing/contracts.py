@@ -33,9 +33,9 @@ from enum import StrEnum
 
 from pydantic import field_validator
 
-from domain.model import ValueObject
-from domain.money import round_to_currency
-from domain.periods import Period, add_months
+from domain.shared.model import ValueObject
+from domain.shared.money import round_to_currency
+from domain.shared.periods import Period, add_months
 
 DEFAULT_CONTRACT_CATEGORY = "contract services"
 ZERO = Decimal(0)

@@ -30,13 +30,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from domain.errors import InvoiceError
-from domain.ids import NAMESPACE
-from domain.invoice import Invoice
-from domain.lines import InvoiceLine, LineKind
-from domain.model import ValueObject
-from domain.money import round_to_currency
-from domain.pricing import tax_on
+from domain.billing.lines import InvoiceLine, LineKind
+from domain.billing.pricing import tax_on
+from domain.invoicing.invoice import Invoice
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import NAMESPACE
+from domain.shared.model import ValueObject
+from domain.shared.money import round_to_currency
 
 CREDIT_CATEGORY = "credits"
 FULL_RULE = "credit:full"

@@ -7,8 +7,8 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from domain.model import ValueObject
-from domain.money import PlainDecimal
+from domain.shared.model import ValueObject
+from domain.shared.money import PlainDecimal
 
 
 class LineKind(StrEnum):

@@ -21,9 +21,9 @@ from enum import StrEnum
 
 from pydantic import field_validator
 
-from domain.errors import DomainError
-from domain.model import ValueObject
-from domain.money import round_to_currency
+from domain.shared.errors import DomainError
+from domain.shared.model import ValueObject
+from domain.shared.money import round_to_currency
 
 
 class DunningAction(StrEnum):
