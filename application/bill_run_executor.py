@@ -32,7 +32,8 @@ from application.errors import ApplicationError
 from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
 from application.ports import PaymentGateway
 from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
-from domain.billing.account import Account, AccountOpened
+from domain.billing.account import Account
+from domain.billing.events import AccountOpened
 from domain.billing.exchange_rates import MissingRate, RateSnapshot
 from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, CloseType
 from domain.invoicing.invoice import Invoice

@@ -32,19 +32,18 @@ from application.import_document import (
 )
 from application.invoicers import change_invoicer
 from application.ports import Seller
-from domain.billing.account import (
-    Account,
+from domain.billing.account import Account
+from domain.billing.contracts import ContractTerms
+from domain.billing.events import (
     AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,
-    ChargeTerms,
     ContractAgreed,
     PackageSubscribed,
-    PackageTerms,
     UsageRecorded,
 )
-from domain.billing.contracts import ContractTerms
 from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
+from domain.billing.terms import ChargeTerms, PackageTerms
 from domain.invoicing.bill_group import BillGroup, BillGroupConfigured
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence

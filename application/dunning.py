@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from domain.billing.account import Account, ChargeTerms
+from domain.billing.account import Account
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.bill_group import BillGroup
 from domain.receivables.receivables import DunningApplied, Receivables
 from domain.runs.bill_run import BillRun

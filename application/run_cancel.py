@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.receivables import withdraw_not_owed
-from domain.billing.account import (
-    Account,
+from domain.billing.account import Account
+from domain.billing.events import (
     ChargeBilled,
     ContractPenaltyApplied,
     PackageBilled,

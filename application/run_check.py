@@ -42,7 +42,8 @@ from typing import Any, Literal
 from application.billing import Billing
 from application.collection import payment_gateway
 from application.errors import ApplicationError
-from domain.billing.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
+from domain.billing.account import Account
+from domain.billing.events import AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.billing.exchange_rates import RateSnapshot
 from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.runs.bill_run import BillRun, RunScheduled, RunStatus

@@ -21,8 +21,9 @@ from uuid import UUID
 
 from application.billing import Billing
 from application.errors import InvalidInput, Problem
-from domain.billing.account import Account, ChargeTerms
+from domain.billing.account import Account
 from domain.billing.contracts import ContractTerms
+from domain.billing.terms import ChargeTerms
 from domain.shared.errors import DomainError
 from domain.shared.ids import account_uuid
 from domain.shared.inputs import InputRefused, check_date, check_decimal, check_text

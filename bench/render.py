@@ -38,7 +38,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from application.documents import build_invoice_document
 from application.ports import InvoiceDocument, Seller
 from bench.common import load_average, log, machine_info, stopwatch
-from domain.billing.account import Account, InvoiceLine
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine
 from domain.invoicing.invoice import Invoice
 from domain.shared.ids import package_line_uuid
 from infrastructure.collector import collector_paused

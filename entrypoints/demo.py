@@ -16,7 +16,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.errors import RunNotFound
 from application.import_document import parse_import
 from application.payments import record_payment
-from domain.billing.account import default_first_index
+from domain.billing.state import default_first_index
 from domain.invoicing.invoice import Invoice
 from domain.receivables.receivables import DunningApplied, DunningNoticeSent
 from domain.runs.bill_run import RunSettings, Selection

@@ -14,7 +14,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Literal
 from psycopg.types.json import Jsonb
 
-from domain.billing.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
 from domain.invoicing.invoice import InvoiceClosed, InvoiceOpened
 from domain.runs.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted

@@ -34,7 +34,7 @@ from enum import StrEnum
 from pydantic import field_validator
 
 from domain.shared.model import ValueObject
-from domain.shared.money import round_to_currency
+from domain.shared.money import finite, round_to_currency
 from domain.shared.periods import Period, add_months
 
 DEFAULT_CONTRACT_CATEGORY = "contract services"
@@ -44,12 +44,6 @@ ZERO = Decimal(0)
 class PenaltyReason(StrEnum):
     EARLY_TERMINATION = "early_termination"
     COMMITMENT_SHORTFALL = "commitment_shortfall"
-
-
-def _finite(value: Decimal | None) -> Decimal | None:
-    if value is not None and not value.is_finite():
-        raise ValueError("must be a finite decimal")
-    return value
 
 
 class ContractTerms(ValueObject):
@@ -69,7 +63,7 @@ class ContractTerms(ValueObject):
     tax_rate: Decimal | None = None
     """Percent; None: the account's rate."""
 
-    _check = field_validator("early_termination_fee", "minimum_spend", "tax_rate")(_finite)
+    _check = field_validator("early_termination_fee", "minimum_spend", "tax_rate")(finite)
 
 
 def term_end(terms: ContractTerms) -> date:

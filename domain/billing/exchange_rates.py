@@ -21,11 +21,12 @@ from uuid import UUID, uuid5
 
 from pydantic import Field
 
+from domain.billing.events import BaseCurrencySet, ExchangeRateSet
 from domain.billing.lines import InvoiceLine
 from domain.billing.pricing import tax_on
 from domain.shared.errors import DomainError
 from domain.shared.ids import NAMESPACE
-from domain.shared.model import Aggregate, DomainEvent, ValueObject
+from domain.shared.model import Aggregate, ValueObject
 from domain.shared.money import (
     PlainDecimal,
     exact_price,
@@ -84,17 +85,6 @@ class RateSnapshot(ValueObject):
             except MissingRate:
                 absent.append(pair(source, target))
         return sorted(absent)
-
-
-class ExchangeRateSet(DomainEvent):
-    base: str
-    quote: str
-    rate: Decimal
-    effective_date: date
-
-
-class BaseCurrencySet(DomainEvent):
-    currency: str
 
 
 class ExchangeRateBook(Aggregate):

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from domain.billing.account import BillingScope
 from domain.billing.exchange_rates import RateSnapshot
+from domain.billing.terms import BillingScope
 from domain.receivables.receivables import CollectionType
 from domain.runs.run_content import add_digests
 from domain.shared.errors import BillRunError, RunNotRunnable, StaleCheckpoint

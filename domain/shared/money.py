@@ -161,3 +161,10 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+def finite(value: Decimal | None) -> Decimal | None:
+    """A field validator: `value` unless it is NaN or infinite."""
+    if value is not None and not value.is_finite():
+        raise ValueError("must be a finite decimal")
+    return value

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from application.run_cancel import written_off
 from application.transactions import ChargeInput, add_charges
-from domain.billing.account import Charge, ChargeTerms
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
+from domain.billing.state import Charge
+from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

@@ -14,8 +14,9 @@ from application.transactions import (
     agree_contracts,
     terminate_contracts,
 )
-from domain.billing.account import Account, Contract
+from domain.billing.account import Account
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
+from domain.billing.state import Contract
 from entrypoints import output
 from entrypoints.common import (
     DateOption,

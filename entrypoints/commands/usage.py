@@ -10,7 +10,8 @@ import typer
 from application.run_cancel import written_off
 from application.transactions import UsageInput, record_usage
 from application.usage_csv import parse_usage_csv
-from domain.billing.account import Account, UsageRecord
+from domain.billing.account import Account
+from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

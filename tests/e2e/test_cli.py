@@ -23,7 +23,7 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.billing.account import ChargeTerms
+from domain.billing.terms import ChargeTerms
 from domain.runs.bill_run import Selection
 from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package, write_import_file

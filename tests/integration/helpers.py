@@ -41,14 +41,9 @@ from application.transactions import (
     record_usage,
     terminate_contracts,
 )
-from domain.billing.account import (
-    ChargeBilled,
-    ChargeTerms,
-    ContractPenaltyApplied,
-    PackageBilled,
-    UsageBilled,
-)
 from domain.billing.contracts import ContractTerms
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceClosed, InvoiceOpened
 from domain.runs.bill_run import RunBatchCompleted
 from infrastructure.database import create_database, drop_database

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.billing.account import PackageBilled
+from domain.billing.events import PackageBilled
 from domain.receivables.receivables import AutoPaySet, Receivables
 from domain.runs.bill_run import Selection
 from domain.shared.periods import Period

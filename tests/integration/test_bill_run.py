@@ -12,7 +12,7 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
-from domain.billing.account import PackageBilled
+from domain.billing.events import PackageBilled
 from domain.invoicing.invoice import Invoice, InvoiceOpened, InvoiceStatus
 from domain.runs.bill_run import RunBatchCompleted, RunStatus, Selection
 from domain.shared.errors import RunAlreadyScheduled

@@ -17,7 +17,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
 from application.transactions import ChargeInput, add_charges
-from domain.billing.account import ChargeTerms
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice
 from domain.runs.bill_run import RunSettings, Selection
 from domain.shared.periods import Period

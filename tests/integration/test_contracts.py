@@ -14,8 +14,8 @@ from application.transactions import (
     agree_contracts,
     terminate_contracts,
 )
-from domain.billing.account import ContractPenaltyApplied
 from domain.billing.contracts import ContractTerms
+from domain.billing.events import ContractPenaltyApplied
 from domain.billing.lines import LineKind
 from domain.invoicing.invoice import Invoice
 from domain.runs.bill_run import RunSettings, Selection

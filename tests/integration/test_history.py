@@ -24,7 +24,8 @@ from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.history import History, HistoryEntry
-from domain.billing.account import ChargeTerms, InvoiceLine
+from domain.billing.lines import InvoiceLine
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceStatus
 from domain.receivables.receivables import receivables_uuid
 from domain.runs.bill_run import RunStatus, Selection

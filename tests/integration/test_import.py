@@ -18,7 +18,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing, ImportSummary
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.billing.account import (
+from domain.billing.events import (
     AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,

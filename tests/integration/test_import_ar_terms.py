@@ -16,7 +16,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing, ImportSummary
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.billing.account import AccountOpened
+from domain.billing.events import AccountOpened
 from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
 from domain.receivables.receivables import (
     AutoPaySet,

@@ -25,7 +25,7 @@ from rich.console import Console
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.billing.account import ChargeTerms
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceOpened
 from domain.runs.bill_run import BatchStatistics, BillRun, RunSettings, Selection
 from domain.shared.periods import Period

@@ -18,7 +18,7 @@ from application.billing import Billing
 from application.documents import InvoiceDocuments, InvoiceNotClosed, UnknownDocumentFormat
 from application.ports import InvoiceDocument, Seller
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.billing.account import ChargeTerms
+from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceRendered
 from domain.runs.bill_run import RunSettings, Selection
 from domain.shared.ids import invoice_uuid

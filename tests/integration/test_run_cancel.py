@@ -10,7 +10,7 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
-from domain.billing.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.invoicing.invoice import ReviewStatus
 from domain.runs.bill_run import CancelMode, RunStatus, Selection
 from domain.shared.errors import RunNotRunnable

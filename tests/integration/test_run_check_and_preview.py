@@ -16,7 +16,7 @@ from application.import_document import parse_import
 from application.previews import differences, preview_run
 from application.run_check import check_run
 from application.transactions import ChargeInput, add_charges
-from domain.billing.account import ChargeTerms
+from domain.billing.terms import ChargeTerms
 from domain.runs.bill_run import RunSettings, RunStatus, Selection
 from domain.shared.errors import RunNotRunnable
 from domain.shared.periods import Period

@@ -7,13 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from domain.billing.account import (
-    Account,
-    AccountOpened,
-    PackageBilled,
-    PackageSubscribed,
-    PackageTerms,
-)
+from domain.billing.account import Account
+from domain.billing.events import AccountOpened, PackageBilled, PackageSubscribed
+from domain.billing.terms import PackageTerms
 from domain.shared.errors import AccountError, DomainError, NotABillDate
 from domain.shared.ids import account_uuid, package_line_uuid
 from domain.shared.periods import Frequency, Period, Timing

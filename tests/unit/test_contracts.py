@@ -9,15 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain.billing.account import (
-    Account,
-    BillingScope,
-    ChargeTerms,
-    ContractPenaltyApplied,
-    PackageTerms,
-)
+from domain.billing.account import Account
 from domain.billing.contracts import ContractTerms, PenaltyReason, penalties_due, term_end
+from domain.billing.events import ContractPenaltyApplied
 from domain.billing.lines import LineKind
+from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
 from domain.runs.bill_run import RunSettings
 from domain.shared.errors import AccountError
 from domain.shared.ids import contract_line_uuid

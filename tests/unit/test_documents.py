@@ -22,7 +22,8 @@ from application.documents import (
     vat_category,
 )
 from application.ports import InvoiceDocument, Seller
-from domain.billing.account import Account, InvoiceLine, LineKind
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine, LineKind
 from domain.billing.pricing import tax_on
 from domain.invoicing.invoice import Invoice
 from domain.shared.ids import package_line_uuid

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.billing.account import InvoiceLine
+from domain.billing.lines import InvoiceLine
 from domain.invoicing.invoice import (
     Invoice,
     InvoiceClosed,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.billing.account import Account, ChargeTerms, PackageTerms
+from domain.billing.account import Account
 from domain.billing.pricing import overlap, prorated, tax_on
+from domain.billing.terms import ChargeTerms, PackageTerms
 from domain.invoicing.invoice import Invoice
 from domain.shared.errors import AccountError, InvalidPeriod
 from domain.shared.periods import Frequency, Period, Timing

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from domain.billing.account import Account, BillingScope, ChargeTerms, PackageTerms
+from domain.billing.account import Account
 from domain.billing.contracts import ContractTerms
+from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
 from domain.shared.errors import AccountError
 from domain.shared.periods import Frequency, Period, Timing
 
