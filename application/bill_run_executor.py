@@ -45,16 +45,15 @@ from domain.receivables.receivables import (
     Receivables,
     receivables_uuid,
 )
-from domain.runs.bill_run import (
+from domain.runs.bill_run import BillRun
+from domain.runs.run_content import RunContent
+from domain.runs.settings import RunPhase, RunStatus
+from domain.runs.statistics import (
     BatchStatistics,
-    BillRun,
     CollectionStatistics,
     PreviewSummary,
-    RunPhase,
-    RunStatus,
     StepTimings,
 )
-from domain.runs.run_content import RunContent
 from domain.shared.errors import DomainError, InvoiceError, RunNotRunnable
 from domain.shared.ids import account_uuid
 from infrastructure.collector import collector_paused

@@ -48,7 +48,8 @@ from domain.invoicing.bill_group import BillGroup, BillGroupConfigured
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import Receivables, receivables_uuid
-from domain.runs.bill_run import BillRun, RunOrigin, RunSettings, Selection
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunOrigin, RunSettings, Selection
 from domain.shared.errors import DomainError, RunAlreadyScheduled
 from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
 from domain.shared.model import Aggregate, DomainEvent

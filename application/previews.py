@@ -18,7 +18,7 @@ from uuid import UUID
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.invoicing import FamilyOutcome
-from domain.runs.bill_run import BatchStatistics, PreviewSummary
+from domain.runs.statistics import BatchStatistics, PreviewSummary
 
 
 @dataclass

@@ -34,7 +34,8 @@ from domain.billing.events import (
     ZeroInvoiceIssued,
 )
 from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
-from domain.runs.bill_run import CancelMode, RunCancelled, RunStatus
+from domain.runs.events import RunCancelled
+from domain.runs.settings import CancelMode, RunStatus
 from domain.shared.errors import AccountError
 from domain.shared.ids import run_uuid
 from domain.shared.model import Aggregate

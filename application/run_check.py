@@ -46,7 +46,9 @@ from domain.billing.account import Account
 from domain.billing.events import AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.billing.exchange_rates import RateSnapshot
 from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
-from domain.runs.bill_run import BillRun, RunScheduled, RunStatus
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunScheduled
+from domain.runs.settings import RunStatus
 from domain.shared.ids import account_uuid
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of

@@ -16,7 +16,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import ApplicationError
 from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
-from domain.runs.bill_run import WorkflowState
+from domain.runs.settings import WorkflowState
 from infrastructure.topics import topic_of
 
 

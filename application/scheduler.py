@@ -37,15 +37,11 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.clock import Clock
 from application.errors import ApplicationError, RunNotFound
-from domain.runs.bill_run import BillRun, RunOrigin, RunScheduled, RunStatus
-from domain.runs.schedule import (
-    Schedule,
-    ScheduleAdded,
-    ScheduleTerms,
-    occurrences,
-    period_for,
-    run_id_for,
-)
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunScheduled, ScheduleAdded
+from domain.runs.schedule import Schedule, occurrences, period_for, run_id_for
+from domain.runs.schedule_terms import ScheduleTerms
+from domain.runs.settings import RunOrigin, RunStatus
 from domain.shared.errors import DomainError, RunAlreadyScheduled
 from domain.shared.ids import run_uuid as uuid_of_run
 from domain.shared.ids import schedule_uuid

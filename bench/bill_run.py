@@ -55,7 +55,7 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 
 # The accounts and the run are those of bench/fixtures.py, shared by every bench.

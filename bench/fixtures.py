@@ -24,7 +24,7 @@ from application.import_document import (
     UsageRecord,
 )
 from bench.common import log, stopwatch
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Frequency, Period, Timing
 
 RUN_ID = "bench-2026-04"

@@ -19,7 +19,7 @@ from application.payments import record_payment
 from domain.billing.state import default_first_index
 from domain.invoicing.invoice import Invoice
 from domain.receivables.receivables import DunningApplied, DunningNoticeSent
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output
 from entrypoints.common import progress_bar

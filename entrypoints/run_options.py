@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from domain.receivables.receivables import CollectionType
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from entrypoints.common import UsageError
 
 Group = Annotated[list[str] | None, typer.Option(help="Bill only this bill group (repeat).")]

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
 from domain.invoicing.invoice import InvoiceClosed, InvoiceOpened
-from domain.runs.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
 from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection

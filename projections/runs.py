@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
-from domain.runs.bill_run import (
+from domain.runs.events import (
     ParkedAccountBilled,
     RunBatchCompleted,
     RunCancelled,

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from application.previews import Preview, preview_run
 from application.run_check import check_run
-from domain.runs.bill_run import PreviewSummary
+from domain.runs.statistics import PreviewSummary
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
 

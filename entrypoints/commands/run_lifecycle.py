@@ -8,7 +8,7 @@ import typer
 
 from application.run_cancel import cancel_run
 from application.run_workflow import process_run
-from domain.runs.bill_run import CancelMode
+from domain.runs.settings import CancelMode
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, refusals, runtime
 

@@ -29,7 +29,13 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import base_totals, preview_comparison, run_totals, statistics_table
+from entrypoints.presenters import (
+    base_totals,
+    preview_comparison,
+    run_steps,
+    run_totals,
+    statistics_table,
+)
 from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
@@ -248,7 +254,7 @@ def run_status(
             shown["parked"] = run.parked
             # Bill dates before the period that no run billed, left owed by this run.
             shown["stranded_bill_dates"] = run.statistics.stranded
-            shown["step_log"] = run.steps
+            shown["step_log"] = run_steps(run)
             shown["failure"] = run.failure
     if json_out:
         output.print_json(shown)

@@ -17,18 +17,15 @@ from application.scheduler import (
     list_schedules,
     remove_schedule,
 )
-from domain.runs.bill_run import Selection
-from domain.runs.schedule import (
+from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
+from domain.runs.schedule_terms import (
     DEFAULT_PERIOD_RULE,
     WEEKDAYS,
     PeriodRule,
     Recurrence,
-    Schedule,
     ScheduleTerms,
-    next_occurrence,
-    period_for,
-    run_id_for,
 )
+from domain.runs.settings import Selection
 from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (

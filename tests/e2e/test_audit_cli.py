@@ -24,7 +24,7 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from domain.billing.events import PackageBilled
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of

@@ -24,7 +24,7 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from domain.billing.terms import ChargeTerms
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package, write_import_file
 from tests.e2e.conftest import BILLRUN, Cli, user_environment

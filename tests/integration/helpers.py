@@ -45,7 +45,7 @@ from domain.billing.contracts import ContractTerms
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceClosed, InvoiceOpened
-from domain.runs.bill_run import RunBatchCompleted
+from domain.runs.events import RunBatchCompleted
 from infrastructure.database import create_database, drop_database
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel

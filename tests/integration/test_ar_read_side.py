@@ -31,7 +31,7 @@ from application.payments import (
 )
 from domain.receivables.dunning import DunningRules, DunningStage
 from domain.receivables.receivables import CollectionType, Receivables
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import DomainError
 from domain.shared.periods import Period
 from infrastructure.payment_gateway import SandboxGateway

@@ -17,8 +17,9 @@ from application.scheduler import Manager, resume_failed_run
 from domain.invoicing.invoice import Invoice, ReviewAction
 from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
 from domain.receivables.receivables import DunningApplied, PaymentStatus
-from domain.runs.bill_run import RunSettings, RunStatus, Selection, WorkflowState
+from domain.runs.settings import RunSettings, RunStatus, Selection, WorkflowState
 from domain.shared.periods import Period
+from entrypoints.presenters import run_steps
 from infrastructure.topics import topic_of
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import billing_on
@@ -136,7 +137,7 @@ def test_daily_dunning_runs_apply_each_stage_once_and_bill_the_late_fee_once(
     ]
     assert [(f.amount, f.tax) for f in fees] == [(D("10.00"), D("0.00"))]
     run = billing.get_run(f"dunning-{DUE + timedelta(days=30)}")
-    step = next(s for s in run.steps if s["step"] == "run_dunning")
+    step = next(s for s in run_steps(run) if s["step"] == "run_dunning")
     assert step["ran"] and step["stages_applied"] == 2
 
 

@@ -25,7 +25,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from domain.billing.events import PackageBilled
 from domain.receivables.receivables import AutoPaySet, Receivables
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from infrastructure.persistence import ForgedEventError
 from infrastructure.topics import topic_of

@@ -14,7 +14,8 @@ from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
 from domain.billing.events import PackageBilled
 from domain.invoicing.invoice import Invoice, InvoiceOpened, InvoiceStatus
-from domain.runs.bill_run import RunBatchCompleted, RunStatus, Selection
+from domain.runs.events import RunBatchCompleted
+from domain.runs.settings import RunStatus, Selection
 from domain.shared.errors import RunAlreadyScheduled
 from domain.shared.ids import account_uuid, invoice_uuid
 from domain.shared.money import quantum

@@ -18,8 +18,9 @@ from application.billing import Billing
 from application.collection import Collector
 from application.run_check import check_run
 from domain.receivables.receivables import CollectionType, GatewayOutcome
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
+from entrypoints.presenters import run_steps
 from infrastructure.payment_gateway import SandboxGateway
 from infrastructure.settings import Settings
 from tests.conftest import account, import_accounts, package
@@ -71,7 +72,7 @@ def test_a_run_collects_from_auto_pay_accounts_by_their_gateway_s_answer(
     assert billing.get_receivables("MANUAL").attempts == {}
     charged = SandboxGateway(_datastore(billing)).charges()
     assert sorted(c[1] for c in charged) == [D("100.00"), D("100.00")]  # PAYS and TIMES-OUT
-    step = next(s for s in run.steps if s["step"] == "collect_payments")
+    step = next(s for s in run_steps(run) if s["step"] == "collect_payments")
     assert step["ran"] and step["approved"] == 1
 
 

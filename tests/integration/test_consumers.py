@@ -18,7 +18,7 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from entrypoints.worker import run_worker

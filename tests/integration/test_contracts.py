@@ -18,7 +18,7 @@ from domain.billing.contracts import ContractTerms
 from domain.billing.events import ContractPenaltyApplied
 from domain.billing.lines import LineKind
 from domain.invoicing.invoice import Invoice
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package

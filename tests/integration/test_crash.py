@@ -21,7 +21,7 @@ import pytest
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from domain.invoicing.invoice import InvoiceOpened
-from domain.runs.bill_run import RunStatus, Selection
+from domain.runs.settings import RunStatus, Selection
 from domain.shared.ids import run_uuid
 from domain.shared.periods import Period
 from tests.conftest import SteppingClock

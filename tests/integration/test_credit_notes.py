@@ -28,7 +28,7 @@ from domain.invoicing.credit_notes import CreditTerms
 from domain.invoicing.invoice import DocumentType, Invoice, InvoiceCredited, InvoiceOpened
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
 from domain.receivables.receivables import CreditNotePosted, PaymentStatus
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid
 from domain.shared.periods import Period

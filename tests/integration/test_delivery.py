@@ -33,7 +33,7 @@ from application.documents import InvoiceDocuments
 from application.import_document import parse_import
 from application.ports import MailChannel, Seller
 from domain.invoicing.invoice import InvoiceDelivered
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from infrastructure.file_store import FileStore

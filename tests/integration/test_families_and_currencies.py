@@ -17,7 +17,7 @@ from application.billing import Billing
 from application.errors import InvalidInput, InvoiceNotFound
 from application.exchange_rates import set_base_currency, set_rate
 from application.invoicers import InvalidInvoicer, assign_invoicer
-from domain.runs.bill_run import RunStatus, Selection
+from domain.runs.settings import RunStatus, Selection
 from domain.shared.errors import DomainError
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

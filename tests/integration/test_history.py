@@ -28,7 +28,7 @@ from domain.billing.lines import InvoiceLine
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceStatus
 from domain.receivables.receivables import receivables_uuid
-from domain.runs.bill_run import RunStatus, Selection
+from domain.runs.settings import RunStatus, Selection
 from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
 from domain.shared.periods import Period
 from projections.catalog import ReadSide

@@ -27,7 +27,7 @@ from domain.billing.events import (
     UsageRecorded,
 )
 from domain.billing.lines import LineKind
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.ids import account_uuid, invoice_uuid
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of

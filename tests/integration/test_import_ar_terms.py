@@ -24,7 +24,7 @@ from domain.receivables.receivables import (
     PaymentTermsSet,
     ReceivablesOpened,
 )
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from tests.conftest import account, package
 

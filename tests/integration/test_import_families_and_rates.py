@@ -15,7 +15,7 @@ from application.billing import Billing
 from application.errors import InvalidInput
 from application.import_document import parse_import
 from domain.invoicing.bill_group import CloseType
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from tests.conftest import account, package

@@ -30,7 +30,7 @@ from domain.invoicing.invoice import (
     ReviewStatus,
 )
 from domain.invoicing.review_rules import RuleAction
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from entrypoints.runtime import Runtime

@@ -11,7 +11,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.invoicers import assign_invoicer
 from domain.billing.exchange_rates import MissingRate
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.errors import RunNotRunnable
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

@@ -16,7 +16,8 @@ from application.bill_run_executor import BillRunExecutor, _Batch
 from application.billing import Billing
 from application.invoicing import FamilyOutcome
 from domain.billing.account import Account
-from domain.runs.bill_run import BillRun, Selection
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package

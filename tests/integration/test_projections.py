@@ -27,7 +27,9 @@ from application.billing import Billing
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceOpened
-from domain.runs.bill_run import BatchStatistics, BillRun, RunSettings, Selection
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunSettings, Selection
+from domain.runs.statistics import BatchStatistics
 from domain.shared.periods import Period
 from entrypoints.commands.runs import key_value_table, report_tables, status_rows
 from infrastructure.topics import topic_of

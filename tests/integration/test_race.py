@@ -21,7 +21,8 @@ from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
 from application.scheduler import Manager
 from domain.invoicing.invoice import Invoice, InvoiceOpened
-from domain.runs.bill_run import RunFailed, RunPhase, Selection
+from domain.runs.events import RunFailed
+from domain.runs.settings import RunPhase, Selection
 from domain.shared.model import TAggregate
 from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package

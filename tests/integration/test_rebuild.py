@@ -17,7 +17,7 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from projections.audit_seal import AuditSealView, seal_up_to_head, verify
 from projections.catalog import READ_MODELS, ReadSide

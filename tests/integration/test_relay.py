@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from entrypoints.cli import app
 from infrastructure.embedded import embedded_nats

@@ -20,7 +20,7 @@ from application.ports import InvoiceDocument, Seller
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.invoice import Invoice, InvoiceRendered
-from domain.runs.bill_run import RunSettings, Selection
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
 from infrastructure.file_store import FileStore

@@ -12,7 +12,7 @@ from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.invoicing.invoice import ReviewStatus
-from domain.runs.bill_run import CancelMode, RunStatus, Selection
+from domain.runs.settings import CancelMode, RunStatus, Selection
 from domain.shared.errors import RunNotRunnable
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

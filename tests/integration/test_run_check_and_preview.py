@@ -17,7 +17,7 @@ from application.previews import differences, preview_run
 from application.run_check import check_run
 from application.transactions import ChargeInput, add_charges
 from domain.billing.terms import ChargeTerms
-from domain.runs.bill_run import RunSettings, RunStatus, Selection
+from domain.runs.settings import RunSettings, RunStatus, Selection
 from domain.shared.errors import RunNotRunnable
 from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package

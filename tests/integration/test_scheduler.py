@@ -24,17 +24,10 @@ from application.scheduler import (
     remove_schedule,
     set_run_disabled,
 )
-from domain.runs.bill_run import (
-    BillRun,
-    RunLeased,
-    RunLeaseReleased,
-    RunOrigin,
-    RunScheduled,
-    RunStarted,
-    RunStatus,
-    Selection,
-)
-from domain.runs.schedule import PeriodRule, Recurrence, ScheduleTerms
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunLeased, RunLeaseReleased, RunScheduled, RunStarted
+from domain.runs.schedule_terms import PeriodRule, Recurrence, ScheduleTerms
+from domain.runs.settings import RunOrigin, RunStatus, Selection
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of
 from tests.conftest import account, import_accounts, package

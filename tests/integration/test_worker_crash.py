@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.import_document import parse_import
-from domain.runs.bill_run import Selection
+from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from infrastructure.embedded import embedded_nats
 from tests.conftest import account, package

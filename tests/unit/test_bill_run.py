@@ -7,17 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from domain.runs.bill_run import (
-    BatchStatistics,
-    BillRun,
-    RunBatchCompleted,
-    RunCompleted,
-    RunScheduled,
-    RunSettings,
-    RunStarted,
-    RunStatus,
-    Selection,
-)
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.runs.settings import RunSettings, RunStatus, Selection
+from domain.runs.statistics import BatchStatistics
 from domain.shared.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
 from domain.shared.ids import run_uuid
 from domain.shared.periods import Period

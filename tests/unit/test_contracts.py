@@ -14,7 +14,7 @@ from domain.billing.contracts import ContractTerms, PenaltyReason, penalties_due
 from domain.billing.events import ContractPenaltyApplied
 from domain.billing.lines import LineKind
 from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
-from domain.runs.bill_run import RunSettings
+from domain.runs.settings import RunSettings
 from domain.shared.errors import AccountError
 from domain.shared.ids import contract_line_uuid
 from domain.shared.model import DomainEvent

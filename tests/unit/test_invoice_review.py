@@ -26,7 +26,8 @@ from domain.invoicing.invoice import (
     ReviewStatus,
 )
 from domain.invoicing.review_rules import ReviewRules, RuleAction, Verdict, decisive
-from domain.runs.bill_run import BillRun, RunSettings, Selection
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import DomainError, InvoiceError
 from domain.shared.model import DomainEvent
 from domain.shared.periods import Period
