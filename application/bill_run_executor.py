@@ -35,7 +35,9 @@ from application.run_check import CheckReport, check_run, count_in_scope, missin
 from domain.billing.account import Account
 from domain.billing.events import AccountOpened
 from domain.billing.exchange_rates import MissingRate, RateSnapshot
-from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, CloseType
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.events import BillGroupConfigured
+from domain.invoicing.group_terms import CloseType
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.dunning import SuspendedBilling

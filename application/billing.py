@@ -44,7 +44,8 @@ from domain.billing.events import (
 )
 from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
 from domain.billing.terms import ChargeTerms, PackageTerms
-from domain.invoicing.bill_group import BillGroup, BillGroupConfigured
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.events import BillGroupConfigured
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import Receivables, receivables_uuid

@@ -55,8 +55,10 @@ from application.ports import (
 )
 from domain.billing.account import Account
 from domain.invoicing.bill_group import BillGroup
-from domain.invoicing.bill_group import DeliveryChannel as ChannelName
-from domain.invoicing.invoice import Delivery, Invoice, ReviewStatus
+from domain.invoicing.documents import Delivery
+from domain.invoicing.group_terms import DeliveryChannel as ChannelName
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewStatus
 from domain.runs.bill_run import BillRun
 from domain.shared.ids import invoice_uuid
 from domain.shared.inputs import InputRefused, check_email

@@ -34,7 +34,8 @@ from application.ports import (
     TaxBreakdown,
 )
 from domain.billing.account import Account
-from domain.invoicing.invoice import Invoice, RenderedDocument
+from domain.invoicing.documents import RenderedDocument
+from domain.invoicing.invoice import Invoice
 from domain.shared.money import exact_price, round_to_currency
 from infrastructure.settings import Settings
 

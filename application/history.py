@@ -16,7 +16,7 @@ from uuid import UUID
 from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.billing.events import PackageBilled
-from domain.invoicing.invoice import InvoiceClosed, InvoiceOpened, InvoiceReleased
+from domain.invoicing.events import InvoiceClosed, InvoiceOpened, InvoiceReleased
 from domain.receivables.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
 from domain.shared.ids import account_uuid, invoice_uuid, run_uuid
 

@@ -32,7 +32,7 @@ from pydantic import (
 from application.errors import InvalidInput, Problem
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
-from domain.invoicing.bill_group import (
+from domain.invoicing.group_terms import (
     DEFAULT_CHANNEL,
     DEFAULT_CLOSE_TYPE,
     CloseType,

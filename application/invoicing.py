@@ -32,8 +32,10 @@ from uuid import UUID
 from domain.billing.account import Account
 from domain.billing.exchange_rates import convert_line
 from domain.billing.lines import InvoiceLine
-from domain.invoicing.bill_group import BillGroup, CloseType
-from domain.invoicing.invoice import Invoice, ReviewStatus
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.group_terms import CloseType
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewStatus
 from domain.receivables.receivables import DunningApplied, Receivables
 from domain.runs.bill_run import BillRun
 

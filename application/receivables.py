@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from application.billing import Billing
-from domain.invoicing.invoice import Invoice, ReviewStatus
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewStatus
 from domain.receivables.receivables import Receivables, receivables_uuid
 
 NOT_OWED = (ReviewStatus.REJECTED, ReviewStatus.CANCELLED)

@@ -28,7 +28,9 @@ from eventsourcing.persistence import RecordConflictError
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.receivables import withdraw_not_owed
-from domain.invoicing.invoice import Invoice, InvoiceStatus, ReviewAction, ReviewStatus
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewAction, ReviewStatus
 from domain.shared.errors import DomainError
 
 LOAD_CHUNK = 500

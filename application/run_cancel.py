@@ -33,7 +33,9 @@ from domain.billing.events import (
     UsageBilled,
     ZeroInvoiceIssued,
 )
-from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewStatus
 from domain.runs.events import RunCancelled
 from domain.runs.settings import CancelMode, RunStatus
 from domain.shared.errors import AccountError

@@ -45,7 +45,9 @@ from application.errors import ApplicationError
 from domain.billing.account import Account
 from domain.billing.events import AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.billing.exchange_rates import RateSnapshot
-from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.events import BillGroupConfigured
+from domain.invoicing.group_terms import DeliveryChannel
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunScheduled
 from domain.runs.settings import RunStatus

@@ -15,7 +15,9 @@ from __future__ import annotations
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import ApplicationError
-from domain.invoicing.invoice import Invoice, InvoiceOpened, ReviewStatus
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewStatus
 from domain.runs.settings import WorkflowState
 from infrastructure.topics import topic_of
 

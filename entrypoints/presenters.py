@@ -25,7 +25,8 @@ from rich.text import Text
 from application.errors import InvoiceNotFound
 from application.payments import payment_terms
 from application.previews import differences
-from domain.invoicing.invoice import DOCUMENT_PREFIXES, DocumentType
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.invoice_numbers import DOCUMENT_PREFIXES
 from domain.runs.bill_run import BillRun
 from domain.runs.statistics import BatchStatistics
 from domain.shared.money import round_to_currency

@@ -15,8 +15,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
-from domain.invoicing.invoice import (
-    DocumentType,
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import (
     InvoiceApproved,
     InvoiceCancelled,
     InvoiceClosed,
@@ -26,9 +26,9 @@ from domain.invoicing.invoice import (
     InvoiceRejected,
     InvoiceReleased,
     InvoiceReleasedFromQuarantine,
-    ReviewStatus,
-    format_document_number,
 )
+from domain.invoicing.invoice_numbers import format_document_number
+from domain.invoicing.review import ReviewStatus
 from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
-from domain.invoicing.invoice import InvoiceClosed, InvoiceOpened
+from domain.invoicing.events import InvoiceClosed, InvoiceOpened
 from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
 from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of

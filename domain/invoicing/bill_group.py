@@ -4,66 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from uuid import UUID
 
+from domain.invoicing.events import BillGroupConfigured
+from domain.invoicing.group_terms import (
+    DEFAULT_CHANNEL,
+    DEFAULT_CLOSE_TYPE,
+    CloseType,
+    DeliveryChannel,
+)
 from domain.invoicing.review_rules import ReviewRules
 from domain.receivables.dunning import DunningRules, SuspendedBilling
 from domain.shared.errors import DomainError
 from domain.shared.ids import bill_group_uuid
-from domain.shared.model import Aggregate, DomainEvent
-
-
-class DeliveryChannel(StrEnum):
-    EMAIL = "email"  # SMTP, the PDF attached
-    FILE = "file"  # an .eml written to the outbox folder (the demo's default)
-    NONE = "none"  # rendered, never sent
-
-
-DEFAULT_CHANNEL = DeliveryChannel.FILE
-
-
-class CloseType(StrEnum):
-    """When an invoice of the group is closed (the seed's invoice close types)."""
-
-    AFTER_EACH_BILL_RUN = "after_each_bill_run"
-    """Once the run has billed everyone, every open invoice of the group is closed,
-    including those of accounts that had nothing billed in the run."""
-    POST_USER_BILLING = "post_user_billing"
-    """An account's open invoice is closed as soon as the account has passed
-    through billing: one invoice per cycle, carrying everything still open."""
-    USER_BILL_CYCLE = "user_bill_cycle"
-    """An account's open invoice is closed when it reaches its bill cycle (a
-    package is due in the run), before billing; what is billed after that opens
-    a new invoice, which stays open until a package is next due."""
-
-
-DEFAULT_CLOSE_TYPE = CloseType.POST_USER_BILLING
-
-
-class BillGroupConfigured(DomainEvent):
-    group_id: str
-    delivery_channel: DeliveryChannel
-    email_subject: str | None
-    email_template: str | None
-    """A jinja2 template for the email body; None: the built-in one."""
-    first_invoice_email_template: str | None
-    """The template for an account's first invoice (seed); None: `email_template`."""
-    close_type: CloseType = DEFAULT_CLOSE_TYPE
-    zero_invoices: bool = True
-    """An account with an active package but nothing billed still gets an
-    invoice (a zero one), so every cycle leaves a paper trail."""
-    quarantine_above: Decimal | None = None
-    """Review rule: quarantine an invoice whose total is above this (in its currency)."""
-    reject_negative: bool = False
-    """Review rule: reject an invoice whose total is negative."""
-    quarantine_without_email: bool = False
-    """Review rule: quarantine an invoice whose account has no invoice email."""
-    payment_terms_days: int | None = None
-    """Net days from an invoice's issue to its due date; None: 30 (an account's own
-    terms come first)."""
-    dunning: DunningRules = DunningRules()
-    suspended_billing: SuspendedBilling = SuspendedBilling.BILL
+from domain.shared.model import Aggregate
 
 
 class BillGroup(Aggregate):

@@ -1,323 +1,51 @@
-"""The Invoice aggregate and the invoice number sequence."""
+"""The Invoice aggregate: lines gathered, closed with a number, reviewed, credited,
+rendered and delivered. Its events are in `domain.invoicing.events`, its review
+state machine in `domain.invoicing.review`."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
+from domain.invoicing.documents import (
+    CreditedAmount,
+    DocumentType,
+    InvoiceStatus,
+)
+from domain.invoicing.events import (
+    InvoiceApproved,
+    InvoiceCancelled,
+    InvoiceClosed,
+    InvoiceCredited,
+    InvoiceDelivered,
+    InvoiceLineAdded,
+    InvoiceOpened,
+    InvoiceQuarantined,
+    InvoiceRejected,
+    InvoiceReleased,
+    InvoiceReleasedFromQuarantine,
+    InvoiceRendered,
+    InvoiceRulesPassed,
+)
+from domain.invoicing.invoice_numbers import format_credit_note_number, format_document_number
+from domain.invoicing.invoice_state import InvoiceState
+from domain.invoicing.review import (
+    _TARGETS,
+    REVIEW_TRANSITIONS,
+    WITHHELD,
+    ReviewAction,
+    ReviewStatus,
+)
 from domain.invoicing.review_rules import RuleAction, Verdict, decisive
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import invoice_uuid
-from domain.shared.model import Aggregate, DomainEvent, ValueObject
 from domain.shared.money import is_currency, round_to_currency
 
 
-class InvoiceStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class ReviewStatus(StrEnum):
-    """Where a closed invoice stands in review (an open invoice has none).
-
-    draft -> approved (final; delivered means issued)
-    draft -> quarantined -> draft (released from quarantine)
-    draft or quarantined -> rejected or cancelled (final)
-    """
-
-    DRAFT = "draft"
-    APPROVED = "approved"
-    QUARANTINED = "quarantined"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-
-
-class ReviewAction(StrEnum):
-    """What an operator can do to a closed invoice in review."""
-
-    APPROVE = "approve"
-    QUARANTINE = "quarantine"
-    UNQUARANTINE = "unquarantine"
-    """Release from quarantine: back to draft."""
-    REJECT = "reject"
-    CANCEL = "cancel"
-
-    @property
-    def past(self) -> str:
-        return _PAST[self]
-
-    @property
-    def needs_reason(self) -> bool:
-        return self in (ReviewAction.QUARANTINE, ReviewAction.REJECT, ReviewAction.CANCEL)
-
-
-_PAST = {
-    ReviewAction.APPROVE: "approved",
-    ReviewAction.QUARANTINE: "quarantined",
-    ReviewAction.UNQUARANTINE: "released from quarantine",
-    ReviewAction.REJECT: "rejected",
-    ReviewAction.CANCEL: "cancelled",
-}
-
-REVIEW_TRANSITIONS: dict[ReviewStatus, dict[ReviewAction, ReviewStatus]] = {
-    ReviewStatus.DRAFT: {
-        ReviewAction.APPROVE: ReviewStatus.APPROVED,
-        ReviewAction.QUARANTINE: ReviewStatus.QUARANTINED,
-        ReviewAction.REJECT: ReviewStatus.REJECTED,
-        ReviewAction.CANCEL: ReviewStatus.CANCELLED,
-    },
-    ReviewStatus.QUARANTINED: {
-        ReviewAction.UNQUARANTINE: ReviewStatus.DRAFT,
-        ReviewAction.REJECT: ReviewStatus.REJECTED,
-        ReviewAction.CANCEL: ReviewStatus.CANCELLED,
-    },
-    ReviewStatus.APPROVED: {},
-    ReviewStatus.REJECTED: {},
-    ReviewStatus.CANCELLED: {},
-}
-"""The review's state machine: from a status, each allowed action and where it leads.
-Approved, rejected and cancelled are final."""
-
-_TARGETS = {
-    ReviewAction.APPROVE: ReviewStatus.APPROVED,
-    ReviewAction.QUARANTINE: ReviewStatus.QUARANTINED,
-    ReviewAction.UNQUARANTINE: ReviewStatus.DRAFT,
-    ReviewAction.REJECT: ReviewStatus.REJECTED,
-    ReviewAction.CANCEL: ReviewStatus.CANCELLED,
-}
-"""Where each action leads: an invoice already there is left as it is."""
-
-WITHHELD = frozenset({ReviewStatus.QUARANTINED, ReviewStatus.REJECTED, ReviewStatus.CANCELLED})
-"""Review statuses in which an invoice is never delivered."""
-
-
-class DocumentType(StrEnum):
-    """What an Invoice aggregate is: an invoice, or a credit note correcting one."""
-
-    INVOICE = "invoice"
-    CREDIT_NOTE = "credit_note"
-
-
-class InvoiceOpened(DomainEvent):
-    run_id: str
-    account_id: str
-    currency: str
-    posting_date: date
-    document_type: DocumentType = DocumentType.INVOICE
-    """Events written before credit notes existed are invoices."""
-    corrects: UUID | None = None
-    """A credit note's: the invoice it corrects."""
-    corrects_number: int | None = None
-    """A credit note's: the number of the invoice it corrects."""
-    reason: str | None = None
-    """A credit note's: why it was issued (printed on it)."""
-
-
-class InvoiceLineAdded(DomainEvent):
-    run_id: str
-    line: InvoiceLine
-
-
-class InvoiceClosed(DomainEvent):
-    run_id: str
-    account_id: str
-    currency: str
-    number: int
-    subtotal: Decimal
-    tax: Decimal
-    total: Decimal
-    line_count: int
-    closed_by_run: str | None = None
-    """The run that closed it, when not the run that opened it (close types)."""
-    released: bool = True
-    """Rendered and delivered now (the run reached the invoicer's bill day); a held
-    invoice waits for `InvoiceReleased` from a later run that reaches it."""
-    due_date: date | None = None
-    """Issue (posting) date plus the account's payment terms; None on invoices closed
-    before payment terms existed, and on credit notes (nothing is due)."""
-    document_type: DocumentType = DocumentType.INVOICE
-    """As opened: lets a reader of the log (a report per run) tell a credit note's
-    close from an invoice's without its opening event."""
-    posting_date: date | None = None
-    """The issue (posting) date set by a later closing run (`user_bill_cycle`): the
-    invoice is issued when it closes, not when it was opened. None: as opened."""
-
-
-class CreditedAmount(ValueObject):
-    """What a credit note took off an invoice at one tax rate: net and tax, positive
-    for a credit (the credit note's lines, negated)."""
-
-    tax_rate: Decimal
-    amount: Decimal
-    tax: Decimal
-
-
-class InvoiceCredited(DomainEvent):
-    """A credit note corrects this issued invoice; recorded in the transaction that
-    issues the credit note, so credits on one invoice are serialised by its version
-    and can never add up to more than its total."""
-
-    run_id: str
-    credit_note_id: UUID
-    credit_note_number: int
-    reason: str
-    amounts: tuple[CreditedAmount, ...]
-    """Per tax rate, as the credit note's lines."""
-    total: Decimal
-    """What the credit note takes off the invoice (tax included): minus its total."""
-
-
-class InvoiceReleased(DomainEvent):
-    """A held invoice is released for rendering and delivery by a later run."""
-
-    run_id: str
-
-
-class InvoiceRendered(DomainEvent):
-    """A document of the closed invoice was rendered and stored (named by its hash)."""
-
-    run_id: str
-    format: str
-    sha256: str
-    location: str
-    size: int
-
-
-class InvoiceDelivered(DomainEvent):
-    """The invoice went out by its bill group's channel (`email`, `file` or `none`)."""
-
-    run_id: str
-    channel: str
-    recipient: str | None
-    message_id: str
-    location: str | None
-
-
-class InvoiceApproved(DomainEvent):
-    """An operator approved the closed invoice: it is final, and may be issued."""
-
-    run_id: str
-    reason: str | None = None
-
-
-class InvoiceQuarantined(DomainEvent):
-    """The invoice waits for an operator: by a rule when it closed (`rule` names it,
-    `verdicts` holds every rule's verdict), or by an operator (`rule` None)."""
-
-    run_id: str
-    reason: str
-    rule: str | None = None
-    verdicts: tuple[Verdict, ...] = ()
-
-
-class InvoiceReleasedFromQuarantine(DomainEvent):
-    """Back to draft after quarantine."""
-
-    run_id: str
-    reason: str | None = None
-
-
-class InvoiceRejected(DomainEvent):
-    """The invoice is never issued: by a rule when it closed, or by an operator."""
-
-    run_id: str
-    reason: str
-    rule: str | None = None
-    verdicts: tuple[Verdict, ...] = ()
-
-
-class InvoiceCancelled(DomainEvent):
-    """An operator cancelled the invoice before it was approved: never issued."""
-
-    run_id: str
-    reason: str
-
-
-class InvoiceRulesPassed(DomainEvent):
-    """Every validation rule of the bill group passed when the invoice closed (each
-    verdict with its reason); the invoice stays a draft."""
-
-    run_id: str
-    verdicts: tuple[Verdict, ...]
-
-
-class RenderedDocument(ValueObject):
-    format: str
-    sha256: str
-    location: str
-    size: int
-
-
-class Delivery(ValueObject):
-    channel: str
-    recipient: str | None
-    message_id: str
-    location: str | None
-    delivered_at: datetime
-
-
-def format_invoice_number(number: int) -> str:
-    """How an invoice number is printed on documents."""
-    return f"INV-{number:08d}"
-
-
-def format_credit_note_number(number: int) -> str:
-    """How a credit note number (its own sequence) is printed on documents."""
-    return f"CN-{number:08d}"
-
-
-def format_document_number(number: int, document_type: DocumentType | str) -> str:
-    if document_type == DocumentType.CREDIT_NOTE:
-        return format_credit_note_number(number)
-    return format_invoice_number(number)
-
-
-DOCUMENT_PREFIXES = {"INV-": DocumentType.INVOICE, "CN-": DocumentType.CREDIT_NOTE}
-"""The printed numbers' prefixes, for reading a number back."""
-
-
-class Invoice(Aggregate):
-    kind = "invoice"
-
-    def __init__(self, aggregate_id: UUID) -> None:
-        super().__init__(aggregate_id)
-        self.run_id = ""
-        self.account_id = ""
-        self.currency = ""
-        self.posting_date: date | None = None
-        self.status = InvoiceStatus.OPEN
-        self.lines: list[InvoiceLine] = []
-        self.documents: dict[str, RenderedDocument] = {}
-        self.delivery: Delivery | None = None
-        self.number: int | None = None
-        self.subtotal = Decimal(0)
-        self.tax = Decimal(0)
-        self.total = Decimal(0)
-        self.closed_by_run: str | None = None
-        self.released = False
-        self.released_by_run: str | None = None
-        """The run whose settings govern rendering and delivery: the closing run, or
-        the later run that released a held invoice."""
-        self.due_date: date | None = None
-        self.review_status: ReviewStatus | None = None
-        """None while open; a closed invoice starts as a draft."""
-        self.review_reason: str | None = None
-        """The reason given for the latest review change (a rule's, or an operator's)."""
-        self.review_rule: str | None = None
-        """The rule that quarantined or rejected the invoice; None when an operator did."""
-        self.verdicts: tuple[Verdict, ...] = ()
-        """Every validation rule's verdict when the invoice closed (none: no rules)."""
-        self.document_type = DocumentType.INVOICE
-        self.corrects: UUID | None = None
-        """A credit note's: the invoice it corrects."""
-        self.corrects_number: int | None = None
-        self.credit_reason: str | None = None
-        """A credit note's: why it was issued."""
-        self.credits: dict[UUID, InvoiceCredited] = {}
-        """An invoice's: the credit notes correcting it, by id."""
+class Invoice(InvoiceState):
+    """An invoice's commands: each checks the invoice's state, then records an event."""
 
     @classmethod
     def open(
@@ -744,87 +472,3 @@ class Invoice(Aggregate):
         return (
             None if self.number is None else format_document_number(self.number, self.document_type)
         )
-
-    def _when_InvoiceOpened(self, event: InvoiceOpened) -> None:
-        self.run_id = event.run_id
-        self.account_id = event.account_id
-        self.currency = event.currency
-        self.posting_date = event.posting_date
-        self.document_type = event.document_type
-        self.corrects = event.corrects
-        self.corrects_number = event.corrects_number
-        self.credit_reason = event.reason
-        # Running totals are shown at the currency's minor unit ("0.00", not "0").
-        self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
-
-    def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
-        self.lines.append(event.line)
-        self.subtotal += event.line.amount
-        self.tax += event.line.tax
-        self.total = self.subtotal + self.tax
-
-    def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:
-        self.documents[event.format] = RenderedDocument(
-            format=event.format, sha256=event.sha256, location=event.location, size=event.size
-        )
-
-    def _when_InvoiceDelivered(self, event: InvoiceDelivered) -> None:
-        self.delivery = Delivery(
-            channel=event.channel,
-            recipient=event.recipient,
-            message_id=event.message_id,
-            location=event.location,
-            delivered_at=event.timestamp,
-        )
-
-    def _when_InvoiceCredited(self, event: InvoiceCredited) -> None:
-        self.credits[event.credit_note_id] = event
-
-    def _when_InvoiceRulesPassed(self, event: InvoiceRulesPassed) -> None:
-        self.verdicts = event.verdicts
-
-    def _when_InvoiceApproved(self, event: InvoiceApproved) -> None:
-        self._reviewed(ReviewStatus.APPROVED, event.reason)
-
-    def _when_InvoiceQuarantined(self, event: InvoiceQuarantined) -> None:
-        self._reviewed(ReviewStatus.QUARANTINED, event.reason, event.rule, event.verdicts)
-
-    def _when_InvoiceReleasedFromQuarantine(self, event: InvoiceReleasedFromQuarantine) -> None:
-        self._reviewed(ReviewStatus.DRAFT, event.reason)
-
-    def _when_InvoiceRejected(self, event: InvoiceRejected) -> None:
-        self._reviewed(ReviewStatus.REJECTED, event.reason, event.rule, event.verdicts)
-
-    def _when_InvoiceCancelled(self, event: InvoiceCancelled) -> None:
-        self._reviewed(ReviewStatus.CANCELLED, event.reason)
-
-    def _reviewed(
-        self,
-        status: ReviewStatus,
-        reason: str | None,
-        rule: str | None = None,
-        verdicts: tuple[Verdict, ...] = (),
-    ) -> None:
-        self.review_status = status
-        self.review_reason = reason
-        self.review_rule = rule
-        if verdicts:
-            self.verdicts = verdicts
-
-    def _when_InvoiceReleased(self, event: InvoiceReleased) -> None:
-        self.released = True
-        self.released_by_run = event.run_id
-
-    def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
-        self.status = InvoiceStatus.CLOSED
-        self.review_status = ReviewStatus.DRAFT
-        self.closed_by_run = event.closed_by_run or self.run_id
-        self.released = event.released
-        self.released_by_run = self.closed_by_run if event.released else None
-        self.number = event.number
-        self.due_date = event.due_date
-        if event.posting_date is not None:
-            self.posting_date = event.posting_date
-        self.subtotal = event.subtotal
-        self.tax = event.tax
-        self.total = event.total

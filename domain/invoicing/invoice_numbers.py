@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
+from domain.invoicing.documents import (
+    DocumentType,
+)
+from domain.invoicing.events import InvoiceNumbersReserved
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID
-from domain.shared.model import Aggregate, DomainEvent
-
-
-class InvoiceNumbersReserved(DomainEvent):
-    run_id: str
-    first: int
-    count: int
+from domain.shared.model import Aggregate
 
 
 class InvoiceNumberSequence(Aggregate):
@@ -46,3 +44,23 @@ class InvoiceNumberSequence(Aggregate):
                 f"reservation starting at {event.first} leaves a gap after {self.last_number}"
             )
         self.last_number = event.first + event.count - 1
+
+
+def format_invoice_number(number: int) -> str:
+    """How an invoice number is printed on documents."""
+    return f"INV-{number:08d}"
+
+
+def format_credit_note_number(number: int) -> str:
+    """How a credit note number (its own sequence) is printed on documents."""
+    return f"CN-{number:08d}"
+
+
+def format_document_number(number: int, document_type: DocumentType | str) -> str:
+    if document_type == DocumentType.CREDIT_NOTE:
+        return format_credit_note_number(number)
+    return format_invoice_number(number)
+
+
+DOCUMENT_PREFIXES = {"INV-": DocumentType.INVOICE, "CN-": DocumentType.CREDIT_NOTE}
+"""The printed numbers' prefixes, for reading a number back."""

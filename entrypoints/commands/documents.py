@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from application.documents import DOCUMENT_FORMATS, InvoiceDocuments, invoice_documents
-from domain.invoicing.invoice import RenderedDocument
+from domain.invoicing.documents import RenderedDocument
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from application.billing import Billing
-from domain.invoicing.invoice import ReviewStatus
+from domain.invoicing.review import ReviewStatus
 from domain.shared.ids import invoice_uuid
 from tests.conftest import account, package
 from tests.e2e.conftest import Cli

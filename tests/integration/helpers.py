@@ -44,7 +44,8 @@ from application.transactions import (
 from domain.billing.contracts import ContractTerms
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.terms import ChargeTerms
-from domain.invoicing.invoice import Invoice, InvoiceClosed, InvoiceOpened
+from domain.invoicing.events import InvoiceClosed, InvoiceOpened
+from domain.invoicing.invoice import Invoice
 from domain.runs.events import RunBatchCompleted
 from infrastructure.database import create_database, drop_database
 from infrastructure.file_store import FileStore

@@ -14,7 +14,8 @@ from application.billing import Billing
 from application.exchange_rates import set_base_currency, set_rate
 from application.review import review
 from application.scheduler import Manager, resume_failed_run
-from domain.invoicing.invoice import Invoice, ReviewAction
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewAction
 from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
 from domain.receivables.receivables import DunningApplied, PaymentStatus
 from domain.runs.settings import RunSettings, RunStatus, Selection, WorkflowState

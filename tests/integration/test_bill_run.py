@@ -13,7 +13,9 @@ import pytest
 from application.bill_run_executor import BillRunExecutor, Progress
 from application.billing import Billing
 from domain.billing.events import PackageBilled
-from domain.invoicing.invoice import Invoice, InvoiceOpened, InvoiceStatus
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
 from domain.runs.events import RunBatchCompleted
 from domain.runs.settings import RunStatus, Selection
 from domain.shared.errors import RunAlreadyScheduled

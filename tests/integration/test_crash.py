@@ -20,7 +20,7 @@ import pytest
 
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
-from domain.invoicing.invoice import InvoiceOpened
+from domain.invoicing.events import InvoiceOpened
 from domain.runs.settings import RunStatus, Selection
 from domain.shared.ids import run_uuid
 from domain.shared.periods import Period

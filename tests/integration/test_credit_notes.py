@@ -25,8 +25,10 @@ from application.credit_notes import CreditOutcome, CreditRefused, credit_invoic
 from application.delivery import OutcomeKind
 from application.import_document import parse_import
 from domain.invoicing.credit_notes import CreditTerms
-from domain.invoicing.invoice import DocumentType, Invoice, InvoiceCredited, InvoiceOpened
-from domain.invoicing.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import InvoiceCredited, InvoiceNumbersReserved, InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import CreditNotePosted, PaymentStatus
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import InvoiceError

@@ -32,7 +32,7 @@ from application.delivery import (
 from application.documents import InvoiceDocuments
 from application.import_document import parse_import
 from application.ports import MailChannel, Seller
-from domain.invoicing.invoice import InvoiceDelivered
+from domain.invoicing.events import InvoiceDelivered
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

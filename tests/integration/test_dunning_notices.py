@@ -20,7 +20,7 @@ from application.billing import Billing
 from application.delivery import ChannelUnavailable, DeliveryRefused
 from application.dunning_notices import DunningNotices, NoticeKind, dunning_message_id
 from application.ports import MailChannel, Seller
-from domain.invoicing.bill_group import DeliveryChannel
+from domain.invoicing.group_terms import DeliveryChannel
 from domain.receivables.dunning import DunningRules, DunningStage
 from domain.receivables.receivables import DunningNoticeSent, receivables_uuid
 from domain.shared.ids import invoice_uuid

@@ -26,7 +26,8 @@ from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.history import History, HistoryEntry
 from domain.billing.lines import InvoiceLine
 from domain.billing.terms import ChargeTerms
-from domain.invoicing.invoice import Invoice, InvoiceStatus
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.invoice import Invoice
 from domain.receivables.receivables import receivables_uuid
 from domain.runs.settings import RunStatus, Selection
 from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid

@@ -14,7 +14,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.invoicing.bill_group import CloseType
+from domain.invoicing.group_terms import CloseType
 from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

@@ -33,7 +33,7 @@ from application.import_document import parse_import
 from application.run_check import check_run
 from application.transactions import record_usage
 from application.usage_csv import parse_usage_csv
-from domain.invoicing.invoice import InvoiceStatus
+from domain.invoicing.documents import InvoiceStatus
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.inputs import InputRefused, check_text
 from domain.shared.periods import Period

@@ -20,15 +20,14 @@ from application.delivery import OutcomeKind
 from application.errors import ApplicationError
 from application.import_document import parse_import
 from application.review import InvoiceFilter, ReviewOutcome, ReviewResultKind, review
-from domain.invoicing.invoice import (
-    Invoice,
+from domain.invoicing.events import (
     InvoiceDelivered,
     InvoiceQuarantined,
     InvoiceRejected,
     InvoiceRulesPassed,
-    ReviewAction,
-    ReviewStatus,
 )
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewAction, ReviewStatus
 from domain.invoicing.review_rules import RuleAction
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid

@@ -26,7 +26,8 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
 from domain.billing.terms import ChargeTerms
-from domain.invoicing.invoice import Invoice, InvoiceOpened
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
 from domain.runs.statistics import BatchStatistics

@@ -20,7 +20,8 @@ from eventsourcing.persistence import RecordConflictError
 from application.bill_run_executor import BillRunExecutor, Execution, Progress
 from application.billing import Billing
 from application.scheduler import Manager
-from domain.invoicing.invoice import Invoice, InvoiceOpened
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
 from domain.runs.events import RunFailed
 from domain.runs.settings import RunPhase, Selection
 from domain.shared.model import TAggregate

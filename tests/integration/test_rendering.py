@@ -19,7 +19,8 @@ from application.documents import InvoiceDocuments, InvoiceNotClosed, UnknownDoc
 from application.ports import InvoiceDocument, Seller
 from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
 from domain.billing.terms import ChargeTerms
-from domain.invoicing.invoice import Invoice, InvoiceRendered
+from domain.invoicing.events import InvoiceRendered
+from domain.invoicing.invoice import Invoice
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

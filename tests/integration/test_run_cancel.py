@@ -11,7 +11,7 @@ from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
-from domain.invoicing.invoice import ReviewStatus
+from domain.invoicing.review import ReviewStatus
 from domain.runs.settings import CancelMode, RunStatus, Selection
 from domain.shared.errors import RunNotRunnable
 from domain.shared.ids import invoice_uuid

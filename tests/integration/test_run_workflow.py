@@ -10,7 +10,7 @@ import pytest
 from application.billing import Billing
 from application.run_cancel import RunCancelRefused, cancel_run
 from application.run_workflow import RunNotProcessable, process_run
-from domain.invoicing.invoice import ReviewStatus
+from domain.invoicing.review import ReviewStatus
 from domain.runs.settings import CancelMode, Selection, WorkflowState
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period

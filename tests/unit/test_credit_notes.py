@@ -20,16 +20,11 @@ from domain.invoicing.credit_notes import (
     resolve_terms,
     same_terms,
 )
-from domain.invoicing.invoice import (
-    DocumentType,
-    Invoice,
-    InvoiceApproved,
-    InvoiceClosed,
-    InvoiceCredited,
-    InvoiceOpened,
-    ReviewStatus,
-    format_document_number,
-)
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import InvoiceApproved, InvoiceClosed, InvoiceCredited, InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import format_document_number
+from domain.invoicing.review import ReviewStatus
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import credit_note_uuid, invoice_uuid
 

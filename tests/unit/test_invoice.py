@@ -9,15 +9,15 @@ from uuid import uuid4
 import pytest
 
 from domain.billing.lines import InvoiceLine
-from domain.invoicing.invoice import (
-    Invoice,
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.events import (
     InvoiceClosed,
     InvoiceLineAdded,
+    InvoiceNumbersReserved,
     InvoiceOpened,
-    InvoiceStatus,
-    format_invoice_number,
 )
-from domain.invoicing.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence, format_invoice_number
 from domain.shared.errors import DomainError, InvoiceError
 from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
 

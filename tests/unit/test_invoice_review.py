@@ -12,19 +12,19 @@ import pytest
 from application.delivery import ready_for_delivery
 from application.errors import InvalidInput
 from application.import_document import parse_import
-from domain.invoicing.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
-from domain.invoicing.invoice import (
-    REVIEW_TRANSITIONS,
-    Invoice,
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.events import (
+    BillGroupConfigured,
     InvoiceApproved,
     InvoiceCancelled,
     InvoiceQuarantined,
     InvoiceRejected,
     InvoiceReleasedFromQuarantine,
     InvoiceRulesPassed,
-    ReviewAction,
-    ReviewStatus,
 )
+from domain.invoicing.group_terms import DeliveryChannel
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import REVIEW_TRANSITIONS, ReviewAction, ReviewStatus
 from domain.invoicing.review_rules import ReviewRules, RuleAction, Verdict, decisive
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
