@@ -40,13 +40,9 @@ from domain.invoicing.events import BillGroupConfigured
 from domain.invoicing.group_terms import CloseType
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.collection import CollectionAttempt, GatewayOutcome
 from domain.receivables.dunning import SuspendedBilling
-from domain.receivables.receivables import (
-    CollectionAttempt,
-    GatewayOutcome,
-    Receivables,
-    receivables_uuid,
-)
+from domain.receivables.receivables import Receivables, receivables_uuid
 from domain.runs.bill_run import BillRun
 from domain.runs.run_content import RunContent
 from domain.runs.settings import RunPhase, RunStatus

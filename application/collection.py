@@ -32,14 +32,14 @@ from eventsourcing.utils import resolve_topic
 from application.billing import Billing
 from application.errors import ApplicationError
 from application.ports import PaymentGateway
-from domain.receivables.receivables import (
+from domain.receivables.collection import (
     CollectionAttempt,
     CollectionType,
     GatewayAnswer,
     GatewayOutcome,
-    Receivables,
     collection_attempt_uuid,
 )
+from domain.receivables.receivables import Receivables
 
 log = logging.getLogger(__name__)
 

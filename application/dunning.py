@@ -17,7 +17,8 @@ from decimal import Decimal
 from domain.billing.account import Account
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.bill_group import BillGroup
-from domain.receivables.receivables import DunningApplied, Receivables
+from domain.receivables.events import DunningApplied
+from domain.receivables.receivables import Receivables
 from domain.runs.bill_run import BillRun
 
 LATE_FEE_CATEGORY = "late fees"

@@ -52,12 +52,8 @@ from application.delivery import (
 from application.errors import ApplicationError
 from application.ports import MailChannel, MessageTemplates, Seller
 from domain.receivables.dunning import DunningAction
-from domain.receivables.receivables import (
-    DunningApplied,
-    DunningNoticeSent,
-    Receivables,
-    receivables_uuid,
-)
+from domain.receivables.events import DunningApplied, DunningNoticeSent
+from domain.receivables.receivables import Receivables, receivables_uuid
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from application.billing import Billing
 from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.billing.events import PackageBilled
 from domain.invoicing.events import InvoiceClosed, InvoiceOpened, InvoiceReleased
-from domain.receivables.receivables import CreditNotePosted, InvoicePosted, receivables_uuid
+from domain.receivables.events import CreditNotePosted, InvoicePosted
+from domain.receivables.receivables import receivables_uuid
 from domain.shared.ids import account_uuid, invoice_uuid, run_uuid
 
 PAGE_SIZE = 5000

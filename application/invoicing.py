@@ -36,7 +36,8 @@ from domain.invoicing.bill_group import BillGroup
 from domain.invoicing.group_terms import CloseType
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewStatus
-from domain.receivables.receivables import DunningApplied, Receivables
+from domain.receivables.events import DunningApplied
+from domain.receivables.receivables import Receivables
 from domain.runs.bill_run import BillRun
 
 

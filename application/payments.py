@@ -22,12 +22,9 @@ from application.billing import Billing
 from application.collection import Collector
 from application.errors import ApplicationError
 from application.ports import PaymentGateway
-from domain.receivables.receivables import (
-    DEFAULT_PAYMENT_TERMS_DAYS,
-    CollectionAttempt,
-    PaymentReceived,
-    Receivables,
-)
+from domain.receivables.collection import CollectionAttempt
+from domain.receivables.events import PaymentReceived
+from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS, Receivables
 from domain.shared.inputs import InputRefused, check_date, check_decimal, check_text
 
 SAVE_ATTEMPTS = 5

@@ -20,7 +20,8 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
-from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS, GatewayAnswer
+from domain.receivables.collection import GatewayAnswer
+from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS
 from infrastructure.settings import SellerSettings
 
 

@@ -14,7 +14,7 @@ from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
 from domain.receivables.dunning import DunningAction
-from domain.receivables.receivables import DunningApplied
+from domain.receivables.events import DunningApplied
 
 CONSUMER = "dunning-notice"
 

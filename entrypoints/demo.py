@@ -18,7 +18,7 @@ from application.import_document import parse_import
 from application.payments import record_payment
 from domain.billing.state import default_first_index
 from domain.invoicing.invoice import Invoice
-from domain.receivables.receivables import DunningApplied, DunningNoticeSent
+from domain.receivables.events import DunningApplied, DunningNoticeSent
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from domain.receivables.receivables import CollectionType
+from domain.receivables.collection import CollectionType
 from domain.runs.settings import RunSettings, Selection
 from entrypoints.common import UsageError
 

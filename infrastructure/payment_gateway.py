@@ -28,7 +28,7 @@ from decimal import Decimal
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.receivables.receivables import GatewayAnswer, GatewayOutcome
+from domain.receivables.collection import GatewayAnswer, GatewayOutcome
 from infrastructure.persistence import schema_lock
 
 TABLE = "sandbox_gateway_charges"

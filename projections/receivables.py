@@ -32,7 +32,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.receivables.receivables import (
+from domain.receivables.allocation import Item
+from domain.receivables.collection import GatewayOutcome
+from domain.receivables.events import (
     AccountReinstated,
     AccountSuspended,
     AutoPaySet,
@@ -41,10 +43,8 @@ from domain.receivables.receivables import (
     CreditNotePosted,
     DunningApplied,
     DunningNoticeSent,
-    GatewayOutcome,
     InvoicePosted,
     InvoiceWithdrawn,
-    Item,
     PaymentReceived,
     PaymentTermsSet,
     ReceivablesOpened,

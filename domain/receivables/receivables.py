@@ -29,319 +29,54 @@ Account aggregate stays about what is billed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from uuid import UUID, uuid5
 
+from domain.receivables.allocation import (
+    Item,
+    ReceivablesError,
+    allocate,
+    take_back,
+)
+from domain.receivables.collection import (
+    COLLECTION_RETRY_DAYS,
+    CollectionAttempt,
+    CollectionType,
+    GatewayOutcome,
+    collection_attempt_uuid,
+)
 from domain.receivables.dunning import DunningAction, DunningRules
-from domain.shared.errors import DomainError
+from domain.receivables.events import (
+    AccountReinstated,
+    AccountSuspended,
+    AutoPaySet,
+    CollectionAnswered,
+    CollectionAttempted,
+    CreditNotePosted,
+    DunningApplied,
+    DunningNoticeSent,
+    InvoicePosted,
+    InvoiceWithdrawn,
+    PaymentReceived,
+    PaymentTermsSet,
+    ReceivablesOpened,
+)
+from domain.receivables.receivables_state import ReceivablesState
 from domain.shared.ids import NAMESPACE
-from domain.shared.model import Aggregate, DomainEvent, ValueObject
 from domain.shared.money import is_currency, round_to_currency
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
 """Days net when neither the account nor its bill group says (the one definition:
 the seller's settings and the import refer to it)."""
-COLLECTION_RETRY_DAYS = (1, 3, 7)
-"""After a failed collection attempt, the next is made this many days later (the
-first retry 1 day after, ...); after the last, collection stops until a payment
-or a new invoice."""
-
-
-class ReceivablesError(DomainError):
-    pass
 
 
 def receivables_uuid(account_id: str) -> UUID:
     return uuid5(NAMESPACE, f"receivables:{account_id}")
 
 
-def collection_attempt_uuid(account_id: str, run_id: str) -> UUID:
-    """One collection attempt per account and run: a repeated run finds it."""
-    return uuid5(NAMESPACE, f"collection:{account_id}:{run_id}")
-
-
-class PaymentStatus(StrEnum):
-    UNPAID = "unpaid"
-    PARTIALLY_PAID = "partially_paid"
-    PAID = "paid"
-    OVERDUE = "overdue"
-    """Unpaid or partially paid after its due date (as of a given day)."""
-    WITHDRAWN = "withdrawn"
-    """Rejected or cancelled: never owed."""
-
-
-class CollectionType(StrEnum):
-    """How a run collects from auto-pay accounts (the seed's collection types)."""
-
-    ACCOUNT_BALANCE = "account_balance"
-    """Collect the whole balance when it is positive."""
-    INVOICE_DUE_DATE = "invoice_due_date"
-    """Collect the open amount of the invoices that are due."""
-
-
-class GatewayOutcome(StrEnum):
-    """What a payment gateway answered to a charge (application.ports.PaymentGateway)."""
-
-    APPROVED = "approved"
-    DECLINED = "declined"
-    ERROR = "error"
-    """The gateway failed before charging: safe to retry with the same key."""
-    TIMEOUT = "timeout"
-    """No answer: the charge may or may not have happened. Never guessed: the
-    attempt stays pending until the gateway says what happened."""
-
-
-class GatewayAnswer(ValueObject):
-    """A payment gateway's answer to a charge or a look-up."""
-
-    outcome: GatewayOutcome
-    reference: str | None = None
-    """The gateway's id of the charge."""
-    message: str | None = None
-    charged_on: date | None = None
-    """The day the gateway took the money (approved answers), when it says: what a
-    payment found later by reconciling is dated, not the day it was found."""
-
-
-class Allocation(ValueObject):
-    """Part of an amount received, applied to one open invoice."""
-
-    document_id: UUID
-    amount: Decimal
-
-
-@dataclass
-class Item:
-    """A posted document (an invoice, or a credit note's record) and what is paid."""
-
-    document_id: UUID
-    number: str
-    issued_on: date
-    due_on: date
-    amount: Decimal
-    allocated: Decimal
-    withdrawn: bool = False
-    dunning_stage: int = 0
-    """The highest dunning stage applied to this invoice (0: none)."""
-
-    @property
-    def open_amount(self) -> Decimal:
-        return Decimal(0) if self.withdrawn else self.amount - self.allocated
-
-    def status(self, as_of: date | None = None) -> PaymentStatus:
-        if self.withdrawn:
-            return PaymentStatus.WITHDRAWN
-        if self.open_amount <= 0:
-            return PaymentStatus.PAID
-        if as_of is not None and as_of > self.due_on:
-            return PaymentStatus.OVERDUE
-        return PaymentStatus.PARTIALLY_PAID if self.allocated > 0 else PaymentStatus.UNPAID
-
-    def days_overdue(self, as_of: date) -> int:
-        return max(0, (as_of - self.due_on).days)
-
-
-def allocate(amount: Decimal, items: list[Item]) -> tuple[list[Allocation], Decimal]:
-    """Apply `amount` to the open items oldest first (due date, issue date, number);
-    returns the allocations and what is left over. Never more than an item's open
-    amount; the allocations plus the remainder always equal `amount`."""
-    if amount < 0:
-        raise ReceivablesError(f"cannot allocate a negative amount ({amount})")
-    left = amount
-    allocations = []
-    for item in sorted(items, key=lambda i: (i.due_on, i.issued_on, i.number)):
-        if left <= 0:
-            break
-        take = min(left, item.open_amount)
-        if take > 0:
-            allocations.append(Allocation(document_id=item.document_id, amount=take))
-            left -= take
-    return allocations, left
-
-
-def _take_back(amount: Decimal, items: list[Item]) -> list[Allocation]:
-    """Negative allocations taking `amount` back from paid items, newest first."""
-    taken = []
-    for item in sorted(items, key=lambda i: (i.due_on, i.issued_on, i.number), reverse=True):
-        if amount <= 0:
-            break
-        take = min(amount, item.allocated)
-        taken.append(Allocation(document_id=item.document_id, amount=-take))
-        amount -= take
-    if amount > 0:
-        raise ReceivablesError(f"cannot take back {amount}: nothing paid holds it")
-    return taken
-
-
-@dataclass
-class CollectionAttempt:
-    attempt_id: UUID
-    run_id: str
-    idempotency_key: str
-    amount: Decimal
-    number: int
-    """1 for a first attempt, 2 for its first retry, ..."""
-    outcome: GatewayOutcome | None = None
-    """None: recorded, the gateway's answer not yet (a crash, or before the call)."""
-    reference: str | None = None
-    message: str | None = None
-    retry_on: date | None = None
-
-    @property
-    def pending(self) -> bool:
-        """Not known to have failed or succeeded: reconcile before anything else."""
-        return self.outcome is None or self.outcome is GatewayOutcome.TIMEOUT
-
-
-# Events ----------------------------------------------------------------------
-
-
-class ReceivablesOpened(DomainEvent):
-    account_id: str
-    currency: str
-
-
-class PaymentTermsSet(DomainEvent):
-    days: int | None
-    """Net days for this account; None: the bill group's terms."""
-
-
-class AutoPaySet(DomainEvent):
-    token: str | None
-    """The payment method's token at the gateway; None: auto-pay off."""
-
-
-class InvoicePosted(DomainEvent):
-    invoice_id: UUID
-    number: str
-    issued_on: date
-    due_on: date
-    amount: Decimal
-    allocations: tuple[Allocation, ...] = ()
-    """A positive invoice: the account's credit balance applied to it at once. A
-    negative one (credits above charges): its amount applied to the open invoices."""
-    credit_change: Decimal = Decimal(0)
-    """The change to the credit balance: minus what paid this invoice, or plus what
-    a negative invoice left after the open invoices."""
-
-
-class InvoiceWithdrawn(DomainEvent):
-    """A posted invoice was rejected or cancelled: what was paid on it goes to the
-    other open invoices, oldest first, and the rest to the credit balance. A
-    negative invoice's withdrawal takes back what it gave: from the credit balance
-    first, then from the invoices it paid (negative allocations, newest first)."""
-
-    invoice_id: UUID
-    reason: str
-    allocations: tuple[Allocation, ...] = ()
-    credit: Decimal
-    """The change to the credit balance (negative when a negative invoice goes)."""
-
-
-class PaymentReceived(DomainEvent):
-    payment_id: str
-    amount: Decimal
-    received_on: date
-    method: str
-    """`manual` (recorded by an operator), `collection` (collected by a run)."""
-    reference: str | None
-    allocations: tuple[Allocation, ...]
-    credit: Decimal
-    """What was left after the open invoices: added to the credit balance."""
-
-
-class CreditNotePosted(DomainEvent):
-    credit_note_id: UUID
-    number: str
-    corrects: UUID
-    amount: Decimal
-    issued_on: date
-    allocations: tuple[Allocation, ...]
-    credit: Decimal
-
-
-class DunningApplied(DomainEvent):
-    run_id: str
-    invoice_id: UUID
-    number: str
-    rule: str
-    stage: int
-    actions: tuple[DunningAction, ...]
-    days_overdue: int
-    overdue_amount: Decimal
-    fee: Decimal | None
-    """The late fee, billed as a one-off charge on the account's next invoice."""
-    template: str | None = None
-
-
-class AccountSuspended(DomainEvent):
-    run_id: str
-    invoice_id: UUID
-    stage: int
-    reason: str
-
-
-class AccountReinstated(DomainEvent):
-    reason: str
-
-
-class DunningNoticeSent(DomainEvent):
-    invoice_id: UUID
-    stage: int
-    channel: str
-    recipient: str | None
-    message_id: str
-    location: str | None
-
-
-class CollectionAttempted(DomainEvent):
-    """Recorded, and committed, before the gateway is called."""
-
-    attempt_id: UUID
-    run_id: str
-    idempotency_key: str
-    amount: Decimal
-    number: int
-    collection_type: CollectionType
-
-
-class CollectionAnswered(DomainEvent):
-    """The gateway's answer to an attempt (an approval also records the payment)."""
-
-    attempt_id: UUID
-    outcome: GatewayOutcome
-    reference: str | None
-    message: str | None
-    retry_on: date | None = None
-
-
-# The aggregate ---------------------------------------------------------------
-
-
-class Receivables(Aggregate):
-    kind = "receivables"
-
-    def __init__(self, aggregate_id: UUID) -> None:
-        super().__init__(aggregate_id)
-        self.account_id = ""
-        self.currency = ""
-        self.payment_terms_days: int | None = None
-        self.autopay_token: str | None = None
-        self.items: dict[UUID, Item] = {}
-        self.credit_notes: dict[UUID, Item] = {}
-        self.credit = Decimal(0)
-        self.payments: dict[str, PaymentReceived] = {}
-        self.suspended = False
-        self.suspended_by: set[UUID] = set()
-        """The invoices whose dunning suspended the account: paid, it is reinstated."""
-        self.attempts: dict[UUID, CollectionAttempt] = {}
-        self.failed_attempts: list[CollectionAttempt] = []
-        """Collection attempts declined or failed since the account last paid or was
-        invoiced: they set the retry schedule; a payment or a new invoice clears it."""
-        self.notices_sent: set[tuple[UUID, int]] = set()
+class Receivables(ReceivablesState):
+    """An account's receivables' commands: each checks the state, then records an event."""
 
     @classmethod
     def open(cls, account_id: str, currency: str, at: datetime) -> Receivables:
@@ -441,7 +176,7 @@ class Receivables(Aggregate):
             owed = -item.amount
             from_credit = min(self.credit, owed)
             paid = [i for i in self.items.values() if i.allocated > 0 and not i.withdrawn]
-            allocations = _take_back(owed - from_credit, paid)
+            allocations = take_back(owed - from_credit, paid)
             credit = -from_credit
         self._trigger(
             InvoiceWithdrawn,
@@ -709,89 +444,3 @@ class Receivables(Aggregate):
             )
 
     # Evolving state ------------------------------------------------------------
-
-    def _allocate(self, allocations: tuple[Allocation, ...]) -> None:
-        for allocation in allocations:
-            self.items[allocation.document_id].allocated += allocation.amount
-
-    def _when_ReceivablesOpened(self, event: ReceivablesOpened) -> None:
-        self.account_id = event.account_id
-        self.currency = event.currency
-        self.credit = round_to_currency(Decimal(0), event.currency)
-
-    def _when_PaymentTermsSet(self, event: PaymentTermsSet) -> None:
-        self.payment_terms_days = event.days
-
-    def _when_AutoPaySet(self, event: AutoPaySet) -> None:
-        self.autopay_token = event.token
-
-    def _when_InvoicePosted(self, event: InvoicePosted) -> None:
-        self.items[event.invoice_id] = Item(
-            event.invoice_id,
-            event.number,
-            event.issued_on,
-            event.due_on,
-            event.amount,
-            # A negative invoice is settled by being posted: its amount is credit.
-            min(event.amount, round_to_currency(Decimal(0), self.currency)),
-        )
-        self._allocate(event.allocations)
-        self.credit += event.credit_change
-        self.failed_attempts = []
-
-    def _when_InvoiceWithdrawn(self, event: InvoiceWithdrawn) -> None:
-        item = self.items[event.invoice_id]
-        item.withdrawn = True
-        item.allocated = Decimal(0)
-        self._allocate(event.allocations)
-        self.credit += event.credit
-
-    def _when_PaymentReceived(self, event: PaymentReceived) -> None:
-        self.payments[event.payment_id] = event
-        self.failed_attempts = []
-        self._allocate(event.allocations)
-        self.credit += event.credit
-
-    def _when_CreditNotePosted(self, event: CreditNotePosted) -> None:
-        self.credit_notes[event.credit_note_id] = Item(
-            event.credit_note_id,
-            event.number,
-            event.issued_on,
-            event.issued_on,
-            -event.amount,
-            -event.amount,
-        )
-        self._allocate(event.allocations)
-        self.credit += event.credit
-
-    def _when_DunningApplied(self, event: DunningApplied) -> None:
-        self.items[event.invoice_id].dunning_stage = event.stage
-
-    def _when_AccountSuspended(self, event: AccountSuspended) -> None:
-        self.suspended = True
-        self.suspended_by.add(event.invoice_id)
-
-    def _when_AccountReinstated(self, event: AccountReinstated) -> None:
-        self.suspended = False
-        self.suspended_by = set()
-
-    def _when_DunningNoticeSent(self, event: DunningNoticeSent) -> None:
-        self.notices_sent.add((event.invoice_id, event.stage))
-
-    def _when_CollectionAttempted(self, event: CollectionAttempted) -> None:
-        self.attempts[event.attempt_id] = CollectionAttempt(
-            attempt_id=event.attempt_id,
-            run_id=event.run_id,
-            idempotency_key=event.idempotency_key,
-            amount=event.amount,
-            number=event.number,
-        )
-
-    def _when_CollectionAnswered(self, event: CollectionAnswered) -> None:
-        attempt = self.attempts[event.attempt_id]
-        attempt.outcome = event.outcome
-        attempt.reference = event.reference
-        attempt.message = event.message
-        attempt.retry_on = event.retry_on
-        if event.outcome in (GatewayOutcome.DECLINED, GatewayOutcome.ERROR):
-            self.failed_attempts.append(attempt)

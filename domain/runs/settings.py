@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from domain.billing.terms import BillingScope
-from domain.receivables.receivables import CollectionType
+from domain.receivables.collection import CollectionType
 from domain.shared.model import ValueObject
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from application.billing import Billing
 from application.collection import Collector
-from domain.receivables.receivables import CollectionType
+from domain.receivables.collection import CollectionType
 from infrastructure.payment_gateway import SandboxGateway
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli

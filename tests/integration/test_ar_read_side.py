@@ -29,8 +29,9 @@ from application.payments import (
     set_autopay,
     set_payment_terms,
 )
+from domain.receivables.collection import CollectionType
 from domain.receivables.dunning import DunningRules, DunningStage
-from domain.receivables.receivables import CollectionType, Receivables
+from domain.receivables.receivables import Receivables
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import DomainError
 from domain.shared.periods import Period

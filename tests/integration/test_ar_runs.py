@@ -16,8 +16,9 @@ from application.review import review
 from application.scheduler import Manager, resume_failed_run
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewAction
+from domain.receivables.allocation import PaymentStatus
 from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.receivables.receivables import DunningApplied, PaymentStatus
+from domain.receivables.events import DunningApplied
 from domain.runs.settings import RunSettings, RunStatus, Selection, WorkflowState
 from domain.shared.periods import Period
 from entrypoints.presenters import run_steps

@@ -24,7 +24,8 @@ from psycopg.rows import dict_row
 from application.bill_run_executor import BillRunExecutor
 from application.billing import Billing
 from domain.billing.events import PackageBilled
-from domain.receivables.receivables import AutoPaySet, Receivables
+from domain.receivables.events import AutoPaySet
+from domain.receivables.receivables import Receivables
 from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from infrastructure.persistence import ForgedEventError

@@ -17,7 +17,7 @@ from application.bill_run_executor import BillRunExecutor, RunCheckFailed
 from application.billing import Billing
 from application.collection import Collector
 from application.run_check import check_run
-from domain.receivables.receivables import CollectionType, GatewayOutcome
+from domain.receivables.collection import CollectionType, GatewayOutcome
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from entrypoints.presenters import run_steps

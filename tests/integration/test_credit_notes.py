@@ -29,7 +29,8 @@ from domain.invoicing.documents import DocumentType
 from domain.invoicing.events import InvoiceCredited, InvoiceNumbersReserved, InvoiceOpened
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
-from domain.receivables.receivables import CreditNotePosted, PaymentStatus
+from domain.receivables.allocation import PaymentStatus
+from domain.receivables.events import CreditNotePosted
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid

@@ -22,7 +22,8 @@ from application.dunning_notices import DunningNotices, NoticeKind, dunning_mess
 from application.ports import MailChannel, Seller
 from domain.invoicing.group_terms import DeliveryChannel
 from domain.receivables.dunning import DunningRules, DunningStage
-from domain.receivables.receivables import DunningNoticeSent, receivables_uuid
+from domain.receivables.events import DunningNoticeSent
+from domain.receivables.receivables import receivables_uuid
 from domain.shared.ids import invoice_uuid
 from entrypoints.runtime import Runtime
 from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer

@@ -18,12 +18,7 @@ from application.errors import InvalidInput
 from application.import_document import parse_import
 from domain.billing.events import AccountOpened
 from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.receivables.receivables import (
-    AutoPaySet,
-    DunningApplied,
-    PaymentTermsSet,
-    ReceivablesOpened,
-)
+from domain.receivables.events import AutoPaySet, DunningApplied, PaymentTermsSet, ReceivablesOpened
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from tests.conftest import account, package

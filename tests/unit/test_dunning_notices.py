@@ -19,7 +19,8 @@ from application.dunning_notices import (
 )
 from application.ports import Seller
 from domain.receivables.dunning import DunningRules, DunningStage
-from domain.receivables.receivables import DunningApplied, Receivables
+from domain.receivables.events import DunningApplied
+from domain.receivables.receivables import Receivables
 from infrastructure.rendering.renderer import EmailTemplates
 
 INVOICE = UUID("0b5a4a52-9f0e-4d6b-9a64-3b0b1c1e7a10")
