@@ -1,7 +1,7 @@
 """Every event class billrun records, in one list.
 
-The modules that declare events are named here once; adding an event module
-means adding it to `EVENT_MODULES`. The list feeds the frozen topic table's
+Each bounded context declares its events in its own `events.py`, named here
+once; a new context means adding its events module to `EVENT_MODULES`. The list feeds the frozen topic table's
 check, the AsyncAPI document and the mapper's topic resolution.
 """
 
@@ -12,14 +12,10 @@ import importlib
 from domain.shared.model import DomainEvent
 
 EVENT_MODULES = (
-    "domain.billing.account",
-    "domain.billing.exchange_rates",
-    "domain.invoicing.bill_group",
-    "domain.invoicing.invoice",
-    "domain.invoicing.invoice_numbers",
-    "domain.receivables.receivables",
-    "domain.runs.bill_run",
-    "domain.runs.schedule",
+    "domain.billing.events",
+    "domain.invoicing.events",
+    "domain.receivables.events",
+    "domain.runs.events",
 )
 
 

@@ -104,8 +104,14 @@ def credit_key(terms: CreditTerms) -> str:
     """The key of resolved terms: the same credit asked twice is the same key."""
     if terms.amount is None:
         return f"full:{terms.reason}"
-    assert terms.tax_rate is not None
-    return f"amount:{terms.amount}:{terms.tax_rate.normalize():f}:{terms.reason}"
+    return f"amount:{terms.amount}:{_rate(terms).normalize():f}:{terms.reason}"
+
+
+def _rate(terms: CreditTerms) -> Decimal:
+    """The tax rate of resolved terms for an amount (`resolve` always sets it)."""
+    if terms.tax_rate is None:
+        raise InvoiceError(f"credit of {terms.amount} has no tax rate: resolve the terms first")
+    return terms.tax_rate
 
 
 def negated(value: Decimal) -> Decimal:
@@ -137,8 +143,7 @@ def credit_lines(
             )
             for line in invoice.lines
         ]
-    rate = terms.tax_rate
-    assert rate is not None
+    rate = _rate(terms)
     amount, currency = terms.amount, invoice.currency
     tax = tax_on(amount, rate, currency)
     left_net, left_tax = invoice.creditable_by_rate().get(rate, (Decimal(0), Decimal(0)))

@@ -247,9 +247,14 @@ class Invoice(InvoiceState):
     def cancel(self, reason: str, at: datetime) -> bool:
         return self.review(ReviewAction.CANCEL, reason, at)
 
+    def _in_review(self) -> ReviewStatus:
+        """The review status of a closed invoice; an open one is not in review."""
+        if self.review_status is None:
+            raise InvoiceError(f"invoice {self.name} is open: it is not in review")
+        return self.review_status
+
     def _refusal(self, action: ReviewAction) -> str:
-        status = self.review_status
-        assert status is not None
+        status = self._in_review()
         refused = f"invoice {self.name} is {status.value}: it cannot be {action.past}"
         if self.is_credit_note:
             return f"{refused}; a credit note is issued approved, and final"
@@ -293,15 +298,13 @@ class Invoice(InvoiceState):
             )
         if not self.is_closed:
             raise InvoiceError(f"invoice {self.name} is open: only issued invoices are credited")
-        status = self.review_status
+        status = self._in_review()
         if status in (ReviewStatus.REJECTED, ReviewStatus.CANCELLED):
-            assert status is not None
             raise InvoiceError(
                 f"invoice {self.name} is {status.value}: it was never issued, so there is "
                 "nothing to credit"
             )
         if not self.is_issued:
-            assert status is not None
             raise InvoiceError(
                 f"invoice {self.name} is {status.value}, not issued (approved or delivered): "
                 f"a {status.value} invoice is not credited but cancelled "

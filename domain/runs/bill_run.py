@@ -391,11 +391,10 @@ class BillRun(BillRunState):
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to execute")
         if self.disabled:
             raise RunNotRunnable(f"run {self.run_id} is disabled: enable it first")
-        if self.lease_holder != holder and self.lease_is_live(at):
-            assert self.lease_expires_at is not None
+        expires = self.lease_expires_at
+        if self.lease_holder != holder and expires is not None and expires > at:
             raise RunNotRunnable(
-                f"run {self.run_id} is leased by {self.lease_holder} until "
-                f"{self.lease_expires_at.isoformat()}"
+                f"run {self.run_id} is leased by {self.lease_holder} until {expires.isoformat()}"
             )
         self._trigger(RunLeased, at, holder=holder, expires_at=expires_at)
 

@@ -39,6 +39,7 @@ from domain.runs.schedule_terms import (
     Recurrence,
     ScheduleError,
     ScheduleTerms,
+    required,
 )
 from domain.shared.ids import schedule_uuid
 from domain.shared.model import Aggregate
@@ -135,8 +136,7 @@ def next_occurrence(terms: ScheduleTerms, after: datetime) -> datetime | None:
 
 def occurrence_date(terms: ScheduleTerms, occurrence: datetime) -> date:
     """The occurrence's date on the schedule's wall clock."""
-    zone = terms.at.tzinfo
-    assert zone is not None
+    zone = required(terms.at.tzinfo, "UTC offset")
     return occurrence.astimezone(zone).date()
 
 
@@ -152,8 +152,9 @@ def period_for(terms: ScheduleTerms, occurrence: datetime) -> Period:
     first_of_month = day.replace(day=1)
     rule = terms.period
     if rule is PeriodRule.FIXED:
-        assert terms.period_start is not None and terms.period_end is not None
-        return Period(terms.period_start, terms.period_end)
+        return Period(
+            required(terms.period_start, "period start"), required(terms.period_end, "period end")
+        )
     if rule is PeriodRule.PREVIOUS_MONTH:
         return Period(add_months(first_of_month, -1), first_of_month - timedelta(days=1))
     if rule is PeriodRule.CURRENT_MONTH:
@@ -167,8 +168,7 @@ def _from(terms: ScheduleTerms, after: datetime | None) -> Iterator[datetime]:
     """Candidate occurrences in order, none before the start, starting on or a
     little before `after`'s date (callers filter what is not after `after`)."""
     start = terms.at
-    zone = start.tzinfo
-    assert zone is not None
+    zone = required(start.tzinfo, "UTC offset")
     first_day = start.date()
     if after is not None:
         # Never earlier than the start; otherwise from the day before `after`
@@ -183,15 +183,15 @@ def _from(terms: ScheduleTerms, after: datetime | None) -> Iterator[datetime]:
             yield _at(day, start, zone)
             day += timedelta(days=1)
     if terms.recurrence is Recurrence.WEEKLY:
-        assert terms.weekday is not None
-        day = first_day + timedelta(days=(terms.weekday - first_day.weekday()) % 7)
+        weekday = required(terms.weekday, "weekday")
+        day = first_day + timedelta(days=(weekday - first_day.weekday()) % 7)
         while True:
             yield _at(day, start, zone)
             day += timedelta(days=7)
-    assert terms.day_of_month is not None
+    day_of_month = required(terms.day_of_month, "day of the month")
     month = first_day.replace(day=1)
     while True:
-        day = month_day(month, terms.day_of_month)
+        day = month_day(month, day_of_month)
         if day >= start.date():
             yield _at(day, start, zone)
         month = add_months(month, 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.errors import DomainError
@@ -18,6 +19,17 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class ScheduleError(DomainError):
     pass
+
+
+T = TypeVar("T")
+
+
+def required(value: T | None, what: str) -> T:
+    """`value`, which validated terms always have where it is asked for (their
+    validator refuses terms without it); a ScheduleError, never None, if not."""
+    if value is None:
+        raise ScheduleError(f"the schedule's terms have no {what}")
+    return value
 
 
 class Recurrence(StrEnum):
@@ -126,8 +138,7 @@ class ScheduleTerms(ValueObject):
         if self.recurrence is Recurrence.DAILY:
             return f"daily at {time}"
         if self.recurrence is Recurrence.WEEKLY:
-            assert self.weekday is not None
-            return f"weekly on {WEEKDAYS[self.weekday]} at {time}"
+            return f"weekly on {WEEKDAYS[required(self.weekday, 'weekday')]} at {time}"
         return f"monthly on day {self.day_of_month} at {time}"
 
     def describe_period(self) -> str:
