@@ -1,8 +1,9 @@
 """Every event class billrun records, in one list.
 
 Each bounded context declares its events in its own `events.py`, named here
-once; a new context means adding its events module to `EVENT_MODULES`. The list feeds the frozen topic table's
-check, the AsyncAPI document and the mapper's topic resolution.
+once; a new context means adding its events module to `EVENT_MODULES`. The
+list feeds the frozen topic table's check, the AsyncAPI document and the
+mapper's topic resolution.
 """
 
 from __future__ import annotations
