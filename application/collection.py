@@ -10,7 +10,7 @@ or repeats:
    the first answer and never charge twice);
 3. the answer is recorded: approved records the payment (allocated to open
    invoices oldest first), declined or error schedules the next retry
-   (`domain.receivables.COLLECTION_RETRY_DAYS`), a timeout leaves the attempt
+   (`domain.receivables.collection.COLLECTION_RETRY_DAYS`), a timeout leaves the attempt
    pending.
 
 An attempt found pending (a crash between 1 and 3, or a timeout) is

@@ -17,7 +17,7 @@ class InvalidRate(ApplicationError):
 
 def set_rate(billing: Billing, base: str, quote: str, rate: Decimal, effective: date) -> bool:
     """Record `1 base = rate quote` from `effective` on; False if already recorded.
-    A rate beyond what billrun can bill (domain/inputs.py) is refused."""
+    A rate beyond what billrun can bill (domain/shared/inputs.py) is refused."""
     try:
         check_decimal(rate)
         check_date(effective)

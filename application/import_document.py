@@ -58,7 +58,7 @@ from infrastructure.rendering.templates import check_template
 
 def _decimal_string(value: Any) -> Decimal:
     # The same strict parser as the usage CSV and the command line: plain notation,
-    # ASCII digits, within what billrun can bill (domain/inputs.py).
+    # ASCII digits, within what billrun can bill (domain/shared/inputs.py).
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f'must be a decimal string such as "1200.00", not {_shown(value)}')
     return parse_plain_decimal(value)
@@ -232,7 +232,7 @@ CurrencyCode = Annotated[
 Email = Annotated[str | None, BeforeValidator(_email)]
 # An id: no invisible or control characters, at most MAX_ID_LENGTH; a name or a
 # description: no control characters (a CR/LF would reach an email header), at most
-# MAX_TEXT_LENGTH (domain/inputs.py).
+# MAX_TEXT_LENGTH (domain/shared/inputs.py).
 Identifier = Annotated[
     str,
     BeforeValidator(_identifier),
@@ -795,7 +795,7 @@ def _problem(error: Any, prefix: tuple[int | str, ...] = ()) -> Problem:
 
 def _date_problem(given: Any) -> str:
     """The one date rule's message (a format error, or a day the calendar lacks):
-    domain/inputs' own, as the usage CSV's `parse_date` reports it too."""
+    domain/shared/inputs' own, as the usage CSV's `parse_date` reports it too."""
     if isinstance(given, str):
         try:
             parse_iso_date(given)

@@ -4,7 +4,7 @@ A family is an invoicer account and its members (`application.invoicers`); a
 lone account is a family of one. Its lines go onto the invoicer's open invoice
 (opened when there is none), converted to the invoicer's currency with the
 run's rates. When that invoice closes depends on the group's close type
-(`domain.bill_group.CloseType`):
+(`domain.invoicing.group_terms.CloseType`):
 
 - `post_user_billing` (default): as soon as the family has passed through
   billing in a run, with whatever was still open on it;
@@ -174,7 +174,7 @@ def close_numbered(
     `posting_date` (an invoice a later run closes, `user_bill_cycle`, is issued
     then, not when it opened; None: as opened), and its due date from that date
     (the invoicer's payment terms, else its group's); hold those not released. Each closed invoice
-    is judged by its group's review rules (`domain.review_rules`): every verdict is
+    is judged by its group's review rules (`domain.invoicing.review_rules`): every verdict is
     recorded on it, and the first rule that objects quarantines or rejects it. An
     invoice not rejected is posted to the invoicer's receivables."""
     for closing, number in zip(closings, numbers, strict=True):

@@ -64,7 +64,7 @@ def record_payment(
     first, the rest to its credit balance. The same payment id again with the same
     amount and date records nothing; with other data it is refused."""
     reference = reference.strip() if reference and reference.strip() else None
-    try:  # the input rules of every entry point (domain/inputs.py)
+    try:  # the input rules of every entry point (domain/shared/inputs.py)
         check_text(payment_id, identifier=True)
         check_decimal(amount)
         check_date(received_on)

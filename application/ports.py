@@ -104,7 +104,7 @@ class DocumentLine:
     amount: Decimal
     source: str
     kind: str
-    """`recurring`, `usage` or `charge` (`domain.lines.LineKind`)."""
+    """`recurring`, `usage` or `charge` (`domain.billing.lines.LineKind`)."""
     category: str
     tax_rate: Decimal
     """Percent, e.g. 21 for 21 %."""
@@ -155,7 +155,7 @@ class TaxBreakdown:
     """The lines of one tax rate (EN 16931's VAT breakdown, BG-23).
 
     `tax` is the sum of the rate's line taxes, not `taxable_amount x rate`
-    rounded once: it matches the printed lines exactly (see `domain.pricing`).
+    rounded once: it matches the printed lines exactly (see `domain.billing.pricing`).
     """
 
     tax_rate: Decimal
@@ -207,7 +207,7 @@ class InvoiceDocument:
     service_period_end: date | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     document_type: str = "invoice"
-    """`invoice` or `credit_note` (`domain.invoice.DocumentType`)."""
+    """`invoice` or `credit_note` (`domain.invoicing.documents.DocumentType`)."""
     corrects: CorrectedInvoice | None = None
     """A credit note's: the invoice it corrects."""
     reason: str | None = None
@@ -282,7 +282,7 @@ class MessageTemplates(Protocol):
 class MailChannel(Protocol):
     """One way out for invoice emails (SMTP, the .eml outbox, ...).
 
-    Named apart from `domain.bill_group.DeliveryChannel`, the enum that says
+    Named apart from `domain.invoicing.group_terms.DeliveryChannel`, the enum that says
     which channel a bill group uses; this is the thing that sends.
     """
 

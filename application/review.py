@@ -1,7 +1,7 @@
 """Reviewing closed invoices: approve, quarantine, release from quarantine, reject
 or cancel them, by id or by filter (a run, with a status and an account).
 
-The invoice aggregate enforces the transitions (`domain.invoice.REVIEW_TRANSITIONS`);
+The invoice aggregate enforces the transitions (`domain.invoicing.review.REVIEW_TRANSITIONS`);
 this applies one action to many invoices and reports, per invoice, whether it
 changed, was already where the action leads (unchanged), or was refused and why.
 Each invoice is saved on its own: one refusal or conflict never holds back the

@@ -3,7 +3,7 @@ executes queued runs under a lease (docs/schedules.md).
 
 - **Scheduler** (`Scheduler.tick`): for every active schedule, each occurrence due
   by now and not yet queued becomes a bill run, id `<schedule>-<occurrence date>`
-  (`domain.schedule.run_id_for`). Two schedulers queueing the same occurrence
+  (`domain.runs.schedule.run_id_for`). Two schedulers queueing the same occurrence
   build the same run id; the event store keeps the first and refuses the second
   (`RecordConflictError`), so an occurrence yields exactly one run.
 - **Queue**: a run that is scheduled (not started) or running (not completed) is

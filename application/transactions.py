@@ -168,7 +168,7 @@ def _record(
 
 
 def _input_problems(item: UsageInput | ChargeInput | ContractInput | TerminationInput) -> list[str]:
-    """The rules every input path shares (domain/inputs.py), checked here too so a
+    """The rules every input path shares (domain/shared/inputs.py), checked here too so a
     command called by any entry point (CLI, HTTP API) cannot store what a later run
     or PostgreSQL could not read back."""
     ids: dict[str, str | None] = {"account_id": item.account_id}

@@ -62,7 +62,7 @@ class NotInCalendar(FieldError):
 
 def parse_decimal(text: str) -> Decimal:
     """An exact decimal in plain notation (`12`, `-0.5`, `1.25`), surrounding spaces
-    ignored, within the limits billrun can bill (domain/inputs.py)."""
+    ignored, within the limits billrun can bill (domain/shared/inputs.py)."""
     try:
         return parse_plain_decimal(text)
     except InputRefused as error:
@@ -70,7 +70,7 @@ def parse_decimal(text: str) -> Decimal:
 
 
 def parse_text(text: str, *, identifier: bool = False) -> str:
-    """Text billrun can store, print and send (domain/inputs.py), or FieldError."""
+    """Text billrun can store, print and send (domain/shared/inputs.py), or FieldError."""
     try:
         return check_text(text, identifier=identifier)
     except InputRefused as error:
@@ -79,7 +79,7 @@ def parse_text(text: str, *, identifier: bool = False) -> str:
 
 def parse_date(text: str) -> date:
     """An ISO calendar date, `YYYY-MM-DD` exactly (not the other forms ISO allows),
-    within the dates billrun bills (domain/inputs.py)."""
+    within the dates billrun bills (domain/shared/inputs.py)."""
     try:
         return parse_iso_date(text)
     except DateNotInCalendar as error:

@@ -111,7 +111,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _check_text_arguments(command: Callable[..., object], arguments: dict[str, object]) -> None:
-    """Every text option and argument passes the rules of domain/inputs.py (no
+    """Every text option and argument passes the rules of domain/shared/inputs.py (no
     control characters, surrogates or bidi controls; bounded length) before the
     command runs: what a command stores, every later run reads back."""
     for name, value in arguments.items():

@@ -1,6 +1,6 @@
 """Printing for people (rich tables) and for programs (JSON on stdout).
 
-The money formatting imports `domain.money` when first used: `billrun --help`
+The money formatting imports `domain.shared.money` when first used: `billrun --help`
 fits its option tables with this module's table helpers, and importing the
 domain there (pydantic with it) cost 35 ms of its start (bench/startup.py).
 """

@@ -375,7 +375,7 @@ class Account(AccountState):
     def agree_contract(self, terms: ContractTerms, at: datetime) -> bool:
         """Agree a contract on the account or (`terms.package_id`) one of its packages;
         the same terms again record nothing (False), other terms under a known id
-        are refused. See `domain.contracts` and docs/contracts.md."""
+        are refused. See `domain.billing.contracts` and docs/contracts.md."""
         where = f"contract {terms.contract_id}"
         if not terms.contract_id.strip():
             raise AccountError("a contract needs a non-empty id")

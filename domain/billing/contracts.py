@@ -1,7 +1,7 @@
 """Contract terms: a minimum term with an early-termination fee, and a minimum
 spend committed over the term, on one package or on the whole account.
 
-Pure rules, no state: `domain.account` keeps the contracts, what was billed and
+Pure rules, no state: `domain.billing.account` keeps the contracts, what was billed and
 which penalties were applied, and asks `penalties_due` in every bill run whose
 settings include the contract step (`run_contracts`). See docs/contracts.md.
 

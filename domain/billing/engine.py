@@ -93,7 +93,7 @@ class BillingEngine:
         - Contract penalties (seed rule: whatever period they relate to, also
           before the window's start) once due by the window's end, after
           everything above, so the spend includes this run's lines; each
-          contract's fee and shortfall at most once (see `domain.contracts`).
+          contract's fee and shortfall at most once (see `domain.billing.contracts`).
         """
         scope = scope or BillingScope()
         lines: list[InvoiceLine] = []

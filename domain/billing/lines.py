@@ -26,7 +26,7 @@ class InvoiceLine(ValueObject):
     """One priced line, with its provenance (run, source, service period, rule).
 
     `amount` and `tax` are already rounded to the currency's minor unit (see
-    `domain.pricing`); an invoice's totals are exact sums of them.
+    `domain.billing.pricing`); an invoice's totals are exact sums of them.
     """
 
     line_id: UUID

@@ -1,6 +1,6 @@
 """Pricing: what one invoice line costs, its tax, and pro rata periods.
 
-Every amount is rounded once, by `domain.money.round_to_currency` (HALF_UP at
+Every amount is rounded once, by `domain.shared.money.round_to_currency` (HALF_UP at
 the currency's minor unit), at the end of its own computation:
 
 - a recurring line: `price * days_used / days_in_service_period`, rounded; a

@@ -9,7 +9,7 @@ governs the invoice it corrects. Its lines are negative:
   tax rate, the line's own tax negated), so the credit note's total is exactly
   minus the invoice's;
 - a **partial** credit has one line: the net amount to credit at one of the
-  invoice's tax rates, its tax rounded by the one rule (`domain.pricing.tax_on`),
+  invoice's tax rates, its tax rounded by the one rule (`domain.billing.pricing.tax_on`),
   except that a partial credit of all the net still creditable at a rate takes
   all the tax still creditable at that rate, so that credits, however split,
   add up to the invoice exactly.
@@ -19,7 +19,7 @@ transaction, and refuses one that would take more off it than its total, or
 more net at a rate than it billed at that rate (`Invoice.record_credit`).
 
 Only an issued invoice (approved, or delivered) is credited; a draft is
-cancelled instead. The id is deterministic (`domain.ids.credit_note_uuid`):
+cancelled instead. The id is deterministic (`domain.shared.ids.credit_note_uuid`):
 the operator's key, or one derived from the terms, so issuing the same credit
 twice issues one credit note.
 """

@@ -6,7 +6,7 @@ an operator) or `reject` (it is never issued). Rules are evaluated in a fixed
 order, most severe first (`reject_negative`, `quarantine_above`,
 `quarantine_without_email`), and the first rule that objects decides the
 invoice's review status; every rule's verdict, passing or not, is recorded on
-the invoice with its reason (`domain.invoice.Invoice.record_verdicts`).
+the invoice with its reason (`domain.invoicing.invoice.Invoice.record_verdicts`).
 
 Pure: the caller passes the closed invoice's total and currency and the
 invoicer's invoice email.

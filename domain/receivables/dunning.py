@@ -11,7 +11,7 @@ Only the highest stage an invoice has reached is applied, and only when it is
 above the stage already applied to that invoice: an invoice first seen 65 days
 overdue gets the 60-day stage once, never the 15- and 30-day stages after it,
 and a stage is never applied twice to the same invoice however often dunning
-runs (`domain.receivables.Receivables.run_dunning`).
+runs (`domain.receivables.receivables.Receivables.run_dunning`).
 """
 
 from __future__ import annotations

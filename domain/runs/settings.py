@@ -86,7 +86,7 @@ class RunSettings(ValueObject):
     """Bill the one-off charges dated on or before the period's end."""
     run_contracts: bool = True
     """Apply contract penalties (early-termination fees, commitment shortfalls) due
-    by the period's end, whatever period they relate to (domain.contracts)."""
+    by the period's end, whatever period they relate to (domain.billing.contracts)."""
     run_invoices: bool = True
     """Close and number invoices (by the bill group's close type); off, billed lines
     wait on open invoices for a run that invoices."""

@@ -48,7 +48,7 @@ class BatchStatistics(ValueObject):
     invoices_released: int = 0
     """Held invoices of earlier runs released for rendering and delivery."""
     content_digest: str = ""
-    """The lines billed, as a sum of their digests (`domain.run_content`)."""
+    """The lines billed, as a sum of their digests (`domain.runs.run_content`)."""
     billed: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
     """Amounts billed per currency and kind of line (what a preview compares)."""
     line_counts: dict[str, int] = Field(default_factory=dict)
