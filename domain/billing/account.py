@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from functools import partial
 from uuid import UUID
 
 from domain.billing.account_state import AccountState
@@ -50,7 +50,6 @@ from domain.billing.state import Contract, Package, default_first_index
 from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
 from domain.shared.errors import AccountError
 from domain.shared.ids import account_uuid
-from domain.shared.model import DomainEvent
 from domain.shared.money import is_currency
 from domain.shared.periods import Period, bill_date, index_of_bill_date
 
@@ -431,10 +430,8 @@ class Account(AccountState):
     ) -> list[InvoiceLine]:
         """Bill what is due in `window` (`BillingEngine.bill` says what that is),
         recording each billing at `at`."""
-
-        def record(event_class: type[DomainEvent], /, **fields: Any) -> None:
-            self._trigger(event_class, at, **fields)
-
+        # partial, not a closure: one Python frame less per billed event.
+        record = partial(self._trigger, at=at)
         return BillingEngine(self, record).bill(run_id, window, posting_date, scope)
 
     def bill_packages(
