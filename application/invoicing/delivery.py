@@ -43,10 +43,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.documents import build_invoice_document
-from application.errors import ApplicationError
-from application.ports import (
+from application.invoicing.documents import build_invoice_document
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import (
     DocumentStore,
     InvoiceDocument,
     MailChannel,
@@ -301,7 +301,7 @@ class InvoiceDelivery:
         )
 
 
-# Shared with the dunning notices (application/dunning_notices.py) -------------
+# Shared with the dunning notices (application/receivables/dunning_notices.py) -------------
 
 
 @dataclass(frozen=True)

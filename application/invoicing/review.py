@@ -25,9 +25,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.errors import ApplicationError
-from application.receivables import withdraw_not_owed
+from application.receivables.withdrawals import withdraw_not_owed
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.errors import DomainError
 from domain.invoice import Invoice, InvoiceStatus, ReviewAction, ReviewStatus
 

@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from application.billing import Billing
-from application.collection import payment_gateway
-from application.errors import ApplicationError
+from application.receivables.collection import payment_gateway
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.account import Account, AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
 from domain.bill_run import BillRun, RunScheduled, RunStatus

@@ -25,13 +25,18 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.collection import Collector, payment_gateway
-from application.dunning import apply_dunning
-from application.errors import ApplicationError
-from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
-from application.ports import PaymentGateway
-from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
+from application.invoicing.invoices import (
+    FamilyOutcome,
+    close_after_run,
+    close_numbered,
+    invoice_family,
+)
+from application.receivables.collection import Collector, payment_gateway
+from application.receivables.dunning import apply_dunning
+from application.runs.check import CheckReport, check_run, count_in_scope, missing_rates
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import PaymentGateway
 from domain.account import Account, AccountOpened
 from domain.bill_group import BillGroup, BillGroupConfigured, CloseType
 from domain.bill_run import (
@@ -246,14 +251,14 @@ class BillRunExecutor:
         self.billing = billing
         self.gateway = gateway
         """Where the collection step charges auto-pay accounts (None: the configured
-        one, `application.collection.payment_gateway`, made when first needed)."""
+        one, `application.receivables.collection.payment_gateway`, made when first needed)."""
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
         self.on_checkpoint = on_checkpoint
         """Called with the executor's own run after each checkpoint (start, batch):
         a manager renews its lease there by recording on that very object and
         saving it, so the executor stays in step with the store; raising anything
-        but RecordConflictError stops the execution (application/scheduler.py)."""
+        but RecordConflictError stops the execution (application/runs/scheduler.py)."""
         self._groups: dict[str, BillGroup] = {}
         self._dunning_ns = 0
 
@@ -293,7 +298,7 @@ class BillRunExecutor:
                 # or billing onto it again is refused. That is a concurrency
                 # conflict seen late: reload and carry on. A real error repeats on
                 # fresh state and is raised. Collection is never retried here (it
-                # calls the gateway between commits: application.collection).
+                # calls the gateway between commits: application.receivables.collection).
                 stale_reads += 1
                 if collecting or stale_reads > STALE_READ_RETRIES:
                     raise
@@ -658,7 +663,7 @@ class BillRunExecutor:
 
     def _collect_batch(self, run: BillRun, positions: list[Position]) -> None:
         """Collect from the batch's auto-pay invoicers, each account on its own (the
-        gateway is called between two commits: `application.collection`), then the
+        gateway is called between two commits: `application.receivables.collection`), then the
         checkpoint. A crash mid-batch repeats the batch: every account's attempt for
         this run is found, not made again, so the statistics describe the attempts
         as they stand rather than what this pass did."""

@@ -12,9 +12,9 @@ scheduled -> running -> drafts ready -> validated -> completed).
 
 from __future__ import annotations
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.errors import ApplicationError
+from application.runs.executor import BillRunExecutor
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.bill_run import WorkflowState
 from domain.invoice import Invoice, InvoiceOpened, ReviewStatus
 from infrastructure.topics import topic_of

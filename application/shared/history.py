@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from application.billing import Billing
-from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
+from application.shared.app import Billing
+from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.account import PackageBilled
 from domain.ids import account_uuid, invoice_uuid, run_uuid
 from domain.invoice import InvoiceClosed, InvoiceOpened, InvoiceReleased

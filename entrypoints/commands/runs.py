@@ -11,9 +11,10 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from application.bill_run_executor import BillRunExecutor
-from application.errors import RunNotFound
-from application.scheduler import resume_failed_run, set_run_disabled
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduler import resume_failed_run, set_run_disabled
+from application.runs.scheduling import schedule_run
+from application.shared.errors import RunNotFound
 from domain.bill_run import BillRun
 from domain.periods import Period
 from entrypoints import output
@@ -102,7 +103,8 @@ def run_schedule(
         approval_required, dunning, collect_payments, collection_type, catch_up,
     )  # fmt: skip
     with runtime() as rt:
-        outcome = rt.billing.schedule_run(
+        outcome = schedule_run(
+            rt.billing,
             run_id,
             period,
             posting_date,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from application.billing import Billing
+from application.shared.app import Billing
 from domain.ids import invoice_uuid
 from domain.invoice import ReviewStatus
 from tests.conftest import account, package

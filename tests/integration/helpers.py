@@ -28,11 +28,7 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
-from application.billing import Billing
-from application.delivery import InvoiceDelivery
-from application.documents import InvoiceDocuments
-from application.ports import MailChannel, Seller
-from application.transactions import (
+from application.billing.transactions import (
     ChargeInput,
     ContractInput,
     TerminationInput,
@@ -42,6 +38,10 @@ from application.transactions import (
     record_usage,
     terminate_contracts,
 )
+from application.invoicing.delivery import InvoiceDelivery
+from application.invoicing.documents import InvoiceDocuments
+from application.shared.app import Billing
+from application.shared.ports import MailChannel, Seller
 from domain.account import (
     ChargeBilled,
     ChargeTerms,

@@ -22,8 +22,9 @@ import pytest
 from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.account import PackageBilled
 from domain.bill_run import Selection
 from domain.periods import Period
@@ -57,7 +58,7 @@ def customers(prefix: str = "C", count: int = 6) -> list[dict[str, Any]]:
 
 
 def bill(app: Billing, run_id: str, period: Period, batch_size: int = 2) -> None:
-    app.schedule_run(run_id, period, None, Selection())
+    schedule_run(app, run_id, period, None, Selection())
     assert BillRunExecutor(app, batch_size).execute(run_id).run.is_completed
 
 

@@ -13,8 +13,8 @@ from uuid import UUID
 
 import pytest
 
-from application.billing import Billing
-from application.history import History
+from application.shared.app import Billing
+from application.shared.history import History
 from domain.account import Account
 from domain.bill_group import BillGroup
 from domain.bill_run import BillRun

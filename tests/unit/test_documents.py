@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from application.documents import (
+from application.invoicing.documents import (
     InvoiceNotClosed,
     build_invoice_document,
     exact_price,
     proration,
     vat_category,
 )
-from application.ports import InvoiceDocument, Seller
+from application.shared.ports import InvoiceDocument, Seller
 from domain.account import Account, InvoiceLine, LineKind
 from domain.ids import package_line_uuid
 from domain.invoice import Invoice

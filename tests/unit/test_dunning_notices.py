@@ -10,14 +10,14 @@ from uuid import UUID
 
 import pytest
 
-from application.delivery import DeliveryRefused
-from application.dunning_notices import (
+from application.invoicing.delivery import DeliveryRefused
+from application.receivables.dunning_notices import (
     DunningNotice,
     compose_notice,
     dunning_message_id,
     ready_for_notice,
 )
-from application.ports import Seller
+from application.shared.ports import Seller
 from domain.dunning import DunningRules, DunningStage
 from domain.receivables import DunningApplied, Receivables
 from infrastructure.rendering.renderer import EmailTemplates
