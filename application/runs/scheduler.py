@@ -398,7 +398,7 @@ class Manager:
     def _execute(self, run: BillRun) -> Managed:
         executor = BillRunExecutor(self.billing, self.batch_size, on_checkpoint=self._checkpoint)
         try:
-            execution = executor.execute(run.run_id)
+            execution = executor.execute_run(run)  # as claimed: not read again
         except _Interrupted as stop:
             log.info("manager %s: run %s %s: %s", self.holder, run.run_id, stop.outcome, stop)
             if stop.release:

@@ -30,7 +30,7 @@ def process_run(billing: Billing, run_id: str, batch_size: int) -> WorkflowState
     state = run.workflow_state
     at = billing.clock()
     if state in (WorkflowState.SCHEDULED, WorkflowState.RUNNING, WorkflowState.FAILED):
-        BillRunExecutor(billing, batch_size).execute(run_id)
+        BillRunExecutor(billing, batch_size).execute_run(run)
     elif state is WorkflowState.DRAFTS_READY:
         ids = billing.queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id)
         invoices = billing.load_many(Invoice, ids).values()

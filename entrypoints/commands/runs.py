@@ -148,13 +148,15 @@ def run_execute(
     """
     with runtime() as rt:
         size = batch_size or rt.settings.batch_size
-        rt.billing.get_run(run_id)  # refuse an unknown run before drawing a progress bar
+        # Read once: refuses an unknown run before drawing a progress bar, and the
+        # executor goes on with it (no second read before the first batch).
+        run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute(run_id)
+            execution = BillRunExecutor(rt.billing, size).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
                 executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
-                execution = executor.execute(run_id)
+                execution = executor.execute_run(run)
         run = execution.run
     if json_out:
         output.print_json({"already_completed": execution.already_completed, **run_json(run)})
