@@ -21,7 +21,7 @@ those of `notice_context`. The Message-ID is deterministic per invoice and stage
 (`<dunning-<invoice uuid>-<stage>@billrun>`).
 
 Channels, the missing recipient and the crash window are as for invoices
-(`application/invoicing/delivery.py`, whose helpers this module shares): `email` (SMTP),
+(`application/invoicing/delivery.py`; both use `application/shared/messages.py`): `email` (SMTP),
 `file` (an `.eml` in the outbox), `none` (recorded, nothing sent); an account
 without an invoice email on the email channel is skipped; the notice is sent
 first and recorded after, so a crash in between can send it twice (same
@@ -41,15 +41,15 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.invoicing.delivery import (
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.messages import (
     Readiness,
     mail_channels,
     render_text,
     route_for,
     text_message,
 )
-from application.shared.app import Billing
-from application.shared.errors import ApplicationError
 from application.shared.ports import MailChannel, MessageTemplates, Seller
 from domain.dunning import DunningAction
 from domain.receivables import (

@@ -22,9 +22,7 @@ from aiosmtpd.controller import Controller
 from application.billing.import_document import parse_import
 from application.billing.importing import import_accounts
 from application.invoicing.delivery import (
-    ChannelUnavailable,
     DeliveryOutcome,
-    DeliveryRefused,
     InvoiceDelivery,
     OutcomeKind,
     invoice_message_id,
@@ -33,6 +31,7 @@ from application.invoicing.documents import InvoiceDocuments
 from application.runs.executor import BillRunExecutor
 from application.runs.scheduling import schedule_run
 from application.shared.app import Billing
+from application.shared.messages import ChannelUnavailable, DeliveryRefused
 from application.shared.ports import MailChannel, Seller
 from domain.bill_run import RunSettings, Selection
 from domain.ids import invoice_uuid

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from application.invoicing.delivery import ChannelUnavailable, DeliveryRefused
 from application.receivables.dunning_notices import DunningNotices, NoticeKind, dunning_message_id
 from application.shared.app import Billing
+from application.shared.messages import ChannelUnavailable, DeliveryRefused
 from application.shared.ports import MailChannel, Seller
 from domain.bill_group import DeliveryChannel
 from domain.dunning import DunningRules, DunningStage

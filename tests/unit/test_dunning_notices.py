@@ -10,13 +10,13 @@ from uuid import UUID
 
 import pytest
 
-from application.invoicing.delivery import DeliveryRefused
 from application.receivables.dunning_notices import (
     DunningNotice,
     compose_notice,
     dunning_message_id,
     ready_for_notice,
 )
+from application.shared.messages import DeliveryRefused
 from application.shared.ports import Seller
 from domain.dunning import DunningRules, DunningStage
 from domain.receivables import DunningApplied, Receivables
