@@ -20,10 +20,7 @@ from application.billing.import_document import (
 )
 from application.billing.invoicers import change_invoicer
 from application.shared.app import Billing
-from application.shared.errors import (
-    InvalidInput,
-    Problem,
-)
+from application.shared.errors import InvalidInput, Problem
 from domain.account import (
     Account,
     AccountOpened,

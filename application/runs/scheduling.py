@@ -11,16 +11,8 @@ from datetime import date
 from eventsourcing.persistence import RecordConflictError
 
 from application.shared.app import Billing
-from application.shared.errors import (
-    InvalidInput,
-    Problem,
-    RunNotFound,
-)
-from domain.account import (
-    Account,
-    AccountDetailsChanged,
-    AccountOpened,
-)
+from application.shared.errors import InvalidInput, Problem, RunNotFound
+from domain.account import Account, AccountDetailsChanged, AccountOpened
 from domain.bill_group import BillGroupConfigured
 from domain.bill_run import BillRun, RunOrigin, RunSettings, Selection
 from domain.errors import RunAlreadyScheduled

@@ -19,15 +19,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, EnvType
 
 from application.shared.clock import Clock, system_clock
-from application.shared.errors import (
-    AccountNotFound,
-    InvoiceNotFound,
-    RunNotFound,
-)
+from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.shared.ports import Seller
-from domain.account import (
-    Account,
-)
+from domain.account import Account
 from domain.bill_group import BillGroup
 from domain.bill_run import BillRun
 from domain.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
