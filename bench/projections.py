@@ -44,8 +44,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from psycopg.sql import SQL
 
-from application.billing import Billing
-from application.history import History
+from application.shared.app import Billing
+from application.shared.history import History
 from bench.common import (
     cpu_seconds,
     load_average,

@@ -27,8 +27,8 @@ from rich.progress import (
 )
 from typer.models import ArgumentInfo, OptionInfo
 
-from application.errors import ApplicationError
-from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
+from application.billing.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
+from application.shared.errors import ApplicationError
 from domain.shared.errors import DomainError
 from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output

@@ -22,9 +22,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from application.errors import InvoiceNotFound
-from application.payments import payment_terms
-from application.previews import differences
+from application.receivables.payments import payment_terms
+from application.runs.previews import differences
+from application.shared.errors import InvoiceNotFound
 from domain.invoicing.documents import DocumentType
 from domain.invoicing.invoice_numbers import DOCUMENT_PREFIXES
 from domain.runs.bill_run import BillRun

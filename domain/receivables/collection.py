@@ -33,7 +33,7 @@ class CollectionType(StrEnum):
 
 
 class GatewayOutcome(StrEnum):
-    """What a payment gateway answered to a charge (application.ports.PaymentGateway)."""
+    """What a payment gateway answered to a charge (application.shared.ports.PaymentGateway)."""
 
     APPROVED = "approved"
     DECLINED = "declined"

@@ -19,7 +19,7 @@ currency. It holds what the account owes and has paid, document by document:
 - collection: an auto-pay account's payments are collected through a gateway;
   each attempt is recorded *before* the gateway is called, with an idempotency
   key, so a crash or a retried run reconciles the attempt with the gateway
-  instead of charging again (`application.collection`).
+  instead of charging again (`application.receivables.collection`).
 
 Why an aggregate of its own and not the Account's: allocation must be
 serialised per account (two payments must not pay the same euro twice), and it

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from application.invoicers import assign_invoicer
-from application.payments import payment_terms, set_autopay, set_payment_terms
+from application.billing.invoicers import assign_invoicer
+from application.receivables.payments import payment_terms, set_autopay, set_payment_terms
 from domain.billing.account import Account
 from domain.shared.ids import account_uuid
 from entrypoints import output

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from application.transactions import (
+from application.billing.transactions import (
     ContractInput,
     TerminationInput,
     agree_contracts,

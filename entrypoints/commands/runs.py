@@ -11,9 +11,10 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from application.bill_run_executor import BillRunExecutor
-from application.errors import RunNotFound
-from application.scheduler import resume_failed_run, set_run_disabled
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduler import resume_failed_run, set_run_disabled
+from application.runs.scheduling import schedule_run
+from application.shared.errors import RunNotFound
 from domain.runs.bill_run import BillRun
 from domain.shared.periods import Period
 from entrypoints import output
@@ -108,7 +109,8 @@ def run_schedule(
         approval_required, dunning, collect_payments, collection_type, catch_up,
     )  # fmt: skip
     with runtime() as rt:
-        outcome = rt.billing.schedule_run(
+        outcome = schedule_run(
+            rt.billing,
             run_id,
             period,
             posting_date,
@@ -152,13 +154,15 @@ def run_execute(
     """
     with runtime() as rt:
         size = batch_size or rt.settings.batch_size
-        rt.billing.get_run(run_id)  # refuse an unknown run before drawing a progress bar
+        # Read once: refuses an unknown run before drawing a progress bar, and the
+        # executor goes on with it (no second read before the first batch).
+        run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute(run_id)
+            execution = BillRunExecutor(rt.billing, size).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
                 executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
-                execution = executor.execute(run_id)
+                execution = executor.execute_run(run)
         run = execution.run
     if json_out:
         output.print_json({"already_completed": execution.already_completed, **run_json(run)})

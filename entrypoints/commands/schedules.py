@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from application.scheduler import (
+from application.runs.scheduler import (
     Pass,
     ScheduleNotFound,
     add_schedule,

@@ -21,8 +21,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.billing.events import PackageBilled
 from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
@@ -49,7 +50,7 @@ MICROSECOND = timedelta(microseconds=1)
 def billed(store: Billing) -> Billing:
     """Three accounts billed for January by run 2026-01."""
     import_accounts(store, *ACCOUNTS)
-    store.schedule_run(RUN, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
+    schedule_run(store, RUN, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
     assert BillRunExecutor(store, 2).execute(RUN).run.is_completed
     return store
 
@@ -235,7 +236,7 @@ def test_a_signed_anchor_catches_a_total_changed_and_the_seal_recomputed_with_sq
     head = json.loads(signed.stdout)
     assert head["algorithm"] == "HMAC-SHA256" and len(head["signature"]) == 64
     # Legitimate appends after anchoring are fine: the anchor names its position.
-    billed.schedule_run("2026-02", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection())
+    schedule_run(billed, "2026-02", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection())
     assert BillRunExecutor(billed, 2).execute("2026-02").run.is_completed
 
     before, at_position, at_tip = at_once(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from application.billing import Billing
+from application.shared.app import Billing
 from domain.invoicing.review import ReviewStatus
 from domain.shared.ids import invoice_uuid
 from tests.conftest import account, package

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from application.billing import Billing
-from application.collection import Collector
+from application.receivables.collection import Collector
+from application.shared.app import Billing
 from domain.receivables.collection import CollectionType
 from infrastructure.payment_gateway import SandboxGateway
 from tests.conftest import account, package, write_import_file

@@ -27,11 +27,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from application.billing import Billing
-from application.delivery import InvoiceDelivery
-from application.documents import InvoiceDocuments
-from application.ports import MailChannel, Seller
-from application.transactions import (
+from application.billing.transactions import (
     ChargeInput,
     ContractInput,
     TerminationInput,
@@ -41,6 +37,10 @@ from application.transactions import (
     record_usage,
     terminate_contracts,
 )
+from application.invoicing.delivery import InvoiceDelivery
+from application.invoicing.documents import InvoiceDocuments
+from application.shared.app import Billing
+from application.shared.ports import MailChannel, Seller
 from domain.billing.contracts import ContractTerms
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.terms import ChargeTerms

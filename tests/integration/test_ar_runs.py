@@ -9,11 +9,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.exchange_rates import set_base_currency, set_rate
-from application.review import review
-from application.scheduler import Manager, resume_failed_run
+from application.billing.exchange_rates import set_base_currency, set_rate
+from application.invoicing.review import review
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduler import Manager, resume_failed_run
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewAction
 from domain.receivables.allocation import PaymentStatus
@@ -58,7 +59,7 @@ def configure_group(billing: Billing, **kwargs: Any) -> None:
 def bill(
     billing: Billing, run_id: str, period: Period, settings: RunSettings | None = None
 ) -> None:
-    billing.schedule_run(run_id, period, None, Selection(), settings)
+    schedule_run(billing, run_id, period, None, Selection(), settings)
     BillRunExecutor(billing, batch_size=2).execute(run_id)
 
 
@@ -153,7 +154,7 @@ def test_two_executors_racing_on_a_dunning_run_apply_each_stage_once(database_ur
     on = DUE + timedelta(days=61)
     with billing_on(database_url, clock=SteppingClock()) as b:
         setup_january(b, count=6)
-        b.schedule_run(run_id, Period(on, on), None, Selection(), DUNNING_ONLY)
+        schedule_run(b, run_id, Period(on, on), None, Selection(), DUNNING_ONLY)
     errors: list[BaseException] = []
 
     def execute() -> None:
@@ -213,7 +214,7 @@ def test_a_manager_fails_a_refused_run_leaves_it_alone_and_takes_it_again_when_r
 ) -> None:
     import_accounts(billing, account("US-1", package(), currency="USD"))
     set_base_currency(billing, "EUR")
-    billing.schedule_run("jan", JAN, None, Selection())
+    schedule_run(billing, "jan", JAN, None, Selection())
     manager = Manager(billing, "m1", batch_size=2)
     managed = manager.tick()
     assert managed is not None and managed.outcome == "failed"

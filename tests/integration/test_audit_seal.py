@@ -21,8 +21,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.billing.events import PackageBilled
 from domain.receivables.events import AutoPaySet
 from domain.receivables.receivables import Receivables
@@ -58,7 +59,7 @@ def customers(prefix: str = "C", count: int = 6) -> list[dict[str, Any]]:
 
 
 def bill(app: Billing, run_id: str, period: Period, batch_size: int = 2) -> None:
-    app.schedule_run(run_id, period, None, Selection())
+    schedule_run(app, run_id, period, None, Selection())
     assert BillRunExecutor(app, batch_size).execute(run_id).run.is_completed
 
 

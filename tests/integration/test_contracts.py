@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.transactions import (
+from application.billing.transactions import (
     ContractInput,
     TerminationInput,
     agree_contracts,
     terminate_contracts,
 )
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.billing.contracts import ContractTerms
 from domain.billing.events import ContractPenaltyApplied
 from domain.billing.lines import LineKind
@@ -36,7 +37,7 @@ def terms(contract_id: str, **values: object) -> ContractTerms:
 
 
 def execute(billing: Billing, run_id: str, period: Period, **settings: bool) -> None:
-    billing.schedule_run(run_id, period, None, Selection(), RunSettings(**settings))
+    schedule_run(billing, run_id, period, None, Selection(), RunSettings(**settings))
     assert BillRunExecutor(billing, batch_size=2).execute(run_id).run.is_completed
 
 

@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.credit_notes import CreditOutcome, CreditRefused, credit_invoice
-from application.delivery import OutcomeKind
-from application.import_document import parse_import
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.invoicing.credit_notes import CreditOutcome, CreditRefused, credit_invoice
+from application.invoicing.delivery import OutcomeKind
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.invoicing.credit_notes import CreditTerms
 from domain.invoicing.documents import DocumentType
 from domain.invoicing.events import InvoiceCredited, InvoiceNumbersReserved, InvoiceOpened
@@ -63,11 +65,11 @@ class World(FileDeliveryWorld):
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         document = {"bill_groups": [{"id": "paper", "delivery": "file"}], "accounts": accounts}
         raw = json.dumps(document).encode()
-        self.billing.import_accounts(parse_import(raw, "test.json"), "test.json")
+        import_accounts(self.billing, parse_import(raw, "test.json"), "test.json")
 
     def bill(self, run_id: str, period: Period = JANUARY, approve: bool = True) -> None:
         settings = RunSettings(render_invoices=True, deliver_invoices=True)
-        self.billing.schedule_run(run_id, period, None, Selection(), settings)
+        schedule_run(self.billing, run_id, period, None, Selection(), settings)
         BillRunExecutor(self.billing, batch_size=5).execute(run_id)
         if approve:
             for invoice in self.billing.load_many(
@@ -314,7 +316,7 @@ def test_the_invoice_documents_print_its_own_due_date(world: World) -> None:
         "bill_groups": [{"id": "paper", "delivery": "file", "payment_terms_days": 14}],
         "accounts": [account("TERMS", package("office", "100.00"), bill_group="paper")],
     }
-    world.billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    import_accounts(world.billing, parse_import(json.dumps(document).encode(), "t.json"), "t.json")
     world.bill("2026-01")
     invoice = world.invoice("2026-01", "TERMS")
 

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import pytest
 
-from application.billing import Billing
-from application.history import History, HistoryEntry
+from application.shared.app import Billing
+from application.shared.history import History, HistoryEntry
 from domain.billing.account import Account
 from domain.billing.exchange_rates import ExchangeRateBook
 from domain.catalogue import event_catalogue

@@ -7,9 +7,10 @@ from datetime import date
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.invoicers import assign_invoicer
+from application.billing.invoicers import assign_invoicer
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.billing.exchange_rates import MissingRate
 from domain.runs.settings import Selection
 from domain.shared.errors import RunNotRunnable
@@ -33,7 +34,7 @@ def parked(billing: Billing) -> Billing:
         account("BRANCH", package("desk", "50.00"), currency="CHF"),
         account("B", package("office", "300.00")),
     )
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     executor = BillRunExecutor(billing, batch_size=1)
     executor._start(billing.get_run("jan"))
     assign_invoicer(billing, "BRANCH", "HQ")

@@ -22,9 +22,10 @@ from eventsourcing.projection import ProjectionRunner
 from psycopg.sql import SQL, Composable, Identifier
 from rich.console import Console
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from application.billing.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.billing.terms import ChargeTerms
 from domain.invoicing.events import InvoiceOpened
 from domain.invoicing.invoice import Invoice
@@ -77,7 +78,7 @@ def bill(
     batch_size: int = 5,
     settings: RunSettings | None = None,
 ) -> BillRun:
-    app.schedule_run(run_id, period, None, selection or Selection(), settings)
+    schedule_run(app, run_id, period, None, selection or Selection(), settings)
     return BillRunExecutor(app, batch_size).execute(run_id).run
 
 
@@ -346,7 +347,7 @@ def test_the_run_status_view_matches_the_statistics_of_each_bill_run(
     billing: Billing, runs_view: RunStatusView
 ) -> None:
     billed_history(billing)
-    billing.schedule_run("2026-04", Period(date(2026, 4, 1), date(2026, 4, 30)), None, Selection())
+    schedule_run(billing, "2026-04", Period(date(2026, 4, 1), date(2026, 4, 30)), None, Selection())
 
     catch_up(billing, runs_view, RunStatusProjection.topics, page_size=3)
 

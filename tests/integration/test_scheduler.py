@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from application.billing import Billing
-from application.scheduler import (
+from application.runs.scheduler import (
     Manager,
     Scheduler,
     Scheduling,
@@ -24,6 +23,8 @@ from application.scheduler import (
     remove_schedule,
     set_run_disabled,
 )
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunLeased, RunLeaseReleased, RunScheduled, RunStarted
 from domain.runs.schedule_terms import PeriodRule, Recurrence, ScheduleTerms
@@ -147,7 +148,7 @@ def test_two_managers_claiming_at_once_one_wins_and_the_run_is_billed_once(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())  # by hand: queued all the same
+    schedule_run(first, "R", JANUARY, None, Selection())  # by hand: queued all the same
     managers = (Manager(first, "m1", batch_size=2), Manager(second, "m2", batch_size=2))
     outcomes = at_once(*(m.tick for m in managers))
 
@@ -165,7 +166,7 @@ def test_a_crashed_managers_run_waits_for_its_lease_then_another_manager_finishe
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
 
     class Crash(BaseException):
         """The process dies: nothing of the manager runs after this."""
@@ -203,7 +204,7 @@ def test_a_disabled_run_is_skipped_and_runs_once_enabled(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     run, changed = set_run_disabled(first, "R", True)
     assert changed and run.disabled
     assert set_run_disabled(first, "R", True)[1] is False  # already: nothing recorded
@@ -222,7 +223,7 @@ def test_a_run_scheduled_disabled_waits_for_the_operator(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection(), disabled=True)
+    schedule_run(first, "R", JANUARY, None, Selection(), disabled=True)
     assert first.get_run("R").disabled and first.get_run("R").version == 2  # one save
     manager = Manager(second, "m", batch_size=2)
     assert manager.tick() is None  # left alone: time to check and preview it
@@ -235,7 +236,7 @@ def test_disabling_a_running_run_stops_its_manager_at_a_checkpoint(
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     manager = Manager(first, "m", batch_size=2)
     checkpoint = manager._checkpoint
 
@@ -263,7 +264,7 @@ def test_a_stopping_manager_releases_its_run_to_the_next_one_at_once(
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     manager = Manager(first, "m", batch_size=2)
     checkpoint = manager._checkpoint
 
@@ -289,7 +290,7 @@ def test_the_lease_is_renewed_while_a_long_run_executes(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, _ = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     ticking = Clock(utc(2026, 3, 1))
 
     def slow_clock() -> datetime:  # each reading is 20 s later: batches are slow

@@ -9,9 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from application.delivery import CREDIT_NOTE_SUBJECT_TEMPLATE, CREDIT_NOTE_TEMPLATE, email_context
-from application.documents import ApplicationError, build_invoice_document
-from application.ports import InvoiceDocument, Seller
+from application.invoicing.delivery import (
+    CREDIT_NOTE_SUBJECT_TEMPLATE,
+    CREDIT_NOTE_TEMPLATE,
+    email_context,
+)
+from application.invoicing.documents import ApplicationError, build_invoice_document
+from application.shared.ports import InvoiceDocument, Seller
 from domain.billing.account import Account
 from domain.invoicing.credit_notes import CreditTerms, credit_key, issue_credit_note, resolve_terms
 from domain.invoicing.invoice import Invoice

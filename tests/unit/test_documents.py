@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from application.documents import (
+from application.invoicing.documents import (
     InvoiceNotClosed,
     build_invoice_document,
     exact_price,
     proration,
     vat_category,
 )
-from application.ports import InvoiceDocument, Seller
+from application.shared.ports import InvoiceDocument, Seller
 from domain.billing.account import Account
 from domain.billing.lines import InvoiceLine, LineKind
 from domain.billing.pricing import tax_on

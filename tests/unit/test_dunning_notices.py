@@ -10,14 +10,14 @@ from uuid import UUID
 
 import pytest
 
-from application.delivery import DeliveryRefused
-from application.dunning_notices import (
+from application.receivables.dunning_notices import (
     DunningNotice,
     compose_notice,
     dunning_message_id,
     ready_for_notice,
 )
-from application.ports import Seller
+from application.shared.messages import DeliveryRefused
+from application.shared.ports import Seller
 from domain.receivables.dunning import DunningRules, DunningStage
 from domain.receivables.events import DunningApplied
 from domain.receivables.receivables import Receivables

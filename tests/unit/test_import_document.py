@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from application.errors import InvalidInput
-from application.import_document import ImportDocument, format_path, json_schema, parse_import
+from application.billing.import_document import (
+    ImportDocument,
+    format_path,
+    json_schema,
+    parse_import,
+)
+from application.shared.errors import InvalidInput
 from domain.shared.periods import Frequency, Timing
 
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from application.delivery import ready_for_delivery
-from application.errors import InvalidInput
-from application.import_document import parse_import
+from application.billing.import_document import parse_import
+from application.invoicing.delivery import ready_for_delivery
+from application.shared.errors import InvalidInput
 from domain.invoicing.bill_group import BillGroup
 from domain.invoicing.events import (
     BillGroupConfigured,

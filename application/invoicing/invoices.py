@@ -1,6 +1,6 @@
 """Gathering a family's billed lines onto invoices, by its bill group's close type.
 
-A family is an invoicer account and its members (`application.invoicers`); a
+A family is an invoicer account and its members (`application.billing.invoicers`); a
 lone account is a family of one. Its lines go onto the invoicer's open invoice
 (opened when there is none), converted to the invoicer's currency with the
 run's rates. When that invoice closes depends on the group's close type

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.billing import Billing
-from application.errors import ApplicationError
-from application.receivables import withdraw_not_owed
+from application.receivables.withdrawals import withdraw_not_owed
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.billing.account import Account
 from domain.billing.events import (
     ChargeBilled,

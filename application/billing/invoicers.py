@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from application.errors import ApplicationError
+from application.shared.errors import ApplicationError
 from domain.billing.account import Account
 
 

@@ -20,9 +20,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.errors import ApplicationError
-from application.ports import (
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import (
     Buyer,
     CorrectedInvoice,
     DocumentLine,

@@ -12,9 +12,9 @@ scheduled -> running -> drafts ready -> validated -> completed).
 
 from __future__ import annotations
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.errors import ApplicationError
+from application.runs.executor import BillRunExecutor
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.invoicing.events import InvoiceOpened
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewStatus
@@ -32,7 +32,7 @@ def process_run(billing: Billing, run_id: str, batch_size: int) -> WorkflowState
     state = run.workflow_state
     at = billing.clock()
     if state in (WorkflowState.SCHEDULED, WorkflowState.RUNNING, WorkflowState.FAILED):
-        BillRunExecutor(billing, batch_size).execute(run_id)
+        BillRunExecutor(billing, batch_size).execute_run(run)
     elif state is WorkflowState.DRAFTS_READY:
         ids = billing.queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id)
         invoices = billing.load_many(Invoice, ids).values()

@@ -33,10 +33,11 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.clock import Clock
-from application.errors import ApplicationError, RunNotFound
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import check_selection, schedule_run
+from application.shared.app import Billing
+from application.shared.clock import Clock
+from application.shared.errors import ApplicationError, RunNotFound
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunScheduled, ScheduleAdded
 from domain.runs.schedule import Schedule, occurrences, period_for, run_id_for
@@ -86,7 +87,7 @@ def get_schedule(billing: Billing, name: str) -> Schedule:
 def add_schedule(billing: Billing, name: str, terms: ScheduleTerms) -> AddOutcome:
     """Add a schedule; the same name and terms again change nothing. Its selection
     is checked as `billrun run schedule` checks a run's."""
-    billing.check_selection(terms.selection)
+    check_selection(billing, terms.selection)
     for _ in range(SAVE_ATTEMPTS):
         try:
             schedule = get_schedule(billing, name)
@@ -267,8 +268,8 @@ class Scheduler:
             try:
                 # Race-safe: a second scheduler queueing the same occurrence finds the
                 # same run id taken with the same terms, and queues nothing.
-                outcome = self.billing.schedule_run(
-                    run_id, period, None, terms.selection, terms.settings, origin
+                outcome = schedule_run(
+                    self.billing, run_id, period, None, terms.selection, terms.settings, origin
                 )
             except RunAlreadyScheduled:
                 existing = self._first_version(run_id)
@@ -393,7 +394,7 @@ class Manager:
     def _execute(self, run: BillRun) -> Managed:
         executor = BillRunExecutor(self.billing, self.batch_size, on_checkpoint=self._checkpoint)
         try:
-            execution = executor.execute(run.run_id)
+            execution = executor.execute_run(run)  # as claimed: not read again
         except _Interrupted as stop:
             log.info("manager %s: run %s %s: %s", self.holder, run.run_id, stop.outcome, stop)
             if stop.release:

@@ -27,8 +27,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.errors import ApplicationError
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.invoicing.credit_notes import (
     CreditTerms,
     credit_key,

@@ -1,6 +1,6 @@
 """Dunning notices: the `notify` action of a dunning stage.
 
-The run's dunning step (`application/dunning.py`) records `DunningApplied` on the
+The run's dunning step (`application/receivables/dunning.py`) records `DunningApplied` on the
 account's receivables; the worker's dunning consumer (`consumers/dunning.py`)
 then calls `DunningNotices.send`, which emails the account a payment reminder
 by its bill group's delivery channel and records `DunningNoticeSent` once per
@@ -21,7 +21,7 @@ those of `notice_context`. The Message-ID is deterministic per invoice and stage
 (`<dunning-<invoice uuid>-<stage>@billrun>`).
 
 Channels, the missing recipient and the crash window are as for invoices
-(`application/delivery.py`, whose helpers this module shares): `email` (SMTP),
+(`application/invoicing/delivery.py`; both use `application/shared/messages.py`): `email` (SMTP),
 `file` (an `.eml` in the outbox), `none` (recorded, nothing sent); an account
 without an invoice email on the email channel is skipped; the notice is sent
 first and recorded after, so a crash in between can send it twice (same
@@ -41,16 +41,16 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.delivery import (
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.messages import (
     Readiness,
     mail_channels,
     render_text,
     route_for,
     text_message,
 )
-from application.errors import ApplicationError
-from application.ports import MailChannel, MessageTemplates, Seller
+from application.shared.ports import MailChannel, MessageTemplates, Seller
 from domain.receivables.dunning import DunningAction
 from domain.receivables.events import DunningApplied, DunningNoticeSent
 from domain.receivables.receivables import Receivables, receivables_uuid

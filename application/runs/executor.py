@@ -25,13 +25,18 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.collection import Collector, payment_gateway
-from application.dunning import apply_dunning
-from application.errors import ApplicationError
-from application.invoicing import FamilyOutcome, close_after_run, close_numbered, invoice_family
-from application.ports import PaymentGateway
-from application.run_check import CheckReport, check_run, count_in_scope, missing_rates
+from application.invoicing.invoices import (
+    FamilyOutcome,
+    close_after_run,
+    close_numbered,
+    invoice_family,
+)
+from application.receivables.collection import Collector, payment_gateway
+from application.receivables.dunning import apply_dunning
+from application.runs.check import CheckReport, check_before_start, count_in_scope, missing_rates
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import PaymentGateway
 from domain.billing.account import Account
 from domain.billing.events import AccountOpened
 from domain.billing.exchange_rates import MissingRate, RateSnapshot
@@ -244,20 +249,26 @@ class BillRunExecutor:
         self.billing = billing
         self.gateway = gateway
         """Where the collection step charges auto-pay accounts (None: the configured
-        one, `application.collection.payment_gateway`, made when first needed)."""
+        one, `application.receivables.collection.payment_gateway`, made when first needed)."""
         self.batch_size = batch_size
         self.on_progress = on_progress or (lambda progress: None)
         self.on_checkpoint = on_checkpoint
         """Called with the executor's own run after each checkpoint (start, batch):
         a manager renews its lease there by recording on that very object and
         saving it, so the executor stays in step with the store; raising anything
-        but RecordConflictError stops the execution (application/scheduler.py)."""
+        but RecordConflictError stops the execution (application/runs/scheduler.py)."""
         self._groups: dict[str, BillGroup] = {}
         self._dunning_ns = 0
 
     def execute(self, run_id: str) -> Execution:
         """Run (or resume, or help) the bill run until it is completed."""
-        run = self.billing.get_run(run_id)
+        return self.execute_run(self.billing.get_run(run_id))
+
+    def execute_run(self, run: BillRun) -> Execution:
+        """`execute` for a run the caller has just read (so it is read once before
+        the first batch): the executor goes on with this very object, recording
+        on it and saving it; a conflict reloads it from the store."""
+        run_id = run.run_id
         if run.is_completed:
             return Execution(run, already_completed=True, batches_committed=0, conflicts=0)
         if run.status is RunStatus.CANCELLED:
@@ -291,7 +302,7 @@ class BillRunExecutor:
                 # or billing onto it again is refused. That is a concurrency
                 # conflict seen late: reload and carry on. A real error repeats on
                 # fresh state and is raised. Collection is never retried here (it
-                # calls the gateway between commits: application.collection).
+                # calls the gateway between commits: application.receivables.collection).
                 stale_reads += 1
                 if collecting or stale_reads > STALE_READ_RETRIES:
                     raise
@@ -311,16 +322,21 @@ class BillRunExecutor:
     def _batch(
         self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
     ) -> None:
-        if run.phase is RunPhase.COLLECTING:
-            self._collect_batch(run, positions)
-            return
-        # A batch's objects all live until it is saved: collections
-        # meanwhile free nothing (a sixth of the run's CPU, measured).
-        with collector_paused():
-            if run.phase is RunPhase.CLOSING:
-                self._close_batch(run, sequence, positions)
-            else:
+        """One batch of the run's current phase, the phases in seed order: billing
+        (AR terms, packages, usage, contracts, onto invoices, closing those that
+        close as billed: `_invoice_family`), then closing the invoices left open
+        for after the run, then collecting payments. Rendering and delivery follow
+        each closed invoice through the outbox (consumers/render.py, deliver.py)."""
+        if run.phase is RunPhase.BILLING:
+            # A batch's objects all live until it is saved: collections
+            # meanwhile free nothing (a sixth of the run's CPU, measured).
+            with collector_paused():
                 self._bill_batch(run, sequence, positions)
+        elif run.phase is RunPhase.CLOSING:
+            with collector_paused():
+                self._close_batch(run, sequence, positions)
+        else:
+            self._collect_batch(run, positions)
 
     def preview(
         self,
@@ -357,13 +373,13 @@ class BillRunExecutor:
         )
 
     def _start(self, run: BillRun) -> None:
-        report = check_run(self.billing, run.run_id, errors_only=True)
-        if report.errors:
-            raise RunCheckFailed(report)
-        log_position = self.billing.queries.head()
-        in_scope = count_in_scope(self.billing, run, log_position)
-        rates = self._rates_for(run, log_position)
-        run.start(log_position, in_scope, self.billing.clock(), rates)
+        # One log head for the check, the rates and the scope: the rates the check
+        # computed (a missing one is among its errors) are the ones the run fixes.
+        check = check_before_start(self.billing, run)
+        if check.report.errors:
+            raise RunCheckFailed(check.report)
+        in_scope = count_in_scope(self.billing, run, check.head)
+        run.start(check.head, in_scope, self.billing.clock(), check.rates)
         self.billing.save(run)
         log.info("run %s started: %d accounts in scope", run.run_id, in_scope)
         self._report(run)
@@ -394,19 +410,23 @@ class BillRunExecutor:
 
     @staticmethod
     def _cursor(run: BillRun) -> int:
+        if run.phase is RunPhase.BILLING:
+            return run.cursor
         if run.phase is RunPhase.CLOSING:
             return run.closing_cursor
-        if run.phase is RunPhase.COLLECTING:
-            return run.collection_cursor
-        return run.cursor
+        return run.collection_cursor
 
     def _finish_phase(self, run: BillRun) -> None:
-        """Billing done: close the open invoices of `after_each_bill_run` groups in a
-        pass of their own when the run has any, then collect payments when the run
-        does (seed order: last), then complete."""
+        """The current phase is done: go on to the next one the run has, in seed order.
+        After billing, close the open invoices of `after_each_bill_run` groups in a
+        pass of their own when the run has any; after that, collect payments when
+        the run does (seed order: last); then complete."""
         at = self.billing.clock()
-        closes = run.settings.run_invoices and self._closes_after_run(run)
-        if run.phase is RunPhase.BILLING and closes:
+        if (
+            run.phase is RunPhase.BILLING
+            and run.settings.run_invoices
+            and self._closes_after_run(run)
+        ):
             run.start_closing(at)
         elif run.phase is not RunPhase.COLLECTING and run.settings.collect_payments:
             run.start_collecting(at)
@@ -656,7 +676,7 @@ class BillRunExecutor:
 
     def _collect_batch(self, run: BillRun, positions: list[Position]) -> None:
         """Collect from the batch's auto-pay invoicers, each account on its own (the
-        gateway is called between two commits: `application.collection`), then the
+        gateway is called between two commits: `application.receivables.collection`), then the
         checkpoint. A crash mid-batch repeats the batch: every account's attempt for
         this run is found, not made again, so the statistics describe the attempts
         as they stand rather than what this pass did."""

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from application.billing import Billing
-from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
+from application.shared.app import Billing
+from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from domain.billing.events import PackageBilled
 from domain.invoicing.events import InvoiceClosed, InvoiceOpened, InvoiceReleased
 from domain.receivables.events import CreditNotePosted, InvoicePosted

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from application.billing import Billing
-from application.errors import ApplicationError
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.billing.exchange_rates import ExchangeRateBook
 from domain.shared.inputs import InputRefused, check_date, check_decimal
 

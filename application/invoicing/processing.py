@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
-from application.delivery import DeliveryOutcome, InvoiceDelivery
-from application.documents import InvoiceDocuments
-from application.dunning_notices import DunningNotices, NoticeOutcome
+from application.invoicing.delivery import DeliveryOutcome, InvoiceDelivery
+from application.invoicing.documents import InvoiceDocuments
+from application.receivables.dunning_notices import DunningNotices, NoticeOutcome
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Keeping an account's receivables in step with its invoices' review.
 
 A closed invoice is posted to its account's receivables as it closes
-(`application.invoicing.close_numbered`); when an operator (or a cancelled run)
+(`application.invoicing.invoices.close_numbered`); when an operator (or a cancelled run)
 rejects or cancels it, it is no longer owed: it is withdrawn in the same
 transaction as the review event, and what was paid on it goes to the account's
 other open invoices or its credit balance.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from application.billing import Billing
+from application.shared.app import Billing
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewStatus
 from domain.receivables.receivables import Receivables, receivables_uuid

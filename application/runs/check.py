@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from application.billing import Billing
-from application.collection import payment_gateway
-from application.errors import ApplicationError
+from application.receivables.collection import payment_gateway
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.billing.account import Account
 from domain.billing.events import AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.billing.exchange_rates import RateSnapshot
@@ -133,11 +133,31 @@ def missing_rates(
     return snapshot, snapshot.missing(needed)
 
 
-def _check_run_wide(
-    billing: Billing, run: BillRun, head: int, note: Callable[[Severity, str, str], None]
-) -> None:
-    """The errors that concern the whole run, not one account: rates, the gateway."""
-    _, missing = missing_rates(billing, run, head)
+class _Findings:
+    """The findings of one check, merged by (severity, check) with a count and up to
+    `EXAMPLES` accounts each."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[Severity, str], Finding] = {}
+
+    def note(
+        self, severity: Severity, check: str, message: str, account: str | None = None
+    ) -> None:
+        finding = self.found.setdefault((severity, check), Finding(severity, check, message))
+        finding.count += 1
+        if account is not None and len(finding.accounts) < EXAMPLES:
+            finding.accounts.append(account)
+
+    def errors(self) -> list[Finding]:
+        return [f for f in self.found.values() if f.severity == "error"]
+
+
+def _check_run_wide(billing: Billing, run: BillRun, head: int, findings: _Findings) -> RateSnapshot:
+    """The errors that concern the whole run, not one account: rates, the seller, the
+    gateway. Returns the run's rates (`missing_rates`), so execution computes them
+    once, against the same head as the check."""
+    note = findings.note
+    snapshot, missing = missing_rates(billing, run, head)
     for pair in missing:
         base, quote = pair.split("/")
         note("error", "missing_rate",
@@ -156,26 +176,14 @@ def _check_run_wide(
             payment_gateway(billing)
         except ApplicationError as error:
             note("error", "no_payment_gateway", f"the run collects payments, but {error}")
+    return snapshot
 
 
-def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> CheckReport:
-    """The run's findings; `errors_only` (what execution asks before it starts) skips
-    the account scan when no bill group delivers by email, as nothing else it finds
-    can be an error."""
-    run = billing.get_run(run_id)
-    head = billing.queries.head()
-    findings: dict[tuple[Severity, str], Finding] = {}
-
-    def note(severity: Severity, check: str, message: str, account: str | None = None) -> None:
-        finding = findings.setdefault((severity, check), Finding(severity, check, message))
-        finding.count += 1
-        if account is not None and len(finding.accounts) < EXAMPLES:
-            finding.accounts.append(account)
-
-    _check_run_wide(billing, run, head, note)
+def _check_accounts(billing: Billing, run: BillRun, head: int, findings: _Findings) -> None:
+    """Each account in scope: its invoice email against its group's delivery, and
+    its packages (prices, stranded bill dates)."""
+    note = findings.note
     groups: dict[str, BillGroup] = {}
-    if errors_only and not (run.settings.deliver_invoices and _some_group_emails(billing)):
-        return CheckReport(run_id, list(findings.values()))
     for account in _accounts_in_scope(billing, run, head):
         group = groups.get(account.bill_group) or billing.get_bill_group(account.bill_group)
         groups[account.bill_group] = group
@@ -188,15 +196,44 @@ def check_run(billing: Billing, run_id: str, errors_only: bool = False) -> Check
             elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
         _check_packages(account, run, note)
-    if errors_only:
-        return CheckReport(run_id, [f for f in findings.values() if f.severity == "error"])
+
+
+def check_run(billing: Billing, run_id: str) -> CheckReport:
+    """The run's findings (`billrun run check`), errors first."""
+    run = billing.get_run(run_id)
+    head = billing.queries.head()
+    findings = _Findings()
+    _check_run_wide(billing, run, head, findings)
+    _check_accounts(billing, run, head, findings)
     for other in _overlapping_runs(billing, run):
-        note("warning", "overlapping_run",
+        findings.note("warning", "overlapping_run",
              f"run {other.run_id} ({other.status.value}, {other.period}, "
              f"{other.selection.describe()}) also bills some of these accounts",
              None)  # fmt: skip
-    ordered = sorted(findings.values(), key=lambda f: (f.severity != "error", f.check))
+    ordered = sorted(findings.found.values(), key=lambda f: (f.severity != "error", f.check))
     return CheckReport(run_id, ordered)
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """What execution reads before it starts a run, all against one log head: the
+    errors that refuse the start, and the rates the run fixes (computed once)."""
+
+    report: CheckReport
+    head: int
+    rates: RateSnapshot
+
+
+def check_before_start(billing: Billing, run: BillRun) -> StartCheck:
+    """The run's errors only, for the run as the executor holds it (not read
+    again). The account scan is skipped when no bill group delivers by email, as
+    nothing else it finds can be an error."""
+    head = billing.queries.head()
+    findings = _Findings()
+    rates = _check_run_wide(billing, run, head, findings)
+    if run.settings.deliver_invoices and _some_group_emails(billing):
+        _check_accounts(billing, run, head, findings)
+    return StartCheck(CheckReport(run.run_id, findings.errors()), head, rates)
 
 
 def _check_packages(

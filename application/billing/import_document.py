@@ -8,7 +8,7 @@ never allows.
 
 What can only be judged against the stored accounts (a usage record naming a
 package imported before, a change the history forbids) is checked by
-`Billing.import_accounts`, again for the whole file before anything is written.
+`importing.import_accounts`, again for the whole file before anything is written.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from application.errors import InvalidInput, Problem
+from application.shared.errors import InvalidInput, Problem
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
 from domain.invoicing.group_terms import (
@@ -897,14 +897,14 @@ def _cross_record_problems(accounts: list[_Checkable]) -> list[Problem]:
                 assert package is not None
                 problems.extend(_usage_problems(usage, package, f"{where}.usage[{u}]"))
         # A usage record naming a package this file does not have may name one
-        # imported before: `Billing.import_accounts` checks it against the store.
+        # imported before: `importing.import_accounts` checks it against the store.
     return problems
 
 
 def _family_problems(accounts: list[tuple[int, AccountRecord]]) -> list[Problem]:
     """One level of invoicers, within the file: an account billed onto another's
     invoices is nobody's invoicer. Invoicers not in the file are checked against the
-    stored accounts by `Billing.import_accounts`."""
+    stored accounts by `importing.import_accounts`."""
     invoicer_of = {record.id: record.invoicer for _, record in accounts}
     problems: list[Problem] = []
     for index, record in accounts:

@@ -19,8 +19,8 @@ from functools import partial
 from typing import TypeVar
 from uuid import UUID
 
-from application.billing import Billing
-from application.errors import InvalidInput, Problem
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput, Problem
 from domain.billing.account import Account
 from domain.billing.contracts import ContractTerms
 from domain.billing.terms import ChargeTerms

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from uuid import UUID
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.invoicing import FamilyOutcome
+from application.invoicing.invoices import FamilyOutcome
+from application.runs.executor import BillRunExecutor
+from application.shared.app import Billing
 from domain.runs.statistics import BatchStatistics, PreviewSummary
 
 

@@ -25,9 +25,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.errors import ApplicationError
-from application.receivables import withdraw_not_owed
+from application.receivables.withdrawals import withdraw_not_owed
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
 from domain.invoicing.documents import InvoiceStatus
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewAction, ReviewStatus

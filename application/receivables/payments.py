@@ -18,10 +18,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.billing import Billing
-from application.collection import Collector
-from application.errors import ApplicationError
-from application.ports import PaymentGateway
+from application.receivables.collection import Collector
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import PaymentGateway
 from domain.receivables.collection import CollectionAttempt
 from domain.receivables.events import PaymentReceived
 from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS, Receivables

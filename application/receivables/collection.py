@@ -29,9 +29,9 @@ from uuid import UUID
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import resolve_topic
 
-from application.billing import Billing
-from application.errors import ApplicationError
-from application.ports import PaymentGateway
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from application.shared.ports import PaymentGateway
 from domain.receivables.collection import (
     CollectionAttempt,
     CollectionType,

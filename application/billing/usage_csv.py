@@ -31,8 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from application.errors import InvalidInput, Problem
-from application.transactions import UsageInput
+from application.billing.transactions import UsageInput
+from application.shared.errors import InvalidInput, Problem
 from domain.shared.inputs import (
     DateNotInCalendar,
     InputRefused,
