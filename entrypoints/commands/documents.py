@@ -17,7 +17,7 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from application.documents import (
+from application.invoicing.documents import (
     DOCUMENT_FORMATS,
     FILE_SUFFIXES,
     DocumentNotAvailable,
@@ -25,7 +25,7 @@ from application.documents import (
     invoice_documents,
     recorded_format,
 )
-from domain.invoice import RenderedDocument
+from domain.invoicing.documents import RenderedDocument
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id

@@ -1,7 +1,7 @@
 """What every e-invoice syntax decides alike: conformance, prices, payment means.
 
 Builders read billrun's invoice view model structurally (`doc.seller`,
-`doc.lines`, ...: `application.ports.InvoiceDocument`), as the PDF templates do;
+`doc.lines`, ...: `application.shared.ports.InvoiceDocument`), as the PDF templates do;
 this package knows nothing of the application. Each rule here is documented,
 with its reason, in docs/einvoicing.md.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from domain.money import minor_units, plain
+from domain.shared.money import minor_units, plain
 
 EN16931 = "urn:cen.eu:en16931:2017"
 PEPPOL_CUSTOMIZATION = f"{EN16931}#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"

@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from domain.money import plain
+from domain.shared.money import plain
 from infrastructure.einvoice.common import (
     EN16931,
     PEPPOL_CUSTOMIZATION,

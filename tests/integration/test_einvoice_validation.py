@@ -21,14 +21,14 @@ from uuid import uuid4
 
 import pytest
 
-from application.documents import build_invoice_document
-from application.ports import InvoiceDocument, PostalAddress, Seller, TaxBreakdown
-from domain.account import Account
-from domain.credit_notes import CreditTerms, issue_credit_note
-from domain.invoice import Invoice
-from domain.lines import InvoiceLine, LineKind
-from domain.money import round_to_currency
-from domain.pricing import tax_on
+from application.invoicing.documents import build_invoice_document
+from application.shared.ports import InvoiceDocument, PostalAddress, Seller, TaxBreakdown
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine, LineKind
+from domain.billing.pricing import tax_on
+from domain.invoicing.credit_notes import CreditTerms, issue_credit_note
+from domain.invoicing.invoice import Invoice
+from domain.shared.money import round_to_currency
 from infrastructure.einvoice.cii import build_cii
 from infrastructure.einvoice.common import NotConformant
 from infrastructure.einvoice.ubl import build_ubl

@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from application.errors import InvalidInput
-from application.import_document import ImportDocument, format_path, json_schema, parse_import
-from domain.periods import Frequency, Timing
+from application.billing.import_document import (
+    ImportDocument,
+    format_path,
+    json_schema,
+    parse_import,
+)
+from application.shared.errors import InvalidInput
+from domain.shared.periods import Frequency, Timing
 
 
 def package(package_id: str = "office", **fields: Any) -> dict[str, Any]:
@@ -818,9 +823,9 @@ def test_the_json_schema_asks_for_every_decimal_as_a_string():
 
 
 def test_an_accounts_buyer_details_are_imported_and_left_out_ones_kept() -> None:
-    from application.billing import buyer_details
-    from application.import_document import AccountRecord
-    from domain.buyer import BuyerDetails
+    from application.billing.import_document import AccountRecord
+    from application.billing.importing import buyer_details
+    from domain.billing.buyer import BuyerDetails
 
     record = AccountRecord.model_validate(
         {
@@ -848,9 +853,9 @@ def test_an_accounts_buyer_details_are_imported_and_left_out_ones_kept() -> None
 def test_incoherent_buyer_details_are_refused_with_the_account() -> None:
     from datetime import UTC, datetime
 
-    from domain.account import Account
-    from domain.buyer import BuyerDetails
-    from domain.errors import AccountError
+    from domain.billing.account import Account
+    from domain.billing.buyer import BuyerDetails
+    from domain.shared.errors import AccountError
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
     account = Account.open("A", "A", "EUR", None, "default", at)
