@@ -15,7 +15,7 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoice import InvoiceApproved, InvoiceRendered
+from domain.invoicing.events import InvoiceApproved, InvoiceRendered
 
 CONSUMER = "deliver"
 APPROVED_CONSUMER = "deliver-approved"

@@ -13,8 +13,8 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.dunning import DunningAction
-from domain.receivables import DunningApplied
+from domain.receivables.dunning import DunningAction
+from domain.receivables.events import DunningApplied
 
 CONSUMER = "dunning-notice"
 

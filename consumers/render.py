@@ -12,7 +12,7 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoice import InvoiceClosed, InvoiceReleased
+from domain.invoicing.events import InvoiceClosed, InvoiceReleased
 
 CONSUMER = "render"
 RELEASED_CONSUMER = "render-released"

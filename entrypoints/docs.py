@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from application.import_document import json_schema
+from application.billing.import_document import json_schema
 from domain.catalogue import event_catalogue
 from infrastructure.messaging import subject_for
 from infrastructure.topics import topic_of

@@ -29,7 +29,7 @@ from eventsourcing.persistence import Tracking
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed
 
-from application.billing import Billing
+from application.shared.app import Billing
 from infrastructure.event_store import HashedRow, NotificationRow
 from projections.view import View
 
