@@ -9,25 +9,11 @@ from decimal import Decimal
 from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
+from domain.invoicing import events
 from domain.invoicing.documents import (
     CreditedAmount,
     DocumentType,
     InvoiceStatus,
-)
-from domain.invoicing.events import (
-    InvoiceApproved,
-    InvoiceCancelled,
-    InvoiceClosed,
-    InvoiceCredited,
-    InvoiceDelivered,
-    InvoiceLineAdded,
-    InvoiceOpened,
-    InvoiceQuarantined,
-    InvoiceRejected,
-    InvoiceReleased,
-    InvoiceReleasedFromQuarantine,
-    InvoiceRendered,
-    InvoiceRulesPassed,
 )
 from domain.invoicing.invoice_numbers import format_credit_note_number, format_document_number
 from domain.invoicing.invoice_state import InvoiceState
@@ -55,7 +41,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice of {account_id}: unknown currency {currency!r}")
         invoice = cls(invoice_uuid(run_id, account_id))
         invoice._trigger(
-            InvoiceOpened,
+            events.InvoiceOpened,
             at,
             run_id=run_id,
             account_id=account_id,
@@ -78,7 +64,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice {corrected.name}: a credit note needs a reason")
         note = cls(credit_note_id)
         note._trigger(
-            InvoiceOpened,
+            events.InvoiceOpened,
             at,
             run_id=corrected.released_by_run or corrected.closed_by_run or corrected.run_id,
             account_id=corrected.account_id,
@@ -108,7 +94,7 @@ class Invoice(InvoiceState):
                     f"line {line.line_id}: {name} {value} has more decimals than "
                     f"{self.currency} allows"
                 )
-        self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
+        self._trigger(events.InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
     def close(
         self,
@@ -138,7 +124,7 @@ class Invoice(InvoiceState):
         subtotal = sum((line.amount for line in self.lines), zero)
         tax = sum((line.tax for line in self.lines), zero)
         self._trigger(
-            InvoiceClosed,
+            events.InvoiceClosed,
             at,
             run_id=self.run_id,
             account_id=self.account_id,
@@ -161,7 +147,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice {self.id} is open: only closed invoices are released")
         if self.released:
             return False
-        self._trigger(InvoiceReleased, at, run_id=run_id)
+        self._trigger(events.InvoiceReleased, at, run_id=run_id)
         return True
 
     # Review -------------------------------------------------------------------
@@ -180,10 +166,10 @@ class Invoice(InvoiceState):
         verdict = decisive(verdicts)
         recorded = tuple(verdicts)
         if verdict is None:
-            self._trigger(InvoiceRulesPassed, at, run_id=self.run_id, verdicts=recorded)
+            self._trigger(events.InvoiceRulesPassed, at, run_id=self.run_id, verdicts=recorded)
         elif verdict.action is RuleAction.REJECT:
             self._trigger(
-                InvoiceRejected,
+                events.InvoiceRejected,
                 at,
                 run_id=self.run_id,
                 reason=verdict.reason,
@@ -192,7 +178,7 @@ class Invoice(InvoiceState):
             )
         else:
             self._trigger(
-                InvoiceQuarantined,
+                events.InvoiceQuarantined,
                 at,
                 run_id=self.run_id,
                 reason=verdict.reason,
@@ -221,15 +207,17 @@ class Invoice(InvoiceState):
                 f"(a credit note: billrun invoice credit {self.name} ...)"
             )
         if action is ReviewAction.APPROVE:
-            self._trigger(InvoiceApproved, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceApproved, at, run_id=self.run_id, reason=reason)
         elif action is ReviewAction.QUARANTINE:
-            self._trigger(InvoiceQuarantined, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceQuarantined, at, run_id=self.run_id, reason=reason)
         elif action is ReviewAction.UNQUARANTINE:
-            self._trigger(InvoiceReleasedFromQuarantine, at, run_id=self.run_id, reason=reason)
+            self._trigger(
+                events.InvoiceReleasedFromQuarantine, at, run_id=self.run_id, reason=reason
+            )
         elif action is ReviewAction.REJECT:
-            self._trigger(InvoiceRejected, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceRejected, at, run_id=self.run_id, reason=reason)
         else:
-            self._trigger(InvoiceCancelled, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceCancelled, at, run_id=self.run_id, reason=reason)
         return True
 
     def approve(self, at: datetime, reason: str | None = None) -> bool:
@@ -393,7 +381,7 @@ class Invoice(InvoiceState):
                 )
             amounts.append(CreditedAmount(tax_rate=rate, amount=credited_net, tax=credited_tax))
         self._trigger(
-            InvoiceCredited,
+            events.InvoiceCredited,
             at,
             run_id=self.run_id,
             credit_note_id=credit_note.id,
@@ -430,7 +418,7 @@ class Invoice(InvoiceState):
         if document_format in self.documents:
             return False
         self._trigger(
-            InvoiceRendered,
+            events.InvoiceRendered,
             at,
             run_id=self.run_id,
             format=document_format,
@@ -456,7 +444,7 @@ class Invoice(InvoiceState):
         if channel != "none" and "pdf" not in self.documents:
             raise InvoiceError(f"invoice {self.id} has no PDF yet: render it before delivery")
         self._trigger(
-            InvoiceDelivered,
+            events.InvoiceDelivered,
             at,
             run_id=self.run_id,
             channel=channel,
