@@ -26,8 +26,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -57,6 +59,8 @@ RUN_SCHEDULED = topic_of(RunScheduled)
 DEFAULT_LEASE = timedelta(seconds=60)
 DISCOVERY_PAGE = 1000
 SAVE_ATTEMPTS = 5
+
+A = TypeVar("A", Schedule, BillRun)
 
 
 class ScheduleNotFound(ApplicationError):
@@ -105,15 +109,15 @@ def add_schedule(billing: Billing, name: str, terms: ScheduleTerms) -> AddOutcom
 
 def remove_schedule(billing: Billing, name: str) -> Schedule:
     """Stop queueing the schedule's occurrences (runs already queued stay queued)."""
-    for _ in range(SAVE_ATTEMPTS):
+
+    def remove() -> Schedule:
         schedule = get_schedule(billing, name)
         schedule.remove(billing.clock())
-        try:
-            billing.save(schedule)
-        except RecordConflictError:
-            continue
         return schedule
-    raise RecordConflictError(f"schedule {name!r} kept changing while it was being removed")
+
+    return save_retrying(
+        billing, remove, f"schedule {name!r} kept changing while it was being removed"
+    )
 
 
 def list_schedules(billing: Billing, include_removed: bool = False) -> list[Schedule]:
@@ -169,15 +173,27 @@ def set_run_disabled(billing: Billing, run_id: str, disabled: bool) -> tuple[Bil
 def resume_failed_run(billing: Billing, run_id: str) -> BillRun:
     """Put a failed run back in the managers' queue (after the fix); it goes on
     from its last checkpoint. Refused when the run has not failed."""
-    for _ in range(SAVE_ATTEMPTS):
+
+    def resume() -> BillRun:
         run = billing.get_run(run_id)
         run.resume(billing.clock())
+        return run
+
+    return save_retrying(billing, resume, f"run {run_id} kept changing; try again")
+
+
+def save_retrying(billing: Billing, load_and_decide: Callable[[], A], conflict: str) -> A:
+    """Load, decide and save, again from a fresh load while another process
+    writes to the same aggregate at the same moment; `conflict` is the error
+    after SAVE_ATTEMPTS tries."""
+    for _ in range(SAVE_ATTEMPTS):
+        aggregate = load_and_decide()
         try:
-            billing.save(run)
+            billing.save(aggregate)
         except RecordConflictError:
             continue
-        return run
-    raise RecordConflictError(f"run {run_id} kept changing; try again")
+        return aggregate
+    raise RecordConflictError(conflict)
 
 
 # The scheduler ----------------------------------------------------------------

@@ -126,13 +126,7 @@ def contract_add(
         summary = agree_contracts(rt.billing, [ContractInput("", account, terms)], "contract add")
         stored = rt.billing.get_account(account)
     if json_out:
-        output.print_json(
-            {
-                "account": account,
-                "recorded": summary.recorded == 1,
-                "contract": contract_json(stored, stored.contracts[contract_id]),
-            }
-        )
+        print_contract_json(account, stored, contract_id, summary.recorded == 1)
         return
     if summary.recorded:
         on = f"package {package}" if package else "the whole account"
@@ -180,13 +174,7 @@ def contract_terminate(
         )
         stored = rt.billing.get_account(account)
     if json_out:
-        output.print_json(
-            {
-                "account": account,
-                "recorded": summary.recorded == 1,
-                "contract": contract_json(stored, stored.contracts[contract_id]),
-            }
-        )
+        print_contract_json(account, stored, contract_id, summary.recorded == 1)
         return
     if summary.recorded:
         output.console.print(f"contract {contract_id} of {account} terminated on {day}")
@@ -232,6 +220,17 @@ def contract_list(
             row["spend"], billed or "-",
         )  # fmt: skip
     output.print_table(table, droppable=("on", "terminated"))
+
+
+def print_contract_json(account: str, stored: Account, contract_id: str, recorded: bool) -> None:
+    """The --json answer of `contract add` and `contract terminate`."""
+    output.print_json(
+        {
+            "account": account,
+            "recorded": recorded,
+            "contract": contract_json(stored, stored.contracts[contract_id]),
+        }
+    )
 
 
 def contract_json(account: Account, contract: Contract) -> dict[str, Any]:
