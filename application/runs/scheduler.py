@@ -492,15 +492,9 @@ class Scheduling:
     """A scheduler and a manager: each pass queues what is due, then executes
     queued runs until none is left to claim (or it is told to stop)."""
 
-    def __init__(
-        self,
-        billing: Billing,
-        holder: str | None = None,
-        batch_size: int = 1000,
-        lease: timedelta = DEFAULT_LEASE,
-    ) -> None:
-        self.scheduler = Scheduler(billing)
-        self.manager = Manager(billing, holder, batch_size, lease)
+    def __init__(self, manager: Manager) -> None:
+        self.scheduler = Scheduler(manager.billing)
+        self.manager = manager
 
     def stop(self) -> None:
         self.manager.stop()

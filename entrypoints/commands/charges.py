@@ -14,6 +14,7 @@ from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     JsonFlag,
     UnbilledFlag,
     UsageError,
@@ -36,7 +37,7 @@ charge_app = typer.Typer(
 @charge_app.command("add")
 @refusals
 def charge_add(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     charge_id: Annotated[
         str,
         typer.Option(
@@ -129,7 +130,7 @@ def charge_add(
 @charge_app.command("list")
 @refusals
 def charge_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     unbilled: UnbilledFlag = False,
     json_out: JsonFlag = False,
 ) -> None:

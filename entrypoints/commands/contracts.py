@@ -19,6 +19,7 @@ from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, t
 from domain.billing.state import Contract
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     DateOption,
     JsonFlag,
     UsageError,
@@ -42,7 +43,7 @@ contract_app = typer.Typer(
 @contract_app.command("add")
 @refusals
 def contract_add(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     contract_id: Annotated[
         str,
         typer.Option(
@@ -143,7 +144,7 @@ def contract_add(
 @contract_app.command("terminate")
 @refusals
 def contract_terminate(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     contract_id: Annotated[str, typer.Argument(help="The contract's id.")],
     on: Annotated[
         date,
@@ -187,7 +188,7 @@ def contract_terminate(
 @contract_app.command("list")
 @refusals
 def contract_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     json_out: JsonFlag = False,
 ) -> None:
     """List an account's contracts: term, spend so far within it, penalties billed.

@@ -14,6 +14,7 @@ from domain.billing.account import Account
 from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     JsonFlag,
     UnbilledFlag,
     UsageError,
@@ -37,7 +38,7 @@ usage_app = typer.Typer(
 @usage_app.command("record")
 @refusals
 def usage_record(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     package: Annotated[str, typer.Argument(help="The account's package the usage is of.")],
     quantity: Annotated[
         str, typer.Argument(help="Units used, an exact decimal with a dot: 3, 1.25.")
@@ -151,7 +152,7 @@ def usage_import(
 @usage_app.command("list")
 @refusals
 def usage_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     unbilled: UnbilledFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
