@@ -8,7 +8,6 @@ import typer
 from pydantic import ValidationError
 
 from application.billing.transactions import ChargeInput, add_charges
-from application.runs.cancel import written_off
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
 from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
@@ -23,7 +22,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import billed_text
+from entrypoints.presenters import account_with_written_off, billed_text
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
@@ -138,9 +137,8 @@ def charge_list(
 
     Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
     """
-    with runtime() as rt:
-        stored = rt.billing.get_account(account)
-        discarded = written_off(rt.billing, stored).charges
+    stored, written = account_with_written_off(account)
+    discarded = written.charges
     charges = sorted(
         stored.charges.values(), key=lambda c: (c.terms.charge_date, c.terms.charge_id)
     )

@@ -9,7 +9,6 @@ import typer
 
 from application.billing.transactions import UsageInput, record_usage
 from application.billing.usage_csv import parse_usage_csv
-from application.runs.cancel import written_off
 from domain.billing.account import Account
 from domain.billing.terms import UsageRecord
 from entrypoints import output
@@ -23,7 +22,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import billed_text
+from entrypoints.presenters import account_with_written_off, billed_text
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -160,9 +159,8 @@ def usage_list(
 
     Example: [bold]billrun usage list ACME-001 --unbilled --json[/bold]
     """
-    with runtime() as rt:
-        stored = rt.billing.get_account(account)
-        discarded = written_off(rt.billing, stored).usage
+    stored, written = account_with_written_off(account)
+    discarded = written.usage
     rows = [
         usage_json(stored, record, discarded.get(record.usage_id))
         for record in sorted(stored.usage.values(), key=lambda u: (u.occurred_on, u.usage_id))
