@@ -33,6 +33,7 @@ from application.shared.ports import (
     StoredDocument,
     TaxBreakdown,
 )
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.billing.account import Account
 from domain.invoicing.documents import RenderedDocument
 from domain.invoicing.invoice import Invoice
@@ -43,11 +44,6 @@ log = logging.getLogger(__name__)
 
 DOCUMENT_FORMATS: tuple[str, ...] = ("pdf", "xml")
 """The formats billrun renders; each is also its file extension."""
-
-# Another writer (a second render consumer, the deliverer) may extend the same
-# invoice between our load and our save; each retry reloads and re-checks, and
-# documents already stored are not rendered again.
-SAVE_ATTEMPTS = 5
 
 
 class UnknownDocumentFormat(ApplicationError):
@@ -249,6 +245,9 @@ class InvoiceDocuments:
                 raise UnknownDocumentFormat(document_format)
         wanted = list(dict.fromkeys(formats))
         stored: dict[str, StoredDocument] = {}
+        # Another writer (a second render consumer, the deliverer) may extend the same
+        # invoice between our load and our save; each retry reloads and re-checks, and
+        # documents already stored are not rendered again.
         for _attempt in range(SAVE_ATTEMPTS):
             invoice = self.billing.get_invoice(invoice_id)
             if not invoice.is_closed:

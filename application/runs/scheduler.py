@@ -26,10 +26,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -40,6 +38,7 @@ from application.runs.scheduling import check_selection, schedule_run
 from application.shared.app import Billing
 from application.shared.clock import Clock
 from application.shared.errors import ApplicationError, RunNotFound
+from application.shared.retrying import SAVE_ATTEMPTS, save_retrying
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunScheduled, ScheduleAdded
 from domain.runs.schedule import Schedule, occurrences, period_for, run_id_for
@@ -58,9 +57,6 @@ RUN_SCHEDULED = topic_of(RunScheduled)
 
 DEFAULT_LEASE = timedelta(seconds=60)
 DISCOVERY_PAGE = 1000
-SAVE_ATTEMPTS = 5
-
-A = TypeVar("A", Schedule, BillRun)
 
 
 class ScheduleNotFound(ApplicationError):
@@ -180,20 +176,6 @@ def resume_failed_run(billing: Billing, run_id: str) -> BillRun:
         return run
 
     return save_retrying(billing, resume, f"run {run_id} kept changing; try again")
-
-
-def save_retrying(billing: Billing, load_and_decide: Callable[[], A], conflict: str) -> A:
-    """Load, decide and save, again from a fresh load while another process
-    writes to the same aggregate at the same moment; `conflict` is the error
-    after SAVE_ATTEMPTS tries."""
-    for _ in range(SAVE_ATTEMPTS):
-        aggregate = load_and_decide()
-        try:
-            billing.save(aggregate)
-        except RecordConflictError:
-            continue
-        return aggregate
-    raise RecordConflictError(conflict)
 
 
 # The scheduler ----------------------------------------------------------------
