@@ -24,7 +24,7 @@ from application.invoicing.delivery import invoice_delivery
 from application.invoicing.documents import invoice_documents
 from application.invoicing.processing import InvoiceProcessing
 from application.receivables.dunning_notices import dunning_notices
-from application.runs.scheduler import Pass, Scheduling
+from application.runs.scheduler import Manager, Pass, Scheduling
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
 from infrastructure.relay import NotificationLog, Relay, RelayPositions
@@ -72,7 +72,7 @@ async def keep_scheduling(
     pass). The blocking work runs in a thread; `stop` reaches the run in hand at
     its next checkpoint, which releases its lease for another manager. Returns the
     last pass."""
-    scheduling = Scheduling(rt.billing, holder, rt.settings.batch_size)
+    scheduling = Scheduling(Manager(rt.billing, holder, rt.settings.batch_size))
 
     async def stop_when_asked() -> None:
         await stop.wait()

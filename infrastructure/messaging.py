@@ -64,29 +64,34 @@ def subject_for(topic: str, prefix: str = "billing") -> str:
 
 
 def events_stream_config(names: StreamNames = DEFAULT_STREAMS) -> StreamConfig:
-    return StreamConfig(
-        name=names.stream,
-        description="billrun: every event of the event store, in commit order",
-        subjects=[f"{names.subject_prefix}.>"],
-        # On disk: the stream outlives a server restart, and with it the record
-        # of recent message ids that makes a republish harmless.
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        discard=DiscardPolicy.OLD,
-        duplicate_window=DUPLICATE_WINDOW_S,
+    return _durable_stream(
+        names.stream,
+        "billrun: every event of the event store, in commit order",
+        names.subject_prefix,
     )
 
 
 def dead_letter_stream_config(names: StreamNames = DEFAULT_STREAMS) -> StreamConfig:
+    # Dead letters carry a per-consumer, per-sequence msg id: a message
+    # dead-lettered twice (a crash before its ack) is kept once.
+    return _durable_stream(
+        names.dead_letter_stream,
+        "billrun: messages consumers gave up on, with the reason",
+        names.dead_letter_prefix,
+    )
+
+
+def _durable_stream(name: str, description: str, subject_prefix: str) -> StreamConfig:
+    """A stream of every subject under `subject_prefix`. On disk: the stream
+    outlives a server restart, and with it the record of recent message ids
+    that makes a republish harmless."""
     return StreamConfig(
-        name=names.dead_letter_stream,
-        description="billrun: messages consumers gave up on, with the reason",
-        subjects=[f"{names.dead_letter_prefix}.>"],
+        name=name,
+        description=description,
+        subjects=[f"{subject_prefix}.>"],
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
-        # Dead letters carry a per-consumer, per-sequence msg id: a message
-        # dead-lettered twice (a crash before its ack) is kept once.
         duplicate_window=DUPLICATE_WINDOW_S,
     )
 

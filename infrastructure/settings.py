@@ -153,26 +153,8 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        raw_batch = env.get("BILLRUN_BATCH_SIZE", str(DEFAULT_BATCH_SIZE))
-        try:
-            batch_size = int(raw_batch)
-        except ValueError:
-            raise ConfigurationError(
-                f"BILLRUN_BATCH_SIZE: not a whole number: {raw_batch!r}"
-            ) from None
-        if batch_size < 1:
-            raise ConfigurationError(f"BILLRUN_BATCH_SIZE: must be at least 1, not {batch_size}")
-        raw_lock = env.get("BILLRUN_LOCK_TIMEOUT", str(DEFAULT_LOCK_TIMEOUT))
-        try:
-            lock_timeout = int(raw_lock)
-        except ValueError:
-            raise ConfigurationError(
-                f"BILLRUN_LOCK_TIMEOUT: not a whole number of seconds: {raw_lock!r}"
-            ) from None
-        if lock_timeout < 1:
-            raise ConfigurationError(
-                f"BILLRUN_LOCK_TIMEOUT: must be at least 1 second, not {lock_timeout}"
-            )
+        batch_size = _at_least_one(env, "BILLRUN_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+        lock_timeout = _at_least_one(env, "BILLRUN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, "second")
         return cls(
             database_url=env.get("BILLRUN_DATABASE_URL") or None,
             nats_url=env.get("BILLRUN_NATS_URL") or None,
@@ -183,3 +165,17 @@ class Settings:
             seller=SellerSettings.from_environment(env),
             payment_gateway=env.get("BILLRUN_PAYMENT_GATEWAY") or DEFAULT_PAYMENT_GATEWAY,
         )
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int, unit: str = "") -> int:
+    """A whole number of at least 1 (of `unit`s) from `name`, `default` when unset."""
+    raw = env.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        whole = f"a whole number of {unit}s" if unit else "a whole number"
+        raise ConfigurationError(f"{name}: not {whole}: {raw!r}") from None
+    if value < 1:
+        one = f"1 {unit}" if unit else "1"
+        raise ConfigurationError(f"{name}: must be at least {one}, not {value}")
+    return value

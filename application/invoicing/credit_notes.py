@@ -29,6 +29,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.invoicing.credit_notes import (
     CreditTerms,
     credit_key,
@@ -40,8 +41,6 @@ from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import Receivables
 from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, credit_note_uuid
-
-SAVE_ATTEMPTS = 5
 
 
 class CreditRefused(ApplicationError):
