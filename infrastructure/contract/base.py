@@ -37,7 +37,7 @@ class PublicEvent(BaseModel):
     know (additional properties are allowed: adding an optional field keeps the
     version)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
     ce_type: ClassVar[str]
     """The CloudEvents type, e.g. `billrun.invoice.closed.v1`."""

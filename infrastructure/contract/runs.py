@@ -20,7 +20,7 @@ class RunEvent(PublicEvent):
 
 
 class CurrencyTotal(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
     currency: Currency
     net: Amount
@@ -30,7 +30,7 @@ class CurrencyTotal(BaseModel):
 class RunStatistics(BaseModel):
     """What a run billed (see `billrun run status`)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
     accounts_seen: int
     accounts_billed: int

@@ -167,6 +167,9 @@ class Relay:
             self.position, _ = await asyncio.to_thread(self.positions.get, stream)
             outcome = RelayOutcome(position=self.position)
             try:
+                # Connect (and check the streams belong to this deployment) at start,
+                # even with nothing to publish: a conflict is refused at once.
+                await self._connected(stop, outcome)
                 while not stop.is_set():
                     head = await asyncio.to_thread(self.source.head)
                     outcome.head = max(head, outcome.head)
