@@ -214,6 +214,6 @@ def test_the_same_prefix_with_another_source_is_refused_before_publishing(
     positions = RelayPositions(source.datastore, table="relay_position_intruder")
     positions.create_table()
 
-    with pytest.raises(RelayError, match="belongs to deployment billrun.*BILLRUN_NATS_PREFIX"):
+    with pytest.raises(RelayError, match=r"belongs to deployment billrun.*BILLRUN_NATS_PREFIX"):
         asyncio.run(Relay(source, positions, nats_server, intruder).run())
     assert positions.get(streams.stream)[0] == 0, "nothing published, position unmoved"
