@@ -5,7 +5,9 @@ encoding and history read it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from application.billing import Billing
-from application.history import History
+from application.history import History, HistoryEntry
 from domain.account import Account
 from domain.bill_group import BillGroup
 from domain.bill_run import BillRun
@@ -33,6 +35,12 @@ from projections.audit_seal import verify
 from projections.catalog import READ_MODELS, ReadSide
 from tests.golden.event_log import load_event_log
 from tests.integration.helpers import EventLog
+
+GOLDEN_OUTPUTS = Path(__file__).parents[1] / "golden" / "event_log_43dce88.outputs.json"
+"""What the code of 6d73917 (before the bounded-context move) made of the old log:
+each read model's checksum, each relay message (subject, headers, body digest) and
+each history line. Rewrite it only for a deliberate change of one of those outputs:
+`BILLRUN_GOLDEN_WRITE=1 pytest tests/integration/test_event_log_fixture.py`."""
 
 GOLDEN_TOPICS = json.loads((Path(__file__).parents[1] / "golden" / "event_topics.json").read_text())
 """The event types of 43dce88, when the fixture was written: newer ones are not in it."""
@@ -149,3 +157,59 @@ def test_history_replays_every_old_run_and_account(old_log: Billing) -> None:
         assert list(history.of_run(run_id))
     for account_id in ("A-1", "A-2", "A-3", "A-4", "A-5", "A-6", "A-7", "HQ", "BR"):
         assert list(history.of_account(account_id))
+
+
+HISTORY_RUNS = ("2026-01", "2026-02b", "park-08", "july-2026-07-01")
+HISTORY_ACCOUNTS = ("A-1", "A-2", "A-3", "A-4", "A-5", "A-6", "A-7", "HQ", "BR")
+
+
+def digests(entries: Iterator[HistoryEntry]) -> list[str]:
+    """Each `history --jsonl` line as its notification id and a digest of the line."""
+    return [
+        f"{entry.notification_id} "
+        + hashlib.sha256(
+            json.dumps(entry.as_json(), sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        for entry in entries
+    ]
+
+
+def outputs_of(read_side: ReadSide, billing: Billing) -> dict[str, object]:
+    """Everything a user or subscriber sees of the old log, as plain JSON."""
+    checksums = {
+        name: read_side.fresh(name, READ_MODELS[name].view_class).checksum()
+        for name in READ_MODELS
+        if name != "audit_seal"
+    }
+    log = NotificationLog(billing.recorder)  # type: ignore[arg-type]
+    encoder = Encoder("billing")
+    relay = [
+        {
+            "subject": message.subject,
+            "headers": message.headers,
+            "body_sha256": hashlib.sha256(message.body).hexdigest(),
+        }
+        for message in (encoder.encode(row) for row in log.page(1, log.head(), 10_000))
+    ]
+    history = History(billing)
+    lines = {
+        "log": digests(history.of_log()),
+        **{f"run {r}": digests(history.of_run(r)) for r in HISTORY_RUNS},
+        **{f"account {a}": digests(history.of_account(a)) for a in HISTORY_ACCOUNTS},
+    }
+    return {"read_models": checksums, "relay": relay, "history": lines}
+
+
+def test_users_see_the_same_old_log_as_before_the_move(
+    read_side: ReadSide, old_log: Billing
+) -> None:
+    """Read models rebuild to the same checksums, the relay sends the same subjects,
+    headers and bodies, and history prints the same lines as before the move."""
+    seen = json.loads(json.dumps(outputs_of(read_side, old_log), sort_keys=True, default=str))
+    if os.environ.get("BILLRUN_GOLDEN_WRITE") == "1":
+        GOLDEN_OUTPUTS.write_text(json.dumps(seen, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(GOLDEN_OUTPUTS.read_text())
+    assert seen["read_models"] == expected["read_models"]
+    assert seen["relay"] == expected["relay"]
+    for name, lines in expected["history"].items():
+        assert seen["history"][name] == lines, name
