@@ -182,14 +182,20 @@ def outputs_of(read_side: ReadSide, billing: Billing) -> dict[str, object]:
         if name != "audit_seal"
     }
     log = NotificationLog(billing.recorder)  # type: ignore[arg-type]
-    encoder = Encoder("billing")
+    # The public contract (issue 14) changed the relay's wire form by design: the
+    # "relay" part was rewritten then (source "golden", public events only).
+    topics = sorted(STORED_TOPICS[name] for name in OPENERS)
+    encoder = Encoder("billing", "golden", lambda ids: log.openings(ids, topics))
+    rows = log.page(1, log.head(), 10_000)
+    encoder.prepare(rows)
     relay = [
         {
             "subject": message.subject,
             "headers": message.headers,
             "body_sha256": hashlib.sha256(message.body).hexdigest(),
         }
-        for message in (encoder.encode(row) for row in log.page(1, log.head(), 10_000))
+        for message in (encoder.encode(row) for row in rows)
+        if message is not None
     ]
     history = History(billing)
     lines = {
