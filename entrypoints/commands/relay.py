@@ -24,10 +24,9 @@ from infrastructure.relay import (
 
 relay_app = typer.Typer(
     help="Publish every public event to NATS JetStream (stream BILLING, subjects "
-    "billing.<aggregate>.<Event>, as CloudEvents; docs/subscribing.md) and see how far "
-    "the relay got. Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server "
-    "under BILLRUN_HOME), BILLRUN_NATS_PREFIX (default billing: stream BILLING), "
-    "BILLRUN_SOURCE (this deployment's id, default derived from the database).",
+    "billing.<aggregate>.<Event>, CloudEvents) and see how far the relay got. "
+    "Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server under "
+    "BILLRUN_HOME), BILLRUN_NATS_PREFIX, BILLRUN_SOURCE.",
     no_args_is_help=True,
 )
 
