@@ -1,8 +1,8 @@
 """The outbox relay against a real PostgreSQL and a real NATS JetStream.
 
 Every test bills a run, relays its log, and then reads the stream back with a
-durable consumer: each notification must be there exactly once, as the event
-store has it, whatever was killed on the way (the relay between publishing and
+durable consumer: each public event must be there exactly once, in its public
+form, whatever was killed on the way (the relay between publishing and
 saving its position, or the NATS server mid-run). Tests use streams of their
 own, deleted afterwards; those that restart NATS, or run the CLI (which publishes
 to the default stream names), start a nats-server of their own.
