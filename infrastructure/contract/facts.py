@@ -41,25 +41,31 @@ class FactTable:
         self.openers = openers
         self.lookup = lookup
         self.limit = limit
-        self._facts: dict[str, dict[str, tuple[int, Any]]] = {}
+        self._facts: dict[str, _Known] = {}
 
     def get(self, originator_id: str, before: int) -> Facts:
-        """The facts about the aggregate learnt from events before notification `before`."""
+        """The facts about the aggregate learnt from events before notification
+        `before` (read-only: the same dict is handed out again)."""
         known = self._facts.get(originator_id)
-        if not known:
+        if known is None:
             return {}
-        return {key: value for key, (at, value) in known.items() if at < before}
+        if known.latest < before:  # the usual case: nothing learnt from later events
+            return known.values
+        return {key: value for key, value in known.values.items() if known.learnt_at[key] < before}
 
     def learn(self, event: str, originator_id: str, payload: dict[str, Any], at: int) -> None:
         opener = self.openers.get(event)
         if opener is None:
             return
-        if len(self._facts) >= self.limit:
-            self._facts.clear()
-        known = self._facts.setdefault(originator_id, {})
-        for key, value in opener(payload).items():
-            if key not in known or known[key][0] <= at:
-                known[key] = (at, value)
+        known = self._facts.get(originator_id)
+        if known is None:
+            if len(self._facts) >= self.limit:
+                self._facts.clear()
+            known = self._facts[originator_id] = _Known()
+        known.learn(opener(payload), at)
+
+    def knows(self, originator_id: str) -> bool:
+        return originator_id in self._facts
 
     def prefetch(self, originator_ids: Iterable[str]) -> None:
         """Look up the opening events of the aggregates not known yet."""
@@ -68,3 +74,24 @@ class FactTable:
             return
         for at, originator_id, event, state in self.lookup(missing):
             self.learn(event, originator_id, orjson.loads(state), at)
+
+
+class _Known:
+    """The facts about one aggregate and the notification id each was learnt at."""
+
+    __slots__ = ("latest", "learnt_at", "values")
+
+    def __init__(self) -> None:
+        self.values: Facts = {}
+        self.learnt_at: dict[str, int] = {}
+        self.latest = 0
+
+    def learn(self, facts: Facts, at: int) -> None:
+        # A fresh dict: `get` may have handed the old one out.
+        values = dict(self.values)
+        for key, value in facts.items():
+            if self.learnt_at.get(key, 0) <= at:
+                values[key] = value
+                self.learnt_at[key] = at
+        self.values = values
+        self.latest = max(self.latest, at)

@@ -24,6 +24,9 @@ from infrastructure.messaging import subject_for
 from infrastructure.relay.log import RelayRow
 from infrastructure.relay.wire import header_block
 
+_NONE: dict[str, Any] = {}
+"""The facts handed to a public form that needs none (never written to)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
@@ -75,8 +78,18 @@ class Encoder:
         return known
 
     def prepare(self, rows: Sequence[RelayRow]) -> None:
-        """Look up, in one query, the facts a page of rows needs and lacks."""
-        needed = [row[1] for row in rows if row[3].rpartition(":")[2] in NEEDS_FACTS]
+        """Look up, in one query, the facts a page of rows needs and lacks: those of
+        aggregates neither known yet nor created in this page (version 1), whose
+        facts the page itself teaches in order."""
+        created = {row[1] for row in rows if row[2] == 1}
+        knows = self.facts.knows
+        needed = {
+            row[1]
+            for row in rows
+            if row[1] not in created
+            and not knows(row[1])
+            and row[3].rpartition(":")[2] in NEEDS_FACTS
+        }
         self.facts.prefetch(needed)
 
     def encode(self, row: RelayRow, replay_id: str | None = None) -> Outbound | None:
@@ -87,7 +100,9 @@ class Encoder:
         if form is None:
             self.facts.learn(event, originator_id, payload, nid)
             return None
-        data = form.body(payload, self.facts.get(originator_id, nid))
+        data = form.body(
+            payload, self.facts.get(originator_id, nid) if event in NEEDS_FACTS else _NONE
+        )
         self.facts.learn(event, originator_id, payload, nid)
         event_id = f"{self._source}:{nid}"
         headers = {
