@@ -6,7 +6,7 @@ same run.
     python bench/bill_run.py --accounts 20000 --json
 
 Setup (not timed): a throwaway database, N accounts imported through
-`Billing.import_accounts` (one monthly advance package, one usage record and one
+`importing.import_accounts` (one monthly advance package, one usage record and one
 one-off charge each), and a run scheduled for April 2026, so every account gets
 one invoice of three lines (package, usage, charge). Timed: the
 `BillRunExecutor` that `billrun run execute` uses. Then, on the same database,
@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from application.billing.importing import import_accounts
+from application.runs.scheduling import schedule_run
+
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,8 +40,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
+from application.runs.executor import BillRunExecutor
+from application.shared.app import Billing
 from bench.common import (
     GcTimer,
     RssSampler,
@@ -55,7 +58,7 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
-from domain.bill_run import Selection
+from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 
 # The accounts and the run are those of bench/fixtures.py, shared by every bench.
@@ -167,12 +170,12 @@ def bench(
             with stopwatch() as setup:
                 with stopwatch() as build:
                     document = import_document(accounts, usage_and_charges=True)
-                log(f"importing through Billing.import_accounts ({build[0]:.1f}s to build)")
+                log(f"importing through importing.import_accounts ({build[0]:.1f}s to build)")
                 with stopwatch() as importing:
-                    summary = billing.import_accounts(document, "bench")
+                    summary = import_accounts(billing, document, "bench")
                 del document
                 log(f"imported {summary.events:,} events in {importing[0]:.1f}s")
-                billing.schedule_run(RUN_ID, PERIOD, None, Selection())
+                schedule_run(billing, RUN_ID, PERIOD, None, Selection())
                 settle(url, [billing.queries.table_name])
             gc.collect()
             head = billing.queries.head()

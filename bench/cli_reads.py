@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import psycopg
 
-from application.billing import Billing
+from application.shared.app import Billing
 from bench.common import (
     load_average,
     log,

@@ -1,5 +1,5 @@
 """Set-up shared by benchmarks that need a billed log: N accounts imported
-through `Billing.import_accounts` and one bill run executed over them.
+through `importing.import_accounts` and one bill run executed over them.
 
 The accounts are the ones bench/bill_run.py bills (one monthly advance package
 each, five prices in four currencies, three bill groups), so the event log is
@@ -14,18 +14,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.import_document import (
+from application.billing.import_document import (
     AccountRecord,
     ChargeRecord,
     ImportDocument,
     PackageRecord,
     UsageRecord,
 )
+from application.billing.importing import import_accounts
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
 from bench.common import log, stopwatch
-from domain.bill_run import Selection
-from domain.periods import Frequency, Period, Timing
+from domain.runs.settings import Selection
+from domain.shared.periods import Frequency, Period, Timing
 
 RUN_ID = "bench-2026-04"
 PERIOD = Period(date(2026, 4, 1), date(2026, 4, 30))
@@ -111,12 +113,12 @@ class BilledLog:
 def billed_log(billing: Billing, accounts: int, batch_size: int = 1000) -> BilledLog:
     """Import N accounts and execute RUN_ID over them; refuse a run that did not
     bill every account exactly once."""
-    log(f"importing {accounts:,} accounts through Billing.import_accounts")
+    log(f"importing {accounts:,} accounts through importing.import_accounts")
     with stopwatch() as importing:
         document = import_document(accounts)
-        summary = billing.import_accounts(document, "bench")
+        summary = import_accounts(billing, document, "bench")
         del document
-    billing.schedule_run(RUN_ID, PERIOD, None, Selection())
+    schedule_run(billing, RUN_ID, PERIOD, None, Selection())
     before_run = billing.queries.head()
     log(f"imported {summary.events:,} events in {importing[0]:.1f}s; executing run {RUN_ID}")
     with stopwatch() as running:

@@ -44,8 +44,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from psycopg.sql import SQL
 
-from application.billing import Billing
-from application.history import History
+from application.shared.app import Billing
+from application.shared.history import History
 from bench.common import (
     cpu_seconds,
     load_average,
@@ -59,7 +59,7 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import RUN_ID, billed_log
-from domain.ids import run_uuid
+from domain.shared.ids import run_uuid
 from infrastructure.persistence import eventsourcing_environment
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesView

@@ -54,7 +54,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.aio.client import Client as NATS
 
-from application.billing import Billing
+from application.shared.app import Billing
 from bench.common import (
     RssSampler,
     cpu_seconds,

@@ -35,12 +35,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from application.documents import build_invoice_document
-from application.ports import InvoiceDocument, Seller
+from application.invoicing.documents import build_invoice_document
+from application.shared.ports import InvoiceDocument, Seller
 from bench.common import load_average, log, machine_info, stopwatch
-from domain.account import Account, InvoiceLine
-from domain.ids import package_line_uuid
-from domain.invoice import Invoice
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine
+from domain.invoicing.invoice import Invoice
+from domain.shared.ids import package_line_uuid
 from infrastructure.collector import collector_paused
 from infrastructure.rendering.renderer import InvoiceRenderer
 

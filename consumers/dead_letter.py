@@ -22,7 +22,7 @@ from faststream.exceptions import AckMessage, HandlerException, NackMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
-from application.delivery import DeliveryRefused
+from application.shared.messages import DeliveryRefused
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.receivables import receivables_uuid
+from domain.receivables.receivables import receivables_uuid
 from infrastructure.contract.receivables import DunningAppliedV1
 
 CONSUMER = "dunning-notice"

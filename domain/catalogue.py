@@ -1,25 +1,22 @@
 """Every event class billrun records, in one list.
 
-The modules that declare events are named here once; adding an event module
-means adding it to `EVENT_MODULES`. The list feeds the frozen topic table's
-check, the AsyncAPI document and the mapper's topic resolution.
+Each bounded context declares its events in its own `events.py`, named here
+once; a new context means adding its events module to `EVENT_MODULES`. The
+list feeds the frozen topic table's check, the AsyncAPI document and the
+mapper's topic resolution.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from domain.model import DomainEvent
+from domain.shared.model import DomainEvent
 
 EVENT_MODULES = (
-    "domain.account",
-    "domain.bill_group",
-    "domain.bill_run",
-    "domain.exchange_rates",
-    "domain.invoice",
-    "domain.invoice_numbers",
-    "domain.receivables",
-    "domain.schedule",
+    "domain.billing.events",
+    "domain.invoicing.events",
+    "domain.receivables.events",
+    "domain.runs.events",
 )
 
 

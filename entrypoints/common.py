@@ -27,10 +27,10 @@ from rich.progress import (
 )
 from typer.models import ArgumentInfo, OptionInfo
 
-from application.errors import ApplicationError
-from application.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
-from domain.errors import DomainError
-from domain.inputs import InputRefused, check_text
+from application.billing.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
+from application.shared.errors import ApplicationError
+from domain.shared.errors import DomainError
+from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
 from infrastructure.persistence import ForgedEventError
@@ -111,7 +111,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _check_text_arguments(command: Callable[..., object], arguments: dict[str, object]) -> None:
-    """Every text option and argument passes the rules of domain/inputs.py (no
+    """Every text option and argument passes the rules of domain/shared/inputs.py (no
     control characters, surrogates or bidi controls; bounded length) before the
     command runs: what a command stores, every later run reads back."""
     for name, value in arguments.items():

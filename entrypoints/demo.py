@@ -12,15 +12,17 @@ from uuid import UUID
 
 from rich.table import Table
 
-from application.bill_run_executor import BillRunExecutor
-from application.errors import RunNotFound
-from application.import_document import parse_import
-from application.payments import record_payment
-from domain.account import default_first_index
-from domain.bill_run import RunSettings, Selection
-from domain.invoice import Invoice
-from domain.periods import Frequency, Period, Timing, bill_date
-from domain.receivables import DunningApplied, DunningNoticeSent
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.receivables.payments import record_payment
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.errors import RunNotFound
+from domain.billing.state import default_first_index
+from domain.invoicing.invoice import Invoice
+from domain.receivables.events import DunningApplied, DunningNoticeSent
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.periods import Frequency, Period, Timing, bill_date
 from entrypoints import output
 from entrypoints.common import progress_bar
 from entrypoints.presenters import aging_table, statistics_table
@@ -172,15 +174,15 @@ def run_demo(rt: Runtime, accounts: int) -> None:
     path = rt.settings.home / "demo-accounts.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(demo_document(accounts), indent=2))
-    summary = rt.billing.import_accounts(parse_import(path.read_bytes(), str(path)), str(path))
+    summary = import_accounts(rt.billing, parse_import(path.read_bytes(), str(path)), str(path))
     output.console.print(
         f"imported {path}: {summary.accounts_opened} accounts opened, "
         f"{summary.accounts_unchanged} unchanged"
     )
     run_id = next_demo_run_id(rt)
     # Collect from the accounts on auto-pay as the run's last step (seed order).
-    rt.billing.schedule_run(
-        run_id, DEMO_PERIOD, None, Selection(), RunSettings(collect_payments=True)
+    schedule_run(
+        rt.billing, run_id, DEMO_PERIOD, None, Selection(), RunSettings(collect_payments=True)
     )
     output.console.print(f"run {run_id}: billing {DEMO_PERIOD} for all accounts")
     with progress_bar(f"run {run_id}: billing accounts") as update:
@@ -240,7 +242,7 @@ def chase_payments(rt: Runtime) -> None:
         f"payment BANK-DEMO-0001: 100.00 {paid.currency} from DEMO-0001, "
         f"balance now {paid.balance} {paid.currency} (billrun account balance DEMO-0001)"
     )
-    rt.billing.schedule_run(DUNNING_RUN, Period(DUNNING_DAY, DUNNING_DAY), None, Selection(),
+    schedule_run(rt.billing, DUNNING_RUN, Period(DUNNING_DAY, DUNNING_DAY), None, Selection(),
                             DUNNING_ONLY)  # fmt: skip
     run = BillRunExecutor(rt.billing, rt.settings.batch_size).execute(DUNNING_RUN).run
     output.console.print(

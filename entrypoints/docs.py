@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from application.import_document import json_schema
+from application.billing.import_document import json_schema
 from infrastructure.contract.asyncapi import asyncapi_document
 
 

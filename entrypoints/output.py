@@ -1,6 +1,6 @@
 """Printing for people (rich tables) and for programs (JSON on stdout).
 
-The money formatting imports `domain.money` when first used: `billrun --help`
+The money formatting imports `domain.shared.money` when first used: `billrun --help`
 fits its option tables with this module's table helpers, and importing the
 domain there (pydantic with it) cost 35 ms of its start (bench/startup.py).
 """
@@ -32,7 +32,7 @@ errors = consoles.errors
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        from domain.money import plain
+        from domain.shared.money import plain
 
         return plain(value)
     if isinstance(value, UUID):
@@ -73,14 +73,14 @@ def money(amount: Decimal, currency: str) -> str:
 
 def grouped(amount: Decimal, currency: str) -> str:
     """`1,234.50`: an amount of `currency`, grouped, at its minor unit."""
-    from domain.money import round_to_currency
+    from domain.shared.money import round_to_currency
 
     return f"{round_to_currency(amount, currency):,f}"
 
 
 def number(value: Decimal) -> str:
     """A quantity, unit price, rate or amount in a table cell: plain notation."""
-    from domain.money import plain
+    from domain.shared.money import plain
 
     return plain(value)
 

@@ -22,12 +22,14 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from application.errors import InvoiceNotFound
-from application.payments import payment_terms
-from application.previews import differences
-from domain.bill_run import BatchStatistics, BillRun
-from domain.invoice import DOCUMENT_PREFIXES, DocumentType
-from domain.money import round_to_currency
+from application.receivables.payments import payment_terms
+from application.runs.previews import differences
+from application.shared.errors import InvoiceNotFound
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.invoice_numbers import DOCUMENT_PREFIXES
+from domain.runs.bill_run import BillRun
+from domain.runs.statistics import BatchStatistics
+from domain.shared.money import round_to_currency
 from entrypoints import output
 from entrypoints.common import date_option, runtime
 from entrypoints.runtime import Runtime
@@ -241,6 +243,43 @@ def billed_text(row: dict[str, Any]) -> str:
 
 
 # Bill runs: figures and totals ---------------------------------------------------------
+
+
+def run_steps(run: BillRun) -> list[dict[str, object]]:
+    """Which steps `run` performed, in the seed's order, with their counts;
+    billing steps share one timing (one pass per account), invoicing another."""
+    settings, stats = run.settings, run.statistics
+    counts = stats.line_counts
+    started = run.started_at.isoformat(timespec="seconds") if run.started_at else None
+    billing = {"seconds": Decimal(run.timings.billing_ms) / 1000, "started": started}
+    collection = run.collection
+    collecting = run.collection_started_at
+    return [
+        {"step": "run_dunning", "ran": settings.run_dunning,
+         "stages_applied": stats.dunning_applied,
+         "accounts_suspended": stats.accounts_suspended,
+         "seconds": Decimal(run.timings.dunning_ms) / 1000, "started": started},
+        {"step": "bill_packages", "ran": settings.bill_packages,
+         "lines": counts.get("recurring", 0), **billing},
+        {"step": "bill_usage", "ran": settings.bill_usage,
+         "lines": counts.get("usage", 0), **billing},
+        {"step": "run_contracts", "ran": settings.run_contracts,
+         "lines": counts.get("penalty", 0), **billing},
+        {"step": "bill_charges", "ran": settings.bill_charges,
+         "lines": counts.get("charge", 0), **billing},
+        {"step": "run_invoices", "ran": settings.run_invoices,
+         "invoices_closed": stats.invoices, "invoices_left_open": stats.invoices_left_open,
+         "seconds": Decimal(run.timings.invoicing_ms) / 1000, "started": started},
+        {"step": "render_invoices", "ran": settings.render_invoices, "by": "the worker"},
+        {"step": "deliver_invoices", "ran": settings.deliver_invoices, "by": "the worker"},
+        {"step": "collect_payments", "ran": settings.collect_payments,
+         "collection_type": settings.collection_type.value,
+         "attempts": collection.attempts, "approved": collection.approved,
+         "declined": collection.declined, "errors": collection.errors,
+         "pending": collection.pending, "collected": collection.collected,
+         "seconds": Decimal(run.timings.collection_ms) / 1000,
+         "started": collecting.isoformat(timespec="seconds") if collecting else None},
+    ]  # fmt: skip
 
 
 def statistics_table(run: BillRun) -> Table:

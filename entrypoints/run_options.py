@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from domain.bill_run import RunSettings, Selection
-from domain.receivables import CollectionType
+from domain.receivables.collection import CollectionType
+from domain.runs.settings import RunSettings, Selection
 from entrypoints.common import UsageError
 
 Group = Annotated[list[str] | None, typer.Option(help="Bill only this bill group (repeat).")]

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from application.billing import Billing
-from application.ports import Seller
+from application.shared.app import Billing
+from application.shared.ports import Seller
 from infrastructure.database import database_url
 from infrastructure.persistence import eventsourcing_environment
 from infrastructure.settings import Settings

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, cast
 from eventsourcing.postgres import PostgresApplicationRecorder
 from nats.errors import Error as NatsError
 
-from application.delivery import invoice_delivery
-from application.documents import invoice_documents
-from application.dunning_notices import dunning_notices
-from application.invoice_processing import InvoiceProcessing
-from application.scheduler import Pass, Scheduling
+from application.invoicing.delivery import invoice_delivery
+from application.invoicing.documents import invoice_documents
+from application.invoicing.processing import InvoiceProcessing
+from application.receivables.dunning_notices import dunning_notices
+from application.runs.scheduler import Pass, Scheduling
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import (
     NamespaceConflict,
@@ -74,7 +74,7 @@ async def keep_scheduling(
     holder: str | None = None,
 ) -> Pass:
     """Queue the runs schedules make due and execute queued runs
-    (application/scheduler.py), every `interval` seconds until `stop` (`once`: one
+    (application/runs/scheduler.py), every `interval` seconds until `stop` (`once`: one
     pass). The blocking work runs in a thread; `stop` reaches the run in hand at
     its next checkpoint, which releases its lease for another manager. Returns the
     last pass."""

@@ -15,7 +15,7 @@ is chosen by the payment token:
 | `tok_timeout`     | charged, but the answer is lost: a timeout; a look-up says approved |
 
 Any other token is declined as unknown. Real gateways plug in behind the same
-interface (`application.ports.PaymentGateway`).
+interface (`application.shared.ports.PaymentGateway`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from decimal import Decimal
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.receivables import GatewayAnswer, GatewayOutcome
+from domain.receivables.collection import GatewayAnswer, GatewayOutcome
 from infrastructure.persistence import schema_lock
 
 TABLE = "sandbox_gateway_charges"

@@ -34,7 +34,7 @@ class ConfigurationError(Exception):
 @dataclass(frozen=True)
 class SellerSettings:
     """Who issues the invoices, as configured; None keeps the built-in demo seller's
-    value (`application.ports.Seller` holds those defaults)."""
+    value (`application.shared.ports.Seller` holds those defaults)."""
 
     name: str | None = None
     """BILLRUN_SELLER_NAME."""

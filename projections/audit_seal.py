@@ -28,7 +28,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL, Composed
 
-from application.billing import Billing
+from application.shared.app import Billing
 from infrastructure.event_store import NotificationRow
 from projections.view import View
 

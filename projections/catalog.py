@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from application.billing import Billing
+from application.shared.app import Billing
 from projections.audit_seal import AuditSealView
 from projections.invoices import InvoicesProjection, InvoicesView
 from projections.receivables import ReceivablesProjection, ReceivablesView

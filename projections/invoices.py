@@ -14,8 +14,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from domain.invoice import (
-    DocumentType,
+from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import (
     InvoiceApproved,
     InvoiceCancelled,
     InvoiceClosed,
@@ -25,11 +26,10 @@ from domain.invoice import (
     InvoiceRejected,
     InvoiceReleased,
     InvoiceReleasedFromQuarantine,
-    ReviewStatus,
-    format_document_number,
 )
-from domain.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
-from domain.model import DomainEvent
+from domain.invoicing.invoice_numbers import format_document_number
+from domain.invoicing.review import ReviewStatus
+from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

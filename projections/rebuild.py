@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.errors import ApplicationError
+from application.shared.errors import ApplicationError
 from projections.catalog import READ_MODELS, ReadSide
 from projections.view import catch_up, open_view, suffix_version
 

@@ -32,9 +32,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.model import DomainEvent
-from domain.money import round_to_currency
-from domain.receivables import (
+from domain.receivables.allocation import Item
+from domain.receivables.collection import GatewayOutcome
+from domain.receivables.events import (
     AccountReinstated,
     AccountSuspended,
     AutoPaySet,
@@ -43,14 +43,14 @@ from domain.receivables import (
     CreditNotePosted,
     DunningApplied,
     DunningNoticeSent,
-    GatewayOutcome,
     InvoicePosted,
     InvoiceWithdrawn,
-    Item,
     PaymentReceived,
     PaymentTermsSet,
     ReceivablesOpened,
 )
+from domain.shared.model import DomainEvent
+from domain.shared.money import round_to_currency
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

@@ -14,11 +14,11 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Literal
 from psycopg.types.json import Jsonb
 
-from domain.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
-from domain.bill_run import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
-from domain.invoice import InvoiceClosed, InvoiceOpened
-from domain.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
-from domain.model import DomainEvent
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
+from domain.invoicing.events import InvoiceClosed, InvoiceOpened
+from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
-from domain.bill_run import (
+from domain.runs.events import (
     ParkedAccountBilled,
     RunBatchCompleted,
     RunCancelled,
@@ -31,8 +31,8 @@ from domain.bill_run import (
     RunScheduled,
     RunStarted,
 )
-from domain.model import DomainEvent
-from domain.money import plain
+from domain.shared.model import DomainEvent
+from domain.shared.money import plain
 from infrastructure.topics import topic_of
 from projections.view import View, ViewProjection
 

@@ -15,8 +15,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from application.billing import Billing
-from domain.model import DomainEvent
+from application.shared.app import Billing
+from domain.shared.model import DomainEvent
 from infrastructure.persistence import bound_waits, schema_lock
 
 

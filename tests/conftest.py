@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from application.billing import Billing
-from application.import_document import parse_import
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.shared.app import Billing
 from entrypoints.cli import prepare_process
 from infrastructure.database import create_database, drop_database
 from infrastructure.persistence import eventsourcing_environment
@@ -136,7 +137,9 @@ def package(
 
 def import_accounts(app: Billing, *accounts: dict[str, Any]) -> None:
     document = {"accounts": list(accounts)}
-    app.import_accounts(parse_import(json.dumps(document).encode(), "test.json"), "test.json")
+    importing.import_accounts(
+        app, parse_import(json.dumps(document).encode(), "test.json"), "test.json"
+    )
 
 
 def write_import_file(directory: Path, *accounts: dict[str, Any]) -> Path:

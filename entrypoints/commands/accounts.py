@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from application.invoicers import assign_invoicer
-from application.payments import payment_terms, set_autopay, set_payment_terms
-from domain.account import Account
-from domain.ids import account_uuid
+from application.billing.invoicers import assign_invoicer
+from application.receivables.payments import payment_terms, set_autopay, set_payment_terms
+from domain.billing.account import Account
+from domain.shared.ids import account_uuid
 from entrypoints import output
 from entrypoints.common import (
     AsOfOption,

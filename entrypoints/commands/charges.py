@@ -7,10 +7,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from application.run_cancel import written_off
-from application.transactions import ChargeInput, add_charges
-from domain.account import Charge, ChargeTerms
-from domain.lines import DEFAULT_CHARGE_CATEGORY
+from application.billing.transactions import ChargeInput, add_charges
+from application.runs.cancel import written_off
+from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
+from domain.billing.state import Charge
+from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

@@ -8,14 +8,15 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from application.transactions import (
+from application.billing.transactions import (
     ContractInput,
     TerminationInput,
     agree_contracts,
     terminate_contracts,
 )
-from domain.account import Account, Contract
-from domain.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
+from domain.billing.account import Account
+from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
+from domain.billing.state import Contract
 from entrypoints import output
 from entrypoints.common import (
     DateOption,

@@ -16,8 +16,8 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from application.documents import DOCUMENT_FORMATS, InvoiceDocuments, invoice_documents
-from domain.invoice import RenderedDocument
+from application.invoicing.documents import DOCUMENT_FORMATS, InvoiceDocuments, invoice_documents
+from domain.invoicing.documents import RenderedDocument
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from application.history import History, HistoryEntry
+from application.shared.history import History, HistoryEntry
 from entrypoints import output
 from entrypoints.common import UsageError, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from application.import_document import json_schema, parse_import
+from application.billing.import_document import json_schema, parse_import
+from application.billing.importing import import_accounts
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, refusals, runtime
 
@@ -31,7 +32,7 @@ def import_file(
         raise UsageError(f"{file}: cannot read: {error.strerror}") from None
     document = parse_import(raw, str(file))
     with runtime() as rt:
-        summary = rt.billing.import_accounts(document, str(file))
+        summary = import_accounts(rt.billing, document, str(file))
     if json_out:
         output.print_json(summary.__dict__)
         return

@@ -10,15 +10,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from application.credit_notes import CreditOutcome, credit_invoice
-from application.review import STATUSES, InvoiceFilter, ReviewOutcome, review
-from domain.credit_notes import CreditTerms
-from domain.invoice import (
-    Invoice,
-    ReviewAction,
-    format_credit_note_number,
-    format_invoice_number,
-)
+from application.invoicing.credit_notes import CreditOutcome, credit_invoice
+from application.invoicing.review import STATUSES, InvoiceFilter, ReviewOutcome, review
+from domain.invoicing.credit_notes import CreditTerms
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import format_credit_note_number, format_invoice_number
+from domain.invoicing.review import ReviewAction
 from entrypoints import output
 from entrypoints.common import (
     AsOfOption,

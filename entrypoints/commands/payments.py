@@ -1,6 +1,6 @@
 """`billrun payment ...` and `billrun ar ...`: money received, and what is owed.
 
-Payments go through the account's receivables (`application.payments`); what is
+Payments go through the account's receivables (`application.receivables.payments`); what is
 owed, paid and overdue is read from the receivables read model
 (`projections.receivables`), caught up before each read.
 """
@@ -14,14 +14,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from application.collection import payment_gateway
-from application.payments import (
+from application.receivables.collection import payment_gateway
+from application.receivables.payments import (
     PaymentRecording,
     Reconciliation,
     reconcile_collections,
     record_payment,
 )
-from domain.money import round_to_currency
+from domain.shared.money import round_to_currency
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from application.exchange_rates import rate_table, set_base_currency, set_rate
+from application.billing.exchange_rates import rate_table, set_base_currency, set_rate
 from entrypoints import output
 from entrypoints.common import JsonFlag, date_parameter, decimal_option, refusals, runtime
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from application.previews import Preview, preview_run
-from application.run_check import check_run
-from domain.bill_run import PreviewSummary
+from application.runs.check import check_run
+from application.runs.previews import Preview, preview_run
+from domain.runs.statistics import PreviewSummary
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from application.run_cancel import cancel_run
-from application.run_workflow import process_run
-from domain.bill_run import CancelMode
+from application.runs.cancel import cancel_run
+from application.runs.workflow import process_run
+from domain.runs.settings import CancelMode
 from entrypoints import output
 from entrypoints.common import JsonFlag, UsageError, refusals, runtime
 

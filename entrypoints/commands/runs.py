@@ -11,11 +11,12 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from application.bill_run_executor import BillRunExecutor
-from application.errors import RunNotFound
-from application.scheduler import resume_failed_run, set_run_disabled
-from domain.bill_run import BillRun
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduler import resume_failed_run, set_run_disabled
+from application.runs.scheduling import schedule_run
+from application.shared.errors import RunNotFound
+from domain.runs.bill_run import BillRun
+from domain.shared.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (
@@ -29,7 +30,13 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import base_totals, preview_comparison, run_totals, statistics_table
+from entrypoints.presenters import (
+    base_totals,
+    preview_comparison,
+    run_steps,
+    run_totals,
+    statistics_table,
+)
 from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
@@ -102,7 +109,8 @@ def run_schedule(
         approval_required, dunning, collect_payments, collection_type, catch_up,
     )  # fmt: skip
     with runtime() as rt:
-        outcome = rt.billing.schedule_run(
+        outcome = schedule_run(
+            rt.billing,
             run_id,
             period,
             posting_date,
@@ -146,13 +154,15 @@ def run_execute(
     """
     with runtime() as rt:
         size = batch_size or rt.settings.batch_size
-        rt.billing.get_run(run_id)  # refuse an unknown run before drawing a progress bar
+        # Read once: refuses an unknown run before drawing a progress bar, and the
+        # executor goes on with it (no second read before the first batch).
+        run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute(run_id)
+            execution = BillRunExecutor(rt.billing, size).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
                 executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
-                execution = executor.execute(run_id)
+                execution = executor.execute_run(run)
         run = execution.run
     if json_out:
         output.print_json({"already_completed": execution.already_completed, **run_json(run)})
@@ -248,7 +258,7 @@ def run_status(
             shown["parked"] = run.parked
             # Bill dates before the period that no run billed, left owed by this run.
             shown["stranded_bill_dates"] = run.statistics.stranded
-            shown["step_log"] = run.steps
+            shown["step_log"] = run_steps(run)
             shown["failure"] = run.failure
     if json_out:
         output.print_json(shown)

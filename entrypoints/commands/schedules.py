@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from application.scheduler import (
+from application.runs.scheduler import (
     Pass,
     ScheduleNotFound,
     add_schedule,
@@ -17,18 +17,15 @@ from application.scheduler import (
     list_schedules,
     remove_schedule,
 )
-from domain.bill_run import Selection
-from domain.schedule import (
+from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
+from domain.runs.schedule_terms import (
     DEFAULT_PERIOD_RULE,
     WEEKDAYS,
     PeriodRule,
     Recurrence,
-    Schedule,
     ScheduleTerms,
-    next_occurrence,
-    period_for,
-    run_id_for,
 )
+from domain.runs.settings import Selection
 from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from application.run_cancel import written_off
-from application.transactions import UsageInput, record_usage
-from application.usage_csv import parse_usage_csv
-from domain.account import Account, UsageRecord
+from application.billing.transactions import UsageInput, record_usage
+from application.billing.usage_csv import parse_usage_csv
+from application.runs.cancel import written_off
+from domain.billing.account import Account
+from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.common import (
     JsonFlag,

@@ -27,7 +27,7 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
-from domain.money import plain as plain_notation
+from domain.shared.money import plain as plain_notation
 from infrastructure.collector import collector_paused
 from infrastructure.rendering.templates import BudgetedSandbox, capped_filter, render_within_budget
 

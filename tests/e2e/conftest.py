@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from application.billing import Billing
+from application.shared.app import Billing
 from infrastructure.persistence import eventsourcing_environment
 from tests.conftest import TEST_SELLER
 

@@ -20,14 +20,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.utils import get_topic
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.account import PackageBilled
-from domain.bill_run import Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.events import PackageBilled
+from domain.runs.settings import Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from projections.catalog import READ_MODELS as CATALOG
 from tests.conftest import account, import_accounts, package
 from tests.e2e.conftest import Cli
@@ -49,7 +50,7 @@ MICROSECOND = timedelta(microseconds=1)
 def billed(store: Billing) -> Billing:
     """Three accounts billed for January by run 2026-01."""
     import_accounts(store, *ACCOUNTS)
-    store.schedule_run(RUN, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
+    schedule_run(store, RUN, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
     assert BillRunExecutor(store, 2).execute(RUN).run.is_completed
     return store
 
@@ -190,7 +191,7 @@ def test_audit_verify_passes_checks_an_anchored_head_and_names_an_event_altered_
 
     first_billed = sql.execute(
         "SELECT min(notification_id) FROM billing_events WHERE topic = %s",
-        (get_topic(PackageBilled),),
+        (topic_of(PackageBilled),),
     ).fetchone()
     assert first_billed is not None
     altered = first_billed[0]
@@ -235,7 +236,7 @@ def test_a_signed_anchor_catches_a_total_changed_and_the_seal_recomputed_with_sq
     head = json.loads(signed.stdout)
     assert head["algorithm"] == "HMAC-SHA256" and len(head["signature"]) == 64
     # Legitimate appends after anchoring are fine: the anchor names its position.
-    billed.schedule_run("2026-02", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection())
+    schedule_run(billed, "2026-02", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection())
     assert BillRunExecutor(billed, 2).execute("2026-02").run.is_completed
 
     before, at_position, at_tip = at_once(
@@ -254,7 +255,7 @@ def test_a_signed_anchor_catches_a_total_changed_and_the_seal_recomputed_with_sq
         "UPDATE billing_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
         "'1200.00', '12.00'), 'UTF8') WHERE notification_id = (SELECT min(notification_id) "
         "FROM billing_events WHERE topic = %s)",
-        (get_topic(PackageBilled),),
+        (topic_of(PackageBilled),),
     )
     reseal(sql)
     assert ok(cli("audit", "verify")).stdout.startswith("OK: "), "the plain chain is fooled"

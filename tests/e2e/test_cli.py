@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.account import ChargeTerms
-from domain.bill_run import Selection
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.terms import ChargeTerms
+from domain.runs.settings import Selection
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package, write_import_file
 from tests.e2e.conftest import BILLRUN, Cli, user_environment
 
@@ -317,7 +318,7 @@ def taxed_run_with_usage_and_charges(store: Billing) -> None:
         store.clock(),
     )  # fmt: skip
     store.save(acme, globex)
-    store.schedule_run("jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
+    schedule_run(store, "jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
     assert BillRunExecutor(store, 1).execute("jan").run.is_completed
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from application.billing import Billing
+from application.shared.app import Billing
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli
 

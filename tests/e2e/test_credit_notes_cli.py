@@ -8,8 +8,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from application.billing import Billing
-from domain.ids import invoice_uuid
+from application.shared.app import Billing
+from domain.shared.ids import invoice_uuid
 from tests.conftest import account, package
 from tests.e2e.conftest import Cli
 

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from application.billing import Billing
+from application.shared.app import Billing
 from tests.conftest import account, import_accounts, package
 from tests.e2e.conftest import Cli
 from tests.integration.test_close_types import configure

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from application.billing import Billing
-from domain.ids import invoice_uuid
-from domain.invoice import ReviewStatus
+from application.shared.app import Billing
+from domain.invoicing.review import ReviewStatus
+from domain.shared.ids import invoice_uuid
 from tests.conftest import account, package
 from tests.e2e.conftest import Cli
 

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from application.billing import Billing
-from application.collection import Collector
-from domain.receivables import CollectionType
+from application.receivables.collection import Collector
+from application.shared.app import Billing
+from domain.receivables.collection import CollectionType
 from infrastructure.payment_gateway import SandboxGateway
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli

@@ -7,10 +7,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.invoicers import assign_invoicer
-from domain.bill_run import BillRun
+from application.billing.invoicers import assign_invoicer
+from application.runs.executor import BillRunExecutor
+from application.shared.app import Billing
+from domain.runs.bill_run import BillRun
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli
 

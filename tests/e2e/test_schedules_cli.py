@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from application.billing import Billing
+from application.shared.app import Billing
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from application.billing import Billing
+from application.shared.app import Billing
 from tests.conftest import account, package, write_import_file
 from tests.e2e.conftest import Cli
 

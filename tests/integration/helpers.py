@@ -25,14 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
-from application.billing import Billing
-from application.delivery import InvoiceDelivery
-from application.documents import InvoiceDocuments
-from application.ports import MailChannel, Seller
-from application.transactions import (
+from application.billing.transactions import (
     ChargeInput,
     ContractInput,
     TerminationInput,
@@ -42,21 +37,22 @@ from application.transactions import (
     record_usage,
     terminate_contracts,
 )
-from domain.account import (
-    ChargeBilled,
-    ChargeTerms,
-    ContractPenaltyApplied,
-    PackageBilled,
-    UsageBilled,
-)
-from domain.bill_run import RunBatchCompleted
-from domain.contracts import ContractTerms
-from domain.invoice import Invoice, InvoiceClosed, InvoiceOpened
+from application.invoicing.delivery import InvoiceDelivery
+from application.invoicing.documents import InvoiceDocuments
+from application.shared.app import Billing
+from application.shared.ports import MailChannel, Seller
+from domain.billing.contracts import ContractTerms
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.billing.terms import ChargeTerms
+from domain.invoicing.events import InvoiceClosed, InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.runs.events import RunBatchCompleted
 from infrastructure.database import create_database, drop_database
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel
 from infrastructure.persistence import eventsourcing_environment
 from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
+from infrastructure.topics import topic_of
 from projections.catalog import ReadSide
 from tests.conftest import TEST_SELLER, account, import_accounts, package
 
@@ -280,7 +276,7 @@ class EventLog:
 
     def count(self, event_class: type) -> int:
         row = self.conn.execute(
-            f"SELECT count(*) AS n FROM {EVENTS} WHERE topic = %s", (get_topic(event_class),)
+            f"SELECT count(*) AS n FROM {EVENTS} WHERE topic = %s", (topic_of(event_class),)
         ).fetchone()
         return int(row["n"]) if row else 0
 
@@ -290,7 +286,7 @@ class EventLog:
             f"SELECT originator_id, originator_version, notification_id, "
             f"convert_from(state, 'UTF8')::jsonb AS state FROM {EVENTS} "
             "WHERE topic = %s ORDER BY notification_id",
-            (get_topic(event_class),),
+            (topic_of(event_class),),
         ).fetchall()
         return [
             {

@@ -19,21 +19,23 @@ import pytest
 from eventsourcing.persistence import Tracking
 from psycopg.sql import SQL
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.collection import Collector
-from application.payments import (
+from application.receivables.collection import Collector
+from application.receivables.payments import (
     PaymentRefused,
     reconcile_collections,
     record_payment,
     set_autopay,
     set_payment_terms,
 )
-from domain.bill_run import RunSettings, Selection
-from domain.dunning import DunningRules, DunningStage
-from domain.errors import DomainError
-from domain.periods import Period
-from domain.receivables import CollectionType, Receivables
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.receivables.collection import CollectionType
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.receivables import Receivables
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.errors import DomainError
+from domain.shared.periods import Period
 from infrastructure.payment_gateway import SandboxGateway
 from projections.catalog import ReadSide
 from projections.rebuild import rebuild
@@ -51,7 +53,7 @@ TOKEN = "tok_timeout_secret_4242"
 
 
 def bill(app: Billing, run_id: str, period: Period, settings: RunSettings | None = None) -> None:
-    app.schedule_run(run_id, period, None, Selection(), settings)
+    schedule_run(app, run_id, period, None, Selection(), settings)
     gateway = SandboxGateway(app.recorder.datastore)  # type: ignore[attr-defined]
     assert BillRunExecutor(app, 3, gateway=gateway).execute(run_id).run.is_completed
 
@@ -385,7 +387,7 @@ def test_the_run_status_view_follows_dunning_collection_failure_and_resumption(
     bill(billing, "2026-01", JANUARY)
     set_autopay(billing, "RUN-1", "tok_approved_visa")
     set_autopay(billing, "RUN-2", "tok_declined_visa")
-    billing.schedule_run("2026-02", FEBRUARY, None, Selection())
+    schedule_run(billing, "2026-02", FEBRUARY, None, Selection())
     run = billing.get_run("2026-02")
     run.fail("no exchange rate EUR/USD", billing.clock())
     billing.save(run)

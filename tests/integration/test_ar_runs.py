@@ -9,18 +9,21 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.exchange_rates import set_base_currency, set_rate
-from application.review import review
-from application.scheduler import Manager, resume_failed_run
-from domain.bill_run import RunSettings, RunStatus, Selection, WorkflowState
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.invoice import Invoice, ReviewAction
-from domain.periods import Period
-from domain.receivables import DunningApplied, PaymentStatus
+from application.billing.exchange_rates import set_base_currency, set_rate
+from application.invoicing.review import review
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduler import Manager, resume_failed_run
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewAction
+from domain.receivables.allocation import PaymentStatus
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.events import DunningApplied
+from domain.runs.settings import RunSettings, RunStatus, Selection, WorkflowState
+from domain.shared.periods import Period
+from entrypoints.presenters import run_steps
+from infrastructure.topics import topic_of
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import billing_on
 
@@ -56,7 +59,7 @@ def configure_group(billing: Billing, **kwargs: Any) -> None:
 def bill(
     billing: Billing, run_id: str, period: Period, settings: RunSettings | None = None
 ) -> None:
-    billing.schedule_run(run_id, period, None, Selection(), settings)
+    schedule_run(billing, run_id, period, None, Selection(), settings)
     BillRunExecutor(billing, batch_size=2).execute(run_id)
 
 
@@ -137,7 +140,7 @@ def test_daily_dunning_runs_apply_each_stage_once_and_bill_the_late_fee_once(
     ]
     assert [(f.amount, f.tax) for f in fees] == [(D("10.00"), D("0.00"))]
     run = billing.get_run(f"dunning-{DUE + timedelta(days=30)}")
-    step = next(s for s in run.steps if s["step"] == "run_dunning")
+    step = next(s for s in run_steps(run) if s["step"] == "run_dunning")
     assert step["ran"] and step["stages_applied"] == 2
 
 
@@ -151,7 +154,7 @@ def test_two_executors_racing_on_a_dunning_run_apply_each_stage_once(database_ur
     on = DUE + timedelta(days=61)
     with billing_on(database_url, clock=SteppingClock()) as b:
         setup_january(b, count=6)
-        b.schedule_run(run_id, Period(on, on), None, Selection(), DUNNING_ONLY)
+        schedule_run(b, run_id, Period(on, on), None, Selection(), DUNNING_ONLY)
     errors: list[BaseException] = []
 
     def execute() -> None:
@@ -211,7 +214,7 @@ def test_a_manager_fails_a_refused_run_leaves_it_alone_and_takes_it_again_when_r
 ) -> None:
     import_accounts(billing, account("US-1", package(), currency="USD"))
     set_base_currency(billing, "EUR")
-    billing.schedule_run("jan", JAN, None, Selection())
+    schedule_run(billing, "jan", JAN, None, Selection())
     manager = Manager(billing, "m1", batch_size=2)
     managed = manager.tick()
     assert managed is not None and managed.outcome == "failed"
@@ -231,5 +234,5 @@ def test_a_manager_fails_a_refused_run_leaves_it_alone_and_takes_it_again_when_r
 def test_dunning_applied_is_in_the_log_under_the_receivables_topic(billing: Billing) -> None:
     setup_january(billing, count=1)
     dun(billing, DUE + timedelta(days=8))
-    topic = get_topic(DunningApplied)
+    topic = topic_of(DunningApplied)
     assert billing.queries.count(topic, billing.queries.head(), None) == 1

@@ -19,16 +19,18 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.account import PackageBilled
-from domain.bill_run import Selection
-from domain.periods import Period
-from domain.receivables import AutoPaySet, Receivables
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.events import PackageBilled
+from domain.receivables.events import AutoPaySet
+from domain.receivables.receivables import Receivables
+from domain.runs.settings import Selection
+from domain.shared.periods import Period
 from infrastructure.persistence import ForgedEventError
+from infrastructure.topics import topic_of
 from projections.audit_seal import AuditSealView, seal_up_to_head, verify
 from projections.catalog import ReadSide
 from projections.view import open_view
@@ -57,7 +59,7 @@ def customers(prefix: str = "C", count: int = 6) -> list[dict[str, Any]]:
 
 
 def bill(app: Billing, run_id: str, period: Period, batch_size: int = 2) -> None:
-    app.schedule_run(run_id, period, None, Selection())
+    schedule_run(app, run_id, period, None, Selection())
     assert BillRunExecutor(app, batch_size).execute(run_id).run.is_completed
 
 
@@ -136,7 +138,7 @@ def chain_of_the_log(sql: Sql) -> bytes:
 
 
 def a_package_billed_in_the_middle(sql: Sql) -> int:
-    billed = sql.notification_ids(get_topic(PackageBilled))
+    billed = sql.notification_ids(topic_of(PackageBilled))
     return billed[len(billed) // 2]
 
 
@@ -477,7 +479,7 @@ def forge_auto_pay(sql: Sql, receivables_id: object, token: str, notification_id
         "originator_version = %s",
         notification_id,
         version + 1,
-        get_topic(AutoPaySet),
+        topic_of(AutoPaySet),
         token,
         receivables_id,
         version,

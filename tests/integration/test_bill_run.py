@@ -10,15 +10,19 @@ from decimal import Decimal
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, Progress
-from application.billing import Billing
-from domain.account import PackageBilled
-from domain.bill_run import RunBatchCompleted, RunStatus, Selection
-from domain.errors import RunAlreadyScheduled
-from domain.ids import account_uuid, invoice_uuid
-from domain.invoice import Invoice, InvoiceOpened, InvoiceStatus
-from domain.money import quantum
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor, Progress
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.events import PackageBilled
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.runs.events import RunBatchCompleted
+from domain.runs.settings import RunStatus, Selection
+from domain.shared.errors import RunAlreadyScheduled
+from domain.shared.ids import account_uuid, invoice_uuid
+from domain.shared.money import quantum
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import (
     EventLog,
@@ -43,7 +47,7 @@ def schedule_and_execute(
     selection: Selection = EVERYONE,
     batch_size: int = 2,
 ) -> BillRunExecutor:
-    billing.schedule_run(run_id, period, None, selection)
+    schedule_run(billing, run_id, period, None, selection)
     executor = BillRunExecutor(billing, batch_size)
     execution = executor.execute(run_id)
     assert execution.run.is_completed
@@ -203,10 +207,10 @@ def test_scheduling_the_same_run_id_with_the_same_terms_is_a_no_op(
     billing: Billing, log: EventLog
 ) -> None:
     import_accounts(billing, account("ACME-001", package("office")))
-    first = billing.schedule_run("2026-01", JANUARY, None, EVERYONE)
+    first = schedule_run(billing, "2026-01", JANUARY, None, EVERYONE)
     events = log.total()
 
-    second = billing.schedule_run("2026-01", JANUARY, date(2026, 1, 31), EVERYONE)
+    second = schedule_run(billing, "2026-01", JANUARY, date(2026, 1, 31), EVERYONE)
 
     assert first.created
     assert not second.created
@@ -232,11 +236,11 @@ def test_scheduling_the_same_run_id_with_different_terms_is_refused_and_writes_n
     selection: Selection,
 ) -> None:
     import_accounts(billing, account("ACME-001", package("office")))
-    billing.schedule_run("2026-01", JANUARY, None, EVERYONE)
+    schedule_run(billing, "2026-01", JANUARY, None, EVERYONE)
     events = log.total()
 
     with pytest.raises(RunAlreadyScheduled, match="run 2026-01 is already scheduled"):
-        billing.schedule_run("2026-01", period, posting_date, selection)
+        schedule_run(billing, "2026-01", period, posting_date, selection)
 
     assert log.total() == events
     run = billing.get_run("2026-01")
@@ -336,7 +340,7 @@ def test_an_account_opened_after_a_run_started_is_billed_by_the_next_run_not_los
     billing: Billing, log: EventLog
 ) -> None:
     import_accounts(billing, *(account(f"ACC-{i}", package("office")) for i in range(4)))
-    billing.schedule_run("first", JANUARY, None, EVERYONE)
+    schedule_run(billing, "first", JANUARY, None, EVERYONE)
 
     def open_a_late_account(progress: Progress) -> None:
         if progress.batches == 0:  # the run has started, nothing billed yet

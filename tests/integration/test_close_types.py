@@ -13,14 +13,17 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.import_document import parse_import
-from application.transactions import ChargeInput, add_charges
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, Selection
-from domain.invoice import Invoice
-from domain.periods import Period
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.billing.transactions import ChargeInput, add_charges
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.terms import ChargeTerms
+from domain.invoicing.invoice import Invoice
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.periods import Period
+from entrypoints.presenters import run_steps
 from tests.conftest import account, package
 
 Timeline = list[tuple[str, str, str, list[tuple[str, str, str]]]]
@@ -32,7 +35,7 @@ def configure(billing: Billing, close_type: str, *accounts: dict[str, Any], **gr
         "bill_groups": [{"id": "g", "close_type": close_type, "zero_invoices": False, **group}],
         "accounts": [{**a, "bill_group": "g"} for a in accounts],
     }
-    billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    import_accounts(billing, parse_import(json.dumps(document).encode(), "t.json"), "t.json")
 
 
 def run_timeline(billing: Billing, account_id: str, timeline: Timeline) -> list[dict[str, Any]]:
@@ -57,7 +60,7 @@ def run_timeline(billing: Billing, account_id: str, timeline: Timeline) -> list[
             "timeline",
         )
         period = Period(date.fromisoformat(start), date.fromisoformat(end))
-        billing.schedule_run(run_id, period, None, Selection())
+        schedule_run(billing, run_id, period, None, Selection())
         BillRunExecutor(billing, batch_size=10).execute(run_id)
         acct = billing.get_account(account_id)
         open_invoice = billing.get_invoice(acct.open_invoice) if acct.open_invoice else None
@@ -208,8 +211,8 @@ def test_zero_invoices_leave_a_paper_trail_once_per_period(billing: Billing) -> 
     configure(billing, "post_user_billing", QUARTERLY, zero_invoices=True)
     seen = run_timeline(billing, "Q", [*MONTHS[:1], ("feb", "2026-02-01", "2026-02-28", [])])
     assert seen[1]["closed"] == ["[nothing] = 0.00"]
-    billing.schedule_run(
-        "feb-again", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection()
+    schedule_run(
+        billing, "feb-again", Period(date(2026, 2, 1), date(2026, 2, 28)), None, Selection()
     )
     BillRunExecutor(billing, batch_size=10).execute("feb-again")
     assert closed_by(billing, "feb-again") == []
@@ -229,7 +232,7 @@ def test_no_zero_invoice_for_an_account_without_an_active_package(billing: Billi
 def test_a_held_invoice_is_neither_rendered_nor_delivered_until_released(
     billing: Billing,
 ) -> None:
-    from application.delivery import governing_run, ready_for_delivery
+    from application.invoicing.delivery import governing_run, ready_for_delivery
 
     configure(
         billing, "post_user_billing", {**account("B", package("desk", "100.00")), "bill_day": 15}
@@ -251,12 +254,12 @@ def test_a_run_without_invoicing_leaves_lines_on_open_invoices_for_the_next_one(
 ) -> None:
     configure(billing, "post_user_billing", account("M", package("desk", "100.00")))
     no_invoices = RunSettings(run_invoices=False)
-    billing.schedule_run("jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection(),
+    schedule_run(billing, "jan", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection(),
                          no_invoices)  # fmt: skip
     BillRunExecutor(billing, batch_size=10).execute("jan")
     jan = billing.get_run("jan")
     assert (jan.statistics.invoices, jan.statistics.invoices_left_open) == (0, 1)
-    assert [s["step"] for s in jan.steps if not s["ran"]] == [
+    assert [s["step"] for s in run_steps(jan) if not s["ran"]] == [
         "run_dunning",
         "run_invoices",
         "collect_payments",

@@ -13,13 +13,15 @@ from decimal import Decimal
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, RunCheckFailed
-from application.billing import Billing
-from application.collection import Collector
-from application.run_check import check_run
-from domain.bill_run import RunSettings, Selection
-from domain.periods import Period
-from domain.receivables import CollectionType, GatewayOutcome
+from application.receivables.collection import Collector
+from application.runs.check import check_run
+from application.runs.executor import BillRunExecutor, RunCheckFailed
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.receivables.collection import CollectionType, GatewayOutcome
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.periods import Period
+from entrypoints.presenters import run_steps
 from infrastructure.payment_gateway import SandboxGateway
 from infrastructure.settings import Settings
 from tests.conftest import account, import_accounts, package
@@ -45,7 +47,7 @@ def setup_autopay(billing: Billing, tokens: dict[str, str] = TOKENS) -> None:
 
 
 def execute(billing: Billing, run_id: str, period: Period, settings: RunSettings) -> None:
-    billing.schedule_run(run_id, period, None, Selection(), settings)
+    schedule_run(billing, run_id, period, None, Selection(), settings)
     BillRunExecutor(billing, batch_size=2, gateway=SandboxGateway(_datastore(billing))).execute(
         run_id
     )
@@ -71,7 +73,7 @@ def test_a_run_collects_from_auto_pay_accounts_by_their_gateway_s_answer(
     assert billing.get_receivables("MANUAL").attempts == {}
     charged = SandboxGateway(_datastore(billing)).charges()
     assert sorted(c[1] for c in charged) == [D("100.00"), D("100.00")]  # PAYS and TIMES-OUT
-    step = next(s for s in run.steps if s["step"] == "collect_payments")
+    step = next(s for s in run_steps(run) if s["step"] == "collect_payments")
     assert step["ran"] and step["approved"] == 1
 
 
@@ -114,7 +116,7 @@ def test_collection_by_due_date_collects_only_invoices_that_are_due(billing: Bil
 CRASH_AFTER_CHARGE = textwrap.dedent(
     """
     import os, sys
-    from application.bill_run_executor import BillRunExecutor
+    from application.runs.executor import BillRunExecutor
     from infrastructure.payment_gateway import SandboxGateway
     from tests.integration.helpers import billing_on
 
@@ -135,7 +137,7 @@ def test_a_crash_between_the_gateway_s_charge_and_its_recording_never_charges_tw
 ) -> None:
     with billing_on(database_url) as billing:
         setup_autopay(billing, {"PAYS": "tok_approved_3", "ALSO-PAYS": "tok_approved_4"})
-        billing.schedule_run("jan", JAN, None, Selection(), COLLECT)
+        schedule_run(billing, "jan", JAN, None, Selection(), COLLECT)
     crashed = subprocess.run(
         [sys.executable, "-c", CRASH_AFTER_CHARGE, database_url],
         cwd=REPO_ROOT,
@@ -179,7 +181,7 @@ def test_a_run_that_collects_does_not_start_when_its_gateway_cannot_be_loaded(
     ).payment_gateway
     try:
         setup_autopay(billing, {"PAYS": "tok_approved_5"})
-        billing.schedule_run("jan", JAN, None, Selection(), COLLECT)
+        schedule_run(billing, "jan", JAN, None, Selection(), COLLECT)
         report = check_run(billing, "jan")
         assert [f.check for f in report.errors] == ["no_payment_gateway"]
         assert "no_such_module" in report.errors[0].message
@@ -196,7 +198,7 @@ def test_two_executors_racing_on_a_collecting_run_charge_each_account_once(
     tokens = {f"CARD-{n}": f"tok_approved_race_{n}" for n in range(8)}
     with billing_on(database_url) as billing:
         setup_autopay(billing, tokens)
-        billing.schedule_run("jan", JAN, None, Selection(), COLLECT)
+        schedule_run(billing, "jan", JAN, None, Selection(), COLLECT)
     errors: list[BaseException] = []
 
     def execute() -> None:

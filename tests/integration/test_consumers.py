@@ -15,11 +15,13 @@ import nats
 import nats.js.errors
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.import_document import parse_import
-from domain.bill_run import RunSettings, Selection
-from domain.periods import Period
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from entrypoints.worker import run_worker
 from infrastructure.messaging import StreamNames
@@ -44,8 +46,8 @@ def bill(billing: Billing, run_id: str = "2026-01", settings: RunSettings | None
         billing,
         *(account(f"ACC-{i}", package(amount="120.00")) for i in range(ACCOUNTS)),
     )
-    billing.schedule_run(
-        run_id, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection(), settings
+    schedule_run(
+        billing, run_id, Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection(), settings
     )
     BillRunExecutor(billing, batch_size=4).execute(run_id)
 
@@ -222,7 +224,9 @@ def test_a_template_that_exceeds_its_budget_is_dead_lettered_at_once_and_blocks_
         "bill_groups": [{"id": "stall", "delivery": "file", "email_template": stalling}],
         "accounts": [account("STALL-1", package(amount="120.00"), bill_group="stall")],
     }
-    billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    importing.import_accounts(
+        billing, parse_import(json.dumps(document).encode(), "t.json"), "t.json"
+    )
     bill(billing)
 
     asyncio.run(

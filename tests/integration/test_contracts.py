@@ -6,21 +6,22 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.transactions import (
+from application.billing.transactions import (
     ContractInput,
     TerminationInput,
     agree_contracts,
     terminate_contracts,
 )
-from domain.account import ContractPenaltyApplied
-from domain.bill_run import RunSettings, Selection
-from domain.contracts import ContractTerms
-from domain.ids import invoice_uuid
-from domain.invoice import Invoice
-from domain.lines import LineKind
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.contracts import ContractTerms
+from domain.billing.events import ContractPenaltyApplied
+from domain.billing.lines import LineKind
+from domain.invoicing.invoice import Invoice
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog
 
@@ -36,7 +37,7 @@ def terms(contract_id: str, **values: object) -> ContractTerms:
 
 
 def execute(billing: Billing, run_id: str, period: Period, **settings: bool) -> None:
-    billing.schedule_run(run_id, period, None, Selection(), RunSettings(**settings))
+    schedule_run(billing, run_id, period, None, Selection(), RunSettings(**settings))
     assert BillRunExecutor(billing, batch_size=2).execute(run_id).run.is_completed
 
 

@@ -18,12 +18,13 @@ from datetime import date
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.bill_run import RunStatus, Selection
-from domain.ids import run_uuid
-from domain.invoice import InvoiceOpened
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.invoicing.events import InvoiceOpened
+from domain.runs.settings import RunStatus, Selection
+from domain.shared.ids import run_uuid
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock
 from tests.integration.helpers import (
     EventLog,
@@ -62,7 +63,7 @@ def uninterrupted(postgres_server: str) -> Iterator[dict]:
 
 def prepare(billing: Billing) -> None:
     import_with_usage_and_charges(billing, *ACCOUNTS)
-    billing.schedule_run(RUN, Q1, None, Selection())
+    schedule_run(billing, RUN, Q1, None, Selection())
 
 
 def run_version(log: EventLog) -> int:

@@ -18,24 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.credit_notes import CreditOutcome, CreditRefused, credit_invoice
-from application.delivery import OutcomeKind
-from application.import_document import parse_import
-from domain.bill_run import RunSettings, Selection
-from domain.credit_notes import CreditTerms
-from domain.errors import InvoiceError
-from domain.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid
-from domain.invoice import DocumentType, Invoice, InvoiceCredited, InvoiceOpened
-from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
-from domain.periods import Period
-from domain.receivables import CreditNotePosted, PaymentStatus
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.invoicing.credit_notes import CreditOutcome, CreditRefused, credit_invoice
+from application.invoicing.delivery import OutcomeKind
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.invoicing.credit_notes import CreditTerms
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import InvoiceCredited, InvoiceNumbersReserved, InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.allocation import PaymentStatus
+from domain.receivables.events import CreditNotePosted
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, invoice_uuid
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import StreamNames
 from infrastructure.settings import Settings
+from infrastructure.topics import topic_of
 from tests.conftest import SteppingClock, account, package
 from tests.integration.helpers import EventLog, FileDeliveryWorld, billing_on
 from tests.integration.test_consumers import event_count, work_until
@@ -60,16 +65,16 @@ class World(FileDeliveryWorld):
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         document = {"bill_groups": [{"id": "paper", "delivery": "file"}], "accounts": accounts}
         raw = json.dumps(document).encode()
-        self.billing.import_accounts(parse_import(raw, "test.json"), "test.json")
+        import_accounts(self.billing, parse_import(raw, "test.json"), "test.json")
 
     def bill(self, run_id: str, period: Period = JANUARY, approve: bool = True) -> None:
         settings = RunSettings(render_invoices=True, deliver_invoices=True)
-        self.billing.schedule_run(run_id, period, None, Selection(), settings)
+        schedule_run(self.billing, run_id, period, None, Selection(), settings)
         BillRunExecutor(self.billing, batch_size=5).execute(run_id)
         if approve:
             for invoice in self.billing.load_many(
                 Invoice,
-                self.billing.queries.originators_with([get_topic(InvoiceOpened)], "run_id", run_id),
+                self.billing.queries.originators_with([topic_of(InvoiceOpened)], "run_id", run_id),
             ).values():
                 invoice.approve(self.billing.clock())
                 self.billing.save(invoice)
@@ -311,7 +316,7 @@ def test_the_invoice_documents_print_its_own_due_date(world: World) -> None:
         "bill_groups": [{"id": "paper", "delivery": "file", "payment_terms_days": 14}],
         "accounts": [account("TERMS", package("office", "100.00"), bill_group="paper")],
     }
-    world.billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    import_accounts(world.billing, parse_import(json.dumps(document).encode(), "t.json"), "t.json")
     world.bill("2026-01")
     invoice = world.invoice("2026-01", "TERMS")
 

@@ -19,23 +19,24 @@ from uuid import UUID
 import pytest
 from aiosmtpd.controller import Controller
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.delivery import (
-    ChannelUnavailable,
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.invoicing.delivery import (
     DeliveryOutcome,
-    DeliveryRefused,
     InvoiceDelivery,
     OutcomeKind,
     invoice_message_id,
 )
-from application.documents import InvoiceDocuments
-from application.import_document import parse_import
-from application.ports import MailChannel, Seller
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import InvoiceDelivered
-from domain.periods import Period
+from application.invoicing.documents import InvoiceDocuments
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.messages import ChannelUnavailable, DeliveryRefused
+from application.shared.ports import MailChannel, Seller
+from domain.invoicing.events import InvoiceDelivered
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer
 from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
@@ -114,7 +115,7 @@ class Billed:
 
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         raw = json.dumps({"bill_groups": GROUPS, "accounts": list(accounts)}).encode()
-        self.billing.import_accounts(parse_import(raw, "test.json"), "test.json")
+        import_accounts(self.billing, parse_import(raw, "test.json"), "test.json")
 
     def bill(
         self,
@@ -126,7 +127,7 @@ class Billed:
     ) -> list[UUID]:
         """Run `run_id` over every account; render the invoices of `account_ids`."""
         settings = RunSettings(render_invoices=True, deliver_invoices=deliver)
-        self.billing.schedule_run(run_id, period, None, Selection(), settings)
+        schedule_run(self.billing, run_id, period, None, Selection(), settings)
         BillRunExecutor(self.billing, batch_size=10).execute(run_id)
         invoice_ids = [invoice_uuid(run_id, account_id) for account_id in account_ids]
         if render:

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from application.billing import Billing
-from application.delivery import ChannelUnavailable, DeliveryRefused
-from application.dunning_notices import DunningNotices, NoticeKind, dunning_message_id
-from application.ports import MailChannel, Seller
-from domain.bill_group import DeliveryChannel
-from domain.dunning import DunningRules, DunningStage
-from domain.ids import invoice_uuid
-from domain.receivables import DunningNoticeSent, receivables_uuid
+from application.receivables.dunning_notices import DunningNotices, NoticeKind, dunning_message_id
+from application.shared.app import Billing
+from application.shared.messages import ChannelUnavailable, DeliveryRefused
+from application.shared.ports import MailChannel, Seller
+from domain.invoicing.group_terms import DeliveryChannel
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.events import DunningNoticeSent
+from domain.receivables.receivables import receivables_uuid
+from domain.shared.ids import invoice_uuid
 from entrypoints.runtime import Runtime
 from infrastructure.mail import OutboxChannel, SmtpChannel, SmtpServer
 from infrastructure.messaging import StreamNames

@@ -15,18 +15,18 @@ from uuid import UUID
 
 import pytest
 
-from application.billing import Billing
-from application.history import History, HistoryEntry
-from domain.account import Account
-from domain.bill_group import BillGroup
-from domain.bill_run import BillRun
+from application.shared.app import Billing
+from application.shared.history import History, HistoryEntry
+from domain.billing.account import Account
+from domain.billing.exchange_rates import ExchangeRateBook
 from domain.catalogue import event_catalogue
-from domain.exchange_rates import ExchangeRateBook
-from domain.invoice import Invoice
-from domain.invoice_numbers import InvoiceNumberSequence
-from domain.model import Aggregate
-from domain.receivables import Receivables
-from domain.schedule import Schedule
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence
+from domain.receivables.receivables import Receivables
+from domain.runs.bill_run import BillRun
+from domain.runs.schedule import Schedule
+from domain.shared.model import Aggregate
 from infrastructure.contract import OPENERS, PUBLIC_FORMS
 from infrastructure.messaging import subject_for
 from infrastructure.relay import Encoder, NotificationLog

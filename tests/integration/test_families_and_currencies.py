@@ -12,15 +12,16 @@ from decimal import Decimal
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, RunCheckFailed, RunNeedsRates
-from application.billing import Billing
-from application.errors import InvalidInput, InvoiceNotFound
-from application.exchange_rates import set_base_currency, set_rate
-from application.invoicers import InvalidInvoicer, assign_invoicer
-from domain.bill_run import RunStatus, Selection
-from domain.errors import DomainError
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from application.billing.exchange_rates import set_base_currency, set_rate
+from application.billing.invoicers import InvalidInvoicer, assign_invoicer
+from application.runs.executor import BillRunExecutor, RunCheckFailed, RunNeedsRates
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput, InvoiceNotFound
+from domain.runs.settings import RunStatus, Selection
+from domain.shared.errors import DomainError
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -60,7 +61,7 @@ def lines_of(billing: Billing, run_id: str, account_id: str) -> list[tuple[str, 
 
 
 def test_a_family_gets_one_invoice_in_the_invoicers_currency(family: Billing) -> None:
-    family.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(family, "jan", JANUARY, None, Selection())
     BillRunExecutor(family, batch_size=1).execute("jan")  # members in batches of their own
 
     assert lines_of(family, "jan", "HQ") == [
@@ -83,7 +84,7 @@ def test_a_family_gets_one_invoice_in_the_invoicers_currency(family: Billing) ->
 
 
 def test_a_run_converts_with_the_rates_it_started_with(family: Billing) -> None:
-    family.schedule_run("jan", JANUARY, None, Selection(accounts=("HQ",)))
+    schedule_run(family, "jan", JANUARY, None, Selection(accounts=("HQ",)))
     executor = BillRunExecutor(family, batch_size=1)
     run = family.get_run("jan")
     executor._start(run)
@@ -91,7 +92,7 @@ def test_a_run_converts_with_the_rates_it_started_with(family: Billing) -> None:
     executor.execute("jan")
     assert ("BRANCH", "40.00", "EUR", "50.00", "USD", "40.00") in lines_of(family, "jan", "HQ")
     # The next run takes the new rate.
-    family.schedule_run("feb", FEBRUARY, None, Selection(accounts=("HQ",)))
+    schedule_run(family, "feb", FEBRUARY, None, Selection(accounts=("HQ",)))
     executor.execute("feb")
     assert ("BRANCH", "25.00", "EUR", "50.00", "USD", "25.00") in lines_of(family, "feb", "HQ")
 
@@ -103,7 +104,7 @@ def test_a_run_missing_a_rate_refuses_to_start_naming_the_pair(billing: Billing)
         account("BRANCH", package("desk", "50.00"), currency="CHF"),
     )
     assign_invoicer(billing, "BRANCH", "HQ")
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     version = billing.get_run("jan").version
     with pytest.raises(RunCheckFailed, match="CHF/EUR") as refused:
         BillRunExecutor(billing, batch_size=10).execute("jan")
@@ -121,7 +122,7 @@ def test_a_run_missing_a_rate_refuses_to_start_naming_the_pair(billing: Billing)
 
 def test_the_base_currency_needs_a_rate_from_every_account_currency(family: Billing) -> None:
     import_accounts(family, account("YEN", package("box", "1000"), currency="JPY"))
-    family.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(family, "jan", JANUARY, None, Selection())
     with pytest.raises(RunCheckFailed, match="JPY/EUR"):
         BillRunExecutor(family, batch_size=10).execute("jan")
 
@@ -132,23 +133,23 @@ def test_families_are_one_level_and_selected_by_their_invoicer(family: Billing) 
     with pytest.raises(DomainError, match="invoicer of BRANCH, SHOP"):
         assign_invoicer(family, "HQ", "SOLO")
     with pytest.raises(InvalidInput, match="select HQ"):
-        family.schedule_run("jan", JANUARY, None, Selection(accounts=("BRANCH",)))
+        schedule_run(family, "jan", JANUARY, None, Selection(accounts=("BRANCH",)))
 
 
 def test_a_member_leaving_its_family_is_billed_on_its_own_again(family: Billing) -> None:
-    family.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(family, "jan", JANUARY, None, Selection())
     BillRunExecutor(family, batch_size=10).execute("jan")
     assert assign_invoicer(family, "SHOP", None) == 2  # the member's event and HQ's
     assert assign_invoicer(family, "SHOP", None) == 0
     assert family.get_account("HQ").members == ["BRANCH"]
-    family.schedule_run("feb", FEBRUARY, None, Selection())
+    schedule_run(family, "feb", FEBRUARY, None, Selection())
     BillRunExecutor(family, batch_size=10).execute("feb")
     assert [line[0] for line in lines_of(family, "feb", "HQ")] == ["HQ", "BRANCH"]
     assert lines_of(family, "feb", "SHOP") == [("SHOP", "30.00", "EUR", "None", "None", "30.00")]
 
 
 def test_executing_the_family_run_again_bills_nothing_twice(family: Billing) -> None:
-    family.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(family, "jan", JANUARY, None, Selection())
     BillRunExecutor(family, batch_size=2).execute("jan")
     again = BillRunExecutor(family, batch_size=2).execute("jan")
     assert again.already_completed

@@ -20,16 +20,19 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from application.bill_run_executor import BillRunExecutor, Progress
-from application.billing import Billing
-from application.errors import AccountNotFound, InvoiceNotFound, RunNotFound
-from application.history import History, HistoryEntry
-from domain.account import ChargeTerms, InvoiceLine
-from domain.bill_run import RunStatus, Selection
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
-from domain.invoice import Invoice, InvoiceStatus
-from domain.periods import Period
-from domain.receivables import receivables_uuid
+from application.runs.executor import BillRunExecutor, Progress
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
+from application.shared.history import History, HistoryEntry
+from domain.billing.lines import InvoiceLine
+from domain.billing.terms import ChargeTerms
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.invoice import Invoice
+from domain.receivables.receivables import receivables_uuid
+from domain.runs.settings import RunStatus, Selection
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, invoice_uuid, run_uuid
+from domain.shared.periods import Period
 from projections.catalog import ReadSide
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.test_close_types import MONTHS, QUARTERLY, configure, run_timeline
@@ -98,8 +101,8 @@ def interleaved_runs(app: Billing) -> None:
     bills the B accounts from start to end, so b's events sit inside a's stretch
     of the log (and a's next batch meets b's invoice numbers and reloads)."""
     import_accounts(app, *A_ACCOUNTS, *B_ACCOUNTS)
-    app.schedule_run("a", JANUARY, None, Selection(accounts=("A-001", "A-002", "A-003", "A-004")))
-    app.schedule_run("b", JANUARY, None, Selection(accounts=("B-001", "B-002", "B-003")))
+    schedule_run(app, "a", JANUARY, None, Selection(accounts=("A-001", "A-002", "A-003", "A-004")))
+    schedule_run(app, "b", JANUARY, None, Selection(accounts=("B-001", "B-002", "B-003")))
 
     def run_b_after_the_first_batch(progress: Progress) -> None:
         if progress.batches == 1 and not app.get_run("b").is_completed:
@@ -193,7 +196,7 @@ def test_the_history_of_an_account_holds_its_events_and_its_invoices_events(
     billing: Billing, raw_log: RawLog
 ) -> None:
     interleaved_runs(billing)
-    billing.schedule_run("feb", FEBRUARY, None, Selection(accounts=("A-001", "B-001")))
+    schedule_run(billing, "feb", FEBRUARY, None, Selection(accounts=("A-001", "B-001")))
     BillRunExecutor(billing, 5).execute("feb")
     mine = {
         account_uuid("A-001"),
@@ -269,7 +272,7 @@ def test_an_account_as_of_an_instant_between_two_of_its_events_is_the_earlier_st
     renamed = {**A_ACCOUNTS[0], "name": "A One Renamed"}
     import_accounts(billing, renamed)
     renamed_at = clock.now
-    billing.schedule_run("a", JANUARY, None, Selection())
+    schedule_run(billing, "a", JANUARY, None, Selection())
     BillRunExecutor(billing, 5).execute("a")
     now = billing.get_account("A-001")
     assert opened_at < renamed_at
@@ -301,7 +304,7 @@ def test_a_run_as_of_an_instant_or_at_a_version_is_the_run_as_it_was(
     billing: Billing, clock: SteppingClock
 ) -> None:
     import_accounts(billing, *A_ACCOUNTS)
-    billing.schedule_run("a", JANUARY, None, Selection())
+    schedule_run(billing, "a", JANUARY, None, Selection())
     scheduled_at = clock.now
     BillRunExecutor(billing, 2).execute("a")
     run = billing.get_run("a")
@@ -529,7 +532,7 @@ def test_the_run_report_of_packages_usage_and_a_credit_at_two_tax_rates_adds_up_
     billing: Billing, es_env: dict[str, str]
 ) -> None:
     packages_usage_and_charges_at_two_rates(billing)
-    billing.schedule_run("c", JANUARY, None, Selection())
+    schedule_run(billing, "c", JANUARY, None, Selection())
     run = BillRunExecutor(billing, 2).execute("c").run
     invoices = list(
         billing.load_many(Invoice, [invoice_uuid("c", a["id"]) for a in C_ACCOUNTS]).values()

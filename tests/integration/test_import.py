@@ -12,14 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
-import application.billing as billing_module
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing, ImportSummary
-from application.errors import InvalidInput
-from application.import_document import parse_import
-from domain.account import (
+import application.billing.importing as billing_module
+from application.billing.import_document import parse_import
+from application.billing.importing import ImportSummary, import_accounts
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput
+from domain.billing.events import (
     AccountDetailsChanged,
     AccountOpened,
     ChargeAdded,
@@ -27,17 +28,18 @@ from domain.account import (
     PackageSubscribed,
     UsageRecorded,
 )
-from domain.bill_run import Selection
-from domain.ids import account_uuid, invoice_uuid
-from domain.lines import LineKind
-from domain.periods import Period
+from domain.billing.lines import LineKind
+from domain.runs.settings import Selection
+from domain.shared.ids import account_uuid, invoice_uuid
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from tests.conftest import account, package
 
 
 def run_import(app: Billing, *accounts: dict[str, Any]) -> ImportSummary:
     """Import a document the way `billrun import` does: parse, then import."""
     raw = json.dumps({"accounts": list(accounts)}).encode()
-    return app.import_accounts(parse_import(raw, "accounts.json"), "accounts.json")
+    return import_accounts(app, parse_import(raw, "accounts.json"), "accounts.json")
 
 
 def event_count(app: Billing) -> int:
@@ -88,7 +90,7 @@ def test_re_importing_after_a_bill_run_changes_nothing(billing: Billing) -> None
         "ACME-001", package("office", "1200.00", next_bill_date="2026-02-01")
     )
     run_import(billing, with_next_bill_date, GLOBEX)
-    billing.schedule_run("2026-q1", Period(date(2026, 1, 1), date(2026, 3, 31)), None, Selection())
+    schedule_run(billing, "2026-q1", Period(date(2026, 1, 1), date(2026, 3, 31)), None, Selection())
     run = BillRunExecutor(billing, 100).execute("2026-q1").run
     assert run.statistics.lines > 0
     head = billing.queries.head()
@@ -196,8 +198,8 @@ def test_a_bad_record_anywhere_in_the_file_writes_nothing_at_all(billing: Billin
     document = {"accounts": [{**ACME, "name": "ACME renamed"}, bad, GLOBEX]}
 
     with pytest.raises(InvalidInput) as refused:
-        billing.import_accounts(
-            parse_import(json.dumps(document).encode(), "accounts.json"), "accounts.json"
+        import_accounts(
+            billing, parse_import(json.dumps(document).encode(), "accounts.json"), "accounts.json"
         )
 
     assert problems_of(refused) == ['accounts[1].packages[0].amount: not a decimal: "12,00"']
@@ -270,7 +272,7 @@ def test_a_few_thousand_accounts_are_imported_in_one_transaction(billing: Billin
         contracts_agreed=0,
         events=2 * count,
     )
-    assert billing.queries.count(get_topic(AccountOpened), billing.queries.head()) == count
+    assert billing.queries.count(topic_of(AccountOpened), billing.queries.head()) == count
     # Checked in chunks, saved in one transaction: PostgreSQL stamps each row with its
     # inserting transaction (xmin), and the rows of the import share one.
     with billing.recorder.datastore.transaction(commit=False) as curs:
@@ -334,7 +336,7 @@ YEN = {
 
 
 def bill(app: Billing, run_id: str, period: Period) -> None:
-    app.schedule_run(run_id, period, None, Selection())
+    schedule_run(app, run_id, period, None, Selection())
     BillRunExecutor(app, 100).execute(run_id)
 
 
@@ -624,6 +626,6 @@ def test_a_save_that_fails_past_the_first_chunks_writes_none_of_the_file(
     document = parse_import(b"{}", "accounts.json").model_copy(update={"accounts": records})
 
     with pytest.raises(TypeError, match="not valid UTF-8"):
-        billing.import_accounts(document, "accounts.json")
+        import_accounts(billing, document, "accounts.json")
 
     assert event_count(billing) == 0

@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing, ImportSummary
-from application.errors import InvalidInput
-from application.import_document import parse_import
-from domain.account import AccountOpened
-from domain.bill_run import RunSettings, Selection
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
-from domain.periods import Period
-from domain.receivables import AutoPaySet, DunningApplied, PaymentTermsSet, ReceivablesOpened
+from application.billing.import_document import parse_import
+from application.billing.importing import ImportSummary, import_accounts
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput
+from domain.billing.events import AccountOpened
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
+from domain.receivables.events import AutoPaySet, DunningApplied, PaymentTermsSet, ReceivablesOpened
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.periods import Period
 from tests.conftest import account, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -57,7 +59,7 @@ def document(**changes: Any) -> dict[str, Any]:
 
 def load(billing: Billing, doc: dict[str, Any]) -> ImportSummary:
     raw = json.dumps(doc).encode()
-    return billing.import_accounts(parse_import(raw, "f.json"), "f.json")
+    return import_accounts(billing, parse_import(raw, "f.json"), "f.json")
 
 
 def test_an_imported_group_s_terms_dunning_rules_and_suspended_billing_configure_it(
@@ -206,7 +208,7 @@ def test_a_run_dues_invoices_by_the_imported_terms_and_duns_by_the_imported_rule
     billing: Billing,
 ) -> None:
     load(billing, document())
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("jan")
     due = {
         account_id: next(iter(billing.get_receivables(account_id).items.values())).due_on
@@ -227,7 +229,7 @@ def test_a_run_dues_invoices_by_the_imported_terms_and_duns_by_the_imported_rule
         run_contracts=False,
         run_invoices=False,
     )
-    billing.schedule_run("dun", Period(on, on), None, Selection(), dunning_only)
+    schedule_run(billing, "dun", Period(on, on), None, Selection(), dunning_only)
     BillRunExecutor(billing, batch_size=10).execute("dun")
     applied = [
         e

@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.errors import InvalidInput
-from application.import_document import parse_import
-from domain.bill_group import CloseType
-from domain.bill_run import Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput
+from domain.invoicing.group_terms import CloseType
+from domain.runs.settings import Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -45,7 +47,7 @@ def document(**changes: Any) -> dict[str, Any]:
 
 def load(billing: Billing, doc: dict[str, Any]) -> int:
     raw = json.dumps(doc).encode()
-    return billing.import_accounts(parse_import(raw, "f.json"), "f.json").events
+    return import_accounts(billing, parse_import(raw, "f.json"), "f.json").events
 
 
 def test_rates_families_and_bill_days_import_and_bill(billing: Billing) -> None:
@@ -61,7 +63,7 @@ def test_rates_families_and_bill_days_import_and_bill(billing: Billing) -> None:
 
     assert load(billing, document()) == 0  # the same file again changes nothing
 
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("jan")
     invoice = billing.get_invoice(invoice_uuid("jan", "HQ"))
     assert [(line.account_id, line.amount, line.original_amount) for line in invoice.lines] == [
@@ -142,7 +144,7 @@ def test_contracts_import_once_and_a_termination_bills_the_fee(billing: Billing)
     terminated = {"accounts": [{**doc["accounts"][0], "contracts": [
         {**contract, "terminated_on": "2026-01-20"}]}]}  # fmt: skip
     load(billing, terminated)
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("jan")
     invoice = billing.get_invoice(invoice_uuid("jan", "HQ"))
     assert [(line.source, line.amount) for line in invoice.lines] == [

@@ -25,18 +25,20 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.delivery import OutcomeKind
-from application.errors import AccountNotFound, InvalidInput
-from application.import_document import parse_import
-from application.run_check import check_run
-from application.transactions import record_usage
-from application.usage_csv import parse_usage_csv
-from domain.bill_run import RunSettings, Selection
-from domain.inputs import InputRefused, check_text
-from domain.invoice import InvoiceStatus
-from domain.periods import Period
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.billing.transactions import record_usage
+from application.billing.usage_csv import parse_usage_csv
+from application.invoicing.delivery import OutcomeKind
+from application.runs.check import check_run
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import AccountNotFound, InvalidInput
+from domain.invoicing.documents import InvoiceStatus
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.inputs import InputRefused, check_text
+from domain.shared.periods import Period
 from tests.integration.helpers import FileDeliveryWorld
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -202,7 +204,7 @@ class Pipeline(FileDeliveryWorld):
         settings = RunSettings(render_invoices=True, deliver_invoices=True)
         # Every account, as an operator's run does: one poisoned account must not
         # stop the others (or itself) from billing.
-        self.billing.schedule_run(run_id, JANUARY, None, Selection(), settings)
+        schedule_run(self.billing, run_id, JANUARY, None, Selection(), settings)
         check_run(self.billing, run_id)  # `billrun run check` reads every account
         BillRunExecutor(self.billing, batch_size=5).execute(run_id)
         run = self.billing.get_run(run_id)
@@ -224,7 +226,7 @@ class Pipeline(FileDeliveryWorld):
 def pipeline(billing: Billing, es_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
     opened = Pipeline(billing, es_env, tmp_path)
     group = {"bill_groups": [{"id": "prop", "delivery": "file"}]}
-    billing.import_accounts(parse_import(encoded(group), "g.json"), "g.json")
+    import_accounts(billing, parse_import(encoded(group), "g.json"), "g.json")
     yield opened
     opened.read_side.close()
 
@@ -242,7 +244,7 @@ def test_any_file_is_refused_whole_or_billed_rendered_and_delivered(
     raw = encoded({"accounts": document})
 
     def import_file() -> None:
-        pipeline.billing.import_accounts(parse_import(raw, "f.json"), "f.json")
+        import_accounts(pipeline.billing, parse_import(raw, "f.json"), "f.json")
 
     def import_usage() -> None:
         record_usage(pipeline.billing, parse_usage_csv(usage, "u.csv"), "u.csv")

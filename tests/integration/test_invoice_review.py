@@ -14,25 +14,26 @@ from uuid import UUID
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.delivery import OutcomeKind
-from application.errors import ApplicationError
-from application.import_document import parse_import
-from application.review import InvoiceFilter, ReviewOutcome, ReviewResultKind, review
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import (
-    Invoice,
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.invoicing.delivery import OutcomeKind
+from application.invoicing.review import InvoiceFilter, ReviewOutcome, ReviewResultKind, review
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import ApplicationError
+from domain.invoicing.events import (
     InvoiceDelivered,
     InvoiceQuarantined,
     InvoiceRejected,
     InvoiceRulesPassed,
-    ReviewAction,
-    ReviewStatus,
 )
-from domain.periods import Period
-from domain.review_rules import RuleAction
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import ReviewAction, ReviewStatus
+from domain.invoicing.review_rules import RuleAction
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import StreamNames
 from infrastructure.settings import Settings
@@ -74,11 +75,11 @@ class World(FileDeliveryWorld):
 
     def import_accounts(self, *accounts: dict[str, Any]) -> None:
         raw = json.dumps({"bill_groups": GROUPS, "accounts": list(accounts)}).encode()
-        self.billing.import_accounts(parse_import(raw, "test.json"), "test.json")
+        importing.import_accounts(self.billing, parse_import(raw, "test.json"), "test.json")
 
     def bill(self, run_id: str, period: Period = JANUARY, approval_required: bool = False) -> None:
         settings = RunSettings(approval_required=approval_required)
-        self.billing.schedule_run(run_id, period, None, Selection(), settings)
+        schedule_run(self.billing, run_id, period, None, Selection(), settings)
         BillRunExecutor(self.billing, batch_size=3).execute(run_id)
 
     def find(self, selection: InvoiceFilter) -> list[UUID]:
@@ -400,7 +401,7 @@ def test_the_worker_delivers_an_invoice_of_a_run_requiring_approval_once_approve
     )
     import_accounts(billing, account("A", package()), account("B", package()))
     settings = RunSettings(approval_required=True)
-    billing.schedule_run("2026-01", JANUARY, None, Selection(), settings)
+    schedule_run(billing, "2026-01", JANUARY, None, Selection(), settings)
     BillRunExecutor(billing, batch_size=10).execute("2026-01")
 
     asyncio.run(

@@ -7,14 +7,15 @@ from datetime import date
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.invoicers import assign_invoicer
-from domain.bill_run import Selection
-from domain.errors import RunNotRunnable
-from domain.exchange_rates import MissingRate
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from application.billing.invoicers import assign_invoicer
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.exchange_rates import MissingRate
+from domain.runs.settings import Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog, assert_billed_at_most_once
 
@@ -33,7 +34,7 @@ def parked(billing: Billing) -> Billing:
         account("BRANCH", package("desk", "50.00"), currency="CHF"),
         account("B", package("office", "300.00")),
     )
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     executor = BillRunExecutor(billing, batch_size=1)
     executor._start(billing.get_run("jan"))
     assign_invoicer(billing, "BRANCH", "HQ")

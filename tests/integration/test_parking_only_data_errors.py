@@ -12,13 +12,15 @@ from decimal import InvalidOperation
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, _Batch
-from application.billing import Billing
-from application.invoicing import FamilyOutcome
-from domain.account import Account
-from domain.bill_run import BillRun, Selection
-from domain.ids import invoice_uuid
-from domain.periods import Period
+from application.invoicing.invoices import FamilyOutcome
+from application.runs.executor import BillRunExecutor, _Batch
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.account import Account
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -43,7 +45,7 @@ def _schedule(billing: Billing) -> None:
         account("A", package("office", "100.00")),
         account("HQ", package("office", "200.00")),
     )
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
 
 
 @pytest.mark.parametrize(

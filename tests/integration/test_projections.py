@@ -19,18 +19,22 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import ProjectionRunner
-from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Composable, Identifier
 from rich.console import Console
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.account import ChargeTerms
-from domain.bill_run import BatchStatistics, BillRun, RunSettings, Selection
-from domain.invoice import Invoice, InvoiceOpened
-from domain.periods import Period
+from application.billing.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.terms import ChargeTerms
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunSettings, Selection
+from domain.runs.statistics import BatchStatistics
+from domain.shared.periods import Period
 from entrypoints.commands.runs import key_value_table, report_tables, status_rows
+from infrastructure.topics import topic_of
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesProjection, InvoicesView
 from projections.rebuild import rebuild
@@ -74,7 +78,7 @@ def bill(
     batch_size: int = 5,
     settings: RunSettings | None = None,
 ) -> BillRun:
-    app.schedule_run(run_id, period, None, selection or Selection(), settings)
+    schedule_run(app, run_id, period, None, selection or Selection(), settings)
     return BillRunExecutor(app, batch_size).execute(run_id).run
 
 
@@ -164,7 +168,7 @@ def last_notification_id(app: Billing, topics: Sequence[str]) -> int:
 
 def stored_invoices(app: Billing) -> dict[UUID, Invoice]:
     """Every invoice the event store holds, rebuilt from its events."""
-    opened = app.recorder.select_notifications(1, 1_000_000, topics=[get_topic(InvoiceOpened)])
+    opened = app.recorder.select_notifications(1, 1_000_000, topics=[topic_of(InvoiceOpened)])
     return {n.originator_id: app.get_invoice(n.originator_id) for n in opened}
 
 
@@ -343,7 +347,7 @@ def test_the_run_status_view_matches_the_statistics_of_each_bill_run(
     billing: Billing, runs_view: RunStatusView
 ) -> None:
     billed_history(billing)
-    billing.schedule_run("2026-04", Period(date(2026, 4, 1), date(2026, 4, 30)), None, Selection())
+    schedule_run(billing, "2026-04", Period(date(2026, 4, 1), date(2026, 4, 30)), None, Selection())
 
     catch_up(billing, runs_view, RunStatusProjection.topics, page_size=3)
 

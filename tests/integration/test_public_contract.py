@@ -19,7 +19,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from nats.aio.msg import Msg
 
-from application.billing import Billing
+from application.shared.app import Billing
 from entrypoints.runtime import Runtime
 from entrypoints.worker import run_worker
 from infrastructure.contract import PUBLIC_FORMS

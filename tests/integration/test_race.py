@@ -17,13 +17,16 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import RecordConflictError
 
-from application.bill_run_executor import BillRunExecutor, Execution, Progress
-from application.billing import Billing
-from application.scheduler import Manager
-from domain.bill_run import RunFailed, RunPhase, Selection
-from domain.invoice import Invoice, InvoiceOpened
-from domain.model import TAggregate
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor, Execution, Progress
+from application.runs.scheduler import Manager
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.invoicing.events import InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.runs.events import RunFailed
+from domain.runs.settings import RunPhase, Selection
+from domain.shared.model import TAggregate
+from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, import_accounts, package
 from tests.integration.helpers import (
     EventLog,
@@ -49,7 +52,7 @@ def reference_outcome(server_url: str, accounts: list[dict], batch_size: int) ->
     with fresh_database(server_url) as url:
         with billing_on(url, clock=SteppingClock()) as alone:
             import_with_usage_and_charges(alone, *accounts)
-            alone.schedule_run(RUN, Q1, None, Selection())
+            schedule_run(alone, RUN, Q1, None, Selection())
             BillRunExecutor(alone, batch_size).execute(RUN)
         return outcome(url, RUN)
 
@@ -107,7 +110,7 @@ def test_two_processes_executing_the_same_run_at_the_same_moment_bill_it_exactly
 ) -> None:
     accounts = varied_accounts(300)
     import_with_usage_and_charges(billing, *accounts)
-    billing.schedule_run(RUN, Q1, None, Selection())
+    schedule_run(billing, RUN, Q1, None, Selection())
     expected = reference_outcome(postgres_server, accounts, batch_size=5)
 
     # Both processes start up, connect and queue behind a lock on the events
@@ -154,7 +157,7 @@ def test_two_executors_interleaved_in_threads_bill_the_run_exactly_once(
 ) -> None:
     accounts = varied_accounts(40)
     import_with_usage_and_charges(billing, *accounts)
-    billing.schedule_run(RUN, Q1, None, Selection())
+    schedule_run(billing, RUN, Q1, None, Selection())
     expected = reference_outcome(postgres_server, accounts, batch_size=3)
 
     lockstep = Lockstep()
@@ -176,8 +179,8 @@ def test_two_runs_over_the_same_period_racing_bill_every_period_once(
 ) -> None:
     accounts = varied_accounts(30)
     import_with_usage_and_charges(billing, *accounts)
-    billing.schedule_run("east", Q1, None, Selection())
-    billing.schedule_run("west", Q1, None, Selection())
+    schedule_run(billing, "east", Q1, None, Selection())
+    schedule_run(billing, "west", Q1, None, Selection())
 
     lockstep = Lockstep()
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -271,9 +274,9 @@ def test_an_executor_whose_invoices_another_closes_mid_batch_reloads_and_complet
             "after_each_bill_run",
             *(account(f"A-{i}", package("p", "10.00")) for i in range(4)),
         )
-        raced.schedule_run(mine, JANUARY, None, Selection())
+        schedule_run(raced, mine, JANUARY, None, Selection())
         if theirs != mine:
-            raced.schedule_run(theirs, JANUARY, None, Selection())
+            schedule_run(raced, theirs, JANUARY, None, Selection())
         raced.racing = mine
         raced.other = lambda: BillRunExecutor(second_billing, 2).execute(theirs)
 
@@ -301,7 +304,7 @@ def test_a_manager_beside_a_manual_execute_that_closes_its_invoices_mid_batch_co
             "after_each_bill_run",
             *(account(f"M-{i}", package("p", "10.00")) for i in range(4)),
         )
-        raced.schedule_run(RUN, JANUARY, None, Selection())  # by hand: queued for managers
+        schedule_run(raced, RUN, JANUARY, None, Selection())  # by hand: queued for managers
         raced.racing = RUN
         raced.other = lambda: BillRunExecutor(second_billing, 2).execute(RUN)
 

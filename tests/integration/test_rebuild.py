@@ -15,10 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.bill_run import Selection
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.runs.settings import Selection
+from domain.shared.periods import Period
 from projections.audit_seal import AuditSealView, seal_up_to_head, verify
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesView
@@ -65,7 +66,7 @@ def customers(count: int = 12) -> list[dict[str, Any]]:
 
 
 def bill(app: Billing, run_id: str, period: Period, selection: Selection | None = None) -> None:
-    app.schedule_run(run_id, period, None, selection or Selection())
+    schedule_run(app, run_id, period, None, selection or Selection())
     assert BillRunExecutor(app, 3).execute(run_id).run.is_completed
 
 
@@ -73,7 +74,7 @@ def billed_history(app: Billing) -> None:
     import_accounts(app, *customers())
     bill(app, "2026-01", JANUARY)
     bill(app, "2026-02-key", FEBRUARY, Selection(groups=("key",)))
-    app.schedule_run("2026-03", MARCH, None, Selection())  # scheduled, not yet executed
+    schedule_run(app, "2026-03", MARCH, None, Selection())  # scheduled, not yet executed
 
 
 def invoice_list(read_side: ReadSide) -> list[dict[str, Any]]:

@@ -30,10 +30,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from typer.testing import CliRunner
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from domain.bill_run import Selection
-from domain.periods import Period
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.runs.settings import Selection
+from domain.shared.periods import Period
 from entrypoints.cli import app
 from infrastructure.contract import PUBLIC_FORMS
 from infrastructure.embedded import embedded_nats
@@ -65,7 +66,7 @@ Q2 = Period(date(2026, 4, 1), date(2026, 6, 30))
 def bill(billing: Billing, accounts: int, run_id: str = "2026-Q1", prefix: str = "ACC") -> int:
     """Import `accounts` accounts, bill them for Q1 (or Q2); the log's head after."""
     import_accounts(billing, *varied_accounts(accounts, prefix))
-    billing.schedule_run(run_id, Q2 if run_id.endswith("Q2") else Q1, None, Selection())
+    schedule_run(billing, run_id, Q2 if run_id.endswith("Q2") else Q1, None, Selection())
     BillRunExecutor(billing, batch_size=7).execute(run_id)
     return billing.queries.head()
 

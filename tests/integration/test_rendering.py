@@ -13,16 +13,22 @@ from uuid import UUID
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.documents import InvoiceDocuments, InvoiceNotClosed, UnknownDocumentFormat
-from application.ports import InvoiceDocument, Seller
-from application.transactions import ChargeInput, UsageInput, add_charges, record_usage
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, Selection
-from domain.ids import invoice_uuid
-from domain.invoice import Invoice, InvoiceRendered
-from domain.periods import Period
+from application.billing.transactions import ChargeInput, UsageInput, add_charges, record_usage
+from application.invoicing.documents import (
+    InvoiceDocuments,
+    InvoiceNotClosed,
+    UnknownDocumentFormat,
+)
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.ports import InvoiceDocument, Seller
+from domain.billing.terms import ChargeTerms
+from domain.invoicing.events import InvoiceRendered
+from domain.invoicing.invoice import Invoice
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from infrastructure.file_store import FileStore
 from infrastructure.rendering.renderer import InvoiceRenderer
 from tests.conftest import account, import_accounts, package
@@ -58,7 +64,7 @@ def billed(billing: Billing) -> UUID:
         billing,
         account("ACME-001", package("office", "1200.00"), package("mail", "45.50")),
     )
-    billing.schedule_run("2026-01", JANUARY, None, Selection())
+    schedule_run(billing, "2026-01", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("2026-01")
     return invoice_uuid("2026-01", "ACME-001")
 
@@ -113,7 +119,7 @@ def taxed(billing: Billing) -> UUID:
         charge_date=date(2026, 1, 12),
     )
     add_charges(billing, [ChargeInput("charge 1", "TAX-001", goodwill)], "test")
-    billing.schedule_run("2026-01", JANUARY, None, Selection())
+    schedule_run(billing, "2026-01", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("2026-01")
     return invoice_uuid("2026-01", "TAX-001")
 
@@ -226,7 +232,7 @@ def test_on_close_a_run_that_does_not_render_leaves_rendering_to_first_access(
 ) -> None:
     import_accounts(billing, account("LAZY-001", package("office")))
     settings = RunSettings(render_invoices=False, deliver_invoices=False)
-    billing.schedule_run("lazy", JANUARY, None, Selection(), settings)
+    schedule_run(billing, "lazy", JANUARY, None, Selection(), settings)
     BillRunExecutor(billing, batch_size=10).execute("lazy")
     invoice_id = invoice_uuid("lazy", "LAZY-001")
 

@@ -7,15 +7,16 @@ from datetime import date
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.run_cancel import RunCancelRefused, cancel_run
-from domain.account import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
-from domain.bill_run import CancelMode, RunStatus, Selection
-from domain.errors import RunNotRunnable
-from domain.ids import invoice_uuid
-from domain.invoice import ReviewStatus
-from domain.periods import Period
+from application.runs.cancel import RunCancelRefused, cancel_run
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
+from domain.invoicing.review import ReviewStatus
+from domain.runs.settings import CancelMode, RunStatus, Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.integration.helpers import (
     EventLog,
     assert_billed_at_most_once,
@@ -28,7 +29,7 @@ ACCOUNTS = varied_accounts(12)
 
 
 def execute(billing: Billing, run_id: str) -> None:
-    billing.schedule_run(run_id, Q1, None, Selection())
+    schedule_run(billing, run_id, Q1, None, Selection())
     BillRunExecutor(billing, batch_size=5).execute(run_id)
 
 
@@ -101,7 +102,7 @@ def test_a_run_with_an_approved_invoice_refuses_and_changes_nothing(
 def test_a_run_billed_over_by_a_later_run_cannot_be_reopened(billing: Billing) -> None:
     import_with_usage_and_charges(billing, *ACCOUNTS)
     execute(billing, "q1")
-    billing.schedule_run("q2", Period(date(2026, 4, 1), date(2026, 6, 30)), None, Selection())
+    schedule_run(billing, "q2", Period(date(2026, 4, 1), date(2026, 6, 30)), None, Selection())
     BillRunExecutor(billing, batch_size=5).execute("q2")
     with pytest.raises(RunCancelRefused, match="cancel the later run first"):
         cancel_run(billing, "q1", CancelMode.REOPEN, "oops")

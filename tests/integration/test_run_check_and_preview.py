@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from application.bill_run_executor import BillRunExecutor, RunCheckFailed
-from application.billing import Billing
-from application.import_document import parse_import
-from application.previews import differences, preview_run
-from application.run_check import check_run
-from application.transactions import ChargeInput, add_charges
-from domain.account import ChargeTerms
-from domain.bill_run import RunSettings, RunStatus, Selection
-from domain.errors import RunNotRunnable
-from domain.periods import Period
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.billing.transactions import ChargeInput, add_charges
+from application.runs.check import check_run
+from application.runs.executor import BillRunExecutor, RunCheckFailed
+from application.runs.previews import differences, preview_run
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.billing.terms import ChargeTerms
+from domain.runs.settings import RunSettings, RunStatus, Selection
+from domain.shared.errors import RunNotRunnable
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 from tests.integration.helpers import EventLog, import_with_usage_and_charges, varied_accounts
 
@@ -29,7 +31,7 @@ JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
 
 def load(billing: Billing, document: dict[str, Any]) -> None:
     raw = json.dumps(document).encode()
-    billing.import_accounts(parse_import(raw, "f.json"), "f.json")
+    importing.import_accounts(billing, parse_import(raw, "f.json"), "f.json")
 
 
 def test_a_run_with_errors_does_not_start_and_says_why(billing: Billing) -> None:
@@ -45,8 +47,8 @@ def test_a_run_with_errors_does_not_start_and_says_why(billing: Billing) -> None
             ],
         },
     )  # fmt: skip
-    billing.schedule_run("jan", JANUARY, None, Selection())
-    billing.schedule_run("jan-again", JANUARY, None, Selection(groups=("mailed",)))
+    schedule_run(billing, "jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan-again", JANUARY, None, Selection(groups=("mailed",)))
 
     report = check_run(billing, "jan")
     assert [(f.severity, f.check, f.count, f.accounts) for f in report.findings] == [
@@ -77,13 +79,13 @@ def test_a_run_that_does_not_deliver_only_warns_of_missing_emails(billing: Billi
         },
     )  # fmt: skip
     settings = RunSettings(render_invoices=False, deliver_invoices=False)
-    billing.schedule_run("jan", JANUARY, None, Selection(), settings)
+    schedule_run(billing, "jan", JANUARY, None, Selection(), settings)
     assert [f.severity for f in check_run(billing, "jan").findings] == ["warning"]
 
 
 def test_the_execution_equals_its_preview(billing: Billing, database_url: str) -> None:
     import_with_usage_and_charges(billing, *varied_accounts(30))
-    billing.schedule_run("q1", Q1, None, Selection())
+    schedule_run(billing, "q1", Q1, None, Selection())
     with EventLog(database_url) as log:
         before = log.total()
         report = preview_run(billing, "q1", batch_size=7)
@@ -113,7 +115,7 @@ def test_when_data_changes_after_the_preview_the_report_says_what_differs(
     billing: Billing,
 ) -> None:
     import_accounts(billing, account("A", package("office", "100.00")))
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     preview = preview_run(billing, "jan", batch_size=10).summary
     add_charges(
         billing,
@@ -134,7 +136,7 @@ def test_when_data_changes_after_the_preview_the_report_says_what_differs(
 
 def test_only_a_scheduled_run_is_previewed(billing: Billing) -> None:
     import_accounts(billing, account("A", package()))
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     BillRunExecutor(billing, batch_size=10).execute("jan")
     with pytest.raises(RunNotRunnable, match="only a scheduled run"):
         preview_run(billing, "jan", batch_size=10)
@@ -142,7 +144,7 @@ def test_only_a_scheduled_run_is_previewed(billing: Billing) -> None:
 
 def test_a_description_is_the_one_thing_that_changes(billing: Billing) -> None:
     import_accounts(billing, account("A", package()))
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     run = billing.get_run("jan")
     run.describe("January, first try", billing.clock())
     billing.save(run)

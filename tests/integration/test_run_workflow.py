@@ -7,13 +7,14 @@ from datetime import date
 
 import pytest
 
-from application.billing import Billing
-from application.run_cancel import RunCancelRefused, cancel_run
-from application.run_workflow import RunNotProcessable, process_run
-from domain.bill_run import CancelMode, Selection, WorkflowState
-from domain.ids import invoice_uuid
-from domain.invoice import ReviewStatus
-from domain.periods import Period
+from application.runs.cancel import RunCancelRefused, cancel_run
+from application.runs.scheduling import schedule_run
+from application.runs.workflow import RunNotProcessable, process_run
+from application.shared.app import Billing
+from domain.invoicing.review import ReviewStatus
+from domain.runs.settings import CancelMode, Selection, WorkflowState
+from domain.shared.ids import invoice_uuid
+from domain.shared.periods import Period
 from tests.conftest import account, import_accounts, package
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -21,7 +22,7 @@ JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
 
 def test_a_run_moves_through_its_workflow(billing: Billing) -> None:
     import_accounts(billing, account("A", package()), account("B", package()))
-    billing.schedule_run("jan", JANUARY, None, Selection())
+    schedule_run(billing, "jan", JANUARY, None, Selection())
     assert billing.get_run("jan").workflow_state is WorkflowState.SCHEDULED
 
     assert process_run(billing, "jan", 10) is WorkflowState.DRAFTS_READY

@@ -13,10 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from eventsourcing.utils import get_topic
 
-from application.billing import Billing
-from application.scheduler import (
+from application.runs.scheduler import (
     Manager,
     Scheduler,
     Scheduling,
@@ -25,18 +23,14 @@ from application.scheduler import (
     remove_schedule,
     set_run_disabled,
 )
-from domain.bill_run import (
-    BillRun,
-    RunLeased,
-    RunLeaseReleased,
-    RunOrigin,
-    RunScheduled,
-    RunStarted,
-    RunStatus,
-    Selection,
-)
-from domain.periods import Period
-from domain.schedule import PeriodRule, Recurrence, ScheduleTerms
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunLeased, RunLeaseReleased, RunScheduled, RunStarted
+from domain.runs.schedule_terms import PeriodRule, Recurrence, ScheduleTerms
+from domain.runs.settings import RunOrigin, RunStatus, Selection
+from domain.shared.periods import Period
+from infrastructure.topics import topic_of
 from tests.conftest import account, import_accounts, package
 
 ACCOUNTS = 6
@@ -92,7 +86,7 @@ def at_once(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def scheduled_runs(billing: Billing) -> list[BillRun]:
-    ids = billing.queries.originators(get_topic(RunScheduled))
+    ids = billing.queries.originators(topic_of(RunScheduled))
     return sorted(billing.load_many(BillRun, ids).values(), key=lambda run: run.run_id)
 
 
@@ -154,7 +148,7 @@ def test_two_managers_claiming_at_once_one_wins_and_the_run_is_billed_once(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())  # by hand: queued all the same
+    schedule_run(first, "R", JANUARY, None, Selection())  # by hand: queued all the same
     managers = (Manager(first, "m1", batch_size=2), Manager(second, "m2", batch_size=2))
     outcomes = at_once(*(m.tick for m in managers))
 
@@ -172,7 +166,7 @@ def test_a_crashed_managers_run_waits_for_its_lease_then_another_manager_finishe
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
 
     class Crash(BaseException):
         """The process dies: nothing of the manager runs after this."""
@@ -210,7 +204,7 @@ def test_a_disabled_run_is_skipped_and_runs_once_enabled(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     run, changed = set_run_disabled(first, "R", True)
     assert changed and run.disabled
     assert set_run_disabled(first, "R", True)[1] is False  # already: nothing recorded
@@ -229,7 +223,7 @@ def test_a_run_scheduled_disabled_waits_for_the_operator(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection(), disabled=True)
+    schedule_run(first, "R", JANUARY, None, Selection(), disabled=True)
     assert first.get_run("R").disabled and first.get_run("R").version == 2  # one save
     manager = Manager(second, "m", batch_size=2)
     assert manager.tick() is None  # left alone: time to check and preview it
@@ -242,7 +236,7 @@ def test_disabling_a_running_run_stops_its_manager_at_a_checkpoint(
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     manager = Manager(first, "m", batch_size=2)
     checkpoint = manager._checkpoint
 
@@ -270,7 +264,7 @@ def test_a_stopping_manager_releases_its_run_to_the_next_one_at_once(
     apps: tuple[Billing, Billing], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     manager = Manager(first, "m", batch_size=2)
     checkpoint = manager._checkpoint
 
@@ -296,7 +290,7 @@ def test_the_lease_is_renewed_while_a_long_run_executes(
     apps: tuple[Billing, Billing], clock: Clock
 ) -> None:
     first, _ = apps
-    first.schedule_run("R", JANUARY, None, Selection())
+    schedule_run(first, "R", JANUARY, None, Selection())
     ticking = Clock(utc(2026, 3, 1))
 
     def slow_clock() -> datetime:  # each reading is 20 s later: batches are slow

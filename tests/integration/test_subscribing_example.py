@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from application.billing import Billing
+from application.shared.app import Billing
 from infrastructure.messaging import StreamNames
 from infrastructure.relay import NotificationLog, Relay, RelayPositions
 from tests.conftest import account, import_accounts, package

@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from application.bill_run_executor import BillRunExecutor
-from application.billing import Billing
-from application.import_document import parse_import
-from domain.bill_run import Selection
-from domain.periods import Period
+from application.billing.import_document import parse_import
+from application.billing.importing import import_accounts
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from domain.runs.settings import Selection
+from domain.shared.periods import Period
 from infrastructure.embedded import embedded_nats
 from tests.conftest import account, package
 from tests.integration.helpers import BILLRUN, REPO_ROOT
@@ -128,8 +130,8 @@ def test_killing_the_worker_mid_rendering_loses_nothing_and_repeats_at_most_the_
             for i in range(INVOICES)
         ],
     }
-    billing.import_accounts(parse_import(json.dumps(document).encode(), "t.json"), "t.json")
-    billing.schedule_run("R", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
+    import_accounts(billing, parse_import(json.dumps(document).encode(), "t.json"), "t.json")
+    schedule_run(billing, "R", Period(date(2026, 1, 1), date(2026, 1, 31)), None, Selection())
     BillRunExecutor(billing, batch_size=5).execute("R")
 
     first = start_worker(database_url, own_nats, port, tmp_path / "home")

@@ -7,16 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from domain.account import (
-    Account,
-    AccountOpened,
-    PackageBilled,
-    PackageSubscribed,
-    PackageTerms,
-)
-from domain.errors import AccountError, DomainError, NotABillDate
-from domain.ids import account_uuid, package_line_uuid
-from domain.periods import Frequency, Period, Timing
+from domain.billing.account import Account
+from domain.billing.events import AccountOpened, PackageBilled, PackageSubscribed
+from domain.billing.terms import PackageTerms
+from domain.shared.errors import AccountError, DomainError, NotABillDate
+from domain.shared.ids import account_uuid, package_line_uuid
+from domain.shared.periods import Frequency, Period, Timing
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)

@@ -7,20 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from domain.bill_run import (
-    BatchStatistics,
-    BillRun,
-    RunBatchCompleted,
-    RunCompleted,
-    RunScheduled,
-    RunSettings,
-    RunStarted,
-    RunStatus,
-    Selection,
-)
-from domain.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
-from domain.ids import run_uuid
-from domain.periods import Period
+from domain.runs.bill_run import BillRun
+from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
+from domain.runs.settings import RunSettings, RunStatus, Selection
+from domain.runs.statistics import BatchStatistics
+from domain.shared.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
+from domain.shared.ids import run_uuid
+from domain.shared.periods import Period
 
 SCHEDULED_AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 STARTED_AT = datetime(2026, 4, 1, 9, 5, tzinfo=UTC)

@@ -9,25 +9,16 @@ from decimal import Decimal
 
 import pytest
 
-from domain.account import (
-    Account,
-    BillingScope,
-    ChargeTerms,
-    ContractPenaltyApplied,
-    PackageTerms,
-)
-from domain.bill_run import RunSettings
-from domain.contracts import (
-    ContractTerms,
-    PenaltyReason,
-    penalties_due,
-    term_end,
-)
-from domain.errors import AccountError
-from domain.ids import contract_line_uuid
-from domain.lines import LineKind
-from domain.model import DomainEvent
-from domain.periods import Frequency, Period, Timing, add_months
+from domain.billing.account import Account
+from domain.billing.contracts import ContractTerms, PenaltyReason, penalties_due, term_end
+from domain.billing.events import ContractPenaltyApplied
+from domain.billing.lines import LineKind
+from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
+from domain.runs.settings import RunSettings
+from domain.shared.errors import AccountError
+from domain.shared.ids import contract_line_uuid
+from domain.shared.model import DomainEvent
+from domain.shared.periods import Frequency, Period, Timing, add_months
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,13 +9,17 @@ from decimal import Decimal
 
 import pytest
 
-from application.delivery import CREDIT_NOTE_SUBJECT_TEMPLATE, CREDIT_NOTE_TEMPLATE, email_context
-from application.documents import ApplicationError, build_invoice_document
-from application.ports import InvoiceDocument, Seller
-from domain.account import Account
-from domain.credit_notes import CreditTerms, credit_key, issue_credit_note, resolve_terms
-from domain.ids import credit_note_uuid
-from domain.invoice import Invoice
+from application.invoicing.delivery import (
+    CREDIT_NOTE_SUBJECT_TEMPLATE,
+    CREDIT_NOTE_TEMPLATE,
+    email_context,
+)
+from application.invoicing.documents import ApplicationError, build_invoice_document
+from application.shared.ports import InvoiceDocument, Seller
+from domain.billing.account import Account
+from domain.invoicing.credit_notes import CreditTerms, credit_key, issue_credit_note, resolve_terms
+from domain.invoicing.invoice import Invoice
+from domain.shared.ids import credit_note_uuid
 from infrastructure.rendering.renderer import EmailTemplates, InvoiceRenderer
 from tests.unit.test_documents import TAXED_LINES, Spec, taxed_invoice
 

@@ -11,27 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.credit_notes import (
+from domain.billing.lines import InvoiceLine, LineKind
+from domain.billing.pricing import tax_on
+from domain.invoicing.credit_notes import (
     CreditTerms,
     credit_key,
     issue_credit_note,
     resolve_terms,
     same_terms,
 )
-from domain.errors import InvoiceError
-from domain.ids import credit_note_uuid, invoice_uuid
-from domain.invoice import (
-    DocumentType,
-    Invoice,
-    InvoiceApproved,
-    InvoiceClosed,
-    InvoiceCredited,
-    InvoiceOpened,
-    ReviewStatus,
-    format_document_number,
-)
-from domain.lines import InvoiceLine, LineKind
-from domain.pricing import tax_on
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.events import InvoiceApproved, InvoiceClosed, InvoiceCredited, InvoiceOpened
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import format_document_number
+from domain.invoicing.review import ReviewStatus
+from domain.shared.errors import InvoiceError
+from domain.shared.ids import credit_note_uuid, invoice_uuid
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)

@@ -14,18 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from application.documents import (
+from application.invoicing.documents import (
     InvoiceNotClosed,
     build_invoice_document,
     exact_price,
     proration,
     vat_category,
 )
-from application.ports import InvoiceDocument, Seller
-from domain.account import Account, InvoiceLine, LineKind
-from domain.ids import package_line_uuid
-from domain.invoice import Invoice
-from domain.pricing import tax_on
+from application.shared.ports import InvoiceDocument, Seller
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine, LineKind
+from domain.billing.pricing import tax_on
+from domain.invoicing.invoice import Invoice
+from domain.shared.ids import package_line_uuid
 from infrastructure.file_store import FileStore
 from infrastructure.mail import OutboxChannel, SmtpServer, eml_name
 from infrastructure.rendering.renderer import TEMPLATES, EmailTemplates, InvoiceRenderer

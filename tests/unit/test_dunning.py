@@ -9,9 +9,9 @@ from uuid import uuid4
 
 import pytest
 
-from domain.dunning import DunningAction, DunningRules, DunningStage
-from domain.errors import DomainError
-from domain.receivables import Receivables
+from domain.receivables.dunning import DunningAction, DunningRules, DunningStage
+from domain.receivables.receivables import Receivables
+from domain.shared.errors import DomainError
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 D = Decimal

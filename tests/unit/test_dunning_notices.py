@@ -10,16 +10,17 @@ from uuid import UUID
 
 import pytest
 
-from application.delivery import DeliveryRefused
-from application.dunning_notices import (
+from application.receivables.dunning_notices import (
     DunningNotice,
     compose_notice,
     dunning_message_id,
     ready_for_notice,
 )
-from application.ports import Seller
-from domain.dunning import DunningRules, DunningStage
-from domain.receivables import DunningApplied, Receivables
+from application.shared.messages import DeliveryRefused
+from application.shared.ports import Seller
+from domain.receivables.dunning import DunningRules, DunningStage
+from domain.receivables.events import DunningApplied
+from domain.receivables.receivables import Receivables
 from infrastructure.rendering.renderer import EmailTemplates
 
 INVOICE = UUID("0b5a4a52-9f0e-4d6b-9a64-3b0b1c1e7a10")

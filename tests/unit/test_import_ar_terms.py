@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from application.errors import InvalidInput
-from application.import_document import json_schema, parse_import
-from domain.dunning import DunningRules, DunningStage, SuspendedBilling
+from application.billing.import_document import json_schema, parse_import
+from application.shared.errors import InvalidInput
+from domain.receivables.dunning import DunningRules, DunningStage, SuspendedBilling
 
 
 def account(account_id: str = "A", **fields: Any) -> dict[str, Any]:
@@ -314,7 +314,7 @@ def test_the_json_schema_describes_the_ar_fields() -> None:
 
 def test_null_terms_are_stated_and_left_out_terms_are_not() -> None:
     """null clears the stored terms or token; a field left out leaves them as they are
-    (`Billing.import_accounts` writes only what a record states)."""
+    (`importing.import_accounts` writes only what a record states)."""
     raw = document(
         accounts=[account("A", payment_terms_days=None, autopay_token=None), account("B")]
     )

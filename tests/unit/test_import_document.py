@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from application.errors import InvalidInput
-from application.import_document import ImportDocument, format_path, json_schema, parse_import
-from domain.periods import Frequency, Timing
+from application.billing.import_document import (
+    ImportDocument,
+    format_path,
+    json_schema,
+    parse_import,
+)
+from application.shared.errors import InvalidInput
+from domain.shared.periods import Frequency, Timing
 
 
 def package(package_id: str = "office", **fields: Any) -> dict[str, Any]:

@@ -8,18 +8,18 @@ from uuid import uuid4
 
 import pytest
 
-from domain.account import InvoiceLine
-from domain.errors import DomainError, InvoiceError
-from domain.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
-from domain.invoice import (
-    Invoice,
+from domain.billing.lines import InvoiceLine
+from domain.invoicing.documents import InvoiceStatus
+from domain.invoicing.events import (
     InvoiceClosed,
     InvoiceLineAdded,
+    InvoiceNumbersReserved,
     InvoiceOpened,
-    InvoiceStatus,
-    format_invoice_number,
 )
-from domain.invoice_numbers import InvoiceNumberSequence, InvoiceNumbersReserved
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.invoice_numbers import InvoiceNumberSequence, format_invoice_number
+from domain.shared.errors import DomainError, InvoiceError
+from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, invoice_uuid
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)

@@ -9,27 +9,28 @@ from decimal import Decimal
 
 import pytest
 
-from application.delivery import ready_for_delivery
-from application.errors import InvalidInput
-from application.import_document import parse_import
-from domain.bill_group import BillGroup, BillGroupConfigured, DeliveryChannel
-from domain.bill_run import BillRun, RunSettings, Selection
-from domain.errors import DomainError, InvoiceError
-from domain.invoice import (
-    REVIEW_TRANSITIONS,
-    Invoice,
+from application.billing.import_document import parse_import
+from application.invoicing.delivery import ready_for_delivery
+from application.shared.errors import InvalidInput
+from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.events import (
+    BillGroupConfigured,
     InvoiceApproved,
     InvoiceCancelled,
     InvoiceQuarantined,
     InvoiceRejected,
     InvoiceReleasedFromQuarantine,
     InvoiceRulesPassed,
-    ReviewAction,
-    ReviewStatus,
 )
-from domain.model import DomainEvent
-from domain.periods import Period
-from domain.review_rules import ReviewRules, RuleAction, Verdict, decisive
+from domain.invoicing.group_terms import DeliveryChannel
+from domain.invoicing.invoice import Invoice
+from domain.invoicing.review import REVIEW_TRANSITIONS, ReviewAction, ReviewStatus
+from domain.invoicing.review_rules import ReviewRules, RuleAction, Verdict, decisive
+from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunSettings, Selection
+from domain.shared.errors import DomainError, InvoiceError
+from domain.shared.model import DomainEvent
+from domain.shared.periods import Period
 from tests.unit.test_invoice import line
 
 AT = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)

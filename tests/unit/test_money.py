@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import CurrencyMismatch, UnknownCurrency
-from domain.money import (
+from domain.shared.errors import CurrencyMismatch, UnknownCurrency
+from domain.shared.money import (
     MINOR_UNITS,
     Money,
     is_currency,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import InvalidPeriod, NotABillDate
-from domain.periods import (
+from domain.shared.errors import InvalidPeriod, NotABillDate
+from domain.shared.periods import (
     Frequency,
     Period,
     Timing,

@@ -12,9 +12,9 @@ from uuid import uuid4
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.exchange_rates import RateSnapshot, convert_line
-from domain.lines import InvoiceLine
-from domain.money import exact_price, minor_units, plain, round_to_currency
+from domain.billing.exchange_rates import RateSnapshot, convert_line
+from domain.billing.lines import InvoiceLine
+from domain.shared.money import exact_price, minor_units, plain, round_to_currency
 
 CURRENCIES = ["EUR", "USD", "JPY", "KWD", "GBP", "CLF"]
 

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.account import Account, ChargeTerms, PackageTerms
-from domain.errors import AccountError, InvalidPeriod
-from domain.invoice import Invoice
-from domain.periods import Frequency, Period, Timing
-from domain.pricing import overlap, prorated, tax_on
+from domain.billing.account import Account
+from domain.billing.pricing import overlap, prorated, tax_on
+from domain.billing.terms import ChargeTerms, PackageTerms
+from domain.invoicing.invoice import Invoice
+from domain.shared.errors import AccountError, InvalidPeriod
+from domain.shared.periods import Frequency, Period, Timing
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

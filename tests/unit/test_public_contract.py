@@ -10,7 +10,7 @@ from uuid import uuid4
 import orjson
 import pytest
 
-from domain.invoice import format_document_number
+from domain.invoicing.invoice_numbers import format_document_number
 from infrastructure.contract import PUBLIC_FORMS
 from infrastructure.contract.base import document_number, plain
 from infrastructure.messaging import StreamNames

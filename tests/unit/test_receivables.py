@@ -11,16 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.receivables import (
+from domain.receivables.allocation import (
     Allocation,
-    CollectionType,
-    GatewayOutcome,
     Item,
     PaymentStatus,
-    Receivables,
     ReceivablesError,
     allocate,
 )
+from domain.receivables.collection import CollectionType, GatewayOutcome
+from domain.receivables.receivables import Receivables
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 D = Decimal

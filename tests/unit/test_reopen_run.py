@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain.account import Account, BillingScope, ChargeTerms, PackageTerms
-from domain.contracts import ContractTerms
-from domain.errors import AccountError
-from domain.periods import Frequency, Period, Timing
+from domain.billing.account import Account
+from domain.billing.contracts import ContractTerms
+from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
+from domain.shared.errors import AccountError
+from domain.shared.periods import Frequency, Period, Timing
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))

@@ -9,21 +9,13 @@ from typing import Any
 
 import pytest
 
-from domain.bill_run import BillRun, RunOrigin, Selection
-from domain.errors import BillRunError, DomainError, RunNotRunnable
-from domain.periods import Period
-from domain.schedule import (
-    PeriodRule,
-    Recurrence,
-    Schedule,
-    ScheduleAdded,
-    ScheduleError,
-    ScheduleTerms,
-    next_occurrence,
-    occurrences,
-    period_for,
-    run_id_for,
-)
+from domain.runs.bill_run import BillRun
+from domain.runs.events import ScheduleAdded
+from domain.runs.schedule import Schedule, next_occurrence, occurrences, period_for, run_id_for
+from domain.runs.schedule_terms import PeriodRule, Recurrence, ScheduleError, ScheduleTerms
+from domain.runs.settings import RunOrigin, Selection
+from domain.shared.errors import BillRunError, DomainError, RunNotRunnable
+from domain.shared.periods import Period
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))

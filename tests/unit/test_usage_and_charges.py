@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain.account import Account, BillingScope, ChargeTerms, PackageTerms
-from domain.errors import AccountError
-from domain.lines import LineKind
-from domain.periods import Frequency, Period, Timing
+from domain.billing.account import Account
+from domain.billing.lines import LineKind
+from domain.billing.terms import BillingScope, ChargeTerms, PackageTerms
+from domain.shared.errors import AccountError
+from domain.shared.periods import Frequency, Period, Timing
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

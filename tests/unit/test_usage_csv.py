@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from application.errors import InvalidInput
-from application.transactions import UsageInput
-from application.usage_csv import parse_date, parse_decimal, parse_usage_csv
+from application.billing.transactions import UsageInput
+from application.billing.usage_csv import parse_date, parse_decimal, parse_usage_csv
+from application.shared.errors import InvalidInput
 
 HEADER = "account_id,usage_id,package_id,quantity,occurred_on,unit_price,description"
 REQUIRED = "account_id,usage_id,package_id,quantity,occurred_on"

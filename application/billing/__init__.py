@@ -1,0 +1,1 @@
+"""Billing context: importing accounts, usage and charges, exchange rates, invoicers."""

@@ -1,0 +1,1 @@
+"""Invoicing context: invoices of a run, review, credit notes, documents, delivery."""

@@ -1,0 +1,1 @@
+"""Receivables context: payments, collection, dunning and its notices."""

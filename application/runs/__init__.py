@@ -1,0 +1,1 @@
+"""Runs context: scheduling, checking, executing, previewing and cancelling bill runs."""

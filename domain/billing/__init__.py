@@ -1,0 +1,2 @@
+"""Billing: Account and its pure billing engine; packages, usage, charges, contracts,
+pricing, lines and exchange rates. May import: domain.shared."""

@@ -1,0 +1,165 @@
+"""The Invoice's state and how each of its events evolves it (`_when_<Event>`).
+
+`Invoice` (domain.invoicing.invoice) adds the commands, which decide; this class
+only applies what was decided.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from domain.billing.lines import InvoiceLine
+from domain.invoicing.documents import (
+    Delivery,
+    DocumentType,
+    InvoiceStatus,
+    RenderedDocument,
+)
+from domain.invoicing.events import (
+    InvoiceApproved,
+    InvoiceCancelled,
+    InvoiceClosed,
+    InvoiceCredited,
+    InvoiceDelivered,
+    InvoiceLineAdded,
+    InvoiceOpened,
+    InvoiceQuarantined,
+    InvoiceRejected,
+    InvoiceReleased,
+    InvoiceReleasedFromQuarantine,
+    InvoiceRendered,
+    InvoiceRulesPassed,
+)
+from domain.invoicing.review import (
+    ReviewStatus,
+)
+from domain.invoicing.review_rules import Verdict
+from domain.shared.model import Aggregate
+from domain.shared.money import round_to_currency
+
+
+class InvoiceState(Aggregate):
+    kind = "invoice"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.run_id = ""
+        self.account_id = ""
+        self.currency = ""
+        self.posting_date: date | None = None
+        self.status = InvoiceStatus.OPEN
+        self.lines: list[InvoiceLine] = []
+        self.documents: dict[str, RenderedDocument] = {}
+        self.delivery: Delivery | None = None
+        self.number: int | None = None
+        self.subtotal = Decimal(0)
+        self.tax = Decimal(0)
+        self.total = Decimal(0)
+        self.closed_by_run: str | None = None
+        self.released = False
+        self.released_by_run: str | None = None
+        """The run whose settings govern rendering and delivery: the closing run, or
+        the later run that released a held invoice."""
+        self.due_date: date | None = None
+        self.review_status: ReviewStatus | None = None
+        """None while open; a closed invoice starts as a draft."""
+        self.review_reason: str | None = None
+        """The reason given for the latest review change (a rule's, or an operator's)."""
+        self.review_rule: str | None = None
+        """The rule that quarantined or rejected the invoice; None when an operator did."""
+        self.verdicts: tuple[Verdict, ...] = ()
+        """Every validation rule's verdict when the invoice closed (none: no rules)."""
+        self.document_type = DocumentType.INVOICE
+        self.corrects: UUID | None = None
+        """A credit note's: the invoice it corrects."""
+        self.corrects_number: int | None = None
+        self.credit_reason: str | None = None
+        """A credit note's: why it was issued."""
+        self.credits: dict[UUID, InvoiceCredited] = {}
+        """An invoice's: the credit notes correcting it, by id."""
+
+    def _when_InvoiceOpened(self, event: InvoiceOpened) -> None:
+        self.run_id = event.run_id
+        self.account_id = event.account_id
+        self.currency = event.currency
+        self.posting_date = event.posting_date
+        self.document_type = event.document_type
+        self.corrects = event.corrects
+        self.corrects_number = event.corrects_number
+        self.credit_reason = event.reason
+        # Running totals are shown at the currency's minor unit ("0.00", not "0").
+        self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
+
+    def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
+        self.lines.append(event.line)
+        self.subtotal += event.line.amount
+        self.tax += event.line.tax
+        self.total = self.subtotal + self.tax
+
+    def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:
+        self.documents[event.format] = RenderedDocument(
+            format=event.format, sha256=event.sha256, location=event.location, size=event.size
+        )
+
+    def _when_InvoiceDelivered(self, event: InvoiceDelivered) -> None:
+        self.delivery = Delivery(
+            channel=event.channel,
+            recipient=event.recipient,
+            message_id=event.message_id,
+            location=event.location,
+            delivered_at=event.timestamp,
+        )
+
+    def _when_InvoiceCredited(self, event: InvoiceCredited) -> None:
+        self.credits[event.credit_note_id] = event
+
+    def _when_InvoiceRulesPassed(self, event: InvoiceRulesPassed) -> None:
+        self.verdicts = event.verdicts
+
+    def _when_InvoiceApproved(self, event: InvoiceApproved) -> None:
+        self._reviewed(ReviewStatus.APPROVED, event.reason)
+
+    def _when_InvoiceQuarantined(self, event: InvoiceQuarantined) -> None:
+        self._reviewed(ReviewStatus.QUARANTINED, event.reason, event.rule, event.verdicts)
+
+    def _when_InvoiceReleasedFromQuarantine(self, event: InvoiceReleasedFromQuarantine) -> None:
+        self._reviewed(ReviewStatus.DRAFT, event.reason)
+
+    def _when_InvoiceRejected(self, event: InvoiceRejected) -> None:
+        self._reviewed(ReviewStatus.REJECTED, event.reason, event.rule, event.verdicts)
+
+    def _when_InvoiceCancelled(self, event: InvoiceCancelled) -> None:
+        self._reviewed(ReviewStatus.CANCELLED, event.reason)
+
+    def _reviewed(
+        self,
+        status: ReviewStatus,
+        reason: str | None,
+        rule: str | None = None,
+        verdicts: tuple[Verdict, ...] = (),
+    ) -> None:
+        self.review_status = status
+        self.review_reason = reason
+        self.review_rule = rule
+        if verdicts:
+            self.verdicts = verdicts
+
+    def _when_InvoiceReleased(self, event: InvoiceReleased) -> None:
+        self.released = True
+        self.released_by_run = event.run_id
+
+    def _when_InvoiceClosed(self, event: InvoiceClosed) -> None:
+        self.status = InvoiceStatus.CLOSED
+        self.review_status = ReviewStatus.DRAFT
+        self.closed_by_run = event.closed_by_run or self.run_id
+        self.released = event.released
+        self.released_by_run = self.closed_by_run if event.released else None
+        self.number = event.number
+        self.due_date = event.due_date
+        if event.posting_date is not None:
+            self.posting_date = event.posting_date
+        self.subtotal = event.subtotal
+        self.tax = event.tax
+        self.total = event.total

@@ -1,0 +1,96 @@
+"""Base classes for domain events and aggregates.
+
+Events are frozen pydantic models, so they validate on construction and have a
+JSON form (money as Decimal strings, dates as ISO 8601) that the event store,
+the NATS relay and auditors all share. Aggregates are plain mutable objects that
+satisfy the eventsourcing library's aggregate protocols (`id`, `version`,
+`collect_events()`), so `Application.save()` stores them; they do not inherit
+from the library, which keeps `domain/` free of infrastructure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar, Self, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.shared.errors import DomainError
+
+
+class ValueObject(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+class DomainEvent(ValueObject):
+    """A past-tense fact about one aggregate, at one version."""
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+
+
+TAggregate = TypeVar("TAggregate", bound="Aggregate")
+
+
+class Aggregate:
+    """An aggregate root: state is derived only by applying its own events.
+
+    Commands check their invariants first and then call `_trigger`, so a refused
+    command records nothing. `_when_<EventName>` methods evolve the state.
+    """
+
+    kind: ClassVar[str] = "aggregate"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        self.id = aggregate_id
+        self.version = 0
+        self.created_on: datetime | None = None
+        self.modified_on: datetime | None = None
+        self._pending: list[DomainEvent] = []
+
+    def _trigger(self, event_class: type[DomainEvent], at: datetime, **fields: Any) -> None:
+        event = event_class(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            timestamp=at,
+            **fields,
+        )
+        self.apply(event)
+        self._pending.append(event)
+
+    def apply(self, event: DomainEvent) -> None:
+        if event.originator_version != self.version + 1:
+            raise DomainError(
+                f"{type(self).__name__} {self.id}: event version "
+                f"{event.originator_version} does not follow version {self.version}"
+            )
+        getattr(self, f"_when_{type(event).__name__}")(event)
+        self.version = event.originator_version
+        if self.created_on is None:
+            self.created_on = event.timestamp
+        self.modified_on = event.timestamp
+
+    def collect_events(self) -> list[DomainEvent]:
+        """Hand over the events recorded since the last save (the library's protocol)."""
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def has_pending_events(self) -> bool:
+        return bool(self._pending)
+
+    @classmethod
+    def _blank(cls, aggregate_id: UUID) -> Self:
+        return cls(aggregate_id)
+
+    @classmethod
+    def project(cls, aggregate: Self | None, events: Iterable[DomainEvent]) -> Self | None:
+        """Rebuild (or fast-forward) an aggregate from stored events."""
+        for event in events:
+            if aggregate is None:
+                aggregate = cls._blank(event.originator_id)
+            aggregate.apply(event)
+        return aggregate
