@@ -71,6 +71,13 @@ _TAX_RATES = {"EUR": "20", "GBP": "20", "USD": "0", "JPY": "10"}
 _EXTRA_HOURS = {"EUR": "45.00", "GBP": "40.00", "USD": "50.00", "JPY": "6750"}
 """The meeting-room package's usage rate: hours booked beyond the bundle."""
 _GROUPS = ["monthly", "monthly", "key-accounts"]
+_ADDRESSES = {
+    "EUR": ("Rue de la Loi {n}", "Brussels", "1000", "BE"),
+    "GBP": ("{n} Baker Street", "London", "NW1 6XE", "GB"),
+    "USD": ("{n} Market Street", "San Francisco", "94105", "US"),
+    "JPY": ("{n}-1 Marunouchi", "Tokyo", "100-0005", "JP"),
+}
+"""Each demo buyer's postal address, by currency (e-invoices need it: BR-10)."""
 
 
 def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
@@ -128,6 +135,7 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
         records.append(
             {
                 **autopay,
+                **demo_buyer(i, currency),
                 "id": f"DEMO-{i:04d}",
                 "name": f"{rng.choice(_NAMES)} {rng.choice(_SUFFIXES)}",
                 "currency": currency,
@@ -141,6 +149,24 @@ def demo_document(accounts: int, seed: int = 7) -> dict[str, Any]:
         )
     groups = [{"id": group, **_BILL_GROUP_AR} for group in sorted(set(_GROUPS))]
     return {"bill_groups": groups, "accounts": records}
+
+
+def demo_buyer(i: int, currency: str) -> dict[str, Any]:
+    """The demo account's address, and for most euro buyers a Belgian VAT id and
+    Peppol electronic address (0208: the enterprise number, its last two digits
+    97 - the first eight mod 97), so the demo writes Peppol BIS and plain EN 16931
+    e-invoices alike."""
+    street, city, postcode, country = _ADDRESSES[currency]
+    buyer: dict[str, Any] = {
+        "address": {"street": street.format(n=i), "city": city, "postal_code": postcode,
+                    "country": country},
+    }  # fmt: skip
+    if currency == "EUR" and i % 5 != 0:
+        first8 = 4_000_000 + i
+        number = f"0{first8:07d}{97 - first8 % 97:02d}"
+        buyer["vat_id"] = f"BE{number}"
+        buyer["electronic_address"] = {"scheme": "0208", "id": number}
+    return buyer
 
 
 def first_bill_date_from(start: date, frequency: Frequency, timing: Timing, day: date) -> date:
@@ -290,6 +316,30 @@ def _notices_left(rt: Runtime) -> int:
     return applied - queries.count(topic_of(DunningNoticeSent), head, None)
 
 
+def show_einvoices(rt: Runtime, invoices: list[Invoice]) -> None:
+    """One document of each kind, copied under BILLRUN_HOME/demo-documents and named:
+    the PDF, the UBL e-invoice (Peppol BIS when the buyer is on Peppol), the CII and
+    the Factur-X PDF of the first euro invoice with lines."""
+    from application.invoicing.documents import FILE_SUFFIXES, invoice_documents
+
+    candidates = [i for i in invoices if i.currency == "EUR" and i.lines]
+    if not candidates:
+        return
+    invoice = min(candidates, key=lambda i: i.number or 0)
+    documents = invoice_documents(rt.billing, rt.settings)
+    store = FileStore(documents_root(rt.settings))
+    folder = rt.settings.home / "demo-documents"
+    folder.mkdir(parents=True, exist_ok=True)
+    output.console.print(f"[bold]E-invoices[/bold] of {invoice.display_number}, one of each kind:")
+    kinds = {"pdf": "PDF", "xml": "UBL 2.1", "cii": "CII D16B", "facturx": "Factur-X"}
+    for document in documents.render(invoice.id, list(kinds)):
+        target = folder / f"{invoice.display_number}{FILE_SUFFIXES[document.format]}"
+        target.write_bytes(store.path(document.location).read_bytes())
+        output.console.print(
+            f"  {kinds[document.format]:9} {target}", soft_wrap=True, highlight=False
+        )
+
+
 def show_documents(rt: Runtime, invoices: list[Invoice]) -> None:
     store = FileStore(documents_root(rt.settings))
     delivered = [i for i in invoices if i.delivery is not None]
@@ -309,6 +359,7 @@ def show_documents(rt: Runtime, invoices: list[Invoice]) -> None:
     output.console.print(
         f"PDF and UBL XML: {store.root}\nEmails: {outbox_folder(rt.settings)}", soft_wrap=True
     )
+    show_einvoices(rt, invoices)
     if len(delivered) < len(invoices):
         output.errors.print(
             f"[yellow]warning:[/yellow] {len(invoices) - len(delivered)} invoices were not "

@@ -57,11 +57,12 @@ def print_json(value: Any) -> None:
 def print_json_array(items: Iterable[Any]) -> None:
     """A JSON array written item by item, so a large result never sits in memory."""
     out = sys.stdout
+    encode = json.JSONEncoder(default=_default).encode  # what json.dumps makes per call
     first = True
     out.write("[")
     for item in items:
         out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps(item, default=_default))
+        out.write(encode(item))
         first = False
     out.write("]\n" if first else "\n]\n")
 
@@ -178,21 +179,23 @@ def plain_lines(table: Table) -> list[str] | None:
         if any(text is None for text in plain):
             return None
         texts.append([text or "" for text in plain])
-    widths = [max(cell_len(line) for text in cells for line in text.split("\n")) for cells in texts]
+    widths = [max(_width(line) for text in cells for line in text.split("\n")) for cells in texts]
     right = [column.justify == "right" for column in columns]
 
     def lines_of(row: int) -> list[str]:
-        split = [cells[row].split("\n") for cells in texts]
-        height = max((len(parts) for parts in split), default=1)
-        out = []
-        for index in range(height):
-            parts = []
-            for parts_of, width, to_right in zip(split, widths, right, strict=True):
-                part = parts_of[index] if index < len(parts_of) else ""
-                pad = " " * (width - cell_len(part))
-                parts.append(pad + part if to_right else part + pad)
-            out.append("  ".join(parts).rstrip())
-        return out
+        cells = [column[row] for column in texts]
+        if not any("\n" in cell for cell in cells):  # one line: nearly every row
+            aligned = map(_pad, cells, widths, right)
+            return ["  ".join(aligned).rstrip()]
+        split = [cell.split("\n") for cell in cells]
+        height = max(len(parts) for parts in split)
+        return [
+            "  ".join(
+                _pad(parts[index] if index < len(parts) else "", width, to_right)
+                for parts, width, to_right in zip(split, widths, right, strict=True)
+            ).rstrip()
+            for index in range(height)
+        ]
 
     lines = [] if table.title is None else [_plain(table.title) or ""]
     if table.show_header:
@@ -204,6 +207,19 @@ def plain_lines(table: Table) -> list[str] | None:
     if table.caption is not None:
         lines.append(_plain(table.caption) or "")
     return lines
+
+
+def _width(text: str) -> int:
+    """The cells `text` takes: its length when it is printable ASCII (nearly every
+    cell, one cell a character), else rich's measure. Measuring each cell with
+    rich was a quarter of `billrun ar aging` over 4,900 accounts."""
+    return len(text) if text.isascii() and text.isprintable() else cell_len(text)
+
+
+def _pad(text: str, width: int, to_right: bool) -> str:
+    """`text` padded with spaces to `width` cells, on the left when `to_right`."""
+    pad = " " * (width - _width(text))
+    return pad + text if to_right else text + pad
 
 
 def _least_prose(widest: int, word: int) -> int:

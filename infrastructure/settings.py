@@ -52,6 +52,19 @@ class SellerSettings:
     """BILLRUN_SELLER_BIC."""
     payment_terms_days: int | None = None
     """BILLRUN_PAYMENT_TERMS_DAYS: days from the invoice date to its due date (>= 0)."""
+    street: str | None = None
+    """BILLRUN_SELLER_STREET, _CITY, _POSTCODE: the address as e-invoices state it."""
+    city: str | None = None
+    postal_code: str | None = None
+    company_id: str | None = None
+    """BILLRUN_SELLER_COMPANY_ID: the legal registration id (BT-30)."""
+    endpoint: tuple[str, str] | None = None
+    """BILLRUN_SELLER_ENDPOINT, `scheme:id` (a Peppol EAS scheme: `0208:0123456749`)."""
+    peppol: bool | None = None
+    """BILLRUN_SELLER_PEPPOL (`true`/`false`): Peppol BIS UBL for buyers on Peppol."""
+    bank_accounts: tuple[tuple[str, str, str | None], ...] = ()
+    """BILLRUN_SELLER_BANK_ACCOUNTS, `CUR=IBAN[/BIC];...`: the account each currency is
+    paid to (others: BILLRUN_SELLER_IBAN)."""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> SellerSettings:
@@ -80,7 +93,50 @@ class SellerSettings:
             iban=env.get("BILLRUN_SELLER_IBAN") or None,
             bic=env.get("BILLRUN_SELLER_BIC") or None,
             payment_terms_days=days,
+            street=env.get("BILLRUN_SELLER_STREET") or None,
+            city=env.get("BILLRUN_SELLER_CITY") or None,
+            postal_code=env.get("BILLRUN_SELLER_POSTCODE") or None,
+            company_id=env.get("BILLRUN_SELLER_COMPANY_ID") or None,
+            endpoint=_endpoint(env.get("BILLRUN_SELLER_ENDPOINT") or None),
+            peppol=_flag("BILLRUN_SELLER_PEPPOL", env.get("BILLRUN_SELLER_PEPPOL") or None),
+            bank_accounts=_bank_accounts(env.get("BILLRUN_SELLER_BANK_ACCOUNTS") or ""),
         )
+
+
+def _endpoint(raw: str | None) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    scheme, _, identifier = raw.partition(":")
+    if not scheme or not identifier:
+        raise ConfigurationError(
+            f"BILLRUN_SELLER_ENDPOINT: expected scheme:id (e.g. 0208:0123456749), not {raw!r}"
+        )
+    return scheme, identifier
+
+
+def _flag(name: str, raw: str | None) -> bool | None:
+    if raw is None:
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ConfigurationError(f"{name}: expected true or false, not {raw!r}")
+
+
+def _bank_accounts(raw: str) -> tuple[tuple[str, str, str | None], ...]:
+    accounts = []
+    for part in (p.strip() for p in raw.split(";")):
+        if not part:
+            continue
+        currency, _, account = part.partition("=")
+        iban, _, bic = account.partition("/")
+        if len(currency.strip()) != 3 or not iban.strip():
+            raise ConfigurationError(
+                f"BILLRUN_SELLER_BANK_ACCOUNTS: expected CUR=IBAN[/BIC], not {part!r}"
+            )
+        accounts.append((currency.strip().upper(), iban.strip(), bic.strip() or None))
+    return tuple(accounts)
 
 
 @dataclass(frozen=True)

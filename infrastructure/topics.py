@@ -30,6 +30,7 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     "AccountDetailsChanged": "domain.account:AccountDetailsChanged",
     "AccountOpened": "domain.account:AccountOpened",
     "BillDaySet": "domain.account:BillDaySet",
+    "BuyerDetailsSet": "domain.billing.events:BuyerDetailsSet",
     "ChargeAdded": "domain.account:ChargeAdded",
     "ChargeBilled": "domain.account:ChargeBilled",
     "ContractAgreed": "domain.account:ContractAgreed",

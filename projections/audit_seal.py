@@ -26,17 +26,24 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed
 
 from application.shared.app import Billing
-from infrastructure.event_store import NotificationRow
+from infrastructure.event_store import HashedRow, NotificationRow
 from projections.view import View
 
 GENESIS = bytes(32)
 PAGE_SIZE = 5000
 
+SealRow = tuple[int, bytes, bytes, int]
+"""(notification id, digest, link, position) of the seal."""
 
-def event_digest(nid: int, topic: str, originator_id: UUID, version: int, state: bytes) -> bytes:
+
+def event_digest(
+    nid: int, topic: str, originator_id: UUID | str, version: int, state: bytes
+) -> bytes:
+    """`originator_id` as a `UUID` or its text (the same in the header)."""
     header = f"{nid}\n{topic}\n{originator_id}\n{version}\n".encode()
     return hashlib.sha256(header + state).digest()
 
@@ -155,22 +162,28 @@ class AuditSealView(View):
             return SealHead(0, GENESIS.hex(), 0)
         return SealHead(row["notification_id"], bytes(row["link"]).hex(), row["position"])
 
-    def sealed_rows(self, start: int) -> Iterator[tuple[int, bytes, bytes, int]]:
-        """(notification id, digest, link, position) from `start`, in order, in pages."""
+    def sealed_rows(self, start: int) -> Iterator[SealRow]:
+        """(notification id, digest, link, position) from `start`, in order, in pages
+        of plain tuples over the binary protocol (dict rows cost as much as the read)."""
+        return itertools.chain.from_iterable(self._sealed_pages(start))
+
+    def _sealed_pages(self, start: int) -> Iterator[list[SealRow]]:
         statement = SQL(
             "SELECT notification_id, digest, link, position FROM {} "
             "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
         ).format(self.table("audit_seal"))
         position = start
         while True:
-            with self.datastore.transaction(commit=False) as curs:
-                curs.execute(statement, (position, PAGE_SIZE))
+            with (
+                self.datastore.get_connection() as conn,
+                conn.cursor(row_factory=tuple_row, binary=True) as curs,
+            ):
+                curs.execute(statement, (position, PAGE_SIZE), prepare=True)
                 rows = curs.fetchall()
-            for r in rows:
-                yield r["notification_id"], bytes(r["digest"]), bytes(r["link"]), r["position"]
+            yield rows
             if len(rows) < PAGE_SIZE:
                 return
-            position = rows[-1]["notification_id"] + 1
+            position = rows[-1][0] + 1
 
     def link_before(self, notification_id: int) -> tuple[bytes, int]:
         """The chain link and count just before `notification_id` (genesis at the start)."""
@@ -246,72 +259,103 @@ def verify(
     with a head anchored there.
     """
     head = view.head()
-    previous_link, previous_count = view.link_before(start)
+    walk = _Walk(head, start, at, *view.link_before(start))
     last = max(app.queries.head(), head.notification_id)
     # Rows below 1 are read whatever `start` is: the index makes it one cheap probe.
-    below = app.queries.notification_rows(LOWEST, 0, PAGE_SIZE)
-    log = itertools.chain(below, app.queries.notification_rows(start, last, PAGE_SIZE))
-    sealed = view.sealed_rows(start)
-    entry = next(log, None)
-    seal = next(sealed, None)
-    findings = _Findings()
-    versions: dict[UUID, int] = {}
-    checked = unsealed = seal_rows = 0
-    link_at: str | None = None
-    while entry is not None or seal is not None:
-        if entry is not None and (seal is None or entry[0] < seal[0]):
-            nid, originator_id, version, topic, _ = entry
-            if nid < 1:
-                findings.add(nid, f"is below 1, where billrun never writes ({_event(entry)}): "
-                             "an event was inserted and is refused when loaded")  # fmt: skip
-            elif nid > head.notification_id:
-                unsealed += 1
-                _versions(versions, entry, findings, start)
-            else:
-                findings.add(nid, f"is in the log but was never sealed ({_event(entry)}): "
-                             "an event was inserted after the log was sealed")  # fmt: skip
-                _versions(versions, entry, findings, start)
-            entry = next(log, None)
-            continue
-        if seal is not None and (entry is None or seal[0] < entry[0]):
-            findings.add(seal[0], "was sealed but is missing from the log: an event was deleted")
-            previous_link, previous_count = seal[2], seal[3]
-            seal_rows += 1
-            seal = next(sealed, None)
-            continue
-        if entry is None or seal is None:  # unreachable: the branches above took it
-            break
-        nid, originator_id, version, topic, state = entry
-        digest = event_digest(nid, topic, originator_id, version, state)
-        link = chain(previous_link, digest)
-        if digest != seal[1]:
-            findings.add(nid, f"the stored event ({_event(entry)}) no longer matches its "
-                         "seal: its bytes were altered")  # fmt: skip
-        elif link != seal[2] or previous_count + 1 != seal[3]:
-            findings.add(nid, "the seal's chain link does not follow from the events "
-                         "before it: the seal itself was rewritten")  # fmt: skip
-        if nid == at:
-            link_at = link.hex()
-        _versions(versions, entry, findings, start)
-        # Each link is checked against the one stored before it, so one tampered
-        # row is one finding, not one for every row after it.
-        previous_link, previous_count = seal[2], seal[3]
-        seal_rows += 1
-        checked += 1
-        entry, seal = next(log, None), next(sealed, None)
-    if start == 1 and seal_rows != head.count:
+    below = app.queries.hashed_rows(LOWEST, 0, PAGE_SIZE)
+    walk.run(itertools.chain(below, app.queries.hashed_rows(start, last, PAGE_SIZE)),
+             view.sealed_rows(start))  # fmt: skip
+    findings = walk.findings
+    if start == 1 and walk.seal_rows != head.count:
         findings.add(head.notification_id, f"the seal's head counts {head.count} events but "
-                     f"the seal holds {seal_rows}: the seal itself was rewritten")  # fmt: skip
+                     f"the seal holds {walk.seal_rows}: the seal itself was rewritten")  # fmt: skip
     return Verification(
         ok=not findings.count,
-        checked=checked,
+        checked=walk.checked,
         head=head,
         finding=findings.kept[0] if findings.kept else None,
-        unsealed=unsealed,
+        unsealed=walk.unsealed,
         findings=tuple(findings.kept),
         findings_count=findings.count,
-        link_at=link_at,
+        link_at=walk.link_at,
     )
+
+
+class _Walk:
+    """The log and the seal walked together in notification-id order: each row of
+    either is matched with the other's row of the same id or reported."""
+
+    def __init__(self, head: SealHead, start: int, at: int | None, link: bytes, count: int) -> None:
+        self.head, self.start, self.at = head, start, at
+        self.previous_link, self.previous_count = link, count
+        self.findings = _Findings()
+        self.versions: dict[str, int] = {}
+        self.checked = self.unsealed = self.seal_rows = 0
+        self.link_at: str | None = None
+
+    def run(self, log: Iterator[HashedRow], sealed: Iterator[SealRow]) -> None:
+        entry, seal = next(log, None), next(sealed, None)
+        while entry is not None and seal is not None:
+            if entry[0] == seal[0]:
+                self.sealed_event(entry, seal)
+                entry, seal = next(log, None), next(sealed, None)
+            elif entry[0] < seal[0]:
+                self.log_only(entry)
+                entry = next(log, None)
+            else:
+                self.seal_only(seal)
+                seal = next(sealed, None)
+        # One of the two ran out: whatever the other still holds has no match.
+        if entry is not None:
+            for rest in itertools.chain((entry,), log):
+                self.log_only(rest)
+        if seal is not None:
+            for left in itertools.chain((seal,), sealed):
+                self.seal_only(left)
+
+    def sealed_event(self, entry: HashedRow, seal: SealRow) -> None:
+        """A stored event and its seal row: nearly every row, so kept lean."""
+        nid, originator_id, version, topic, state = entry
+        digest = event_digest(nid, topic, originator_id, version, state)
+        link = chain(self.previous_link, digest)
+        if digest != seal[1]:
+            self.findings.add(nid, f"the stored event ({_event(entry)}) no longer matches "
+                              "its seal: its bytes were altered")  # fmt: skip
+        elif link != seal[2] or self.previous_count + 1 != seal[3]:
+            self.findings.add(nid, "the seal's chain link does not follow from the events "
+                              "before it: the seal itself was rewritten")  # fmt: skip
+        if nid == self.at:
+            self.link_at = link.hex()
+        # The next version of an aggregate already seen is checked here; a first
+        # version, a gap or a double goes through the full rule.
+        before = self.versions.get(originator_id)
+        if before is not None and version == before + 1:
+            self.versions[originator_id] = version
+        else:
+            _versions(self.versions, entry, self.findings, self.start)
+        # Each link is checked against the one stored before it, so one tampered
+        # row is one finding, not one for every row after it.
+        self.previous_link, self.previous_count = seal[2], seal[3]
+        self.seal_rows += 1
+        self.checked += 1
+
+    def log_only(self, entry: HashedRow) -> None:
+        nid = entry[0]
+        if nid < 1:
+            self.findings.add(nid, f"is below 1, where billrun never writes ({_event(entry)}): "
+                              "an event was inserted and is refused when loaded")  # fmt: skip
+            return
+        if nid > self.head.notification_id:
+            self.unsealed += 1
+        else:
+            self.findings.add(nid, f"is in the log but was never sealed ({_event(entry)}): "
+                              "an event was inserted after the log was sealed")  # fmt: skip
+        _versions(self.versions, entry, self.findings, self.start)
+
+    def seal_only(self, seal: SealRow) -> None:
+        self.findings.add(seal[0], "was sealed but is missing from the log: an event was deleted")
+        self.previous_link, self.previous_count = seal[2], seal[3]
+        self.seal_rows += 1
 
 
 class _Findings:
@@ -325,14 +369,12 @@ class _Findings:
             self.kept.append(Finding(nid, problem))
 
 
-def _event(row: NotificationRow) -> str:
+def _event(row: HashedRow) -> str:
     _, originator_id, version, topic, _ = row
     return f"{topic.rsplit(':', 1)[-1]} v{version} of {originator_id}"
 
 
-def _versions(
-    versions: dict[UUID, int], row: NotificationRow, findings: _Findings, start: int
-) -> None:
+def _versions(versions: dict[str, int], row: HashedRow, findings: _Findings, start: int) -> None:
     """Each aggregate's versions must run 1, 2, 3... in commit order (the library
     writes them so): a gap or a double is an event deleted or inserted, even where
     the seal was rebuilt to match. From the middle (`start` > 1) an aggregate's

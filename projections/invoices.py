@@ -3,7 +3,7 @@ searchable by run, account and status."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -176,11 +176,40 @@ class InvoicesView(View):
         account_id: str | None = None,
         status: str | None = None,
         batch_size: int = 2000,
-    ) -> Iterator[InvoiceRow]:
+    ) -> Generator[InvoiceRow, None, None]:
         """Invoices in number order (open ones last), then credit notes, with their
         lines, streamed.
         `status` is a lifecycle status (open, closed) or a review status (draft,
         approved, quarantined, rejected, cancelled)."""
+        where, params = self._where(run_id, account_id, status)
+        # Invoices, then credit notes (numbered apart), each in number order.
+        by_type = SQL("document_type DESC, ") if self.built_version >= 3 else SQL("")
+        statement = SQL("SELECT * FROM {} {} ORDER BY {}number NULLS LAST, account_id").format(
+            self.table("invoices"), where, by_type
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, params)
+            while rows := curs.fetchmany(batch_size):
+                lines = self._lines_of([row["id"] for row in rows])
+                for row in rows:
+                    yield InvoiceRow.from_row(row, lines.get(row["id"], []))
+
+    def count(
+        self, run_id: str | None = None, account_id: str | None = None, status: str | None = None
+    ) -> int:
+        """How many invoices `search` with the same filters yields."""
+        where, params = self._where(run_id, account_id, status)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT count(*) AS n FROM {} {}").format(self.table("invoices"), where),
+                params,
+            )
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
+    def _where(
+        self, run_id: str | None, account_id: str | None, status: str | None
+    ) -> tuple[Composable, list[Any]]:
         stale = self.built_version < 2  # version 1 has no closed_by_run column
         review = status in REVIEW_STATUSES
         where, params = _filters(
@@ -195,17 +224,7 @@ class InvoicesView(View):
                 "(run_id = %s OR closed_by_run = %s)"
             )
             params += [run_id, run_id]
-        # Invoices, then credit notes (numbered apart), each in number order.
-        by_type = SQL("document_type DESC, ") if self.built_version >= 3 else SQL("")
-        statement = SQL("SELECT * FROM {} {} ORDER BY {}number NULLS LAST, account_id").format(
-            self.table("invoices"), where, by_type
-        )
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, params)
-            while rows := curs.fetchmany(batch_size):
-                lines = self._lines_of([row["id"] for row in rows])
-                for row in rows:
-                    yield InvoiceRow.from_row(row, lines.get(row["id"], []))
+        return where, params
 
     def id_of_number(
         self, number: int, document_type: DocumentType = DocumentType.INVOICE
@@ -229,7 +248,8 @@ class InvoicesView(View):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
-                    "SELECT * FROM {} WHERE invoice_id = ANY(%s) ORDER BY invoice_id, line_no"
+                    # %b: the ids in binary, 4x cheaper to send than as text.
+                    "SELECT * FROM {} WHERE invoice_id = ANY(%b) ORDER BY invoice_id, line_no"
                 ).format(self.table("invoice_lines")),
                 (invoice_ids,),
             )

@@ -53,7 +53,6 @@ from domain.shared.inputs import (
 )
 from domain.shared.money import MINOR_UNITS, is_currency, round_to_currency
 from domain.shared.periods import Frequency, Timing, bill_date, index_of_bill_date
-from infrastructure.rendering.templates import check_template
 
 
 def _decimal_string(value: Any) -> Decimal:
@@ -137,6 +136,10 @@ def _template(value: Any) -> Any:
         check_text(value, max_length=MAX_TEMPLATE_LENGTH, multiline=True)
         # Compiled now, in the sandbox it renders in: a syntax error or a template
         # reaching for what the sandbox forbids is refused here, not at delivery.
+        # Imported here: jinja2 was ~20 ms of every command's start (each imports
+        # this module through the application), for the few that import templates.
+        from infrastructure.rendering.templates import check_template
+
         problem = check_template(value)
         if problem is not None:
             raise ValueError(problem)
@@ -349,6 +352,25 @@ class ContractRecord(_Strict):
     )
 
 
+class AddressRecord(_Strict):
+    """A buyer's postal address, as e-invoices state it (EN 16931 BG-8)."""
+
+    street: Text | None = None
+    city: Text | None = None
+    postal_code: Identifier | None = None
+    country: Identifier = Field(description="ISO 3166-1 alpha-2 code, e.g. BE")
+
+
+class ElectronicAddressRecord(_Strict):
+    """Where the buyer receives e-invoices (EN 16931 BT-49; Peppol's participant id)."""
+
+    scheme: Identifier = Field(
+        description="A Peppol EAS code: 0208 (Belgian enterprise number), 9925 (Belgian "
+        "VAT), 0009 (SIRET), 0088 (GLN), ...; or EM (email)"
+    )
+    id: Identifier
+
+
 class AccountRecord(_Strict):
     id: Identifier = Field(description="The operator's account id, e.g. ACME-001")
     name: Text
@@ -381,6 +403,18 @@ class AccountRecord(_Strict):
         default=None,
         description="The payment method's token at the payment gateway: runs that collect "
         "payments charge it. null: auto-pay off; left out: as it is. An invoicer's only",
+    )
+    address: AddressRecord | None = Field(
+        default=None,
+        description="The buyer's postal address (e-invoices need it with its country). "
+        "null: none; left out: as it is",
+    )
+    vat_id: Identifier | None = Field(
+        default=None, description="The buyer's VAT id, e.g. BE0477472701; left out: as it is"
+    )
+    electronic_address: ElectronicAddressRecord | None = Field(
+        default=None,
+        description="Where the buyer receives e-invoices (Peppol); left out: as it is",
     )
     packages: list[PackageRecord] = Field(default_factory=list)
     charges: list[ChargeRecord] = Field(default_factory=list)

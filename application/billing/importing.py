@@ -22,6 +22,7 @@ from application.billing.invoicers import change_invoicer
 from application.shared.app import Billing
 from application.shared.errors import InvalidInput, Problem
 from domain.billing.account import Account
+from domain.billing.buyer import BuyerDetails
 from domain.billing.contracts import ContractTerms
 from domain.billing.events import (
     AccountOpened,
@@ -295,6 +296,7 @@ def _apply_import_chunk(
                     tax_rate=record.tax_rate,
                 )
             account.set_bill_day(record.bill_day, now)
+            account.set_buyer_details(buyer_details(account.buyer, record), now)
             package_problems, refused = _apply_packages(account, record, where, now)
             problems.extend(package_problems)
             problems.extend(_apply_charges(account, record, where, now))
@@ -519,3 +521,45 @@ def _shown(value: object) -> str:
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+BUYER_FIELDS = frozenset({"address", "vat_id", "electronic_address"})
+
+
+def buyer_details(current: BuyerDetails, record: AccountRecord) -> BuyerDetails:
+    """The account's buyer details after `record`: each of address, VAT id and
+    electronic address as the record states it, or as it is when left out."""
+    given = record.model_fields_set & BUYER_FIELDS
+    if not given:
+        return current
+    update: dict[str, str | None] = {}
+    if "address" in given:
+        address = record.address
+        update |= {
+            "street": None if address is None else address.street,
+            "city": None if address is None else address.city,
+            "postal_code": None if address is None else address.postal_code,
+            "country_code": None if address is None else address.country,
+        }
+    if "vat_id" in given:
+        update["vat_id"] = record.vat_id
+    if "electronic_address" in given:
+        endpoint = record.electronic_address
+        update["endpoint_scheme"] = None if endpoint is None else endpoint.scheme
+        update["endpoint_id"] = None if endpoint is None else endpoint.id
+    return current.model_copy(update=update)
+
+
+def change_buyer(
+    billing: Billing, account_id: str, update: dict[str, str | None]
+) -> tuple[BuyerDetails, bool]:
+    """Change some of the account's buyer details (`BuyerDetails` field -> value,
+    None clears); (the details now, whether they changed). AccountNotFound, or
+    AccountError for incoherent details (nothing recorded)."""
+    account = billing.get_account(account_id)
+    details = account.buyer.model_copy(update=update)
+    if details == account.buyer:
+        return details, False
+    account.set_buyer_details(details, billing.clock())
+    billing.save(account)
+    return details, True

@@ -1,4 +1,4 @@
-"""Rendering closed invoices to PDF and UBL 2.1 XML, stored by content hash.
+"""Rendering closed invoices to PDF, UBL 2.1, CII and Factur-X, stored by content hash.
 
 `InvoiceDocuments.render` is what the render consumer (and `billrun run
 documents`, `billrun invoice pdf`) calls. It is idempotent: each format is
@@ -29,6 +29,7 @@ from application.shared.ports import (
     DocumentRenderer,
     DocumentStore,
     InvoiceDocument,
+    PostalAddress,
     Seller,
     StoredDocument,
     TaxBreakdown,
@@ -36,13 +37,27 @@ from application.shared.ports import (
 from domain.billing.account import Account
 from domain.invoicing.documents import RenderedDocument
 from domain.invoicing.invoice import Invoice
-from domain.shared.money import exact_price, round_to_currency
+from domain.shared.money import exact_price, minor_units, round_to_currency
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DOCUMENT_FORMATS: tuple[str, ...] = ("pdf", "xml")
-"""The formats billrun renders; each is also its file extension."""
+"""The formats rendered for every invoice when it goes out (and attached to its
+email): the PDF and the UBL 2.1 e-invoice (recorded as `xml`)."""
+
+ALL_FORMATS: tuple[str, ...] = ("pdf", "xml", "cii", "facturx")
+"""Every format billrun renders: also UN/CEFACT CII and the Factur-X PDF (a PDF/A-3b
+carrying its CII), on demand."""
+
+FORMAT_NAMES = {"pdf": "pdf", "ubl": "xml", "xml": "xml", "cii": "cii", "facturx": "facturx"}
+"""What operators call each format (`--format ubl`) and the format it is recorded as."""
+
+FILE_SUFFIXES = {"pdf": ".pdf", "xml": ".ubl.xml", "cii": ".cii.xml", "facturx": ".facturx.pdf"}
+"""The file name suffix of each format's copy (`INV-00000042.ubl.xml`)."""
+
+EN16931_FORMATS = frozenset({"cii", "facturx"})
+"""Formats that only exist as EN 16931 documents (2 decimals at most)."""
 
 # Another writer (a second render consumer, the deliverer) may extend the same
 # invoice between our load and our save; each retry reloads and re-checks, and
@@ -52,8 +67,33 @@ SAVE_ATTEMPTS = 5
 
 class UnknownDocumentFormat(ApplicationError):
     def __init__(self, document_format: str) -> None:
-        known = ", ".join(DOCUMENT_FORMATS)
+        known = "pdf, ubl, cii, facturx"
         super().__init__(f"unknown document format {document_format!r}; billrun renders {known}")
+
+
+class DocumentNotAvailable(ApplicationError):
+    """This invoice has no document in that format, by a documented rule."""
+
+
+def recorded_format(name: str) -> str:
+    """The recorded format of an operator's format name (`ubl` -> `xml`)."""
+    try:
+        return FORMAT_NAMES[name]
+    except KeyError:
+        raise UnknownDocumentFormat(name) from None
+
+
+def check_available(invoice: Invoice, document_format: str) -> None:
+    """Refuse (DocumentNotAvailable) a format the invoice cannot have: CII and
+    Factur-X are EN 16931 documents, whose amounts have at most 2 decimals, so an
+    invoice in a currency of 3 minor digits (KWD, BHD, ...) has neither; its UBL
+    claims no EN 16931 conformance (docs/einvoicing.md)."""
+    if document_format in EN16931_FORMATS and minor_units(invoice.currency) > 2:
+        raise DocumentNotAvailable(
+            f"{invoice.name}: no {document_format} document for {invoice.currency} "
+            f"({minor_units(invoice.currency)} decimals; EN 16931 allows 2): its PDF and "
+            "its plain UBL 2.1 are available"
+        )
 
 
 class InvoiceNotClosed(ApplicationError):
@@ -125,12 +165,12 @@ def build_invoice_document(
         due_date=due_date,
         currency=invoice.currency,
         seller=seller,
-        buyer=Buyer(account_id=account.account_id, name=account.name, email=account.invoice_email),
+        buyer=buyer_of(account),
         lines=lines,
         subtotal=invoice.subtotal,
         tax=invoice.tax,
         total=invoice.total,
-        tax_breakdown=tax_breakdown(lines, invoice.currency),
+        tax_breakdown=tax_breakdown(invoice),
         payment_terms=terms,
         service_period_start=min((line.service_period_start for line in lines), default=None),
         service_period_end=max((line.service_period_end for line in lines), default=None),
@@ -141,6 +181,31 @@ def build_invoice_document(
             else CorrectedInvoice(corrected.id, corrected.name, corrected.posting_date)
         ),
         reason=invoice.credit_reason,
+    )
+
+
+def buyer_of(account: Account) -> Buyer:
+    """The buyer as documents state it: the account's name, invoice email, postal
+    address, VAT id and electronic address (`domain.billing.buyer.BuyerDetails`)."""
+    details = account.buyer
+    address = (
+        None
+        if details.country_code is None
+        else PostalAddress(
+            country_code=details.country_code,
+            street=details.street,
+            city=details.city,
+            postal_code=details.postal_code,
+        )
+    )
+    return Buyer(
+        account_id=account.account_id,
+        name=account.name,
+        email=account.invoice_email,
+        address=address,
+        vat_id=details.vat_id,
+        endpoint_scheme=details.endpoint_scheme,
+        endpoint_id=details.endpoint_id,
     )
 
 
@@ -179,23 +244,18 @@ def proration(rule: str) -> tuple[int, int] | None:
     return None if found is None else (int(found.group(1)), int(found.group(2)))
 
 
-def tax_breakdown(lines: Sequence[DocumentLine], currency: str) -> tuple[TaxBreakdown, ...]:
-    """One entry per tax rate, highest first: the net amounts and the taxes of its
-    lines, summed exactly, so the entries add up to the invoice's subtotal and tax."""
-    zero = round_to_currency(Decimal(0), currency)
-    by_rate: dict[Decimal, list[DocumentLine]] = {}
-    for line in lines:
-        by_rate.setdefault(line.tax_rate, []).append(line)
+def tax_breakdown(invoice: Invoice) -> tuple[TaxBreakdown, ...]:
+    """One entry per tax rate, highest first: the rate's taxable amount and its tax
+    as the invoice computed it (rounded once per rate, EN 16931 BR-CO-17; on an
+    invoice closed before that rule, the sum of its lines' taxes), so the entries
+    add up to the invoice's subtotal and tax exactly."""
+    zero = round_to_currency(Decimal(0), invoice.currency)
+    by_rate = invoice.amounts_by_rate()
     if not by_rate:
         return (TaxBreakdown(Decimal(0), vat_category(Decimal(0)), zero, zero),)
     return tuple(
-        TaxBreakdown(
-            tax_rate=rate,
-            tax_category=vat_category(rate),
-            taxable_amount=sum((line.amount for line in group), zero),
-            tax=sum((line.tax for line in group), zero),
-        )
-        for rate, group in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
+        TaxBreakdown(tax_rate=rate, tax_category=vat_category(rate), taxable_amount=net, tax=tax)
+        for rate, (net, tax) in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
     )
 
 
@@ -244,15 +304,14 @@ class InvoiceDocuments:
         Refuses unknown formats (UnknownDocumentFormat), unknown invoices
         (InvoiceNotFound) and open ones (InvoiceNotClosed), recording nothing.
         """
-        for document_format in formats:
-            if document_format not in DOCUMENT_FORMATS:
-                raise UnknownDocumentFormat(document_format)
-        wanted = list(dict.fromkeys(formats))
+        wanted = list(dict.fromkeys(recorded_format(name) for name in formats))
         stored: dict[str, StoredDocument] = {}
         for _attempt in range(SAVE_ATTEMPTS):
             invoice = self.billing.get_invoice(invoice_id)
             if not invoice.is_closed:
                 raise InvoiceNotClosed(invoice_id)
+            for recorded in wanted:
+                check_available(invoice, recorded)
             missing = [f for f in wanted if f not in invoice.documents]
             if not missing:
                 return [invoice.documents[f] for f in wanted]
@@ -302,6 +361,10 @@ class InvoiceDocuments:
             return self.renderer.render_pdf(document)
         if document_format == "xml":
             return self.renderer.render_xml(document)
+        if document_format == "cii":
+            return self.renderer.render_cii(document)
+        if document_format == "facturx":
+            return self.renderer.render_facturx(document)
         raise UnknownDocumentFormat(document_format)
 
 

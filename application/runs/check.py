@@ -22,6 +22,13 @@ Warnings:
 - `overlapping_run`: another unfinished run (scheduled, running or failed; not
   completed or cancelled) bills an overlapping period for some of the same
   accounts;
+- `no_buyer_address` (runs that render invoices, as the next three): an invoicing
+  account without a postal address (country included): its e-invoices fail
+  EN 16931 (BR-10, BR-11);
+- `no_en16931_currency`: an account billed in a currency of 3 minor digits
+  (KWD, BHD, ...): it gets no CII or Factur-X, and a UBL that claims no EN 16931;
+- `not_on_peppol`: the seller issues Peppol BIS invoices but the account has no
+  electronic address (scheme and id): its UBL is plain EN 16931;
 - `stranded_bill_date`: a package bill date before the run's period that no run
   billed (no run covered it): the run will not bill it (seed: a run bills the
   bill dates inside its period) unless it catches up (`--catch-up`); listed as
@@ -42,6 +49,7 @@ from typing import Any, Literal
 from application.receivables.collection import payment_gateway
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
+from application.shared.ports import Seller
 from domain.billing.account import Account
 from domain.billing.events import AccountDetailsChanged, AccountOpened, InvoicerChanged
 from domain.billing.exchange_rates import RateSnapshot
@@ -52,6 +60,7 @@ from domain.runs.bill_run import BillRun
 from domain.runs.events import RunScheduled
 from domain.runs.settings import RunStatus
 from domain.shared.ids import account_uuid
+from domain.shared.money import minor_units
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of
 
@@ -196,6 +205,8 @@ def _check_accounts(billing: Billing, run: BillRun, head: int, findings: _Findin
             elif account.invoicer is None:
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
         _check_packages(account, run, note)
+        if account.invoicer is None and run.settings.render_invoices:
+            _check_einvoice_buyer(account, billing.seller, note)
 
 
 def check_run(billing: Billing, run_id: str) -> CheckReport:
@@ -234,6 +245,24 @@ def check_before_start(billing: Billing, run: BillRun) -> StartCheck:
     if run.settings.deliver_invoices and _some_group_emails(billing):
         _check_accounts(billing, run, head, findings)
     return StartCheck(CheckReport(run.run_id, findings.errors()), head, rates)
+
+
+def _check_einvoice_buyer(
+    account: Account, seller: Seller | None, note: Callable[[Severity, str, str, str], None]
+) -> None:
+    """Warnings for a buyer whose e-invoices fall short (docs/einvoicing.md)."""
+    if not account.buyer.has_address:
+        note("warning", "no_buyer_address",
+             "no postal address: its e-invoices fail EN 16931 (BR-10, BR-11)",
+             account.account_id)  # fmt: skip
+    if minor_units(account.currency) > 2:
+        note("warning", "no_en16931_currency",
+             "bills in a currency of 3 decimals: no CII or Factur-X, and its UBL claims no "
+             "EN 16931 conformance", account.account_id)  # fmt: skip
+    if seller is not None and seller.peppol and account.buyer.endpoint_id is None:
+        note("warning", "not_on_peppol",
+             "no electronic address: its UBL is EN 16931, not Peppol BIS",
+             account.account_id)  # fmt: skip
 
 
 def _check_packages(

@@ -43,6 +43,21 @@ class Seller:
     iban: str = "BE71 0961 2345 6769"
     bic: str | None = None
     payment_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS
+    street: str | None = "1 Ledger Street"
+    """The postal address as e-invoices state it (BG-5): street, city, postcode."""
+    city: str | None = "Brussels"
+    postal_code: str | None = "1000"
+    company_id: str | None = "0123456749"
+    """The legal registration id (BT-30), e.g. a Belgian enterprise number."""
+    endpoint_scheme: str | None = "0208"
+    """The electronic address (BT-34): a Peppol EAS scheme (0208: Belgian enterprise
+    number, 9925: Belgian VAT, 0009: SIRET, EM: email) and the id in it."""
+    endpoint_id: str | None = "0123456749"
+    peppol: bool = True
+    """Issue Peppol BIS Billing 3.0 UBL to buyers that have an electronic address."""
+    bank_accounts: tuple[tuple[str, str, str | None], ...] = ()
+    """(currency, IBAN or account id, BIC): where invoices in that currency are paid
+    (any other currency: `iban`)."""
 
     def demo_settings(self) -> list[str]:
         """The BILLRUN_SELLER_* variables still at the built-in demo seller's values
@@ -62,8 +77,14 @@ class Seller:
     @classmethod
     def from_settings(cls, settings: SellerSettings) -> Seller:
         """The configured seller (`Settings.seller`, read from BILLRUN_SELLER_* and
-        BILLRUN_PAYMENT_TERMS_DAYS); what is not configured keeps the default."""
+        BILLRUN_PAYMENT_TERMS_DAYS); what is not configured keeps the default, except
+        the e-invoice identity (street, city, postcode, company id, electronic
+        address), which is the demo seller's only while the name is."""
         default = cls()
+        demo = settings.name is None
+        endpoint = settings.endpoint
+        if endpoint is None and demo and default.endpoint_scheme and default.endpoint_id:
+            endpoint = (default.endpoint_scheme, default.endpoint_id)
         return cls(
             name=settings.name or default.name,
             address_lines=(
@@ -79,7 +100,30 @@ class Seller:
                 if settings.payment_terms_days is None
                 else settings.payment_terms_days
             ),
+            # The demo seller's structured address and ids are its own: a seller
+            # configured by name states only what it configured (never the demo's
+            # Brussels address or enterprise number under another name).
+            street=settings.street or (default.street if demo else None),
+            city=settings.city or (default.city if demo else None),
+            postal_code=settings.postal_code or (default.postal_code if demo else None),
+            company_id=settings.company_id or (default.company_id if demo else None),
+            endpoint_scheme=endpoint[0] if endpoint else None,
+            endpoint_id=endpoint[1] if endpoint else None,
+            peppol=endpoint is not None if settings.peppol is None else settings.peppol,
+            bank_accounts=settings.bank_accounts,
         )
+
+
+@dataclass(frozen=True)
+class PostalAddress:
+    """A buyer's postal address (EN 16931 BG-8): the country is required (BR-11)."""
+
+    country_code: str
+    street: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    extra: tuple[str, ...] = ()
+    """Further address lines (building, district, ...)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,11 @@ class Buyer:
     account_id: str
     name: str
     email: str | None
+    address: PostalAddress | None = None
+    vat_id: str | None = None
+    endpoint_scheme: str | None = None
+    """The buyer's electronic address (BT-49): Peppol EAS scheme and id."""
+    endpoint_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +158,8 @@ class DocumentLine:
     tax_rate: Decimal
     """Percent, e.g. 21 for 21 %."""
     tax: Decimal
-    """This line's tax, rounded per line: the invoice's tax is the sum of these."""
+    """This line's tax, rounded on its own: shown, never summed into the invoice's
+    tax (which is each rate's taxable amount taxed once: `tax_breakdown`)."""
     tax_category: str
     """UNCL 5305 VAT category of the rate (`vat_category`): S or Z."""
     account_id: str
@@ -119,6 +169,8 @@ class DocumentLine:
     carrying a family member's line), else None: printed as "for ACCOUNT"."""
     proration: tuple[int, int] | None = None
     """(days used, days in the service period) of a prorated recurring line."""
+    exemption_reason: str | None = None
+    """Why a line is not taxed (E, AE, K, G, O categories), printed on e-invoices."""
 
     @property
     def is_credit(self) -> bool:
@@ -154,14 +206,16 @@ class DocumentLine:
 class TaxBreakdown:
     """The lines of one tax rate (EN 16931's VAT breakdown, BG-23).
 
-    `tax` is the sum of the rate's line taxes, not `taxable_amount x rate`
-    rounded once: it matches the printed lines exactly (see `domain.billing.pricing`).
+    `tax` is `taxable_amount x rate` rounded once (BR-CO-17; `domain.billing.pricing`),
+    not the sum of the rate's line taxes; on invoices closed before that rule, the
+    sum of their line taxes, as they were issued.
     """
 
     tax_rate: Decimal
     tax_category: str
     taxable_amount: Decimal
     tax: Decimal
+    exemption_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +250,7 @@ class InvoiceDocument:
     subtotal: Decimal
     """The sum of the lines' net amounts."""
     tax: Decimal
-    """The sum of the lines' taxes (and so of `tax_breakdown`'s)."""
+    """The sum of `tax_breakdown`'s taxes."""
     total: Decimal
     """subtotal + tax."""
     tax_breakdown: tuple[TaxBreakdown, ...]
@@ -263,7 +317,16 @@ class DocumentStore(Protocol):
 class DocumentRenderer(Protocol):
     def render_pdf(self, document: InvoiceDocument) -> bytes: ...
     def render_xml(self, document: InvoiceDocument) -> bytes:
-        """A UBL 2.1 Invoice, or CreditNote for a credit note (EN 16931 core), UTF-8."""
+        """A UBL 2.1 Invoice, or CreditNote for a credit note (EN 16931; Peppol BIS
+        Billing 3.0 when seller and buyer are on Peppol), UTF-8."""
+        ...
+
+    def render_cii(self, document: InvoiceDocument) -> bytes:
+        """A UN/CEFACT CII D16B invoice (EN 16931), UTF-8."""
+        ...
+
+    def render_facturx(self, document: InvoiceDocument) -> bytes:
+        """The PDF as PDF/A-3b with its CII attached as `factur-x.xml` (Factur-X)."""
         ...
 
 

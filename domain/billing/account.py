@@ -14,12 +14,14 @@ from functools import partial
 from uuid import UUID
 
 from domain.billing.account_state import AccountState
+from domain.billing.buyer import BuyerDetails
 from domain.billing.contracts import ContractTerms
 from domain.billing.engine import BillingEngine
 from domain.billing.events import (
     AccountDetailsChanged,
     AccountOpened,
     BillDaySet,
+    BuyerDetailsSet,
     ChargeAdded,
     ContractAgreed,
     ContractTerminated,
@@ -113,6 +115,14 @@ class Account(AccountState):
             bill_group=bill_group,
             tax_rate=rate,
         )
+
+    def set_buyer_details(self, details: BuyerDetails, at: datetime) -> None:
+        """Set the buyer's address, VAT id and electronic address (unchanged: nothing
+        is recorded). Raises AccountError for incoherent details."""
+        if details == self.buyer:
+            return
+        details.check(f"account {self.account_id}")
+        self._trigger(BuyerDetailsSet, at, details=details)
 
     def set_bill_day(self, bill_day: int | None, at: datetime) -> None:
         if bill_day == self.bill_day:

@@ -11,11 +11,13 @@ from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
+from domain.billing.buyer import BuyerDetails
 from domain.billing.contracts import BilledItem, PenaltyReason
 from domain.billing.events import (
     AccountDetailsChanged,
     AccountOpened,
     BillDaySet,
+    BuyerDetailsSet,
     ChargeAdded,
     ChargeBilled,
     ContractAgreed,
@@ -74,6 +76,8 @@ class AccountState(Aggregate):
         """The account whose invoice carries this account's lines (None: its own)."""
         self.members: list[str] = []
         """Accounts billed onto this account's invoices, in the order they joined."""
+        self.buyer = BuyerDetails()
+        """The postal address, VAT id and electronic address invoices state."""
 
     # Event handlers -----------------------------------------------------------
 
@@ -90,6 +94,9 @@ class AccountState(Aggregate):
         self.invoice_email = event.invoice_email
         self.bill_group = event.bill_group
         self.tax_rate = event.tax_rate
+
+    def _when_BuyerDetailsSet(self, event: BuyerDetailsSet) -> None:
+        self.buyer = event.details
 
     def _when_BillDaySet(self, event: BillDaySet) -> None:
         self.bill_day = event.bill_day

@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
+from domain.billing.buyer import BuyerDetails
 from domain.billing.contracts import ContractTerms, PenaltyReason
 from domain.billing.lines import InvoiceLine
 from domain.billing.terms import ChargeTerms, PackageTerms, UsageRecord
@@ -30,6 +31,13 @@ class AccountDetailsChanged(DomainEvent):
     invoice_email: str | None
     bill_group: str
     tax_rate: Decimal = Decimal(0)
+
+
+class BuyerDetailsSet(DomainEvent):
+    """The account's postal address, VAT id and electronic address, as its invoices
+    state the buyer (`domain.billing.buyer`)."""
+
+    details: BuyerDetails
 
 
 class BillDaySet(DomainEvent):

@@ -7,13 +7,16 @@ the currency's minor unit), at the end of its own computation:
   whole period is simply the price (no division, so no rounding at all);
 - a usage line: `sum(quantities) * unit price`, rounded (usage records of one
   package at one price and description become one line);
-- a line's tax: `amount * rate / 100`, rounded per line. The invoice's tax is
-  the sum of its lines' taxes and its total is subtotal + tax, so every total is
-  an exact sum of printed figures. Per-line rounding was chosen over rounding
-  the tax of each rate's subtotal because each line then carries its own final
-  tax (a line moved, credited or reported on its own keeps its tax); the cost is
-  that the invoice tax can differ by a few minor units from "subtotal x rate",
-  which is why the rule is stated on the invoice's documentation.
+- a line's tax: `amount * rate / 100`, rounded per line. It is informative (a
+  line shown, previewed or reported on its own): it is never summed into an
+  invoice's tax;
+- an invoice's tax (`tax_by_rate`): for each tax rate, the rate's taxable amount
+  (the sum of its lines' net amounts) x rate / 100, rounded once; the invoice's
+  tax is the sum of these, its total subtotal + tax. This is EN 16931's rule
+  (BR-CO-17): per-line rounding drifted one way over many same-rate lines (three
+  5-yen lines at 10 %: 1 + 1 + 1 = 3 where 15 x 10 % = 2), which e-invoice
+  validators reject. Totals still equal the sum of their parts: the per-rate
+  amounts printed in the breakdown.
 """
 
 from __future__ import annotations
@@ -52,5 +55,11 @@ def prorated(price: Decimal, used: Period, period: Period, currency: str) -> Dec
 
 
 def tax_on(amount: Decimal, rate: Decimal, currency: str) -> Decimal:
-    """The tax of one line at `rate` percent, rounded per line (see module docstring)."""
+    """The tax of `amount` at `rate` percent, rounded once (a line's, or a rate's
+    taxable amount on an invoice: see the module docstring)."""
     return round_to_currency(amount * rate / HUNDRED, currency)
+
+
+def tax_by_rate(net_by_rate: dict[Decimal, Decimal], currency: str) -> dict[Decimal, Decimal]:
+    """The tax of each rate's taxable amount, rounded once per rate (BR-CO-17)."""
+    return {rate: tax_on(net, rate, currency) for rate, net in net_by_rate.items()}

@@ -6,13 +6,18 @@ own lines, and is rendered and delivered like an invoice, under the run that
 governs the invoice it corrects. Its lines are negative:
 
 - a **full** credit has one line per line of the invoice, each negated (same
-  tax rate, the line's own tax negated), so the credit note's total is exactly
-  minus the invoice's;
+  tax rate, the line's own tax negated, the last line of each rate taking the
+  difference to the invoice's tax at that rate, which is rounded once per rate),
+  so the credit note's total is exactly minus the invoice's;
 - a **partial** credit has one line: the net amount to credit at one of the
   invoice's tax rates, its tax rounded by the one rule (`domain.billing.pricing.tax_on`),
-  except that a partial credit of all the net still creditable at a rate takes
-  all the tax still creditable at that rate, so that credits, however split,
-  add up to the invoice exactly.
+  never more than the tax still creditable at that rate, and a partial credit of
+  all the net still creditable at a rate takes all the tax still creditable at
+  that rate, so that credits, however split, add up to the invoice exactly.
+
+A credit note's tax is the sum of its lines' taxes (not recomputed per rate),
+which is what makes that exact; it stays within a minor unit of its taxable
+amount x rate, inside EN 16931's tolerance for BR-CO-17.
 
 The invoice records each credit note (`InvoiceCredited`) in the same
 transaction, and refuses one that would take more off it than its total, or
@@ -125,29 +130,12 @@ def credit_lines(
 ) -> list[InvoiceLine]:
     """The credit note's lines for resolved `terms` (see the module docstring)."""
     if terms.amount is None:
-        return [
-            line.model_copy(
-                update={
-                    "line_id": uuid5(NAMESPACE, f"credit-line:{credit_note_id}:{line.line_id}"),
-                    "run_id": run_id,
-                    "unit_amount": negated(line.unit_amount),
-                    "amount": negated(line.amount),
-                    "tax": negated(line.tax),
-                    "posting_date": issued_on,
-                    "rule": FULL_RULE,
-                    "original_amount": (
-                        None if line.original_amount is None else negated(line.original_amount)
-                    ),
-                    "base_amount": None if line.base_amount is None else negated(line.base_amount),
-                }
-            )
-            for line in invoice.lines
-        ]
+        return _full_credit_lines(invoice, credit_note_id, run_id, issued_on)
     rate = _rate(terms)
     amount, currency = terms.amount, invoice.currency
     tax = tax_on(amount, rate, currency)
     left_net, left_tax = invoice.creditable_by_rate().get(rate, (Decimal(0), Decimal(0)))
-    if amount == left_net and left_tax >= 0:
+    if left_tax >= 0 and (amount == left_net or tax > left_tax):
         tax = left_tax  # the last of the rate: credits add up to the invoice exactly
     at_rate = [line for line in invoice.lines if line.tax_rate == rate]
     return [
@@ -170,6 +158,44 @@ def credit_lines(
             tax_rate=rate,
             tax=negated(tax),
         )
+    ]
+
+
+def _full_credit_lines(
+    invoice: Invoice, credit_note_id: UUID, run_id: str, issued_on: date
+) -> list[InvoiceLine]:
+    """Every line of `invoice` negated; the last line of each rate also takes the
+    difference between the invoice's tax at that rate (rounded once) and the sum
+    of the rate's line taxes, so the credit note's tax is minus the invoice's."""
+    rate_tax = {rate: tax for rate, (_net, tax) in invoice.amounts_by_rate().items()}
+    last_of_rate = {line.tax_rate: index for index, line in enumerate(invoice.lines)}
+    lines_tax: dict[Decimal, Decimal] = {}
+    for line in invoice.lines:
+        lines_tax[line.tax_rate] = lines_tax.get(line.tax_rate, Decimal(0)) + line.tax
+    return [
+        line.model_copy(
+            update={
+                "line_id": uuid5(NAMESPACE, f"credit-line:{credit_note_id}:{line.line_id}"),
+                "run_id": run_id,
+                "unit_amount": negated(line.unit_amount),
+                "amount": negated(line.amount),
+                "tax": negated(
+                    line.tax
+                    + (
+                        rate_tax[line.tax_rate] - lines_tax[line.tax_rate]
+                        if index == last_of_rate[line.tax_rate]
+                        else 0
+                    )
+                ),
+                "posting_date": issued_on,
+                "rule": FULL_RULE,
+                "original_amount": (
+                    None if line.original_amount is None else negated(line.original_amount)
+                ),
+                "base_amount": None if line.base_amount is None else negated(line.base_amount),
+            }
+        )
+        for index, line in enumerate(invoice.lines)
     ]
 
 

@@ -67,6 +67,10 @@ class InvoiceClosed(DomainEvent):
     posting_date: date | None = None
     """The issue (posting) date set by a later closing run (`user_bill_cycle`): the
     invoice is issued when it closes, not when it was opened. None: as opened."""
+    tax_per_rate: bool = False
+    """True: `tax` is each rate's taxable amount taxed and rounded once (BR-CO-17);
+    False (credit notes, and invoices closed before that rule): the sum of the
+    lines' taxes."""
 
 
 class InvoiceCredited(DomainEvent):

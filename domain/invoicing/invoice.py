@@ -9,6 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
+from domain.billing.pricing import tax_by_rate
 from domain.invoicing.documents import (
     CreditedAmount,
     DocumentType,
@@ -136,7 +137,7 @@ class Invoice(InvoiceState):
             )
         zero = round_to_currency(Decimal(0), self.currency)
         subtotal = sum((line.amount for line in self.lines), zero)
-        tax = sum((line.tax for line in self.lines), zero)
+        tax = self._tax_of_lines()
         self._trigger(
             InvoiceClosed,
             at,
@@ -153,6 +154,7 @@ class Invoice(InvoiceState):
             due_date=due_date,
             document_type=self.document_type,
             posting_date=posting_date,
+            tax_per_rate=self.tax_per_rate,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -322,8 +324,12 @@ class Invoice(InvoiceState):
             )
 
     def amounts_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
-        """(net, tax) of the lines at each tax rate."""
+        """(net, tax) of the lines at each tax rate: the rate's tax rounded once, or
+        on an invoice closed before that rule, the sum of its lines' taxes."""
         zero = round_to_currency(Decimal(0), self.currency)
+        if self.tax_per_rate:
+            taxes = tax_by_rate(self._net_by_rate, self.currency)
+            return {rate: (net, taxes[rate]) for rate, net in self._net_by_rate.items()}
         by_rate: dict[Decimal, tuple[Decimal, Decimal]] = {}
         for line in self.lines:
             net, tax = by_rate.get(line.tax_rate, (zero, zero))

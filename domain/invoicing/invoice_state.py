@@ -11,6 +11,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
+from domain.billing.pricing import tax_by_rate
 from domain.invoicing.documents import (
     Delivery,
     DocumentType,
@@ -55,8 +56,8 @@ class InvoiceState(Aggregate):
         self.delivery: Delivery | None = None
         self.number: int | None = None
         self.subtotal = Decimal(0)
-        self.tax = Decimal(0)
-        self.total = Decimal(0)
+        self._tax: Decimal | None = Decimal(0)
+        """The tax; None while lines were added since it was last computed (`tax`)."""
         self.closed_by_run: str | None = None
         self.released = False
         self.released_by_run: str | None = None
@@ -79,6 +80,11 @@ class InvoiceState(Aggregate):
         """A credit note's: why it was issued."""
         self.credits: dict[UUID, InvoiceCredited] = {}
         """An invoice's: the credit notes correcting it, by id."""
+        self.tax_per_rate = True
+        """How `tax` was computed: per rate, rounded once (False: the sum of the line
+        taxes, on credit notes and invoices closed before the rule;
+        `domain.billing.pricing`)."""
+        self._net_by_rate: dict[Decimal, Decimal] = {}
 
     def _when_InvoiceOpened(self, event: InvoiceOpened) -> None:
         self.run_id = event.run_id
@@ -89,14 +95,43 @@ class InvoiceState(Aggregate):
         self.corrects = event.corrects
         self.corrects_number = event.corrects_number
         self.credit_reason = event.reason
+        # An invoice's tax is rounded once per rate; a credit note's lines carry
+        # what they take off the invoice's per-rate tax, so its tax is their sum.
+        self.tax_per_rate = event.document_type is not DocumentType.CREDIT_NOTE
         # Running totals are shown at the currency's minor unit ("0.00", not "0").
-        self.subtotal = self.tax = self.total = round_to_currency(Decimal(0), event.currency)
+        self.subtotal = self._tax = round_to_currency(Decimal(0), event.currency)
 
     def _when_InvoiceLineAdded(self, event: InvoiceLineAdded) -> None:
-        self.lines.append(event.line)
-        self.subtotal += event.line.amount
-        self.tax += event.line.tax
-        self.total = self.subtotal + self.tax
+        line = event.line
+        self.lines.append(line)
+        self.subtotal += line.amount
+        self._net_by_rate[line.tax_rate] = self._net_by_rate.get(line.tax_rate, Decimal(0)) + (
+            line.amount
+        )
+        # Computed when read (`tax`): replaying a thousand-line invoice rounds its
+        # rates once, not once per line.
+        self._tax = None
+
+    @property
+    def tax(self) -> Decimal:
+        """The invoice's tax: as closed, or for an open invoice, of its lines so far."""
+        if self._tax is None:
+            self._tax = self._tax_of_lines()
+        return self._tax
+
+    @property
+    def total(self) -> Decimal:
+        """subtotal + tax."""
+        return self.subtotal + self.tax
+
+    def _tax_of_lines(self) -> Decimal:
+        """The tax of the lines so far: each rate's taxable amount taxed and rounded
+        once (an invoice), or the sum of the line taxes (a credit note, whose lines
+        carry the invoice's tax per rate: `domain.invoicing.credit_notes`)."""
+        zero = round_to_currency(Decimal(0), self.currency)
+        if not self.tax_per_rate:
+            return sum((line.tax for line in self.lines), zero)
+        return sum(tax_by_rate(self._net_by_rate, self.currency).values(), zero)
 
     def _when_InvoiceRendered(self, event: InvoiceRendered) -> None:
         self.documents[event.format] = RenderedDocument(
@@ -161,5 +196,5 @@ class InvoiceState(Aggregate):
         if event.posting_date is not None:
             self.posting_date = event.posting_date
         self.subtotal = event.subtotal
-        self.tax = event.tax
-        self.total = event.total
+        self._tax = event.tax
+        self.tax_per_rate = event.tax_per_rate

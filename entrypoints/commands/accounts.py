@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from application.billing.importing import change_buyer
 from application.billing.invoicers import assign_invoicer
 from application.receivables.payments import payment_terms, set_autopay, set_payment_terms
 from domain.billing.account import Account
@@ -22,7 +23,8 @@ from entrypoints.common import (
 from entrypoints.presenters import show_balance
 
 account_app = typer.Typer(
-    help="Read accounts, their packages and balances; set payment terms and auto-pay.",
+    help="Read accounts, their packages and balances; set payment terms, auto-pay and "
+    "buyer details.",
     no_args_is_help=True,
 )
 
@@ -120,6 +122,7 @@ def account_json(account: Account) -> dict[str, Any]:
         "currency": account.currency,
         "invoice_email": account.invoice_email,
         "bill_group": account.bill_group,
+        "buyer": account.buyer.model_dump(mode="json"),
         "version": account.version,
         "packages": [
             {
@@ -230,4 +233,71 @@ def account_autopay(
     output.console.print(
         f"auto-pay of {account_id} {'is now' if changed else 'was already'} {state}",
         highlight=False,
+    )
+
+
+def _optional(help_text: str) -> Any:
+    return typer.Option(help=help_text, show_default=False)
+
+
+@account_app.command("buyer")
+@refusals
+def account_buyer(
+    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    street: Annotated[str | None, _optional("Street and number.")] = None,
+    city: Annotated[str | None, _optional("City.")] = None,
+    postcode: Annotated[str | None, _optional("Postcode.")] = None,
+    country: Annotated[
+        str | None, _optional("ISO 3166-1 alpha-2 country code, e.g. BE (e-invoices need it).")
+    ] = None,
+    vat_id: Annotated[str | None, _optional("The buyer's VAT id, e.g. BE0477472701.")] = None,
+    endpoint: Annotated[
+        str | None,
+        _optional("Electronic address SCHEME:ID, a Peppol EAS scheme: 0208:0477472701."),
+    ] = None,
+    no_endpoint: Annotated[
+        bool, typer.Option("--no-endpoint", help="Remove the electronic address.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show or set the buyer details e-invoices state: postal address, VAT id and
+    electronic address (Peppol). Options left out keep their value; none: show.
+
+    Example: [bold]billrun account buyer ACME-001 --street "Rue de la Loi 16"
+    --city Brussels --postcode 1000 --country BE --endpoint 0208:0477472701[/bold]
+    """
+    update: dict[str, str | None] = {
+        key: value
+        for key, value in (("street", street), ("city", city), ("postal_code", postcode),
+                           ("country_code", country), ("vat_id", vat_id))
+        if value is not None
+    }  # fmt: skip
+    if endpoint is not None and no_endpoint:
+        raise typer.BadParameter("give --endpoint or --no-endpoint, not both")
+    if endpoint is not None:
+        scheme, _, identifier = endpoint.partition(":")
+        if not scheme or not identifier:
+            raise typer.BadParameter(f"--endpoint: expected SCHEME:ID, not {endpoint!r}")
+        update |= {"endpoint_scheme": scheme, "endpoint_id": identifier}
+    if no_endpoint:
+        update |= {"endpoint_scheme": None, "endpoint_id": None}
+    with runtime() as rt:
+        details, changed = change_buyer(rt.billing, account_id, update)
+    if json_out:
+        output.print_json({"account": account_id, **details.model_dump(), "changed": changed})
+        return
+    address = ", ".join(
+        part
+        for part in (details.street, details.postal_code, details.city, details.country_code)
+        if part
+    )
+    endpoint_text = (
+        f"{details.endpoint_scheme}:{details.endpoint_id}" if details.endpoint_id else "-"
+    )
+    state = "changed" if changed else "unchanged"
+    output.console.print(
+        f"buyer {account_id} ({state}): address {address or '-'}; VAT id "
+        f"{details.vat_id or '-'}; electronic address {endpoint_text}",
+        highlight=False,
+        soft_wrap=True,
     )

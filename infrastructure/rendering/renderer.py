@@ -166,7 +166,7 @@ def document_environment(templates: Path = TEMPLATES) -> jinja2.Environment:
 
 
 class InvoiceRenderer:
-    """Renders the invoice view model to HTML, PDF (WeasyPrint) and UBL 2.1 XML.
+    """Renders the invoice view model to HTML, PDF (WeasyPrint), UBL 2.1, CII and Factur-X.
 
     One renderer per process, reused: it keeps the compiled templates, the
     stylesheet parsed once (`invoice.css`) and one WeasyPrint
@@ -182,8 +182,6 @@ class InvoiceRenderer:
         self.environment = document_environment(templates)
         self.pdf_options = dict(PDF_OPTIONS if pdf_options is None else pdf_options)
         self._html = self.environment.get_template("invoice.html.j2")
-        self._xml = self.environment.get_template("invoice.ubl.xml.j2")
-        self._credit_note_xml = self.environment.get_template("credit_note.ubl.xml.j2")
         self._css_path = templates / "invoice.css"
         self._base_url = str(templates)
         self._weasy: _Weasy | None = None
@@ -200,11 +198,27 @@ class InvoiceRenderer:
         return self._html.render(doc=document, inline_css=css)
 
     def render_xml(self, document: object) -> bytes:
-        """A UBL 2.1 Invoice, or a CreditNote for a document that is a credit note."""
-        template = (
-            self._credit_note_xml if getattr(document, "is_credit_note", False) else self._xml
-        )
-        return template.render(doc=document).encode("utf-8")
+        """A UBL 2.1 Invoice, or a CreditNote for a document that is a credit note:
+        EN 16931, Peppol BIS Billing 3.0 when the seller and the buyer are on Peppol
+        (`infrastructure.einvoice.ubl`)."""
+        from infrastructure.einvoice.ubl import build_ubl
+
+        return build_ubl(document)
+
+    def render_cii(self, document: object) -> bytes:
+        """UN/CEFACT CII D16B, EN 16931 (refused for 3-decimal currencies)."""
+        from infrastructure.einvoice.cii import build_cii
+
+        return build_cii(document)
+
+    def render_facturx(self, document: object) -> bytes:
+        """The PDF as PDF/A-3b, its CII attached as `factur-x.xml` (Factur-X EN 16931)."""
+        from infrastructure.einvoice.facturx import write_facturx
+
+        cii = self.render_cii(document)
+        with self._lock, collector_paused():
+            issued = document.issue_date  # type: ignore[attr-defined]
+            return write_facturx(self._layout(document), cii, self.pdf_options, issued)
 
     def layout(self, document: object) -> Any:
         """WeasyPrint's laid-out document (pages and boxes), before any PDF is written."""

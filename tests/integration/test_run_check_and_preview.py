@@ -54,6 +54,7 @@ def test_a_run_with_errors_does_not_start_and_says_why(billing: Billing) -> None
     assert [(f.severity, f.check, f.count, f.accounts) for f in report.findings] == [
         ("error", "no_invoice_email", 1, ["NOMAIL"]),
         ("warning", "negative_price", 1, ["PAPER/promo"]),
+        ("warning", "no_buyer_address", 3, ["OK", "NOMAIL", "PAPER"]),
         ("warning", "no_invoice_email", 1, ["PAPER"]),
         ("warning", "overlapping_run", 1, []),
         ("warning", "zero_price", 1, ["NOMAIL/desk"]),
@@ -149,3 +150,32 @@ def test_a_description_is_the_one_thing_that_changes(billing: Billing) -> None:
     run.describe("January, first try", billing.clock())
     billing.save(run)
     assert billing.get_run("jan").description == "January, first try"
+
+
+def test_run_check_warns_of_buyers_whose_e_invoices_fall_short(billing: Billing) -> None:
+    from application.shared.ports import Seller
+
+    address = {"address": {"city": "Brussels", "country": "BE"}}
+    peppol = {"electronic_address": {"scheme": "0208", "id": "0477472701"}}
+    load(
+        billing,
+        {
+            "accounts": [
+                {**account("READY", package()), **address, **peppol},
+                {**account("NOWHERE", package()), **peppol},
+                {**account("OFFLINE", package()), **address},
+                {**account("KUWAIT", package("office", "12.345"), currency="KWD"), **address,
+                 **peppol},
+            ]
+        },
+    )  # fmt: skip
+    billing.seller = Seller(
+        name="Real Ltd", iban="BE68539007547034", email="b@real.test", peppol=True
+    )
+    schedule_run(billing, "jan", JANUARY, None, Selection())
+    found = {(f.check, tuple(f.accounts)) for f in check_run(billing, "jan").findings}
+    assert found == {
+        ("no_buyer_address", ("NOWHERE",)),
+        ("not_on_peppol", ("OFFLINE",)),
+        ("no_en16931_currency", ("KUWAIT",)),
+    }

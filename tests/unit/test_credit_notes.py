@@ -154,15 +154,16 @@ def test_an_invoice_with_several_rates_needs_the_rate_of_a_partial_credit() -> N
 
 
 def test_partial_credits_of_all_a_rate_add_up_to_the_invoice_exactly() -> None:
-    # Three lines of 0.03 at 50 %: tax 0.02 each (0.015 rounds up), 0.06 in all.
-    # Crediting 0.04 (tax 0.02), then the last 0.05, whose own tax would be 0.03:
-    # the last takes what is left of the rate's tax (0.04), not 0.03.
+    # Three lines of 0.03 at 50 %: the rate's tax is 0.09 x 50 % = 0.045, rounded
+    # once to 0.05 (BR-CO-17; per line it was 0.02 x 3 = 0.06). Crediting 0.04
+    # (tax 0.02), then the last 0.05 (tax 0.025 -> 0.03): 0.14 in all, the invoice.
     invoice = issued(line("0.03", "50"), line("0.03", "50"), line("0.03", "50"))
+    assert invoice.tax == D("0.05")
     first = credit(invoice, 1, **part("0.04"))
     last = credit(invoice, 2, **part("0.05"))
 
-    assert (first.tax, last.tax) == (D("-0.02"), D("-0.04"))
-    assert first.total + last.total == -invoice.total == D("-0.15")
+    assert (first.tax, last.tax) == (D("-0.02"), D("-0.03"))
+    assert first.total + last.total == -invoice.total == D("-0.14")
     assert invoice.creditable_total == D("0.00")
 
 
@@ -360,3 +361,26 @@ def test_a_full_credit_of_a_free_untaxed_line_prints_no_negative_zero() -> None:
     invoice = issued(line("0.00", "0"), line("100.00"))
     free = credit(invoice, **full()).lines[0]
     assert (str(free.amount), str(free.unit_amount), str(free.tax)) == ("0.00", "0.00", "0.00")
+
+
+# Tax rounded once per rate (EN 16931 BR-CO-17) ------------------------------------------
+
+
+def test_many_same_rate_lines_are_taxed_once_on_their_sum_not_rounded_line_by_line() -> None:
+    # Three 5-yen lines at 10 %: 0.5 each rounds up to 1 per line (3 in all), where
+    # 15 x 10 % = 1.5 rounds once to 2.
+    invoice = issued(*(line("5", "10", "JPY") for _ in range(3)), currency="JPY")
+    assert [x.tax for x in invoice.lines] == [D(1), D(1), D(1)]
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (D(15), D(2), D(17))
+    assert invoice.amounts_by_rate() == {D(10): (D(15), D(2))}
+
+
+def test_a_full_credit_takes_exactly_the_tax_of_each_rate_rounded_once() -> None:
+    invoice = issued(*(line("0.10", "25") for _ in range(3)), line("1.00", "6"))
+    note = credit(invoice, **full())
+    assert invoice.tax == D("0.08") + D("0.06")  # 0.075 -> 0.08, and 0.06
+    assert note.total == -invoice.total
+    assert note.amounts_by_rate() == {
+        D(25): (D("-0.30"), D("-0.08")),
+        D(6): (D("-1.00"), D("-0.06")),
+    }

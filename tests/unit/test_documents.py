@@ -225,15 +225,18 @@ def test_the_tax_breakdown_has_one_entry_per_rate_and_adds_up_to_the_invoice_exa
     assert doc.single_tax_rate is None
 
 
-def test_a_rates_tax_is_the_sum_of_its_rounded_lines_not_its_subtotal_rounded_once() -> None:
-    # 0.10 at 25 % is 0.025, rounded up per line to 0.03; two lines: 0.06, where
-    # rounding the rate's subtotal once (EN 16931's BR-CO-17) would give 0.05.
+def test_a_rates_tax_is_its_taxable_amount_taxed_and_rounded_once_not_the_sum_of_its_lines() -> (
+    None
+):
+    # 0.10 at 25 % is 0.025, rounded up per line to 0.03; two lines would give 0.06
+    # where the rate's taxable amount rounded once (EN 16931's BR-CO-17) gives 0.05.
     line = ("Sticker", "charge", "charges", "1", "0.10", "0.10", "25", *JANUARY, "one-off")
     invoice, account = taxed_invoice([(*line, "ACME-001"), (*line, "ACME-002")])
     doc = build_invoice_document(invoice, account, Seller())
     (only,) = doc.tax_breakdown
-    assert (only.taxable_amount, only.tax) == (Decimal("0.20"), Decimal("0.06"))
-    assert doc.tax == invoice.tax == Decimal("0.06")
+    assert (only.taxable_amount, only.tax) == (Decimal("0.20"), Decimal("0.05"))
+    assert doc.tax == invoice.tax == Decimal("0.05")
+    assert [line.tax for line in doc.lines] == [Decimal("0.03"), Decimal("0.03")]  # shown only
     assert doc.single_tax_rate == Decimal(25)
 
 
@@ -757,3 +760,39 @@ def test_a_group_template_is_refused_beyond_its_cpu_and_output_budget(
             "email_body.txt.j2", source, {"number": "INV-1", "n": 50_000_000}
         )
     assert time.process_time() - started < 5
+
+
+def test_the_sellers_e_invoice_settings_are_read_and_the_demos_ids_never_lent_to_another() -> None:
+    from infrastructure.settings import SellerSettings
+
+    configured = Seller.from_settings(
+        SellerSettings.from_environment(
+            {
+                "BILLRUN_SELLER_NAME": "Acme Billing SA",
+                "BILLRUN_SELLER_CITY": "Liège",
+                "BILLRUN_SELLER_ENDPOINT": "9925:BE0477472701",
+                "BILLRUN_SELLER_BANK_ACCOUNTS": (
+                    "usd=US64SVBKUS6S3300958879/SVBKUS6S; GBP=GB33BUKB20201555555555"
+                ),
+            }
+        )
+    )
+    assert (configured.city, configured.street, configured.company_id) == ("Liège", None, None)
+    assert (configured.endpoint_scheme, configured.endpoint_id, configured.peppol) == (
+        "9925", "BE0477472701", True,
+    )  # fmt: skip
+    assert configured.bank_accounts == (
+        ("USD", "US64SVBKUS6S3300958879", "SVBKUS6S"),
+        ("GBP", "GB33BUKB20201555555555", None),
+    )
+    unnamed = Seller.from_settings(SellerSettings.from_environment({"BILLRUN_SELLER_CITY": "Gent"}))
+    assert (unnamed.city, unnamed.endpoint_id, unnamed.peppol) == ("Gent", "0123456749", True)
+    named = Seller.from_settings(SellerSettings.from_environment({"BILLRUN_SELLER_NAME": "X"}))
+    assert (named.endpoint_id, named.peppol, named.city) == (None, False, None)
+    for variable, value in (
+        ("BILLRUN_SELLER_ENDPOINT", "0208"),
+        ("BILLRUN_SELLER_PEPPOL", "maybe"),
+        ("BILLRUN_SELLER_BANK_ACCOUNTS", "dollars=US64"),
+    ):
+        with pytest.raises(ConfigurationError, match=variable):
+            SellerSettings.from_environment({variable: value})

@@ -217,8 +217,8 @@ def test_identifiers_are_trimmed_and_the_timing_defaults_to_advance():
             id="an unknown package field",
         ),
         pytest.param(
-            account("A", vat_id="DE123"),
-            "accounts[0].vat_id: unknown field",
+            account("A", vat_number="DE123"),
+            "accounts[0].vat_number: unknown field",
             id="an unknown account field",
         ),
         pytest.param(
@@ -820,3 +820,46 @@ def test_the_json_schema_asks_for_every_decimal_as_a_string():
     assert defs["ChargeRecord"]["properties"]["category"]["default"] == "charges"
     assert set(defs["ChargeRecord"]["required"]) == {"id", "description", "amount", "date"}
     assert set(defs["UsageRecord"]["required"]) == {"id", "package_id", "quantity", "occurred_on"}
+
+
+def test_an_accounts_buyer_details_are_imported_and_left_out_ones_kept() -> None:
+    from application.billing.import_document import AccountRecord
+    from application.billing.importing import buyer_details
+    from domain.billing.buyer import BuyerDetails
+
+    record = AccountRecord.model_validate(
+        {
+            "id": "A",
+            "name": "A",
+            "currency": "EUR",
+            "address": {"street": "Rue 1", "city": "Liège", "postal_code": "4000", "country": "BE"},
+            "vat_id": "BE0477472701",
+            "electronic_address": {"scheme": "0208", "id": "0477472701"},
+        }
+    )
+    details = buyer_details(BuyerDetails(), record)
+    assert details == BuyerDetails(
+        street="Rue 1", city="Liège", postal_code="4000", country_code="BE",
+        vat_id="BE0477472701", endpoint_scheme="0208", endpoint_id="0477472701",
+    )  # fmt: skip
+    renamed = AccountRecord.model_validate({"id": "A", "name": "B", "currency": "EUR"})
+    assert buyer_details(details, renamed) == details  # left out: as it is
+    cleared = AccountRecord.model_validate(
+        {"id": "A", "name": "B", "currency": "EUR", "electronic_address": None}
+    )
+    assert buyer_details(details, cleared).endpoint_id is None
+
+
+def test_incoherent_buyer_details_are_refused_with_the_account() -> None:
+    from datetime import UTC, datetime
+
+    from domain.billing.account import Account
+    from domain.billing.buyer import BuyerDetails
+    from domain.shared.errors import AccountError
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    account = Account.open("A", "A", "EUR", None, "default", at)
+    with pytest.raises(AccountError, match="account A: country 'Belgium' is not an ISO 3166-1"):
+        account.set_buyer_details(BuyerDetails(country_code="Belgium"), at)
+    with pytest.raises(AccountError, match="needs both its scheme and its id"):
+        account.set_buyer_details(BuyerDetails(endpoint_id="0477472701"), at)

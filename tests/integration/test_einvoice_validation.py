@@ -1,0 +1,248 @@
+"""Every e-invoice billrun writes, checked by validators billrun did not write.
+
+A scenario matrix (each VAT case, negative lines, credit notes full and partial,
+0-, 2- and 3-decimal currencies, an invoicer's family, a zero invoice, many
+same-rate lines rounding one way) goes through the real domain (lines, tax
+rounded once per rate, credit notes) and the real view model, then each
+document kind is checked: UBL against the OASIS UBL 2.1 schema, the CEN
+EN 16931 Schematron and, for Peppol documents, the OpenPeppol BIS 3.0 rules;
+CII against the Factur-X EN 16931 schema and Schematron; Factur-X PDFs by the
+`factur-x` package. Zero fatal findings. The artefacts are read from
+shared/einvoice (or $BILLRUN_EINVOICE_ARTEFACTS); without them these tests skip
+and say why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+
+from application.invoicing.documents import build_invoice_document
+from application.shared.ports import InvoiceDocument, PostalAddress, Seller, TaxBreakdown
+from domain.billing.account import Account
+from domain.billing.lines import InvoiceLine, LineKind
+from domain.billing.pricing import tax_on
+from domain.invoicing.credit_notes import CreditTerms, issue_credit_note
+from domain.invoicing.invoice import Invoice
+from domain.shared.money import round_to_currency
+from infrastructure.einvoice.cii import build_cii
+from infrastructure.einvoice.common import NotConformant
+from infrastructure.einvoice.ubl import build_ubl
+
+validation = pytest.importorskip("infrastructure.einvoice.validation")
+
+AT = datetime(2026, 2, 1, tzinfo=UTC)
+JANUARY = (date(2026, 1, 1), date(2026, 1, 31))
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def artefacts():
+    try:
+        return validation.artefacts_folder()
+    except validation.ArtefactsMissing as missing:
+        pytest.skip(str(missing))
+
+
+def line(amount: str, rate: str = "21", currency: str = "EUR", quantity: str = "1",
+         unit: str | None = None, account: str = "ACME-001",
+         description: str = "Private office") -> InvoiceLine:  # fmt: skip
+    return InvoiceLine(
+        line_id=uuid4(),
+        account_id=account,
+        run_id="2026-01",
+        source="package:office",
+        description=description,
+        service_period_start=JANUARY[0],
+        service_period_end=JANUARY[1],
+        quantity=D(quantity),
+        unit_amount=D(unit or amount),
+        amount=D(amount),
+        currency=currency,
+        posting_date=JANUARY[1],
+        rule="recurring:monthly:advance",
+        kind=LineKind.RECURRING,
+        tax_rate=D(rate),
+        tax=tax_on(D(amount), D(rate), currency),
+    )
+
+
+def issued(*lines: InvoiceLine, currency: str = "EUR") -> Invoice:
+    invoice = Invoice.open("2026-01", "ACME-001", currency, JANUARY[1], AT)
+    for each in lines:
+        invoice.add_line(each, AT)
+    invoice.close(7, AT, due_date=date(2026, 3, 2))
+    invoice.approve(AT)
+    return invoice
+
+
+BUYER_ADDRESS = PostalAddress("BE", "Rue de la Loi 16", "Brussels", "1000")
+PEPPOL_BUYER = {"endpoint_scheme": "0208", "endpoint_id": "0477472701", "vat_id": "BE0477472701"}
+
+
+def document(invoice: Invoice, corrected: Invoice | None = None, peppol: bool = True,
+             **buyer: object) -> InvoiceDocument:  # fmt: skip
+    account = Account.open("ACME-001", "Acme & Co", invoice.currency, "ap@acme.test", "m", AT)
+    doc = build_invoice_document(invoice, account, Seller(), corrected)
+    fields = {"address": BUYER_ADDRESS, **(PEPPOL_BUYER if peppol else {}), **buyer}
+    return replace(doc, buyer=replace(doc.buyer, **fields))
+
+
+def with_category(doc: InvoiceDocument, category: str, reason: str | None) -> InvoiceDocument:
+    """The 0 % lines of `doc` as `category` (E: exempt, AE: reverse charge). billrun's
+    tax rules carry a rate only (a 0 % line is Z); the builders take the category."""
+    lines = tuple(
+        replace(x, tax_category=category, exemption_reason=reason) if x.tax_rate == 0 else x
+        for x in doc.lines
+    )
+    breakdown = tuple(
+        replace(b, tax_category=category, exemption_reason=reason) if b.tax_rate == 0 else b
+        for b in doc.tax_breakdown
+    )
+    return replace(doc, lines=lines, tax_breakdown=breakdown)
+
+
+def credit(invoice: Invoice, amount: str | None = None, rate: str | None = None) -> Invoice:
+    terms = CreditTerms(
+        reason="outage",
+        amount=None if amount is None else D(amount),
+        tax_rate=None if rate is None else D(rate),
+    )
+    return issue_credit_note(invoice, uuid4(), terms, 1, date(2026, 2, 10), AT)
+
+
+def scenarios() -> dict[str, InvoiceDocument]:
+    standard = issued(
+        line("450.00"), line("175.48"), line("15.43", quantity="1234.5", unit="0.0125")
+    )
+    mixed = issued(line("450.00"), line("96.00", "6"), line("30.00", "0"))
+    credited = issued(line("450.00"), line("96.00", "6"))
+    partial = issued(line("100.00"), line("33.33"))
+    yen = issued(line("233", "10", "JPY", quantity="333", unit="0.7"), line("48000", "10", "JPY"),
+                 currency="JPY")  # fmt: skip
+    return {
+        "standard rated, fine-grained usage price": document(standard),
+        "standard rated, EN 16931 only (buyer not on Peppol)": document(standard, peppol=False),
+        "zero rated": document(issued(line("120.00", "0"))),
+        "exempt with reason": with_category(
+            document(issued(line("120.00", "0"), line("50.00"))),
+            "E",
+            "Exempt: medical care (Article 132(1)(c) of Directive 2006/112/EC)",
+        ),
+        "reverse charge": with_category(
+            document(issued(line("1000.00", "0"))), "AE", "Reverse charge"
+        ),
+        "mixed rates": document(mixed),
+        "a negative line": document(issued(line("450.00"), line("-50.00"))),
+        "a negative total": document(issued(line("20.00"), line("-50.00"))),
+        "full credit note": document(credit(credited), credited),
+        "partial credit note": document(credit(partial, "10.05", "21"), partial),
+        "0-decimal currency (JPY), usage rounded to the yen": document(yen),
+        "3 x 5 yen at 10 % (tax rounded once: 2)": document(
+            issued(*(line("5", "10", "JPY") for _ in range(3)), currency="JPY")
+        ),
+        "an invoicer's family": document(
+            issued(
+                line("450.00"),
+                line("320.00", account="ACME-002"),
+                line("12.00", "6", account="ACME-003"),
+            )
+        ),
+        "a zero invoice (no lines)": document(issued()),
+        "many same-rate lines rounding one way": document(
+            issued(*(line("0.10", "25") for _ in range(41)))
+        ),
+    }
+
+
+SCENARIOS = scenarios()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenarios_ubl_passes_the_ubl_schema_en16931_and_peppol(artefacts, name) -> None:
+    doc = SCENARIOS[name]
+    xml = build_ubl(doc)
+    findings = validation.findings_ubl(xml, artefacts)
+    assert validation.fatal(findings) == [], "\n".join(map(str, findings))
+    assert (b"poacc:billing:3.0" in xml) == (doc.buyer.endpoint_id is not None)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenarios_cii_passes_the_factur_x_en16931_schema_and_rules(name) -> None:
+    findings = validation.findings_cii(build_cii(SCENARIOS[name]))
+    assert validation.fatal(findings) == [], "\n".join(map(str, findings))
+
+
+def test_a_tax_total_is_each_rates_taxable_amount_taxed_once() -> None:
+    doc = SCENARIOS["many same-rate lines rounding one way"]
+    assert doc.tax_breakdown == (
+        TaxBreakdown(D(25), "S", D("4.10"), D("1.03")),  # 1.025 rounded once, not 41 x 0.03
+    )
+    assert doc.total == doc.subtotal + doc.tax == D("5.13")
+
+
+def test_a_three_decimal_currency_is_plain_ubl_claiming_no_en16931_and_no_cii(artefacts) -> None:
+    doc = document(issued(line("12.345", "5", "KWD"), line("1.001", "5", "KWD"), currency="KWD"))
+    xml = build_ubl(doc)
+    assert b"CustomizationID" not in xml and b"ProfileID" not in xml
+    xsd = [f for f in validation.findings_ubl(xml, artefacts) if f.source == "xsd"]
+    assert xsd == []
+    assert b">13.346<" in xml  # the amounts as billed, to the fils
+    with pytest.raises(NotConformant, match="KWD has 3"):
+        build_cii(doc)
+
+
+def test_payment_means_are_sepa_only_for_euros() -> None:
+    euros = build_ubl(SCENARIOS["standard rated, fine-grained usage price"])
+    yen = build_ubl(SCENARIOS["0-decimal currency (JPY), usage rounded to the yen"])
+    assert b"<cbc:PaymentMeansCode>58<" in euros
+    assert b"<cbc:PaymentMeansCode>30<" in yen
+
+
+def test_a_yen_usage_line_is_stated_exactly_per_base_quantity() -> None:
+    xml = build_ubl(SCENARIOS["0-decimal currency (JPY), usage rounded to the yen"])
+    assert b'<cbc:InvoicedQuantity unitCode="C62">333</cbc:InvoicedQuantity>' in xml
+    assert b'<cbc:PriceAmount currencyID="JPY">233</cbc:PriceAmount>' in xml
+    assert b'<cbc:BaseQuantity unitCode="C62">333</cbc:BaseQuantity>' in xml
+
+
+def test_the_seller_address_has_its_city_and_postcode() -> None:
+    xml = build_ubl(SCENARIOS["mixed rates"])
+    assert b"<cbc:CityName>Brussels</cbc:CityName>" in xml
+    assert b"<cbc:PostalZone>1000</cbc:PostalZone>" in xml
+
+
+def test_zero_invoices_have_one_informative_line_of_zero() -> None:
+    xml = build_ubl(SCENARIOS["a zero invoice (no lines)"])
+    assert xml.count(b"<cac:InvoiceLine>") == 1
+    assert b"No charges for this period" in xml
+    assert round_to_currency(SCENARIOS["a zero invoice (no lines)"].total, "EUR") == D("0.00")
+
+
+@pytest.mark.parametrize("name", ["mixed rates", "partial credit note"])
+def test_a_factur_x_pdf_carries_its_valid_cii_declares_pdf_a_3b_and_is_deterministic(
+    name: str,
+) -> None:
+    import io
+
+    facturx = pytest.importorskip("facturx")
+    pypdf = pytest.importorskip("pypdf")
+    from infrastructure.rendering.renderer import InvoiceRenderer
+
+    doc = SCENARIOS[name]
+    pdf = InvoiceRenderer().render_facturx(doc)
+    filename, xml = facturx.get_xml_from_pdf(pdf, check_xsd=True)
+    assert filename == "factur-x.xml"
+    assert xml == build_cii(doc)
+    catalog = pypdf.PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+    xmp = catalog["/Metadata"].get_object().get_data()
+    assert b'pdfaid:part="3"' in xmp and b'pdfaid:conformance="B"' in xmp
+    assert b"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>" in xmp
+    # One associated file, the CII, as Data (WeasyPrint lists its reference twice).
+    assert {a.idnum for a in catalog["/AF"]} == {catalog["/AF"][0].idnum}
+    assert catalog["/AF"][0].get_object()["/AFRelationship"] == "/Data"
+    assert InvoiceRenderer().render_facturx(doc) == pdf  # no "now" inside
