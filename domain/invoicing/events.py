@@ -14,6 +14,7 @@ from domain.invoicing.documents import (
     CreditedAmount,
     DocumentType,
 )
+from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.group_terms import (
     DEFAULT_CLOSE_TYPE,
     CloseType,
@@ -191,3 +192,11 @@ class InvoiceNumbersReserved(DomainEvent):
     run_id: str
     first: int
     count: int
+
+
+class IssuingEntityConfigured(DomainEvent):
+    """An issuing entity's details, set or changed (the whole set each time, so one
+    event rebuilds it); `details` is `domain.invoicing.entities.EntityDetails`."""
+
+    entity_id: str
+    details: EntityDetails
