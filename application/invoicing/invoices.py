@@ -169,15 +169,18 @@ def close_numbered(
     run_id: str,
     at: datetime,
     posting_date: date | None = None,
+    issuers: list[tuple[str | None, str | None]] | None = None,
 ) -> None:
-    """Close each invoice with its reserved number, issued on the closing run's
+    """Close each invoice with its reserved number (`issuers`: each one's issuing
+    entity and printed number, None for the default entity's), issued on the closing run's
     `posting_date` (an invoice a later run closes, `user_bill_cycle`, is issued
     then, not when it opened; None: as opened), and its due date from that date
     (the invoicer's payment terms, else its group's); hold those not released. Each closed invoice
     is judged by its group's review rules (`domain.invoicing.review_rules`): every verdict is
     recorded on it, and the first rule that objects quarantines or rejects it. An
     invoice not rejected is posted to the invoicer's receivables."""
-    for closing, number in zip(closings, numbers, strict=True):
+    issuers = issuers or [(None, None)] * len(closings)
+    for closing, number, (issued_by, printed) in zip(closings, numbers, issuers, strict=True):
         invoice, invoicer, receivables = closing.invoice, closing.invoicer, closing.receivables
         assert invoice.posting_date is not None and receivables is not None
         issued = posting_date or invoice.posting_date
@@ -185,7 +188,7 @@ def close_numbered(
         due_date = issued + timedelta(days=terms)
         invoice.close(
             number, at, run_id=run_id, release=closing.release, due_date=due_date,
-            posting_date=issued,
+            posting_date=issued, issued_by=issued_by, printed_number=printed,
         )  # fmt: skip
         rules = closing.group.review_rules
         if rules.enabled:

@@ -72,6 +72,12 @@ class InvoiceClosed(DomainEvent):
     """True: `tax` is each rate's taxable amount taxed and rounded once (BR-CO-17);
     False (credit notes, and invoices closed before that rule): the sum of the
     lines' taxes."""
+    issued_by: str | None = None
+    """The issuing entity (`domain.invoicing.entities`) whose sequence numbered it;
+    None: the default entity (the BILLRUN_SELLER_* settings)."""
+    printed_number: str | None = None
+    """The number as the entity's number format prints it (`BE-2026-000001`); None:
+    the default entity's INV-/CN- format applied to `number`."""
 
 
 class InvoiceCredited(DomainEvent):
@@ -186,6 +192,8 @@ class BillGroupConfigured(DomainEvent):
     terms come first)."""
     dunning: DunningRules = DunningRules()
     suspended_billing: SuspendedBilling = SuspendedBilling.BILL
+    issuing_entity: str | None = None
+    """The entity that bills the group (`billrun entity`); None: the default entity."""
 
 
 class InvoiceNumbersReserved(DomainEvent):
