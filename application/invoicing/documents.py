@@ -211,11 +211,22 @@ def buyer_of(account: Account) -> Buyer:
 
 def document_of(billing: Billing, invoice: Invoice, seller: Seller) -> InvoiceDocument:
     """The view model of a closed invoice, loading what it prints besides itself:
-    its account, and for a credit note the invoice it corrects."""
+    its account, its issuing entity, and for a credit note the invoice it corrects."""
     corrected = None if invoice.corrects is None else billing.get_invoice(invoice.corrects)
     return build_invoice_document(
-        invoice, billing.get_account(invoice.account_id), seller, corrected
-    )
+        invoice, billing.get_account(invoice.account_id), issuer_of(billing, invoice, seller),
+        corrected,
+    )  # fmt: skip
+
+
+def issuer_of(billing: Billing, invoice: Invoice, default: Seller) -> Seller:
+    """Who issued `invoice`, as its documents state it: its issuing entity, or the
+    default entity (the BILLRUN_SELLER_* settings, `default`)."""
+    if invoice.issued_by is None:
+        return default
+    details = billing.get_entity(invoice.issued_by).details
+    assert details is not None  # an entity is recorded with its details
+    return Seller.from_entity(details, default)
 
 
 def vat_category(rate: Decimal) -> str:

@@ -90,7 +90,9 @@ class EntityDetails(ValueObject):
     """The electronic address (BT-34): Peppol EAS scheme (0208, 9925, 0009, EM...)."""
     endpoint_id: str | None = None
     peppol: bool = False
-    bank_accounts: tuple[BankAccount, ...] = ()
+    bank_accounts: tuple[BankAccount, ...] = Field(min_length=1)
+    """Where its invoices are paid, one account per currency; the first is its main
+    account, for currencies without one of their own."""
     payment_terms_days: int = Field(default=30, ge=0, le=365)
     invoice_number_format: str = DEFAULT_INVOICE_FORMAT
     credit_note_number_format: str = DEFAULT_CREDIT_NOTE_FORMAT

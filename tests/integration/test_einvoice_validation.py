@@ -27,6 +27,8 @@ from domain.billing.account import Account
 from domain.billing.lines import InvoiceLine, LineKind
 from domain.billing.pricing import tax_on
 from domain.invoicing.credit_notes import CreditTerms, issue_credit_note
+from domain.invoicing.entities import IssuingEntity
+from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.invoice import Invoice
 from domain.shared.money import round_to_currency
 from infrastructure.einvoice.cii import build_cii
@@ -71,13 +73,40 @@ def line(amount: str, rate: str = "21", currency: str = "EUR", quantity: str = "
     )
 
 
-def issued(*lines: InvoiceLine, currency: str = "EUR") -> Invoice:
+def issued(*lines: InvoiceLine, currency: str = "EUR", entity: str | None = None) -> Invoice:
     invoice = Invoice.open("2026-01", "ACME-001", currency, JANUARY[1], AT)
     for each in lines:
         invoice.add_line(each, AT)
-    invoice.close(7, AT, due_date=date(2026, 3, 2))
+    printed = None if entity is None else ENTITIES[entity].number(7, "invoice", 2026)
+    invoice.close(7, AT, due_date=date(2026, 3, 2), issued_by=entity, printed_number=printed)
     invoice.approve(AT)
     return invoice
+
+
+def entity(entity_id: str, **details: object) -> IssuingEntity:
+    recorded = IssuingEntity.create(entity_id)
+    recorded.configure(EntityDetails.model_validate(details), AT)
+    return recorded
+
+
+ENTITIES = {
+    "be": entity(
+        "be", legal_name="Billrun Belgium SRL", street="1 Ledger Street", city="Brussels",
+        postal_code="1000", country_code="BE", vat_id="BE0123456749", company_id="0123456749",
+        endpoint_scheme="0208", endpoint_id="0123456749", peppol=True,
+        bank_accounts=[{"currency": "EUR", "account_id": "BE71096123456769"},
+                       {"currency": "USD", "account_id": "BE43068999999501", "bic": "GKCCBEBB"}],
+        invoice_number_format="BE-{year}-{seq:06}",
+    ),
+    "fr": entity(
+        "fr", legal_name="Billrun France SAS", street="2 rue du Grand Livre", city="Paris",
+        postal_code="75002", country_code="FR", vat_id="FR44732829320",
+        company_id="73282932000074", email="factures@billrun.example",
+        bank_accounts=[{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
+        invoice_number_format="FR{year}{seq:05}",
+    ),
+}  # fmt: skip
+"""A Peppol entity (Belgium) and one that is not on Peppol (France)."""
 
 
 BUYER_ADDRESS = PostalAddress("BE", "Rue de la Loi 16", "Brussels", "1000")
@@ -87,7 +116,12 @@ PEPPOL_BUYER = {"endpoint_scheme": "0208", "endpoint_id": "0477472701", "vat_id"
 def document(invoice: Invoice, corrected: Invoice | None = None, peppol: bool = True,
              **buyer: object) -> InvoiceDocument:  # fmt: skip
     account = Account.open("ACME-001", "Acme & Co", invoice.currency, "ap@acme.test", "m", AT)
-    doc = build_invoice_document(invoice, account, Seller(), corrected)
+    seller = Seller()
+    if invoice.issued_by is not None:
+        details = ENTITIES[invoice.issued_by].details
+        assert details is not None
+        seller = Seller.from_entity(details, seller)
+    doc = build_invoice_document(invoice, account, seller, corrected)
     fields = {"address": BUYER_ADDRESS, **(PEPPOL_BUYER if peppol else {}), **buyer}
     return replace(doc, buyer=replace(doc.buyer, **fields))
 
@@ -153,6 +187,15 @@ def scenarios() -> dict[str, InvoiceDocument]:
             )
         ),
         "a zero invoice (no lines)": document(issued()),
+        "issued by a Peppol entity (BE, own number format)": document(
+            issued(line("450.00"), line("96.00", "6"), entity="be")
+        ),
+        "issued by a Peppol entity in USD (its USD account, no SEPA)": document(
+            issued(line("450.00", currency="USD"), currency="USD", entity="be")
+        ),
+        "issued by an entity not on Peppol (FR), to a Peppol buyer": document(
+            issued(line("450.00", "20"), entity="fr")
+        ),
         "many same-rate lines rounding one way": document(
             issued(*(line("0.10", "25") for _ in range(41)))
         ),
@@ -168,7 +211,8 @@ def test_every_scenarios_ubl_passes_the_ubl_schema_en16931_and_peppol(artefacts,
     xml = build_ubl(doc)
     findings = validation.findings_ubl(xml, artefacts)
     assert validation.fatal(findings) == [], "\n".join(map(str, findings))
-    assert (b"poacc:billing:3.0" in xml) == (doc.buyer.endpoint_id is not None)
+    on_peppol = doc.seller.peppol and doc.buyer.endpoint_id is not None
+    assert (b"poacc:billing:3.0" in xml) == on_peppol
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -214,6 +258,19 @@ def test_the_seller_address_has_its_city_and_postcode() -> None:
     xml = build_ubl(SCENARIOS["mixed rates"])
     assert b"<cbc:CityName>Brussels</cbc:CityName>" in xml
     assert b"<cbc:PostalZone>1000</cbc:PostalZone>" in xml
+
+
+def test_documents_state_their_issuing_entity_and_its_number() -> None:
+    be = SCENARIOS["issued by a Peppol entity (BE, own number format)"]
+    fr = SCENARIOS["issued by an entity not on Peppol (FR), to a Peppol buyer"]
+    usd = build_ubl(SCENARIOS["issued by a Peppol entity in USD (its USD account, no SEPA)"])
+    for doc, name, number in ((be, b"Billrun Belgium SRL", b"BE-2026-000007"),
+                              (fr, b"Billrun France SAS", b"FR202600007")):  # fmt: skip
+        for xml in (build_ubl(doc), build_cii(doc)):
+            assert name in xml and number in xml
+            assert b"Billrun Demo Ltd" not in xml
+    assert b"poacc:billing:3.0" not in build_ubl(fr)  # its buyer is on Peppol, it is not
+    assert b"<cbc:PaymentMeansCode>30<" in usd and b"BE43068999999501" in usd
 
 
 def test_zero_invoices_have_one_informative_line_of_zero() -> None:

@@ -53,6 +53,7 @@ FRANCE: dict[str, Any] = {
     "postal_code": "75002",
     "country_code": "FR",
     "vat_id": "FR44732829320",
+    "bank_accounts": [{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
     "invoice_number_format": "FR{year}{seq:05}",
 }
 

@@ -51,7 +51,11 @@ def test_the_brief_example_format() -> None:
 
 
 def test_the_default_formats_print_the_historical_numbers() -> None:
-    default = EntityDetails(legal_name="Billrun Demo Ltd", country_code="BE")
+    default = EntityDetails(
+        legal_name="Billrun Demo Ltd",
+        country_code="BE",
+        bank_accounts=(BankAccount(currency="EUR", account_id="BE71096123456769"),),
+    )
     entity = IssuingEntity.create(DEFAULT_ENTITY)
     entity.configure(default, AT)
     assert entity.number(1, DocumentType.INVOICE, 2026) == format_document_number(1, "invoice")
