@@ -32,7 +32,7 @@ from pydantic import (
 from application.shared.errors import InvalidInput, Problem
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
-from domain.invoicing.entities import IssuingEntity
+from domain.invoicing.entities import IssuingEntity, borrowed_format
 from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.group_terms import (
     DEFAULT_CHANNEL,
@@ -744,6 +744,10 @@ def _entities(raw: Any, problems: list[Problem]) -> list[EntityRecord]:
             IssuingEntity.create(entity.id)
         except DomainError as refused:
             problems.append(Problem(f"entities[{index}].id", str(refused)))
+            continue
+        borrowed = borrowed_format(entity.id, entity)
+        if borrowed:
+            problems.append(Problem(f"entities[{index}]", borrowed))
             continue
         if entity.id in seen:
             problems.append(

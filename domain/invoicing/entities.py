@@ -51,6 +51,9 @@ class IssuingEntity(Aggregate):
         Returns whether anything was recorded."""
         if self.details == details:
             return False
+        refused = borrowed_format(self.entity_id, details)
+        if refused:
+            raise DomainError(refused)
         self._trigger(IssuingEntityConfigured, at, entity_id=self.entity_id, details=details)
         return True
 
@@ -68,6 +71,26 @@ class IssuingEntity(Aggregate):
             else self.details.invoice_number_format
         )
         return format_number(number_format, seq, year)
+
+
+def borrowed_format(entity_id: str, details: EntityDetails) -> str | None:
+    """Why `details` cannot number `entity_id`'s documents, if they cannot: an entity
+    other than the default one prints numbers of its own, never INV-/CN- numbers,
+    which would read as the default entity's (and be found as them)."""
+    if entity_id == DEFAULT_ENTITY:
+        return None
+    for field, number_format in (
+        ("invoice_number_format", details.invoice_number_format),
+        ("credit_note_number_format", details.credit_note_number_format),
+    ):
+        printed = format_number(number_format, 1, 2026)
+        if printed.upper().startswith(("INV-", "CN-")):
+            return (
+                f"{field} {number_format!r}: INV- and CN- numbers are the default "
+                f"entity's; give entity {entity_id!r} a format of its own (e.g. "
+                f"'{entity_id.upper()}-{{year}}-{{seq:06}}')"
+            )
+    return None
 
 
 def sequence_id(entity_id: str, document_type: DocumentType | str) -> UUID:

@@ -96,14 +96,14 @@ ENTITIES = {
         endpoint_scheme="0208", endpoint_id="0123456749", peppol=True,
         bank_accounts=[{"currency": "EUR", "account_id": "BE71096123456769"},
                        {"currency": "USD", "account_id": "BE43068999999501", "bic": "GKCCBEBB"}],
-        invoice_number_format="BE-{year}-{seq:06}",
+        invoice_number_format="BE-{year}-{seq:06}", credit_note_number_format="BE-CN-{seq:06}",
     ),
     "fr": entity(
         "fr", legal_name="Billrun France SAS", street="2 rue du Grand Livre", city="Paris",
         postal_code="75002", country_code="FR", vat_id="FR44732829320",
         company_id="73282932000074", email="factures@billrun.example",
         bank_accounts=[{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
-        invoice_number_format="FR{year}{seq:05}",
+        invoice_number_format="FR{year}{seq:05}", credit_note_number_format="FR-AV{seq:05}",
     ),
 }  # fmt: skip
 """A Peppol entity (Belgium) and one that is not on Peppol (France)."""

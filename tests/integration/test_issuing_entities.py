@@ -4,6 +4,7 @@ groups, numbering with their own gapless sequences, and racing closers."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -24,7 +25,7 @@ from domain.runs.settings import Selection
 from domain.shared.ids import entity_uuid
 from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, package
-from tests.integration.helpers import EventLog
+from tests.integration.helpers import BILLRUN, EventLog, cli_env, run_cli
 from tests.integration.test_race import Lockstep
 
 JANUARY = Period(date(2026, 1, 1), date(2026, 1, 31))
@@ -55,6 +56,7 @@ FRANCE: dict[str, Any] = {
     "vat_id": "FR44732829320",
     "bank_accounts": [{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
     "invoice_number_format": "FR{year}{seq:05}",
+    "credit_note_number_format": "FR-AV{year}{seq:05}",
 }
 
 
@@ -158,3 +160,31 @@ def test_two_closers_racing_leave_each_entity_gapless(
     assert {entity: sorted(numbers) for entity, numbers in by_entity.items()} == {
         entity: list(range(1, 9)) for entity in ("be", "default", "fr")
     }
+
+
+def test_the_cli_adds_lists_and_shows_entities_and_refuses_bad_ones_whole(
+    database_url: str,
+) -> None:
+    run_cli(
+        database_url, "entity", "add", "be", "--name", "Billrun Belgium SRL", "--country", "BE",
+        "--endpoint", "0208:0123456749", "--peppol", "--bank", "EUR=BE71096123456769",
+        "--invoice-format", "BE-{year}-{seq:06}",
+    )  # fmt: skip
+    listed = json.loads(run_cli(database_url, "entity", "list", "--json").stdout)
+    assert [e["id"] for e in listed["entities"]] == ["default", "be"]
+    assert listed["entities"][0]["invoice_number_format"] == "INV-{seq:08}"
+    shown = json.loads(run_cli(database_url, "entity", "show", "be", "--json").stdout)
+    assert shown["credit_note_number_format"] == "BE-CN-{year}-{seq:06}"
+    assert shown["bank_accounts"] == [
+        {"currency": "EUR", "account_id": "BE71096123456769", "bic": None}
+    ]
+    refused = subprocess.run(
+        [str(BILLRUN), "entity", "add", "fr", "--name", "X", "--country", "France",
+         "--bank", "EUR=1", "--invoice-format", "FR-{yr}-{seq}"],
+        env=cli_env(database_url, 5), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "country_code" in refused.stderr and "'France'" in refused.stderr
+    assert "unknown placeholder {yr}" in refused.stderr
+    listed = json.loads(run_cli(database_url, "entity", "list", "--json").stdout)
+    assert [e["id"] for e in listed["entities"]] == ["default", "be"]

@@ -109,6 +109,15 @@ def test_configuring_the_same_details_again_records_nothing() -> None:
     assert rebuilt.id == IssuingEntity.create("be").id  # deterministic id
 
 
+def test_another_entity_never_prints_the_default_entitys_numbers() -> None:
+    entity = IssuingEntity.create("be")
+    with pytest.raises(DomainError, match="INV- and CN- numbers are the default entity's"):
+        entity.configure(belgian(credit_note_number_format="CN-{seq:08}"), AT)
+    assert entity.version == 0  # nothing recorded
+    default = IssuingEntity.create(DEFAULT_ENTITY)
+    assert default.configure(belgian(invoice_number_format="INV-{seq:08}"), AT)
+
+
 def test_entity_ids_are_checked() -> None:
     for bad in ("", "BE", "be fr", "x" * 41):
         with pytest.raises(DomainError, match="entity id"):
