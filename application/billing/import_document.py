@@ -17,7 +17,7 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -286,6 +286,17 @@ class PackageRecord(_Strict):
         description="Price per unit of this package's usage records that have no "
         'unit_price of their own, a decimal string: "0.05"',
     )
+    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
+        default=None,
+        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
+        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
+        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
+    )
+    exemption_reason: Text | None = Field(
+        default=None,
+        description="Why it is not taxed (printed, BT-120): required for E; optional "
+        "for AE, K, G, O (default: the category's standard wording)",
+    )
 
     @property
     def anchor(self) -> date:
@@ -309,6 +320,17 @@ class ChargeRecord(_Strict):
     tax_rate: Percent | None = Field(
         default=None,
         description='Tax in percent, a decimal string: "20"; default: the account\'s rate',
+    )
+    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
+        default=None,
+        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
+        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
+        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
+    )
+    exemption_reason: Text | None = Field(
+        default=None,
+        description="Why it is not taxed (printed, BT-120): required for E; optional "
+        "for AE, K, G, O (default: the category's standard wording)",
     )
 
 

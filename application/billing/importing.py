@@ -386,6 +386,8 @@ def _apply_packages(
             category=package.category,
             tax_rate=package.tax_rate,
             usage_rate=package.usage_rate,
+            vat_category=package.vat_category,
+            exemption_reason=package.exemption_reason,
         )
         try:
             if current is None:
@@ -440,6 +442,8 @@ def _apply_charges(
             charge_date=charge.date,
             category=charge.category,
             tax_rate=charge.tax_rate,
+            vat_category=charge.vat_category,
+            exemption_reason=charge.exemption_reason,
         )
         known = account.charges.get(charge.id)
         if known is not None:

