@@ -26,8 +26,10 @@ from uuid import UUID
 from eventsourcing.persistence import RecordConflictError
 
 from application.invoicing.invoices import (
+    DEFAULT_ISSUER,
     Closing,
     FamilyOutcome,
+    Issuer,
     close_after_run,
     close_numbered,
     invoice_family,
@@ -618,7 +620,9 @@ class BillRunExecutor:
         )
         # The run records the default sequence's numbers (its first and last per
         # batch); other entities' numbers are on their invoices.
-        record(statistics, [n for n, (who, _) in zip(numbers, issuers, strict=True) if who is None])
+        record(
+            statistics, [n for n, (who, _, _) in zip(numbers, issuers, strict=True) if who is None]
+        )
         receivables = [r for r in batch.receivables.values() if r.has_pending_events]
         self.billing.save(
             *changed_accounts, *invoices.values(), *receivables, sequence, *sequences, run
@@ -627,19 +631,20 @@ class BillRunExecutor:
 
     def _reserve(
         self, run: BillRun, sequence: InvoiceNumberSequence, closings: list[Closing], at: datetime
-    ) -> tuple[list[int], list[tuple[str | None, str | None]], list[InvoiceNumberSequence]]:
+    ) -> tuple[list[int], list[Issuer], list[InvoiceNumberSequence]]:
         """Reserve each closing's number in its issuing entity's own sequence (its
         bill group's entity; none: the default one, `sequence`). The sequences are
         saved with the invoices in one transaction, so a retried batch consumes no
         numbers and two closers racing conflict on the sequence's version (gapless).
-        Returns the numbers, each invoice's (entity, printed number), None for the
-        default entity's, and the other entities' sequences to save."""
+        Returns the numbers, each invoice's `Issuer` (entity, printed number, its
+        payment terms; None for the default entity's), and the other entities'
+        sequences to save."""
         by_entity: dict[str, list[int]] = {}
         for index, closing in enumerate(closings):
             entity_id = closing.group.issuing_entity or DEFAULT_ENTITY
             by_entity.setdefault(entity_id, []).append(index)
         numbers = [0] * len(closings)
-        issuers: list[tuple[str | None, str | None]] = [(None, None)] * len(closings)
+        issuers: list[Issuer] = [DEFAULT_ISSUER] * len(closings)
         sequences: list[InvoiceNumberSequence] = []
         for entity_id, indexes in sorted(by_entity.items()):
             if entity_id == DEFAULT_ENTITY:
@@ -649,6 +654,8 @@ class BillRunExecutor:
                     numbers[index] = number
                 continue
             entity = self.billing.get_entity(entity_id)
+            details = entity.details
+            assert details is not None  # an entity is recorded with its details
             own = self.billing.get_sequence(sequence_id(entity_id, DocumentType.INVOICE))
             reserved = own.reserve(len(indexes), run.run_id, at)
             sequences.append(own)
@@ -656,10 +663,8 @@ class BillRunExecutor:
                 issued = run.posting_date or closings[index].invoice.posting_date
                 assert issued is not None
                 numbers[index] = number
-                issuers[index] = (
-                    entity_id,
-                    entity.number(number, DocumentType.INVOICE, issued.year),
-                )
+                printed = entity.number(number, DocumentType.INVOICE, issued.year)
+                issuers[index] = (entity_id, printed, details.payment_terms_days)
         return numbers, issuers, sequences
 
     def _release_held(

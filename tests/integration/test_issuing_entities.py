@@ -57,6 +57,7 @@ FRANCE: dict[str, Any] = {
     "bank_accounts": [{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
     "invoice_number_format": "FR{year}{seq:05}",
     "credit_note_number_format": "FR-AV{year}{seq:05}",
+    "payment_terms_days": 45,
 }
 
 
@@ -116,6 +117,9 @@ def test_each_entity_numbers_its_own_invoices_and_the_default_keeps_inv(
     assert billing.get_sequence(sequence_id("be", DocumentType.INVOICE)).last_number == 3
     assert billing.get_sequence(sequence_id("fr", DocumentType.INVOICE)).last_number == 3
     assert billing.get_invoice_sequence().last_number == 3
+    # The entity's payment terms when neither the account nor the group has any.
+    terms = {(s["issued_by"], s["due_date"]) for s in states}
+    assert terms == {(None, "2026-03-02"), ("be", "2026-03-02"), ("fr", "2026-03-17")}
 
 
 def test_an_unknown_entity_or_a_bad_one_is_refused_and_nothing_is_written(
