@@ -192,3 +192,19 @@ def test_the_cli_adds_lists_and_shows_entities_and_refuses_bad_ones_whole(
     assert "unknown placeholder {yr}" in refused.stderr
     listed = json.loads(run_cli(database_url, "entity", "list", "--json").stdout)
     assert [e["id"] for e in listed["entities"]] == ["default", "be"]
+
+
+def test_an_entitys_invoice_is_found_by_its_printed_number(
+    billing: Billing, database_url: str
+) -> None:
+    import_file(billing, world(1))
+    schedule_run(billing, "jan", JANUARY, None, Selection())
+    BillRunExecutor(billing, 5).execute("jan")
+    shown = json.loads(run_cli(database_url, "invoice", "show", "BE-2026-000001", "--json").stdout)
+    assert shown["display_number"] == "BE-2026-000001"
+    assert shown["account"] == "be-000"
+    default = json.loads(run_cli(database_url, "invoice", "show", "INV-00000001", "--json").stdout)
+    assert default["account"] == "dflt-000"
+    listed = json.loads(run_cli(database_url, "invoice", "list", "--run", "jan", "--json").stdout)
+    numbers = sorted(row["display_number"] for row in listed)
+    assert numbers == ["BE-2026-000001", "FR202600001", "INV-00000001"]
