@@ -14,15 +14,17 @@ import pytest
 
 from application.billing import importing
 from application.billing.import_document import parse_import
+from application.invoicing.credit_notes import credit_invoice
 from application.runs.executor import BillRunExecutor
 from application.runs.scheduling import schedule_run
 from application.shared.app import Billing
 from application.shared.errors import InvalidInput
+from domain.invoicing.credit_notes import CreditTerms
 from domain.invoicing.documents import DocumentType
 from domain.invoicing.entities import IssuingEntity, sequence_id
 from domain.invoicing.events import BillGroupConfigured, InvoiceClosed, IssuingEntityConfigured
 from domain.runs.settings import Selection
-from domain.shared.ids import entity_uuid
+from domain.shared.ids import entity_uuid, invoice_uuid
 from domain.shared.periods import Period
 from tests.conftest import SteppingClock, account, package
 from tests.integration.helpers import BILLRUN, EventLog, cli_env, run_cli
@@ -208,3 +210,25 @@ def test_an_entitys_invoice_is_found_by_its_printed_number(
     listed = json.loads(run_cli(database_url, "invoice", "list", "--run", "jan", "--json").stdout)
     numbers = sorted(row["display_number"] for row in listed)
     assert numbers == ["BE-2026-000001", "FR202600001", "INV-00000001"]
+
+
+def test_an_entitys_credit_notes_are_numbered_by_its_own_credit_note_sequence(
+    billing: Billing,
+) -> None:
+    import_file(billing, world(2))
+    schedule_run(billing, "jan", JANUARY, None, Selection())
+    BillRunExecutor(billing, 5).execute("jan")
+    accounts = ("be-000", "be-001", "dflt-000", "fr-000")
+    for account_id in accounts:  # issued: a draft is cancelled, not credited
+        invoice = billing.get_invoice(invoice_uuid("jan", account_id))
+        invoice.approve(billing.clock())
+        billing.save(invoice)
+    notes = [
+        credit_invoice(billing, invoice_uuid("jan", account_id), CreditTerms(reason="outage"))
+        for account_id in accounts
+    ]
+    assert [n.credit_note.display_number for n in notes] == [
+        "BE-CN-2026-000001", "BE-CN-2026-000002", "CN-00000001", "FR-AV202600001"
+    ]  # fmt: skip
+    assert [n.credit_note.issued_by for n in notes] == ["be", "be", None, "fr"]
+    assert billing.get_sequence(sequence_id("be", DocumentType.CREDIT_NOTE)).last_number == 2
