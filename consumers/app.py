@@ -1,14 +1,11 @@
-"""The FastStream application of billrun's consumers, and its AsyncAPI document."""
+"""The FastStream application of billrun's consumers (the public AsyncAPI document
+describes the events, not these internal subscriptions: infrastructure.contract.asyncapi)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
 
 from faststream.nats import NatsBroker
-from faststream.specification import AsyncAPI
-from pydantic import BaseModel
 
 from consumers.dead_letter import RetryPolicy
 from consumers.deliver import deliver_router
@@ -78,40 +75,3 @@ def build_broker(
     broker.include_router(deliver_router(services, topology, policy))
     broker.include_router(dunning_router(services, topology, policy))
     return broker
-
-
-class _Documentation:
-    """Stand-in services: the AsyncAPI document needs the handlers, not their work."""
-
-    def render(self, invoice_id: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def deliver(self, invoice_id: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def send_dunning_notice(
-        self, receivables_id: Any, invoice_id: Any, stage: Any
-    ) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-
-def asyncapi_document(published: Iterable[tuple[str, type[BaseModel]]] = ()) -> str:
-    """The AsyncAPI (3.0) document, as JSON, generated from the code: the consumers,
-    and the `published` (subject, event model) pairs that the relay sends."""
-    broker = build_broker("nats://localhost:4222", _Documentation())
-    for subject, model in published:
-        broker.publisher(
-            subject,
-            schema=model,
-            title=subject,
-            description=(model.__doc__ or model.__name__).strip().splitlines()[0],
-        )
-    spec = AsyncAPI(
-        broker,
-        title="billrun consumers",
-        version="1",
-        description="Billing events on NATS JetStream (stream BILLING, subjects "
-        "billing.<aggregate>.<Event>) and the consumers that render and deliver invoices "
-        "and send dunning notices.",
-    )
-    return spec.to_specification().to_json()

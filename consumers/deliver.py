@@ -8,6 +8,7 @@ command)."""
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 from faststream.nats import NatsRouter
 
@@ -15,7 +16,7 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoicing.events import InvoiceApproved, InvoiceRendered
+from infrastructure.contract.invoicing import InvoiceApprovedV1, InvoiceRenderedV1
 
 CONSUMER = "deliver"
 APPROVED_CONSUMER = "deliver-approved"
@@ -34,10 +35,10 @@ def deliver_router(
     )
 
     @subscribe
-    async def deliver_invoice(event: InvoiceRendered) -> None:
+    async def deliver_invoice(event: InvoiceRenderedV1) -> None:
         if event.format != "pdf":
             return
-        await asyncio.to_thread(services.deliver, event.originator_id)
+        await asyncio.to_thread(services.deliver, UUID(event.invoice_id))
 
     approved, subscribe_approved = durable_subscriber(
         topology,
@@ -49,8 +50,8 @@ def deliver_router(
     )
 
     @subscribe_approved
-    async def deliver_approved_invoice(event: InvoiceApproved) -> None:
-        await asyncio.to_thread(services.deliver, event.originator_id)
+    async def deliver_approved_invoice(event: InvoiceApprovedV1) -> None:
+        await asyncio.to_thread(services.deliver, UUID(event.invoice_id))
 
     router.include_router(approved)
     return router

@@ -6,6 +6,7 @@ redelivery sends nothing twice)."""
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 from faststream.nats import NatsRouter
 
@@ -13,8 +14,8 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.receivables.dunning import DunningAction
-from domain.receivables.events import DunningApplied
+from domain.receivables.receivables import receivables_uuid
+from infrastructure.contract.receivables import DunningAppliedV1
 
 CONSUMER = "dunning-notice"
 
@@ -33,11 +34,14 @@ def dunning_router(
     )
 
     @subscribe
-    async def send_dunning_notice(event: DunningApplied) -> None:
-        if DunningAction.NOTIFY not in event.actions:
+    async def send_dunning_notice(event: DunningAppliedV1) -> None:
+        if "notify" not in event.actions:
             return
         await asyncio.to_thread(
-            services.send_dunning_notice, event.originator_id, event.invoice_id, event.stage
+            services.send_dunning_notice,
+            receivables_uuid(event.account_id),
+            UUID(event.invoice_id),
+            event.stage,
         )
 
     return router

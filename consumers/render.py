@@ -5,6 +5,7 @@ run reached its bill day), render the invoice to PDF and UBL XML and record
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 from faststream.nats import NatsRouter
 
@@ -12,7 +13,7 @@ from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
 from consumers.subscription import durable_subscriber
 from consumers.topology import Topology
-from domain.invoicing.events import InvoiceClosed, InvoiceReleased
+from infrastructure.contract.invoicing import InvoiceClosedV1, InvoiceReleasedV1
 
 CONSUMER = "render"
 RELEASED_CONSUMER = "render-released"
@@ -31,8 +32,8 @@ def render_router(
     )
 
     @subscribe
-    async def render_invoice(event: InvoiceClosed) -> None:
-        await asyncio.to_thread(services.render, event.originator_id)
+    async def render_invoice(event: InvoiceClosedV1) -> None:
+        await asyncio.to_thread(services.render, UUID(event.invoice_id))
 
     released, subscribe_released = durable_subscriber(
         topology,
@@ -43,8 +44,8 @@ def render_router(
     )
 
     @subscribe_released
-    async def render_released_invoice(event: InvoiceReleased) -> None:
-        await asyncio.to_thread(services.render, event.originator_id)
+    async def render_released_invoice(event: InvoiceReleasedV1) -> None:
+        await asyncio.to_thread(services.render, UUID(event.invoice_id))
 
     router.include_router(released)
     return router

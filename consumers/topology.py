@@ -1,4 +1,5 @@
-"""Where billrun's events and dead letters live on NATS, and the consumers' names."""
+"""Where billrun's events and dead letters live on NATS, and the consumers' names
+(built from the deployment's `StreamNames` by `entrypoints.worker.topology`)."""
 
 from __future__ import annotations
 

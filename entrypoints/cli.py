@@ -112,9 +112,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "relay": (
         "entrypoints.commands.relay",
         "relay_app",
-        "Publish every event to NATS JetStream (stream BILLING, subjects "
-        "billing.<aggregate>.<Event>) and see how far the relay got. Configuration: "
-        "BILLRUN_NATS_URL (unset: an embedded nats-server under BILLRUN_HOME).",
+        "Publish every public event to NATS JetStream (stream BILLING, subjects "
+        "billing.<aggregate>.<Event>, CloudEvents) and see how far the relay got. "
+        "Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server under "
+        "BILLRUN_HOME), BILLRUN_NATS_PREFIX, BILLRUN_SOURCE.",
     ),
     "schedule": (
         "entrypoints.commands.schedules",

@@ -51,6 +51,7 @@ def date_parameter(text: str) -> date:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+AccountArgument = Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")]
 DateOption = Annotated[
     date, typer.Option(parser=date_parameter, metavar="YYYY-MM-DD", show_default=False)
 ]

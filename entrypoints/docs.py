@@ -1,7 +1,7 @@
 """Generated documentation: `python -m entrypoints.docs [--check]`.
 
 The import file's JSON Schema is generated from the pydantic models and the
-AsyncAPI document from the FastStream consumers and the event catalogue;
+AsyncAPI document from the public event models (`infrastructure.contract`);
 `--check` fails when a committed copy is stale, so CI keeps the docs true.
 """
 
@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 from application.billing.import_document import json_schema
-from domain.catalogue import event_catalogue
-from infrastructure.messaging import subject_for
-from infrastructure.topics import topic_of
+from infrastructure.contract.asyncapi import asyncapi_document
 
 
 def _import_schema() -> str:
@@ -22,11 +20,7 @@ def _import_schema() -> str:
 
 
 def _asyncapi() -> str:
-    from consumers.app import asyncapi_document
-
-    published = sorted((subject_for(topic_of(event)), event) for event in event_catalogue())
-    # FastStream orders channels by set iteration (hash seed): sort for a stable file.
-    return json.dumps(json.loads(asyncapi_document(published)), indent=2, sort_keys=True) + "\n"
+    return json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"
 
 
 GENERATED = {

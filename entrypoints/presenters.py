@@ -23,8 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from application.receivables.payments import payment_terms
+from application.runs.cancel import WrittenOff, written_off
 from application.runs.previews import differences
 from application.shared.errors import InvoiceNotFound
+from domain.billing.account import Account
 from domain.invoicing.documents import DocumentType
 from domain.invoicing.invoice_numbers import DOCUMENT_PREFIXES
 from domain.runs.bill_run import BillRun
@@ -236,6 +238,14 @@ def resolve_invoice_id(rt: Runtime, text: str) -> UUID:
 
 
 # Usage and charges ---------------------------------------------------------------------
+
+
+def account_with_written_off(account_id: str) -> tuple[Account, WrittenOff]:
+    """The account and what runs cancelled with --discard billed on it: what
+    `charge list` and `usage list` show, read in one runtime."""
+    with runtime() as rt:
+        stored = rt.billing.get_account(account_id)
+        return stored, written_off(rt.billing, stored)
 
 
 def billed_text(row: dict[str, Any]) -> str:

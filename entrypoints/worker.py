@@ -24,10 +24,16 @@ from application.invoicing.delivery import invoice_delivery
 from application.invoicing.documents import invoice_documents
 from application.invoicing.processing import InvoiceProcessing
 from application.receivables.dunning_notices import dunning_notices
-from application.runs.scheduler import Pass, Scheduling
+from application.runs.scheduler import Manager, Pass, Scheduling
 from entrypoints.runtime import Runtime
-from infrastructure.messaging import DEFAULT_STREAMS, StreamNames, connect, ensure_streams
-from infrastructure.relay import NotificationLog, Relay, RelayPositions
+from infrastructure.messaging import (
+    NamespaceConflict,
+    StreamNames,
+    connect,
+    ensure_streams,
+    stream_names,
+)
+from infrastructure.relay import NotificationLog, Relay, RelayError, RelayPositions
 from projections.audit_seal import seal_up_to_head
 
 if TYPE_CHECKING:
@@ -72,7 +78,7 @@ async def keep_scheduling(
     pass). The blocking work runs in a thread; `stop` reaches the run in hand at
     its next checkpoint, which releases its lease for another manager. Returns the
     last pass."""
-    scheduling = Scheduling(rt.billing, holder, rt.settings.batch_size)
+    scheduling = Scheduling(Manager(rt.billing, holder, rt.settings.batch_size))
 
     async def stop_when_asked() -> None:
         await stop.wait()
@@ -105,6 +111,7 @@ def topology(names: StreamNames) -> Topology:
         subject_prefix=names.subject_prefix,
         dead_letter_stream=names.dead_letter_stream,
         dead_letter_prefix=names.dead_letter_prefix,
+        durable_prefix=names.durable_prefix,
     )
 
 
@@ -153,14 +160,19 @@ async def run_worker(
     rt: Runtime,
     nats_url: str,
     stop: asyncio.Event,
-    names: StreamNames = DEFAULT_STREAMS,
+    names: StreamNames | None = None,
     started: asyncio.Event | None = None,
 ) -> None:
     """Relay and consume until `stop` is set. Raises what stopped it otherwise
-    (RelayError, e.g. another worker relaying; WorkerFault)."""
+    (RelayError, e.g. another worker relaying or another deployment owning the
+    streams of this prefix; WorkerFault). `names` defaults to the settings'
+    (BILLRUN_NATS_PREFIX, BILLRUN_SOURCE)."""
+    names = names or stream_names(rt.settings)
     nc = await connect(nats_url, name="billrun-worker-setup", reconnect=False)
     try:
         await ensure_streams(nc.jetstream(), names)
+    except NamespaceConflict as error:
+        raise RelayError(str(error)) from None
     finally:
         await nc.close()
     source, positions = relay_parts(rt)

@@ -1,15 +1,21 @@
 """NATS JetStream, billrun's side of it: which server, which streams, which subjects.
 
-Every event in the event store is published (by `infrastructure/relay.py`) to the
-stream ``BILLING`` on the subject ``billing.<aggregate>.<Event>``; consumers that
-give up on a message park it on ``BILLING_DLQ`` (``billing-dlq.>``). PostgreSQL
-stays the source of truth: both streams can be refilled from the event store.
+Every public event of the event store is published (by `infrastructure.relay`) to
+the stream ``<PREFIX>`` on the subject ``<prefix>.<aggregate>.<Event>``; consumers
+that give up on a message park it on ``<PREFIX>_DLQ`` (``<prefix>-dlq.>``). The
+prefix is BILLRUN_NATS_PREFIX (default ``billing``: stream ``BILLING``), so several
+deployments share one NATS server without touching each other's streams. Each
+stream records the deployment it belongs to (BILLRUN_SOURCE) in its description,
+and a deployment with another source is refused rather than allowed to publish
+into it (its message ids would collide). PostgreSQL stays the source of truth:
+both streams can be refilled from the event store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,15 +43,49 @@ window is server memory: one id per message published within it (a
 
 @dataclass(frozen=True)
 class StreamNames:
-    """The streams and subject prefixes billrun uses; tests inject unique ones."""
+    """The streams, subject prefixes and durable names of one deployment, and its
+    source (the deployment id in every message id); tests inject unique ones."""
 
     stream: str = "BILLING"
     subject_prefix: str = "billing"
     dead_letter_stream: str = "BILLING_DLQ"
     dead_letter_prefix: str = "billing-dlq"
+    source: str = "billrun"
+    """BILLRUN_SOURCE: recorded in the streams' description, checked at start."""
+    durable_prefix: str = "billrun"
+    """Durable consumer names are `<durable_prefix>-<consumer>`."""
+
+    @classmethod
+    def for_prefix(cls, prefix: str, source: str) -> StreamNames:
+        """Every name derived from BILLRUN_NATS_PREFIX: `billing` gives stream
+        `BILLING`, `BILLING_DLQ` on `billing-dlq.>`, durables `billrun-<consumer>`
+        (the names billrun used before the prefix existed, so an upgraded deployment
+        keeps its streams and its consumers' positions); `acme` gives `ACME`,
+        `ACME_DLQ` on `acme-dlq.>` and durables `billrun-acme-<consumer>`."""
+        stream = prefix.upper().replace("-", "_")
+        return cls(
+            stream=stream,
+            subject_prefix=prefix,
+            dead_letter_stream=f"{stream}_DLQ",
+            dead_letter_prefix=f"{prefix}-dlq",
+            source=source,
+            durable_prefix="billrun" if prefix == "billing" else f"billrun-{prefix}",
+        )
 
 
 DEFAULT_STREAMS = StreamNames()
+
+
+class NamespaceConflict(Exception):
+    """The stream of this prefix belongs to another deployment (another source)."""
+
+
+_SOURCE_IN_DESCRIPTION = re.compile(r"\(source ([^)\s]+)\)$")
+
+
+def stream_names(settings: Settings) -> StreamNames:
+    """The names of this deployment's streams, from BILLRUN_NATS_PREFIX and BILLRUN_SOURCE."""
+    return StreamNames.for_prefix(settings.nats_prefix, settings.source)
 
 
 def subject_for(topic: str, prefix: str = "billing") -> str:
@@ -64,29 +104,34 @@ def subject_for(topic: str, prefix: str = "billing") -> str:
 
 
 def events_stream_config(names: StreamNames = DEFAULT_STREAMS) -> StreamConfig:
-    return StreamConfig(
-        name=names.stream,
-        description="billrun: every event of the event store, in commit order",
-        subjects=[f"{names.subject_prefix}.>"],
-        # On disk: the stream outlives a server restart, and with it the record
-        # of recent message ids that makes a republish harmless.
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        discard=DiscardPolicy.OLD,
-        duplicate_window=DUPLICATE_WINDOW_S,
+    return _durable_stream(
+        names.stream,
+        f"billrun: public events of the event store, in commit order (source {names.source})",
+        names.subject_prefix,
     )
 
 
 def dead_letter_stream_config(names: StreamNames = DEFAULT_STREAMS) -> StreamConfig:
+    # Dead letters carry a per-consumer, per-sequence msg id: a message
+    # dead-lettered twice (a crash before its ack) is kept once.
+    return _durable_stream(
+        names.dead_letter_stream,
+        f"billrun: messages consumers gave up on, with the reason (source {names.source})",
+        names.dead_letter_prefix,
+    )
+
+
+def _durable_stream(name: str, description: str, subject_prefix: str) -> StreamConfig:
+    """A stream of every subject under `subject_prefix`. On disk: the stream
+    outlives a server restart, and with it the record of recent message ids
+    that makes a republish harmless."""
     return StreamConfig(
-        name=names.dead_letter_stream,
-        description="billrun: messages consumers gave up on, with the reason",
-        subjects=[f"{names.dead_letter_prefix}.>"],
+        name=name,
+        description=description,
+        subjects=[f"{subject_prefix}.>"],
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
-        # Dead letters carry a per-consumer, per-sequence msg id: a message
-        # dead-lettered twice (a crash before its ack) is kept once.
         duplicate_window=DUPLICATE_WINDOW_S,
     )
 
@@ -95,9 +140,17 @@ async def ensure_streams(js: JetStreamContext, names: StreamNames = DEFAULT_STRE
     """Create the events and dead-letter streams, or bring them to this configuration.
 
     Idempotent; safe to call from every process at start-up. A change the server
-    refuses (e.g. file to memory storage) raises `nats.js.errors.BadRequestError`.
+    refuses (e.g. file to memory storage) raises `nats.js.errors.BadRequestError`;
+    a stream that records another source raises `NamespaceConflict` before anything
+    is changed (a stream from before sources existed is adopted).
     """
-    for config in (events_stream_config(names), dead_letter_stream_config(names)):
+    configs = (events_stream_config(names), dead_letter_stream_config(names))
+    for config in configs:
+        assert config.name is not None
+        with contextlib.suppress(NotFoundError):
+            info = await js.stream_info(config.name)
+            _require_same_source(config.name, info.config.description, names)
+    for config in configs:
         assert config.name is not None
         try:
             await js.stream_info(config.name)
@@ -110,6 +163,18 @@ async def ensure_streams(js: JetStreamContext, names: StreamNames = DEFAULT_STRE
                 # Another process created it between the two calls: update below.
                 pass
         await js.update_stream(config)
+
+
+def _require_same_source(stream: str, description: str | None, names: StreamNames) -> None:
+    found = _SOURCE_IN_DESCRIPTION.search(description or "")
+    if found and found.group(1) != names.source:
+        raise NamespaceConflict(
+            f"stream {stream} (subjects {names.subject_prefix}.>) belongs to deployment "
+            f"{found.group(1)}, and this one is {names.source}: publishing into it would "
+            "collide message ids and lose events. Give this deployment its own "
+            "BILLRUN_NATS_PREFIX, or set BILLRUN_SOURCE="
+            f"{found.group(1)} if it is the same deployment (e.g. its database moved)"
+        )
 
 
 @contextlib.contextmanager

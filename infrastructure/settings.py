@@ -7,14 +7,24 @@ values down, so nothing below them reads the environment.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = 30
 DEFAULT_PAYMENT_GATEWAY = "sandbox"
+DEFAULT_NATS_PREFIX = "billing"
+
+_NATS_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+"""One NATS subject token (no dots or wildcards), short enough for stream and
+durable names derived from it."""
+_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What may go into a message id (`<source>:<notification id>`) and ce-source."""
 
 
 class ConfigurationError(Exception):
@@ -149,37 +159,75 @@ class Settings:
     payment_gateway: str = DEFAULT_PAYMENT_GATEWAY
     """BILLRUN_PAYMENT_GATEWAY: `sandbox` (the built-in deterministic gateway) or the
     topic of a factory that takes the Billing application."""
+    nats_prefix: str = DEFAULT_NATS_PREFIX
+    """BILLRUN_NATS_PREFIX: the first token of every subject (`<prefix>.<aggregate>.<Event>`);
+    the stream, dead-letter stream and durable consumer names derive from it
+    (`infrastructure.messaging.StreamNames.for_prefix`). One per deployment on a
+    shared NATS server."""
+    source: str = ""
+    """BILLRUN_SOURCE: this deployment's id, in every message id (`<source>:<notification
+    id>`) and CloudEvents `ce-source`. Default: `derived_source(database_url, home)`."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        raw_batch = env.get("BILLRUN_BATCH_SIZE", str(DEFAULT_BATCH_SIZE))
-        try:
-            batch_size = int(raw_batch)
-        except ValueError:
+        batch_size = _at_least_one(env, "BILLRUN_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+        lock_timeout = _at_least_one(env, "BILLRUN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, "second")
+        database_url = env.get("BILLRUN_DATABASE_URL") or None
+        home = Path(env.get("BILLRUN_HOME") or ".billrun").resolve()
+        nats_prefix = env.get("BILLRUN_NATS_PREFIX") or DEFAULT_NATS_PREFIX
+        if not _NATS_PREFIX.fullmatch(nats_prefix):
             raise ConfigurationError(
-                f"BILLRUN_BATCH_SIZE: not a whole number: {raw_batch!r}"
-            ) from None
-        if batch_size < 1:
-            raise ConfigurationError(f"BILLRUN_BATCH_SIZE: must be at least 1, not {batch_size}")
-        raw_lock = env.get("BILLRUN_LOCK_TIMEOUT", str(DEFAULT_LOCK_TIMEOUT))
-        try:
-            lock_timeout = int(raw_lock)
-        except ValueError:
+                f"BILLRUN_NATS_PREFIX: {nats_prefix!r} is not one NATS subject token: use 1-32 "
+                "lower-case letters, digits, '-' or '_', starting with a letter or digit"
+            )
+        source = env.get("BILLRUN_SOURCE") or derived_source(database_url, home)
+        if not _SOURCE.fullmatch(source):
             raise ConfigurationError(
-                f"BILLRUN_LOCK_TIMEOUT: not a whole number of seconds: {raw_lock!r}"
-            ) from None
-        if lock_timeout < 1:
-            raise ConfigurationError(
-                f"BILLRUN_LOCK_TIMEOUT: must be at least 1 second, not {lock_timeout}"
+                f"BILLRUN_SOURCE: {source!r}: use 1-64 letters, digits, '.', '-' or '_', "
+                "starting with a letter or digit"
             )
         return cls(
-            database_url=env.get("BILLRUN_DATABASE_URL") or None,
+            database_url=database_url,
             nats_url=env.get("BILLRUN_NATS_URL") or None,
-            home=Path(env.get("BILLRUN_HOME") or ".billrun").resolve(),
+            home=home,
             batch_size=batch_size,
             smtp_url=env.get("BILLRUN_SMTP_URL") or None,
             lock_timeout=lock_timeout,
             seller=SellerSettings.from_environment(env),
             payment_gateway=env.get("BILLRUN_PAYMENT_GATEWAY") or DEFAULT_PAYMENT_GATEWAY,
+            nats_prefix=nats_prefix,
+            source=source,
         )
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int, unit: str = "") -> int:
+    """A whole number of at least 1 (of `unit`s) from `name`, `default` when unset."""
+    raw = env.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        whole = f"a whole number of {unit}s" if unit else "a whole number"
+        raise ConfigurationError(f"{name}: not {whole}: {raw!r}") from None
+    if value < 1:
+        one = f"1 {unit}" if unit else "1"
+        raise ConfigurationError(f"{name}: must be at least {one}, not {value}")
+    return value
+
+
+def derived_source(database_url: str | None, home: Path) -> str:
+    """The default BILLRUN_SOURCE: `db-` and 12 hex digits of a SHA-256 of the event
+    store's host, port and database name (user, password and options left out, so
+    rotating a password keeps the id), or of the embedded server's BILLRUN_HOME.
+
+    Stable for as long as the deployment keeps its database; two databases get
+    two ids. Set BILLRUN_SOURCE explicitly when a database moves host but stays
+    the same deployment.
+    """
+    if database_url is None:
+        key = f"embedded:{home}"
+    else:
+        parts = urlsplit(database_url)
+        dbname = parts.path.lstrip("/") or (parts.username or "")
+        key = f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{dbname}"
+    return "db-" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -15,19 +15,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
+from domain.invoicing import events as invoice_events
 from domain.invoicing.documents import DocumentType
 from domain.invoicing.entity_details import DEFAULT_ENTITY
-from domain.invoicing.events import (
-    InvoiceApproved,
-    InvoiceCancelled,
-    InvoiceClosed,
-    InvoiceLineAdded,
-    InvoiceOpened,
-    InvoiceQuarantined,
-    InvoiceRejected,
-    InvoiceReleased,
-    InvoiceReleasedFromQuarantine,
-)
 from domain.invoicing.invoice_numbers import format_document_number
 from domain.invoicing.review import ReviewStatus
 from domain.shared.model import DomainEvent
@@ -106,13 +96,13 @@ class InvoicesView(View):
         reviewed: dict[UUID, str] = {}
         lines: list[tuple[Any, ...]] = []
         for event in events:
-            if isinstance(event, InvoiceOpened):
+            if isinstance(event, invoice_events.InvoiceOpened):
                 opened[event.originator_id] = (
                     event.originator_id, event.run_id, event.account_id, event.currency,
                     event.posting_date, event.timestamp, event.document_type.value,
                     event.corrects,
                 )  # fmt: skip
-            elif isinstance(event, InvoiceLineAdded):
+            elif isinstance(event, invoice_events.InvoiceLineAdded):
                 line = event.line
                 lines.append(
                     (event.originator_id, event.originator_version, line.line_id,
@@ -121,7 +111,7 @@ class InvoicesView(View):
                      line.posting_date, line.rule, str(line.kind), line.category, line.tax_rate,
                      line.tax)
                 )  # fmt: skip
-            elif isinstance(event, InvoiceClosed):
+            elif isinstance(event, invoice_events.InvoiceClosed):
                 closing[event.originator_id] = (
                     "closed", event.number, event.subtotal, event.tax, event.total,
                     event.line_count, event.timestamp, event.closed_by_run or event.run_id,
@@ -130,7 +120,7 @@ class InvoicesView(View):
                 )  # fmt: skip
                 if event.posting_date is not None:
                     reissued[event.originator_id] = event.posting_date
-            elif isinstance(event, InvoiceReleased):
+            elif isinstance(event, invoice_events.InvoiceReleased):
                 released.append(event.originator_id)
             elif type(event) in _REVIEW_EVENTS:
                 reviewed[event.originator_id] = _REVIEW_EVENTS[type(event)].value
@@ -330,19 +320,19 @@ _OPEN = (
 )  # fmt: skip
 """The closing columns of an invoice not (yet) closed: the table's defaults."""
 _REVIEW_EVENTS: dict[type[DomainEvent], ReviewStatus] = {
-    InvoiceApproved: ReviewStatus.APPROVED,
-    InvoiceQuarantined: ReviewStatus.QUARANTINED,
-    InvoiceReleasedFromQuarantine: ReviewStatus.DRAFT,
-    InvoiceRejected: ReviewStatus.REJECTED,
-    InvoiceCancelled: ReviewStatus.CANCELLED,
+    invoice_events.InvoiceApproved: ReviewStatus.APPROVED,
+    invoice_events.InvoiceQuarantined: ReviewStatus.QUARANTINED,
+    invoice_events.InvoiceReleasedFromQuarantine: ReviewStatus.DRAFT,
+    invoice_events.InvoiceRejected: ReviewStatus.REJECTED,
+    invoice_events.InvoiceCancelled: ReviewStatus.CANCELLED,
 }
 """The review events and the status each leaves the invoice in."""
 REVIEW_STATUSES = frozenset(status.value for status in ReviewStatus)
 _EVENTS: list[type[DomainEvent]] = [
-    InvoiceOpened,
-    InvoiceLineAdded,
-    InvoiceClosed,
-    InvoiceReleased,
+    invoice_events.InvoiceOpened,
+    invoice_events.InvoiceLineAdded,
+    invoice_events.InvoiceClosed,
+    invoice_events.InvoiceReleased,
     *_REVIEW_EVENTS,
 ]
 

@@ -33,23 +33,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.receivables import events as receivables_events
 from domain.receivables.allocation import Item
 from domain.receivables.collection import GatewayOutcome
-from domain.receivables.events import (
-    AccountReinstated,
-    AccountSuspended,
-    AutoPaySet,
-    CollectionAnswered,
-    CollectionAttempted,
-    CreditNotePosted,
-    DunningApplied,
-    DunningNoticeSent,
-    InvoicePosted,
-    InvoiceWithdrawn,
-    PaymentReceived,
-    PaymentTermsSet,
-    ReceivablesOpened,
-)
 from domain.shared.model import DomainEvent
 from domain.shared.money import round_to_currency
 from infrastructure.topics import topic_of
@@ -260,7 +246,9 @@ class ReceivablesView(View):
         """The account id of every receivables the batch touches (the events after
         the first carry only the aggregate's id)."""
         accounts = {
-            e.originator_id: e.account_id for e in events if isinstance(e, ReceivablesOpened)
+            e.originator_id: e.account_id
+            for e in events
+            if isinstance(e, receivables_events.ReceivablesOpened)
         }
         unknown = list({e.originator_id for e in events} - set(accounts))
         if unknown:
@@ -445,33 +433,44 @@ class _Changes:
     def add(self, event: DomainEvent) -> None:
         rid = event.originator_id
         account = self.accounts[rid]
-        if isinstance(event, InvoicePosted | InvoiceWithdrawn | PaymentReceived | CreditNotePosted):
+        if isinstance(
+            event,
+            receivables_events.InvoicePosted
+            | receivables_events.InvoiceWithdrawn
+            | receivables_events.PaymentReceived
+            | receivables_events.CreditNotePosted,
+        ):
             self._add_money(event, rid, account)
-        elif isinstance(event, CollectionAttempted | CollectionAnswered):
+        elif isinstance(
+            event, receivables_events.CollectionAttempted | receivables_events.CollectionAnswered
+        ):
             self._add_collection(event, rid, account)
-        elif isinstance(event, ReceivablesOpened):
+        elif isinstance(event, receivables_events.ReceivablesOpened):
             self.opened.append((rid, event.account_id, event.currency, event.timestamp))
-        elif isinstance(event, PaymentTermsSet):
+        elif isinstance(event, receivables_events.PaymentTermsSet):
             self.terms[rid] = event.days
-        elif isinstance(event, AutoPaySet):
+        elif isinstance(event, receivables_events.AutoPaySet):
             self.autopay[rid] = mask_token(event.token)
-        elif isinstance(event, DunningApplied):
+        elif isinstance(event, receivables_events.DunningApplied):
             self.stages[event.invoice_id] = max(self.stages.get(event.invoice_id, 0), event.stage)
-        elif isinstance(event, DunningNoticeSent):
+        elif isinstance(event, receivables_events.DunningNoticeSent):
             self.notices[event.invoice_id] = max(self.notices.get(event.invoice_id, 0), event.stage)
-        elif isinstance(event, AccountSuspended):
+        elif isinstance(event, receivables_events.AccountSuspended):
             self.suspended[rid] = (True, event.reason)
-        elif isinstance(event, AccountReinstated):
+        elif isinstance(event, receivables_events.AccountReinstated):
             self.suspended[rid] = (False, None)
 
     def _add_money(
         self,
-        event: InvoicePosted | InvoiceWithdrawn | PaymentReceived | CreditNotePosted,
+        event: receivables_events.InvoicePosted
+        | receivables_events.InvoiceWithdrawn
+        | receivables_events.PaymentReceived
+        | receivables_events.CreditNotePosted,
         rid: UUID,
         account: str,
     ) -> None:
         """Documents posted or withdrawn, payments: allocations and credit changes."""
-        if isinstance(event, InvoicePosted):
+        if isinstance(event, receivables_events.InvoicePosted):
             # A negative invoice is settled by being posted (the aggregate's rule).
             allocated = min(event.amount, Decimal(0))
             self.posted.append(
@@ -479,10 +478,10 @@ class _Changes:
                  event.due_on, event.amount, allocated, None, event.timestamp)
             )  # fmt: skip
             credit = event.credit_change
-        elif isinstance(event, InvoiceWithdrawn):
+        elif isinstance(event, receivables_events.InvoiceWithdrawn):
             self.withdrawn[event.invoice_id] = event.reason
             credit = event.credit
-        elif isinstance(event, PaymentReceived):
+        elif isinstance(event, receivables_events.PaymentReceived):
             self.payments.append(
                 (account, event.payment_id, rid, event.amount, event.received_on, event.method,
                  event.reference, event.credit, event.timestamp)
@@ -506,9 +505,12 @@ class _Changes:
             self.credit[rid] = self.credit.get(rid, Decimal(0)) + credit
 
     def _add_collection(
-        self, event: CollectionAttempted | CollectionAnswered, rid: UUID, account: str
+        self,
+        event: receivables_events.CollectionAttempted | receivables_events.CollectionAnswered,
+        rid: UUID,
+        account: str,
     ) -> None:
-        if isinstance(event, CollectionAttempted):
+        if isinstance(event, receivables_events.CollectionAttempted):
             self.attempts.append(
                 (event.attempt_id, rid, account, event.run_id, event.amount, event.number,
                  event.collection_type.value, event.timestamp)
@@ -810,19 +812,19 @@ class PaymentRow:
 
 
 _EVENTS: list[type[DomainEvent]] = [
-    ReceivablesOpened,
-    PaymentTermsSet,
-    AutoPaySet,
-    InvoicePosted,
-    InvoiceWithdrawn,
-    PaymentReceived,
-    CreditNotePosted,
-    DunningApplied,
-    AccountSuspended,
-    AccountReinstated,
-    DunningNoticeSent,
-    CollectionAttempted,
-    CollectionAnswered,
+    receivables_events.ReceivablesOpened,
+    receivables_events.PaymentTermsSet,
+    receivables_events.AutoPaySet,
+    receivables_events.InvoicePosted,
+    receivables_events.InvoiceWithdrawn,
+    receivables_events.PaymentReceived,
+    receivables_events.CreditNotePosted,
+    receivables_events.DunningApplied,
+    receivables_events.AccountSuspended,
+    receivables_events.AccountReinstated,
+    receivables_events.DunningNoticeSent,
+    receivables_events.CollectionAttempted,
+    receivables_events.CollectionAnswered,
 ]
 
 

@@ -13,24 +13,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
-from domain.runs.events import (
-    ParkedAccountBilled,
-    RunBatchCompleted,
-    RunCancelled,
-    RunClosingBatchCompleted,
-    RunClosingStarted,
-    RunCollectionBatchCompleted,
-    RunCollectionStarted,
-    RunCompleted,
-    RunDisabled,
-    RunEnabled,
-    RunFailed,
-    RunLeased,
-    RunLeaseReleased,
-    RunResumed,
-    RunScheduled,
-    RunStarted,
-)
+from domain.runs import events as run_events
 from domain.shared.model import DomainEvent
 from domain.shared.money import plain
 from infrastructure.topics import topic_of
@@ -41,9 +24,9 @@ _COUNTERS = ("accounts_scanned", "accounts_seen", "accounts_billed", "accounts_s
              "dunning_applied", "accounts_suspended")  # fmt: skip
 """`BatchStatistics` counters, summed over the run's billing, closing and retry batches."""
 _STATUS_OF: dict[type[DomainEvent], str] = {
-    RunClosingStarted: "closing",
-    RunCollectionStarted: "collecting",
-    RunCancelled: "cancelled",
+    run_events.RunClosingStarted: "closing",
+    run_events.RunCollectionStarted: "collecting",
+    run_events.RunCancelled: "cancelled",
 }
 """Events that only move a run to a status (`closing` and `collecting` are phases of
 `running`, shown as statuses)."""
@@ -107,7 +90,7 @@ class RunStatusView(View):
     def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
         runs = self.table("runs")
         for event in events:
-            if isinstance(event, RunScheduled):
+            if isinstance(event, run_events.RunScheduled):
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (run_id, aggregate_id, status, period_start, period_end, "
@@ -121,7 +104,7 @@ class RunStatusView(View):
                      event.timestamp, event.origin.schedule if event.origin else None,
                      event.origin.occurrence if event.origin else None),
                 )  # fmt: skip
-            elif isinstance(event, RunStarted):
+            elif isinstance(event, run_events.RunStarted):
                 curs.execute(
                     SQL(
                         "UPDATE {} SET status = 'running', accounts_in_scope = %s, "
@@ -130,7 +113,7 @@ class RunStatusView(View):
                     (event.accounts_in_scope, event.timestamp, event.timestamp,
                      event.originator_id),
                 )  # fmt: skip
-            elif isinstance(event, RunBatchCompleted):
+            elif isinstance(event, run_events.RunBatchCompleted):
                 self._add_batch(curs, event, event.batch)
             elif type(event) in _STATUS_OF:
                 curs.execute(
@@ -138,13 +121,15 @@ class RunStatusView(View):
                     .format(runs),
                     (_STATUS_OF[type(event)], event.timestamp, event.originator_id),
                 )  # fmt: skip
-            elif isinstance(event, RunClosingBatchCompleted | ParkedAccountBilled):
+            elif isinstance(
+                event, run_events.RunClosingBatchCompleted | run_events.ParkedAccountBilled
+            ):
                 self._add_batch(curs, event, None)
-            elif isinstance(event, RunCollectionBatchCompleted):
+            elif isinstance(event, run_events.RunCollectionBatchCompleted):
                 self._add_collection_batch(curs, event)
-            elif isinstance(event, RunFailed | RunResumed):
+            elif isinstance(event, run_events.RunFailed | run_events.RunResumed):
                 self._fail_or_resume(curs, event)
-            elif isinstance(event, RunCompleted):
+            elif isinstance(event, run_events.RunCompleted):
                 curs.execute(
                     SQL(
                         "UPDATE {} SET status = 'completed', completed_at = %s, updated_at = %s, "
@@ -152,14 +137,15 @@ class RunStatusView(View):
                     ).format(runs),
                     (event.timestamp, event.timestamp, event.originator_id),
                 )
-            elif isinstance(event, RunDisabled | RunEnabled):
+            elif isinstance(event, run_events.RunDisabled | run_events.RunEnabled):
+                disabled = isinstance(event, run_events.RunDisabled)
                 curs.execute(
                     SQL("UPDATE {} SET disabled = %s, updated_at = %s WHERE aggregate_id = %s")
                     .format(runs),
-                    (isinstance(event, RunDisabled), event.timestamp, event.originator_id),
+                    (disabled, event.timestamp, event.originator_id),
                 )  # fmt: skip
-            elif isinstance(event, RunLeased | RunLeaseReleased):
-                expires = event.expires_at if isinstance(event, RunLeased) else None
+            elif isinstance(event, run_events.RunLeased | run_events.RunLeaseReleased):
+                expires = event.expires_at if isinstance(event, run_events.RunLeased) else None
                 curs.execute(
                     SQL(
                         "UPDATE {} SET lease_holder = %s, lease_expires_at = %s, updated_at = %s "
@@ -169,10 +155,12 @@ class RunStatusView(View):
                      event.originator_id),
                 )  # fmt: skip
 
-    def _fail_or_resume(self, curs: Cursor[DictRow], event: RunFailed | RunResumed) -> None:
+    def _fail_or_resume(
+        self, curs: Cursor[DictRow], event: run_events.RunFailed | run_events.RunResumed
+    ) -> None:
         """A failed run remembers where it was (`closing`, `collecting`, ...), to be
         there again when resumed, as the aggregate does."""
-        if isinstance(event, RunFailed):
+        if isinstance(event, run_events.RunFailed):
             statement = SQL(
                 "UPDATE {} SET status_before_failure = status, status = 'failed', "
                 "failure = %s, lease_holder = NULL, lease_expires_at = NULL, "
@@ -191,7 +179,9 @@ class RunStatusView(View):
     def _add_batch(
         self,
         curs: Cursor[DictRow],
-        event: RunBatchCompleted | RunClosingBatchCompleted | ParkedAccountBilled,
+        event: run_events.RunBatchCompleted
+        | run_events.RunClosingBatchCompleted
+        | run_events.ParkedAccountBilled,
         batch: int | None,
     ) -> None:
         """Add a batch's statistics; `batch` None: a closing batch or a retried parked
@@ -238,7 +228,7 @@ class RunStatusView(View):
             )
 
     def _add_collection_batch(
-        self, curs: Cursor[DictRow], event: RunCollectionBatchCompleted
+        self, curs: Cursor[DictRow], event: run_events.RunCollectionBatchCompleted
     ) -> None:
         stats = event.statistics
         increments = ", ".join(f"collection_{c} = collection_{c} + %s" for c in _COLLECTION)
@@ -472,21 +462,21 @@ class RunStatusProjection(ViewProjection):
     topics = tuple(
         topic_of(e)
         for e in (
-            RunScheduled,
-            RunStarted,
-            RunBatchCompleted,
-            RunClosingStarted,
-            RunClosingBatchCompleted,
-            ParkedAccountBilled,
-            RunCollectionStarted,
-            RunCollectionBatchCompleted,
-            RunFailed,
-            RunResumed,
-            RunCompleted,
-            RunCancelled,
-            RunDisabled,
-            RunEnabled,
-            RunLeased,
-            RunLeaseReleased,
+            run_events.RunScheduled,
+            run_events.RunStarted,
+            run_events.RunBatchCompleted,
+            run_events.RunClosingStarted,
+            run_events.RunClosingBatchCompleted,
+            run_events.ParkedAccountBilled,
+            run_events.RunCollectionStarted,
+            run_events.RunCollectionBatchCompleted,
+            run_events.RunFailed,
+            run_events.RunResumed,
+            run_events.RunCompleted,
+            run_events.RunCancelled,
+            run_events.RunDisabled,
+            run_events.RunEnabled,
+            run_events.RunLeased,
+            run_events.RunLeaseReleased,
         )
     )

@@ -29,6 +29,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.invoicing.credit_notes import (
     CreditTerms,
     credit_key,
@@ -42,8 +43,6 @@ from domain.invoicing.entity_details import DEFAULT_ENTITY
 from domain.invoicing.invoice import Invoice
 from domain.receivables.receivables import Receivables
 from domain.shared.ids import credit_note_uuid
-
-SAVE_ATTEMPTS = 5
 
 
 class CreditRefused(ApplicationError):

@@ -56,6 +56,7 @@ from application.shared.ports import (
     MessageTemplates,
     Seller,
 )
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.billing.account import Account
 from domain.invoicing.bill_group import BillGroup
 from domain.invoicing.documents import Delivery
@@ -75,7 +76,6 @@ CREDIT_NOTE_TEMPLATE = "email_credit_note.txt.j2"
 """A credit note's email is always the built-in one: a bill group's own templates
 are written for invoices (amount due, due date)."""
 
-SAVE_ATTEMPTS = 5
 
 ATTACHMENT_TYPES = {"pdf": ("application", "pdf"), "xml": ("application", "xml")}
 

@@ -34,6 +34,7 @@ from application.shared.ports import (
     StoredDocument,
     TaxBreakdown,
 )
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.billing.account import Account
 from domain.invoicing.documents import RenderedDocument
 from domain.invoicing.invoice import Invoice
@@ -58,11 +59,6 @@ FILE_SUFFIXES = {"pdf": ".pdf", "xml": ".ubl.xml", "cii": ".cii.xml", "facturx":
 
 EN16931_FORMATS = frozenset({"cii", "facturx"})
 """Formats that only exist as EN 16931 documents (2 decimals at most)."""
-
-# Another writer (a second render consumer, the deliverer) may extend the same
-# invoice between our load and our save; each retry reloads and re-checks, and
-# documents already stored are not rendered again.
-SAVE_ATTEMPTS = 5
 
 
 class UnknownDocumentFormat(ApplicationError):
@@ -336,6 +332,9 @@ class InvoiceDocuments:
         """
         wanted = list(dict.fromkeys(recorded_format(name) for name in formats))
         stored: dict[str, StoredDocument] = {}
+        # Another writer (a second render consumer, the deliverer) may extend the same
+        # invoice between our load and our save; each retry reloads and re-checks, and
+        # documents already stored are not rendered again.
         for _attempt in range(SAVE_ATTEMPTS):
             invoice = self.billing.get_invoice(invoice_id)
             if not invoice.is_closed:

@@ -32,6 +32,7 @@ from eventsourcing.utils import resolve_topic
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
 from application.shared.ports import PaymentGateway
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.receivables.collection import (
     CollectionAttempt,
     CollectionType,
@@ -44,7 +45,6 @@ from domain.receivables.receivables import Receivables
 log = logging.getLogger(__name__)
 
 GATEWAY_VARIABLE = "BILLRUN_PAYMENT_GATEWAY"  # named in errors; read by Settings
-SAVE_ATTEMPTS = 5
 
 
 def payment_gateway(billing: Billing) -> PaymentGateway:

@@ -51,6 +51,7 @@ from application.shared.messages import (
     text_message,
 )
 from application.shared.ports import MailChannel, MessageTemplates, Seller
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.receivables.dunning import DunningAction
 from domain.receivables.events import DunningApplied, DunningNoticeSent
 from domain.receivables.receivables import Receivables, receivables_uuid
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 
 SUBJECT_TEMPLATE = "dunning_subject.txt.j2"
 BODY_TEMPLATE = "dunning_notice.txt.j2"
-
-SAVE_ATTEMPTS = 5
 
 
 class NoticeKind(StrEnum):

@@ -22,12 +22,11 @@ from application.receivables.collection import Collector
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
 from application.shared.ports import PaymentGateway
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.receivables.collection import CollectionAttempt
 from domain.receivables.events import PaymentReceived
 from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS, Receivables
 from domain.shared.inputs import InputRefused, check_date, check_decimal, check_text
-
-SAVE_ATTEMPTS = 5
 
 
 class PaymentRefused(ApplicationError):

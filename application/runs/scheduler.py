@@ -38,6 +38,7 @@ from application.runs.scheduling import check_selection, schedule_run
 from application.shared.app import Billing
 from application.shared.clock import Clock
 from application.shared.errors import ApplicationError, RunNotFound
+from application.shared.retrying import SAVE_ATTEMPTS, save_retrying
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunScheduled, ScheduleAdded
 from domain.runs.schedule import Schedule, occurrences, period_for, run_id_for
@@ -56,7 +57,6 @@ RUN_SCHEDULED = topic_of(RunScheduled)
 
 DEFAULT_LEASE = timedelta(seconds=60)
 DISCOVERY_PAGE = 1000
-SAVE_ATTEMPTS = 5
 
 
 class ScheduleNotFound(ApplicationError):
@@ -105,15 +105,15 @@ def add_schedule(billing: Billing, name: str, terms: ScheduleTerms) -> AddOutcom
 
 def remove_schedule(billing: Billing, name: str) -> Schedule:
     """Stop queueing the schedule's occurrences (runs already queued stay queued)."""
-    for _ in range(SAVE_ATTEMPTS):
+
+    def remove() -> Schedule:
         schedule = get_schedule(billing, name)
         schedule.remove(billing.clock())
-        try:
-            billing.save(schedule)
-        except RecordConflictError:
-            continue
         return schedule
-    raise RecordConflictError(f"schedule {name!r} kept changing while it was being removed")
+
+    return save_retrying(
+        billing, remove, f"schedule {name!r} kept changing while it was being removed"
+    )
 
 
 def list_schedules(billing: Billing, include_removed: bool = False) -> list[Schedule]:
@@ -169,15 +169,13 @@ def set_run_disabled(billing: Billing, run_id: str, disabled: bool) -> tuple[Bil
 def resume_failed_run(billing: Billing, run_id: str) -> BillRun:
     """Put a failed run back in the managers' queue (after the fix); it goes on
     from its last checkpoint. Refused when the run has not failed."""
-    for _ in range(SAVE_ATTEMPTS):
+
+    def resume() -> BillRun:
         run = billing.get_run(run_id)
         run.resume(billing.clock())
-        try:
-            billing.save(run)
-        except RecordConflictError:
-            continue
         return run
-    raise RecordConflictError(f"run {run_id} kept changing; try again")
+
+    return save_retrying(billing, resume, f"run {run_id} kept changing; try again")
 
 
 # The scheduler ----------------------------------------------------------------
@@ -476,15 +474,9 @@ class Scheduling:
     """A scheduler and a manager: each pass queues what is due, then executes
     queued runs until none is left to claim (or it is told to stop)."""
 
-    def __init__(
-        self,
-        billing: Billing,
-        holder: str | None = None,
-        batch_size: int = 1000,
-        lease: timedelta = DEFAULT_LEASE,
-    ) -> None:
-        self.scheduler = Scheduler(billing)
-        self.manager = Manager(billing, holder, batch_size, lease)
+    def __init__(self, manager: Manager) -> None:
+        self.scheduler = Scheduler(manager.billing)
+        self.manager = manager
 
     def stop(self) -> None:
         self.manager.stop()

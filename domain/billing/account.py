@@ -13,31 +13,11 @@ from decimal import Decimal
 from functools import partial
 from uuid import UUID
 
+from domain.billing import events
 from domain.billing.account_state import AccountState
 from domain.billing.buyer import BuyerDetails
 from domain.billing.contracts import ContractTerms
 from domain.billing.engine import BillingEngine
-from domain.billing.events import (
-    AccountDetailsChanged,
-    AccountOpened,
-    BillDaySet,
-    BuyerDetailsSet,
-    ChargeAdded,
-    ContractAgreed,
-    ContractTerminated,
-    HeldInvoicesReleased,
-    InvoiceHeld,
-    InvoicerChanged,
-    InvoicerMemberAdded,
-    InvoicerMemberRemoved,
-    OpenInvoiceChanged,
-    PackageAmended,
-    PackageRevised,
-    PackageSubscribed,
-    RunBillingReopened,
-    UsageRecorded,
-    ZeroInvoiceIssued,
-)
 from domain.billing.lines import InvoiceLine
 from domain.billing.rules import (
     check_charge_terms,
@@ -79,7 +59,7 @@ class Account(AccountState):
         check_tax_rate(tax_rate, f"account {account_id}")
         account = cls(account_uuid(account_id))
         account._trigger(
-            AccountOpened,
+            events.AccountOpened,
             at,
             account_id=account_id,
             name=name,
@@ -108,7 +88,7 @@ class Account(AccountState):
             return
         check_tax_rate(rate, f"account {self.account_id}")
         self._trigger(
-            AccountDetailsChanged,
+            events.AccountDetailsChanged,
             at,
             name=name,
             invoice_email=invoice_email,
@@ -122,14 +102,14 @@ class Account(AccountState):
         if details == self.buyer:
             return
         details.check(f"account {self.account_id}")
-        self._trigger(BuyerDetailsSet, at, details=details)
+        self._trigger(events.BuyerDetailsSet, at, details=details)
 
     def set_bill_day(self, bill_day: int | None, at: datetime) -> None:
         if bill_day == self.bill_day:
             return
         if bill_day is not None and not 1 <= bill_day <= 31:
             raise AccountError(f"account {self.account_id}: bill day {bill_day} is not 1 to 31")
-        self._trigger(BillDaySet, at, bill_day=bill_day)
+        self._trigger(events.BillDaySet, at, bill_day=bill_day)
 
     def bill_day_within(self, period: Period) -> bool:
         """Whether the account's bill day falls in `period` (a day 29-31 falls on the
@@ -198,19 +178,19 @@ class Account(AccountState):
         return False
 
     def issue_zero_invoice(self, run_id: str, period: Period, at: datetime) -> None:
-        self._trigger(ZeroInvoiceIssued, at, run_id=run_id, period_end=period.end)
+        self._trigger(events.ZeroInvoiceIssued, at, run_id=run_id, period_end=period.end)
 
     def track_open_invoice(self, invoice_id: UUID | None, at: datetime) -> None:
         if invoice_id != self.open_invoice:
-            self._trigger(OpenInvoiceChanged, at, invoice_id=invoice_id)
+            self._trigger(events.OpenInvoiceChanged, at, invoice_id=invoice_id)
 
     def hold_invoice(self, invoice_id: UUID, at: datetime) -> None:
-        self._trigger(InvoiceHeld, at, invoice_id=invoice_id)
+        self._trigger(events.InvoiceHeld, at, invoice_id=invoice_id)
 
     def release_held_invoices(self, run_id: str, at: datetime) -> list[UUID]:
         held = list(self.held_invoices)
         if held:
-            self._trigger(HeldInvoicesReleased, at, run_id=run_id, invoice_ids=tuple(held))
+            self._trigger(events.HeldInvoicesReleased, at, run_id=run_id, invoice_ids=tuple(held))
         return held
 
     def reopen_run(self, run_id: str, at: datetime) -> bool:
@@ -237,7 +217,7 @@ class Account(AccountState):
                     f"{package.bill_date_of(caught[0])}, which run {run_id} left owed, was "
                     "billed by a later run; cancel the later run first"
                 )
-        self._trigger(RunBillingReopened, at, run_id=run_id)
+        self._trigger(events.RunBillingReopened, at, run_id=run_id)
         return True
 
     def set_invoicer(self, invoicer: str | None, at: datetime) -> None:
@@ -256,7 +236,7 @@ class Account(AccountState):
                 f"account {self.account_id} is the invoicer of {', '.join(self.members)}; "
                 "an invoicer cannot be billed onto another account's invoice"
             )
-        self._trigger(InvoicerChanged, at, invoicer=invoicer)
+        self._trigger(events.InvoicerChanged, at, invoicer=invoicer)
 
     def add_member(self, member: str, at: datetime) -> None:
         if member in self.members:
@@ -266,11 +246,11 @@ class Account(AccountState):
                 f"account {self.account_id} is billed onto {self.invoicer}'s invoices, "
                 f"so it cannot be the invoicer of {member}"
             )
-        self._trigger(InvoicerMemberAdded, at, member=member)
+        self._trigger(events.InvoicerMemberAdded, at, member=member)
 
     def remove_member(self, member: str, at: datetime) -> None:
         if member in self.members:
-            self._trigger(InvoicerMemberRemoved, at, member=member)
+            self._trigger(events.InvoicerMemberRemoved, at, member=member)
 
     def subscribe(self, terms: PackageTerms, next_bill_date: date | None, at: datetime) -> None:
         where = f"package {terms.package_id}"
@@ -293,7 +273,7 @@ class Account(AccountState):
                     f"the first bill date of an {terms.timing.value} package"
                 )
         first = bill_date(anchor, terms.frequency, index)
-        self._trigger(PackageSubscribed, at, terms=terms, next_bill_date=first)
+        self._trigger(events.PackageSubscribed, at, terms=terms, next_bill_date=first)
 
     def amend_package(
         self,
@@ -313,7 +293,7 @@ class Account(AccountState):
         check_end_date(end_date, current.start_date, f"package {package_id}")
         check_minor_units(amount, self.currency, f"package {package_id}: amount {amount}")
         self._trigger(
-            PackageAmended,
+            events.PackageAmended,
             at,
             package_id=package_id,
             description=description,
@@ -339,7 +319,7 @@ class Account(AccountState):
                     "(it would move periods already billed); add a new package instead"
                 )
         check_package_terms(terms, self.currency, where)
-        self._trigger(PackageRevised, at, terms=terms)
+        self._trigger(events.PackageRevised, at, terms=terms)
 
     def record_usage(
         self,
@@ -364,7 +344,7 @@ class Account(AccountState):
             raise AccountError(
                 f"usage {usage_id} is already recorded on account {self.account_id} with other data"
             )
-        self._trigger(UsageRecorded, at, usage=record)
+        self._trigger(events.UsageRecorded, at, usage=record)
         return True
 
     def add_charge(self, terms: ChargeTerms, at: datetime) -> bool:
@@ -378,7 +358,7 @@ class Account(AccountState):
             raise AccountError(
                 f"charge {terms.charge_id} is already on account {self.account_id} with other data"
             )
-        self._trigger(ChargeAdded, at, charge=terms)
+        self._trigger(events.ChargeAdded, at, charge=terms)
         return True
 
     def agree_contract(self, terms: ContractTerms, at: datetime) -> bool:
@@ -394,7 +374,7 @@ class Account(AccountState):
                 return False
             raise AccountError(f"{where} is already on account {self.account_id} with other terms")
         self._check_contract(terms, where)
-        self._trigger(ContractAgreed, at, terms=terms)
+        self._trigger(events.ContractAgreed, at, terms=terms)
         return True
 
     def _check_contract(self, terms: ContractTerms, where: str) -> None:
@@ -421,7 +401,7 @@ class Account(AccountState):
                 f"contract {contract_id}: termination date {on} is before "
                 f"its start date {contract.terms.start_date}"
             )
-        self._trigger(ContractTerminated, at, contract_id=contract_id, terminated_on=on)
+        self._trigger(events.ContractTerminated, at, contract_id=contract_id, terminated_on=on)
         return True
 
     def contract_spend(self, contract_id: str) -> Decimal:

@@ -10,25 +10,11 @@ from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
 from domain.billing.pricing import tax_by_rate
+from domain.invoicing import events
 from domain.invoicing.documents import (
     CreditedAmount,
     DocumentType,
     InvoiceStatus,
-)
-from domain.invoicing.events import (
-    InvoiceApproved,
-    InvoiceCancelled,
-    InvoiceClosed,
-    InvoiceCredited,
-    InvoiceDelivered,
-    InvoiceLineAdded,
-    InvoiceOpened,
-    InvoiceQuarantined,
-    InvoiceRejected,
-    InvoiceReleased,
-    InvoiceReleasedFromQuarantine,
-    InvoiceRendered,
-    InvoiceRulesPassed,
 )
 from domain.invoicing.invoice_numbers import format_credit_note_number, format_document_number
 from domain.invoicing.invoice_state import InvoiceState
@@ -56,7 +42,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice of {account_id}: unknown currency {currency!r}")
         invoice = cls(invoice_uuid(run_id, account_id))
         invoice._trigger(
-            InvoiceOpened,
+            events.InvoiceOpened,
             at,
             run_id=run_id,
             account_id=account_id,
@@ -79,7 +65,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice {corrected.name}: a credit note needs a reason")
         note = cls(credit_note_id)
         note._trigger(
-            InvoiceOpened,
+            events.InvoiceOpened,
             at,
             run_id=corrected.released_by_run or corrected.closed_by_run or corrected.run_id,
             account_id=corrected.account_id,
@@ -109,7 +95,7 @@ class Invoice(InvoiceState):
                     f"line {line.line_id}: {name} {value} has more decimals than "
                     f"{self.currency} allows"
                 )
-        self._trigger(InvoiceLineAdded, at, run_id=self.run_id, line=line)
+        self._trigger(events.InvoiceLineAdded, at, run_id=self.run_id, line=line)
 
     def close(
         self,
@@ -142,7 +128,7 @@ class Invoice(InvoiceState):
         subtotal = sum((line.amount for line in self.lines), zero)
         tax = self._tax_of_lines()
         self._trigger(
-            InvoiceClosed,
+            events.InvoiceClosed,
             at,
             run_id=self.run_id,
             account_id=self.account_id,
@@ -168,7 +154,7 @@ class Invoice(InvoiceState):
             raise InvoiceError(f"invoice {self.id} is open: only closed invoices are released")
         if self.released:
             return False
-        self._trigger(InvoiceReleased, at, run_id=run_id)
+        self._trigger(events.InvoiceReleased, at, run_id=run_id)
         return True
 
     # Review -------------------------------------------------------------------
@@ -187,10 +173,10 @@ class Invoice(InvoiceState):
         verdict = decisive(verdicts)
         recorded = tuple(verdicts)
         if verdict is None:
-            self._trigger(InvoiceRulesPassed, at, run_id=self.run_id, verdicts=recorded)
+            self._trigger(events.InvoiceRulesPassed, at, run_id=self.run_id, verdicts=recorded)
         elif verdict.action is RuleAction.REJECT:
             self._trigger(
-                InvoiceRejected,
+                events.InvoiceRejected,
                 at,
                 run_id=self.run_id,
                 reason=verdict.reason,
@@ -199,7 +185,7 @@ class Invoice(InvoiceState):
             )
         else:
             self._trigger(
-                InvoiceQuarantined,
+                events.InvoiceQuarantined,
                 at,
                 run_id=self.run_id,
                 reason=verdict.reason,
@@ -228,15 +214,17 @@ class Invoice(InvoiceState):
                 f"(a credit note: billrun invoice credit {self.name} ...)"
             )
         if action is ReviewAction.APPROVE:
-            self._trigger(InvoiceApproved, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceApproved, at, run_id=self.run_id, reason=reason)
         elif action is ReviewAction.QUARANTINE:
-            self._trigger(InvoiceQuarantined, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceQuarantined, at, run_id=self.run_id, reason=reason)
         elif action is ReviewAction.UNQUARANTINE:
-            self._trigger(InvoiceReleasedFromQuarantine, at, run_id=self.run_id, reason=reason)
+            self._trigger(
+                events.InvoiceReleasedFromQuarantine, at, run_id=self.run_id, reason=reason
+            )
         elif action is ReviewAction.REJECT:
-            self._trigger(InvoiceRejected, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceRejected, at, run_id=self.run_id, reason=reason)
         else:
-            self._trigger(InvoiceCancelled, at, run_id=self.run_id, reason=reason)
+            self._trigger(events.InvoiceCancelled, at, run_id=self.run_id, reason=reason)
         return True
 
     def approve(self, at: datetime, reason: str | None = None) -> bool:
@@ -404,7 +392,7 @@ class Invoice(InvoiceState):
                 )
             amounts.append(CreditedAmount(tax_rate=rate, amount=credited_net, tax=credited_tax))
         self._trigger(
-            InvoiceCredited,
+            events.InvoiceCredited,
             at,
             run_id=self.run_id,
             credit_note_id=credit_note.id,
@@ -441,7 +429,7 @@ class Invoice(InvoiceState):
         if document_format in self.documents:
             return False
         self._trigger(
-            InvoiceRendered,
+            events.InvoiceRendered,
             at,
             run_id=self.run_id,
             format=document_format,
@@ -467,7 +455,7 @@ class Invoice(InvoiceState):
         if channel != "none" and "pdf" not in self.documents:
             raise InvoiceError(f"invoice {self.id} has no PDF yet: render it before delivery")
         self._trigger(
-            InvoiceDelivered,
+            events.InvoiceDelivered,
             at,
             run_id=self.run_id,
             channel=channel,

@@ -93,48 +93,45 @@ class ReviewRules(ValueObject):
         amount = f"{total} {currency}"
         if self.reject_negative:
             verdicts.append(
-                Verdict(
-                    rule=RuleName.REJECT_NEGATIVE.value,
-                    action=RuleAction.REJECT,
-                    reason=f"total {amount} is negative",
-                )
-                if total < 0
-                else Verdict(
-                    rule=RuleName.REJECT_NEGATIVE.value,
-                    action=RuleAction.PASS,
-                    reason=f"total {amount} is not negative",
+                _judged(
+                    RuleName.REJECT_NEGATIVE,
+                    total < 0,
+                    RuleAction.REJECT,
+                    f"total {amount} is negative",
+                    f"total {amount} is not negative",
                 )
             )
         if self.quarantine_above is not None:
             threshold = f"{self.quarantine_above} {currency}"
             verdicts.append(
-                Verdict(
-                    rule=RuleName.QUARANTINE_ABOVE.value,
-                    action=RuleAction.QUARANTINE,
-                    reason=f"total {amount} is above the threshold of {threshold}",
-                )
-                if total > self.quarantine_above
-                else Verdict(
-                    rule=RuleName.QUARANTINE_ABOVE.value,
-                    action=RuleAction.PASS,
-                    reason=f"total {amount} is not above the threshold of {threshold}",
+                _judged(
+                    RuleName.QUARANTINE_ABOVE,
+                    total > self.quarantine_above,
+                    RuleAction.QUARANTINE,
+                    f"total {amount} is above the threshold of {threshold}",
+                    f"total {amount} is not above the threshold of {threshold}",
                 )
             )
         if self.quarantine_without_email:
             verdicts.append(
-                Verdict(
-                    rule=RuleName.QUARANTINE_WITHOUT_EMAIL.value,
-                    action=RuleAction.PASS,
-                    reason=f"account {account_id} has invoice email {invoice_email}",
-                )
-                if invoice_email
-                else Verdict(
-                    rule=RuleName.QUARANTINE_WITHOUT_EMAIL.value,
-                    action=RuleAction.QUARANTINE,
-                    reason=f"account {account_id} has no invoice email",
+                _judged(
+                    RuleName.QUARANTINE_WITHOUT_EMAIL,
+                    not invoice_email,
+                    RuleAction.QUARANTINE,
+                    f"account {account_id} has no invoice email",
+                    f"account {account_id} has invoice email {invoice_email}",
                 )
             )
         return verdicts
+
+
+def _judged(
+    rule: RuleName, objects: bool, action: RuleAction, objection: str, passing: str
+) -> Verdict:
+    """`action` with its `objection` when the rule objects; otherwise a pass, `passing`."""
+    if objects:
+        return Verdict(rule=rule.value, action=action, reason=objection)
+    return Verdict(rule=rule.value, action=RuleAction.PASS, reason=passing)
 
 
 def decisive(verdicts: Iterable[Verdict]) -> Verdict | None:

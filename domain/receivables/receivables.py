@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
+from domain.receivables import events
 from domain.receivables.allocation import (
     Item,
     ReceivablesError,
@@ -47,21 +48,6 @@ from domain.receivables.collection import (
     collection_attempt_uuid,
 )
 from domain.receivables.dunning import DunningAction, DunningRules
-from domain.receivables.events import (
-    AccountReinstated,
-    AccountSuspended,
-    AutoPaySet,
-    CollectionAnswered,
-    CollectionAttempted,
-    CreditNotePosted,
-    DunningApplied,
-    DunningNoticeSent,
-    InvoicePosted,
-    InvoiceWithdrawn,
-    PaymentReceived,
-    PaymentTermsSet,
-    ReceivablesOpened,
-)
 from domain.receivables.receivables_state import ReceivablesState
 from domain.shared.ids import NAMESPACE
 from domain.shared.money import is_currency, round_to_currency
@@ -83,7 +69,7 @@ class Receivables(ReceivablesState):
         if not is_currency(currency):
             raise ReceivablesError(f"receivables of {account_id}: unknown currency {currency!r}")
         receivables = cls(receivables_uuid(account_id))
-        receivables._trigger(ReceivablesOpened, at, account_id=account_id, currency=currency)
+        receivables._trigger(events.ReceivablesOpened, at, account_id=account_id, currency=currency)
         return receivables
 
     # Reading -------------------------------------------------------------------
@@ -115,14 +101,14 @@ class Receivables(ReceivablesState):
             raise ReceivablesError(f"payment terms are 0 to 365 days net, not {days}")
         if days == self.payment_terms_days:
             return False
-        self._trigger(PaymentTermsSet, at, days=days)
+        self._trigger(events.PaymentTermsSet, at, days=days)
         return True
 
     def set_autopay(self, token: str | None, at: datetime) -> bool:
         token = token.strip() if token and token.strip() else None
         if token == self.autopay_token:
             return False
-        self._trigger(AutoPaySet, at, token=token)
+        self._trigger(events.AutoPaySet, at, token=token)
         return True
 
     # Posting -------------------------------------------------------------------
@@ -150,7 +136,7 @@ class Receivables(ReceivablesState):
         else:
             allocations, credit_change = allocate(-amount, self.open_items)
         self._trigger(
-            InvoicePosted,
+            events.InvoicePosted,
             at,
             invoice_id=invoice_id,
             number=number,
@@ -179,7 +165,7 @@ class Receivables(ReceivablesState):
             allocations = take_back(owed - from_credit, paid)
             credit = -from_credit
         self._trigger(
-            InvoiceWithdrawn,
+            events.InvoiceWithdrawn,
             at,
             invoice_id=invoice_id,
             reason=reason,
@@ -215,7 +201,7 @@ class Receivables(ReceivablesState):
             raise ReceivablesError(f"payment {payment_id}: amount must be positive, not {amount}")
         allocations, credit = allocate(amount, self.open_items)
         self._trigger(
-            PaymentReceived,
+            events.PaymentReceived,
             at,
             payment_id=payment_id,
             amount=amount,
@@ -250,7 +236,7 @@ class Receivables(ReceivablesState):
         first, left = allocate(amount, [corrected])
         rest, credit = allocate(left, [i for i in self.open_items if i.document_id != corrects])
         self._trigger(
-            CreditNotePosted,
+            events.CreditNotePosted,
             at,
             credit_note_id=credit_note_id,
             number=number,
@@ -274,11 +260,11 @@ class Receivables(ReceivablesState):
 
     def run_dunning(
         self, run_id: str, rules: DunningRules, as_of: date, at: datetime
-    ) -> list[DunningApplied]:
+    ) -> list[events.DunningApplied]:
         """Apply to each overdue invoice the highest stage it has reached, if that
         stage was not applied to it yet; suspend when a stage says so. Returns what
         was applied (the caller bills the late fees)."""
-        applied: list[DunningApplied] = []
+        applied: list[events.DunningApplied] = []
         if not rules.enabled:
             return applied
         for item in sorted(self.open_items, key=lambda i: (i.due_on, i.number)):
@@ -291,7 +277,7 @@ class Receivables(ReceivablesState):
             charges_fee = DunningAction.LATE_FEE in stage.actions
             fee = stage.fee(overdue, self.currency) if charges_fee else None
             self._trigger(
-                DunningApplied,
+                events.DunningApplied,
                 at,
                 run_id=run_id,
                 invoice_id=item.document_id,
@@ -305,11 +291,11 @@ class Receivables(ReceivablesState):
                 template=stage.template,
             )
             event = self._pending[-1]
-            if isinstance(event, DunningApplied):
+            if isinstance(event, events.DunningApplied):
                 applied.append(event)
             if stage.suspend:
                 self._trigger(
-                    AccountSuspended,
+                    events.AccountSuspended,
                     at,
                     run_id=run_id,
                     invoice_id=item.document_id,
@@ -332,7 +318,7 @@ class Receivables(ReceivablesState):
         if (invoice_id, stage) in self.notices_sent:
             return False
         self._trigger(
-            DunningNoticeSent,
+            events.DunningNoticeSent,
             at,
             invoice_id=invoice_id,
             stage=stage,
@@ -347,7 +333,7 @@ class Receivables(ReceivablesState):
         if not self.suspended:
             return
         if all(self.items[i].open_amount <= 0 for i in self.suspended_by):
-            self._trigger(AccountReinstated, at, reason="the overdue invoices are paid")
+            self._trigger(events.AccountReinstated, at, reason="the overdue invoices are paid")
 
     # Collection ----------------------------------------------------------------
 
@@ -388,7 +374,7 @@ class Receivables(ReceivablesState):
         if amount <= 0 or not self.may_collect(as_of):
             return None
         self._trigger(
-            CollectionAttempted,
+            events.CollectionAttempted,
             at,
             attempt_id=attempt_id,
             run_id=run_id,
@@ -425,7 +411,7 @@ class Receivables(ReceivablesState):
         if failed and attempt.number <= len(COLLECTION_RETRY_DAYS):
             retry_on = as_of + timedelta(days=COLLECTION_RETRY_DAYS[attempt.number - 1])
         self._trigger(
-            CollectionAnswered,
+            events.CollectionAnswered,
             at,
             attempt_id=attempt_id,
             outcome=outcome,

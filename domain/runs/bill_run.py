@@ -5,31 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from domain.billing.exchange_rates import RateSnapshot
+from domain.runs import events
 from domain.runs.bill_run_state import BillRunState
-from domain.runs.events import (
-    AccountParked,
-    ParkedAccountBilled,
-    RunBatchCompleted,
-    RunCancelled,
-    RunClosingBatchCompleted,
-    RunClosingStarted,
-    RunCollectionBatchCompleted,
-    RunCollectionStarted,
-    RunCompleted,
-    RunDescribed,
-    RunDisabled,
-    RunEnabled,
-    RunFailed,
-    RunFinalized,
-    RunLeased,
-    RunLeaseReleased,
-    RunPreviewed,
-    RunRatesAdded,
-    RunResumed,
-    RunScheduled,
-    RunStarted,
-    RunValidated,
-)
 from domain.runs.settings import (
     CancelMode,
     RunOrigin,
@@ -87,7 +64,7 @@ class BillRun(BillRunState):
             )
         run = cls(run_uuid(run_id))
         run._trigger(
-            RunScheduled,
+            events.RunScheduled,
             at,
             run_id=run_id,
             period_start=period.start,
@@ -131,7 +108,7 @@ class BillRun(BillRunState):
         if self.status is not RunStatus.SCHEDULED:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not scheduled")
         self._trigger(
-            RunStarted,
+            events.RunStarted,
             at,
             log_position=log_position,
             accounts_in_scope=accounts_in_scope,
@@ -149,12 +126,12 @@ class BillRun(BillRunState):
     ) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
-        self._checkpoint(RunBatchCompleted, (self.batches, self.cursor), batch, cursor,
+        self._checkpoint(events.RunBatchCompleted, (self.batches, self.cursor), batch, cursor,
                          statistics, invoice_numbers, at, timings)  # fmt: skip
 
     def _checkpoint(
         self,
-        event_class: type[RunBatchCompleted | RunClosingBatchCompleted],
+        event_class: type[events.RunBatchCompleted | events.RunClosingBatchCompleted],
         previous: tuple[int, int],
         batch: int,
         cursor: int,
@@ -189,12 +166,12 @@ class BillRun(BillRunState):
                 f"run {self.run_id} is {self.status.value}: only a scheduled run is previewed"
             )
         if preview != self.preview:
-            self._trigger(RunPreviewed, at, preview=preview)
+            self._trigger(events.RunPreviewed, at, preview=preview)
 
     def park(self, account_id: str, reason: str, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
-        self._trigger(AccountParked, at, account_id=account_id, reason=reason)
+        self._trigger(events.AccountParked, at, account_id=account_id, reason=reason)
 
     def add_rates_for_retry(self, account_id: str, book: RateSnapshot, at: datetime) -> list[str]:
         """Add to the run's rates the pairs of `book` (the rate book on the posting
@@ -213,7 +190,7 @@ class BillRun(BillRunState):
             key: rate for key, rate in sorted(book.rates.items()) if key not in self.rates.rates
         }
         if added:
-            self._trigger(RunRatesAdded, at, account_id=account_id, rates=added)
+            self._trigger(events.RunRatesAdded, at, account_id=account_id, rates=added)
         return list(added)
 
     def record_retry(
@@ -226,7 +203,7 @@ class BillRun(BillRunState):
         if account_id not in self.parked:
             raise BillRunError(f"account {account_id} is not parked in run {self.run_id}")
         self._trigger(
-            ParkedAccountBilled,
+            events.ParkedAccountBilled,
             at,
             account_id=account_id,
             statistics=statistics,
@@ -247,7 +224,7 @@ class BillRun(BillRunState):
         if not reason.strip():
             raise BillRunError(f"cancelling run {self.run_id} needs a reason")
         self._trigger(
-            RunCancelled,
+            events.RunCancelled,
             at,
             mode=mode,
             reason=reason.strip(),
@@ -272,7 +249,7 @@ class BillRun(BillRunState):
                 f"run {self.run_id} is {self.workflow_state.value}: only a run with drafts "
                 "ready is validated"
             )
-        self._trigger(RunValidated, at, invoices_approved=invoices_approved)
+        self._trigger(events.RunValidated, at, invoices_approved=invoices_approved)
 
     def finalize(self, at: datetime) -> None:
         if self.workflow_state is not WorkflowState.VALIDATED:
@@ -280,17 +257,17 @@ class BillRun(BillRunState):
                 f"run {self.run_id} is {self.workflow_state.value}: only a validated run "
                 "is completed"
             )
-        self._trigger(RunFinalized, at)
+        self._trigger(events.RunFinalized, at)
 
     def describe(self, description: str, at: datetime) -> None:
         """The one thing that can change after a run is created (the seed)."""
         if description != self.description:
-            self._trigger(RunDescribed, at, description=description)
+            self._trigger(events.RunDescribed, at, description=description)
 
     def start_closing(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING or self.phase is not RunPhase.BILLING:
             raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start closing")
-        self._trigger(RunClosingStarted, at)
+        self._trigger(events.RunClosingStarted, at)
 
     def complete_closing_batch(
         self,
@@ -302,15 +279,16 @@ class BillRun(BillRunState):
     ) -> None:
         if self.phase is not RunPhase.CLOSING or self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is not closing invoices")
-        self._checkpoint(RunClosingBatchCompleted, (self.closing_batches, self.closing_cursor),
-                         batch, cursor, statistics, invoice_numbers, at)  # fmt: skip
+        previous = (self.closing_batches, self.closing_cursor)
+        self._checkpoint(events.RunClosingBatchCompleted, previous, batch, cursor, statistics,
+                         invoice_numbers, at)  # fmt: skip
 
     def start_collecting(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING or self.phase is RunPhase.COLLECTING:
             raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start collecting")
         if not self.settings.collect_payments:
             raise RunNotRunnable(f"run {self.run_id} does not collect payments")
-        self._trigger(RunCollectionStarted, at)
+        self._trigger(events.RunCollectionStarted, at)
 
     def complete_collection_batch(
         self, batch: int, cursor: int, statistics: CollectionStatistics, ms: int, at: datetime
@@ -323,7 +301,7 @@ class BillRun(BillRunState):
                 f"follow batch {self.collection_batches} at cursor {self.collection_cursor}"
             )
         self._trigger(
-            RunCollectionBatchCompleted,
+            events.RunCollectionBatchCompleted,
             at,
             batch=batch,
             cursor=cursor,
@@ -334,19 +312,19 @@ class BillRun(BillRunState):
     def complete(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
-        self._trigger(RunCompleted, at, batches=self.batches, statistics=self.statistics)
+        self._trigger(events.RunCompleted, at, batches=self.batches, statistics=self.statistics)
 
     def fail(self, reason: str, at: datetime) -> None:
         """Stop a scheduled or running run on an error; managers leave it alone."""
         if not self.is_queued:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: it cannot fail")
-        self._trigger(RunFailed, at, reason=reason.strip() or "unknown error")
+        self._trigger(events.RunFailed, at, reason=reason.strip() or "unknown error")
 
     def resume(self, at: datetime) -> None:
         """Execute a failed run again (after the fix), from its last checkpoint."""
         if self.status is not RunStatus.FAILED:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not failed")
-        self._trigger(RunResumed, at)
+        self._trigger(events.RunResumed, at)
 
     # Operating the queue: disabling, and managers' leases (docs/schedules.md) -----
 
@@ -357,7 +335,7 @@ class BillRun(BillRunState):
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to disable")
         if self.disabled:
             return False
-        self._trigger(RunDisabled, at)
+        self._trigger(events.RunDisabled, at)
         return True
 
     def enable(self, at: datetime) -> bool:
@@ -366,7 +344,7 @@ class BillRun(BillRunState):
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}: nothing to enable")
         if not self.disabled:
             return False
-        self._trigger(RunEnabled, at)
+        self._trigger(events.RunEnabled, at)
         return True
 
     @property
@@ -396,11 +374,11 @@ class BillRun(BillRunState):
             raise RunNotRunnable(
                 f"run {self.run_id} is leased by {self.lease_holder} until {expires.isoformat()}"
             )
-        self._trigger(RunLeased, at, holder=holder, expires_at=expires_at)
+        self._trigger(events.RunLeased, at, holder=holder, expires_at=expires_at)
 
     def release(self, holder: str, at: datetime) -> bool:
         """Give the lease up before it expires; False: `holder` does not hold it."""
         if self.lease_holder != holder or not self.is_queued:
             return False
-        self._trigger(RunLeaseReleased, at, holder=holder)
+        self._trigger(events.RunLeaseReleased, at, holder=holder)
         return True

@@ -13,6 +13,7 @@ from domain.billing.account import Account
 from domain.shared.ids import account_uuid
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     AsOfOption,
     JsonFlag,
     VersionOption,
@@ -142,7 +143,7 @@ def account_json(account: Account) -> dict[str, Any]:
 @account_app.command("balance")
 @refusals
 def account_balance(
-    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account_id: AccountArgument,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -166,7 +167,7 @@ def account_balance(
 @account_app.command("terms")
 @refusals
 def account_terms(
-    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account_id: AccountArgument,
     net: Annotated[
         int | None,
         typer.Option("--net", help="Days from issue to due date, 0 to 365.", show_default=False),
@@ -205,7 +206,7 @@ def account_terms(
 @account_app.command("autopay")
 @refusals
 def account_autopay(
-    account_id: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account_id: AccountArgument,
     token: Annotated[
         str | None,
         typer.Option(

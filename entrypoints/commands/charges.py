@@ -8,12 +8,12 @@ import typer
 from pydantic import ValidationError
 
 from application.billing.transactions import ChargeInput, add_charges
-from application.runs.cancel import written_off
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
 from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     JsonFlag,
     UnbilledFlag,
     UsageError,
@@ -22,7 +22,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import billed_text
+from entrypoints.presenters import account_with_written_off, billed_text
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
@@ -36,7 +36,7 @@ charge_app = typer.Typer(
 @charge_app.command("add")
 @refusals
 def charge_add(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     charge_id: Annotated[
         str,
         typer.Option(
@@ -129,7 +129,7 @@ def charge_add(
 @charge_app.command("list")
 @refusals
 def charge_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     unbilled: UnbilledFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -137,9 +137,8 @@ def charge_list(
 
     Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
     """
-    with runtime() as rt:
-        stored = rt.billing.get_account(account)
-        discarded = written_off(rt.billing, stored).charges
+    stored, written = account_with_written_off(account)
+    discarded = written.charges
     charges = sorted(
         stored.charges.values(), key=lambda c: (c.terms.charge_date, c.terms.charge_id)
     )

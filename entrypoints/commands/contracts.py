@@ -19,6 +19,7 @@ from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, t
 from domain.billing.state import Contract
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     DateOption,
     JsonFlag,
     UsageError,
@@ -42,7 +43,7 @@ contract_app = typer.Typer(
 @contract_app.command("add")
 @refusals
 def contract_add(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     contract_id: Annotated[
         str,
         typer.Option(
@@ -126,13 +127,7 @@ def contract_add(
         summary = agree_contracts(rt.billing, [ContractInput("", account, terms)], "contract add")
         stored = rt.billing.get_account(account)
     if json_out:
-        output.print_json(
-            {
-                "account": account,
-                "recorded": summary.recorded == 1,
-                "contract": contract_json(stored, stored.contracts[contract_id]),
-            }
-        )
+        print_contract_json(account, stored, contract_id, summary.recorded == 1)
         return
     if summary.recorded:
         on = f"package {package}" if package else "the whole account"
@@ -149,7 +144,7 @@ def contract_add(
 @contract_app.command("terminate")
 @refusals
 def contract_terminate(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     contract_id: Annotated[str, typer.Argument(help="The contract's id.")],
     on: Annotated[
         date,
@@ -180,13 +175,7 @@ def contract_terminate(
         )
         stored = rt.billing.get_account(account)
     if json_out:
-        output.print_json(
-            {
-                "account": account,
-                "recorded": summary.recorded == 1,
-                "contract": contract_json(stored, stored.contracts[contract_id]),
-            }
-        )
+        print_contract_json(account, stored, contract_id, summary.recorded == 1)
         return
     if summary.recorded:
         output.console.print(f"contract {contract_id} of {account} terminated on {day}")
@@ -199,7 +188,7 @@ def contract_terminate(
 @contract_app.command("list")
 @refusals
 def contract_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     json_out: JsonFlag = False,
 ) -> None:
     """List an account's contracts: term, spend so far within it, penalties billed.
@@ -232,6 +221,17 @@ def contract_list(
             row["spend"], billed or "-",
         )  # fmt: skip
     output.print_table(table, droppable=("on", "terminated"))
+
+
+def print_contract_json(account: str, stored: Account, contract_id: str, recorded: bool) -> None:
+    """The --json answer of `contract add` and `contract terminate`."""
+    output.print_json(
+        {
+            "account": account,
+            "recorded": recorded,
+            "contract": contract_json(stored, stored.contracts[contract_id]),
+        }
+    )
 
 
 def contract_json(account: Account, contract: Contract) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from rich.table import Table
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime, until_signalled
 from entrypoints.worker import relay_parts
-from infrastructure.messaging import DEFAULT_STREAMS, nats_url
+from infrastructure.messaging import nats_url, stream_names
 from infrastructure.relay import (
     DEFAULT_WINDOW,
     Relay,
@@ -23,9 +23,10 @@ from infrastructure.relay import (
 )
 
 relay_app = typer.Typer(
-    help="Publish every event to NATS JetStream (stream BILLING, subjects "
-    "billing.<aggregate>.<Event>) and see how far the relay got. "
-    "Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server under BILLRUN_HOME).",
+    help="Publish every public event to NATS JetStream (stream BILLING, subjects "
+    "billing.<aggregate>.<Event>, CloudEvents) and see how far the relay got. "
+    "Configuration: BILLRUN_NATS_URL (unset: an embedded nats-server under "
+    "BILLRUN_HOME), BILLRUN_NATS_PREFIX, BILLRUN_SOURCE.",
     no_args_is_help=True,
 )
 
@@ -51,8 +52,9 @@ def relay_run(
 ) -> None:
     """Publish the event log from the saved position, then follow it.
 
-    Each event goes to billing.<aggregate>.<Event> with Nats-Msg-Id = its
-    notification id; the position is saved once the server has acknowledged a
+    Each public event goes to <prefix>.<aggregate>.<Event> with Nats-Msg-Id =
+    <source>:<notification id>; events without a public form are skipped (billrun
+    history --all has them). The position is saved once the server has acknowledged a
     window, so a relay that is killed and restarted republishes at most one
     window, which the server drops as duplicates. Without --once it waits for new
     events until SIGINT or SIGTERM, then finishes the window in flight and exits.
@@ -60,13 +62,14 @@ def relay_run(
     """
     with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
         source, positions = relay_parts(rt)
-        relay = Relay(source, positions, url, window=window)
+        names = stream_names(rt.settings)
+        relay = Relay(source, positions, url, names, window=window)
         outcome = until_signalled(lambda stop: relay.run(stop, follow=not once))
     if json_out:
-        output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
+        output.print_json({"stream": names.stream, **outcome.as_json()})
         return
     output.console.print(
-        f"published {outcome.published:,} events to stream {DEFAULT_STREAMS.stream} "
+        f"published {outcome.published:,} events to stream {names.stream} "
         f"({outcome.duplicates:,} dropped by the server as already there); "
         f"position {outcome.position:,}, head {outcome.head:,}, lag {outcome.lag:,}"
     )
@@ -97,7 +100,7 @@ def relay_replay(
 ) -> None:
     """Publish notifications FROM..TO again, for a subscriber that needs history.
 
-    The copies are new messages (Nats-Msg-Id <id>:replay:<replay id>, header
+    The copies are new messages (Nats-Msg-Id <source>:<id>:replay:<replay id>, header
     Billrun-Replay-Id), so the server keeps them: every consumer of the stream
     sees these events a second time. billrun's consumers are idempotent, so that
     is harmless; to feed one new subscriber only, start it at the right stream
@@ -106,16 +109,19 @@ def relay_replay(
     with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
         source, positions = relay_parts(rt)
 
-        relay = Relay(source, positions, url, window=window, connection_name="billrun-replay")
+        names = stream_names(rt.settings)
+        relay = Relay(
+            source, positions, url, names, window=window, connection_name="billrun-replay"
+        )
         outcome = until_signalled(lambda stop: relay.replay(from_, to, replay_id, stop))
     if json_out:
-        output.print_json({"stream": DEFAULT_STREAMS.stream, **outcome.as_json()})
+        output.print_json({"stream": names.stream, **outcome.as_json()})
         return
     complete = outcome.position == outcome.head
     output.console.print(
         f"replay {outcome.replay_id}: published {outcome.published:,} events "
         f"({outcome.first:,}..{outcome.position:,} of {outcome.first:,}..{outcome.head:,}) "
-        f"to stream {DEFAULT_STREAMS.stream}"
+        f"to stream {names.stream}"
         + ("" if complete else f"; interrupted: resume with --id {outcome.replay_id}")
     )
 
@@ -125,7 +131,7 @@ def relay_replay(
 def relay_status_command(json_out: JsonFlag = False) -> None:
     """The relay's saved position, the log's head, and the lag between them."""
     with runtime() as rt:
-        status = relay_status(*relay_parts(rt), DEFAULT_STREAMS.stream)
+        status = relay_status(*relay_parts(rt), stream_names(rt.settings).stream)
     if json_out:
         output.print_json(status.as_json())
         return

@@ -9,11 +9,11 @@ import typer
 
 from application.billing.transactions import UsageInput, record_usage
 from application.billing.usage_csv import parse_usage_csv
-from application.runs.cancel import written_off
 from domain.billing.account import Account
 from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.common import (
+    AccountArgument,
     JsonFlag,
     UnbilledFlag,
     UsageError,
@@ -22,7 +22,7 @@ from entrypoints.common import (
     refusals,
     runtime,
 )
-from entrypoints.presenters import billed_text
+from entrypoints.presenters import account_with_written_off, billed_text
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -37,7 +37,7 @@ usage_app = typer.Typer(
 @usage_app.command("record")
 @refusals
 def usage_record(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     package: Annotated[str, typer.Argument(help="The account's package the usage is of.")],
     quantity: Annotated[
         str, typer.Argument(help="Units used, an exact decimal with a dot: 3, 1.25.")
@@ -151,7 +151,7 @@ def usage_import(
 @usage_app.command("list")
 @refusals
 def usage_list(
-    account: Annotated[str, typer.Argument(help="Account id, e.g. ACME-001.")],
+    account: AccountArgument,
     unbilled: UnbilledFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -159,9 +159,8 @@ def usage_list(
 
     Example: [bold]billrun usage list ACME-001 --unbilled --json[/bold]
     """
-    with runtime() as rt:
-        stored = rt.billing.get_account(account)
-        discarded = written_off(rt.billing, stored).usage
+    stored, written = account_with_written_off(account)
+    discarded = written.usage
     rows = [
         usage_json(stored, record, discarded.get(record.usage_id))
         for record in sorted(stored.usage.values(), key=lambda u: (u.occurred_on, u.usage_id))

@@ -18,13 +18,15 @@ from infrastructure.relay import RelayError
 def worker(verbose: VerboseFlag = False) -> None:
     """Run the outbox relay and the consumers until SIGINT or SIGTERM.
 
-    The relay publishes every event to NATS JetStream (stream BILLING); the
+    The relay publishes every public event to NATS JetStream (stream BILLING, or
+    the BILLRUN_NATS_PREFIX upper-cased); the
     render consumer turns each closed invoice into a PDF and UBL XML, the deliver
     consumer sends it by its bill group's channel (email, an .eml in
     BILLRUN_HOME/outbox, or none). Uses BILLRUN_NATS_URL, or an embedded
     nats-server under BILLRUN_HOME. Stops gracefully: the message in hand is
     finished, and nothing unacknowledged is lost. Use -v to watch it work.
     Exits 2 with one line when it cannot go on: another worker already relays,
+    the streams of this prefix belong to another deployment (BILLRUN_SOURCE),
     the embedded nats-server died, or NATS was down when it was told to stop.
     """
     log_verbosely(verbose)

@@ -1,21 +1,28 @@
-"""The outbox relay: every event of the event store, published to NATS JetStream.
+"""The outbox relay: every public event of the event store, published to NATS JetStream.
 
 The relay reads the notification log (`billing_events`) in commit order from its
-saved position and publishes each event to `billing.<aggregate>.<Event>` with
-`Nats-Msg-Id` = its notification id. Why nothing is lost and nothing reaches a
-consumer twice:
+saved position, maps each event that has a public form to a CloudEvents message
+(`infrastructure.contract`, `encoder`) and publishes it to
+`<prefix>.<aggregate>.<Event>` with `Nats-Msg-Id` = `<source>:<notification id>`
+(the prefix and source of the deployment, see `infrastructure.messaging`).
+Events without a public form are read, their facts learnt, and skipped. Why
+nothing is lost and nothing reaches a consumer twice:
 
-- Messages go out a window at a time (default 4,000), all in flight together;
-  the position, kept in PostgreSQL (`relay_position`), moves only past messages
-  whose ack arrived, and only over an unbroken run of them from the window's
-  start. A failure (timeout, NATS down, an error ack) keeps the position where
+- Messages go out a window at a time (default 4,000 log events), all in flight
+  together; the position, kept in PostgreSQL (`relay_position`), moves only past
+  messages whose ack arrived, and only over an unbroken run of them from the
+  window's start (past the window's skipped events once all its messages are
+  acked). A failure (timeout, NATS down, an error ack) keeps the position where
   the acked run ends and retries the rest, with backoff, forever.
 - The position is saved after the acks arrive, so a relay that dies in between
   publishes that window again when it restarts; the server drops the republished
   messages as duplicates of their `Nats-Msg-Id` (the stream's duplicate window,
   one hour, see `infrastructure.messaging.DUPLICATE_WINDOW_S`).
-- The log is gapless in commit order (the library inserts under a table lock),
-  so reading "after my position" never skips a transaction that commits later.
+- Reading "after my position" never skips a transaction that commits later: the
+  library inserts under a table lock, so events become visible in notification id
+  order. The ids only increase; they are not gapless (a rolled-back insert uses
+  up its sequence values), which is why the relay reads "ids greater than my
+  position" rather than "the next id".
 
 Order: the stream holds the events in commit order. A window cut short by a lost
 connection was stored up to some message, in order (one connection, one stream);

@@ -29,6 +29,23 @@ class NotificationLog:
             "FROM {}.{} WHERE notification_id >= %s AND notification_id <= %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(Identifier(self.datastore.schema), Identifier(recorder.events_table_name))
+        self._openings = SQL(
+            "SELECT notification_id, originator_id::text, topic, state FROM {}.{} "
+            "WHERE originator_id = ANY(%s::uuid[]) AND topic = ANY(%s) ORDER BY notification_id"
+        ).format(Identifier(self.datastore.schema), Identifier(recorder.events_table_name))
+
+    def openings(
+        self, originator_ids: list[str], topics: list[str]
+    ) -> list[tuple[int, str, str, bytes]]:
+        """The events of `topics` stored by these aggregates, in log order, as
+        (notification id, originator id, event name, state): the public contract's facts
+        (`infrastructure.contract.facts`) for a relay that starts mid-log."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(self._openings, (originator_ids, topics), prepare=True)
+            return [(nid, oid, topic.rpartition(":")[2], state) for nid, oid, topic, state in curs]
 
     def page(self, first: int, last: int, limit: int) -> list[RelayRow]:
         """Up to `limit` events with first <= notification id <= last, oldest first."""

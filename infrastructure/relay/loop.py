@@ -17,8 +17,10 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.js.errors import BadRequestError
 
+from infrastructure.contract import OPENERS
 from infrastructure.messaging import (
     DEFAULT_STREAMS,
+    NamespaceConflict,
     StreamNames,
     connect,
     ensure_streams,
@@ -29,6 +31,7 @@ from infrastructure.relay.errors import RelayError
 from infrastructure.relay.log import NotificationLog, RelayRow
 from infrastructure.relay.positions import RelayPositions
 from infrastructure.relay.window import AckWindow
+from infrastructure.topics import STORED_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ _REPLAY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class RelayOutcome:
     published: int = 0
     """Messages the stream acknowledged."""
+    skipped: int = 0
+    """Events read from the log that have no public form (not published)."""
     duplicates: int = 0
     """Of those, the ones the server dropped as already stored (a restarted relay's
     republished tail, or a repeated replay id)."""
@@ -72,6 +77,7 @@ class RelayOutcome:
     def as_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {
             "published": self.published,
+            "skipped": self.skipped,
             "duplicates": self.duplicates,
             "retries": self.retries,
             "position": self.position,
@@ -138,7 +144,12 @@ class Relay:
         self.connection_name = connection_name
         self.position = 0
         """The saved position, as of the last window."""
-        self._encoder = Encoder(names.subject_prefix)
+        opening_topics = sorted(STORED_TOPICS[name] for name in OPENERS)
+        self._encoder = Encoder(
+            names.subject_prefix,
+            names.source,
+            lambda ids: source.openings(ids, opening_topics),
+        )
         self._nc: NATS | None = None
         self._ack_window: AckWindow | None = None
 
@@ -156,6 +167,9 @@ class Relay:
             self.position, _ = await asyncio.to_thread(self.positions.get, stream)
             outcome = RelayOutcome(position=self.position)
             try:
+                # Connect (and check the streams belong to this deployment) at start,
+                # even with nothing to publish: a conflict is refused at once.
+                await self._connected(stop, outcome)
                 while not stop.is_set():
                     head = await asyncio.to_thread(self.source.head)
                     outcome.head = max(head, outcome.head)
@@ -237,8 +251,10 @@ class Relay:
                 after = rows[-1][0]
                 if after < last:
                     reading = asyncio.ensure_future(asyncio.to_thread(page, after + 1, last, size))
-                messages = [encode(row, replay_id) for row in rows]
-                if not await self._deliver(messages, stop, outcome, replay_id):
+                self._encoder.prepare(rows)
+                messages = [m for row in rows if (m := encode(row, replay_id)) is not None]
+                outcome.skipped += len(rows) - len(messages)
+                if not await self._deliver(messages, after, stop, outcome, replay_id):
                     return
                 if stop.is_set():
                     return
@@ -251,17 +267,23 @@ class Relay:
     async def _deliver(
         self,
         messages: list[Outbound],
+        through: int,
         stop: asyncio.Event,
         outcome: RelayOutcome,
         replay_id: str | None,
     ) -> bool:
-        """Publish one window until every message is acked; False if stopped first.
+        """Publish one window (the public events of notifications up to `through`)
+        until every message is acked; False if stopped first.
 
         The position moves (and is saved) past each unbroken run of acked messages,
-        never past a message without an ack.
+        never past a message without an ack; once all are acked, to `through`
+        (events without a public form in between have nothing to publish).
         """
         started = time.perf_counter()
         done = failures = duplicates = 0
+        if not messages:
+            await self._advance(through, outcome, replay_id)
+            return True
         while True:
             window = await self._connected(stop, outcome)
             if window is None:
@@ -272,11 +294,8 @@ class Relay:
                 outcome.published += result.acked
                 outcome.duplicates += result.duplicates
                 duplicates += result.duplicates
-                reached = messages[done - 1].notification_id
-                outcome.position = reached
-                if replay_id is None:
-                    await asyncio.to_thread(self.positions.save, self.names.stream, reached)
-                    self.position = reached
+                reached = through if done == len(messages) else messages[done - 1].notification_id
+                await self._advance(reached, outcome, replay_id)
                 failures = 0
             if done == len(messages):
                 seconds = time.perf_counter() - started
@@ -292,6 +311,12 @@ class Relay:
             )  # fmt: skip
             if await _sleep_unless(stop, delay):
                 return False
+
+    async def _advance(self, reached: int, outcome: RelayOutcome, replay_id: str | None) -> None:
+        outcome.position = reached
+        if replay_id is None:
+            await asyncio.to_thread(self.positions.save, self.names.stream, reached)
+            self.position = reached
 
     async def _connected(self, stop: asyncio.Event, outcome: RelayOutcome) -> AckWindow | None:
         """The ack window of a live connection, connecting (again) as long as it
@@ -312,6 +337,11 @@ class Relay:
                     self.declare_streams = False
                 window = AckWindow(nc, self.names.stream)
                 await window.open()
+            except NamespaceConflict as error:
+                if nc is not None:
+                    with contextlib.suppress(NatsError, OSError):
+                        await nc.close()
+                raise RelayError(str(error)) from None
             except BadRequestError as error:
                 # The server refuses the streams' configuration: no retry fixes that.
                 if nc is not None:

@@ -28,6 +28,14 @@ def header_block(headers: dict[str, str], valid_names: set[str] | None = None) -
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"invalid NATS header name {name!r}")
             checked.add(name)
-    lines = "".join([f"{name}: {value.strip().translate(_NEWLINES_TO_SPACES)}\r\n"
-                     for name, value in headers.items()])  # fmt: skip
+    lines = "".join([f"{name}: {_clean(value)}\r\n" for name, value in headers.items()])
     return f"NATS/1.0\r\n{lines}\r\n".encode()
+
+
+def _clean(value: str) -> str:
+    # `translate` with a mapping costs ~2 us per call; values almost never hold a
+    # CR or LF, and two `in` tests cost a tenth of that.
+    value = value.strip()
+    if "\r" in value or "\n" in value:
+        return value.translate(_NEWLINES_TO_SPACES)
+    return value

@@ -43,3 +43,43 @@ def test_a_stray_event_store_variable_in_the_shell_does_not_change_how_events_ar
         "import", "accounts.json"
     )
     assert store.get_account("ACME-001").id is not None
+
+
+def test_a_prefix_that_is_not_one_subject_token_is_refused_naming_the_variable(
+    cli: Cli,
+) -> None:
+    refused = with_env(cli, BILLRUN_NATS_PREFIX="billing.eu")("relay", "status", "--json")
+    assert refused.returncode == 2
+    assert "BILLRUN_NATS_PREFIX: 'billing.eu' is not one NATS subject token" in refused.stderr
+
+
+def test_a_second_database_on_one_nats_server_loses_nothing_or_is_refused_by_its_prefix(
+    cli: Cli, postgres_server: str, tmp_path: Path
+) -> None:
+    """The issue's reproduction: two databases whose first events have the same
+    notification ids, relayed to one NATS server."""
+    from infrastructure.database import create_database, drop_database
+    from infrastructure.embedded import embedded_nats
+
+    write_import_file(tmp_path, account("ACME-001", package()), account("ACME-002", package()))
+    second = create_database(postgres_server)
+    try:
+        with embedded_nats(tmp_path / "nats-home") as nats_url:
+            first = with_env(cli, BILLRUN_NATS_URL=nats_url)
+            tenant2 = with_env(first, BILLRUN_DATABASE_URL=second)
+            for deployment in (first, tenant2):
+                deployment.ok("import", "accounts.json")
+            one = first.json("relay", "run", "--once", "--json")
+            same_prefix = tenant2("relay", "run", "--once", "--json")
+            two = with_env(tenant2, BILLRUN_NATS_PREFIX="tenant2").json(
+                "relay", "run", "--once", "--json"
+            )
+    finally:
+        drop_database(second)
+
+    assert same_prefix.returncode == 2
+    assert "stream BILLING (subjects billing.>) belongs to deployment db-" in same_prefix.stderr
+    assert "BILLRUN_NATS_PREFIX" in same_prefix.stderr
+    assert (one["stream"], two["stream"]) == ("BILLING", "TENANT2")
+    assert one["published"] == two["published"] > 0
+    assert one["duplicates"] == two["duplicates"] == 0, "nothing dropped as another's"

@@ -27,9 +27,10 @@ from domain.receivables.receivables import Receivables
 from domain.runs.bill_run import BillRun
 from domain.runs.schedule import Schedule
 from domain.shared.model import Aggregate
+from infrastructure.contract import OPENERS, PUBLIC_FORMS
 from infrastructure.messaging import subject_for
 from infrastructure.relay import Encoder, NotificationLog
-from infrastructure.topics import topic_of
+from infrastructure.topics import STORED_TOPICS, topic_of
 from projections.audit_seal import verify
 from projections.catalog import READ_MODELS, ReadSide
 from tests.golden.event_log import load_event_log
@@ -114,12 +115,40 @@ def test_the_old_log_seals_and_verifies(read_side: ReadSide, old_log: Billing) -
     assert verify(old_log, read_side.audit_seal()).ok
 
 
-def test_the_relay_encodes_every_old_event_on_its_subject(old_log: Billing) -> None:
+@pytest.mark.parametrize("start", ["at the beginning", "mid-log"])
+def test_the_relay_encodes_every_old_public_event_on_its_subject_with_its_natural_ids(
+    old_log: Billing, start: str
+) -> None:
+    """The wire form changed by design in issue 14 (the public contract): each old
+    event with a public form validates against its public model, with the account,
+    currency and run it needs, also for a relay that starts mid-log (its facts are
+    looked up in the event store)."""
     log = NotificationLog(old_log.recorder)  # type: ignore[arg-type]
     rows = log.page(1, log.head(), 10_000)
-    encoder = Encoder("billing")
+    if start == "mid-log":
+        rows = rows[len(rows) // 2 :]
+    topics = sorted(STORED_TOPICS[name] for name in OPENERS)
+    encoder = Encoder("billing", "golden", lambda ids: log.openings(ids, topics))
+    encoder.prepare(rows)
+    published = 0
     for row in rows:
-        assert encoder.encode(row).subject == subject_for(row[3])
+        message = encoder.encode(row)
+        event = row[3].rpartition(":")[2]
+        if message is None:
+            assert event not in PUBLIC_FORMS
+            continue
+        published += 1
+        assert message.subject == subject_for(row[3])
+        body = json.loads(message.body)
+        PUBLIC_FORMS[event].model.model_validate(body)
+        for natural_id in ("account_id", "currency", "run_id"):
+            if natural_id in PUBLIC_FORMS[event].model.model_fields and natural_id != "run_id":
+                assert body[natural_id], (event, natural_id, body)
+        if body.get("document_type") == "credit_note" or event == "InvoiceCredited":
+            assert body["run_id"] is None, "an operator's credit note belongs to no run"
+        elif "run_id" in body and event.startswith("Invoice"):
+            assert body["run_id"], (event, body)
+    assert published > 100
 
 
 def test_history_replays_every_old_run_and_account(old_log: Billing) -> None:
@@ -153,14 +182,20 @@ def outputs_of(read_side: ReadSide, billing: Billing) -> dict[str, object]:
         if name != "audit_seal"
     }
     log = NotificationLog(billing.recorder)  # type: ignore[arg-type]
-    encoder = Encoder("billing")
+    # The public contract (issue 14) changed the relay's wire form by design: the
+    # "relay" part was rewritten then (source "golden", public events only).
+    topics = sorted(STORED_TOPICS[name] for name in OPENERS)
+    encoder = Encoder("billing", "golden", lambda ids: log.openings(ids, topics))
+    rows = log.page(1, log.head(), 10_000)
+    encoder.prepare(rows)
     relay = [
         {
             "subject": message.subject,
             "headers": message.headers,
             "body_sha256": hashlib.sha256(message.body).hexdigest(),
         }
-        for message in (encoder.encode(row) for row in log.page(1, log.head(), 10_000))
+        for message in (encoder.encode(row) for row in rows)
+        if message is not None
     ]
     history = History(billing)
     lines = {

@@ -318,7 +318,7 @@ def test_a_scheduling_pass_queues_what_is_due_and_executes_it(
                       period=PeriodRule.FIXED, period_start=date(2026, 1, 1),
                       period_end=date(2026, 1, 31)),
     )  # fmt: skip
-    scheduling = Scheduling(first, "m", batch_size=4)
+    scheduling = Scheduling(Manager(first, "m", batch_size=4))
     clock.now = utc(2026, 3, 1, 5)
     done = scheduling.run_once()
     assert done.queued == [] and done.managed == []
