@@ -88,6 +88,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Contracts on accounts or packages: a minimum term with an early-termination fee, "
         "a minimum spend over the term, or both.",
     ),
+    "entity": (
+        "entrypoints.commands.entities",
+        "entity_app",
+        "The legal entities invoices are issued by: each with its own address, ids, "
+        "bank accounts and gapless numbering; a bill group names the one that bills it.",
+    ),
     "rates": (
         "entrypoints.commands.rates",
         "rates_app",

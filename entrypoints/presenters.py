@@ -216,11 +216,15 @@ def document_of(rt: Runtime, invoice_id: UUID) -> ItemRow | None:
 
 def resolve_invoice_id(rt: Runtime, text: str) -> UUID:
     """An invoice's id from its id, its number (42, INV-00000042), or a credit note's
-    number (CN-00000003: credit notes are numbered apart)."""
+    number (CN-00000003: credit notes are numbered apart), or the number an issuing
+    entity printed (BE-2026-000001)."""
     try:
         return UUID(text)
     except ValueError:
         pass
+    printed = rt.read_side.fresh_invoices().id_of_printed_number(text)
+    if printed is not None:  # another issuing entity's number (BE-2026-000001)
+        return printed
     digits, document_type = text.upper(), DocumentType.INVOICE
     for prefix, kind in DOCUMENT_PREFIXES.items():
         if digits.startswith(prefix):

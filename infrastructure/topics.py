@@ -92,6 +92,8 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     "InvoiceReleasedFromQuarantine": "domain.invoice:InvoiceReleasedFromQuarantine",
     "InvoiceRendered": "domain.invoice:InvoiceRendered",
     "InvoiceRulesPassed": "domain.invoice:InvoiceRulesPassed",
+    # domain.invoicing.entities
+    "IssuingEntityConfigured": "domain.invoicing.events:IssuingEntityConfigured",
     # domain.invoice_numbers
     "InvoiceNumbersReserved": "domain.invoice_numbers:InvoiceNumbersReserved",
     # domain.receivables

@@ -17,6 +17,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, LineKind
 from domain.invoicing import events as invoice_events
 from domain.invoicing.documents import DocumentType
+from domain.invoicing.entity_details import DEFAULT_ENTITY
 from domain.invoicing.invoice_numbers import format_document_number
 from domain.invoicing.review import ReviewStatus
 from domain.shared.model import DomainEvent
@@ -26,13 +27,15 @@ from projections.view import View, ViewProjection
 
 class InvoicesView(View):
     name = "invoices"
-    version = 3
+    version = 4
     """2: lines carry their kind, category, tax rate and tax; invoices the run that
     closed them (close types), whether they are released or held (bill day) and
     their review status (draft, approved, quarantined, rejected, cancelled).
     3: credit notes beside invoices: each row's document type and, for a credit
     note, the invoice it corrects; numbers are unique per document type (credit
-    notes have their own sequence)."""
+    notes have their own sequence).
+    4: each row's issuing entity and printed number; numbers are unique per
+    (document type, entity): each entity numbers its documents apart."""
     tables = ("invoices", "invoice_lines")
 
     def schema(self) -> list[Composed]:
@@ -47,7 +50,8 @@ class InvoicesView(View):
                 "line_count int NOT NULL DEFAULT 0, opened_at timestamptz NOT NULL, "
                 "closed_at timestamptz, closed_by_run text, released bool NOT NULL DEFAULT false, "
                 "review_status text, document_type text NOT NULL DEFAULT 'invoice', "
-                "corrects uuid, UNIQUE (document_type, number))"
+                "corrects uuid, issued_by text NOT NULL DEFAULT 'default', printed_number text, "
+                "UNIQUE (document_type, issued_by, number))"
             ).format(invoices),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (corrects) WHERE corrects IS NOT NULL").format(
                 Identifier(f"invoices_{self.suffix}_corrects_idx"), invoices
@@ -112,6 +116,7 @@ class InvoicesView(View):
                     "closed", event.number, event.subtotal, event.tax, event.total,
                     event.line_count, event.timestamp, event.closed_by_run or event.run_id,
                     event.released, ReviewStatus.DRAFT.value,
+                    event.issued_by or DEFAULT_ENTITY, event.printed_number,
                 )  # fmt: skip
                 if event.posting_date is not None:
                     reissued[event.originator_id] = event.posting_date
@@ -132,11 +137,13 @@ class InvoicesView(View):
                     "subtotal = c.subtotal, tax = c.tax, total = c.total, "
                     "line_count = c.line_count, closed_at = c.closed_at, "
                     "closed_by_run = c.closed_by_run, released = c.released, "
-                    "review_status = c.review_status "
+                    "review_status = c.review_status, issued_by = c.issued_by, "
+                    "printed_number = c.printed_number "
                     "FROM unnest(%b::uuid[], %b::bigint[], %b::numeric[], %b::numeric[], "
                     "%b::numeric[], %b::int[], %b::timestamptz[], %b::text[], %b::bool[], "
-                    "%b::text[]) AS c(id, number, subtotal, tax, total, line_count, closed_at, "
-                    "closed_by_run, released, review_status) WHERE i.id = c.id"
+                    "%b::text[], %b::text[], %b::text[]) AS c(id, number, subtotal, tax, total, "
+                    "line_count, closed_at, closed_by_run, released, review_status, issued_by, "
+                    "printed_number) WHERE i.id = c.id"
                 ).format(self.table("invoices")),
                 _columns(closed),
             )
@@ -219,17 +226,36 @@ class InvoicesView(View):
     def id_of_number(
         self, number: int, document_type: DocumentType = DocumentType.INVOICE
     ) -> UUID | None:
-        """The invoice (or credit note) of that number: each type is numbered apart."""
+        """The default entity's invoice (or credit note) of that number: each type
+        is numbered apart (other entities' documents: `id_of_printed_number`)."""
         if self.built_version < 3:  # no credit notes, no document type
             if document_type is not DocumentType.INVOICE:
                 return None
             statement = SQL("SELECT id FROM {} WHERE number = %s")
             params: list[Any] = [number]
-        else:
+        elif self.built_version < 4:
             statement = SQL("SELECT id FROM {} WHERE document_type = %s AND number = %s")
+            params = [document_type.value, number]
+        else:
+            statement = SQL(
+                "SELECT id FROM {} WHERE document_type = %s AND number = %s "
+                "AND issued_by = 'default'"
+            )
             params = [document_type.value, number]
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement.format(self.table("invoices")), params)
+            row = curs.fetchone()
+        return None if row is None else UUID(str(row["id"]))
+
+    def id_of_printed_number(self, printed: str) -> UUID | None:
+        """The document an issuing entity printed as `printed` (`BE-2026-000001`)."""
+        if self.built_version < 4:
+            return None
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT id FROM {} WHERE printed_number = %s").format(self.table("invoices")),
+                [printed],
+            )
             row = curs.fetchone()
         return None if row is None else UUID(str(row["id"]))
 
@@ -256,7 +282,7 @@ _INVOICE_COLUMNS = {
     "corrects": "uuid", "status": "text", "number": "int8",
     "subtotal": "numeric", "tax": "numeric", "total": "numeric", "line_count": "int4",
     "closed_at": "timestamptz", "closed_by_run": "text", "released": "bool",
-    "review_status": "text",
+    "review_status": "text", "issued_by": "text", "printed_number": "text",
 }  # fmt: skip
 _LINE_COLUMNS = {
     "invoice_id": "uuid", "line_no": "int4", "line_id": "uuid", "account_id": "text",
@@ -288,7 +314,10 @@ def _reissue(curs: Cursor[DictRow], table: Composable, reissued: dict[UUID, date
         )
 
 
-_OPEN = ("open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False, None)
+_OPEN = (
+    "open", None, Decimal(0), Decimal(0), Decimal(0), 0, None, None, False, None,
+    DEFAULT_ENTITY, None,
+)  # fmt: skip
 """The closing columns of an invoice not (yet) closed: the table's defaults."""
 _REVIEW_EVENTS: dict[type[DomainEvent], ReviewStatus] = {
     invoice_events.InvoiceApproved: ReviewStatus.APPROVED,
@@ -355,11 +384,15 @@ class InvoiceRow:
     """`invoice` or `credit_note`."""
     corrects: UUID | None = None
     """A credit note's: the invoice it corrects."""
+    printed_number: str | None = None
+    """As its issuing entity's number format printed it; None: the default's."""
 
     @property
     def display_number(self) -> str:
         if self.number is None:
             return "-"
+        if self.printed_number is not None:
+            return self.printed_number
         return format_document_number(self.number, self.document_type)
 
     @classmethod
@@ -381,6 +414,7 @@ class InvoiceRow:
             # Version 2 (served until rebuilt) holds invoices only.
             document_type=row.get("document_type") or DocumentType.INVOICE.value,
             corrects=row.get("corrects"),
+            printed_number=row.get("printed_number"),
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +32,8 @@ from pydantic import (
 from application.shared.errors import InvalidInput, Problem
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY, DEFAULT_PACKAGE_CATEGORY
+from domain.invoicing.entities import IssuingEntity, borrowed_format
+from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.group_terms import (
     DEFAULT_CHANNEL,
     DEFAULT_CLOSE_TYPE,
@@ -284,6 +286,17 @@ class PackageRecord(_Strict):
         description="Price per unit of this package's usage records that have no "
         'unit_price of their own, a decimal string: "0.05"',
     )
+    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
+        default=None,
+        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
+        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
+        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
+    )
+    exemption_reason: Text | None = Field(
+        default=None,
+        description="Why it is not taxed (printed, BT-120): required for E; optional "
+        "for AE, K, G, O (default: the category's standard wording)",
+    )
 
     @property
     def anchor(self) -> date:
@@ -307,6 +320,17 @@ class ChargeRecord(_Strict):
     tax_rate: Percent | None = Field(
         default=None,
         description='Tax in percent, a decimal string: "20"; default: the account\'s rate',
+    )
+    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
+        default=None,
+        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
+        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
+        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
+    )
+    exemption_reason: Text | None = Field(
+        default=None,
+        description="Why it is not taxed (printed, BT-120): required for E; optional "
+        "for AE, K, G, O (default: the category's standard wording)",
     )
 
 
@@ -533,6 +557,18 @@ class BillGroupRecord(_Strict):
         description="A suspended account's runs: bill (as usual) or hold_invoices (billed, "
         "its invoices held until it is reinstated)",
     )
+    issuing_entity: Identifier | None = Field(
+        default=None,
+        description="The id of the issuing entity that bills the group (in this file's "
+        "entities or added before); default: the default entity (BILLRUN_SELLER_*)",
+    )
+
+
+class EntityRecord(EntityDetails):
+    """A legal entity the deployment bills as: who its invoices say they are from,
+    where they are paid and how they are numbered (`{year}`, `{seq:0N}`)."""
+
+    id: Identifier
 
 
 class ExchangeRateRecord(_Strict):
@@ -558,6 +594,7 @@ class ImportDocument(_Strict):
         "(for reporting); runs then need a rate from each account currency to it",
     )
     exchange_rates: list[ExchangeRateRecord] = Field(default_factory=list)
+    entities: list[EntityRecord] = Field(default_factory=list)
     bill_groups: list[BillGroupRecord] = Field(default_factory=list)
     accounts: list[AccountRecord] = Field(default_factory=list)
 
@@ -607,6 +644,7 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
             )
     problems.extend(_cross_record_problems(checkable))
     problems.extend(_family_problems(accounts))
+    entities = _entities(data.get("entities", []), problems)
     groups = _bill_groups(data.get("bill_groups", []), problems)
     rates = _exchange_rates(data.get("exchange_rates", []), problems)
     base_currency = data.get("base_currency")
@@ -620,6 +658,7 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
     return ImportDocument(
         base_currency=base_currency,
         exchange_rates=rates,
+        entities=entities,
         bill_groups=groups,
         accounts=[account for _, account in accounts],
     )
@@ -709,6 +748,40 @@ def _exchange_rates(raw: Any, problems: list[Problem]) -> list[ExchangeRateRecor
             seen[key] = index
             rates.append(rate)
     return rates
+
+
+def _entities(raw: Any, problems: list[Problem]) -> list[EntityRecord]:
+    if not isinstance(raw, list):
+        problems.append(Problem("entities", "must be a list"))
+        return []
+    entities: list[EntityRecord] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(raw):
+        try:
+            entity = EntityRecord.model_validate(record)
+        except ValidationError as error:
+            problems.extend(_problem(e, ("entities", index)) for e in error.errors())
+            continue
+        try:
+            IssuingEntity.create(entity.id)
+        except DomainError as refused:
+            problems.append(Problem(f"entities[{index}].id", str(refused)))
+            continue
+        borrowed = borrowed_format(entity.id, entity)
+        if borrowed:
+            problems.append(Problem(f"entities[{index}]", borrowed))
+            continue
+        if entity.id in seen:
+            problems.append(
+                Problem(
+                    f"entities[{index}].id",
+                    f"duplicate of entities[{seen[entity.id]}].id: {json.dumps(entity.id)}",
+                )
+            )
+            continue
+        seen[entity.id] = index
+        entities.append(entity)
+    return entities
 
 
 def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:

@@ -16,6 +16,7 @@ from application.billing.import_document import (
     AccountRecord,
     BillGroupRecord,
     ChargeRecord,
+    EntityRecord,
     ImportDocument,
 )
 from application.billing.invoicers import change_invoicer
@@ -33,9 +34,11 @@ from domain.billing.events import (
 )
 from domain.billing.terms import ChargeTerms, PackageTerms
 from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.entities import IssuingEntity
+from domain.invoicing.entity_details import EntityDetails
 from domain.receivables.receivables import Receivables, receivables_uuid
 from domain.shared.errors import DomainError
-from domain.shared.ids import account_uuid, bill_group_uuid
+from domain.shared.ids import account_uuid, bill_group_uuid, entity_uuid
 from domain.shared.model import DomainEvent
 
 IMPORT_CHUNK = 1000
@@ -57,6 +60,10 @@ class ImportSummary:
     """Bill groups configured for the first time by this import."""
     bill_groups_changed: int = 0
     """Bill groups whose settings this import changed (the same again: 0)."""
+    entities_added: int = 0
+    """Issuing entities recorded for the first time by this import."""
+    entities_changed: int = 0
+    """Issuing entities whose details this import changed (the same again: 0)."""
 
 
 def import_accounts(billing: Billing, document: ImportDocument, source: str) -> ImportSummary:
@@ -77,6 +84,7 @@ def import_accounts(billing: Billing, document: ImportDocument, source: str) -> 
         _, chunk_problems = _apply_import_chunk(billing, chunk)
         problems.extend(chunk_problems)
     problems.extend(_family_problems(billing, document))
+    problems.extend(_entity_problems(billing, document))
     if problems:
         raise InvalidInput(source, problems)
     # The whole file is saved in one transaction: a file is one unit, all of it
@@ -85,7 +93,10 @@ def import_accounts(billing: Billing, document: ImportDocument, source: str) -> 
     group_events, groups_added, groups_changed = _configure_bill_groups(
         billing, document.bill_groups
     )
-    pending: list[DomainEvent] = list(group_events)
+    entity_events, entities_added, entities_changed = _configure_entities(
+        billing, document.entities
+    )
+    pending: list[DomainEvent] = [*entity_events, *group_events]
     pending.extend(_rate_events(billing, document))
     opened = changed = unchanged = packages = charges = usage = contracts = 0
     imported: dict[str, Account] = {}
@@ -135,7 +146,7 @@ def import_accounts(billing: Billing, document: ImportDocument, source: str) -> 
     events = len(pending)
     return ImportSummary(
         opened, changed, unchanged, packages, charges, usage, contracts, events,
-        groups_added, groups_changed,
+        groups_added, groups_changed, entities_added, entities_changed,
     )  # fmt: skip
 
 
@@ -212,6 +223,44 @@ def _family_problems(billing: Billing, document: ImportDocument) -> list[Problem
     return problems
 
 
+def _entity_problems(billing: Billing, document: ImportDocument) -> list[Problem]:
+    """Bill groups naming an issuing entity neither in the file nor recorded before."""
+    in_file = {entity.id for entity in document.entities}
+    named = {g.issuing_entity for g in document.bill_groups if g.issuing_entity} - in_file
+    known = {
+        entity.entity_id
+        for entity in billing.load_many(IssuingEntity, [entity_uuid(e) for e in named]).values()
+    }
+    return [
+        Problem(
+            f"bill_groups[{index}].issuing_entity",
+            f"no issuing entity {group.issuing_entity!r} (add it under entities, or with "
+            "`billrun entity add`)",
+        )
+        for index, group in enumerate(document.bill_groups)
+        if group.issuing_entity in named - known
+    ]
+
+
+def _configure_entities(
+    billing: Billing, records: list[EntityRecord]
+) -> tuple[list[DomainEvent], int, int]:
+    """The entities' new events, and how many are new and how many changed."""
+    now = billing.clock()
+    existing = billing.load_many(IssuingEntity, [entity_uuid(r.id) for r in records])
+    pending: list[DomainEvent] = []
+    added = changed = 0
+    for record in records:
+        stored = existing.get(entity_uuid(record.id))
+        entity = stored or IssuingEntity.create(record.id)
+        details = EntityDetails.model_validate(record.model_dump(exclude={"id"}))
+        if entity.configure(details, now):
+            added += stored is None
+            changed += stored is not None
+        pending.extend(entity.collect_events())
+    return pending, added, changed
+
+
 def _rate_events(billing: Billing, document: ImportDocument) -> list[DomainEvent]:
     """The file's exchange rates and base currency, not saved; the same again: none."""
     book = billing.get_rate_book()
@@ -248,6 +297,7 @@ def _configure_bill_groups(
             payment_terms_days=record.payment_terms_days,
             dunning=record.dunning.rules() if record.dunning is not None else None,
             suspended_billing=record.suspended_billing,
+            issuing_entity=record.issuing_entity,
         )
         new_events = group.collect_events()
         if new_events:
@@ -336,6 +386,8 @@ def _apply_packages(
             category=package.category,
             tax_rate=package.tax_rate,
             usage_rate=package.usage_rate,
+            vat_category=package.vat_category,
+            exemption_reason=package.exemption_reason,
         )
         try:
             if current is None:
@@ -390,6 +442,8 @@ def _apply_charges(
             charge_date=charge.date,
             category=charge.category,
             tax_rate=charge.tax_rate,
+            vat_category=charge.vat_category,
+            exemption_reason=charge.exemption_reason,
         )
         known = account.charges.get(charge.id)
         if known is not None:

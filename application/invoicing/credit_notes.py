@@ -37,10 +37,12 @@ from domain.invoicing.credit_notes import (
     resolve_terms,
     same_terms,
 )
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.entities import sequence_id
+from domain.invoicing.entity_details import DEFAULT_ENTITY
 from domain.invoicing.invoice import Invoice
-from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import Receivables
-from domain.shared.ids import CREDIT_NOTE_NUMBER_SEQUENCE_ID, credit_note_uuid
+from domain.shared.ids import credit_note_uuid
 
 
 class CreditRefused(ApplicationError):
@@ -95,12 +97,20 @@ def credit_invoice(
             )
         at = billing.clock()
         issued_on = at.date()
-        sequence = billing.load_many(InvoiceNumberSequence, [CREDIT_NOTE_NUMBER_SEQUENCE_ID]).get(
-            CREDIT_NOTE_NUMBER_SEQUENCE_ID
-        ) or InvoiceNumberSequence(CREDIT_NOTE_NUMBER_SEQUENCE_ID)
+        # The credit note is numbered by the invoice's issuing entity's own
+        # credit-note sequence (the default entity's: CN-00000001, ...).
+        entity_id = invoice.issued_by or DEFAULT_ENTITY
+        sequence = billing.get_sequence(sequence_id(entity_id, DocumentType.CREDIT_NOTE))
         run_id = invoice.released_by_run or invoice.closed_by_run or invoice.run_id
         (number,) = sequence.reserve(1, run_id, at)
-        note = issue_credit_note(invoice, credit_note_id, resolved, number, issued_on, at)
+        printed = (
+            None
+            if invoice.issued_by is None
+            else billing.get_entity(invoice.issued_by).number(
+                number, DocumentType.CREDIT_NOTE, issued_on.year
+            )
+        )
+        note = issue_credit_note(invoice, credit_note_id, resolved, number, issued_on, at, printed)
         assert note.display_number is not None
         receivables.post_credit_note(
             note.id, note.display_number, invoice.id, -note.total, issued_on, at

@@ -39,7 +39,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.invoicing.documents import build_invoice_document
+from application.invoicing.documents import build_invoice_document, issuer_of
 from application.shared.app import Billing
 from application.shared.errors import ApplicationError
 from application.shared.messages import (
@@ -194,7 +194,8 @@ class InvoiceDelivery:
         """The MIME message of an invoice (or a credit note): text body, the PDF and the
         XML attached."""
         corrected = None if invoice.corrects is None else self.billing.get_invoice(invoice.corrects)
-        document = build_invoice_document(invoice, account, self.seller, corrected)
+        seller = issuer_of(self.billing, invoice, self.seller)
+        document = build_invoice_document(invoice, account, seller, corrected)
         context = email_context(document, first_invoice, xml_attached="xml" in invoice.documents)
         subject_name, subject_source = SUBJECT_TEMPLATE, group.email_subject
         if invoice.is_credit_note:
@@ -212,7 +213,7 @@ class InvoiceDelivery:
         message = text_message(
             message_id=invoice_message_id(invoice.id),
             sent_at=self.billing.clock(),
-            seller=self.seller,
+            seller=seller,
             to=(account.name, account.invoice_email),
             subject=subject,
             body=body,

@@ -145,7 +145,8 @@ def build_invoice_document(
             category=line.category,
             tax_rate=line.tax_rate,
             tax=line.tax,
-            tax_category=vat_category(line.tax_rate),
+            tax_category=line.vat_category or vat_category(line.tax_rate),
+            exemption_reason=line.exemption_reason,
             account_id=line.account_id,
             for_account=None if line.account_id == invoice.account_id else line.account_id,
             proration=proration(line.rule),
@@ -207,11 +208,22 @@ def buyer_of(account: Account) -> Buyer:
 
 def document_of(billing: Billing, invoice: Invoice, seller: Seller) -> InvoiceDocument:
     """The view model of a closed invoice, loading what it prints besides itself:
-    its account, and for a credit note the invoice it corrects."""
+    its account, its issuing entity, and for a credit note the invoice it corrects."""
     corrected = None if invoice.corrects is None else billing.get_invoice(invoice.corrects)
     return build_invoice_document(
-        invoice, billing.get_account(invoice.account_id), seller, corrected
-    )
+        invoice, billing.get_account(invoice.account_id), issuer_of(billing, invoice, seller),
+        corrected,
+    )  # fmt: skip
+
+
+def issuer_of(billing: Billing, invoice: Invoice, default: Seller) -> Seller:
+    """Who issued `invoice`, as its documents state it: its issuing entity, or the
+    default entity (the BILLRUN_SELLER_* settings, `default`)."""
+    if invoice.issued_by is None:
+        return default
+    details = billing.get_entity(invoice.issued_by).details
+    assert details is not None  # an entity is recorded with its details
+    return Seller.from_entity(details, default)
 
 
 def vat_category(rate: Decimal) -> str:
@@ -249,10 +261,28 @@ def tax_breakdown(invoice: Invoice) -> tuple[TaxBreakdown, ...]:
     by_rate = invoice.amounts_by_rate()
     if not by_rate:
         return (TaxBreakdown(Decimal(0), vat_category(Decimal(0)), zero, zero),)
-    return tuple(
-        TaxBreakdown(tax_rate=rate, tax_category=vat_category(rate), taxable_amount=net, tax=tax)
-        for rate, (net, tax) in sorted(by_rate.items(), key=lambda item: item[0], reverse=True)
-    )
+    entries: list[TaxBreakdown] = []
+    for rate, (net, tax) in sorted(by_rate.items(), key=lambda item: item[0], reverse=True):
+        if rate != 0:  # taxed lines are S: only 0 % lines have other categories
+            entries.append(TaxBreakdown(rate, vat_category(rate), net, tax))
+            continue
+        # 0 % lines: one entry per category and reason (EN 16931 BG-23: each
+        # category is its own breakdown); their tax is zero whatever the category.
+        by_category: dict[tuple[str, str | None], Decimal] = {}
+        for line in invoice.lines:
+            if line.tax_rate == 0:
+                key = (line.vat_category or vat_category(rate), line.exemption_reason)
+                by_category[key] = by_category.get(key, zero) + line.amount
+        entries.extend(
+            TaxBreakdown(rate, category, amount, tax, exemption_reason=reason)
+            for (category, reason), amount in sorted(by_category.items(), key=_category_order)
+        )
+    return tuple(entries)
+
+
+def _category_order(item: tuple[tuple[str, str | None], Decimal]) -> tuple[str, str]:
+    (category, reason), _ = item
+    return category, reason or ""
 
 
 def payment_terms_text(seller: Seller, number: str, days: int | None = None) -> str:

@@ -163,29 +163,43 @@ def close_after_run(
     return outcome
 
 
+Issuer = tuple[str | None, str | None, int | None]
+"""An invoice's issuing entity, its printed number and the entity's payment terms;
+all None for the default entity (INV- numbers, the default terms)."""
+DEFAULT_ISSUER: Issuer = (None, None, None)
+
+
 def close_numbered(
     closings: list[Closing],
     numbers: list[int],
     run_id: str,
     at: datetime,
     posting_date: date | None = None,
+    issuers: list[Issuer] | None = None,
 ) -> None:
-    """Close each invoice with its reserved number, issued on the closing run's
-    `posting_date` (an invoice a later run closes, `user_bill_cycle`, is issued
-    then, not when it opened; None: as opened), and its due date from that date
-    (the invoicer's payment terms, else its group's); hold those not released. Each closed invoice
+    """Close each invoice with its reserved number (`issuers`: each one's issuing
+    entity, printed number and payment terms, None for the default entity's),
+    issued on the closing run's `posting_date` (an invoice a later run closes,
+    `user_bill_cycle`, is issued then, not when it opened; None: as opened), and its
+    due date from that date (the invoicer's payment terms, else its group's, else
+    its issuing entity's); hold those not released. Each closed invoice
     is judged by its group's review rules (`domain.invoicing.review_rules`): every verdict is
     recorded on it, and the first rule that objects quarantines or rejects it. An
     invoice not rejected is posted to the invoicer's receivables."""
-    for closing, number in zip(closings, numbers, strict=True):
+    issuers = issuers or [DEFAULT_ISSUER] * len(closings)
+    for closing, number, (issued_by, printed, entity_terms) in zip(
+        closings, numbers, issuers, strict=True
+    ):
         invoice, invoicer, receivables = closing.invoice, closing.invoicer, closing.receivables
         assert invoice.posting_date is not None and receivables is not None
         issued = posting_date or invoice.posting_date
-        terms = receivables.terms_days(closing.group.payment_terms_days)
+        # The account's terms, else its group's, else its issuing entity's.
+        group_terms = closing.group.payment_terms_days
+        terms = receivables.terms_days(entity_terms if group_terms is None else group_terms)
         due_date = issued + timedelta(days=terms)
         invoice.close(
             number, at, run_id=run_id, release=closing.release, due_date=due_date,
-            posting_date=issued,
+            posting_date=issued, issued_by=issued_by, printed_number=printed,
         )  # fmt: skip
         rules = closing.group.review_rules
         if rules.enabled:

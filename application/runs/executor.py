@@ -26,7 +26,10 @@ from uuid import UUID
 from eventsourcing.persistence import RecordConflictError
 
 from application.invoicing.invoices import (
+    DEFAULT_ISSUER,
+    Closing,
     FamilyOutcome,
+    Issuer,
     close_after_run,
     close_numbered,
     invoice_family,
@@ -41,6 +44,9 @@ from domain.billing.account import Account
 from domain.billing.events import AccountOpened
 from domain.billing.exchange_rates import MissingRate, RateSnapshot
 from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.documents import DocumentType
+from domain.invoicing.entities import sequence_id
+from domain.invoicing.entity_details import DEFAULT_ENTITY
 from domain.invoicing.events import BillGroupConfigured
 from domain.invoicing.group_terms import CloseType
 from domain.invoicing.invoice import Invoice
@@ -577,8 +583,8 @@ class BillRunExecutor:
         closings = [closing for o in outcomes for closing in o.closing]
         for closing in closings:
             closing.receivables = batch.receivables_of(closing.invoicer, at)
-        numbers = sequence.reserve(len(closings), run.run_id, at)
-        close_numbered(closings, numbers, run.run_id, at, run.posting_date)
+        numbers, issuers, sequences = self._reserve(run, sequence, closings, at)
+        close_numbered(closings, numbers, run.run_id, at, run.posting_date, issuers)
         released = self._release_held(run, outcomes, at)
         totals = invoice_totals([closing.invoice for closing in closings], run.rates)
         changed_accounts = [a for a in batch.accounts() if a.has_pending_events]
@@ -612,10 +618,54 @@ class BillRunExecutor:
             ),
             stranded=sum(len(o.stranded) for o in outcomes),
         )
-        record(statistics, numbers)
+        # The run records the default sequence's numbers (its first and last per
+        # batch); other entities' numbers are on their invoices.
+        record(
+            statistics, [n for n, (who, _, _) in zip(numbers, issuers, strict=True) if who is None]
+        )
         receivables = [r for r in batch.receivables.values() if r.has_pending_events]
-        self.billing.save(*changed_accounts, *invoices.values(), *receivables, sequence, run)
+        self.billing.save(
+            *changed_accounts, *invoices.values(), *receivables, sequence, *sequences, run
+        )
         return statistics
+
+    def _reserve(
+        self, run: BillRun, sequence: InvoiceNumberSequence, closings: list[Closing], at: datetime
+    ) -> tuple[list[int], list[Issuer], list[InvoiceNumberSequence]]:
+        """Reserve each closing's number in its issuing entity's own sequence (its
+        bill group's entity; none: the default one, `sequence`). The sequences are
+        saved with the invoices in one transaction, so a retried batch consumes no
+        numbers and two closers racing conflict on the sequence's version (gapless).
+        Returns the numbers, each invoice's `Issuer` (entity, printed number, its
+        payment terms; None for the default entity's), and the other entities'
+        sequences to save."""
+        by_entity: dict[str, list[int]] = {}
+        for index, closing in enumerate(closings):
+            entity_id = closing.group.issuing_entity or DEFAULT_ENTITY
+            by_entity.setdefault(entity_id, []).append(index)
+        numbers = [0] * len(closings)
+        issuers: list[Issuer] = [DEFAULT_ISSUER] * len(closings)
+        sequences: list[InvoiceNumberSequence] = []
+        for entity_id, indexes in sorted(by_entity.items()):
+            if entity_id == DEFAULT_ENTITY:
+                for index, number in zip(
+                    indexes, sequence.reserve(len(indexes), run.run_id, at), strict=True
+                ):
+                    numbers[index] = number
+                continue
+            entity = self.billing.get_entity(entity_id)
+            details = entity.details
+            assert details is not None  # an entity is recorded with its details
+            own = self.billing.get_sequence(sequence_id(entity_id, DocumentType.INVOICE))
+            reserved = own.reserve(len(indexes), run.run_id, at)
+            sequences.append(own)
+            for index, number in zip(indexes, reserved, strict=True):
+                issued = run.posting_date or closings[index].invoice.posting_date
+                assert issued is not None
+                numbers[index] = number
+                printed = entity.number(number, DocumentType.INVOICE, issued.year)
+                issuers[index] = (entity_id, printed, details.payment_terms_days)
+        return numbers, issuers, sequences
 
     def _release_held(
         self, run: BillRun, outcomes: list[FamilyOutcome], at: datetime

@@ -18,7 +18,10 @@ from uuid import UUID
 from application.invoicing.invoices import FamilyOutcome
 from application.runs.executor import BillRunExecutor
 from application.shared.app import Billing
+from domain.billing.lines import InvoiceLine
+from domain.billing.pricing import tax_by_rate
 from domain.runs.statistics import BatchStatistics, PreviewSummary
+from domain.shared.money import round_to_currency
 
 
 @dataclass
@@ -29,7 +32,21 @@ class Amounts:
     currency: str
     lines: int = 0
     net: Decimal = Decimal(0)
-    tax: Decimal = Decimal(0)
+    net_by_rate: dict[Decimal, Decimal] = field(default_factory=dict, repr=False)
+    """The lines' net per tax rate: the tax is computed from it, as invoices do."""
+
+    def add(self, line: InvoiceLine) -> None:
+        self.lines += 1
+        self.net += line.amount
+        self.net_by_rate[line.tax_rate] = self.net_by_rate.get(line.tax_rate, 0) + line.amount
+
+    @property
+    def tax(self) -> Decimal:
+        """Each rate's net taxed and rounded once (EN 16931 BR-CO-17), as the invoice
+        closing these lines computes its tax, never the sum of the lines' own taxes
+        (which can differ by a cent per rate): the preview shows what is invoiced."""
+        taxes = tax_by_rate(self.net_by_rate, self.currency)
+        return sum(taxes.values(), round_to_currency(Decimal(0), self.currency))
 
     @property
     def gross(self) -> Decimal:
@@ -96,10 +113,8 @@ class Preview:
                 account = accounts.get(key)
                 if account is None:
                     account = accounts[key] = PreviewAccount(line.currency, account=key[0])
-                for amounts in (invoice, account):
-                    amounts.lines += 1
-                    amounts.net += line.amount
-                    amounts.tax += line.tax
+                invoice.add(line)
+                account.add(line)
             self.invoices.extend(invoices.values())
             self.accounts.extend(accounts.values())
 

@@ -24,11 +24,19 @@ from application.shared.ports import Seller
 from domain.billing.account import Account
 from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
 from domain.invoicing.bill_group import BillGroup
+from domain.invoicing.entities import IssuingEntity
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import InvoiceNumberSequence
 from domain.receivables.receivables import Receivables, receivables_uuid
 from domain.runs.bill_run import BillRun
-from domain.shared.ids import INVOICE_NUMBER_SEQUENCE_ID, account_uuid, bill_group_uuid, run_uuid
+from domain.shared.errors import DomainError
+from domain.shared.ids import (
+    INVOICE_NUMBER_SEQUENCE_ID,
+    account_uuid,
+    bill_group_uuid,
+    entity_uuid,
+    run_uuid,
+)
 from domain.shared.model import Aggregate, DomainEvent
 from infrastructure.event_store import EventStoreQueries
 from infrastructure.settings import DEFAULT_PAYMENT_GATEWAY
@@ -143,6 +151,29 @@ class Billing(Application[UUID]):
             return self._get(InvoiceNumberSequence, INVOICE_NUMBER_SEQUENCE_ID)
         except AggregateNotFoundError:
             return InvoiceNumberSequence()
+
+    def get_sequence(self, sequence_id: UUID) -> InvoiceNumberSequence:
+        """A number sequence (an entity's own, `domain.invoicing.entities.sequence_id`),
+        empty until its first reservation."""
+        try:
+            return self._get(InvoiceNumberSequence, sequence_id)
+        except AggregateNotFoundError:
+            return InvoiceNumberSequence(sequence_id)
+
+    def find_entity(self, entity_id: str) -> IssuingEntity | None:
+        """The issuing entity recorded under `entity_id`; None if there is none."""
+        try:
+            return self._get(IssuingEntity, entity_uuid(entity_id))
+        except AggregateNotFoundError:
+            return None
+
+    def get_entity(self, entity_id: str) -> IssuingEntity:
+        """The issuing entity that bills under `entity_id`; refused when unknown
+        (the import and `billrun entity` check bill groups name a known one)."""
+        entity = self.find_entity(entity_id)
+        if entity is None:
+            raise DomainError(f"unknown issuing entity {entity_id!r} (see `billrun entity list`)")
+        return entity
 
     def get_rate_book(self, as_of: datetime | None = None) -> ExchangeRateBook:
         """The exchange rates and base currency (empty until a rate is recorded)."""

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from typing import Protocol
 from uuid import UUID
 
+from domain.invoicing.entity_details import EntityDetails
 from domain.receivables.collection import GatewayAnswer
 from domain.receivables.receivables import DEFAULT_PAYMENT_TERMS_DAYS
 from infrastructure.settings import SellerSettings
@@ -73,6 +74,34 @@ class Seller:
             )
             if value == built_in
         ]
+
+    @classmethod
+    def from_entity(cls, details: EntityDetails, default: Seller) -> Seller:
+        """An issuing entity as its documents state it: its own legal name, address,
+        ids, electronic address, bank accounts (the first is its main one) and
+        payment terms; its email, else the default seller's (the From of emails)."""
+        locality = " ".join(p for p in (details.postal_code, details.city) if p)
+        main = details.bank_accounts[0]
+        return cls(
+            name=details.legal_name,
+            address_lines=tuple(
+                line for line in (details.street, locality, details.country_code) if line
+            ),
+            country_code=details.country_code,
+            vat_id=details.vat_id or "",
+            email=details.email or default.email,
+            iban=main.account_id,
+            bic=main.bic,
+            payment_terms_days=details.payment_terms_days,
+            street=details.street,
+            city=details.city,
+            postal_code=details.postal_code,
+            company_id=details.company_id,
+            endpoint_scheme=details.endpoint_scheme,
+            endpoint_id=details.endpoint_id,
+            peppol=details.peppol,
+            bank_accounts=tuple((a.currency, a.account_id, a.bic) for a in details.bank_accounts),
+        )
 
     @classmethod
     def from_settings(cls, settings: SellerSettings) -> Seller:

@@ -298,6 +298,8 @@ class BillingEngine:
             rule=rule,
             kind=LineKind.RECURRING,
             category=terms.category,
+            vat_category=terms.vat_category,
+            exemption_reason=terms.exemption_reason,
         )
 
     def _usage_line(
@@ -326,6 +328,8 @@ class BillingEngine:
             rule=f"usage:{len(records)}-records",
             kind=LineKind.USAGE,
             category=terms.category,
+            vat_category=terms.vat_category,
+            exemption_reason=terms.exemption_reason,
         )
 
     def _penalty_line(
@@ -367,4 +371,6 @@ class BillingEngine:
             rule="one-off",
             kind=LineKind.CHARGE,
             category=terms.category,
+            vat_category=terms.vat_category,
+            exemption_reason=terms.exemption_reason,
         )

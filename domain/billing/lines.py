@@ -50,6 +50,9 @@ class InvoiceLine(ValueObject):
     tax_rate: Decimal = Decimal(0)
     """Percent, e.g. 20 for 20 %."""
     tax: Decimal = Decimal(0)
+    vat_category: str | None = None
+    """As its package or charge states it (UNCL 5305); None: from the rate."""
+    exemption_reason: str | None = None
     original_currency: str | None = None
     """Set when the line was converted onto an invoice in another currency (an
     invoicer's): the account's own currency, amount and the rate used."""

@@ -20,6 +20,35 @@ def check_tax_rate(rate: Decimal, where: str) -> None:
         raise AccountError(f"{where}: tax rate {rate} must be a percentage from 0 to 100")
 
 
+VAT_CATEGORIES = ("S", "Z", "E", "AE", "K", "G", "O")
+"""UNCL 5305 categories billrun states: standard, zero rated, exempt, reverse
+charge, intra-community supply, export, not subject to VAT."""
+
+
+def check_vat_category(
+    category: str | None, reason: str | None, rate: Decimal | None, where: str
+) -> None:
+    """A category is stated with the rate it applies to: S taxes (above 0 %), every
+    other category is at 0 %; E needs its exemption reason (EN 16931 BR-E-10)."""
+    if category is None:
+        if reason is not None:
+            raise AccountError(f"{where}: an exemption reason without a vat_category")
+        return
+    if category not in VAT_CATEGORIES:
+        raise AccountError(
+            f"{where}: vat_category {category!r} is not one of {', '.join(VAT_CATEGORIES)}"
+        )
+    if rate is None:
+        raise AccountError(f"{where}: vat_category {category} needs its own tax_rate")
+    if (category == "S") != (rate > 0):
+        needs = "a rate above 0 %" if category == "S" else "a 0 % rate"
+        raise AccountError(f"{where}: vat_category {category} needs {needs}, not {rate} %")
+    if category == "E" and not (reason or "").strip():
+        raise AccountError(f"{where}: vat_category E (exempt) needs an exemption_reason")
+    if category in ("S", "Z") and reason is not None:
+        raise AccountError(f"{where}: vat_category {category} takes no exemption reason")
+
+
 def check_minor_units(amount: Decimal, currency: str, what: str) -> None:
     """`what` (e.g. "package P1: amount 1.005") fits the currency's minor unit."""
     if amount != round_to_currency(amount, currency):
@@ -37,6 +66,7 @@ def check_package_terms(terms: PackageTerms, currency: str, where: str) -> None:
     check_minor_units(terms.amount, currency, f"{where}: amount {terms.amount}")
     if terms.tax_rate is not None:
         check_tax_rate(terms.tax_rate, where)
+    check_vat_category(terms.vat_category, terms.exemption_reason, terms.tax_rate, where)
     if terms.usage_rate is not None and terms.usage_rate < 0:
         raise AccountError(f"{where}: usage rate {terms.usage_rate} is negative")
 
@@ -48,6 +78,7 @@ def check_charge_terms(terms: ChargeTerms, currency: str) -> None:
     check_minor_units(terms.amount, currency, f"{where}: amount {terms.amount}")
     if terms.tax_rate is not None:
         check_tax_rate(terms.tax_rate, where)
+    check_vat_category(terms.vat_category, terms.exemption_reason, terms.tax_rate, where)
 
 
 def check_contract_terms(terms: ContractTerms, currency: str, where: str) -> None:

@@ -33,6 +33,12 @@ class PackageTerms(ValueObject):
     """Percent; None: the account's rate."""
     usage_rate: Decimal | None = None
     """Price per unit of usage recorded without a price of its own."""
+    vat_category: str | None = None
+    """The UNCL 5305 VAT category of its lines (S, Z, E, AE, K, G, O); None: from
+    the rate (S above 0 %, Z at 0 %). Only S is taxed: the others need a 0 % rate."""
+    exemption_reason: str | None = None
+    """Why the lines are not taxed (BT-120), for E (required) and the others
+    (default: the category's standard wording)."""
 
     _check = field_validator("amount", "tax_rate", "usage_rate")(finite)
 
@@ -64,6 +70,12 @@ class ChargeTerms(ValueObject):
     category: str = DEFAULT_CHARGE_CATEGORY
     tax_rate: Decimal | None = None
     """Percent; None: the account's rate."""
+    vat_category: str | None = None
+    """The UNCL 5305 VAT category of its lines (S, Z, E, AE, K, G, O); None: from
+    the rate (S above 0 %, Z at 0 %). Only S is taxed: the others need a 0 % rate."""
+    exemption_reason: str | None = None
+    """Why the lines are not taxed (BT-120), for E (required) and the others
+    (default: the category's standard wording)."""
 
     _check = field_validator("amount", "tax_rate")(finite)
 

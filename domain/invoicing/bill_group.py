@@ -37,6 +37,8 @@ class BillGroup(Aggregate):
         self.payment_terms_days: int | None = None
         self.dunning = DunningRules()
         self.suspended_billing = SuspendedBilling.BILL
+        self.issuing_entity: str | None = None
+        """Who bills the group; None: the default entity."""
 
     @classmethod
     def create(cls, group_id: str) -> BillGroup:
@@ -61,6 +63,7 @@ class BillGroup(Aggregate):
         payment_terms_days: int | None = None,
         dunning: DunningRules | None = None,
         suspended_billing: SuspendedBilling = SuspendedBilling.BILL,
+        issuing_entity: str | None = None,
     ) -> None:
         """Set the group's delivery, invoicing, review, payment terms and dunning rules;
         the same settings again record nothing."""
@@ -82,6 +85,7 @@ class BillGroup(Aggregate):
             payment_terms_days,
             dunning,
             suspended_billing,
+            issuing_entity,
         )
         current = (
             self.delivery_channel,
@@ -94,6 +98,7 @@ class BillGroup(Aggregate):
             self.payment_terms_days,
             self.dunning,
             self.suspended_billing,
+            self.issuing_entity,
         )
         if self.version > 0 and settings == current:
             return
@@ -113,6 +118,7 @@ class BillGroup(Aggregate):
             payment_terms_days=payment_terms_days,
             dunning=dunning,
             suspended_billing=suspended_billing,
+            issuing_entity=issuing_entity,
         )
 
     def _when_BillGroupConfigured(self, event: BillGroupConfigured) -> None:
@@ -131,3 +137,4 @@ class BillGroup(Aggregate):
         self.payment_terms_days = event.payment_terms_days
         self.dunning = event.dunning
         self.suspended_billing = event.suspended_billing
+        self.issuing_entity = event.issuing_entity

@@ -206,8 +206,10 @@ def issue_credit_note(
     number: int,
     issued_on: date,
     at: datetime,
+    printed_number: str | None = None,
 ) -> Invoice:
-    """Issue the credit note `credit_note_id` (numbered `number`) correcting
+    """Issue the credit note `credit_note_id` (numbered `number`, printed
+    `printed_number` by the invoice's issuing entity, None for the default's) correcting
     `invoice` by resolved `terms`: opened, its lines added, closed released and
     approved (an operator issued it deliberately: it has no review of its own),
     and recorded on the invoice. Raises InvoiceError, and then neither the invoice
@@ -215,7 +217,7 @@ def issue_credit_note(
     note = Invoice.open_credit_note(invoice, credit_note_id, terms.reason, issued_on, at)
     for line in credit_lines(invoice, note.id, terms, note.run_id, issued_on):
         note.add_line(line, at)
-    note.close(number, at)
+    note.close(number, at, issued_by=invoice.issued_by, printed_number=printed_number)
     note.approve(at, reason=terms.reason)
     invoice.record_credit(note, at)
     return note

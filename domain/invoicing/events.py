@@ -14,6 +14,7 @@ from domain.invoicing.documents import (
     CreditedAmount,
     DocumentType,
 )
+from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.group_terms import (
     DEFAULT_CLOSE_TYPE,
     CloseType,
@@ -71,6 +72,12 @@ class InvoiceClosed(DomainEvent):
     """True: `tax` is each rate's taxable amount taxed and rounded once (BR-CO-17);
     False (credit notes, and invoices closed before that rule): the sum of the
     lines' taxes."""
+    issued_by: str | None = None
+    """The issuing entity (`domain.invoicing.entities`) whose sequence numbered it;
+    None: the default entity (the BILLRUN_SELLER_* settings)."""
+    printed_number: str | None = None
+    """The number as the entity's number format prints it (`BE-2026-000001`); None:
+    the default entity's INV-/CN- format applied to `number`."""
 
 
 class InvoiceCredited(DomainEvent):
@@ -185,9 +192,19 @@ class BillGroupConfigured(DomainEvent):
     terms come first)."""
     dunning: DunningRules = DunningRules()
     suspended_billing: SuspendedBilling = SuspendedBilling.BILL
+    issuing_entity: str | None = None
+    """The entity that bills the group (`billrun entity`); None: the default entity."""
 
 
 class InvoiceNumbersReserved(DomainEvent):
     run_id: str
     first: int
     count: int
+
+
+class IssuingEntityConfigured(DomainEvent):
+    """An issuing entity's details, set or changed (the whole set each time, so one
+    event rebuilds it); `details` is `domain.invoicing.entities.EntityDetails`."""
+
+    entity_id: str
+    details: EntityDetails

@@ -105,8 +105,11 @@ class Invoice(InvoiceState):
         release: bool = True,
         due_date: date | None = None,
         posting_date: date | None = None,
+        issued_by: str | None = None,
+        printed_number: str | None = None,
     ) -> None:
-        """Close with `number`; `run_id` is the closing run (default: the opening
+        """Close with `number` (`printed_number`: as `issued_by`'s format prints it;
+        both None for the default entity); `run_id` is the closing run (default: the opening
         one), `release` False holds rendering and delivery for a later run,
         `due_date` is when payment is due (payment terms), `posting_date` the
         closing run's, which becomes the issue date (default: as opened)."""
@@ -141,6 +144,8 @@ class Invoice(InvoiceState):
             document_type=self.document_type,
             posting_date=posting_date,
             tax_per_rate=self.tax_per_rate,
+            issued_by=issued_by,
+            printed_number=printed_number,
         )
 
     def release(self, run_id: str, at: datetime) -> bool:
@@ -466,6 +471,8 @@ class Invoice(InvoiceState):
 
     @property
     def display_number(self) -> str | None:
+        if self.printed_number is not None:
+            return self.printed_number
         return (
             None if self.number is None else format_document_number(self.number, self.document_type)
         )

