@@ -27,7 +27,8 @@ Warnings:
   EN 16931 (BR-10, BR-11);
 - `no_en16931_currency`: an account billed in a currency of 3 minor digits
   (KWD, BHD, ...): it gets no CII or Factur-X, and a UBL that claims no EN 16931;
-- `not_on_peppol`: the seller issues Peppol BIS invoices but the account has no
+- `not_on_peppol`: the issuing entity of the account's bill group (the default
+  entity when it names none) issues Peppol BIS invoices but the account has no
   electronic address (scheme and id): its UBL is plain EN 16931;
 - `stranded_bill_date`: a package bill date before the run's period that no run
   billed (no run covered it): the run will not bill it (seed: a run bills the
@@ -193,6 +194,7 @@ def _check_accounts(billing: Billing, run: BillRun, head: int, findings: _Findin
     its packages (prices, stranded bill dates)."""
     note = findings.note
     groups: dict[str, BillGroup] = {}
+    issuers: dict[str | None, Seller | None] = {}
     for account in _accounts_in_scope(billing, run, head):
         group = groups.get(account.bill_group) or billing.get_bill_group(account.bill_group)
         groups[account.bill_group] = group
@@ -206,7 +208,19 @@ def _check_accounts(billing: Billing, run: BillRun, head: int, findings: _Findin
                 note("warning", "no_invoice_email", "no invoice email", account.account_id)
         _check_packages(account, run, note)
         if account.invoicer is None and run.settings.render_invoices:
-            _check_einvoice_buyer(account, billing.seller, note)
+            issuer = issuers.get(group.issuing_entity)
+            if group.issuing_entity not in issuers:
+                issuer = issuers[group.issuing_entity] = _issuer(billing, group.issuing_entity)
+            _check_einvoice_buyer(account, issuer, note)
+
+
+def _issuer(billing: Billing, entity_id: str | None) -> Seller | None:
+    """The seller a bill group's invoices are issued by: its issuing entity, or the
+    default entity (the BILLRUN_SELLER_* settings) when it names none."""
+    entity = None if entity_id is None else billing.find_entity(entity_id)
+    if entity is None or entity.details is None or billing.seller is None:
+        return billing.seller
+    return Seller.from_entity(entity.details, billing.seller)
 
 
 def check_run(billing: Billing, run_id: str) -> CheckReport:
@@ -261,7 +275,7 @@ def _check_einvoice_buyer(
              "EN 16931 conformance", account.account_id)  # fmt: skip
     if seller is not None and seller.peppol and account.buyer.endpoint_id is None:
         note("warning", "not_on_peppol",
-             "no electronic address: its UBL is EN 16931, not Peppol BIS",
+             f"no electronic address: its UBL from {seller.name} is EN 16931, not Peppol BIS",
              account.account_id)  # fmt: skip
 
 

@@ -181,6 +181,33 @@ def test_run_check_warns_of_buyers_whose_e_invoices_fall_short(billing: Billing)
     }
 
 
+def test_run_check_judges_each_buyer_against_its_own_issuing_entity(billing: Billing) -> None:
+    """The default seller is not on Peppol; a bill group's entity is: only that
+    group's buyers without an electronic address are warned, naming the entity."""
+    from application.shared.ports import Seller
+    from tests.integration.test_issuing_entities import BELGIUM
+
+    address = {"address": {"city": "Brussels", "country": "BE"}}
+    load(
+        billing,
+        {
+            "entities": [BELGIUM],
+            "bill_groups": [{"id": "be-group", "issuing_entity": "be"}],
+            "accounts": [
+                {**account("BE-OFFLINE", package(), bill_group="be-group"), **address},
+                {**account("HOME-OFFLINE", package()), **address},
+            ],
+        },
+    )
+    billing.seller = Seller(
+        name="Real Ltd", iban="BE68539007547034", email="b@real.test", peppol=False
+    )
+    schedule_run(billing, "jan", JANUARY, None, Selection())
+    findings = [f for f in check_run(billing, "jan").findings if f.check == "not_on_peppol"]
+    assert [tuple(f.accounts) for f in findings] == [("BE-OFFLINE",)]
+    assert "Billrun Belgium SRL" in findings[0].message
+
+
 def test_a_previewed_invoices_tax_is_the_tax_it_closes_with(billing: Billing) -> None:
     """41 lines of 0.10 at 25 %: each line's tax rounds to 0.03 (1.23 summed), the
     invoice taxes 4.10 once (1.03); the preview shows the invoice's 1.03."""
