@@ -258,6 +258,8 @@ def test_charges_and_credits_are_added_once_and_listed(
             "charge_date": "2026-01-15",
             "category": "charges",
             "tax_rate": "20",
+            "vat_category": None,
+            "exemption_reason": None,
             "currency": "EUR",
             "billed": False,
             "written_off": False,
