@@ -50,6 +50,10 @@ SELF_CONTAINED: Final = frozenset(
 
 NEEDS_FACTS: Final = frozenset(PUBLIC_FORMS) - SELF_CONTAINED
 
+SELF_CONTAINED_FROM_V2: Final = receivables.SELF_CONTAINED_FROM_V2
+"""Events that need facts only when stored before class version 2 (their stored
+state has no `class_version` key)."""
+
 
 def ce_source(source: str) -> str:
     """The CloudEvents `ce-source` of a deployment (a URI reference)."""
@@ -67,6 +71,7 @@ __all__ = [
     "NEEDS_FACTS",
     "OPENERS",
     "PUBLIC_FORMS",
+    "SELF_CONTAINED_FROM_V2",
     "FactTable",
     "Facts",
     "PublicEvent",
