@@ -9,9 +9,10 @@ has every event. One module per bounded context: `billing`, `runs`, `invoicing`,
 `receivables`, `reference`; `base` holds what they share and `facts` what the
 relay remembers between events.
 
-Stored events stay as they are (no history is rewritten): fields a public event
-needs that its stored event lacks come from the aggregate's earlier events
-(`facts`). See docs/subscribing.md for the contract as subscribers read it.
+Stored events are never rewritten: fields a public event needs that its stored
+event lacks (events stored before their class version 2, and events not yet
+given the fields) come from the aggregate's earlier events (`facts`).
+See docs/subscribing.md for the contract as subscribers read it.
 """
 
 from __future__ import annotations
