@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -79,6 +82,58 @@ Collection = Annotated[
         show_default=False,
     ),
 ]
+
+
+SETTING_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("group", Group, None),
+    ("account", Account, None),
+    ("packages", Packages, True),
+    ("usage", Usage, True),
+    ("charges", Charges, True),
+    ("contracts", Contracts, True),
+    ("category", Category, None),
+    ("catch_up", CatchUp, False),
+    ("invoices", Invoices, True),
+    ("render", Render, True),
+    ("deliver", Deliver, True),
+    ("approval_required", ApprovalRequired, False),
+    ("dunning", Dunning, False),
+    ("collect_payments", CollectPayments, False),
+    ("collection_type", Collection, None),
+)
+"""The options of a run's selection and settings, in the order `--help` lists them."""
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def takes_run_settings(command: Command) -> Command:
+    """Declare the run-settings options once for every command that takes them.
+
+    `command` has parameters `selection` and `settings`; typer sees the options
+    of SETTING_OPTIONS in their place, and the command receives the Selection and
+    RunSettings they name."""
+    signature = inspect.signature(command, eval_str=True)
+    names = list(signature.parameters)
+    at = names.index("selection")
+    own = [p for p in signature.parameters.values() if p.name not in ("selection", "settings")]
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        for name, kind, default in SETTING_OPTIONS
+    ]
+    parameters = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at] + options + own[at:]
+    ]
+
+    @functools.wraps(command)
+    def with_settings(**values: Any) -> Any:
+        named = {name: values.pop(name) for name, _, _ in SETTING_OPTIONS}
+        values["selection"] = selection(named.pop("group"), named.pop("account"))
+        values["settings"] = run_settings(**named)
+        return command(**values)
+
+    with_settings.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_settings.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_settings  # type: ignore[return-value]
 
 
 def selection(group: list[str] | None, account: list[str] | None) -> Selection:

@@ -16,6 +16,7 @@ from application.runs.scheduler import resume_failed_run, set_run_disabled
 from application.runs.scheduling import schedule_run
 from application.shared.errors import RunNotFound
 from domain.runs.bill_run import BillRun
+from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from entrypoints import output
 from entrypoints import run_options as options
@@ -44,6 +45,7 @@ run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_i
 
 @run_app.command("schedule")
 @refusals
+@options.takes_run_settings
 def run_schedule(
     run_id: Annotated[str, typer.Argument(help="Your name for the run, e.g. 2026-01.")],
     period_start: DateOption,
@@ -56,21 +58,9 @@ def run_schedule(
             help="Date posted on every line [default: period end]",
         ),
     ] = None,
-    group: options.Group = None,
-    account: options.Account = None,
-    packages: options.Packages = True,
-    usage: options.Usage = True,
-    charges: options.Charges = True,
-    contracts: options.Contracts = True,
-    category: options.Category = None,
-    catch_up: options.CatchUp = False,
-    invoices: options.Invoices = True,
-    render: options.Render = True,
-    deliver: options.Deliver = True,
-    approval_required: options.ApprovalRequired = False,
-    dunning: options.Dunning = False,
-    collect_payments: options.CollectPayments = False,
-    collection_type: options.Collection = None,
+    *,
+    selection: Selection,
+    settings: RunSettings,
     disabled: Annotated[
         bool,
         typer.Option(
@@ -103,11 +93,6 @@ def run_schedule(
       --dunning --no-packages --no-usage --no-charges --no-contracts --no-invoices
     """
     period = Period(period_start, period_end)
-    selection = options.selection(group, account)
-    settings = options.run_settings(
-        packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required, dunning, collect_payments, collection_type, catch_up,
-    )  # fmt: skip
     with runtime() as rt:
         outcome = schedule_run(
             rt.billing,

@@ -25,7 +25,7 @@ from domain.runs.schedule_terms import (
     Recurrence,
     ScheduleTerms,
 )
-from domain.runs.settings import Selection
+from domain.runs.settings import RunSettings, Selection
 from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (
@@ -52,6 +52,7 @@ schedule_app = typer.Typer(
 
 @schedule_app.command("add")
 @refusals
+@options.takes_run_settings
 def schedule_add(
     name: Annotated[
         str, typer.Argument(help="The schedule's name; its runs are named NAME-<date>.")
@@ -89,21 +90,9 @@ def schedule_add(
     period_end: Annotated[
         str | None, typer.Option(help="once: a fixed bill period's last day (YYYY-MM-DD).")
     ] = None,
-    group: options.Group = None,
-    account: options.Account = None,
-    packages: options.Packages = True,
-    usage: options.Usage = True,
-    charges: options.Charges = True,
-    contracts: options.Contracts = True,
-    category: options.Category = None,
-    catch_up: options.CatchUp = False,
-    invoices: options.Invoices = True,
-    render: options.Render = True,
-    deliver: options.Deliver = True,
-    approval_required: options.ApprovalRequired = False,
-    dunning: options.Dunning = False,
-    collect_payments: options.CollectPayments = False,
-    collection_type: options.Collection = None,
+    *,
+    selection: Selection,
+    settings: RunSettings,
     json_out: JsonFlag = False,
 ) -> None:
     """Add a schedule: each occurrence queues one bill run, NAME-<occurrence date>.
@@ -119,11 +108,6 @@ def schedule_add(
       billrun schedule add jan-rerun --every once --period-start 2026-01-01
       --period-end 2026-01-31 --group retail
     """
-    selection = options.selection(group, account)
-    settings = options.run_settings(
-        packages, usage, charges, contracts, category, invoices, render, deliver,
-        approval_required, dunning, collect_payments, collection_type, catch_up,
-    )  # fmt: skip
     with runtime() as rt:
         now = rt.billing.clock()
         start = instant("--at", at) if at is not None else _default_start(rt, name, every, now)
