@@ -30,6 +30,8 @@ def event_catalogue() -> list[type[DomainEvent]]:
 def _subclasses(cls: type[DomainEvent]) -> set[type[DomainEvent]]:
     found: set[type[DomainEvent]] = set()
     for sub in cls.__subclasses__():
-        found.add(sub)
+        # Shared bases (`events.MoneyEvent`) are not recorded themselves.
+        if not sub.__dict__.get("shared_base", False):
+            found.add(sub)
         found |= _subclasses(sub)
     return found

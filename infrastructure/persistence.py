@@ -50,6 +50,11 @@ class PydanticMapper(Mapper[Any]):
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         model = cast(BaseModel, domain_event)
         state = model.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+        # The library's convention (its own Mapper does the same): a stored event
+        # records its class version from 2 on; version 1 is the key's absence.
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
         stored_state = self.transcoder.encode(state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
@@ -63,12 +68,14 @@ class PydanticMapper(Mapper[Any]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+        event_class = _event_class(stored_event.topic)
+        state = upcast(event_class, self.decode_state(stored_event.state))
         return cast(
             DomainEventProtocol[Any],
-            _event_class(stored_event.topic)(
+            event_class(
                 originator_id=stored_event.originator_id,
                 originator_version=stored_event.originator_version,
-                **self.decode_state(stored_event.state),
+                **state,
             ),
         )
 
@@ -79,6 +86,17 @@ class PydanticMapper(Mapper[Any]):
         if self.compressor:
             state = self.compressor.decompress(state)
         return cast(dict[str, Any], self.transcoder.decode(state))
+
+
+def upcast(event_class: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """A stored event's state brought up to its class's version, one step at a
+    time (`upcast_v1_v2`, ...), as the library's Mapper does."""
+    class_version = getattr(event_class, "class_version", 1)
+    from_version = state.pop("class_version", 1)
+    while from_version < class_version:
+        getattr(event_class, f"upcast_v{from_version}_v{from_version + 1}")(state)
+        from_version += 1
+    return state
 
 
 def _event_class(topic: str) -> Any:

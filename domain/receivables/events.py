@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.receivables.allocation import (
@@ -18,6 +19,32 @@ from domain.receivables.dunning import DunningAction
 from domain.shared.model import DomainEvent
 
 
+class AccountEvent(DomainEvent):
+    """A receivables event that names its account itself (version 2). Events stored
+    before version 2 lack the field: upcast to None, and the relay fills it from the
+    aggregate's `ReceivablesOpened` (infrastructure/contract/facts.py)."""
+
+    shared_base: ClassVar[bool] = True
+    class_version: ClassVar[int] = 2
+    account_id: str | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["account_id"] = None
+
+
+class MoneyEvent(AccountEvent):
+    """A receivables event with amounts, which also names their currency (version 2)."""
+
+    shared_base: ClassVar[bool] = True
+    currency: str | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["account_id"] = None
+        state["currency"] = None
+
+
 class ReceivablesOpened(DomainEvent):
     account_id: str
     currency: str
@@ -28,12 +55,12 @@ class PaymentTermsSet(DomainEvent):
     """Net days for this account; None: the bill group's terms."""
 
 
-class AutoPaySet(DomainEvent):
+class AutoPaySet(AccountEvent):
     token: str | None
     """The payment method's token at the gateway; None: auto-pay off."""
 
 
-class InvoicePosted(DomainEvent):
+class InvoicePosted(MoneyEvent):
     invoice_id: UUID
     number: str
     issued_on: date
@@ -60,7 +87,7 @@ class InvoiceWithdrawn(DomainEvent):
     """The change to the credit balance (negative when a negative invoice goes)."""
 
 
-class PaymentReceived(DomainEvent):
+class PaymentReceived(MoneyEvent):
     payment_id: str
     amount: Decimal
     received_on: date
@@ -72,7 +99,7 @@ class PaymentReceived(DomainEvent):
     """What was left after the open invoices: added to the credit balance."""
 
 
-class CreditNotePosted(DomainEvent):
+class CreditNotePosted(MoneyEvent):
     credit_note_id: UUID
     number: str
     corrects: UUID
@@ -82,7 +109,7 @@ class CreditNotePosted(DomainEvent):
     credit: Decimal
 
 
-class DunningApplied(DomainEvent):
+class DunningApplied(MoneyEvent):
     run_id: str
     invoice_id: UUID
     number: str
@@ -96,14 +123,14 @@ class DunningApplied(DomainEvent):
     template: str | None = None
 
 
-class AccountSuspended(DomainEvent):
+class AccountSuspended(AccountEvent):
     run_id: str
     invoice_id: UUID
     stage: int
     reason: str
 
 
-class AccountReinstated(DomainEvent):
+class AccountReinstated(AccountEvent):
     reason: str
 
 
@@ -116,7 +143,7 @@ class DunningNoticeSent(DomainEvent):
     location: str | None
 
 
-class CollectionAttempted(DomainEvent):
+class CollectionAttempted(MoneyEvent):
     """Recorded, and committed, before the gateway is called."""
 
     attempt_id: UUID
@@ -127,7 +154,7 @@ class CollectionAttempted(DomainEvent):
     collection_type: CollectionType
 
 
-class CollectionAnswered(DomainEvent):
+class CollectionAnswered(AccountEvent):
     """The gateway's answer to an attempt (an approval also records the payment)."""
 
     attempt_id: UUID

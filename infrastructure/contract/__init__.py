@@ -9,9 +9,10 @@ has every event. One module per bounded context: `billing`, `runs`, `invoicing`,
 `receivables`, `reference`; `base` holds what they share and `facts` what the
 relay remembers between events.
 
-Stored events stay as they are (no history is rewritten): fields a public event
-needs that its stored event lacks come from the aggregate's earlier events
-(`facts`). See docs/subscribing.md for the contract as subscribers read it.
+Stored events are never rewritten: fields a public event needs that its stored
+event lacks (events stored before their class version 2, and events not yet
+given the fields) come from the aggregate's earlier events (`facts`).
+See docs/subscribing.md for the contract as subscribers read it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ SELF_CONTAINED: Final = frozenset(
 
 NEEDS_FACTS: Final = frozenset(PUBLIC_FORMS) - SELF_CONTAINED
 
+SELF_CONTAINED_FROM_V2: Final = receivables.SELF_CONTAINED_FROM_V2
+"""Events that need facts only when stored before class version 2 (their stored
+state has no `class_version` key)."""
+
 
 def ce_source(source: str) -> str:
     """The CloudEvents `ce-source` of a deployment (a URI reference)."""
@@ -67,6 +72,7 @@ __all__ = [
     "NEEDS_FACTS",
     "OPENERS",
     "PUBLIC_FORMS",
+    "SELF_CONTAINED_FROM_V2",
     "FactTable",
     "Facts",
     "PublicEvent",

@@ -2,8 +2,9 @@
 `Receivables` aggregate per invoicing account), public form.
 
 Every body carries `account_id`, and `currency` beside every amount (the
-account's). Stored receivables events carry neither: they come from the
-aggregate's facts (its `ReceivablesOpened`). Payment tokens never leave billrun:
+account's). Receivables events stored since class version 2 carry both; older
+ones (upcast with None) get them from the aggregate's facts (its
+`ReceivablesOpened`). Payment tokens never leave billrun:
 `AutoPaySet` says whether auto-pay is on and the token's last four characters.
 """
 
@@ -126,12 +127,18 @@ def opened_facts(payload: dict[str, Any]) -> Facts:
     return {"account_id": payload["account_id"], "currency": payload["currency"]}
 
 
+# The event's own field (stored from class version 2 on), else the facts (older events).
+
+
 def _account(p: dict[str, Any], f: Facts) -> dict[str, Any]:
-    return {"account_id": f.get("account_id")}
+    return {"account_id": p.get("account_id") or f.get("account_id")}
 
 
 def _money(p: dict[str, Any], f: Facts) -> dict[str, Any]:
-    return {"account_id": f.get("account_id"), "currency": f.get("currency")}
+    return {
+        "account_id": p.get("account_id") or f.get("account_id"),
+        "currency": p.get("currency") or f.get("currency"),
+    }
 
 
 def _posted(p: dict[str, Any], f: Facts) -> dict[str, Any]:
@@ -241,3 +248,6 @@ FORMS = (
 )
 
 OPENERS = {"ReceivablesOpened": opened_facts}
+
+SELF_CONTAINED_FROM_V2 = frozenset(form.stored for form in FORMS)
+"""Stored as class version 2 or later, these carry their account id and currency."""

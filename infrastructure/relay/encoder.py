@@ -14,6 +14,7 @@ from infrastructure.contract import (
     CONTENT_TYPE,
     NEEDS_FACTS,
     PUBLIC_FORMS,
+    SELF_CONTAINED_FROM_V2,
     FactTable,
     PublicForm,
     ce_source,
@@ -23,6 +24,10 @@ from infrastructure.contract.facts import Lookup
 from infrastructure.messaging import subject_for
 from infrastructure.relay.log import RelayRow
 from infrastructure.relay.wire import header_block
+
+_VERSIONED = b'"class_version":'
+"""In a stored state: the event was stored at class version 2 or later (the mapper
+writes the key only then, as orjson: no space after the colon)."""
 
 _NONE: dict[str, Any] = {}
 """The facts handed to a public form that needs none (never written to)."""
@@ -86,9 +91,7 @@ class Encoder:
         needed = {
             row[1]
             for row in rows
-            if row[1] not in created
-            and not knows(row[1])
-            and row[3].rpartition(":")[2] in NEEDS_FACTS
+            if row[1] not in created and not knows(row[1]) and _needs_facts(row)
         }
         self.facts.prefetch(needed)
 
@@ -100,9 +103,10 @@ class Encoder:
         if form is None:
             self.facts.learn(event, originator_id, payload, nid)
             return None
-        data = form.body(
-            payload, self.facts.get(originator_id, nid) if event in NEEDS_FACTS else _NONE
+        needs_facts = event in NEEDS_FACTS and not (
+            event in SELF_CONTAINED_FROM_V2 and "class_version" in payload
         )
+        data = form.body(payload, self.facts.get(originator_id, nid) if needs_facts else _NONE)
         self.facts.learn(event, originator_id, payload, nid)
         event_id = f"{self._source}:{nid}"
         headers = {
@@ -126,3 +130,12 @@ class Encoder:
         return Outbound(
             nid, subject, orjson.dumps(data), headers, header_block(headers, self._header_names)
         )
+
+
+def _needs_facts(row: RelayRow) -> bool:
+    """Whether the row's public body needs facts: its event lacks natural ids, or
+    carries them only from class version 2 on and was stored before."""
+    event = row[3].rpartition(":")[2]
+    if event not in NEEDS_FACTS:
+        return False
+    return event not in SELF_CONTAINED_FROM_V2 or _VERSIONED not in row[4]
