@@ -83,6 +83,8 @@ class History:
         self, nid: int, originator_id: UUID, version: int, topic: str, state: bytes
     ) -> HistoryEntry:
         payload = self._decode(state)
+        # How the event was stored (its schema version), not what happened.
+        payload.pop("class_version", None)
         aggregate, event = describe_topic(topic)
         return HistoryEntry(
             notification_id=nid,

@@ -220,6 +220,20 @@ def test_the_history_of_an_account_holds_its_events_and_its_invoices_events(
     assert {e.aggregate for e in history} == {"account", "invoice", "receivables"}
 
 
+def test_history_shows_what_happened_not_the_schema_version_it_was_stored_at(
+    billing: Billing, raw_log: RawLog
+) -> None:
+    """Receivables events are stored at class_version 2 (they carry the account and
+    currency); history shows those fields and leaves the storage detail out."""
+    interleaved_runs(billing)
+    posted = [e for e in History(billing).of_account("A-001") if e.event == "InvoicePosted"]
+    stored = [r["state"] for r in raw_log.rows() if r["event"] == "InvoicePosted"]
+
+    assert posted and any(state.get("class_version") == 2 for state in stored)
+    assert all("class_version" not in entry.payload for entry in posted)
+    assert {entry.payload["account_id"] for entry in posted} == {"A-001"}
+
+
 def test_the_history_of_an_account_never_billed_is_its_own_events(billing: Billing) -> None:
     interleaved_runs(billing)
 
