@@ -248,6 +248,25 @@ Text = Annotated[
 ]
 
 
+VatCategory = Annotated[
+    Literal["S", "Z", "E", "AE", "K", "G", "O"] | None,
+    Field(
+        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
+        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
+        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
+    ),
+]
+"""A package's or charge's VAT category (both carry one, checked the same way)."""
+
+ExemptionReason = Annotated[
+    Text | None,
+    Field(
+        description="Why it is not taxed (printed, BT-120): required for E; optional "
+        "for AE, K, G, O (default: the category's standard wording)",
+    ),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -286,17 +305,8 @@ class PackageRecord(_Strict):
         description="Price per unit of this package's usage records that have no "
         'unit_price of their own, a decimal string: "0.05"',
     )
-    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
-        default=None,
-        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
-        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
-        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
-    )
-    exemption_reason: Text | None = Field(
-        default=None,
-        description="Why it is not taxed (printed, BT-120): required for E; optional "
-        "for AE, K, G, O (default: the category's standard wording)",
-    )
+    vat_category: VatCategory = None
+    exemption_reason: ExemptionReason = None
 
     @property
     def anchor(self) -> date:
@@ -321,17 +331,8 @@ class ChargeRecord(_Strict):
         default=None,
         description='Tax in percent, a decimal string: "20"; default: the account\'s rate',
     )
-    vat_category: Literal["S", "Z", "E", "AE", "K", "G", "O"] | None = Field(
-        default=None,
-        description="VAT category (UNCL 5305) of its lines: S standard, Z zero rated, E "
-        "exempt, AE reverse charge, K intra-community supply, G export, O not subject "
-        "to VAT; needs its own tax_rate (S above 0, the others 0); default: from the rate",
-    )
-    exemption_reason: Text | None = Field(
-        default=None,
-        description="Why it is not taxed (printed, BT-120): required for E; optional "
-        "for AE, K, G, O (default: the category's standard wording)",
-    )
+    vat_category: VatCategory = None
+    exemption_reason: ExemptionReason = None
 
 
 class UsageRecord(_Strict):
@@ -614,10 +615,7 @@ def parse_import(raw: bytes, source: str) -> ImportDocument:
     problems: list[Problem] = []
     unknown = sorted(set(data) - set(ImportDocument.model_fields))
     problems.extend(Problem(key, "unknown field") for key in unknown)
-    raw_accounts = data.get("accounts", [])
-    if not isinstance(raw_accounts, list):
-        problems.append(Problem("accounts", "must be a list"))
-        raw_accounts = []
+    raw_accounts = _section(data.get("accounts", []), "accounts", problems)
     # Each account is validated on its own so that one bad record does not hide
     # the problems of the others; the parts of a bad record that are valid on
     # their own still take part in the cross-record checks, so one bad field does
@@ -723,18 +721,51 @@ def _json_document(raw: bytes, source: str) -> Any:
     return data
 
 
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def _section(raw: Any, name: str, problems: list[Problem]) -> list[Any]:
+    """A list at the top of the file; anything else is a problem and reads as empty."""
+    if isinstance(raw, list):
+        return raw
+    problems.append(Problem(name, "must be a list"))
+    return []
+
+
+def _validated(
+    model: type[RecordT], record: Any, section: str, index: int, problems: list[Problem]
+) -> RecordT | None:
+    """`record` as `model`, or None with each of its problems, located in the file."""
+    try:
+        return model.model_validate(record)
+    except ValidationError as error:
+        problems.extend(_problem(e, (section, index)) for e in error.errors())
+        return None
+
+
+def _seen_before(
+    seen: dict[str, int], section: str, index: int, record_id: str, problems: list[Problem]
+) -> bool:
+    """Whether an earlier record of `section` has this id (a problem); else remember it."""
+    if record_id in seen:
+        problems.append(
+            Problem(
+                f"{section}[{index}].id",
+                f"duplicate of {section}[{seen[record_id]}].id: {json.dumps(record_id)}",
+            )
+        )
+        return True
+    seen[record_id] = index
+    return False
+
+
 def _exchange_rates(raw: Any, problems: list[Problem]) -> list[ExchangeRateRecord]:
-    if not isinstance(raw, list):
-        problems.append(Problem("exchange_rates", "must be a list"))
-        return []
     rates: list[ExchangeRateRecord] = []
     seen: dict[tuple[str, str, date], int] = {}
-    for index, record in enumerate(raw):
+    for index, record in enumerate(_section(raw, "exchange_rates", problems)):
         where = f"exchange_rates[{index}]"
-        try:
-            rate = ExchangeRateRecord.model_validate(record)
-        except ValidationError as error:
-            problems.extend(_problem(e, ("exchange_rates", index)) for e in error.errors())
+        rate = _validated(ExchangeRateRecord, record, "exchange_rates", index, problems)
+        if rate is None:
             continue
         key = (rate.base, rate.quote, rate.date)
         if rate.base == rate.quote:
@@ -751,16 +782,11 @@ def _exchange_rates(raw: Any, problems: list[Problem]) -> list[ExchangeRateRecor
 
 
 def _entities(raw: Any, problems: list[Problem]) -> list[EntityRecord]:
-    if not isinstance(raw, list):
-        problems.append(Problem("entities", "must be a list"))
-        return []
     entities: list[EntityRecord] = []
     seen: dict[str, int] = {}
-    for index, record in enumerate(raw):
-        try:
-            entity = EntityRecord.model_validate(record)
-        except ValidationError as error:
-            problems.extend(_problem(e, ("entities", index)) for e in error.errors())
+    for index, record in enumerate(_section(raw, "entities", problems)):
+        entity = _validated(EntityRecord, record, "entities", index, problems)
+        if entity is None:
             continue
         try:
             IssuingEntity.create(entity.id)
@@ -771,30 +797,17 @@ def _entities(raw: Any, problems: list[Problem]) -> list[EntityRecord]:
         if borrowed:
             problems.append(Problem(f"entities[{index}]", borrowed))
             continue
-        if entity.id in seen:
-            problems.append(
-                Problem(
-                    f"entities[{index}].id",
-                    f"duplicate of entities[{seen[entity.id]}].id: {json.dumps(entity.id)}",
-                )
-            )
-            continue
-        seen[entity.id] = index
-        entities.append(entity)
+        if not _seen_before(seen, "entities", index, entity.id, problems):
+            entities.append(entity)
     return entities
 
 
 def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:
-    if not isinstance(raw, list):
-        problems.append(Problem("bill_groups", "must be a list"))
-        return []
     groups: list[BillGroupRecord] = []
     seen: dict[str, int] = {}
-    for index, record in enumerate(raw):
-        try:
-            group = BillGroupRecord.model_validate(record)
-        except ValidationError as error:
-            problems.extend(_problem(e, ("bill_groups", index)) for e in error.errors())
+    for index, record in enumerate(_section(raw, "bill_groups", problems)):
+        group = _validated(BillGroupRecord, record, "bill_groups", index, problems)
+        if group is None:
             # The stages valid on their own are still checked as a ladder, so a bad
             # field does not hide a stage out of order until the next attempt.
             problems.extend(_salvaged_ladder_problems(record, f"bill_groups[{index}].dunning"))
@@ -809,16 +822,8 @@ def _bill_groups(raw: Any, problems: list[Problem]) -> list[BillGroupRecord]:
                     group.dunning.rules()
                 except DomainError as refused:  # a rule of the domain's not checked above
                     problems.append(Problem(f"bill_groups[{index}].dunning", str(refused)))
-        if group.id in seen:
-            problems.append(
-                Problem(
-                    f"bill_groups[{index}].id",
-                    f"duplicate of bill_groups[{seen[group.id]}].id: {json.dumps(group.id)}",
-                )
-            )
-            continue
-        seen[group.id] = index
-        groups.append(group)
+        if not _seen_before(seen, "bill_groups", index, group.id, problems):
+            groups.append(group)
     return groups
 
 
