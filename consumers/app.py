@@ -12,6 +12,7 @@ from consumers.deliver import deliver_router
 from consumers.dunning import dunning_router
 from consumers.render import render_router
 from consumers.services import ConsumerServices
+from consumers.subscription import Subscriptions
 from consumers.topology import Topology
 
 
@@ -71,7 +72,8 @@ def build_broker(
         logger=broker_logger(),
         log_level=logging.DEBUG,
     )
-    broker.include_router(render_router(services, topology, policy))
-    broker.include_router(deliver_router(services, topology, policy))
-    broker.include_router(dunning_router(services, topology, policy))
+    subscriptions = Subscriptions(topology, policy)
+    broker.include_router(render_router(services, subscriptions))
+    broker.include_router(deliver_router(services, subscriptions))
+    broker.include_router(dunning_router(services, subscriptions))
     return broker

@@ -12,24 +12,19 @@ from uuid import UUID
 
 from faststream.nats import NatsRouter
 
-from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
-from consumers.subscription import durable_subscriber
-from consumers.topology import Topology
+from consumers.subscription import Subscriptions
 from infrastructure.contract.invoicing import InvoiceApprovedV1, InvoiceRenderedV1
 
 CONSUMER = "deliver"
 APPROVED_CONSUMER = "deliver-approved"
 
 
-def deliver_router(
-    services: ConsumerServices, topology: Topology, policy: RetryPolicy
-) -> NatsRouter:
-    router, subscribe = durable_subscriber(
-        topology,
-        policy,
+def deliver_router(services: ConsumerServices, subscriptions: Subscriptions) -> NatsRouter:
+    router, subscribe = subscriptions.durable(
         CONSUMER,
-        topology.subject("invoice", "InvoiceRendered"),
+        "invoice",
+        "InvoiceRendered",
         "Delivers an invoice once its PDF is rendered, by the bill group's channel "
         "(email, file or none), and records InvoiceDelivered.",
     )
@@ -40,11 +35,10 @@ def deliver_router(
             return
         await asyncio.to_thread(services.deliver, UUID(event.invoice_id))
 
-    approved, subscribe_approved = durable_subscriber(
-        topology,
-        policy,
+    approved, subscribe_approved = subscriptions.durable(
         APPROVED_CONSUMER,
-        topology.subject("invoice", "InvoiceApproved"),
+        "invoice",
+        "InvoiceApproved",
         "Delivers an invoice when it is approved (runs that require approval), once "
         "its PDF is rendered; records InvoiceDelivered.",
     )

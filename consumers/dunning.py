@@ -10,24 +10,19 @@ from uuid import UUID
 
 from faststream.nats import NatsRouter
 
-from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
-from consumers.subscription import durable_subscriber
-from consumers.topology import Topology
+from consumers.subscription import Subscriptions
 from domain.receivables.receivables import receivables_uuid
 from infrastructure.contract.receivables import DunningAppliedV1
 
 CONSUMER = "dunning-notice"
 
 
-def dunning_router(
-    services: ConsumerServices, topology: Topology, policy: RetryPolicy
-) -> NatsRouter:
-    router, subscribe = durable_subscriber(
-        topology,
-        policy,
+def dunning_router(services: ConsumerServices, subscriptions: Subscriptions) -> NatsRouter:
+    router, subscribe = subscriptions.durable(
         CONSUMER,
-        topology.subject("receivables", "DunningApplied"),
+        "receivables",
+        "DunningApplied",
         "Sends the dunning notice of a stage that notifies, by the bill group's channel "
         "(email, file or none), and records DunningNoticeSent once.",
         title="dunning-notice receivables",

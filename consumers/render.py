@@ -9,24 +9,19 @@ from uuid import UUID
 
 from faststream.nats import NatsRouter
 
-from consumers.dead_letter import RetryPolicy
 from consumers.services import ConsumerServices
-from consumers.subscription import durable_subscriber
-from consumers.topology import Topology
+from consumers.subscription import Subscriptions
 from infrastructure.contract.invoicing import InvoiceClosedV1, InvoiceReleasedV1
 
 CONSUMER = "render"
 RELEASED_CONSUMER = "render-released"
 
 
-def render_router(
-    services: ConsumerServices, topology: Topology, policy: RetryPolicy
-) -> NatsRouter:
-    router, subscribe = durable_subscriber(
-        topology,
-        policy,
+def render_router(services: ConsumerServices, subscriptions: Subscriptions) -> NatsRouter:
+    router, subscribe = subscriptions.durable(
         CONSUMER,
-        topology.subject("invoice", "InvoiceClosed"),
+        "invoice",
+        "InvoiceClosed",
         "Renders each closed invoice to PDF and UBL 2.1 XML and records InvoiceRendered; "
         "a redelivered InvoiceClosed renders nothing new.",
     )
@@ -35,11 +30,10 @@ def render_router(
     async def render_invoice(event: InvoiceClosedV1) -> None:
         await asyncio.to_thread(services.render, UUID(event.invoice_id))
 
-    released, subscribe_released = durable_subscriber(
-        topology,
-        policy,
+    released, subscribe_released = subscriptions.durable(
         RELEASED_CONSUMER,
-        topology.subject("invoice", "InvoiceReleased"),
+        "invoice",
+        "InvoiceReleased",
         "Renders an invoice that was held until a run reached its invoicer's bill day.",
     )
 

@@ -4,6 +4,7 @@ NACK_ON_ERROR and its own dead-letter middleware, on a router of its own."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from faststream.middlewares import AckPolicy
@@ -38,3 +39,18 @@ def durable_subscriber(
         description=description,
     )
     return router, subscribe
+
+
+@dataclass(frozen=True)
+class Subscriptions:
+    """What every reaction subscribes with: the streams' topology and the retry policy."""
+
+    topology: Topology
+    policy: RetryPolicy
+
+    def durable(
+        self, consumer: str, aggregate: str, event: str, description: str, title: str | None = None
+    ) -> tuple[NatsRouter, Callable[[Any], Any]]:
+        """`durable_subscriber` for `consumer`, on the subject of `aggregate`'s `event`."""
+        subject = self.topology.subject(aggregate, event)
+        return durable_subscriber(self.topology, self.policy, consumer, subject, description, title)
