@@ -215,6 +215,8 @@ def test_a_bill_run_through_the_cli_prints_the_json_contract(cli: Cli, tmp_path:
         "events": 7,
         "bill_groups_added": 0,
         "bill_groups_changed": 0,
+        "entities_added": 0,
+        "entities_changed": 0,
     }
     assert scheduled["created"] is True
     assert (scheduled["run_id"], scheduled["status"]) == ("2026-q1", "scheduled")
