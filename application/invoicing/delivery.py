@@ -63,6 +63,7 @@ from domain.invoicing.documents import Delivery
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewStatus
 from domain.runs.bill_run import BillRun
+from domain.shared.dispatch import Dispatch
 from domain.shared.ids import invoice_uuid
 from infrastructure.settings import Settings
 
@@ -271,7 +272,8 @@ class InvoiceDelivery:
                 return DeliveryOutcome(
                     invoice.id, OutcomeKind.ALREADY_DELIVERED, invoice.delivery, None, first_invoice
                 )
-            invoice.record_delivery(channel, recipient, message_id, location, self.billing.clock())
+            dispatch = Dispatch(channel, recipient, message_id, location)
+            invoice.record_delivery(dispatch, self.billing.clock())
             try:
                 self.billing.save(invoice)
             except RecordConflictError:

@@ -55,6 +55,7 @@ from application.shared.retrying import SAVE_ATTEMPTS
 from domain.receivables.dunning import DunningAction
 from domain.receivables.events import DunningApplied, DunningNoticeSent
 from domain.receivables.receivables import Receivables, receivables_uuid
+from domain.shared.dispatch import Dispatch
 from infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -327,9 +328,8 @@ class DunningNotices:
                 assert loaded is not None
                 return NoticeOutcome(invoice_id, stage, NoticeKind.ALREADY_SENT, loaded.sent)
             at = self.billing.clock()
-            receivables.record_notice(
-                invoice_id, stage, channel, recipient, message_id, location, at
-            )
+            dispatch = Dispatch(channel, recipient, message_id, location)
+            receivables.record_notice(invoice_id, stage, dispatch, at)
             try:
                 recordings = self.billing.save(receivables)
             except RecordConflictError:

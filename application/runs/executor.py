@@ -58,6 +58,7 @@ from domain.runs.bill_run import BillRun
 from domain.runs.run_content import RunContent
 from domain.runs.settings import RunPhase, RunStatus
 from domain.runs.statistics import (
+    BatchCheckpoint,
     BatchStatistics,
     CollectionStatistics,
     PreviewSummary,
@@ -477,7 +478,9 @@ class BillRunExecutor:
                 invoicing_ms=(time.monotonic_ns() - billed) // 1_000_000,
                 dunning_ms=self._dunning_ns // 1_000_000,
             )
-            run.complete_batch(run.batches + 1, cursor, statistics, numbers, at, timings)
+            run.complete_batch(
+                BatchCheckpoint(run.batches + 1, cursor, statistics, numbers, timings), at
+            )
 
         statistics = self._save_batch(
             run, sequence, batch, outcomes, at, (len(positions), seen, parked_accounts), checkpoint
@@ -562,7 +565,9 @@ class BillRunExecutor:
 
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
-            run.complete_closing_batch(run.closing_batches + 1, cursor, statistics, numbers, at)
+            run.complete_closing_batch(
+                BatchCheckpoint(run.closing_batches + 1, cursor, statistics, numbers), at
+            )
 
         self._save_batch(run, sequence, batch, outcomes, at, (len(positions), 0, 0), checkpoint)
 

@@ -26,6 +26,7 @@ from domain.invoicing.review import (
     ReviewStatus,
 )
 from domain.invoicing.review_rules import RuleAction, Verdict, decisive
+from domain.shared.dispatch import Dispatch
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import invoice_uuid
 from domain.shared.money import is_currency, round_to_currency
@@ -439,30 +440,15 @@ class Invoice(InvoiceState):
         )
         return True
 
-    def record_delivery(
-        self,
-        channel: str,
-        recipient: str | None,
-        message_id: str,
-        location: str | None,
-        at: datetime,
-    ) -> bool:
+    def record_delivery(self, dispatch: Dispatch, at: datetime) -> bool:
         """Record that the invoice went out; a second delivery records nothing (False)."""
         if self.status is InvoiceStatus.OPEN:
             raise InvoiceError(f"invoice {self.id} is open: only closed invoices are delivered")
         if self.delivery is not None:
             return False
-        if channel != "none" and "pdf" not in self.documents:
+        if dispatch.channel != "none" and "pdf" not in self.documents:
             raise InvoiceError(f"invoice {self.id} has no PDF yet: render it before delivery")
-        self._trigger(
-            events.InvoiceDelivered,
-            at,
-            run_id=self.run_id,
-            channel=channel,
-            recipient=recipient,
-            message_id=message_id,
-            location=location,
-        )
+        self._trigger(events.InvoiceDelivered, at, run_id=self.run_id, **dispatch.fields())
         return True
 
     @property

@@ -50,6 +50,7 @@ from domain.receivables.collection import (
 )
 from domain.receivables.dunning import DunningAction, DunningRules
 from domain.receivables.receivables_state import ReceivablesState
+from domain.shared.dispatch import Dispatch
 from domain.shared.ids import NAMESPACE
 from domain.shared.model import DomainEvent
 from domain.shared.money import is_currency, round_to_currency
@@ -315,16 +316,7 @@ class Receivables(ReceivablesState):
                 )
         return applied
 
-    def record_notice(
-        self,
-        invoice_id: UUID,
-        stage: int,
-        channel: str,
-        recipient: str | None,
-        message_id: str,
-        location: str | None,
-        at: datetime,
-    ) -> bool:
+    def record_notice(self, invoice_id: UUID, stage: int, dispatch: Dispatch, at: datetime) -> bool:
         """Record that a stage's notice went out; a second time records nothing."""
         if (invoice_id, stage) in self.notices_sent:
             return False
@@ -333,10 +325,7 @@ class Receivables(ReceivablesState):
             at,
             invoice_id=invoice_id,
             stage=stage,
-            channel=channel,
-            recipient=recipient,
-            message_id=message_id,
-            location=location,
+            **dispatch.fields(),
         )
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from domain.billing.exchange_rates import RateSnapshot
@@ -17,10 +18,10 @@ from domain.runs.settings import (
     WorkflowState,
 )
 from domain.runs.statistics import (
+    BatchCheckpoint,
     BatchStatistics,
     CollectionStatistics,
     PreviewSummary,
-    StepTimings,
 )
 from domain.shared.errors import BillRunError, RunNotRunnable, StaleCheckpoint
 from domain.shared.ids import run_uuid
@@ -115,47 +116,36 @@ class BillRun(BillRunState):
             rates=rates,
         )
 
-    def complete_batch(
-        self,
-        batch: int,
-        cursor: int,
-        statistics: BatchStatistics,
-        invoice_numbers: list[int],
-        at: datetime,
-        timings: StepTimings | None = None,
-    ) -> None:
+    def complete_batch(self, checkpoint: BatchCheckpoint, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is {self.status.value}, not running")
-        self._checkpoint(events.RunBatchCompleted, (self.batches, self.cursor), batch, cursor,
-                         statistics, invoice_numbers, at, timings)  # fmt: skip
+        self._checkpoint(events.RunBatchCompleted, (self.batches, self.cursor), checkpoint, at)
 
     def _checkpoint(
         self,
         event_class: type[events.RunBatchCompleted | events.RunClosingBatchCompleted],
         previous: tuple[int, int],
-        batch: int,
-        cursor: int,
-        statistics: BatchStatistics,
-        invoice_numbers: list[int],
+        checkpoint: BatchCheckpoint,
         at: datetime,
-        timings: StepTimings | None = None,
     ) -> None:
         """A batch's checkpoint, which must follow the `previous` (batch, cursor): a
         batch computed from a checkpoint another process moved past is refused."""
         last_batch, last_cursor = previous
+        batch, cursor, numbers = checkpoint.batch, checkpoint.cursor, checkpoint.invoice_numbers
         if batch != last_batch + 1 or cursor <= last_cursor:
             raise StaleCheckpoint(
                 f"run {self.run_id}: batch {batch} at cursor {cursor} does not follow "
                 f"batch {last_batch} at cursor {last_cursor}"
             )
+        timings = checkpoint.timings
         self._trigger(
             event_class,
             at,
             batch=batch,
             cursor=cursor,
-            statistics=statistics,
-            first_invoice_number=invoice_numbers[0] if invoice_numbers else None,
-            last_invoice_number=invoice_numbers[-1] if invoice_numbers else None,
+            statistics=checkpoint.statistics,
+            first_invoice_number=numbers[0] if numbers else None,
+            last_invoice_number=numbers[-1] if numbers else None,
             **({} if timings is None else {"timings": timings}),
         )
 
@@ -269,19 +259,13 @@ class BillRun(BillRunState):
             raise RunNotRunnable(f"run {self.run_id} is not billing: it cannot start closing")
         self._trigger(events.RunClosingStarted, at)
 
-    def complete_closing_batch(
-        self,
-        batch: int,
-        cursor: int,
-        statistics: BatchStatistics,
-        invoice_numbers: list[int],
-        at: datetime,
-    ) -> None:
+    def complete_closing_batch(self, checkpoint: BatchCheckpoint, at: datetime) -> None:
+        """A closing batch's checkpoint (closing batches record no step timings)."""
         if self.phase is not RunPhase.CLOSING or self.status is not RunStatus.RUNNING:
             raise RunNotRunnable(f"run {self.run_id} is not closing invoices")
         previous = (self.closing_batches, self.closing_cursor)
-        self._checkpoint(events.RunClosingBatchCompleted, previous, batch, cursor, statistics,
-                         invoice_numbers, at)  # fmt: skip
+        untimed = replace(checkpoint, timings=None)
+        self._checkpoint(events.RunClosingBatchCompleted, previous, untimed, at)
 
     def start_collecting(self, at: datetime) -> None:
         if self.status is not RunStatus.RUNNING or self.phase is RunPhase.COLLECTING:

@@ -3,6 +3,8 @@ statistics, where the time went, and a preview's summary. Sums are exact."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from pydantic import Field
@@ -147,6 +149,18 @@ class StepTimings(ValueObject):
             dunning_ms=self.dunning_ms + other.dunning_ms,
             collection_ms=self.collection_ms + other.collection_ms,
         )
+
+
+@dataclass(frozen=True)
+class BatchCheckpoint:
+    """What a batch hands its run when it is saved: which batch, the log position
+    it reached, what it billed, the invoice numbers it reserved, where its time went."""
+
+    batch: int
+    cursor: int
+    statistics: BatchStatistics
+    invoice_numbers: Sequence[int] = ()
+    timings: StepTimings | None = None
 
 
 class PreviewSummary(ValueObject):

@@ -34,6 +34,7 @@ from domain.receivables.collection import CollectionType
 from domain.receivables.dunning import DunningRules, DunningStage
 from domain.receivables.receivables import Receivables
 from domain.runs.settings import RunSettings, Selection
+from domain.shared.dispatch import Dispatch
 from domain.shared.errors import DomainError
 from domain.shared.periods import Period
 from infrastructure.payment_gateway import SandboxGateway
@@ -97,9 +98,8 @@ def ar_history(app: Billing) -> None:
     rules = DunningRules.checked("strict", [DunningStage(days_overdue=10, suspend=True)])
     applied = dun.run_dunning("dunning-1", rules, date(2026, 4, 30), app.clock())
     assert applied and dun.suspended
-    dun.record_notice(
-        applied[0].invoice_id, 1, "file", "ap@example.test", "<n1@x>", None, app.clock()
-    )
+    dispatch = Dispatch("file", "ap@example.test", "<n1@x>", None)
+    dun.record_notice(applied[0].invoice_id, 1, dispatch, app.clock())
     february = max(dun.items.values(), key=lambda item: item.due_on)
     dun.post_credit_note(
         uuid4(), "CN-00000001", february.document_id, Decimal("30.00"), date(2026, 5, 2),

@@ -10,7 +10,7 @@ import pytest
 from domain.runs.bill_run import BillRun
 from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
 from domain.runs.settings import RunSettings, RunStatus, Selection
-from domain.runs.statistics import BatchStatistics
+from domain.runs.statistics import BatchCheckpoint, BatchStatistics
 from domain.shared.errors import BillRunError, InvalidPeriod, RunNotRunnable, StaleCheckpoint
 from domain.shared.ids import run_uuid
 from domain.shared.periods import Period
@@ -105,8 +105,8 @@ def test_a_run_goes_from_scheduled_to_running_to_completed():
     assert run.status is RunStatus.RUNNING
     assert (run.log_position, run.accounts_in_scope, run.started_at) == (100, 25, STARTED_AT)
 
-    run.complete_batch(1, 40, stats(accounts_scanned=10), [1, 2, 3], BATCH_AT)
-    run.complete_batch(2, 90, stats(accounts_scanned=15), [], BATCH_AT)
+    run.complete_batch(BatchCheckpoint(1, 40, stats(accounts_scanned=10), [1, 2, 3]), BATCH_AT)
+    run.complete_batch(BatchCheckpoint(2, 90, stats(accounts_scanned=15), []), BATCH_AT)
     assert (run.batches, run.cursor) == (2, 90)
 
     run.complete(COMPLETED_AT)
@@ -125,8 +125,8 @@ def test_a_run_goes_from_scheduled_to_running_to_completed():
 def test_a_batch_checkpoint_records_the_invoice_numbers_it_used():
     run = running()
     run.collect_events()
-    run.complete_batch(1, 40, stats(invoices=3), [7, 8, 9], BATCH_AT)
-    run.complete_batch(2, 80, stats(), [], BATCH_AT)
+    run.complete_batch(BatchCheckpoint(1, 40, stats(invoices=3), [7, 8, 9]), BATCH_AT)
+    run.complete_batch(BatchCheckpoint(2, 80, stats(), []), BATCH_AT)
     first, second = run.collect_events()
     assert (first.first_invoice_number, first.last_invoice_number) == (7, 9)
     assert (second.first_invoice_number, second.last_invoice_number) == (None, None)
@@ -145,7 +145,7 @@ def test_a_run_with_no_batches_completes_with_empty_statistics():
 
 
 def next_batch(run: BillRun) -> None:
-    run.complete_batch(run.batches + 1, run.cursor + 1, stats(), [], BATCH_AT)
+    run.complete_batch(BatchCheckpoint(run.batches + 1, run.cursor + 1, stats(), []), BATCH_AT)
 
 
 @pytest.mark.parametrize(
@@ -201,10 +201,10 @@ def test_a_command_out_of_turn_is_refused_and_records_nothing(make_run, command,
 )
 def test_a_stale_checkpoint_is_refused_and_records_nothing(batch, cursor):
     run = running()
-    run.complete_batch(1, 40, stats(accounts_scanned=10), [1], BATCH_AT)
+    run.complete_batch(BatchCheckpoint(1, 40, stats(accounts_scanned=10), [1]), BATCH_AT)
     run.collect_events()
     with pytest.raises(StaleCheckpoint, match="does not follow batch 1 at cursor 40"):
-        run.complete_batch(batch, cursor, stats(accounts_scanned=99), [], BATCH_AT)
+        run.complete_batch(BatchCheckpoint(batch, cursor, stats(accounts_scanned=99), []), BATCH_AT)
     assert run.collect_events() == []
     assert (run.batches, run.cursor, run.statistics.accounts_scanned) == (1, 40, 10)
 
@@ -253,7 +253,7 @@ def test_a_run_sums_its_batches_statistics():
         stats(accounts_scanned=5, accounts_billed=5, lines=5, totals={"EUR": Decimal("2.50")}),
     ]
     for number, batch in enumerate(batches, start=1):
-        run.complete_batch(number, number * 10, batch, [], BATCH_AT)
+        run.complete_batch(BatchCheckpoint(number, number * 10, batch, []), BATCH_AT)
     run.complete(COMPLETED_AT)
     expected = stats(
         accounts_scanned=25,
@@ -270,7 +270,9 @@ def test_a_run_sums_its_batches_statistics():
 
 def test_a_run_rebuilt_from_its_events_has_the_same_state():
     run = running()
-    run.complete_batch(1, 40, stats(lines=2, totals={"EUR": Decimal("1.00")}), [1, 2], BATCH_AT)
+    run.complete_batch(
+        BatchCheckpoint(1, 40, stats(lines=2, totals={"EUR": Decimal("1.00")}), [1, 2]), BATCH_AT
+    )
     run.complete(COMPLETED_AT)
     events = run.collect_events()
     reloaded = [type(e).model_validate_json(e.model_dump_json()) for e in events]

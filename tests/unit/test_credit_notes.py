@@ -25,6 +25,7 @@ from domain.invoicing.events import InvoiceApproved, InvoiceClosed, InvoiceCredi
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.invoice_numbers import format_document_number
 from domain.invoicing.review import ReviewStatus
+from domain.shared.dispatch import Dispatch
 from domain.shared.errors import InvoiceError
 from domain.shared.ids import credit_note_uuid, invoice_uuid
 
@@ -245,7 +246,7 @@ def test_a_withheld_invoice_is_never_credited(review, refusal) -> None:
 def test_a_draft_that_went_out_is_issued_and_can_be_credited() -> None:
     invoice = issued(line("100.00"), approve=False)
     invoice.record_rendering("pdf", "0" * 64, "00/x.pdf", 1, AT)
-    invoice.record_delivery("none", None, "<m>", None, AT)
+    invoice.record_delivery(Dispatch("none", None, "<m>", None), AT)
     assert credit(invoice, **full()).total == D("-121.00")
 
 

@@ -28,6 +28,7 @@ from domain.invoicing.review import REVIEW_TRANSITIONS, ReviewAction, ReviewStat
 from domain.invoicing.review_rules import ReviewRules, RuleAction, Verdict, decisive
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
+from domain.shared.dispatch import Dispatch
 from domain.shared.errors import DomainError, InvoiceError
 from domain.shared.model import DomainEvent
 from domain.shared.periods import Period
@@ -193,7 +194,7 @@ def test_approving_and_releasing_need_no_reason() -> None:
 def test_a_delivered_draft_is_issued_and_can_no_longer_be_withheld(action: ReviewAction) -> None:
     invoice = closed_invoice()
     invoice.record_rendering("pdf", "0" * 64, "00/x.pdf", 10, AT)
-    invoice.record_delivery("file", "ap@example.test", "<m@billrun>", "x.eml", AT)
+    invoice.record_delivery(Dispatch("file", "ap@example.test", "<m@billrun>", "x.eml"), AT)
     with pytest.raises(InvoiceError, match="was delivered on 2026-04-01: it is issued"):
         invoice.review(action, "too late", AT)
     assert invoice.approve(AT)  # approving what went out (the LogiSense flow) is harmless
