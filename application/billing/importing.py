@@ -6,11 +6,12 @@ and exchange rates, all in one transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from application.billing.import_document import (
     AccountRecord,
@@ -39,7 +40,7 @@ from domain.invoicing.entity_details import EntityDetails
 from domain.receivables.receivables import Receivables, receivables_uuid
 from domain.shared.errors import DomainError
 from domain.shared.ids import account_uuid, bill_group_uuid, entity_uuid
-from domain.shared.model import DomainEvent
+from domain.shared.model import Aggregate, DomainEvent
 
 IMPORT_CHUNK = 1000
 _AR_FIELDS = frozenset({"payment_terms_days", "autopay_token"})
@@ -242,23 +243,51 @@ def _entity_problems(billing: Billing, document: ImportDocument) -> list[Problem
     ]
 
 
+ConfiguredT = TypeVar("ConfiguredT", bound=Aggregate)
+
+
+def _configure_each(
+    billing: Billing,
+    kind: type[ConfiguredT],
+    ids: list[UUID],
+    create: Callable[[int], ConfiguredT],
+    configure: Callable[[int, ConfiguredT], None],
+) -> tuple[list[DomainEvent], int, int]:
+    """Load the aggregates of `ids` (creating the missing with `create`), configure
+    each: their new events, and how many are new and how many changed."""
+    existing = billing.load_many(kind, ids)
+    pending: list[DomainEvent] = []
+    added = changed = 0
+    for index, aggregate_id in enumerate(ids):
+        stored = existing.get(aggregate_id)
+        aggregate = stored or create(index)
+        configure(index, aggregate)
+        new_events = aggregate.collect_events()
+        if new_events:
+            added += stored is None
+            changed += stored is not None
+        pending.extend(new_events)
+    return pending, added, changed
+
+
 def _configure_entities(
     billing: Billing, records: list[EntityRecord]
 ) -> tuple[list[DomainEvent], int, int]:
     """The entities' new events, and how many are new and how many changed."""
     now = billing.clock()
-    existing = billing.load_many(IssuingEntity, [entity_uuid(r.id) for r in records])
-    pending: list[DomainEvent] = []
-    added = changed = 0
-    for record in records:
-        stored = existing.get(entity_uuid(record.id))
-        entity = stored or IssuingEntity.create(record.id)
-        details = EntityDetails.model_validate(record.model_dump(exclude={"id"}))
-        if entity.configure(details, now):
-            added += stored is None
-            changed += stored is not None
-        pending.extend(entity.collect_events())
-    return pending, added, changed
+
+    def configure(index: int, entity: IssuingEntity) -> None:
+        entity.configure(
+            EntityDetails.model_validate(records[index].model_dump(exclude={"id"})), now
+        )
+
+    return _configure_each(
+        billing,
+        IssuingEntity,
+        [entity_uuid(r.id) for r in records],
+        lambda index: IssuingEntity.create(records[index].id),
+        configure,
+    )
 
 
 def _rate_events(billing: Billing, document: ImportDocument) -> list[DomainEvent]:
@@ -277,12 +306,9 @@ def _configure_bill_groups(
 ) -> tuple[list[DomainEvent], int, int]:
     """The groups' new events, and how many groups are new and how many changed."""
     now = billing.clock()
-    existing = billing.load_many(BillGroup, [bill_group_uuid(r.id) for r in records])
-    pending: list[DomainEvent] = []
-    added = changed = 0
-    for record in records:
-        stored = existing.get(bill_group_uuid(record.id))
-        group = stored or BillGroup.create(record.id)
+
+    def configure(index: int, group: BillGroup) -> None:
+        record = records[index]
         group.configure(
             record.delivery,
             record.email_subject,
@@ -299,12 +325,14 @@ def _configure_bill_groups(
             suspended_billing=record.suspended_billing,
             issuing_entity=record.issuing_entity,
         )
-        new_events = group.collect_events()
-        if new_events:
-            added += stored is None
-            changed += stored is not None
-        pending.extend(new_events)
-    return pending, added, changed
+
+    return _configure_each(
+        billing,
+        BillGroup,
+        [bill_group_uuid(r.id) for r in records],
+        lambda index: BillGroup.create(records[index].id),
+        configure,
+    )
 
 
 def _apply_import_chunk(
