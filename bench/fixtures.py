@@ -42,16 +42,18 @@ _PRICES = [
 _GROUPS = ["monthly", "monthly", "key-accounts"]
 
 
-def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDocument:
-    """N accounts, one monthly advance package each, next bill date 2026-04-01;
-    with `usage_and_charges`, also one usage record (at the package's usage rate)
-    and one one-off charge each, both dated in April: three lines per invoice.
+def import_document(
+    accounts: int, usage_and_charges: bool = False, first: int = 1
+) -> ImportDocument:
+    """N accounts (BENCH-<first> onwards), one monthly advance package each, next
+    bill date 2026-04-01; with `usage_and_charges`, also one usage record (at the
+    package's usage rate) and one one-off charge each, both dated in April: three lines per invoice.
 
     Built from the pydantic models directly (the same validators run as for a
     parsed file), so the import path is the real one minus JSON parsing.
     """
     records = []
-    for i in range(1, accounts + 1):
+    for i in range(first, first + accounts):
         currency, amount = _PRICES[i % len(_PRICES)]
         whole = currency == "JPY"
         extras: dict[str, Any] = {}
