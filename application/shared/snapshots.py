@@ -38,23 +38,22 @@ every three to four monthly runs."""
 def snapshots_due(
     events: Iterable[Any], aggregates: Mapping[UUID, Any], interval: int = SNAPSHOT_INTERVAL
 ) -> list[AggregateSnapshot]:
-    """Snapshots of the saved aggregates whose version crossed a multiple of
-    `interval` with `events` (the events just stored), taken only from an
-    aggregate whose version is that of its last event stored (so its state is
-    exactly theirs)."""
-    first: dict[UUID, int] = {}
+    """Snapshots of the aggregates just saved with `events` that are at least
+    `interval` events past their last snapshot (or their first event), taken only
+    of an aggregate whose version is that of its last event stored (so its state
+    is exactly theirs). Saves that store events without their aggregate (the
+    import) take none: the next save with the aggregate does."""
     last: dict[UUID, int] = {}
     for event in events:
-        first.setdefault(event.originator_id, event.originator_version)
         last[event.originator_id] = event.originator_version
     due: list[AggregateSnapshot] = []
-    for aggregate_id, version in first.items():
+    for aggregate_id, version in last.items():
         aggregate = aggregates.get(aggregate_id)
-        if aggregate is None:
+        if aggregate is None or aggregate.version != version:
             continue
         snapshot_class = SNAPSHOT_CLASSES.get(type(aggregate))
-        if snapshot_class is None or aggregate.version != last[aggregate_id]:
+        if snapshot_class is None or version - aggregate.snapshot_version < interval:
             continue
-        if (version - 1) // interval < aggregate.version // interval:
-            due.append(snapshot_class.take(aggregate))
+        due.append(snapshot_class.take(aggregate))
+        aggregate.snapshot_version = version
     return due

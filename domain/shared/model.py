@@ -49,6 +49,9 @@ class Aggregate:
         self.version = 0
         self.created_on: datetime | None = None
         self.modified_on: datetime | None = None
+        self.snapshot_version = 0
+        """The version of the snapshot this object was rebuilt from or last taken
+        of (0: none), where the application counts events to the next one."""
         self._pending: list[DomainEvent] = []
 
     def _trigger(self, event_class: type[DomainEvent], at: datetime, **fields: Any) -> None:
@@ -106,7 +109,7 @@ class Aggregate:
         aggregate = cls._blank(snapshot.originator_id)
         for name in type(snapshot).state_fields():
             setattr(aggregate, name, getattr(snapshot, name))
-        aggregate.version = snapshot.originator_version
+        aggregate.version = aggregate.snapshot_version = snapshot.originator_version
         aggregate.modified_on = snapshot.timestamp
         return aggregate
 

@@ -40,7 +40,7 @@ def bill_months(billing: Billing, months: range, batch_size: int = 2) -> None:
 
 
 def state(loaded: Account) -> dict[str, Any]:
-    return {k: v for k, v in vars(loaded).items() if k != "_pending"}
+    return {k: v for k, v in vars(loaded).items() if k not in ("_pending", "snapshot_version")}
 
 
 def snapshot_rows(database_url: str) -> list[tuple[Any, int]]:

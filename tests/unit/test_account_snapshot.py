@@ -27,7 +27,11 @@ APRIL = Period(date(2026, 4, 1), date(2026, 4, 30))
 
 
 def state(account: Account) -> dict[str, Any]:
-    return {name: value for name, value in vars(account).items() if name != "_pending"}
+    return {
+        name: value
+        for name, value in vars(account).items()
+        if name not in ("_pending", "snapshot_version")
+    }
 
 
 def through_the_store(snapshot: AggregateSnapshot) -> Any:
@@ -55,7 +59,7 @@ def a_long_history() -> Account:
 
 
 def test_a_snapshot_holds_every_attribute_of_the_account() -> None:
-    kept_by_the_base = {"id", "version", "modified_on"}
+    kept_by_the_base = {"id", "version", "modified_on", "snapshot_version"}
     attributes = set(state(Account.open("A", "A Ltd", "EUR", None, "g", AT))) - kept_by_the_base
     assert set(AccountSnapshot.state_fields()) == attributes
 
@@ -91,16 +95,18 @@ def test_an_account_restored_from_a_snapshot_bills_what_its_replay_bills_and_not
     assert restored.bill("may-third", APRIL, APRIL.end, AT) == []
 
 
-def test_a_snapshot_is_due_when_a_save_takes_the_version_across_the_interval() -> None:
+def test_a_snapshot_is_due_once_an_account_is_an_interval_past_its_last_one() -> None:
     account = Account.open("A", "A Ltd", "EUR", None, "g", AT)
     for day in range(1, 5):
         account.set_bill_day(day, AT)
     events = account.collect_events()  # versions 1..5
     aggregates = {account.id: account}
     assert snapshots_due(events, aggregates, interval=10) == []
-    assert [s.originator_version for s in snapshots_due(events, aggregates, 5)] == [5]
-    assert [s.originator_version for s in snapshots_due(events[2:], aggregates, 4)] == [5]
     assert snapshots_due(events[:4], aggregates, 2) == [], "the account is ahead of them"
+    assert [s.originator_version for s in snapshots_due(events[3:], aggregates, 5)] == [5]
+    assert account.snapshot_version == 5
+    account.set_bill_day(9, AT)
+    assert snapshots_due(account.collect_events(), aggregates, 5) == [], "one event since"
 
 
 def test_a_snapshot_of_an_account_without_events_is_refused() -> None:
