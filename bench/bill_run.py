@@ -236,8 +236,12 @@ _POSITIONS = (
     "AND notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
 )
 _EVENTS = (
-    "SELECT notification_id, originator_id, originator_version, topic, state FROM {table} "
-    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+    "FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS f(id, after, n) "
+    "CROSS JOIN LATERAL ("
+    " SELECT notification_id, originator_id, originator_version, topic, state FROM {table} "
+    " WHERE originator_id = f.id AND originator_version > f.after "
+    " ORDER BY originator_version) e ORDER BY f.n, e.originator_version"
 )
 
 
@@ -265,7 +269,7 @@ def explain_hot_queries(url: str, table: str, batch_size: int) -> dict[str, str]
         plans = {}
         for name, sql, params in (
             ("positions", _POSITIONS, (ACCOUNT_OPENED, middle, head, batch_size)),
-            ("events_of_batch", _EVENTS, (ids,)),
+            ("events_of_batch", _EVENTS, (ids, [0] * len(ids))),
         ):
             rows = conn.execute(
                 "EXPLAIN (ANALYZE, BUFFERS) " + sql.format(table=table), params
