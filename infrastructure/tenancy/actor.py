@@ -66,11 +66,12 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
         _ACTING.reset(token)
 
 
-def command_line_principal(tenant: str) -> Principal:
-    """The operator at the billing host: `cli` and the OS user, with every right
-    (whoever can run `billrun` can read the database URL too)."""
+def command_line_principal(tenant: str, key_id: str = "cli") -> Principal:
+    """The operator at the billing host: `cli` (or `worker` for the background
+    services) and the OS user, with every right (whoever can run `billrun` on the
+    host can read its database URL too)."""
     try:
         user: str | None = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a bare container)
         user = None
-    return Principal(tenant=tenant, key_id="cli", role=Role.ADMIN, name=user)
+    return Principal(tenant=tenant, key_id=key_id, role=Role.ADMIN, name=user)
