@@ -33,8 +33,10 @@ from domain.shared.errors import DomainError
 from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.runtime import Runtime, open_runtime
+from entrypoints.tenant_choice import chosen_tenant
 from infrastructure.persistence import ForgedEventError
 from infrastructure.settings import ConfigurationError, Settings
+from infrastructure.tenancy import TenancyError, acting_as, command_line_principal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,6 +102,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
             UsageError,
             ConfigurationError,
             ForgedEventError,
+            TenancyError,
         ) as error:
             # The message quotes the user's input: escape it so it is never read as
             # markup, and never wrap it, so each problem stays on one line.
@@ -143,9 +146,21 @@ def _shown_name(command: Callable[..., object], name: str) -> str:
 MAX_ARGUMENT_LENGTH = 1000
 
 
+def chosen_settings() -> Settings:
+    """The environment's settings, pointed at the tenant `--tenant` named (else
+    BILLRUN_TENANT's, else the default tenant)."""
+    settings = Settings.from_environment()
+    tenant = chosen_tenant()
+    return settings.for_tenant(tenant) if tenant else settings
+
+
 @contextmanager
-def runtime() -> Iterator[Runtime]:
-    with open_runtime(Settings.from_environment()) as opened:
+def runtime(actor: str = "cli") -> Iterator[Runtime]:
+    """The chosen tenant's runtime; every event written inside records `actor`
+    (`cli`, or `worker` for the background services) and the OS user."""
+    settings = chosen_settings()
+    principal = command_line_principal(settings.tenant, actor)
+    with open_runtime(settings) as opened, acting_as(principal):
         try:
             yield opened
         finally:
