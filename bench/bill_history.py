@@ -25,6 +25,7 @@ import argparse
 import gc
 import json
 import sys
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,34 @@ def bill_month(
     }
 
 
-def bench(accounts: int, months: int, batch_size: int, interval: int) -> dict[str, Any]:
+class HeldMemory:
+    """With `--tracemalloc`: the Python memory still held after each month (import
+    and run, then a full collection), and the allocation sites that grew most
+    since the month before: what a process billing month after month keeps."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last: tracemalloc.Snapshot | None = None
+        if enabled:
+            tracemalloc.start(1)
+
+    def after_month(self) -> dict[str, Any]:
+        if not self.enabled:
+            return {}
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+        held = sum(stat.size for stat in snapshot.statistics("filename"))
+        grown: list[str] = []
+        if self.last is not None:
+            diff = snapshot.compare_to(self.last, "lineno")
+            grown = [f"{d.traceback[0]}: {d.size_diff / 1024:+,.0f} KiB" for d in diff[:6]]
+        self.last = snapshot
+        return {"python_held_mb": round(held / 2**20, 1), "grew_most": grown}
+
+
+def bench(
+    accounts: int, months: int, batch_size: int, interval: int, trace: bool = False
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "accounts": accounts,
         "months": months,
@@ -126,9 +154,11 @@ def bench(accounts: int, months: int, batch_size: int, interval: int) -> dict[st
         try:
             runs: list[dict[str, Any]] = []
             imports: list[float] = []
+            held = HeldMemory(trace)
             for index in range(months):
                 imports.append(round(import_month(billing, accounts, index), 3))
                 runs.append(bill_month(billing, url, index, accounts, batch_size))
+                runs[-1].update(held.after_month())
                 runs[-1]["ratio_to_first"] = round(
                     runs[-1]["accounts_per_s"] / runs[0]["accounts_per_s"], 3
                 )
@@ -192,11 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         default=SNAPSHOT_INTERVAL,
         help=f"events between account snapshots, 0: none (default: {SNAPSHOT_INTERVAL})",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="after each month, the Python memory still held and where it grew (slow)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.accounts < 1 or args.months < 1 or args.batch_size < 1 or args.snapshot_interval < 0:
         parser.error("--accounts, --months and --batch-size must be at least 1")
-    result = bench(args.accounts, args.months, args.batch_size, args.snapshot_interval)
+    result = bench(
+        args.accounts, args.months, args.batch_size, args.snapshot_interval, args.tracemalloc
+    )
     print(json.dumps(result, indent=2) if args.json else human(result))
     return 0
 

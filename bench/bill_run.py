@@ -48,6 +48,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
+from application.runs.check import BILL_GROUP_CONFIGURED, count_in_scope, missing_rates
 from application.runs.executor import BillRunExecutor, Progress
 from application.shared.app import Billing
 from bench.common import (
@@ -245,6 +246,29 @@ _EVENTS = (
 )
 
 
+# Reads a run makes once, before and after its batches (count_in_scope, the bill
+# groups that close after the run): by topic, so they scanned the whole log until
+# the (topic, notification_id) index.
+_COUNT_OPENED = "SELECT count(*) FROM {table} WHERE topic = %s AND notification_id <= %s"
+_BILL_GROUPS = "SELECT DISTINCT originator_id FROM {table} WHERE topic = %s"
+
+
+def time_per_run_reads(billing: Billing, head: int) -> dict[str, float]:
+    """Milliseconds of each once-per-run read, as the executor makes it."""
+    run = billing.get_run(RUN_ID)
+    reads = {
+        "count_in_scope": lambda: count_in_scope(billing, run, head),
+        "missing_rates": lambda: missing_rates(billing, run, head),
+        "bill_groups": lambda: billing.queries.originators(BILL_GROUP_CONFIGURED),
+    }
+    timings = {}
+    for name, read in reads.items():
+        started = time.perf_counter()
+        read()
+        timings[name] = round((time.perf_counter() - started) * 1000, 1)
+    return timings
+
+
 def _cut(line: str, width: int = 160) -> str:
     return line if len(line) <= width else line[:width] + " ..."
 
@@ -270,6 +294,8 @@ def explain_hot_queries(url: str, table: str, batch_size: int) -> dict[str, str]
         for name, sql, params in (
             ("positions", _POSITIONS, (ACCOUNT_OPENED, middle, head, batch_size)),
             ("events_of_batch", _EVENTS, (ids, [0] * len(ids))),
+            ("count_opened", _COUNT_OPENED, (ACCOUNT_OPENED, head)),
+            ("bill_groups", _BILL_GROUPS, (BILL_GROUP_CONFIGURED,)),
         ):
             rows = conn.execute(
                 "EXPLAIN (ANALYZE, BUFFERS) " + sql.format(table=table), params
@@ -322,6 +348,8 @@ def bench(
                 raise SystemExit("invoice numbers are not 1..N without gaps")
             events, state_bytes = written_since(url, billing.queries.table_name, head)
             log(f"run wrote {events:,} events in {timed[0]:.1f}s")
+            per_run_reads_ms = time_per_run_reads(billing, head)
+            log(f"once-per-run reads (ms): {per_run_reads_ms}")
             plans = None
             if explain:
                 log("EXPLAIN ANALYZE of the hot queries")
@@ -363,6 +391,7 @@ def bench(
                 ratio_to_array_insert_ceiling=(
                     round(events / timed[0] / reference["events_per_s"], 3) if reference else None
                 ),
+                per_run_reads_ms=per_run_reads_ms,
                 plans=plans,
                 postgres={"source": server.source, **postgres_info(url)},
             )
@@ -411,6 +440,8 @@ def human(r: dict[str, Any]) -> str:
         + " ".join(f"{p['accounts_per_s']:,.0f}" for p in r["curve"])
         + "; RSS MB "
         + " ".join(f"{p['rss_mb']:,.0f}" for p in r["curve"]),
+        "once-per-run reads (ms): "
+        + ", ".join(f"{name} {ms:,.1f}" for name, ms in r["per_run_reads_ms"].items()),
         *(f"{name}:\n{plan}" for name, plan in (r["plans"] or {}).items()),
         f"PostgreSQL {pg['version']} ({pg['source']}, shared_buffers {pg['shared_buffers']}, "
         f"synchronous_commit {pg['synchronous_commit']}, fsync {pg['fsync']})",
