@@ -22,6 +22,7 @@ after it, or its whole history without snapshots). See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import sys
@@ -41,6 +42,7 @@ from application.shared.snapshots import SNAPSHOT_INTERVAL
 from bench.common import (
     RssSampler,
     cpu_seconds,
+    current_rss_mb,
     load_average,
     log,
     machine_info,
@@ -136,7 +138,16 @@ class HeldMemory:
             diff = snapshot.compare_to(self.last, "lineno")
             grown = [f"{d.traceback[0]}: {d.size_diff / 1024:+,.0f} KiB" for d in diff[:6]]
         self.last = snapshot
-        return {"python_held_mb": round(held / 2**20, 1), "grew_most": grown}
+        rss = current_rss_mb()
+        # What the C allocator keeps of freed memory (the month's peak: an import
+        # file, a batch) rather than what anything still holds: given back here.
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return {
+            "python_held_mb": round(held / 2**20, 1),
+            "grew_most": grown,
+            "rss_mb": round(rss, 1),
+            "rss_after_malloc_trim_mb": round(current_rss_mb(), 1),
+        }
 
 
 def bench(

@@ -122,6 +122,7 @@ SNAPSHOT_TOPICS: Final[Mapping[str, str]] = {
     # again. Their topics are pinned all the same, so moving a class does not
     # orphan the stored snapshots.
     "AccountSnapshot": "domain.billing.snapshot:AccountSnapshot",
+    "ReceivablesSnapshot": "domain.receivables.snapshot:ReceivablesSnapshot",
 }
 
 

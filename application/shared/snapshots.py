@@ -3,7 +3,8 @@
 An account is loaded by every run that bills it, and every run adds events to
 it (its billings; usage records and charges between runs), so loading it from
 its events alone costs more with every month of its history. Every
-`SNAPSHOT_INTERVAL` events the application stores the account's state at that
+`SNAPSHOT_INTERVAL` events the application stores the account's state (and an
+invoicer's receivables', which gain an event at every run too) at that
 version in the library's snapshot store (`Application.snapshots`, table
 `billing_snapshots`), and loading reads the latest snapshot and the fewer than
 `SNAPSHOT_INTERVAL` events after it, whatever the history (`Billing.load_many`,
@@ -25,9 +26,16 @@ from uuid import UUID
 
 from domain.billing.account import Account
 from domain.billing.snapshot import AccountSnapshot
+from domain.receivables.receivables import Receivables
+from domain.receivables.snapshot import ReceivablesSnapshot
 from domain.shared.model import Aggregate, AggregateSnapshot
 
-SNAPSHOT_CLASSES: Mapping[type[Aggregate], type[AggregateSnapshot]] = {Account: AccountSnapshot}
+SNAPSHOT_CLASSES: Mapping[type[Aggregate], type[AggregateSnapshot]] = {
+    Account: AccountSnapshot,
+    # An invoicer's receivables gain an event at every run (the invoice posted)
+    # and are loaded by every batch that bills it.
+    Receivables: ReceivablesSnapshot,
+}
 SNAPSHOT_INTERVAL = 20
 """Events between two snapshots of an aggregate: a load reads at most this many
 events after its snapshot. An account gains about 5 events a month (billing
