@@ -185,10 +185,19 @@ async def work_batches(
                 messages = await subscription.fetch(1, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
+            except (nats.errors.Error, OSError) as error:
+                # NATS is away: nats-py reconnects; the batches wait on the server.
+                log.debug("run batches: fetch failed (%s); retrying", error)
+                await asyncio.sleep(1.0)
+                continue
             for message in messages:
                 await _work_one(message, handle, ack_wait)
     finally:
-        await nc.close()
+        # Closing while NATS is down fails on the socket: nothing is held then
+        # (an unacknowledged batch is redelivered), and the worker's own report
+        # of the outage is the one to show.
+        with contextlib.suppress(nats.errors.Error, OSError):
+            await nc.close()
 
 
 async def _work_one(message: Msg, handle: BatchHandler, ack_wait: float) -> None:
@@ -201,10 +210,12 @@ async def _work_one(message: Msg, handle: BatchHandler, ack_wait: float) -> None
     except Exception:
         log.exception("run %s: batch after %d failed; handing it back", order.run_id, order.after)
         heartbeat.cancel()
-        await message.nak(delay=ack_wait / 3)
+        with contextlib.suppress(nats.errors.Error, OSError):  # unacked: redelivered
+            await message.nak(delay=ack_wait / 3)
         return
     heartbeat.cancel()
-    await message.ack()
+    with contextlib.suppress(nats.errors.Error, OSError):  # unacked: found billed next time
+        await message.ack()
     log.info("run %s: batch after %d: %s", order.run_id, order.after, what)
 
 
