@@ -26,6 +26,7 @@ class AccountEvent(DomainEvent):
 
     shared_base: ClassVar[bool] = True
     class_version: ClassVar[int] = 2
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id",)
     account_id: str | None = None
 
     @staticmethod
@@ -37,6 +38,7 @@ class MoneyEvent(AccountEvent):
     """A receivables event with amounts, which also names their currency (version 2)."""
 
     shared_base: ClassVar[bool] = True
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id", "currency")
     currency: str | None = None
 
     @staticmethod
