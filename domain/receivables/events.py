@@ -27,7 +27,7 @@ class AccountEvent(DomainEvent):
     shared_base: ClassVar[bool] = True
     class_version: ClassVar[int] = 2
     from_aggregate: ClassVar[tuple[str, ...]] = ("account_id",)
-    account_id: str | None = None
+    account_id: str | None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -39,7 +39,7 @@ class MoneyEvent(AccountEvent):
 
     shared_base: ClassVar[bool] = True
     from_aggregate: ClassVar[tuple[str, ...]] = ("account_id", "currency")
-    currency: str | None = None
+    currency: str | None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
