@@ -3,7 +3,7 @@ line tax per step, category and currency), the tax rounding that makes the
 lines' tax its invoices' tax, what it invoiced, which accounts were billed or
 skipped, and how long it took.
 
-Tax rule (docs/einvoicing.md, "The run report's tax"): an invoice taxes each
+Tax rule (docs/einvoicing.md, "A run reports its invoices' tax"): an invoice taxes each
 rate's taxable amount and rounds once (BR-CO-17), while each line keeps its own
 rounded tax. Step and category rows show the lines' own tax, labelled line tax;
 each closed invoice's difference between its tax and its lines' tax is the run's
