@@ -457,9 +457,16 @@ def parked_table(run_id: str, parked: dict[str, str]) -> Table:
 
 
 def report_tables(report: dict[str, Any]) -> Group:
-    """What was billed per step, category and currency (lines, amount, tax, total),
-    the invoices closed per currency, then the run's settings, accounts and timings."""
-    billed = Table(title=f"Run report {report['run_id']} ({report['status']})")
+    """What was billed per step, category and currency (lines, amount, line tax,
+    total), the tax rounding per rate, the invoices closed per currency, then the
+    run's settings, accounts and timings."""
+    # Which tax each row shows: a line's own is rounded per line, an invoice's per
+    # rate (BR-CO-17); the rounding row reconciles them so the rows add up.
+    billed = Table(
+        title=f"Run report {report['run_id']} ({report['status']})",
+        caption="Step and category tax is line tax, each line rounded. The total adds "
+        "each invoice's rounding per rate (BR-CO-17): its invoices' tax.",
+    )
     billed.add_column("", overflow="fold")
     billed.add_column("currency", no_wrap=True)
     # Labelled net and gross: an unlabelled "amount" beside a currency was read as
@@ -481,6 +488,10 @@ def report_tables(report: dict[str, Any]) -> Group:
             add(f"category {category}", currency, total)
     billed.add_section()
     for currency, total in report["per_currency"].items():
+        rounding = total.get("tax_rounding")
+        if rounding is None or Decimal(rounding):
+            billed.add_row("tax rounding per rate", currency, "", "", rounding or "unknown", "")
+    for currency, total in report["per_currency"].items():
         add("total", currency, total)
     for currency, total in report["per_currency"].items():
         invoiced = total["invoiced"]
@@ -495,6 +506,11 @@ def report_tables(report: dict[str, Any]) -> Group:
             amounts["net"], amounts["tax"], amounts["gross"],
         )  # fmt: skip
 
+    return Group(billed, about_table(report))
+
+
+def about_table(report: dict[str, Any]) -> Table:
+    """The run report's settings, accounts and timings."""
     about = Table(show_header=False)
     about.add_column(style="bold")
     about.add_column()
@@ -507,7 +523,7 @@ def report_tables(report: dict[str, Any]) -> Group:
     about.add_section()
     for key, value in report["timings"].items():
         about.add_row("timings", key.replace("_", " "), "-" if value is None else str(value))
-    return Group(billed, about)
+    return about
 
 
 _STEPS = (
