@@ -153,7 +153,7 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     from weasyprint import HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from infrastructure.rendering.renderer import PDF_OPTIONS, refusing_fetcher
+    from infrastructure.rendering.renderer import PDF_OPTIONS, TEMPLATES, refusing_fetcher
 
     renderer = InvoiceRenderer()
     document = sample_document(1, lines)
@@ -162,7 +162,9 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     def naive(options: dict[str, Any], pause_gc: bool = False) -> bytes:
         # A new font configuration and the stylesheet parsed inside each document.
         html = HTML(
-            string=renderer.render_html(document, standalone=True), url_fetcher=refusing_fetcher()
+            string=renderer.render_html(document, standalone=True),
+            base_url=str(TEMPLATES),  # the stylesheet's fonts are relative to it
+            url_fetcher=refusing_fetcher(),
         )
         with collector_paused() if pause_gc else contextlib.nullcontext():
             pdf: bytes = html.render(font_config=FontConfiguration(), **options).write_pdf(

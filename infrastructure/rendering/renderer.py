@@ -34,6 +34,7 @@ from infrastructure.rendering.templates import BudgetedSandbox, capped_filter, r
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+FONTS = Path(__file__).resolve().parent / "fonts"
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")  # fmt: skip
@@ -79,21 +80,34 @@ def _fonttools_fallback() -> None:
 
 
 class RefusedFetch(ValueError):
-    """The invoice template asked for an external resource; invoices embed none."""
+    """The invoice template asked for an external resource; invoices embed none
+    but the fonts shipped with the package."""
 
 
-def refusing_fetcher() -> Any:
-    """A WeasyPrint URL fetcher that fetches nothing, and stops the rendering if asked.
+FONT_SCHEME = "billrun-font:"
+"""How the stylesheet names a shipped font (`url("billrun-font:BillrunSans-Bold.ttf")`),
+wherever the templates are: the fonts ship in the package, not beside them."""
 
-    A rendered invoice must depend on nothing but its data: no network, no
-    files. The templates reference no resource, so a request is a template bug:
+
+def refusing_fetcher(fonts: Path = FONTS) -> Any:
+    """A WeasyPrint URL fetcher that reads the shipped fonts and nothing else, and
+    stops the rendering if asked for anything else.
+
+    A rendered invoice must depend on nothing but its data and this package: no
+    network, no other files. The stylesheet's `@font-face` rules name the font
+    files in `fonts` (`FONT_SCHEME`); any other request is a template bug, and
     failing the rendering beats an invoice silently missing part of itself.
     """
-    from weasyprint.urls import URLFetcher
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    shipped = {FONT_SCHEME + path.name: path for path in fonts.glob("*.ttf")}
 
     class RefusingFetcher(URLFetcher):  # type: ignore[misc]
         def fetch(self, url: str, headers: Any = None) -> Any:
-            raise RefusedFetch(f"invoice templates may not load {url!r}")
+            font = shipped.get(url)
+            if font is None:
+                raise RefusedFetch(f"invoice templates may not load {url!r}")
+            return URLFetcherResponse(url, body=font.read_bytes())
 
     return RefusingFetcher(fail_on_errors=True)
 
