@@ -29,6 +29,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 NAMES = {
     "Greek": "Ελληνική Εταιρεία Α.Ε.",
     "Cyrillic": "ООО «Ромашка» Жёлтый",
+    "Vietnamese": "Công ty Trách nhiệm Hữu hạn Ngọc Ánh",
     "Chinese": "北京有限公司",
     "Japanese": "株式会社テスト",
     "Korean": "한국회사",

@@ -48,20 +48,33 @@ HERE = Path(__file__).resolve().parent
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 FAMILY = "Billrun Sans"
 
-# What invoices print: every Latin-script name and address (Western, Central and
-# Eastern European, Turkish, Romanian, Vietnamese; decomposed accents), the
-# punctuation, currency and letterlike signs of amounts and references.
+# What invoices print, in the faces every invoice embeds: Western, Central and
+# Eastern European names and addresses (Romanian's comma-below letters too), the
+# punctuation, currency and signs of amounts and references. Kept small on
+# purpose: the cost of the per-PDF subset grows with the face's glyph count
+# (about 390 glyphs here; 1,140 with the extended ranges below).
 LATIN = (
     (0x0020, 0x007E),  # Basic Latin
-    (0x00A0, 0x024F),  # Latin-1 Supplement, Latin Extended-A and -B
-    (0x02B0, 0x02FF),  # spacing modifier letters (circumflex, caron, breve, ...)
-    (0x0300, 0x036F),  # combining diacritical marks
-    (0x1E00, 0x1EFF),  # Latin Extended Additional (Vietnamese)
-    (0x2000, 0x206F),  # general punctuation (dashes, quotes, bullet, ellipsis, spaces)
-    (0x20A0, 0x20CF),  # currency symbols (€ ₹ ₽ ₺ ₴ ...)
-    (0x2100, 0x214F),  # letterlike symbols (numero sign, trade mark)
+    (0x00A0, 0x017F),  # Latin-1 Supplement, Latin Extended-A
+    (0x0218, 0x021B),  # S, s, T, t with comma below (Romanian)
+    (0x2000, 0x2027),  # spaces, dashes, quotes, bullet, ellipsis
+    (0x202F, 0x203A),  # narrow no-break space, per mille, angle quotes
+    (0x20A0, 0x20CF),  # currency symbols (euro, rupee, rouble, lira, hryvnia, ...)
+    (0x2116, 0x2116),  # numero sign
+    (0x2122, 0x2122),  # trade mark sign
     (0x2212, 0x2212),  # minus sign
     (0xFFFD, 0xFFFD),  # replacement character
+)
+# The rest of Latin, in a face of its own that a PDF embeds only when it prints
+# one of these letters: Latin Extended-B (African, Pinyin, ...), IPA and
+# modifier letters, combining accents (a name stored decomposed), Latin Extended
+# Additional (Vietnamese), the rest of the punctuation and letterlike signs.
+LATIN_EXTENDED = (
+    (0x0180, 0x02FF),  # Latin Extended-B, IPA, spacing modifier letters
+    (0x0300, 0x036F),  # combining diacritical marks
+    (0x1E00, 0x1EFF),  # Latin Extended Additional
+    (0x2000, 0x206F),  # general punctuation
+    (0x2100, 0x214F),  # letterlike symbols
 )
 GREEK_CYRILLIC = (
     (0x0370, 0x03FF),  # Greek and Coptic
@@ -99,11 +112,28 @@ class Face:
 # script's letters drawn with the first file's glyphs). The template lists the
 # families in turn (`font-family`), and Pango takes each letter from the first
 # that has it.
+LATIN_EXTENDED_FAMILY = f"{FAMILY} Latin Extended"
 GREEK_CYRILLIC_FAMILY = f"{FAMILY} Greek Cyrillic"
 CJK_FAMILY = f"{FAMILY} CJK"
 FACES = (
     Face("BillrunSans-Regular.ttf", FAMILY, "DejaVuSans.ttf", LATIN, "Regular", True),
     Face("BillrunSans-Bold.ttf", FAMILY, "DejaVuSans-Bold.ttf", LATIN, "Bold", True),
+    Face(
+        "BillrunSansLatinExtended-Regular.ttf",
+        LATIN_EXTENDED_FAMILY,
+        "DejaVuSans.ttf",
+        LATIN_EXTENDED,
+        "Regular",
+        True,
+    ),
+    Face(
+        "BillrunSansLatinExtended-Bold.ttf",
+        LATIN_EXTENDED_FAMILY,
+        "DejaVuSans-Bold.ttf",
+        LATIN_EXTENDED,
+        "Bold",
+        True,
+    ),
     Face(
         "BillrunSansGreekCyrillic-Regular.ttf",
         GREEK_CYRILLIC_FAMILY,
