@@ -272,10 +272,22 @@ def _gc_on(renderer: InvoiceRenderer, document: InvoiceDocument) -> bytes:
     return pdf
 
 
-def font_subsetter() -> str:
-    from weasyprint.text.ffi import harfbuzz_subset
+def use_subsetter(name: str) -> None:
+    """`fonttools`: subset fonts as a fresh machine does (no libharfbuzz-subset),
+    even where the library is installed; `installed`: whatever this machine has.
+    Set before the pool forks, so every worker inherits it."""
+    import weasyprint.pdf.fonts
 
-    return "fonttools" if harfbuzz_subset is None else "harfbuzz (libharfbuzz-subset)"
+    if name == "fonttools":
+        weasyprint.pdf.fonts.harfbuzz_subset = None
+
+
+def font_subsetter() -> str:
+    import weasyprint.pdf.fonts
+
+    if weasyprint.pdf.fonts.harfbuzz_subset is None:
+        return "fonttools"
+    return "harfbuzz (libharfbuzz-subset)"
 
 
 def bench(
@@ -375,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--lines", type=int, default=8, help="lines per invoice (default: 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--subsetter",
+        choices=("fonttools", "installed"),
+        default="fonttools",
+        help="fonttools (default): subset fonts as a fresh machine does, even where "
+        "libharfbuzz-subset is installed; installed: whatever this machine has",
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of 50 PDFs to this file")
     parser.add_argument(
         "--variants",
@@ -384,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.pdfs, args.rounds, args.processes, args.lines) < 1:
         parser.error("--pdfs, --rounds, --processes and --lines must be at least 1")
+    use_subsetter(args.subsetter)
     if args.variants:
         compared = variants(args.lines, rounds=args.rounds * 2)
         if args.json:

@@ -40,8 +40,8 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "September", "October", "November", "December")  # fmt: skip
 
 PDF_OPTIONS: dict[str, Any] = {
-    # Subset fonts (the default; `full_fonts` embeds all of DejaVu Sans: 800 KB
-    # per invoice, and slower, as the whole font is compressed each time) and
+    # Subset fonts (the default; `full_fonts` embeds the shipped faces whole:
+    # 59 KB per invoice instead of 19 KB, for 15 ms less of fontTools work) and
     # drop TrueType hinting instructions, which PDF viewers do not use for text
     # at print resolution and which were 40 % of the PDF's bytes.
     "full_fonts": False,
@@ -74,7 +74,7 @@ def _fonttools_fallback() -> None:
     logging.getLogger("weasyprint").addFilter(_without_fonttools_notice)
     log.warning(
         "libharfbuzz-subset is not installed: WeasyPrint falls back to fontTools "
-        "to subset fonts, which makes each PDF several times slower "
+        "to subset fonts, about 30 ms more per PDF "
         "(Debian/Ubuntu: apt-get install libharfbuzz-subset0)"
     )
 
