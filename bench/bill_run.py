@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import cProfile
 import gc
+import itertools
 import json
 import math
 import sys
@@ -61,6 +62,7 @@ from bench.common import (
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
 from bench.workers import batch_workers, nats_for_bench
+from domain.runs.events import RunBatchCompleted
 from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 
@@ -160,6 +162,14 @@ def written_since(url: str, table: str, after: int) -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
+def longest_commit_gap(billing: Billing, run_id: UUID) -> float:
+    """The longest time between two of the run's billing checkpoints: what the
+    workers' patience (BILLRUN_BATCH_ACK_WAIT) must stay above (docs/scaling.md)."""
+    stamps = [e.timestamp for e in billing.events.get(run_id) if isinstance(e, RunBatchCompleted)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    return round(max(gaps, default=0.0), 3)
+
+
 def bench(
     accounts: int,
     batch_size: int,
@@ -248,6 +258,7 @@ def bench(
                 run_rss_peak_mb=round(rss.peak_mb, 1),
                 run_rss_growth_mb=round(rss.peak_mb - rss.start_mb, 1),
                 batches=run.batches,
+                longest_commit_gap_s=longest_commit_gap(billing, run.id),
                 conflicts=execution.conflicts,
                 events_per_transaction=per_transaction,
                 state_bytes=round(state_bytes),

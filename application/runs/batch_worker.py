@@ -16,10 +16,12 @@ batch second (a worker given it again after the first seemed dead, a helper, a
 `billrun run execute` beside the workers) conflicts, reads the run again, finds
 the batch done and drops what it computed.
 
-Nothing waits for ever: a worker whose predecessor has not committed after
-`patience` seconds (a worker died holding it, and its redelivery sits behind
-batches others hold) bills the run's next batch itself, as `billrun run execute`
-would, and goes back to waiting for its own.
+Nothing waits for ever: a worker that has seen no batch of the run commit for
+`patience` seconds (a worker died holding the next one, and its redelivery sits
+behind batches others hold) bills the run's next batch itself, as `billrun run
+execute` would, and goes back to waiting for its own. Patience counts from the
+last commit seen, not from when the worker began waiting: a worker holding a
+batch far down the run waits as long as the run moves.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ class BatchWorker:
         executor = BillRunExecutor(self.billing, order.size)
         prepared = self._prepare(executor, run, order)
         helped = 0
-        waited_since = time.monotonic()
+        waited_since, cursor = time.monotonic(), run.cursor
         while True:
             run = refreshed(self.billing, run)
             if self._done(run, order):
                 return "billed by another executor"
+            if run.cursor != cursor:  # the run moves: nobody ahead of us is stuck
+                waited_since, cursor = time.monotonic(), run.cursor
             if run.cursor == order.after:
                 try:
                     executor.commit_billing(run, self.billing.get_invoice_sequence(), prepared)

@@ -19,6 +19,7 @@ without workers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -75,6 +76,13 @@ class BatchDispatch:
         self._handed_out: dict[str, int] = {}
         """Per run, the end of the last batch handed out, so a coordinator that billed
         a stalled batch itself does not hand the others out twice."""
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Stop following (thread-safe): a manager told to stop must not sit out the
+        workers' patience first. The run's checkpoint hook is called once more, and
+        decides (the manager's stops the execution there, releasing the run)."""
+        self._stopping.set()
 
     def orders(self, executor: Follower, run: BillRun) -> list[BatchOrder]:
         """The run's batches from its cursor to the end of the billing phase, as
@@ -90,8 +98,8 @@ class BatchDispatch:
     def follow(self, executor: Follower, run: BillRun) -> BillRun:
         """Hand out the batches not handed out yet and wait: returns `run` brought up
         to date once the billing phase has no batch left, the run stopped billing,
-        or no checkpoint came for `patience` seconds (the caller bills the next
-        batch itself and follows again)."""
+        no checkpoint came for `patience` seconds (the caller bills the next batch
+        itself and follows again), or `stop` was called."""
         orders = self.orders(executor, run)
         if not orders:
             return run
@@ -103,6 +111,9 @@ class BatchDispatch:
             log.info("run %s: %d batches handed to workers", run.run_id, len(new))
         batches, moved = run.batches, time.monotonic()
         while still_billing(run) and run.cursor < last_end:
+            if self._stopping.is_set():
+                executor.report(run)
+                break
             time.sleep(self.poll)
             run = refreshed(self.billing, run)
             if run.batches != batches:
