@@ -11,7 +11,7 @@ is done the coordinator goes on with the run's other phases itself, as one proce
 does (closing and collecting: see docs/scaling.md for why they stay ordered here).
 
 Should the workers stall (none running, or the one holding the next batch dead),
-the coordinator waits `patience` seconds without a checkpoint, then bills the next
+the coordinator waits its `Patience` without a checkpoint, then bills the next
 batch itself and hands out what is left again: a run always finishes, with or
 without workers.
 """
@@ -47,6 +47,31 @@ class Follower(Protocol):
     def report(self, run: BillRun) -> None: ...
 
 
+GAPS_OF_PATIENCE = 3
+"""A stall is this many times the longest gap seen between two of the run's commits."""
+
+
+class Patience:
+    """How long a waiter (a worker or the coordinator) lets a run go without a
+    commit before billing its next batch itself: `floor` seconds
+    (BILLRUN_BATCH_ACK_WAIT), or three times the longest gap it has seen between
+    two of the run's commits, whichever is longer. Gaps grow with the batch size
+    and the machine's load (docs/scaling.md, "The ack wait"); a waiter that gave
+    up inside a normal gap would bill a batch another worker is about to commit:
+    never billed twice, but billed twice over in CPU."""
+
+    def __init__(self, floor: float) -> None:
+        self.floor = floor
+        self._longest: dict[str, float] = {}
+
+    def saw_gap(self, run_id: str, seconds: float) -> None:
+        if seconds > self._longest.get(run_id, 0.0):
+            self._longest[run_id] = seconds
+
+    def of(self, run_id: str) -> float:
+        return max(self.floor, GAPS_OF_PATIENCE * self._longest.get(run_id, 0.0))
+
+
 def refreshed(billing: Billing, run: BillRun) -> BillRun:
     """`run` moved on to its latest version with the events saved since it was read
     (one query for just those events: a run of a thousand batches is not read again
@@ -60,7 +85,7 @@ def still_billing(run: BillRun) -> bool:
 
 class BatchDispatch:
     """Hands a run's billing batches out (`publish`) and follows the run until the
-    workers have billed them all, or stalled for `patience` seconds."""
+    workers have billed them all, or stalled (`Patience`: `patience` seconds at least)."""
 
     def __init__(
         self,
@@ -71,7 +96,7 @@ class BatchDispatch:
     ) -> None:
         self.billing = billing
         self.publish = publish
-        self.patience = patience
+        self.patience = Patience(patience)
         self.poll = poll
         self._handed_out: dict[str, int] = {}
         """Per run, the end of the last batch handed out, so a coordinator that billed
@@ -117,12 +142,13 @@ class BatchDispatch:
             time.sleep(self.poll)
             run = refreshed(self.billing, run)
             if run.batches != batches:
+                self.patience.saw_gap(run.run_id, time.monotonic() - moved)
                 batches, moved = run.batches, time.monotonic()
                 executor.report(run)
-            elif time.monotonic() - moved > self.patience:
+            elif time.monotonic() - moved > self.patience.of(run.run_id):
                 log.warning(
                     "run %s: no worker checkpoint for %.0f s: billing the next batch here",
-                    run.run_id, self.patience,
+                    run.run_id, self.patience.of(run.run_id),
                 )  # fmt: skip
                 break
         return run
