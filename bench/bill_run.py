@@ -48,6 +48,7 @@ from application.shared.app import Billing
 from bench.common import (
     GcTimer,
     RssSampler,
+    WaitSampler,
     cpu_seconds,
     load_average,
     log,
@@ -211,7 +212,12 @@ def bench(
                 dispatch = pool.dispatch if pool else None
                 workers_cpu = pool.cpu_seconds() if pool else 0.0
                 cpu_before = cpu_seconds()
-                with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
+                with (
+                    RssSampler() as rss,
+                    GcTimer() as collector,
+                    WaitSampler(url) as waits,
+                    stopwatch() as timed,
+                ):
                     if profiler:
                         profiler.enable()
                     execution = BillRunExecutor(billing, batch_size, dispatch=dispatch).execute(
@@ -259,6 +265,7 @@ def bench(
                 run_rss_growth_mb=round(rss.peak_mb - rss.start_mb, 1),
                 batches=run.batches,
                 longest_commit_gap_s=longest_commit_gap(billing, run.id),
+                database_waits=waits.summary(),
                 conflicts=execution.conflicts,
                 events_per_transaction=per_transaction,
                 state_bytes=round(state_bytes),
@@ -309,6 +316,7 @@ def human(r: dict[str, Any]) -> str:
         f"  ({c['events']:,} events, {c['state_bytes']} B state)",
         f"ratio (run events/s / ceiling events/s): {r['ratio']:.2f}",
         *_reference_lines(r),
+        _waits_line(r),
         f"peak RSS: {r['peak_rss_mb']:,.0f} MB (whole process, import included); "
         f"during the run {r['run_rss_start_mb']:,.0f} -> {r['run_rss_peak_mb']:,.0f} MB "
         f"(+{r['run_rss_growth_mb']:,.0f} MB)",
@@ -323,6 +331,16 @@ def human(r: dict[str, Any]) -> str:
         "targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdict.items()),
     ]
     return "\n".join(lines)
+
+
+def _waits_line(r: dict[str, Any]) -> str:
+    w = r["database_waits"]
+    top = ", ".join(f"{k} {n}" for k, n in list(w["backend_waits"].items())[:3])
+    return (
+        f"database during the run: a backend waiting on a lock in "
+        f"{w['share_with_a_lock_wait']:.0%} of {w['samples']} samples; "
+        f"longest gap between commits {r['longest_commit_gap_s']:.1f} s; waits: {top}"
+    )
 
 
 def _workers(r: dict[str, Any]) -> str:
