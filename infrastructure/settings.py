@@ -30,9 +30,9 @@ DEFAULT_PAYMENT_GATEWAY = "sandbox"
 DEFAULT_NATS_PREFIX = "billing"
 DEFAULT_BATCH_ACK_WAIT = 15
 """A live worker keeps its batch however long it takes (it says so every third of
-the ack wait), so this bounds only how long a dead worker's batch stalls a run;
-15 s is 2.5 times the slowest batch commit-to-commit gap seen under load
-(docs/scaling.md, "The ack wait")."""
+the ack wait), so this bounds how long a dead worker's batch stalls a run: a
+floor, raised per run to three times the longest gap seen between its commits
+(application/runs/dispatch.py: Patience; docs/scaling.md, "The ack wait")."""
 
 _NATS_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 """One NATS subject token (no dots or wildcards), short enough for stream and
