@@ -5,17 +5,24 @@ same run.
     python bench/bill_run.py                       # 100,000 accounts, readable output
     python bench/bill_run.py --accounts 20000 --json
     python bench/bill_run.py --accounts 20000 --workers 4   # see docs/scaling.md
+    python bench/bill_run.py --accounts 1000000 --no-reference --explain   # by hand
 
 Setup (not timed): a throwaway database, N accounts imported through
 `importing.import_accounts` (one monthly advance package, one usage record and one
 one-off charge each), and a run scheduled for April 2026, so every account gets
-one invoice of three lines (package, usage, charge). Timed: the
+one invoice of three lines (package, usage, charge). The accounts are imported
+in files of at most `--import-file-size` (100,000) accounts, each file one
+transaction as `billrun import` makes it, so a million accounts are ten files
+(one file is held in memory whole until it is saved). Timed: the
 `BillRunExecutor` that `billrun run execute` uses. Then, on the same database,
 the ceiling: a plain `eventsourcing.application.Application` (the library's own
 mapper, JSONTranscoder and PostgresApplicationRecorder) saves as many events as
 the run wrote, in `app.save()` batches of as many events as one run transaction,
 with stored states padded to the run's average size. Only the `save()` calls are
-timed. See docs/benchmarks.md.
+timed. With `--explain`, EXPLAIN (ANALYZE, BUFFERS) of the run's two hot
+queries (the next batch's positions, and a batch's events) at the end. The run's
+throughput and RSS are also reported per tenth of the run (`curve`), so growth
+within a run shows. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import argparse
 import contextlib
 import cProfile
 import gc
+import itertools
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -42,12 +51,15 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
-from application.runs.executor import BillRunExecutor
+from application.runs.check import BILL_GROUP_CONFIGURED, count_in_scope, missing_rates
+from application.runs.executor import BillRunExecutor, Progress
 from application.shared.app import Billing
 from bench.common import (
     GcTimer,
     RssSampler,
+    WaitSampler,
     cpu_seconds,
+    current_rss_mb,
     load_average,
     log,
     machine_info,
@@ -61,10 +73,14 @@ from bench.common import (
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
 from bench.workers import batch_workers, nats_for_bench
+from domain.billing.events import AccountOpened
+from domain.runs.events import RunBatchCompleted
 from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
+from infrastructure.topics import topic_of
 
 # The accounts and the run are those of bench/fixtures.py, shared by every bench.
+ACCOUNT_OPENED = topic_of(AccountOpened)
 
 
 # The ceiling ------------------------------------------------------------------------
@@ -160,6 +176,149 @@ def written_since(url: str, table: str, after: int) -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
+def longest_commit_gap(billing: Billing, run_id: UUID) -> float:
+    """The longest time between two of the run's billing checkpoints: what the
+    workers' patience (BILLRUN_BATCH_ACK_WAIT) must stay above (docs/scaling.md)."""
+    stamps = [e.timestamp for e in billing.events.get(run_id) if isinstance(e, RunBatchCompleted)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    return round(max(gaps, default=0.0), 3)
+
+
+def import_in_files(billing: Billing, accounts: int, file_size: int) -> dict[str, Any]:
+    """Import the bench's accounts in files of at most `file_size` accounts, each
+    file built just before its import (so one file is in memory at a time) and
+    saved in its own transaction, as `billrun import` saves a file."""
+    events = 0
+    build_seconds = import_seconds = 0.0
+    files: list[float] = []
+    for first in range(1, accounts + 1, file_size):
+        size = min(file_size, accounts + 1 - first)
+        with stopwatch() as build:
+            document = import_document(size, usage_and_charges=True, first=first)
+        with stopwatch() as importing:
+            summary = import_accounts(billing, document, "bench")
+        del document
+        build_seconds += build[0]
+        import_seconds += importing[0]
+        events += summary.events
+        files.append(round(size / importing[0], 1))
+        log(f"imported accounts {first:,}..{first + size - 1:,}: {summary.events:,} events "
+            f"in {importing[0]:.1f}s ({build[0]:.1f}s to build)")  # fmt: skip
+    return {
+        "import_events": events,
+        "import_seconds": round(import_seconds, 3),
+        "build_seconds": round(build_seconds, 3),
+        "import_accounts_per_s": round(accounts / import_seconds, 1),
+        "import_files": len(files),
+        "import_accounts_per_s_by_file": files,
+    }
+
+
+class Curve:
+    """The run's throughput and RSS per tenth of its accounts, from the executor's
+    progress reports: a run whose cost grows with the accounts already billed (a
+    query plan degrading with the table, memory held per batch) shows a falling
+    rate or a rising RSS from one tenth to the next."""
+
+    def __init__(self, accounts: int) -> None:
+        self.step = max(1, accounts // 10)
+        self.next_mark = self.step
+        self.started = time.perf_counter()
+        self.last = (self.started, 0)
+        self.points: list[dict[str, float]] = []
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.seen < self.next_mark:
+            return
+        now = time.perf_counter()
+        then, seen = self.last
+        self.points.append(
+            {
+                "seen": progress.seen,
+                "accounts_per_s": round((progress.seen - seen) / (now - then), 1),
+                "rss_mb": round(current_rss_mb(), 1),
+            }
+        )
+        self.last = (now, progress.seen)
+        while self.next_mark <= progress.seen:
+            self.next_mark += self.step
+
+
+# The run's two hot queries, as infrastructure/event_store.py sends them: the next
+# batch's positions (EventStoreQueries.positions) and its events (events_of_many).
+_POSITIONS = (
+    "SELECT notification_id, originator_id FROM {table} WHERE topic = %s "
+    "AND notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+)
+_EVENTS = (
+    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+    "FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS f(id, after, n) "
+    "CROSS JOIN LATERAL ("
+    " SELECT notification_id, originator_id, originator_version, topic, state FROM {table} "
+    " WHERE originator_id = f.id AND originator_version > f.after "
+    " ORDER BY originator_version) e ORDER BY f.n, e.originator_version"
+)
+
+
+# Reads a run makes once, before and after its batches (count_in_scope, the bill
+# groups that close after the run): by topic, so they scanned the whole log until
+# the (topic, notification_id) index.
+_COUNT_OPENED = "SELECT count(*) FROM {table} WHERE topic = %s AND notification_id <= %s"
+_BILL_GROUPS = "SELECT DISTINCT originator_id FROM {table} WHERE topic = %s"
+
+
+def time_per_run_reads(billing: Billing, head: int) -> dict[str, float]:
+    """Milliseconds of each once-per-run read, as the executor makes it."""
+    run = billing.get_run(RUN_ID)
+    reads = {
+        "count_in_scope": lambda: count_in_scope(billing, run, head),
+        "missing_rates": lambda: missing_rates(billing, run, head),
+        "bill_groups": lambda: billing.queries.originators(BILL_GROUP_CONFIGURED),
+    }
+    timings = {}
+    for name, read in reads.items():
+        started = time.perf_counter()
+        read()
+        timings[name] = round((time.perf_counter() - started) * 1000, 1)
+    return timings
+
+
+def _cut(line: str, width: int = 160) -> str:
+    return line if len(line) <= width else line[:width] + " ..."
+
+
+def explain_hot_queries(url: str, table: str, batch_size: int) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the positions and events queries for a batch in
+    the middle of the accounts (a cursor half-way through the log)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            f"SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY notification_id), "
+            f"max(notification_id) FROM {table} WHERE topic = %s",
+            (ACCOUNT_OPENED,),
+        ).fetchone()
+        assert row is not None
+        middle, head = row
+        positions = conn.execute(
+            f"SELECT originator_id FROM {table} WHERE topic = %s AND notification_id > %s "
+            "ORDER BY notification_id LIMIT %s",
+            (ACCOUNT_OPENED, middle, batch_size),
+        ).fetchall()
+        ids = [r[0] for r in positions]
+        plans = {}
+        for name, sql, params in (
+            ("positions", _POSITIONS, (ACCOUNT_OPENED, middle, head, batch_size)),
+            ("events_of_batch", _EVENTS, (ids, [0] * len(ids))),
+            ("count_opened", _COUNT_OPENED, (ACCOUNT_OPENED, head)),
+            ("bill_groups", _BILL_GROUPS, (BILL_GROUP_CONFIGURED,)),
+        ):
+            rows = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) " + sql.format(table=table), params
+            ).fetchall()
+            # The batch's 500 ids make one line of the plan 20 KB long: cut it.
+            plans[name] = "\n".join(_cut(r[0]) for r in rows)
+    return plans
+
+
 def bench(
     accounts: int,
     batch_size: int,
@@ -167,6 +326,8 @@ def bench(
     array_reference: bool = True,
     workers: int = 0,
     nats_url: str | None = None,
+    file_size: int = 100_000,
+    explain: bool = False,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size, "workers": workers}
     revision = source_revision()
@@ -178,21 +339,16 @@ def bench(
     ):
         billing = Billing(eventsourcing_environment(url))
         try:
-            log(f"building an import document of {accounts:,} accounts")
+            log(f"importing {accounts:,} accounts in files of at most {file_size:,}")
             with stopwatch() as setup:
-                with stopwatch() as build:
-                    document = import_document(accounts, usage_and_charges=True)
-                log(f"importing through importing.import_accounts ({build[0]:.1f}s to build)")
-                with stopwatch() as importing:
-                    summary = import_accounts(billing, document, "bench")
-                del document
-                log(f"imported {summary.events:,} events in {importing[0]:.1f}s")
+                imported = import_in_files(billing, accounts, file_size)
                 schedule_run(billing, RUN_ID, PERIOD, None, Selection())
                 settle(url, [billing.queries.table_name])
             gc.collect()
             head = billing.queries.head()
             log(f"executing run {RUN_ID} in batches of {batch_size}, {workers} workers")
             profiler = cProfile.Profile() if profile else None
+            curve = Curve(accounts)
             with (
                 batch_workers(workers, url, nats, billing)
                 if workers
@@ -201,12 +357,18 @@ def bench(
                 dispatch = pool.dispatch if pool else None
                 workers_cpu = pool.cpu_seconds() if pool else 0.0
                 cpu_before = cpu_seconds()
-                with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
+                with (
+                    RssSampler() as rss,
+                    GcTimer() as collector,
+                    WaitSampler(url) as waits,
+                    stopwatch() as timed,
+                ):
                     if profiler:
                         profiler.enable()
-                    execution = BillRunExecutor(billing, batch_size, dispatch=dispatch).execute(
-                        RUN_ID
+                    executor = BillRunExecutor(
+                        billing, batch_size, on_progress=curve, dispatch=dispatch
                     )
+                    execution = executor.execute(RUN_ID)
                     if profiler:
                         profiler.disable()
                 cpu = cpu_seconds() - cpu_before
@@ -221,7 +383,14 @@ def bench(
             if billing.get_invoice_sequence().last_number != accounts:
                 raise SystemExit("invoice numbers are not 1..N without gaps")
             events, state_bytes = written_since(url, billing.queries.table_name, head)
-            log(f"run wrote {events:,} events in {timed[0]:.1f}s; measuring the ceiling")
+            log(f"run wrote {events:,} events in {timed[0]:.1f}s")
+            per_run_reads_ms = time_per_run_reads(billing, head)
+            log(f"once-per-run reads (ms): {per_run_reads_ms}")
+            plans = None
+            if explain:
+                log("EXPLAIN ANALYZE of the hot queries")
+                plans = explain_hot_queries(url, billing.queries.table_name, batch_size)
+            log("measuring the ceiling")
             # RunStarted and RunCompleted are one-event transactions; the rest are batches.
             per_transaction = round((events - 2) / max(run.batches, 1))
             ceiling = measure_ceiling(url, events, per_transaction, round(state_bytes))
@@ -247,19 +416,22 @@ def bench(
                 run_rss_start_mb=round(rss.start_mb, 1),
                 run_rss_peak_mb=round(rss.peak_mb, 1),
                 run_rss_growth_mb=round(rss.peak_mb - rss.start_mb, 1),
+                curve=curve.points,
                 batches=run.batches,
+                longest_commit_gap_s=longest_commit_gap(billing, run.id),
+                database_waits=waits.summary(),
                 conflicts=execution.conflicts,
                 events_per_transaction=per_transaction,
                 state_bytes=round(state_bytes),
                 setup_seconds=round(setup[0], 3),
-                import_seconds=round(importing[0], 3),
-                import_events=summary.events,
-                import_accounts_per_s=round(accounts / importing[0], 1),
+                **imported,
                 ceiling=ceiling,
                 array_insert_ceiling=reference,
                 ratio_to_array_insert_ceiling=(
                     round(events / timed[0] / reference["events_per_s"], 3) if reference else None
                 ),
+                per_run_reads_ms=per_run_reads_ms,
+                plans=plans,
                 postgres={"source": server.source, **postgres_info(url)},
             )
         finally:
@@ -298,11 +470,20 @@ def human(r: dict[str, Any]) -> str:
         f"  ({c['events']:,} events, {c['state_bytes']} B state)",
         f"ratio (run events/s / ceiling events/s): {r['ratio']:.2f}",
         *_reference_lines(r),
+        _waits_line(r),
         f"peak RSS: {r['peak_rss_mb']:,.0f} MB (whole process, import included); "
         f"during the run {r['run_rss_start_mb']:,.0f} -> {r['run_rss_peak_mb']:,.0f} MB "
         f"(+{r['run_rss_growth_mb']:,.0f} MB)",
         f"setup (not timed): {r['setup_seconds']:.1f} s, import {r['import_seconds']:.1f} s "
-        f"({r['import_accounts_per_s']:,.0f} accounts/s, {r['import_events']:,} events)",
+        f"({r['import_accounts_per_s']:,.0f} accounts/s, {r['import_events']:,} events, "
+        f"{r['import_files']} files)",
+        "by tenth of the run: accounts/s "
+        + " ".join(f"{p['accounts_per_s']:,.0f}" for p in r["curve"])
+        + "; RSS MB "
+        + " ".join(f"{p['rss_mb']:,.0f}" for p in r["curve"]),
+        "once-per-run reads (ms): "
+        + ", ".join(f"{name} {ms:,.1f}" for name, ms in r["per_run_reads_ms"].items()),
+        *(f"{name}:\n{plan}" for name, plan in (r["plans"] or {}).items()),
         f"PostgreSQL {pg['version']} ({pg['source']}, shared_buffers {pg['shared_buffers']}, "
         f"synchronous_commit {pg['synchronous_commit']}, fsync {pg['fsync']})",
         f"machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
@@ -312,6 +493,16 @@ def human(r: dict[str, Any]) -> str:
         "targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdict.items()),
     ]
     return "\n".join(lines)
+
+
+def _waits_line(r: dict[str, Any]) -> str:
+    w = r["database_waits"]
+    top = ", ".join(f"{k} {n}" for k, n in list(w["backend_waits"].items())[:3])
+    return (
+        f"database during the run: a backend waiting on a lock in "
+        f"{w['share_with_a_lock_wait']:.0%} of {w['samples']} samples; "
+        f"longest gap between commits {r['longest_commit_gap_s']:.1f} s; waits: {top}"
+    )
 
 
 def _workers(r: dict[str, Any]) -> str:
@@ -363,9 +554,23 @@ def main(argv: list[str] | None = None) -> int:
         help="NATS for --workers (default: BILLRUN_NATS_URL, BILLRUN_TEST_NATS_URL, "
         "else an embedded server); the bench uses a prefix of its own",
     )
+    parser.add_argument(
+        "--import-file-size",
+        type=int,
+        default=100_000,
+        help="accounts per imported file, each one transaction (default: 100000)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="EXPLAIN (ANALYZE, BUFFERS) the run's hot queries after the run",
+    )
     args = parser.parse_args(argv)
-    if args.accounts < 1 or args.batch_size < 1 or args.workers < 0:
-        parser.error("--accounts and --batch-size must be at least 1, --workers at least 0")
+    if min(args.accounts, args.batch_size, args.import_file_size) < 1 or args.workers < 0:
+        parser.error(
+            "--accounts, --batch-size and --import-file-size must be at least 1, "
+            "--workers at least 0"
+        )
     result = bench(
         args.accounts,
         args.batch_size,
@@ -373,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_reference,
         args.workers,
         args.nats_url,
+        args.import_file_size,
+        args.explain,
     )
     print(json.dumps(result, indent=2) if args.json else human(result))
     return 0

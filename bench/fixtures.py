@@ -42,16 +42,19 @@ _PRICES = [
 _GROUPS = ["monthly", "monthly", "key-accounts"]
 
 
-def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDocument:
-    """N accounts, one monthly advance package each, next bill date 2026-04-01;
-    with `usage_and_charges`, also one usage record (at the package's usage rate)
-    and one one-off charge each, both dated in April: three lines per invoice.
+def import_document(
+    accounts: int, usage_and_charges: bool = False, first: int = 1, month: date = PERIOD.start
+) -> ImportDocument:
+    """N accounts (BENCH-<first> onwards), one monthly advance package each, next
+    bill date 2026-04-01; with `usage_and_charges`, also one usage record (at the
+    package's usage rate) and one one-off charge each, both dated in April: three lines per invoice.
 
     Built from the pydantic models directly (the same validators run as for a
     parsed file), so the import path is the real one minus JSON parsing.
     """
     records = []
-    for i in range(1, accounts + 1):
+    suffix = "" if month == PERIOD.start else f"-{month:%Y%m}"
+    for i in range(first, first + accounts):
         currency, amount = _PRICES[i % len(_PRICES)]
         whole = currency == "JPY"
         extras: dict[str, Any] = {}
@@ -59,18 +62,18 @@ def import_document(accounts: int, usage_and_charges: bool = False) -> ImportDoc
             extras = {
                 "usage": [
                     UsageRecord(
-                        id=f"u{i}",
+                        id=f"u{i}{suffix}",
                         package_id="office",
                         quantity=str(120 + i % 7),  # type: ignore[arg-type]  # validated from a string
-                        occurred_on="2026-04-12",  # type: ignore[arg-type]  # validated from a string
+                        occurred_on=month.replace(day=12).isoformat(),  # type: ignore[arg-type]
                     )
                 ],
                 "charges": [
                     ChargeRecord(
-                        id="setup",
+                        id=f"setup{suffix}",
                         description="Meeting room, half day",
                         amount="9000" if whole else "85.00",  # type: ignore[arg-type]
-                        date="2026-04-20",  # type: ignore[arg-type]
+                        date=month.replace(day=20).isoformat(),  # type: ignore[arg-type]
                     )
                 ],
             }

@@ -4,8 +4,11 @@ in one process.
 Composition root for the asynchronous side: it builds the application services
 the consumers call, the relay that feeds them, and runs both, with the audit
 seal kept up to date and scheduled runs queued and executed, until told to stop.
-Stopping is graceful: the relay finishes its window in flight and saves its
-position; the consumers finish the messages they hold (unacknowledged ones are
+The manager hands a run's billing batches to the deployment's run queue, and
+every worker (this one too) bills them: any number of `billrun worker
+--batches-only` on any host share a scheduled run (docs/scaling.md). Stopping
+is graceful: the relay finishes its window in flight and saves its position;
+the consumers finish the messages they hold (unacknowledged ones are
 redelivered to the next worker); the manager stops the run in hand at its next
 checkpoint and releases its lease.
 """
@@ -75,13 +78,16 @@ async def keep_scheduling(
     interval: float = SCHEDULE_INTERVAL_S,
     once: bool = False,
     holder: str | None = None,
+    dispatch: BatchDispatch | None = None,
 ) -> Pass:
     """Queue the runs schedules make due and execute queued runs
     (application/runs/scheduler.py), every `interval` seconds until `stop` (`once`: one
     pass). The blocking work runs in a thread; `stop` reaches the run in hand at
-    its next checkpoint, which releases its lease for another manager. Returns the
-    last pass."""
-    scheduling = Scheduling(Manager(rt.billing, holder, rt.settings.batch_size))
+    its next checkpoint, which releases its lease for another manager. With
+    `dispatch` (the worker's), a run's billing batches go to the deployment's
+    workers. Returns the last pass."""
+    manager = Manager(rt.billing, holder, rt.settings.batch_size, dispatch=dispatch)
+    scheduling = Scheduling(manager)
 
     async def stop_when_asked() -> None:
         await stop.wait()
@@ -230,7 +236,11 @@ async def run_worker(
             tasks = {
                 relaying,
                 asyncio.create_task(keep_sealing(rt, stop)),
-                asyncio.create_task(keep_scheduling(rt, stop)),
+                # The manager hands its runs' batches to the workers (this one
+                # among them, so a run never waits on an empty room).
+                asyncio.create_task(
+                    keep_scheduling(rt, stop, dispatch=batch_dispatch(rt, nats_url, names))
+                ),
                 asyncio.create_task(keep_billing_batches(rt, nats_url, stop, names)),
                 asyncio.create_task(watch_embedded_nats(nats_url, stop)),
             }

@@ -303,6 +303,22 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
         )
+        # Runs read events of one type (every AccountOpened up to the run's head,
+        # every BillGroupConfigured, ...): without an index on the topic each such
+        # read scanned the whole log, so a run cost more with every past run. Made
+        # with the table (IF NOT EXISTS: an existing log gets it at the next start).
+        topic_index = f"{self.events_table_name}_topic_idx"
+        self.check_identifier_length(topic_index)
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (topic, notification_id)").format(
+                Identifier(topic_index),
+                Identifier(self.datastore.schema),
+                Identifier(self.events_table_name),
+            )
+        )
+        self._lock_and_notify = SQL("; ").join(
+            [*self.lock_table_statements, SQL("NOTIFY {0}").format(Identifier(self.channel_name))]
+        )
 
     def create_table(self) -> None:
         """The library's schema creation, one process at a time.
@@ -316,11 +332,37 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
         with schema_lock(self.datastore, self.events_table_name):
             super().create_table()
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert (same hooks, lock, transaction and RETURNING),
+        sent without libpq pipeline mode.
+
+        In pipeline mode psycopg 3.3.9 stops flushing once it has queued its last
+        command, even when libpq still holds part of the query because the socket
+        was full (`pipeline_communicate` ignores what `PQflush` returns); it then
+        waits for a reply while the server waits for the rest of the query
+        (`ClientRead`): the save hangs for ever, with no CPU and empty socket
+        queues. Any batch larger than the socket buffers can hit it: an import
+        file of a few thousand accounts, or a smaller batch sent while another
+        writer holds the table lock (the server reads nothing until it gets the
+        lock). Outside a pipeline psycopg flushes until libpq's buffer is empty.
+        """
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
+        # The library's lock and NOTIFY statements in one round trip: without the
+        # pipeline, each statement would otherwise wait for its own reply, and the
+        # lock is held from here to the commit.
+        curs.execute(self._lock_and_notify)
         curs.execute(
             self._insert_arrays_statement,
             (

@@ -28,7 +28,11 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = 30
 DEFAULT_PAYMENT_GATEWAY = "sandbox"
 DEFAULT_NATS_PREFIX = "billing"
-DEFAULT_BATCH_ACK_WAIT = 30
+DEFAULT_BATCH_ACK_WAIT = 15
+"""A live worker keeps its batch however long it takes (it says so every third of
+the ack wait), so this bounds how long a dead worker's batch stalls a run: a
+floor, raised per run to three times the longest gap seen between its commits
+(application/runs/dispatch.py: Patience; docs/scaling.md, "The ack wait")."""
 
 _NATS_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 """One NATS subject token (no dots or wildcards), short enough for stream and
@@ -177,8 +181,8 @@ class Settings:
     batch_ack_wait: int = DEFAULT_BATCH_ACK_WAIT
     """BILLRUN_BATCH_ACK_WAIT: seconds a run's batch handed to `billrun worker`s over
     NATS may go without word from the worker holding it before it is redelivered,
-    and that the run's other workers wait on a stalled batch before billing it
-    themselves (infrastructure/run_queue.py)."""
+    and that the run's other workers and its coordinator wait without seeing any
+    batch commit before billing the next one themselves (infrastructure/run_queue.py)."""
     source: str = ""
     """BILLRUN_SOURCE: this deployment's id, in every message id (`<source>:<notification
     id>`) and CloudEvents `ce-source`. Default: `derived_source(database_url, home)`."""

@@ -16,10 +16,13 @@ batch second (a worker given it again after the first seemed dead, a helper, a
 `billrun run execute` beside the workers) conflicts, reads the run again, finds
 the batch done and drops what it computed.
 
-Nothing waits for ever: a worker whose predecessor has not committed after
-`patience` seconds (a worker died holding it, and its redelivery sits behind
-batches others hold) bills the run's next batch itself, as `billrun run execute`
-would, and goes back to waiting for its own.
+Nothing waits for ever: a worker that has seen no batch of the run commit for
+its patience (`Patience`: BILLRUN_BATCH_ACK_WAIT, or three times the longest gap
+between commits it has seen, whichever is longer; a worker died holding the next
+batch, and its redelivery sits behind batches others hold) bills the run's next
+batch itself, as `billrun run execute` would, and goes back to waiting for its
+own. Patience counts from the last commit seen, not from when the worker began
+waiting: a worker holding a batch far down the run waits as long as it moves.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.runs.dispatch import POLL_S, refreshed, still_billing
+from application.runs.dispatch import POLL_S, Patience, refreshed, still_billing
 from application.runs.executor import BillRunExecutor, PreparedBatch
 from application.shared.app import Billing
 from domain.runs.bill_run import BillRun
@@ -49,7 +52,8 @@ class BatchWorker:
 
     def __init__(self, billing: Billing, patience: float, poll: float = POLL_S) -> None:
         self.billing = billing
-        self.patience = patience
+        self.patience = Patience(patience)
+        """Kept across orders: the gaps a worker saw on its earlier batches count."""
         self.poll = poll
 
     def handle(self, order: BatchOrder) -> str:
@@ -61,11 +65,14 @@ class BatchWorker:
         executor = BillRunExecutor(self.billing, order.size)
         prepared = self._prepare(executor, run, order)
         helped = 0
-        waited_since = time.monotonic()
+        waited_since, cursor = time.monotonic(), run.cursor
         while True:
             run = refreshed(self.billing, run)
             if self._done(run, order):
                 return "billed by another executor"
+            if run.cursor != cursor:  # the run moves: nobody ahead of us is stuck
+                self.patience.saw_gap(order.run_id, time.monotonic() - waited_since)
+                waited_since, cursor = time.monotonic(), run.cursor
             if run.cursor == order.after:
                 try:
                     executor.commit_billing(run, self.billing.get_invoice_sequence(), prepared)
@@ -81,7 +88,7 @@ class BatchWorker:
                     if self._done(run, order):
                         return "billed by another executor"
                     prepared = self._prepare(executor, run, order)
-            elif time.monotonic() - waited_since > self.patience:
+            elif time.monotonic() - waited_since > self.patience.of(order.run_id):
                 if self._help(executor, run):
                     helped += 1
                 else:  # what the failed commit recorded on `run` was not saved
@@ -107,7 +114,7 @@ class BatchWorker:
         if not positions:
             return False
         log.warning("run %s: batch after %d stalled for %.0f s: billing it here",
-                    run.run_id, run.cursor, self.patience)  # fmt: skip
+                    run.run_id, run.cursor, self.patience.of(run.run_id))  # fmt: skip
         try:
             prepared = executor.prepare_billing(run, positions)
             executor.commit_billing(run, self.billing.get_invoice_sequence(), prepared)

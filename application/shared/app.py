@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import EventStore, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, EnvType
 
 from application.shared.clock import Clock, system_clock
 from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.shared.ports import Seller
+from application.shared.snapshots import SNAPSHOT_CLASSES, SNAPSHOT_INTERVAL, snapshots_due
 from domain.billing.account import Account
 from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
 from domain.invoicing.bill_group import BillGroup
@@ -37,8 +38,9 @@ from domain.shared.ids import (
     entity_uuid,
     run_uuid,
 )
-from domain.shared.model import Aggregate, DomainEvent
+from domain.shared.model import Aggregate, AggregateSnapshot, DomainEvent
 from infrastructure.event_store import EventStoreQueries
+from infrastructure.persistence import schema_lock
 from infrastructure.settings import DEFAULT_PAYMENT_GATEWAY
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -56,13 +58,31 @@ class Billing(Application[UUID]):
     (BILLRUN_PAYMENT_GATEWAY, `Settings.payment_gateway`): see `payment_gateway`."""
 
     name = "Billing"
+    env: ClassVar[dict[str, str]] = {"IS_SNAPSHOTTING_ENABLED": "y"}
+    """The library's snapshot store (`<name>_snapshots`): see `application.shared.snapshots`."""
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        clock: Clock = system_clock,
+        snapshot_interval: int = SNAPSHOT_INTERVAL,
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        self.snapshot_interval = snapshot_interval
+        """Events between two snapshots of an account (`application.shared.snapshots`)."""
         if not isinstance(self.recorder, PostgresApplicationRecorder):
             raise TypeError("billrun stores its events in PostgreSQL (PERSISTENCE_MODULE)")
-        self.queries = EventStoreQueries(self.recorder, self.mapper)
+        self.queries = EventStoreQueries(
+            self.recorder, self.mapper, self.snapshots.recorder if self.snapshots else None
+        )
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The library's snapshot store, its table created one process at a time
+        (as the events table: `ArrayInsertRecorder.create_table`)."""
+        datastore = cast(PostgresApplicationRecorder, self.recorder).datastore
+        with schema_lock(datastore, f"{self.name.lower()}_snapshots"):
+            return super().construct_snapshot_store()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """The library's configuration: exactly `env` (from `eventsourcing_environment`).
@@ -91,7 +111,15 @@ class Billing(Application[UUID]):
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        if self.snapshots is not None:
+            # After the commit, and not in its transaction: a snapshot is a cache of
+            # the events just stored, so losing one to a crash here costs a longer
+            # load, never a wrong one.
+            due = snapshots_due(
+                processing_event.events, processing_event.aggregates, self.snapshot_interval
+            )
+            if due:
+                self.snapshots.put(due)
         self._notify(recordings)
         return recordings
 
@@ -200,8 +228,9 @@ class Billing(Application[UUID]):
     def load_many(self, cls: type[TAggregate], ids: Sequence[UUID]) -> dict[UUID, TAggregate]:
         """Rebuild many aggregates from one query (missing ids are left out)."""
         loaded: dict[UUID, TAggregate] = {}
-        for aggregate_id, events in self.queries.events_of_many(ids).items():
-            aggregate = cls.project(None, _as_domain_events(events))
+        snapshots = cls in SNAPSHOT_CLASSES
+        for aggregate_id, events in self.queries.events_of_many(ids, snapshots).items():
+            aggregate = cls.project(None, _as_loaded(events))
             if aggregate is not None:
                 loaded[aggregate_id] = aggregate
         return loaded
@@ -220,4 +249,11 @@ class Billing(Application[UUID]):
 def _as_domain_events(events: Any) -> Iterator[DomainEvent]:
     for event in events:
         assert isinstance(event, DomainEvent)
+        yield event
+
+
+def _as_loaded(events: Any) -> Iterator[DomainEvent | AggregateSnapshot]:
+    """Events, the first of which may be a snapshot (`events_of_many`)."""
+    for event in events:
+        assert isinstance(event, DomainEvent | AggregateSnapshot)
         yield event

@@ -33,7 +33,7 @@ from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
 from domain.runs.statistics import BatchStatistics
 from domain.shared.periods import Period
-from entrypoints.commands.runs import key_value_table, report_tables, status_rows
+from entrypoints.run_tables import key_value_table, report_tables, status_rows
 from infrastructure.topics import topic_of
 from projections.catalog import READ_MODELS, ReadSide
 from projections.invoices import InvoicesProjection, InvoicesView

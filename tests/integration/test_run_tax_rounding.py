@@ -29,7 +29,8 @@ from domain.invoicing.invoice import Invoice
 from domain.runs.settings import Selection
 from domain.shared.ids import invoice_uuid
 from domain.shared.periods import Period
-from entrypoints.commands.runs import report_tables, run_json
+from entrypoints.commands.runs import run_json
+from entrypoints.run_tables import report_tables
 from projections.catalog import ReadSide
 from projections.run_report import RunReportProjection, RunReportView
 from projections.view import catch_up, open_view

@@ -2,11 +2,13 @@
 together over a NATS work queue, one of them is killed with `kill -9` while it holds
 a batch, and the run ends exactly as a single process makes it: the same invoices,
 numbers, totals, billings and statistics, nothing billed twice, and the dead
-worker's batch handed to another."""
+worker's batch handed to another. A scheduled run, executed by a `billrun worker`'s
+manager, is shared the same way."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -16,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
+import nats.js.errors
 import pytest
 
 from application.runs.executor import BillRunExecutor
@@ -90,8 +94,31 @@ def prefix(nats_server: str) -> Iterator[str]:
     """A BILLRUN_NATS_PREFIX of the test's own; its run queue is deleted afterwards."""
     tag = f"test-{secrets.token_hex(4)}"
     yield tag
-    names = RunQueueNames.of(StreamNames.for_prefix(tag, "test"))
-    asyncio.run(delete_run_queue(nats_server, names))
+    names = StreamNames.for_prefix(tag, "test")
+    asyncio.run(delete_run_queue(nats_server, RunQueueNames.of(names)))
+    asyncio.run(_delete_streams(nats_server, names.stream, names.dead_letter_stream))
+
+
+async def _delete_streams(url: str, *streams: str) -> None:
+    """The event streams a full `billrun worker` of the test's prefix made."""
+    nc = await nats.connect(url)
+    try:
+        for stream in streams:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await nc.jetstream().delete_stream(stream)
+    finally:
+        await nc.close()
+
+
+def worker_env(database_url: str, nats_server: str, prefix: str, home: Path) -> dict[str, str]:
+    env = cli_env(database_url, BATCH_SIZE)
+    env.update(
+        BILLRUN_NATS_URL=nats_server,
+        BILLRUN_NATS_PREFIX=prefix,
+        BILLRUN_BATCH_ACK_WAIT=str(ACK_WAIT_S),
+        BILLRUN_HOME=str(home),
+    )
+    return env
 
 
 def test_three_workers_one_killed_mid_batch_bill_the_run_as_one_process_does(
@@ -99,13 +126,7 @@ def test_three_workers_one_killed_mid_batch_bill_the_run_as_one_process_does(
 ) -> None:
     with billing_on(database_url) as billing:
         prepare(billing)
-    env = cli_env(database_url, BATCH_SIZE)
-    env.update(
-        BILLRUN_NATS_URL=nats_server,
-        BILLRUN_NATS_PREFIX=prefix,
-        BILLRUN_BATCH_ACK_WAIT=str(ACK_WAIT_S),
-        BILLRUN_HOME=str(tmp_path / "home"),
-    )
+    env = worker_env(database_url, nats_server, prefix, tmp_path / "home")
     workers = [Process(env, "worker", "--batches-only", "-v") for _ in range(3)]
     coordinator: Process | None = None
     try:
@@ -137,6 +158,46 @@ def test_three_workers_one_killed_mid_batch_bill_the_run_as_one_process_does(
         assert all(len(w.taken()) >= 1 for w in survivors), "every live worker took batches"
     finally:
         for process in [*workers, *([coordinator] if coordinator else [])]:
+            process.stop()
+
+    assert outcome(database_url, RUN) == single_process
+    with EventLog(database_url) as log:
+        numbers = log.closed_numbers()
+        assert numbers == list(range(1, len(numbers) + 1))
+        assert log.batches_committed() == BATCHES
+        assert_billed_at_most_once(log)
+
+
+def test_a_scheduled_run_executed_by_the_workers_manager_is_billed_by_every_worker(
+    database_url: str, nats_server: str, prefix: str, tmp_path: Path, single_process: dict
+) -> None:
+    with billing_on(database_url) as billing:
+        prepare(billing)  # the run is scheduled: a manager claims it
+    env = worker_env(database_url, nats_server, prefix, tmp_path / "home")
+    helpers = [Process(env, "worker", "--batches-only", "-v") for _ in range(2)]
+    full: Process | None = None
+    try:
+        wait_until(
+            lambda: all(any("billing run batches" in line for line in w.lines) for w in helpers),
+            timeout=60,
+            what="the helpers to start",
+        )
+        full = Process(env, "worker", "-v")
+        with billing_on(database_url) as billing:
+            wait_until(
+                lambda: billing.get_run(RUN).is_completed,
+                timeout=180,
+                interval=0.5,
+                what="the worker's manager to complete the run",
+            )
+        everyone = [full, *helpers]
+        # Every batch went through the queue, and the helpers billed their share.
+        taken = {after for w in everyone for after, _ in w.taken()}
+        assert len(taken) == BATCHES
+        assert all(w.taken() for w in helpers), "every helper took batches"
+        assert any("claimed run" in line for line in full.lines)
+    finally:
+        for process in [*helpers, *([full] if full else [])]:
             process.stop()
 
     assert outcome(database_url, RUN) == single_process

@@ -27,6 +27,7 @@ CONTEXTS_BELOW = {
 BILLING_METHODS = {
     "__init__",
     "construct_env",
+    "construct_snapshot_store",
     "save",
     "get_account",
     "get_run",
