@@ -4,6 +4,7 @@ same run.
 
     python bench/bill_run.py                       # 100,000 accounts, readable output
     python bench/bill_run.py --accounts 20000 --json
+    python bench/bill_run.py --accounts 20000 --workers 4   # see docs/scaling.md
     python bench/bill_run.py --accounts 1000000 --no-reference --explain   # by hand
 
 Setup (not timed): a throwaway database, N accounts imported through
@@ -27,8 +28,10 @@ within a run shows. See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
+import itertools
 import json
 import math
 import sys
@@ -54,6 +57,7 @@ from application.shared.app import Billing
 from bench.common import (
     GcTimer,
     RssSampler,
+    WaitSampler,
     cpu_seconds,
     current_rss_mb,
     load_average,
@@ -68,7 +72,9 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
+from bench.workers import batch_workers, nats_for_bench
 from domain.billing.events import AccountOpened
+from domain.runs.events import RunBatchCompleted
 from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 from infrastructure.topics import topic_of
@@ -168,6 +174,14 @@ def written_since(url: str, table: str, after: int) -> tuple[int, float]:
         ).fetchone()
     assert row is not None
     return int(row[0]), float(row[1])
+
+
+def longest_commit_gap(billing: Billing, run_id: UUID) -> float:
+    """The longest time between two of the run's billing checkpoints: what the
+    workers' patience (BILLRUN_BATCH_ACK_WAIT) must stay above (docs/scaling.md)."""
+    stamps = [e.timestamp for e in billing.events.get(run_id) if isinstance(e, RunBatchCompleted)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    return round(max(gaps, default=0.0), 3)
 
 
 def import_in_files(billing: Billing, accounts: int, file_size: int) -> dict[str, Any]:
@@ -310,13 +324,19 @@ def bench(
     batch_size: int,
     profile: Path | None,
     array_reference: bool = True,
+    workers: int = 0,
+    nats_url: str | None = None,
     file_size: int = 100_000,
     explain: bool = False,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size}
+    result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size, "workers": workers}
     revision = source_revision()
     load_before = load_average()
-    with postgres_server() as server, throwaway_database(server.url) as url:
+    with (
+        postgres_server() as server,
+        throwaway_database(server.url) as url,
+        nats_for_bench(nats_url) if workers else contextlib.nullcontext("") as nats,
+    ):
         billing = Billing(eventsourcing_environment(url))
         try:
             log(f"importing {accounts:,} accounts in files of at most {file_size:,}")
@@ -326,17 +346,33 @@ def bench(
                 settle(url, [billing.queries.table_name])
             gc.collect()
             head = billing.queries.head()
-            log(f"executing run {RUN_ID} in batches of {batch_size}")
+            log(f"executing run {RUN_ID} in batches of {batch_size}, {workers} workers")
             profiler = cProfile.Profile() if profile else None
             curve = Curve(accounts)
-            cpu_before = cpu_seconds()
-            with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
-                if profiler:
-                    profiler.enable()
-                execution = BillRunExecutor(billing, batch_size, on_progress=curve).execute(RUN_ID)
-                if profiler:
-                    profiler.disable()
-            cpu = cpu_seconds() - cpu_before
+            with (
+                batch_workers(workers, url, nats, billing)
+                if workers
+                else contextlib.nullcontext(None) as pool
+            ):
+                dispatch = pool.dispatch if pool else None
+                workers_cpu = pool.cpu_seconds() if pool else 0.0
+                cpu_before = cpu_seconds()
+                with (
+                    RssSampler() as rss,
+                    GcTimer() as collector,
+                    WaitSampler(url) as waits,
+                    stopwatch() as timed,
+                ):
+                    if profiler:
+                        profiler.enable()
+                    executor = BillRunExecutor(
+                        billing, batch_size, on_progress=curve, dispatch=dispatch
+                    )
+                    execution = executor.execute(RUN_ID)
+                    if profiler:
+                        profiler.disable()
+                cpu = cpu_seconds() - cpu_before
+                workers_cpu = (pool.cpu_seconds() - workers_cpu) if pool else 0.0
             if profiler and profile:
                 profiler.dump_stats(profile)
                 log(f"profile of the timed section written to {profile}")
@@ -356,7 +392,7 @@ def bench(
                 plans = explain_hot_queries(url, billing.queries.table_name, batch_size)
             log("measuring the ceiling")
             # RunStarted and RunCompleted are one-event transactions; the rest are batches.
-            per_transaction = round((events - 2) / max(execution.batches_committed, 1))
+            per_transaction = round((events - 2) / max(run.batches, 1))
             ceiling = measure_ceiling(url, events, per_transaction, round(state_bytes))
             reference = None
             if array_reference:
@@ -368,6 +404,7 @@ def bench(
                 events=events,
                 seconds=round(timed[0], 3),
                 cpu_seconds=round(cpu, 3),
+                workers_cpu_seconds=round(workers_cpu, 3),
                 gc_seconds=round(collector.total_seconds, 3),
                 gc_collections=collector.collections,
                 gc_seconds_by_generation=[round(t, 3) for t in collector.seconds],
@@ -380,7 +417,9 @@ def bench(
                 run_rss_peak_mb=round(rss.peak_mb, 1),
                 run_rss_growth_mb=round(rss.peak_mb - rss.start_mb, 1),
                 curve=curve.points,
-                batches=execution.batches_committed,
+                batches=run.batches,
+                longest_commit_gap_s=longest_commit_gap(billing, run.id),
+                database_waits=waits.summary(),
                 conflicts=execution.conflicts,
                 events_per_transaction=per_transaction,
                 state_bytes=round(state_bytes),
@@ -417,7 +456,8 @@ def human(r: dict[str, Any]) -> str:
         "peak RSS < 1 GB": r["peak_rss_mb"] < 1024,
     }
     lines = [
-        f"bill run: {r['accounts']:,} accounts, batches of {r['batch_size']:,} "
+        f"bill run: {r['accounts']:,} accounts, batches of {r['batch_size']:,}, "
+        f"{_workers(r)} "
         f"({r['batches']} batches, {r['events_per_transaction']:,} events per transaction)",
         f"  {r['seconds']:.2f} s  {r['accounts_per_s']:>10,.0f} accounts/s"
         f"  {r['events_per_s']:>10,.0f} events/s  ({r['events']:,} events,"
@@ -430,6 +470,7 @@ def human(r: dict[str, Any]) -> str:
         f"  ({c['events']:,} events, {c['state_bytes']} B state)",
         f"ratio (run events/s / ceiling events/s): {r['ratio']:.2f}",
         *_reference_lines(r),
+        _waits_line(r),
         f"peak RSS: {r['peak_rss_mb']:,.0f} MB (whole process, import included); "
         f"during the run {r['run_rss_start_mb']:,.0f} -> {r['run_rss_peak_mb']:,.0f} MB "
         f"(+{r['run_rss_growth_mb']:,.0f} MB)",
@@ -452,6 +493,25 @@ def human(r: dict[str, Any]) -> str:
         "targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdict.items()),
     ]
     return "\n".join(lines)
+
+
+def _waits_line(r: dict[str, Any]) -> str:
+    w = r["database_waits"]
+    top = ", ".join(f"{k} {n}" for k, n in list(w["backend_waits"].items())[:3])
+    return (
+        f"database during the run: a backend waiting on a lock in "
+        f"{w['share_with_a_lock_wait']:.0%} of {w['samples']} samples; "
+        f"longest gap between commits {r['longest_commit_gap_s']:.1f} s; waits: {top}"
+    )
+
+
+def _workers(r: dict[str, Any]) -> str:
+    if not r["workers"]:
+        return "in this process"
+    return (
+        f"by {r['workers']} `billrun worker --batches-only` processes "
+        f"({r['workers_cpu_seconds']:.1f} s CPU between them)"
+    )
 
 
 def _reference_lines(r: dict[str, Any]) -> list[str]:
@@ -483,6 +543,18 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the reference ceiling measured with billrun's ArrayInsertRecorder",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="bill through N `billrun worker --batches-only` processes over NATS "
+        "(`run execute --workers`); 0 (default): in this process",
+    )
+    parser.add_argument(
+        "--nats-url",
+        help="NATS for --workers (default: BILLRUN_NATS_URL, BILLRUN_TEST_NATS_URL, "
+        "else an embedded server); the bench uses a prefix of its own",
+    )
+    parser.add_argument(
         "--import-file-size",
         type=int,
         default=100_000,
@@ -494,13 +566,18 @@ def main(argv: list[str] | None = None) -> int:
         help="EXPLAIN (ANALYZE, BUFFERS) the run's hot queries after the run",
     )
     args = parser.parse_args(argv)
-    if args.accounts < 1 or args.batch_size < 1 or args.import_file_size < 1:
-        parser.error("--accounts, --batch-size and --import-file-size must be at least 1")
+    if min(args.accounts, args.batch_size, args.import_file_size) < 1 or args.workers < 0:
+        parser.error(
+            "--accounts, --batch-size and --import-file-size must be at least 1, "
+            "--workers at least 0"
+        )
     result = bench(
         args.accounts,
         args.batch_size,
         args.profile,
         not args.no_reference,
+        args.workers,
+        args.nats_url,
         args.import_file_size,
         args.explain,
     )

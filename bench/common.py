@@ -203,6 +203,53 @@ class RssSampler:
             self.peak_mb = max(self.peak_mb, current_rss_mb())
 
 
+class WaitSampler:
+    """What the database's client backends are doing, sampled every `interval`
+    seconds from one connection of its own while a block runs: per sample, each
+    active backend's wait (`Lock:relation` is a writer queued on the events
+    table's lock, `Client:ClientRead` a backend waiting for its client, `CPU`
+    none), and whether any backend waited on a lock at all."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-') "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND state <> 'idle'"
+    )
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        self.url = url
+        self.interval = interval
+        self.samples = 0
+        self.lock_samples = 0
+        self.waits: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                waits = [row[0] for row in conn.execute(self.QUERY).fetchall()]
+                self.samples += 1
+                self.lock_samples += any(w.startswith("Lock:") for w in waits)
+                for wait in waits:
+                    self.waits[wait] = self.waits.get(wait, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "share_with_a_lock_wait": round(self.lock_samples / max(self.samples, 1), 3),
+            "backend_waits": dict(sorted(self.waits.items(), key=lambda kv: -kv[1])),
+        }
+
+
 class GcTimer:
     """Collections by generation, and the CPU seconds spent in them, inside a block
     (thread CPU time, so being descheduled on a busy machine does not count)."""

@@ -1,20 +1,24 @@
-"""Rendering benchmark: invoice PDFs per second across worker processes, against
-WeasyPrint's layout alone measured in the same run.
+"""Rendering benchmark: invoice PDFs per second across worker processes, plain and
+Factur-X (PDF/A-3b), against WeasyPrint rendering a minimal page in the same run.
 
-    python bench/render.py                   # 400 PDFs per round, 2 processes, 3 rounds
+    python bench/render.py                   # 400 invoices per round, 2 processes, 3 rounds
     python bench/render.py --pdfs 200 --json
     python bench/render.py --variants        # what each renderer choice buys, one core
 
 Each PDF is a one-page invoice with 8 lines, rendered by `InvoiceRenderer`, the
 renderer `InvoiceDocuments.render` uses: jinja2 template, WeasyPrint layout, PDF
-with subset fonts. Every worker process builds its renderer and renders one PDF
-before timing starts (the steady state a render consumer runs in). Timed: the
-wall-clock time from handing out the invoices to the last PDF coming back.
+with the shipped font subset per PDF. The Factur-X variant is the same invoice
+as PDF/A-3b with its CII attached (`render_facturx`). Every worker process
+builds its renderer and renders one of each before timing starts (the steady
+state a render consumer runs in). Timed: the wall-clock time from handing out
+the invoices to the last PDF coming back.
 
-The ceiling is the same work without writing the PDF: template + WeasyPrint
-`HTML(...).render()` (parse, cascade, layout), in the same worker pool. `ratio`
-= PDFs/s ÷ layout/s. PDF and layout alternate every 40 invoices so a burst of
-load from other processes hits both; the totals are summed over rounds. No database is
+The ceiling is WeasyPrint itself: a minimal one-page document (a heading and a
+sentence in the same font, regular and bold) parsed, laid out and written as a
+PDF by the same pool, with the same font configuration. `ratio` = invoices/s ÷
+minimal pages/s: how close the invoice comes to the cheapest page WeasyPrint
+can make. The three alternate every 40 invoices so a burst of load from other
+processes hits them alike; the totals are summed over rounds. No database is
 involved: the invoices are built in memory. See docs/benchmarks.md.
 """
 
@@ -43,7 +47,7 @@ from domain.billing.lines import InvoiceLine
 from domain.invoicing.invoice import Invoice
 from domain.shared.ids import package_line_uuid
 from infrastructure.collector import collector_paused
-from infrastructure.rendering.renderer import InvoiceRenderer
+from infrastructure.rendering.renderer import InvoiceRenderer, refusing_fetcher
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 ITEMS = [
@@ -92,7 +96,7 @@ def sample_document(index: int, lines: int = 8) -> InvoiceDocument:
 # Worker processes ---------------------------------------------------------------
 
 SLICE = 40
-"""Invoices rendered as PDFs, then laid out, before switching back."""
+"""Invoices rendered as each kind (PDF, Factur-X, minimal page) before switching."""
 
 # Each worker's renderer, built once by the pool's initializer.
 _worker: dict[str, Any] = {}
@@ -101,7 +105,17 @@ _worker: dict[str, Any] = {}
 def _init_worker(lines: int) -> None:
     renderer = InvoiceRenderer()
     renderer.render_pdf(sample_document(0, lines))  # warm up: fonts, templates, stylesheet
-    _worker.update(renderer=renderer, lines=lines)
+    renderer.render_facturx(sample_document(0, lines))
+    from weasyprint.text.fonts import FontConfiguration
+
+    _worker.update(
+        renderer=renderer,
+        lines=lines,
+        options=renderer.pdf_options,
+        font_config=FontConfiguration(),
+        fetcher=refusing_fetcher(),
+    )
+    _minimal(0)
 
 
 def _pdf(index: int) -> int:
@@ -111,10 +125,43 @@ def _pdf(index: int) -> int:
     return len(pdf)
 
 
-def _layout(index: int) -> int:
-    document = _worker["renderer"].layout(sample_document(index, _worker["lines"]))
-    return len(document.pages)
+def _facturx(index: int) -> int:
+    pdf: bytes = _worker["renderer"].render_facturx(sample_document(index, _worker["lines"]))
+    if not pdf.startswith(b"%PDF-"):
+        raise RuntimeError(f"invoice {index}: not a PDF")
+    return len(pdf)
 
+
+MINIMAL_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Minimal</title>
+<style>
+@font-face {{ font-family: "Billrun Sans"; font-weight: normal;
+             src: url("billrun-font:BillrunSans-Regular.ttf") }}
+@font-face {{ font-family: "Billrun Sans"; font-weight: bold;
+             src: url("billrun-font:BillrunSans-Bold.ttf") }}
+@page {{ size: A4; margin: 16mm }}
+html {{ font-family: "Billrun Sans"; font-size: 8.5pt }}
+h1 {{ font-size: 22pt; font-weight: bold }}
+</style></head>
+<body><h1>INVOICE</h1><p>Customer {index} Holdings: EUR 2,600.40 due 2 March 2026.</p></body>
+</html>"""
+
+
+def _minimal(index: int) -> int:
+    """WeasyPrint's cheapest page: a heading and a sentence in the invoice's fonts,
+    with a font configuration kept per process as the renderer keeps its own."""
+    from weasyprint import HTML
+
+    html = HTML(string=MINIMAL_PAGE.format(index=index), url_fetcher=_worker["fetcher"])
+    options = _worker["options"]
+    with collector_paused():  # as in render_pdf
+        document = html.render(font_config=_worker["font_config"], **options)
+        pdf: bytes = document.write_pdf(**options)
+    if len(document.pages) != 1 or not pdf.startswith(b"%PDF-"):
+        raise RuntimeError("the minimal document must be a one-page PDF")
+    return len(pdf)
+
+
+KINDS = {"pdf": _pdf, "facturx": _facturx, "minimal": _minimal}
 
 # Measuring ----------------------------------------------------------------------
 
@@ -153,7 +200,7 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     from weasyprint import HTML
     from weasyprint.text.fonts import FontConfiguration
 
-    from infrastructure.rendering.renderer import PDF_OPTIONS, refusing_fetcher
+    from infrastructure.rendering.renderer import PDF_OPTIONS, TEMPLATES
 
     renderer = InvoiceRenderer()
     document = sample_document(1, lines)
@@ -162,7 +209,9 @@ def variants(lines: int, rounds: int = 6, per_round: int = 3) -> dict[str, dict[
     def naive(options: dict[str, Any], pause_gc: bool = False) -> bytes:
         # A new font configuration and the stylesheet parsed inside each document.
         html = HTML(
-            string=renderer.render_html(document, standalone=True), url_fetcher=refusing_fetcher()
+            string=renderer.render_html(document, standalone=True),
+            base_url=str(TEMPLATES),  # the stylesheet's fonts are relative to it
+            url_fetcher=refusing_fetcher(),
         )
         with collector_paused() if pause_gc else contextlib.nullcontext():
             pdf: bytes = html.render(font_config=FontConfiguration(), **options).write_pdf(
@@ -223,10 +272,22 @@ def _gc_on(renderer: InvoiceRenderer, document: InvoiceDocument) -> bytes:
     return pdf
 
 
-def font_subsetter() -> str:
-    from weasyprint.text.ffi import harfbuzz_subset
+def use_subsetter(name: str) -> None:
+    """`fonttools`: subset fonts as a fresh machine does (no libharfbuzz-subset),
+    even where the library is installed; `installed`: whatever this machine has.
+    Set before the pool forks, so every worker inherits it."""
+    import weasyprint.pdf.fonts
 
-    return "fonttools" if harfbuzz_subset is None else "harfbuzz (libharfbuzz-subset)"
+    if name == "fonttools":
+        weasyprint.pdf.fonts.harfbuzz_subset = None
+
+
+def font_subsetter() -> str:
+    import weasyprint.pdf.fonts
+
+    if weasyprint.pdf.fonts.harfbuzz_subset is None:
+        return "fonttools"
+    return "harfbuzz (libharfbuzz-subset)"
 
 
 def bench(
@@ -236,37 +297,29 @@ def bench(
 
     load_before = load_average()
     per_round: list[dict[str, float]] = []
-    sizes: list[int] = []
-    pdf_seconds = layout_seconds = 0.0
+    sizes: dict[str, list[int]] = {}
+    seconds = dict.fromkeys(KINDS, 0.0)
     context = multiprocessing.get_context("fork")
     with context.Pool(processes, initializer=_init_worker, initargs=(lines,)) as pool:
         pool.map(_pdf, range(processes), chunksize=1)  # every worker started and warm
         for round_no in range(1, rounds + 1):
             start = round_no * pdfs
-            round_pdf = round_layout = 0.0
-            # PDF and layout alternate in slices of the round, so a burst of load
-            # from other processes lands on both sides of the ratio alike.
+            this_round = dict.fromkeys(KINDS, 0.0)
+            # The kinds alternate in slices of the round, so a burst of load from
+            # other processes lands on every side of the ratios alike.
             for first in range(start, start + pdfs, SLICE):
                 indexes = range(first, min(first + SLICE, start + pdfs))
-                with stopwatch() as pdf_time:
-                    sizes = pool.map(_pdf, indexes, chunksize=4)
-                with stopwatch() as layout_time:
-                    pages = pool.map(_layout, indexes, chunksize=4)
-                if any(p != 1 for p in pages):
-                    raise RuntimeError("an 8-line invoice must be one page")
-                round_pdf += pdf_time[0]
-                round_layout += layout_time[0]
-            pdf_seconds += round_pdf
-            layout_seconds += round_layout
-            per_round.append(
-                {
-                    "pdfs_per_s": round(pdfs / round_pdf, 1),
-                    "layout_per_s": round(pdfs / round_layout, 1),
-                }
-            )
+                for kind, work in KINDS.items():
+                    with stopwatch() as elapsed:
+                        sizes[kind] = pool.map(work, indexes, chunksize=4)
+                    this_round[kind] += elapsed[0]
+            for kind in KINDS:
+                seconds[kind] += this_round[kind]
+            per_round.append({f"{kind}_per_s": round(pdfs / this_round[kind], 1) for kind in KINDS})
             log(
-                f"round {round_no}: {per_round[-1]['pdfs_per_s']} PDFs/s, "
-                f"layout alone {per_round[-1]['layout_per_s']}/s"
+                f"round {round_no}: {per_round[-1]['pdf_per_s']} PDFs/s, "
+                f"{per_round[-1]['facturx_per_s']} Factur-X/s, "
+                f"minimal page {per_round[-1]['minimal_per_s']}/s"
             )
     profiler = cProfile.Profile() if profile else None
     if profiler:
@@ -278,20 +331,23 @@ def bench(
         profiler.disable()
         profiler.dump_stats(str(profile))
     total = pdfs * rounds
-    pdfs_per_s = total / pdf_seconds
-    ceiling = total / layout_seconds
+    rate = {kind: total / seconds[kind] for kind in KINDS}
     one_core = stages(lines)
     per_pdf_ms = sum(one_core.values())
     return {
         "pdfs": total,
-        "seconds": round(pdf_seconds, 3),
-        "pdfs_per_s": round(pdfs_per_s, 1),
-        "layout_ceiling_per_s": round(ceiling, 1),
-        "ratio": round(pdfs_per_s / ceiling, 3),
+        "seconds": round(seconds["pdf"], 3),
+        "pdfs_per_s": round(rate["pdf"], 1),
+        "facturx_per_s": round(rate["facturx"], 1),
+        "ceiling_per_s": round(rate["minimal"], 1),
+        "ratio": round(rate["pdf"] / rate["minimal"], 3),
+        "facturx_ratio": round(rate["facturx"] / rate["minimal"], 3),
+        "ceiling": "WeasyPrint: a minimal one-page document in the same font, as a PDF",
         "processes": processes,
         "rounds": per_round,
         "lines_per_invoice": lines,
-        "pdf_bytes": round(sum(sizes) / len(sizes)),
+        "pdf_bytes": round(sum(sizes["pdf"]) / len(sizes["pdf"])),
+        "facturx_bytes": round(sum(sizes["facturx"]) / len(sizes["facturx"])),
         "stages_one_core": one_core,
         # What the processes would reach with a core each and nothing else
         # running: the context for figures taken on a shared machine.
@@ -311,9 +367,10 @@ def human(r: dict[str, Any]) -> str:
         [
             f"{r['pdfs']:,} invoice PDFs ({r['lines_per_invoice']} lines, "
             f"{r['pdf_bytes']:,} bytes each) on {r['processes']} processes: "
-            f"{r['pdfs_per_s']:,.1f} PDFs/s ({r['seconds']:.1f} s)",
-            f"ceiling, WeasyPrint layout alone: {r['layout_ceiling_per_s']:,.1f}/s; "
-            f"ratio {r['ratio']:.2f}",
+            f"{r['pdfs_per_s']:,.1f} PDFs/s ({r['seconds']:.1f} s); "
+            f"Factur-X PDF/A-3b ({r['facturx_bytes']:,} bytes): {r['facturx_per_s']:,.1f}/s",
+            f"ceiling, WeasyPrint's minimal one-page PDF: {r['ceiling_per_s']:,.1f}/s; "
+            f"ratio {r['ratio']:.2f} (Factur-X {r['facturx_ratio']:.2f})",
             f"one core, per PDF: template {s['template_ms']} ms, layout {s['layout_ms']} ms, "
             f"write_pdf {s['write_pdf_ms']} ms; fonts subset by {r['font_subsetter']}",
             f"CPU-bound estimate, a free core per process: {r['cpu_bound_estimate_per_s']}/s",
@@ -330,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--lines", type=int, default=8, help="lines per invoice (default: 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--subsetter",
+        choices=("fonttools", "installed"),
+        default="fonttools",
+        help="fonttools (default): subset fonts as a fresh machine does, even where "
+        "libharfbuzz-subset is installed; installed: whatever this machine has",
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of 50 PDFs to this file")
     parser.add_argument(
         "--variants",
@@ -339,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.pdfs, args.rounds, args.processes, args.lines) < 1:
         parser.error("--pdfs, --rounds, --processes and --lines must be at least 1")
+    use_subsetter(args.subsetter)
     if args.variants:
         compared = variants(args.lines, rounds=args.rounds * 2)
         if args.json:

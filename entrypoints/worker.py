@@ -4,8 +4,11 @@ in one process.
 Composition root for the asynchronous side: it builds the application services
 the consumers call, the relay that feeds them, and runs both, with the audit
 seal kept up to date and scheduled runs queued and executed, until told to stop.
-Stopping is graceful: the relay finishes its window in flight and saves its
-position; the consumers finish the messages they hold (unacknowledged ones are
+The manager hands a run's billing batches to the deployment's run queue, and
+every worker (this one too) bills them: any number of `billrun worker
+--batches-only` on any host share a scheduled run (docs/scaling.md). Stopping
+is graceful: the relay finishes its window in flight and saves its position;
+the consumers finish the messages they hold (unacknowledged ones are
 redelivered to the next worker); the manager stops the run in hand at its next
 checkpoint and releases its lease.
 """
@@ -24,6 +27,8 @@ from application.invoicing.delivery import invoice_delivery
 from application.invoicing.documents import invoice_documents
 from application.invoicing.processing import InvoiceProcessing
 from application.receivables.dunning_notices import dunning_notices
+from application.runs.batch_worker import BatchWorker
+from application.runs.dispatch import BatchDispatch
 from application.runs.scheduler import Manager, Pass, Scheduling
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import (
@@ -34,6 +39,7 @@ from infrastructure.messaging import (
     stream_names,
 )
 from infrastructure.relay import NotificationLog, Relay, RelayError, RelayPositions
+from infrastructure.run_queue import BatchOrder, RunQueueNames, publish_orders, work_batches
 from projections.audit_seal import seal_up_to_head
 
 if TYPE_CHECKING:
@@ -72,13 +78,16 @@ async def keep_scheduling(
     interval: float = SCHEDULE_INTERVAL_S,
     once: bool = False,
     holder: str | None = None,
+    dispatch: BatchDispatch | None = None,
 ) -> Pass:
     """Queue the runs schedules make due and execute queued runs
     (application/runs/scheduler.py), every `interval` seconds until `stop` (`once`: one
     pass). The blocking work runs in a thread; `stop` reaches the run in hand at
-    its next checkpoint, which releases its lease for another manager. Returns the
-    last pass."""
-    scheduling = Scheduling(Manager(rt.billing, holder, rt.settings.batch_size))
+    its next checkpoint, which releases its lease for another manager. With
+    `dispatch` (the worker's), a run's billing batches go to the deployment's
+    workers. Returns the last pass."""
+    manager = Manager(rt.billing, holder, rt.settings.batch_size, dispatch=dispatch)
+    scheduling = Scheduling(manager)
 
     async def stop_when_asked() -> None:
         await stop.wait()
@@ -101,6 +110,38 @@ async def keep_scheduling(
     finally:
         watcher.cancel()
     return last
+
+
+def run_queue_names(rt: Runtime, names: StreamNames | None = None) -> RunQueueNames:
+    return RunQueueNames.of(names or stream_names(rt.settings))
+
+
+def batch_dispatch(rt: Runtime, url: str, names: StreamNames | None = None) -> BatchDispatch:
+    """What a run's coordinator hands its batches out with: the deployment's run
+    queue on `url`, and the patience of BILLRUN_BATCH_ACK_WAIT before it bills a
+    stalled batch itself."""
+    queue = run_queue_names(rt, names)
+    ack_wait = rt.settings.batch_ack_wait
+
+    def publish(orders: list[BatchOrder]) -> None:
+        asyncio.run(publish_orders(url, queue, orders, ack_wait))
+
+    return BatchDispatch(rt.billing, publish, patience=ack_wait)
+
+
+async def keep_billing_batches(
+    rt: Runtime,
+    url: str,
+    stop: asyncio.Event,
+    names: StreamNames | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Bill the batches of shared runs (application/runs/batch_worker.py) that the
+    deployment's run queue hands this worker, until `stop`."""
+    ack_wait = rt.settings.batch_ack_wait
+    worker = BatchWorker(rt.billing, patience=ack_wait)
+    queue = run_queue_names(rt, names)
+    await work_batches(url, queue, worker.handle, stop, ack_wait, started)
 
 
 def topology(names: StreamNames) -> Topology:
@@ -162,12 +203,17 @@ async def run_worker(
     stop: asyncio.Event,
     names: StreamNames | None = None,
     started: asyncio.Event | None = None,
+    batches_only: bool = False,
 ) -> None:
-    """Relay and consume until `stop` is set. Raises what stopped it otherwise
-    (RelayError, e.g. another worker relaying or another deployment owning the
-    streams of this prefix; WorkerFault). `names` defaults to the settings'
-    (BILLRUN_NATS_PREFIX, BILLRUN_SOURCE)."""
+    """Relay and consume until `stop` is set (`batches_only`: only bill the batches
+    of shared runs, `keep_billing_batches`; any number of such workers may run).
+    Raises what stopped it otherwise (RelayError, e.g. another worker relaying or
+    another deployment owning the streams of this prefix; WorkerFault). `names`
+    defaults to the settings' (BILLRUN_NATS_PREFIX, BILLRUN_SOURCE)."""
     names = names or stream_names(rt.settings)
+    if batches_only:
+        await _bill_batches_only(rt, nats_url, stop, names, started)
+        return
     nc = await connect(nats_url, name="billrun-worker-setup", reconnect=False)
     try:
         await ensure_streams(nc.jetstream(), names)
@@ -190,7 +236,12 @@ async def run_worker(
             tasks = {
                 relaying,
                 asyncio.create_task(keep_sealing(rt, stop)),
-                asyncio.create_task(keep_scheduling(rt, stop)),
+                # The manager hands its runs' batches to the workers (this one
+                # among them, so a run never waits on an empty room).
+                asyncio.create_task(
+                    keep_scheduling(rt, stop, dispatch=batch_dispatch(rt, nats_url, names))
+                ),
+                asyncio.create_task(keep_billing_batches(rt, nats_url, stop, names)),
                 asyncio.create_task(watch_embedded_nats(nats_url, stop)),
             }
             stopping = asyncio.create_task(stop.wait())
@@ -217,5 +268,24 @@ async def run_worker(
                 f"({error or type(error).__name__}): messages in hand were not "
                 "acknowledged and will be redelivered; nothing is lost."
             )
+    if failure is not None:
+        raise failure
+
+
+async def _bill_batches_only(
+    rt: Runtime,
+    nats_url: str,
+    stop: asyncio.Event,
+    names: StreamNames,
+    started: asyncio.Event | None,
+) -> None:
+    batches = asyncio.create_task(keep_billing_batches(rt, nats_url, stop, names, started))
+    watching = asyncio.create_task(watch_embedded_nats(nats_url, stop))
+    stopping = asyncio.create_task(stop.wait())
+    log.info("worker: billing run batches from %s", nats_url)
+    await asyncio.wait({batches, watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    outcomes = await asyncio.gather(batches, watching, return_exceptions=True)
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
     if failure is not None:
         raise failure

@@ -1,6 +1,14 @@
 """The run report read model: what each step of a run billed (lines, amounts and
-tax per step, category and currency), what it invoiced, which accounts were
-billed or skipped, and how long it took."""
+line tax per step, category and currency), the tax rounding that makes the
+lines' tax its invoices' tax, what it invoiced, which accounts were billed or
+skipped, and how long it took.
+
+Tax rule (docs/einvoicing.md, "A run reports its invoices' tax"): an invoice taxes each
+rate's taxable amount and rounds once (BR-CO-17), while each line keeps its own
+rounded tax. Step and category rows show the lines' own tax, labelled line tax;
+each closed invoice's difference between its tax and its lines' tax is the run's
+`tax_rounding` (under the run that closed it); a currency's tax is line tax plus
+rounding, so it is its invoices' tax and the rows still add up to it."""
 
 from __future__ import annotations
 
@@ -16,10 +24,11 @@ from psycopg.types.json import Jsonb
 
 from domain.billing.events import ChargeBilled, ContractPenaltyApplied, PackageBilled, UsageBilled
 from domain.billing.lines import DEFAULT_PACKAGE_CATEGORY, InvoiceLine
-from domain.invoicing.events import InvoiceClosed, InvoiceOpened
+from domain.invoicing.events import InvoiceClosed, InvoiceLineAdded, InvoiceOpened
 from domain.runs.events import RunBatchCompleted, RunCompleted, RunScheduled, RunStarted
 from domain.shared.model import DomainEvent
 from infrastructure.topics import topic_of
+from projections.open_invoice_tax import OpenInvoiceTax
 from projections.view import View, ViewProjection
 
 Key = tuple[str, str, str, str, str]  # run id, step, kind, category, currency
@@ -27,14 +36,20 @@ Key = tuple[str, str, str, str, str]  # run id, step, kind, category, currency
 STEPS = ("bill_packages", "bill_usage", "bill_charges", "run_contracts")
 """The billing steps, in the order a run performs them (its settings name them)."""
 INVOICES = "invoices"
-"""The pseudo-step of invoice rows: kind `opened` or `closed`, no category."""
+"""The pseudo-step of invoice rows: kind `opened`, `closed` or `tax_rounding`, no
+category."""
+TAX_ROUNDING = "tax_rounding"
+"""The kind of invoice row whose tax is, per closing run and currency, the closed
+invoices' tax less their lines' own tax (rates taxed and rounded once, BR-CO-17)."""
 
 
 class RunReportView(View):
     name = "run_report"
-    version = 2
-    """2: lines of usage and charges, per category, with tax; the run's settings."""
-    tables = ("run_report", "run_batches", "run_timing")
+    version = 3
+    """2: lines of usage and charges, per category, with tax; the run's settings.
+    3: the tax rounding of the invoices a run closed (their tax less their lines'
+    tax), so a currency's tax is its invoices' tax; open invoices' line tax."""
+    tables = ("run_report", "run_batches", "run_timing", "open_invoice_tax")
 
     def schema(self) -> list[Composed]:
         return [
@@ -58,12 +73,19 @@ class RunReportView(View):
                 "started_at timestamptz, last_checkpoint_at timestamptz, "
                 "completed_at timestamptz, accounts_in_scope bigint)"
             ).format(self.table("run_timing")),
+            # The line tax of invoices still open, until they close: an invoice's
+            # lines may be added by earlier batches (or runs) than the one closing it.
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (invoice_id uuid PRIMARY KEY, "
+                "line_tax numeric NOT NULL)"
+            ).format(self.table("open_invoice_tax")),
         ]
 
     def write(self, curs: Cursor[DictRow], events: Sequence[DomainEvent]) -> None:
         """Lines are counted under the step that billed them (the account event),
         invoices under `invoices`; a batch's sums go in with one upsert per key."""
         totals: dict[Key, list[Any]] = {}
+        line_tax = OpenInvoiceTax()
         for event in events:
             if isinstance(event, PackageBilled):
                 self._add_lines(totals, event.run_id, "bill_packages", [event.line])
@@ -73,21 +95,15 @@ class RunReportView(View):
                 self._add_lines(totals, event.run_id, "bill_charges", [event.line])
             elif isinstance(event, ContractPenaltyApplied):
                 self._add_lines(totals, event.run_id, "run_contracts", [event.line])
-            elif (
-                isinstance(event, InvoiceOpened | InvoiceClosed)
-                and event.document_type != "invoice"
-            ):
-                pass  # a credit note, issued later under the invoice's run: not the run's billing
-            elif isinstance(event, InvoiceOpened):
-                key = (event.run_id, INVOICES, "opened", "", event.currency)
-                self._add(totals, key, Decimal(0), Decimal(0))
-            elif isinstance(event, InvoiceClosed):
-                # Under the run that closed it (close types may close a later run).
-                closer = event.closed_by_run or event.run_id
-                key = (closer, INVOICES, "closed", "", event.currency)
-                self._add(totals, key, event.subtotal, event.tax)
+            elif isinstance(event, InvoiceOpened | InvoiceLineAdded | InvoiceClosed):
+                self._add_invoice_event(totals, line_tax, event)
             else:
                 self._write_run_event(curs, event)
+        for closed, rounding in line_tax.roundings(curs, self.table("open_invoice_tax")):
+            if rounding and closed.document_type == "invoice":
+                key = (closed.closed_by_run or closed.run_id, INVOICES, TAX_ROUNDING, "",
+                       closed.currency)  # fmt: skip
+                self._add(totals, key, Decimal(0), rounding)
         if totals:
             curs.executemany(
                 SQL(
@@ -98,6 +114,31 @@ class RunReportView(View):
                 ).format(self.table("run_report")),
                 [(*key, count, amount, tax) for key, (count, amount, tax) in totals.items()],
             )
+
+    @classmethod
+    def _add_invoice_event(
+        cls,
+        totals: dict[Key, list[Any]],
+        line_tax: OpenInvoiceTax,
+        event: InvoiceOpened | InvoiceLineAdded | InvoiceClosed,
+    ) -> None:
+        """Invoices opened and closed, under `invoices`; every invoice's line tax,
+        to tell its tax rounding when it closes."""
+        if isinstance(event, InvoiceLineAdded):
+            line_tax.add(event.originator_id, event.line.tax)
+            return
+        if isinstance(event, InvoiceClosed):
+            line_tax.close(event)
+        if event.document_type != "invoice":
+            return  # a credit note, issued later under the invoice's run: not the run's billing
+        if isinstance(event, InvoiceOpened):
+            key = (event.run_id, INVOICES, "opened", "", event.currency)
+            cls._add(totals, key, Decimal(0), Decimal(0))
+        else:
+            # Under the run that closed it (close types may close a later run).
+            closer = event.closed_by_run or event.run_id
+            key = (closer, INVOICES, "closed", "", event.currency)
+            cls._add(totals, key, event.subtotal, event.tax)
 
     @classmethod
     def _add_lines(
@@ -204,11 +245,13 @@ class RunReportView(View):
             )
             batches = curs.fetchone()
         assert batches is not None
-        return _report(run_id, timing, rows, batches)
+        # Built before version 3, the tables lack the invoices' tax rounding: unknown.
+        return _report(run_id, timing, rows, batches, rounding_known=self.built_version >= 3)
 
 
 class _Sum:
-    """Lines, amount (net) and tax of some lines; total = amount + tax."""
+    """Lines, amount (net) and line tax of some lines (each line's own rounded tax,
+    not its invoice's per-rate tax); total = amount + tax."""
 
     def __init__(self) -> None:
         self.lines = 0
@@ -230,7 +273,11 @@ class _Sum:
 
 
 def _report(
-    run_id: str, timing: dict[str, Any], rows: list[dict[str, Any]], batches: dict[str, Any]
+    run_id: str,
+    timing: dict[str, Any],
+    rows: list[dict[str, Any]],
+    batches: dict[str, Any],
+    rounding_known: bool = True,
 ) -> dict[str, Any]:
     started, completed = timing["started_at"], timing["completed_at"]
     seconds = (completed - started).total_seconds() if started and completed else None
@@ -249,9 +296,10 @@ def _report(
     for row in rows:
         if row["step"] != INVOICES:
             continue
-        entry = invoices.setdefault(
-            row["currency"], {"opened": 0, "closed": 0, "subtotal": Decimal(0), "tax": Decimal(0)}
-        )
+        entry = invoices.setdefault(row["currency"], _no_invoices())
+        if row["kind"] == TAX_ROUNDING:
+            entry[TAX_ROUNDING] += row["tax"]
+            continue
         entry[row["kind"]] += row["count"]
         if row["kind"] == "closed":
             entry["subtotal"] += row["amount"]
@@ -280,10 +328,9 @@ def _report(
         "per_step": _nested_json(per_step),
         "per_category": _nested_json(dict(sorted(per_category.items()))),
         "per_currency": {
-            currency: {
-                **per_currency.get(currency, _Sum()).as_json(),
-                **_invoiced_json(invoices.get(currency)),
-            }
+            currency: _currency_json(
+                per_currency.get(currency, _Sum()), invoices.get(currency), rounding_known
+            )
             for currency in currencies
         },
         "timings": {
@@ -312,9 +359,33 @@ def _nested_json(sums: dict[str, dict[str, _Sum]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _invoiced_json(entry: dict[str, Any] | None) -> dict[str, Any]:
+def _no_invoices() -> dict[str, Any]:
+    zero = Decimal(0)
+    return {"opened": 0, "closed": 0, "subtotal": zero, "tax": zero, TAX_ROUNDING: zero}
+
+
+def _currency_json(
+    billed: _Sum, entry: dict[str, Any] | None, rounding_known: bool
+) -> dict[str, Any]:
+    """One currency's lines (net and line tax), the tax rounding of the invoices
+    the run closed, their sum (`tax`, `total`: the invoices' tax when the run closed
+    the invoices of the lines it billed), and the invoices as they closed."""
+    entry = entry or _no_invoices()
+    rounding: Decimal | None = entry[TAX_ROUNDING] if rounding_known else None
+    tax = billed.tax + (rounding or Decimal(0))
+    return {
+        "lines": billed.lines,
+        "amount": str(billed.amount),
+        "line_tax": str(billed.tax),
+        "tax_rounding": None if rounding is None else str(rounding),
+        "tax": str(tax),
+        "total": str(billed.amount + tax),
+        **_invoiced_json(entry),
+    }
+
+
+def _invoiced_json(entry: dict[str, Any]) -> dict[str, Any]:
     """Invoices closed (and still open) in one currency, with the totals they closed with."""
-    entry = entry or {"opened": 0, "closed": 0, "subtotal": Decimal(0), "tax": Decimal(0)}
     return {
         "invoices": entry["closed"],
         "open_invoices": entry["opened"] - entry["closed"],
@@ -332,6 +403,7 @@ class RunReportProjection(ViewProjection):
         topic_of(e)
         for e in (
             PackageBilled, UsageBilled, ChargeBilled, ContractPenaltyApplied, InvoiceOpened,
-            InvoiceClosed, RunScheduled, RunStarted, RunBatchCompleted, RunCompleted,
+            InvoiceLineAdded, InvoiceClosed, RunScheduled, RunStarted, RunBatchCompleted,
+            RunCompleted,
         )
     )  # fmt: skip

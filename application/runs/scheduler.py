@@ -13,7 +13,10 @@ executes queued runs under a lease (docs/schedules.md).
   claiming at once conflict on the run's version and one wins), executes it with
   `BillRunExecutor`, renewing the lease at the executor's checkpoints when half of
   it has gone. A crashed manager's lease expires and any manager resumes the run
-  from its last checkpoint.
+  from its last checkpoint. The worker's manager has a `BatchDispatch`: the run's
+  billing batches go to the deployment's workers, which commit them in the run's
+  order (application/runs/dispatch.py); the manager keeps the lease and does the
+  rest of the run as before.
 
 Both discover schedules and runs by walking their creation events through the
 log with a cursor (one scan when the process starts, then only new events), and
@@ -28,6 +31,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -49,6 +53,9 @@ from domain.shared.ids import run_uuid as uuid_of_run
 from domain.shared.ids import schedule_uuid
 from domain.shared.periods import Period
 from infrastructure.topics import topic_of
+
+if TYPE_CHECKING:
+    from application.runs.dispatch import BatchDispatch
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +342,13 @@ class Manager:
         batch_size: int = 1000,
         lease: timedelta = DEFAULT_LEASE,
         clock: Clock | None = None,
+        dispatch: BatchDispatch | None = None,
     ) -> None:
         self.billing = billing
+        self.dispatch = dispatch
+        """Where a claimed run's billing batches go to be billed by `billrun worker`s
+        (None: billed here). The lease stays this manager's: it follows the run,
+        renews the lease at the workers' checkpoints, closes and collects itself."""
         self.holder = holder or default_holder()
         self.batch_size = batch_size
         self.lease = lease
@@ -350,6 +362,8 @@ class Manager:
     def stop(self) -> None:
         """Stop at the next checkpoint of the run in hand (thread-safe)."""
         self._stopping.set()
+        if self.dispatch is not None:
+            self.dispatch.stop()
 
     @property
     def stopping(self) -> bool:
@@ -390,7 +404,9 @@ class Manager:
         return None
 
     def _execute(self, run: BillRun) -> Managed:
-        executor = BillRunExecutor(self.billing, self.batch_size, on_checkpoint=self._checkpoint)
+        executor = BillRunExecutor(
+            self.billing, self.batch_size, on_checkpoint=self._checkpoint, dispatch=self.dispatch
+        )
         try:
             execution = executor.execute_run(run)  # as claimed: not read again
         except _Interrupted as stop:

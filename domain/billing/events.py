@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.billing.buyer import BuyerDetails
@@ -134,7 +135,26 @@ class UsageBilled(DomainEvent):
     lines: tuple[InvoiceLine, ...]
 
 
-class ChargeAdded(DomainEvent):
+class AccountMoneyEvent(DomainEvent):
+    """An account event with amounts that names the account and their currency
+    itself (version 2); the aggregate id is a one-way hash of the account id. Events
+    stored before version 2 lack both: upcast to None, and the relay fills them from
+    the aggregate's `AccountOpened` (infrastructure/contract/facts.py). The `Account`
+    aggregate fills them."""
+
+    shared_base: ClassVar[bool] = True
+    class_version: ClassVar[int] = 2
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id", "currency")
+    account_id: str | None
+    currency: str | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["account_id"] = None
+        state["currency"] = None
+
+
+class ChargeAdded(AccountMoneyEvent):
     charge: ChargeTerms
 
 
@@ -144,7 +164,7 @@ class ChargeBilled(DomainEvent):
     line: InvoiceLine
 
 
-class ContractAgreed(DomainEvent):
+class ContractAgreed(AccountMoneyEvent):
     terms: ContractTerms
 
 

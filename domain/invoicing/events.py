@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.billing.lines import InvoiceLine
@@ -38,6 +39,29 @@ class InvoiceOpened(DomainEvent):
     """A credit note's: the number of the invoice it corrects."""
     reason: str | None = None
     """A credit note's: why it was issued (printed on it)."""
+
+
+class DocumentEvent(DomainEvent):
+    """An event of a closed invoice or credit note that names its document itself
+    (version 2): its account, document type and number, which a public event needs.
+    Events stored before version 2 lack them: upcast to None, and the relay fills
+    them from the aggregate's `InvoiceOpened` and `InvoiceClosed`
+    (infrastructure/contract/facts.py). The `Invoice` aggregate fills them."""
+
+    shared_base: ClassVar[bool] = True
+    class_version: ClassVar[int] = 2
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id", "document_type", "number")
+    account_id: str | None
+    document_type: DocumentType | None
+    number: int | None
+    """The document's number in its sequence, as `InvoiceClosed.number` (how it is
+    printed is a presentation of it: `printed_number`, or the INV-/CN- format)."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["account_id"] = None
+        state["document_type"] = None
+        state["number"] = None
 
 
 class InvoiceLineAdded(DomainEvent):
@@ -78,9 +102,20 @@ class InvoiceClosed(DomainEvent):
     printed_number: str | None = None
     """The number as the entity's number format prints it (`BE-2026-000001`); None:
     the default entity's INV-/CN- format applied to `number`."""
+    corrects_number: int | None
+    """A credit note's: the number of the invoice it corrects, as in its
+    `InvoiceOpened` (class version 2; None for an invoice, and for a credit note's
+    close stored before, whose public form takes it from the `InvoiceOpened`)."""
+
+    class_version: ClassVar[int] = 2
+    from_aggregate: ClassVar[tuple[str, ...]] = ("corrects_number",)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["corrects_number"] = None
 
 
-class InvoiceCredited(DomainEvent):
+class InvoiceCredited(DocumentEvent):
     """A credit note corrects this issued invoice; recorded in the transaction that
     issues the credit note, so credits on one invoice are serialised by its version
     and can never add up to more than its total."""
@@ -93,15 +128,34 @@ class InvoiceCredited(DomainEvent):
     """Per tax rate, as the credit note's lines."""
     total: Decimal
     """What the credit note takes off the invoice (tax included): minus its total."""
+    currency: str | None
+    """The invoice's (version 2; None: stored before)."""
+
+    from_aggregate: ClassVar[tuple[str, ...]] = (*DocumentEvent.from_aggregate, "currency")
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        DocumentEvent.upcast_v1_v2(state)
+        state["currency"] = None
 
 
-class InvoiceReleased(DomainEvent):
+class InvoiceReleased(DocumentEvent):
     """A held invoice is released for rendering and delivery by a later run."""
 
     run_id: str
+    """The run that released it."""
+    opened_by_run: str | None
+    """The run that made the invoice (version 2; None: stored before)."""
+
+    from_aggregate: ClassVar[tuple[str, ...]] = (*DocumentEvent.from_aggregate, "opened_by_run")
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        DocumentEvent.upcast_v1_v2(state)
+        state["opened_by_run"] = None
 
 
-class InvoiceRendered(DomainEvent):
+class InvoiceRendered(DocumentEvent):
     """A document of the closed invoice was rendered and stored (named by its hash)."""
 
     run_id: str
@@ -111,7 +165,7 @@ class InvoiceRendered(DomainEvent):
     size: int
 
 
-class InvoiceDelivered(DomainEvent):
+class InvoiceDelivered(DocumentEvent):
     """The invoice went out by its bill group's channel (`email`, `file` or `none`)."""
 
     run_id: str
@@ -121,14 +175,14 @@ class InvoiceDelivered(DomainEvent):
     location: str | None
 
 
-class InvoiceApproved(DomainEvent):
+class InvoiceApproved(DocumentEvent):
     """An operator approved the closed invoice: it is final, and may be issued."""
 
     run_id: str
     reason: str | None = None
 
 
-class InvoiceQuarantined(DomainEvent):
+class InvoiceQuarantined(DocumentEvent):
     """The invoice waits for an operator: by a rule when it closed (`rule` names it,
     `verdicts` holds every rule's verdict), or by an operator (`rule` None)."""
 
@@ -138,14 +192,14 @@ class InvoiceQuarantined(DomainEvent):
     verdicts: tuple[Verdict, ...] = ()
 
 
-class InvoiceReleasedFromQuarantine(DomainEvent):
+class InvoiceReleasedFromQuarantine(DocumentEvent):
     """Back to draft after quarantine."""
 
     run_id: str
     reason: str | None = None
 
 
-class InvoiceRejected(DomainEvent):
+class InvoiceRejected(DocumentEvent):
     """The invoice is never issued: by a rule when it closed, or by an operator."""
 
     run_id: str
@@ -154,7 +208,7 @@ class InvoiceRejected(DomainEvent):
     verdicts: tuple[Verdict, ...] = ()
 
 
-class InvoiceCancelled(DomainEvent):
+class InvoiceCancelled(DocumentEvent):
     """An operator cancelled the invoice before it was approved: never issued."""
 
     run_id: str

@@ -117,6 +117,12 @@ class InvoiceState(Aggregate):
         self._tax = None
 
     @property
+    def opened_by_run(self) -> str:
+        """The run that opened (made) the invoice: `run_id`, under the name the events
+        that also name another run (`InvoiceReleased`) give it."""
+        return self.run_id
+
+    @property
     def tax(self) -> Decimal:
         """The invoice's tax: as closed, or for an open invoice, of its lines so far."""
         if self._tax is None:

@@ -26,7 +26,8 @@ class AccountEvent(DomainEvent):
 
     shared_base: ClassVar[bool] = True
     class_version: ClassVar[int] = 2
-    account_id: str | None = None
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id",)
+    account_id: str | None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -37,7 +38,8 @@ class MoneyEvent(AccountEvent):
     """A receivables event with amounts, which also names their currency (version 2)."""
 
     shared_base: ClassVar[bool] = True
-    currency: str | None = None
+    from_aggregate: ClassVar[tuple[str, ...]] = ("account_id", "currency")
+    currency: str | None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:

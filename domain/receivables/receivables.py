@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid5
 
 from domain.receivables import events
@@ -52,7 +51,6 @@ from domain.receivables.dunning import DunningAction, DunningRules
 from domain.receivables.receivables_state import ReceivablesState
 from domain.shared.dispatch import Dispatch
 from domain.shared.ids import NAMESPACE
-from domain.shared.model import DomainEvent
 from domain.shared.money import is_currency, round_to_currency
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30
@@ -74,15 +72,6 @@ class Receivables(ReceivablesState):
         receivables = cls(receivables_uuid(account_id))
         receivables._trigger(events.ReceivablesOpened, at, account_id=account_id, currency=currency)
         return receivables
-
-    def _trigger(self, event_class: type[DomainEvent], at: datetime, **fields: Any) -> None:
-        # Version 2 events name their account and currency themselves, so the
-        # relay does not have to look the aggregate's opening event up.
-        if issubclass(event_class, events.AccountEvent):
-            fields.setdefault("account_id", self.account_id)
-        if issubclass(event_class, events.MoneyEvent):
-            fields.setdefault("currency", self.currency)
-        super()._trigger(event_class, at, **fields)
 
     # Reading -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -26,6 +27,22 @@ from domain.runs.statistics import (
 from domain.shared.model import DomainEvent
 
 # BillRun ----------------------------------------------------------------------
+
+
+class RunEvent(DomainEvent):
+    """A run event with a public form that names its run itself (version 2); the
+    aggregate id is a one-way hash of it. Events stored before version 2 lack it:
+    upcast to None, and the relay fills it from the aggregate's `RunScheduled`
+    (infrastructure/contract/facts.py). The `BillRun` aggregate fills it."""
+
+    shared_base: ClassVar[bool] = True
+    class_version: ClassVar[int] = 2
+    from_aggregate: ClassVar[tuple[str, ...]] = ("run_id",)
+    run_id: str | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["run_id"] = None
 
 
 class RunScheduled(DomainEvent):
@@ -59,7 +76,7 @@ class RunLeaseReleased(DomainEvent):
     holder: str
 
 
-class RunStarted(DomainEvent):
+class RunStarted(RunEvent):
     log_position: int
     """Accounts opened at or before this notification id are in the run."""
     accounts_in_scope: int
@@ -100,7 +117,7 @@ class RunCollectionBatchCompleted(DomainEvent):
     collection_ms: int = 0
 
 
-class RunFailed(DomainEvent):
+class RunFailed(RunEvent):
     """The run stopped on an error that is not one account's (those are parked)."""
 
     reason: str
@@ -139,25 +156,25 @@ class ParkedAccountBilled(DomainEvent):
     last_invoice_number: int | None
 
 
-class RunCancelled(DomainEvent):
+class RunCancelled(RunEvent):
     mode: CancelMode
     reason: str
     invoices_cancelled: int
 
 
-class RunValidated(DomainEvent):
+class RunValidated(RunEvent):
     invoices_approved: int
 
 
-class RunFinalized(DomainEvent):
-    pass
+class RunFinalized(RunEvent):
+    """Nothing more will change in the run."""
 
 
 class RunDescribed(DomainEvent):
     description: str
 
 
-class RunCompleted(DomainEvent):
+class RunCompleted(RunEvent):
     batches: int
     statistics: BatchStatistics
 

@@ -31,6 +31,12 @@ class DomainEvent(ValueObject):
     originator_version: int
     timestamp: datetime
 
+    from_aggregate: ClassVar[tuple[str, ...]] = ()
+    """Fields the aggregate fills from its own attributes of the same name when it
+    records the event, unless the command gives them: the natural ids (account,
+    currency, run, number) a version 2 event names itself by, so a reader of one
+    event (the NATS relay) need not look the aggregate's opening event up."""
+
 
 TAggregate = TypeVar("TAggregate", bound="Aggregate")
 
@@ -55,6 +61,8 @@ class Aggregate:
         self._pending: list[DomainEvent] = []
 
     def _trigger(self, event_class: type[DomainEvent], at: datetime, **fields: Any) -> None:
+        for name in event_class.from_aggregate:
+            fields.setdefault(name, getattr(self, name))
         event = event_class(
             originator_id=self.id,
             originator_version=self.version + 1,

@@ -8,21 +8,23 @@ import typer
 from pydantic import ValidationError
 
 from application.billing.transactions import ChargeInput, add_charges
+from application.runs.cancel import WrittenOff
+from domain.billing.account import Account
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
 from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
 from entrypoints import output
+from entrypoints.account_listings import AccountListing, add_list_command
 from entrypoints.common import (
     AccountArgument,
     JsonFlag,
-    UnbilledFlag,
     UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
-from entrypoints.presenters import account_with_written_off, billed_text
+from entrypoints.presenters import billed_text
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
@@ -126,44 +128,39 @@ def charge_add(
         )
 
 
-@charge_app.command("list")
-@refusals
-def charge_list(
-    account: AccountArgument,
-    unbilled: UnbilledFlag = False,
-    json_out: JsonFlag = False,
-) -> None:
-    """List an account's one-off charges and credits, by date, and whether each is billed.
-
-    Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
-    """
-    stored, written = account_with_written_off(account)
-    discarded = written.charges
+def charge_rows(stored: Account, written: WrittenOff) -> list[dict[str, Any]]:
     charges = sorted(
         stored.charges.values(), key=lambda c: (c.terms.charge_date, c.terms.charge_id)
     )
-    rows = [
-        charge_json(c, stored.currency, discarded.get(c.terms.charge_id))
-        for c in charges
-        if not (unbilled and c.billed)
+    return [
+        charge_json(c, stored.currency, written.charges.get(c.terms.charge_id)) for c in charges
     ]
-    if json_out:
-        output.print_json(rows)
-        return
-    table = output.compact_table(f"Charges of {stored.account_id} ({stored.currency})")
-    for column in ("id", "date", "description", "category", "amount", "tax %", "billed"):
-        table.add_column(
-            column,
-            justify="right" if column in ("amount", "tax %") else "left",
-            no_wrap=column not in ("description", "tax %"),
-        )
-    for row in rows:
-        table.add_row(
-            row["charge_id"], row["charge_date"], row["description"], row["category"],
-            row["amount"], row["tax_rate"] or f"{stored.tax_rate} (account)",
-            billed_text(row),
-        )  # fmt: skip
-    output.print_table(table, droppable=("category",))
+
+
+def charge_cells(stored: Account, row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        row["charge_id"], row["charge_date"], row["description"], row["category"],
+        row["amount"], row["tax_rate"] or f"{stored.tax_rate} (account)", billed_text(row),
+    )  # fmt: skip
+
+
+CHARGES = AccountListing(
+    title="Charges",
+    rows=charge_rows,
+    columns=("id", "date", "description", "category", "amount", "tax %", "billed"),
+    cells=charge_cells,
+    numeric=("amount", "tax %"),
+    wrapped=("description", "tax %"),
+    droppable=("category",),
+)
+add_list_command(
+    charge_app,
+    CHARGES,
+    """List an account's one-off charges and credits, by date, and whether each is billed.
+
+    Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
+    """,
+)
 
 
 def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:

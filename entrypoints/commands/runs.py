@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any
+import contextlib
+from collections.abc import Iterator
+from datetime import date
+from typing import Annotated
 
 import typer
-from rich.console import Group
-from rich.table import Table
 
 from application.runs.executor import BillRunExecutor
 from application.runs.scheduler import resume_failed_run, set_run_disabled
 from application.runs.scheduling import schedule_run
 from application.shared.errors import RunNotFound
-from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from entrypoints import output
@@ -38,6 +35,21 @@ from entrypoints.presenters import (
     run_totals,
     statistics_table,
 )
+from entrypoints.run_tables import (
+    ar_summary,
+    drafts_table,
+    key_value_table,
+    lease_cell,
+    parked_table,
+    report_tables,
+    run_json,
+    status_rows,
+    steps_table,
+    totals_cells,
+)
+from entrypoints.runtime import Runtime
+from entrypoints.worker import batch_dispatch
+from infrastructure.messaging import nats_url
 from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
@@ -130,23 +142,37 @@ def run_execute(
             "--show-drafts", help="End by listing the invoices the run closed, for review."
         ),
     ] = False,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Hand the billing batches to the running `billrun worker`s over NATS "
+            "(BILLRUN_NATS_URL) and follow them; the result is the same as here.",
+        ),
+    ] = False,
 ) -> None:
     """Execute (or resume) a scheduled run: bill, invoice and close, batch by batch.
 
     Safe to repeat, to interrupt and to run in two processes at once: a completed
     run bills nothing more; an interrupted one resumes after its last batch. It
-    refuses to start while `billrun run check` finds errors.
+    refuses to start while `billrun run check` finds errors. With --workers, the
+    workers bill the batches together and commit them in the run's order; closing
+    and collecting stay here; a batch no worker commits within
+    BILLRUN_BATCH_ACK_WAIT seconds is billed here (see docs/scaling.md).
     """
-    with runtime() as rt:
+    with runtime() as rt, _nats_if(workers, rt) as url:
         size = batch_size or rt.settings.batch_size
+        dispatch = batch_dispatch(rt, url) if url is not None else None
         # Read once: refuses an unknown run before drawing a progress bar, and the
         # executor goes on with it (no second read before the first batch).
         run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute_run(run)
+            execution = BillRunExecutor(rt.billing, size, dispatch=dispatch).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
-                executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
+                executor = BillRunExecutor(
+                    rt.billing, size, lambda p: update(p.seen, p.in_scope), dispatch=dispatch
+                )
                 execution = executor.execute_run(run)
         run = execution.run
     if json_out:
@@ -160,6 +186,15 @@ def run_execute(
         output.console.print(f"run {run_id} {comparison}")
     if show_drafts:
         output.console.print(drafts_table(run_id))
+
+
+@contextlib.contextmanager
+def _nats_if(wanted: bool, rt: Runtime) -> Iterator[str | None]:
+    if not wanted:
+        yield None
+        return
+    with nats_url(rt.settings) as url:
+        yield url
 
 
 @run_app.command("retry")
@@ -187,31 +222,6 @@ def run_retry(
         f"run {run_id}: {account} billed: {statistics.lines} lines, "
         f"{statistics.invoices} invoices closed"
     )
-
-
-def drafts_table(run_id: str) -> Table:
-    """The invoices the run closed, ready for review (the seed's "display draft
-    invoices after transfer")."""
-    with runtime() as rt:
-        rows = [
-            row for row in rt.read_side.fresh_invoices().search(run_id=run_id)
-            if row.status == "closed"
-        ]  # fmt: skip
-    # Narrow margins (as `invoice list`), so an 80-column terminal keeps every column.
-    table = output.compact_table(f"Draft invoices of run {run_id}: {len(rows)}")
-    # Closed invoices the review rules quarantined or rejected are listed too: the
-    # review column tells them from the drafts awaiting approval.
-    for column in ("number", "account", "review"):
-        table.add_column(column, no_wrap=True)
-    for column in ("lines", "subtotal", "tax", "total"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(
-            row.display_number, row.account, row.review_status or "-", str(len(row.lines)),
-            output.money(row.subtotal, row.currency), output.money(row.tax, row.currency),
-            output.money(row.total, row.currency),
-        )  # fmt: skip
-    return table
 
 
 @run_app.command("status")
@@ -262,24 +272,6 @@ def run_status(
         output.console.print(steps_table(run_id, shown["step_log"]))
 
 
-def steps_table(run_id: str, steps: list[dict[str, Any]]) -> Table:
-    """The run's steps in the seed's order: ran or not, counts, time."""
-    table = Table(title=f"Steps of run {run_id}")
-    for column in ("step", "ran", "started", "counts", "seconds"):
-        table.add_column(column, justify="right" if column == "seconds" else "left")
-    for step in steps:
-        counts = ", ".join(
-            f"{k.replace('_', ' ')} {cell(v)}" for k, v in step.items()
-            if k not in ("step", "ran", "seconds", "by", "started")
-        ) or (f"by {step['by']}" if "by" in step else "")  # fmt: skip
-        seconds = step.get("seconds")
-        started = step.get("started") if step["ran"] else None
-        table.add_row(step["step"], "yes" if step["ran"] else "no", started or "", counts,
-                      "" if seconds is None else f"{seconds:.3f}")  # fmt: skip
-    table.caption = "billing steps run in one pass per account and share one time"
-    return table
-
-
 @run_app.command("list")
 @refusals
 def run_list(json_out: JsonFlag = False) -> None:
@@ -309,14 +301,6 @@ def run_list(json_out: JsonFlag = False) -> None:
             "\n".join(totals_cells(row.totals)) or "-",
         )
     output.print_table(table, droppable=("posting", "invoices"))
-
-
-def lease_cell(holder: str | None, expires_at: datetime | None, now: datetime) -> str:
-    """The manager holding the run, on lines of their own under its status."""
-    if holder is None or expires_at is None:
-        return ""
-    state = "expired" if expires_at <= now else "until"
-    return f"\nleased by {holder}\n{state} {expires_at.isoformat(timespec='seconds')}"
 
 
 @run_app.command("disable")
@@ -403,203 +387,3 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         output.console.print(key_value_table(f"AR steps of run {run_id}", report["receivables"]))
     if report["parked"]:
         output.console.print(parked_table(run_id, report["parked"]))
-
-
-def ar_summary(run: BillRun) -> dict[str, Any]:
-    """The run's AR steps: dunning (first) and payment collection (last)."""
-    collection = run.collection
-    return {
-        "dunning_stages_applied": run.statistics.dunning_applied,
-        "accounts_suspended": run.statistics.accounts_suspended,
-        "collection_attempts": collection.attempts,
-        "collection_approved": collection.approved,
-        "collection_declined": collection.declined,
-        "collection_errors": collection.errors,
-        "collection_pending": collection.pending,
-        "collected": collection.collected,
-    }
-
-
-def parked_table(run_id: str, parked: dict[str, str]) -> Table:
-    table = Table(title=f"Accounts parked by run {run_id} (billrun run retry {run_id} --account A)")
-    table.add_column("account")
-    table.add_column("why")
-    for account_id, reason in sorted(parked.items()):
-        table.add_row(account_id, reason)
-    return table
-
-
-def report_tables(report: dict[str, Any]) -> Group:
-    """What was billed per step, category and currency (lines, amount, tax, total),
-    the invoices closed per currency, then the run's settings, accounts and timings."""
-    billed = Table(title=f"Run report {report['run_id']} ({report['status']})")
-    billed.add_column("", overflow="fold")
-    billed.add_column("currency", no_wrap=True)
-    # Labelled net and gross: an unlabelled "amount" beside a currency was read as
-    # what the invoices total.
-    for column in ("lines", "net", "tax", "gross"):
-        billed.add_column(column, justify="right", no_wrap=True)
-
-    def add(label: str, currency: str, total: dict[str, Any]) -> None:
-        billed.add_row(
-            label, currency, str(total["lines"]), total["amount"], total["tax"], total["total"]
-        )
-
-    for step, by_currency in report["per_step"].items():
-        for currency, total in by_currency.items():
-            add(step, currency, total)
-    billed.add_section()
-    for category, by_currency in report["per_category"].items():
-        for currency, total in by_currency.items():
-            add(f"category {category}", currency, total)
-    billed.add_section()
-    for currency, total in report["per_currency"].items():
-        add("total", currency, total)
-    for currency, total in report["per_currency"].items():
-        invoiced = total["invoiced"]
-        billed.add_row(
-            f"invoiced: {plural(total['invoices'], 'invoice')}", currency, "",
-            invoiced["subtotal"], invoiced["tax"], invoiced["total"],
-        )  # fmt: skip
-
-    for currency, amounts in report.get("base_totals", {}).items():
-        billed.add_row(
-            f"invoiced in base currency {currency}", currency, "",
-            amounts["net"], amounts["tax"], amounts["gross"],
-        )  # fmt: skip
-
-    about = Table(show_header=False)
-    about.add_column(style="bold")
-    about.add_column()
-    about.add_column(justify="right")
-    for key, value in settings_rows(report["settings"]).items():
-        about.add_row("settings", key, value)
-    about.add_section()
-    for key, value in report["accounts"].items():
-        about.add_row("accounts", key.replace("_", " "), str(value))
-    about.add_section()
-    for key, value in report["timings"].items():
-        about.add_row("timings", key.replace("_", " "), "-" if value is None else str(value))
-    return Group(billed, about)
-
-
-_STEPS = (
-    "run_dunning", "bill_packages", "bill_usage", "run_contracts", "bill_charges",
-    "run_invoices", "collect_payments",
-)  # fmt: skip
-"""The settings that switch a run's AR, billing and invoicing steps on, in the seed's
-order (dunning first, collection last)."""
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
-    """A run's settings (`RunSettings` as JSON) as an operator reads them."""
-    if settings is None:  # a read model built before it kept them
-        return {"steps": "unknown", "categories": "unknown"}
-    steps = [step for step in _STEPS if settings.get(step)]
-    categories = settings.get("categories") or []
-    rows = {
-        "steps": ", ".join(steps) or "none",
-        "categories": ", ".join(categories) if categories else "all",
-        "render invoices": "yes" if settings.get("render_invoices") else "no",
-        "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
-    }
-    if settings.get("catch_up"):
-        rows["catch up"] = "yes: stranded bill dates before the period are billed"
-    if settings.get("collect_payments"):
-        rows["collection type"] = str(settings.get("collection_type", "account_balance"))
-    return rows
-
-
-_SHOWN_APART = frozenset({"step_log", "parked", "preview", "failure"})
-"""`run status` fields printed below the table, each in its own form."""
-
-
-_LABELS = {"status": "execution", "workflow_state": "workflow"}
-"""`status` is the execution (billing done: `completed`), `workflow_state` the review
-that follows it: side by side as `status` and `workflow state` they read as a
-contradiction (`completed` beside `drafts_ready`)."""
-_NEXT = {
-    "drafts_ready": "drafts_ready: review the invoices, then `billrun run process {run}`",
-    "validated": "validated: every invoice reviewed; `billrun run process {run}` completes it",
-}
-
-
-def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
-    """`run status` fields for the table: the settings spelt out in place, the
-    execution and the workflow labelled apart, the next workflow step named."""
-    rows: dict[str, Any] = {}
-    for key, value in shown.items():
-        if key in _SHOWN_APART:
-            continue
-        if key == "settings":
-            rows.update(settings_rows(value))
-        elif key == "workflow_state" and value in _NEXT:
-            rows[_LABELS[key]] = _NEXT[value].format(run=shown.get("run_id"))
-        elif key == "status" and value == "completed":
-            rows[_LABELS[key]] = "completed (billing done)"
-        elif key in ("totals", "base_totals") and isinstance(value, dict):
-            # Each currency's gross over its net and tax, not one run-on line.
-            amounts = {
-                currency: {kind: None if v is None else Decimal(str(v)) for kind, v in row.items()}
-                for currency, row in value.items()
-            }
-            rows[_LABELS.get(key, key)] = "\n".join(totals_cells(amounts)) or "-"
-        else:
-            rows[_LABELS.get(key, key)] = value
-    return rows
-
-
-def key_value_table(title: str, values: dict[str, Any]) -> Table:
-    table = Table(title=title, show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in values.items():
-        table.add_row(key.replace("_", " "), cell(value))
-    return table
-
-
-def cell(value: Any) -> str:
-    """A value as a table cell: mappings as `key: value` pairs, nested ones too."""
-    if value is None:
-        return "-"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {cell(v)}" for k, v in value.items()) or "-"
-    return str(value)
-
-
-def run_json(run: BillRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "status": run.status.value,
-        "period_start": run.period.start.isoformat(),
-        "period_end": run.period.end.isoformat(),
-        "posting_date": run.posting_date.isoformat(),
-        "selection": run.selection.model_dump(mode="json"),
-        "settings": run.settings.model_dump(mode="json"),
-        "accounts_in_scope": run.accounts_in_scope,
-        "batches": run.batches,
-        "workflow_state": run.workflow_state.value,
-        "totals": totals_json(run_totals(run.statistics)),
-        "base_totals": totals_json(base_totals(run.statistics)),
-        "statistics": run.statistics.model_dump(mode="json"),
-    }
-
-
-def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:
-    """`720.00 EUR gross` over `(net 600.00, tax 120.00)`, one pair of lines per
-    currency: one line would not fit an 80-column table beside the run's id."""
-    cells = []
-    for currency, amounts in totals.items():
-        net, tax, gross = amounts.get("net"), amounts.get("tax"), amounts.get("gross")
-        if gross is None or net is None or tax is None:  # a read model built before tax
-            cells.append(f"net {output.money(net or Decimal(0), currency)}")
-        else:
-            cells.append(
-                f"{output.money(gross, currency)} gross\n"
-                f"(net {output.grouped(net, currency)}, tax {output.grouped(tax, currency)})"
-            )
-    return cells

@@ -9,20 +9,21 @@ import typer
 
 from application.billing.transactions import UsageInput, record_usage
 from application.billing.usage_csv import parse_usage_csv
+from application.runs.cancel import WrittenOff
 from domain.billing.account import Account
 from domain.billing.terms import UsageRecord
 from entrypoints import output
+from entrypoints.account_listings import AccountListing, add_list_command
 from entrypoints.common import (
     AccountArgument,
     JsonFlag,
-    UnbilledFlag,
     UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
-from entrypoints.presenters import account_with_written_off, billed_text
+from entrypoints.presenters import billed_text
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -148,42 +149,36 @@ def usage_import(
     )
 
 
-@usage_app.command("list")
-@refusals
-def usage_list(
-    account: AccountArgument,
-    unbilled: UnbilledFlag = False,
-    json_out: JsonFlag = False,
-) -> None:
+def usage_rows(stored: Account, written: WrittenOff) -> list[dict[str, Any]]:
+    return [
+        usage_json(stored, record, written.usage.get(record.usage_id))
+        for record in sorted(stored.usage.values(), key=lambda u: (u.occurred_on, u.usage_id))
+    ]
+
+
+def usage_cells(_: Account, row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        row["usage_id"], row["package_id"], row["occurred_on"], row["description"],
+        row["quantity"], row["unit_price"], billed_text(row),
+    )  # fmt: skip
+
+
+USAGE = AccountListing(
+    title="Usage",
+    rows=usage_rows,
+    columns=("id", "package", "date", "description", "quantity", "unit price", "billed"),
+    cells=usage_cells,
+    numeric=("quantity", "unit price"),
+    droppable=("package",),
+)
+add_list_command(
+    usage_app,
+    USAGE,
     """List an account's usage records, by date, and whether each is billed.
 
     Example: [bold]billrun usage list ACME-001 --unbilled --json[/bold]
-    """
-    stored, written = account_with_written_off(account)
-    discarded = written.usage
-    rows = [
-        usage_json(stored, record, discarded.get(record.usage_id))
-        for record in sorted(stored.usage.values(), key=lambda u: (u.occurred_on, u.usage_id))
-    ]
-    if unbilled:
-        rows = [row for row in rows if not row["billed"]]
-    if json_out:
-        output.print_json(rows)
-        return
-    table = output.compact_table(f"Usage of {stored.account_id} ({stored.currency})")
-    numeric = ("quantity", "unit price")
-    for column in ("id", "package", "date", "description", "quantity", "unit price", "billed"):
-        table.add_column(
-            column,
-            justify="right" if column in numeric else "left",
-            no_wrap=column != "description",
-        )
-    for row in rows:
-        table.add_row(
-            row["usage_id"], row["package_id"], row["occurred_on"], row["description"],
-            row["quantity"], row["unit_price"], billed_text(row),
-        )  # fmt: skip
-    output.print_table(table, droppable=("package",))
+    """,
+)
 
 
 def is_billed(account: Account, record: UsageRecord) -> bool:

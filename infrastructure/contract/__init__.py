@@ -10,8 +10,8 @@ has every event. One module per bounded context: `billing`, `runs`, `invoicing`,
 relay remembers between events.
 
 Stored events are never rewritten: fields a public event needs that its stored
-event lacks (events stored before their class version 2, and events not yet
-given the fields) come from the aggregate's earlier events (`facts`).
+event lacks (events stored before their class version 2) come from the
+aggregate's earlier events (`facts`).
 See docs/subscribing.md for the contract as subscribers read it.
 """
 
@@ -51,9 +51,11 @@ SELF_CONTAINED: Final = frozenset(
 
 NEEDS_FACTS: Final = frozenset(PUBLIC_FORMS) - SELF_CONTAINED
 
-SELF_CONTAINED_FROM_V2: Final = receivables.SELF_CONTAINED_FROM_V2
+SELF_CONTAINED_FROM_V2: Final = frozenset().union(
+    *(module.SELF_CONTAINED_FROM_V2 for module in (billing, runs, invoicing, receivables))
+)
 """Events that need facts only when stored before class version 2 (their stored
-state has no `class_version` key)."""
+state has no `class_version` key): every event of `NEEDS_FACTS`."""
 
 
 def ce_source(source: str) -> str:

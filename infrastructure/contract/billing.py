@@ -2,11 +2,12 @@
 each), public form.
 
 Every body carries `account_id` (the operator's natural id), and `currency`
-beside every amount. Billed lines carry their own account, currency and run; the
-other stored account events carry neither account id nor currency: those come
-from the aggregate's facts (its `AccountOpened`). The account's name and invoice
-e-mail address are personal data that no subscriber's purpose here needs: they
-are not published (docs/subscribing.md lists what personal data is).
+beside every amount. Billed lines carry their own account, currency and run;
+`ChargeAdded` and `ContractAgreed` carry both from class version 2 on, and those
+stored before get them from the aggregate's facts (its `AccountOpened`). The
+account's name and invoice e-mail address are personal data that no
+subscriber's purpose here needs: they are not published (docs/subscribing.md
+lists what personal data is).
 """
 
 from __future__ import annotations
@@ -136,13 +137,17 @@ def _charge_billed(p: dict[str, Any], f: Facts) -> dict[str, Any]:
     return {**_line_sum(p, [p["line"]], f), "charge_id": p["charge_id"]}
 
 
+# ChargeAdded, ContractAgreed: the event's own account and currency (stored from
+# class version 2 on), else the facts (older events).
+
+
 def _charge_added(p: dict[str, Any], f: Facts) -> dict[str, Any]:
     charge = p["charge"]
     return {
-        "account_id": f.get("account_id"),
+        "account_id": p.get("account_id") or f.get("account_id"),
         "charge_id": charge["charge_id"],
         "description": charge["description"],
-        "currency": f.get("currency"),
+        "currency": p.get("currency") or f.get("currency"),
         "amount": plain(charge["amount"]),
         "charge_date": charge["charge_date"],
     }
@@ -151,12 +156,12 @@ def _charge_added(p: dict[str, Any], f: Facts) -> dict[str, Any]:
 def _contract(p: dict[str, Any], f: Facts) -> dict[str, Any]:
     terms = p["terms"]
     return {
-        "account_id": f.get("account_id"),
+        "account_id": p.get("account_id") or f.get("account_id"),
         "contract_id": terms["contract_id"],
         "package_id": terms.get("package_id"),
         "start_date": terms["start_date"],
         "term_months": terms["term_months"],
-        "currency": f.get("currency"),
+        "currency": p.get("currency") or f.get("currency"),
         "minimum_spend": plain(terms.get("minimum_spend")),
         "early_termination_fee": plain(terms.get("early_termination_fee")),
     }
@@ -172,3 +177,6 @@ FORMS = (
 )
 
 OPENERS = {"AccountOpened": opened_facts}
+
+SELF_CONTAINED_FROM_V2 = frozenset({"ChargeAdded", "ContractAgreed"})
+"""Stored as class version 2 or later, these carry their account id and currency."""

@@ -6,8 +6,11 @@ it is closed), `account_id`, and `run_id` only when a bill run made the document
 a credit note is an operator's act, so it and everything that happens to it
 carry `run_id: null`, and `InvoiceCredited` (on the invoice it corrects) too.
 
-Stored events after `InvoiceOpened` carry neither account nor currency: they come
-from the aggregate's facts (its `InvoiceOpened` and `InvoiceClosed`).
+Stored events after `InvoiceOpened` name their document themselves from class
+version 2 on (account, document type, number; `InvoiceCredited` the currency,
+`InvoiceReleased` the run that made the invoice, a credit note's `InvoiceClosed`
+the number it corrects). Those stored before come back without them, and get
+them from the aggregate's facts (its `InvoiceOpened` and `InvoiceClosed`).
 """
 
 from __future__ import annotations
@@ -161,20 +164,41 @@ def closed_facts(payload: dict[str, Any]) -> Facts:
     return {"number": document_number(payload["number"], document_type)}
 
 
-def _document(payload: dict[str, Any], facts: Facts) -> dict[str, Any]:
+def _names(
+    p: dict[str, Any],
+    document_type: str,
+    number: str | None,
+    account: str | None,
+    run: str | None,
+) -> dict[str, Any]:
+    """The fields every invoice body starts with, in their published order."""
     return {
-        "invoice_id": payload["originator_id"],
-        "document_type": facts.get("document_type", "invoice"),
-        "number": facts.get("number"),
-        "account_id": facts.get("account_id"),
-        "run_id": facts.get("run_id"),
+        "invoice_id": p["originator_id"],
+        "document_type": document_type,
+        "number": number,
+        "account_id": account,
+        "run_id": run,
     }
+
+
+def _document(p: dict[str, Any], f: Facts) -> dict[str, Any]:
+    if p.get("account_id") is None:  # stored before class version 2: the facts name it
+        return _names(
+            p, f.get("document_type", "invoice"), f.get("number"), f.get("account_id"),
+            f.get("run_id"),
+        )  # fmt: skip
+    document_type = p["document_type"]
+    # The run that made the invoice (`InvoiceReleased.run_id` is the releasing one);
+    # a credit note is an operator's act.
+    run_id = p.get("opened_by_run", p["run_id"]) if document_type == "invoice" else None
+    number = document_number(p["number"], document_type)
+    return _names(p, document_type, number, p["account_id"], run_id)
 
 
 def _opened(p: dict[str, Any], f: Facts) -> dict[str, Any]:
     f = {**f, **opened_facts(p)}
     return {
-        **_document(p, f),
+        **_names(p, f["document_type"], f.get("number"), f["account_id"], f["run_id"]),
         "currency": f["currency"],
         "posting_date": p["posting_date"],
         "corrects_invoice_id": f["corrects_invoice_id"],
@@ -183,13 +207,12 @@ def _opened(p: dict[str, Any], f: Facts) -> dict[str, Any]:
 
 def _closed(p: dict[str, Any], f: Facts) -> dict[str, Any]:
     document_type = p.get("document_type") or f.get("document_type", "invoice")
-    f = {**f, "document_type": document_type, **closed_facts(p)}
+    number = document_number(p["number"], document_type)
     # The run that closed it is the run its statistics count it in.
     run_id = (p.get("closed_by_run") or p["run_id"]) if document_type == "invoice" else None
+    corrects = p.get("corrects_number")  # class version 2; else the facts'
     return {
-        **_document(p, f),
-        "run_id": run_id,
-        "account_id": p["account_id"],
+        **_names(p, document_type, number, p["account_id"], run_id),
         "currency": p["currency"],
         "subtotal": plain(p["subtotal"]),
         "tax": plain(p["tax"]),
@@ -198,7 +221,9 @@ def _closed(p: dict[str, Any], f: Facts) -> dict[str, Any]:
         "posting_date": p.get("posting_date"),
         "due_date": p.get("due_date"),
         "released": p.get("released", True),
-        "corrects_number": f.get("corrects_number"),
+        "corrects_number": document_number(corrects, "invoice")
+        if corrects
+        else f.get("corrects_number"),
     }
 
 
@@ -224,7 +249,7 @@ def _credited(p: dict[str, Any], f: Facts) -> dict[str, Any]:
         "run_id": None,
         "credit_note_id": p["credit_note_id"],
         "credit_note_number": document_number(p["credit_note_number"], "credit_note"),
-        "currency": f.get("currency"),
+        "currency": p.get("currency") or f.get("currency"),
         "total": plain(p["total"]),
         "reason": p["reason"],
     }
@@ -248,3 +273,7 @@ FORMS = (
 
 OPENERS = {"InvoiceOpened": opened_facts, "InvoiceClosed": closed_facts}
 """Stored events whose fields become the aggregate's facts for later events."""
+
+SELF_CONTAINED_FROM_V2 = frozenset(form.stored for form in FORMS) - {"InvoiceOpened"}
+"""Stored as class version 2 or later, these name their document themselves
+(`InvoiceOpened` always did)."""

@@ -1,7 +1,8 @@
 """Runs: bill runs (one `BillRun` aggregate each), public form.
 
 Every body carries `run_id`, the operator's name of the run. Stored run events
-after `RunScheduled` carry only the aggregate's UUID: the run id comes from the
+after `RunScheduled` with a public form carry it from class version 2 on; those
+stored before carry only the aggregate's UUID, and get the run id from the
 aggregate's facts (its `RunScheduled`).
 """
 
@@ -105,7 +106,8 @@ def scheduled_facts(payload: dict[str, Any]) -> Facts:
 
 
 def _run(p: dict[str, Any], f: Facts) -> dict[str, Any]:
-    return {"run_id": f.get("run_id")}
+    # The event's own field (stored from class version 2 on), else the facts.
+    return {"run_id": p.get("run_id") or f.get("run_id")}
 
 
 def _scheduled(p: dict[str, Any], f: Facts) -> dict[str, Any]:
@@ -169,3 +171,7 @@ FORMS = (
 )
 
 OPENERS = {"RunScheduled": scheduled_facts}
+
+SELF_CONTAINED_FROM_V2 = frozenset(form.stored for form in FORMS) - {"RunScheduled"}
+"""Stored as class version 2 or later, these carry their run id (`RunScheduled`
+always did)."""

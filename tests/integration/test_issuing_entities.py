@@ -232,3 +232,21 @@ def test_an_entitys_credit_notes_are_numbered_by_its_own_credit_note_sequence(
     ]  # fmt: skip
     assert [n.credit_note.issued_by for n in notes] == ["be", "be", None, "fr"]
     assert billing.get_sequence(sequence_id("be", DocumentType.CREDIT_NOTE)).last_number == 2
+
+
+def test_the_year_in_a_number_format_does_not_restart_the_sequence(
+    billing: Billing, database_url: str
+) -> None:
+    """`{year}` prints the issue year; `{seq}` runs on across New Year, gapless and
+    unique (docs/einvoicing.md: a yearly restart is not built)."""
+    import_file(billing, world(1))
+    for run_id, start, end in (
+        ("dec", date(2026, 12, 1), date(2026, 12, 31)),
+        ("jan", date(2027, 1, 1), date(2027, 1, 31)),
+    ):
+        schedule_run(billing, run_id, Period(start, end), None, Selection())
+        BillRunExecutor(billing, 5).execute(run_id)
+    with EventLog(database_url) as log:
+        printed = [s["printed_number"] for s in closed(log) if s["issued_by"] == "be"]
+    assert printed == ["BE-2026-000001", "BE-2027-000002"]
+    assert billing.get_sequence(sequence_id("be", DocumentType.INVOICE)).last_number == 2
