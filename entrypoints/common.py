@@ -28,13 +28,11 @@ from rich.progress import (
 from typer.models import ArgumentInfo, OptionInfo
 
 from application.billing.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
-from application.shared.errors import ApplicationError
-from domain.shared.errors import DomainError
 from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
+from entrypoints.refusals import REFUSALS, UsageError
 from entrypoints.runtime import Runtime, open_runtime
-from infrastructure.persistence import ForgedEventError
-from infrastructure.settings import ConfigurationError, Settings
+from infrastructure.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,10 +80,6 @@ def log_verbosely(verbose: bool) -> None:
         logging.getLogger().setLevel(logging.INFO)
 
 
-class UsageError(Exception):
-    """Bad command-line input, reported like any other refusal."""
-
-
 def refusals(command: Callable[P, R]) -> Callable[P, R]:
     """Turn billrun's refusals into a clear message on stderr and exit code 2."""
 
@@ -94,13 +88,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
         try:
             _check_text_arguments(command, kwargs)
             return command(*args, **kwargs)
-        except (
-            ApplicationError,
-            DomainError,
-            UsageError,
-            ConfigurationError,
-            ForgedEventError,
-        ) as error:
+        except REFUSALS as error:
             # The message quotes the user's input: escape it so it is never read as
             # markup, and never wrap it, so each problem stays on one line.
             output.errors.print(

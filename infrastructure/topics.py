@@ -110,6 +110,9 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     "PaymentReceived": "domain.receivables:PaymentReceived",
     "PaymentTermsSet": "domain.receivables:PaymentTermsSet",
     "ReceivablesOpened": "domain.receivables:ReceivablesOpened",
+    # domain.shared.idempotency (the HTTP API's; never published)
+    "RequestAccepted": "domain.shared.idempotency:RequestAccepted",
+    "ResponseRecorded": "domain.shared.idempotency:ResponseRecorded",
     # domain.schedule
     "ScheduleAdded": "domain.schedule:ScheduleAdded",
     "ScheduleRemoved": "domain.schedule:ScheduleRemoved",

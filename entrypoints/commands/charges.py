@@ -16,13 +16,13 @@ from entrypoints.common import (
     AccountArgument,
     JsonFlag,
     UnbilledFlag,
-    UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
 from entrypoints.presenters import account_with_written_off, billed_text
+from entrypoints.refusals import UsageError
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"

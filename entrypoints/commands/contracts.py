@@ -22,12 +22,12 @@ from entrypoints.common import (
     AccountArgument,
     DateOption,
     JsonFlag,
-    UsageError,
     date_parameter,
     optional_decimal,
     refusals,
     runtime,
 )
+from entrypoints.refusals import UsageError
 
 contract_app = typer.Typer(
     help="Contracts on accounts or packages: a minimum term with an early-termination "

@@ -30,7 +30,6 @@ from entrypoints import output
 from entrypoints import run_options as options
 from entrypoints.common import (
     JsonFlag,
-    UsageError,
     VerboseFlag,
     date_option,
     instant,
@@ -39,6 +38,7 @@ from entrypoints.common import (
     runtime,
     until_signalled,
 )
+from entrypoints.refusals import UsageError
 from entrypoints.runtime import Runtime
 from entrypoints.worker import SCHEDULE_INTERVAL_S, keep_scheduling
 

@@ -16,13 +16,13 @@ from entrypoints.common import (
     AccountArgument,
     JsonFlag,
     UnbilledFlag,
-    UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
 from entrypoints.presenters import account_with_written_off, billed_text
+from entrypoints.refusals import UsageError
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"

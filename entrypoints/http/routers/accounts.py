@@ -1,0 +1,95 @@
+"""/v1/accounts: create, change, read and list accounts.
+
+The representation is `billrun account show --json`'s (`account_json`); its
+`version` is the ETag, and a change may name it in If-Match.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from application.billing.accounts import accounts_after, change_account, open_account
+from application.billing.import_document import AccountRecord
+from entrypoints.http.etags import check_if_match, tag
+from entrypoints.http.pagination import After, Limit, decode_int_cursor, encode_cursor
+from entrypoints.http.routers.common import TenantBook, v1_router
+from entrypoints.representations import account_json
+
+router = v1_router("accounts")
+
+AccountJson = dict[str, Any]
+
+
+class AccountChanges(BaseModel):
+    """The fields to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    invoice_email: str | None = None
+    bill_group: str | None = Field(default=None, min_length=1, max_length=100)
+    tax_rate: Decimal | None = Field(default=None, ge=0, le=100)
+    bill_day: int | None = Field(default=None, ge=1, le=31)
+
+
+class AccountPage(BaseModel):
+    items: list[AccountJson]
+    next: str | None
+
+
+@router.post("/accounts", status_code=201, summary="Open an account")
+def create_account(
+    book: TenantBook,
+    response: Response,
+    record: AccountRecord,
+) -> AccountJson:
+    """Open an account with its packages (and any charges, usage and contracts),
+    as `billrun import` would from a file of this one record. An id that exists
+    already is refused (409): change it with PATCH."""
+    account = open_account(book.billing, record.model_dump(mode="json"), "request")
+    tag(response, account.version)
+    response.headers["Location"] = f"/v1/accounts/{account.account_id}"
+    return account_json(account)
+
+
+@router.get("/accounts", summary="List accounts")
+async def list_accounts(book: TenantBook, limit: Limit = 20, after: After = None) -> AccountPage:
+    """Accounts in the order they were opened (new ones come last)."""
+    position = decode_int_cursor(after)
+    found = await run_in_threadpool(accounts_after, book.billing, position, limit + 1)
+    chosen = found[:limit]
+    more = len(found) > limit
+    return AccountPage(
+        items=[account_json(account) for _, account in chosen],
+        next=encode_cursor(str(chosen[-1][0])) if more and chosen else None,
+    )
+
+
+@router.get("/accounts/{account_id}", summary="Get an account")
+def get_account(book: TenantBook, account_id: str, response: Response) -> AccountJson:
+    """The account and its packages (`billrun account show --json`)."""
+    account = book.billing.get_account(account_id)
+    tag(response, account.version)
+    return account_json(account)
+
+
+@router.patch("/accounts/{account_id}", summary="Change an account's details")
+def update_account(
+    book: TenantBook,
+    account_id: str,
+    changes: AccountChanges,
+    request: Request,
+    response: Response,
+) -> AccountJson:
+    """Change the name, invoice email, bill group, tax rate or bill day. With
+    If-Match, refused (412) when the account changed since that version."""
+    check_if_match(request, book.billing.get_account(account_id).version)
+    fields = changes.model_dump(mode="json", exclude_unset=True)
+    account, _ = change_account(book.billing, account_id, fields, "request")
+    tag(response, account.version)
+    return account_json(account)
