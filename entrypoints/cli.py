@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "worker",
         "Run the outbox relay and the consumers until SIGINT or SIGTERM.",
     ),
+    "serve": (
+        "entrypoints.commands.serve",
+        "serve",
+        "Serve the HTTP API (FastAPI under uvicorn) until SIGINT or SIGTERM.",
+    ),
     "scheduler": (
         "entrypoints.commands.schedules",
         "scheduler",
@@ -124,6 +129,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "billing the period its rule gives. `billrun scheduler` (or `billrun worker`) "
         "queues and executes them.",
     ),
+    "tenant": (
+        "entrypoints.commands.tenants",
+        "tenant_app",
+        "Tenants: isolated billing books (a PostgreSQL schema, read models, invoice "
+        "numbers and NATS namespace each) in one deployment.",
+    ),
+    "apikey": (
+        "entrypoints.commands.tenants",
+        "apikey_app",
+        "API keys: one tenant and one role each (admin, operator, auditor, service); "
+        "stored hashed, shown once.",
+    ),
     "schema": (
         "entrypoints.commands.importing",
         "schema_app",
@@ -168,12 +185,62 @@ def load_command(name: str) -> Any:
     if isinstance(target, typer.Typer):
         group = typer.main.get_group(target)
         group.name = name
-        return group
-    return typer.main.get_command_from_info(
-        typer.models.CommandInfo(name=name, callback=target),
+        # Tenants and keys live in the control schema, above every tenant.
+        return group if name in ("tenant", "apikey") else with_tenant_option(group)
+    return with_tenant_option(
+        typer.main.get_command_from_info(
+            typer.models.CommandInfo(name=name, callback=target),
+            pretty_exceptions_short=True,
+            rich_markup_mode="rich",
+        )
+    )
+
+
+TENANT_HELP = (
+    "The tenant whose billing book to use (default: BILLRUN_TENANT, else the default tenant)."
+)
+
+
+def with_tenant_option(command: Any) -> Any:
+    """Give every command `--tenant` (a command with its own, such as `apikey
+    create`, keeps it): `entrypoints.common.runtime` opens that tenant's book."""
+    for sub in getattr(command, "commands", {}).values():
+        with_tenant_option(sub)
+    if hasattr(command, "commands") or any(p.name == "tenant" for p in command.params):
+        return command
+    command.params.append(_tenant_parameter())
+    return command
+
+
+def _remember_tenant(value: str | None) -> str | None:
+    from entrypoints.tenant_choice import choose_tenant
+
+    if value is not None:
+        choose_tenant(value)
+    return value
+
+
+def _tenant_declaration(
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", metavar="NAME", help=TENANT_HELP, callback=_remember_tenant),
+    ] = None,
+) -> None:
+    """Only its parameter is used (`_tenant_parameter`)."""
+
+
+@cache
+def _tenant_parameter() -> Any:
+    """The `--tenant` option, built by typer itself from a declaration (one object
+    shared by every command: it holds no state), not passed to the command."""
+    holder = typer.main.get_command_from_info(
+        typer.models.CommandInfo(name="tenant", callback=_tenant_declaration),
         pretty_exceptions_short=True,
         rich_markup_mode="rich",
     )
+    parameter = holder.params[0]
+    parameter.expose_value = False
+    return parameter
 
 
 class LazyCommands(TyperGroup):
@@ -226,7 +293,8 @@ app = typer.Typer(
     "billrun run execute 2026-01; billrun invoice list --run 2026-01.\n\n"
     "Auditors: billrun history --run 2026-01 --jsonl; billrun audit verify.\n\n"
     "Configuration: BILLRUN_DATABASE_URL (unset: an embedded PostgreSQL under "
-    "BILLRUN_HOME, default ./.billrun), BILLRUN_BATCH_SIZE (accounts per transaction).",
+    "BILLRUN_HOME, default ./.billrun), BILLRUN_BATCH_SIZE (accounts per transaction), "
+    "BILLRUN_TENANT (or --tenant: whose billing book; see billrun tenant).",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -238,8 +306,14 @@ def _configure(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="NAME", help=TENANT_HELP)
+    ] = None,
 ) -> None:
     configure_logging(verbose)
+    from entrypoints.tenant_choice import choose_tenant
+
+    choose_tenant(tenant)  # None too: forget a previous invocation's choice
 
 
 def configure_logging(verbose: bool) -> None:

@@ -32,7 +32,12 @@ from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
 from entrypoints.refusals import REFUSALS, UsageError
 from entrypoints.runtime import Runtime, open_runtime
+from entrypoints.tenant_choice import chosen_tenant
 from infrastructure.settings import Settings
+from infrastructure.tenancy import acting_as, command_line_principal
+
+# Command modules import UsageError from here, where it always was.
+__all__ = ["UsageError"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,9 +136,21 @@ def _shown_name(command: Callable[..., object], name: str) -> str:
 MAX_ARGUMENT_LENGTH = 1000
 
 
+def chosen_settings() -> Settings:
+    """The environment's settings, pointed at the tenant `--tenant` named (else
+    BILLRUN_TENANT's, else the default tenant)."""
+    settings = Settings.from_environment()
+    tenant = chosen_tenant()
+    return settings.for_tenant(tenant) if tenant else settings
+
+
 @contextmanager
-def runtime() -> Iterator[Runtime]:
-    with open_runtime(Settings.from_environment()) as opened:
+def runtime(actor: str = "cli") -> Iterator[Runtime]:
+    """The chosen tenant's runtime; every event written inside records `actor`
+    (`cli`, or `worker` for the background services) and the OS user."""
+    settings = chosen_settings()
+    principal = command_line_principal(settings.tenant, actor)
+    with open_runtime(settings) as opened, acting_as(principal):
         try:
             yield opened
         finally:

@@ -21,6 +21,7 @@ from application.shared.errors import (
 from domain.shared.errors import DomainError
 from infrastructure.persistence import ForgedEventError
 from infrastructure.settings import ConfigurationError
+from infrastructure.tenancy import TenancyError, UnknownKey, UnknownTenant
 
 
 class UsageError(Exception):
@@ -38,6 +39,7 @@ REFUSALS: tuple[type[Exception], ...] = (
     UsageError,
     ConfigurationError,
     ForgedEventError,
+    TenancyError,
 )
 """Errors that mean "refused, nothing written" (everything else is a fault)."""
 
@@ -46,6 +48,8 @@ NOT_FOUND: tuple[type[Exception], ...] = (
     RunNotFound,
     InvoiceNotFound,
     ScheduleNotFound,
+    UnknownKey,
+    UnknownTenant,
 )
 """Refusals that mean the object named does not exist (in this tenant's book)."""
 

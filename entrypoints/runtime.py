@@ -12,6 +12,7 @@ from application.shared.ports import Seller
 from infrastructure.database import database_url
 from infrastructure.persistence import eventsourcing_environment
 from infrastructure.settings import Settings
+from infrastructure.tenancy import DEFAULT_TENANT, ControlStore
 from projections.catalog import ReadSide
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,13 @@ class Runtime:
 
 @contextlib.contextmanager
 def open_runtime(settings: Settings) -> Iterator[Runtime]:
+    """The application of `settings.tenant`'s book (its own schema); a tenant never
+    created is refused before anything is written (`UnknownTenant`)."""
     with database_url(settings) as url:
-        env = eventsourcing_environment(url, settings.lock_timeout)
+        if settings.tenant != DEFAULT_TENANT:
+            with ControlStore(url, max_size=1) as control:
+                control.require_tenant(settings.tenant)
+        env = eventsourcing_environment(url, settings.lock_timeout, settings.postgres_schema)
         billing = Billing(env)
         # Run checks refuse to render invoices under the built-in demo seller.
         billing.seller = Seller.from_settings(settings.seller)

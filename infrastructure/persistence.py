@@ -26,6 +26,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from infrastructure.settings import DEFAULT_LOCK_TIMEOUT
+from infrastructure.tenancy.actor import current_principal
 from infrastructure.topics import event_classes_by_topic, topic_of
 
 
@@ -37,6 +38,11 @@ class OrjsonTranscoder(Transcoder):
 
     def decode(self, data: bytes) -> Any:
         return orjson.loads(data)
+
+
+ACTOR_KEY = "_actor"
+"""In a stored state: who stored the event (`Principal.actor()`: key id, role, name).
+Absent from events stored before it existed, or outside `acting_as`."""
 
 
 class PydanticMapper(Mapper[Any]):
@@ -55,6 +61,12 @@ class PydanticMapper(Mapper[Any]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        # Who wrote it (Kill Bill's created_by), beside the state like the class
+        # version: metadata of the recording, not part of the fact, so stripped
+        # again before the event is rebuilt (`to_domain_event`).
+        principal = current_principal()
+        if principal is not None:
+            state[ACTOR_KEY] = principal.actor()
         stored_state = self.transcoder.encode(state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
@@ -69,7 +81,9 @@ class PydanticMapper(Mapper[Any]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         event_class = _event_class(stored_event.topic)
-        state = upcast(event_class, self.decode_state(stored_event.state))
+        state = self.decode_state(stored_event.state)
+        state.pop(ACTOR_KEY, None)
+        state = upcast(event_class, state)
         return cast(
             DomainEventProtocol[Any],
             event_class(
@@ -117,11 +131,14 @@ class DatabaseBusy(Exception):
 
 
 def eventsourcing_environment(
-    database_url: str, lock_timeout: int = DEFAULT_LOCK_TIMEOUT
+    database_url: str, lock_timeout: int = DEFAULT_LOCK_TIMEOUT, schema: str = ""
 ) -> dict[str, str]:
-    """The library's configuration (its own variable names) for one database URL."""
+    """The library's configuration (its own variable names) for one database URL
+    and one tenant's schema ("": `public`, the default tenant's)."""
     params = conninfo_to_dict(database_url)
+    tenant = {"POSTGRES_SCHEMA": schema} if schema else {}
     return {
+        **tenant,
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": str(params.get("dbname") or "billrun"),
         "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),

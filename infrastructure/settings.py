@@ -11,9 +11,18 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from infrastructure.tenancy.names import (
+    DEFAULT_TENANT,
+    TenantNameRefused,
+    check_tenant_name,
+    tenant_nats_prefix,
+    tenant_schema,
+    tenant_source,
+)
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = 30
@@ -167,6 +176,42 @@ class Settings:
     source: str = ""
     """BILLRUN_SOURCE: this deployment's id, in every message id (`<source>:<notification
     id>`) and CloudEvents `ce-source`. Default: `derived_source(database_url, home)`."""
+    tenant: str = DEFAULT_TENANT
+    """BILLRUN_TENANT (or `--tenant`): whose billing book. Any other tenant than
+    `default` has its own schema, and `nats_prefix` and `source` derived from the
+    deployment's (`for_tenant`)."""
+
+    @property
+    def postgres_schema(self) -> str:
+        """The tenant's PostgreSQL schema; "" (`public`) for the default tenant."""
+        return tenant_schema(self.tenant)
+
+    def for_tenant(self, tenant: str) -> Settings:
+        """These settings pointed at `tenant`: its schema, NATS prefix
+        (`<prefix>-<tenant>`) and source (`<source>.<tenant>`), derived from the
+        deployment's whichever tenant these pointed at."""
+        if tenant != DEFAULT_TENANT:
+            try:
+                check_tenant_name(tenant, "BILLRUN_TENANT (--tenant)")
+            except TenantNameRefused as refused:
+                raise ConfigurationError(str(refused)) from None
+        prefix, source = self.nats_prefix, self.source
+        if self.tenant != DEFAULT_TENANT:  # undo this tenant's derivation first
+            prefix = prefix.removesuffix(f"-{self.tenant}")
+            source = source.removesuffix(f".{self.tenant}")
+        nats_prefix = tenant_nats_prefix(prefix, tenant)
+        if not _NATS_PREFIX.fullmatch(nats_prefix):
+            raise ConfigurationError(
+                f"tenant {tenant!r}: its NATS prefix {nats_prefix!r} is longer than 32 "
+                "characters: use a shorter BILLRUN_NATS_PREFIX or tenant name"
+            )
+        derived_source = tenant_source(source, tenant)
+        if not _SOURCE.fullmatch(derived_source):
+            raise ConfigurationError(
+                f"tenant {tenant!r}: its source {derived_source!r} is longer than 64 "
+                "characters: use a shorter BILLRUN_SOURCE or tenant name"
+            )
+        return replace(self, tenant=tenant, nats_prefix=nats_prefix, source=derived_source)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,7 +232,7 @@ class Settings:
                 f"BILLRUN_SOURCE: {source!r}: use 1-64 letters, digits, '.', '-' or '_', "
                 "starting with a letter or digit"
             )
-        return cls(
+        deployment = cls(
             database_url=database_url,
             nats_url=env.get("BILLRUN_NATS_URL") or None,
             home=home,
@@ -199,6 +244,7 @@ class Settings:
             nats_prefix=nats_prefix,
             source=source,
         )
+        return deployment.for_tenant(env.get("BILLRUN_TENANT") or DEFAULT_TENANT)
 
 
 def _at_least_one(env: Mapping[str, str], name: str, default: int, unit: str = "") -> int:

@@ -20,6 +20,7 @@ from domain.invoicing.events import InvoiceClosed, InvoiceOpened, InvoiceRelease
 from domain.receivables.events import CreditNotePosted, InvoicePosted
 from domain.receivables.receivables import receivables_uuid
 from domain.shared.ids import account_uuid, invoice_uuid, run_uuid
+from infrastructure.persistence import ACTOR_KEY
 
 PAGE_SIZE = 5000
 
@@ -33,17 +34,29 @@ class HistoryEntry:
     event: str
     timestamp: str
     payload: dict[str, Any]
+    actor: dict[str, Any] | None = None
+    """Who stored it (`key_id`, `role`, `name`: an API key, or `cli` and the OS
+    user); None for events stored before billrun recorded it."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        entry = {
             "notification_id": self.notification_id,
             "timestamp": self.timestamp,
             "aggregate": self.aggregate,
             "aggregate_id": str(self.aggregate_id),
             "version": self.version,
             "event": self.event,
-            "payload": self.payload,
         }
+        # Only when recorded: an old log's export stays byte for byte what it was.
+        if self.actor is not None:
+            entry["actor"] = self.actor
+        entry["payload"] = self.payload
+        return entry
+
+    @property
+    def by(self) -> str:
+        """The actor in a word, for tables: the API key's id, or `cli`."""
+        return str(self.actor["key_id"]) if self.actor else ""
 
 
 def describe_topic(topic: str) -> tuple[str, str]:
@@ -83,8 +96,9 @@ class History:
         self, nid: int, originator_id: UUID, version: int, topic: str, state: bytes
     ) -> HistoryEntry:
         payload = self._decode(state)
-        # How the event was stored (its schema version), not what happened.
+        # How the event was stored (its schema version) and by whom, not what happened.
         payload.pop("class_version", None)
+        actor = payload.pop(ACTOR_KEY, None)
         aggregate, event = describe_topic(topic)
         return HistoryEntry(
             notification_id=nid,
@@ -94,6 +108,7 @@ class History:
             event=event,
             timestamp=str(payload.pop("timestamp", "")),
             payload=payload,
+            actor=actor,
         )
 
     # Each query checks that its subject exists before it returns the stream, so an

@@ -48,6 +48,10 @@ def history(
     """Replay history as an auditor: every stored event with its notification id,
     timestamp, aggregate, version, type and payload, in commit order.
 
+    Each event says who stored it (`by`; in JSON `actor`: the API key's id and
+    role, or `cli` and the OS user), when it was recorded (events stored before
+    billrun recorded actors have none).
+
     With --run, --account or --invoice (one of them): that subject's events.
     Without any (or with --all): every stored event, from notification id 1 or
     --from N, up to the last one committed when the command started.
@@ -93,10 +97,12 @@ def print_table(entries: Iterator[HistoryEntry], limit: int) -> None:
     table.add_column("aggregate", no_wrap=True, min_width=8)
     table.add_column("v", no_wrap=True, min_width=2, justify="right")
     table.add_column("event", no_wrap=True, min_width=14)
+    table.add_column("by", no_wrap=True, min_width=3)
     table.add_column("payload", no_wrap=True)
     # Rich squeezes the narrow columns away before it crops a long cell, so the
-    # payload is cut to what the terminal leaves for it.
-    room = max(output.console.width - 66, 12)
+    # payload is cut to what the terminal leaves for it (the `by` column is an API
+    # key id, 12 characters, or `cli`).
+    room = max(output.console.width - 81, 12)
     shown = hidden = 0
     for entry in entries:
         if shown >= limit:
@@ -106,7 +112,7 @@ def print_table(entries: Iterator[HistoryEntry], limit: int) -> None:
         payload = json.dumps(entry.payload, separators=(",", ":"))
         table.add_row(
             str(entry.notification_id), entry.timestamp[:16].replace("T", " "),
-            entry.aggregate, str(entry.version), entry.event,
+            entry.aggregate, str(entry.version), entry.event, entry.by,
             payload if len(payload) <= room else payload[: room - 1] + "…",
         )  # fmt: skip
     output.console.print(table)

@@ -60,7 +60,7 @@ def relay_run(
     events until SIGINT or SIGTERM, then finishes the window in flight and exits.
     A second signal stops at once. Use -v for a log line per window.
     """
-    with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
+    with _relay_refusals(), runtime(actor="worker") as rt, nats_url(rt.settings) as url:
         source, positions = relay_parts(rt)
         names = stream_names(rt.settings)
         relay = Relay(source, positions, url, names, window=window)
@@ -106,7 +106,7 @@ def relay_replay(
     is harmless; to feed one new subscriber only, start it at the right stream
     sequence instead. The relay's position does not move.
     """
-    with _relay_refusals(), runtime() as rt, nats_url(rt.settings) as url:
+    with _relay_refusals(), runtime(actor="worker") as rt, nats_url(rt.settings) as url:
         source, positions = relay_parts(rt)
 
         names = stream_names(rt.settings)

@@ -293,7 +293,7 @@ def scheduler(
     a run of an --once pass failed. Use -v to watch it work.
     """
     log_verbosely(verbose)
-    with runtime() as rt:
+    with runtime(actor="worker") as rt:
         if not once:
             output.errors.print(
                 f"scheduler: a pass every {interval:g} s; press Ctrl-C to stop", highlight=False

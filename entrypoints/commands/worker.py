@@ -31,7 +31,7 @@ def worker(verbose: VerboseFlag = False) -> None:
     """
     log_verbosely(verbose)
     try:
-        with runtime() as rt, nats_url(rt.settings) as url:
+        with runtime(actor="worker") as rt, nats_url(rt.settings) as url:
             output.errors.print(f"worker: NATS {url}; press Ctrl-C to stop", highlight=False)
             until_signalled(lambda stop: run_worker(rt, url, stop))
     except (RelayError, NatsError, WorkerFault, EmbeddedServiceError) as error:

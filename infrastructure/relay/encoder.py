@@ -22,6 +22,7 @@ from infrastructure.contract import (
 )
 from infrastructure.contract.facts import Lookup
 from infrastructure.messaging import subject_for
+from infrastructure.persistence import ACTOR_KEY
 from infrastructure.relay.log import RelayRow
 from infrastructure.relay.wire import header_block
 
@@ -99,6 +100,9 @@ class Encoder:
         nid, originator_id, version, topic, state = row
         subject, event, form = self._known(topic)
         payload: dict[str, Any] = orjson.loads(state)
+        # Who wrote it stays in the event store: key ids and OS user names are not
+        # part of the public contract (docs/subscribing.md, personal data).
+        payload.pop(ACTOR_KEY, None)
         payload["originator_id"] = originator_id
         if form is None:
             self.facts.learn(event, originator_id, payload, nid)

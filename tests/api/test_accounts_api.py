@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from entrypoints.http.tenancy import Role
-from tests.api.conftest import as_key
+from tests.api.conftest import bearer
 from tests.conftest import account, package
 
 
@@ -25,9 +25,11 @@ def test_bad_input_is_a_problem_naming_each_field_and_writes_nothing(api: TestCl
     assert api.get("/v1/accounts/ACME-001").status_code == 404
 
 
-def test_another_tenants_account_is_not_found(api: TestClient) -> None:
+def test_another_tenants_account_is_not_found(
+    api: TestClient, keys: dict[tuple[str, Role], str]
+) -> None:
     api.post("/v1/accounts", json=account("ACME-001"))
-    other = api.get("/v1/accounts/ACME-001", headers=as_key("globex", Role.ADMIN))
+    other = api.get("/v1/accounts/ACME-001", headers=bearer(keys["globex", Role.ADMIN]))
     assert other.status_code == 404
     assert other.headers["content-type"] == "application/problem+json"
 
