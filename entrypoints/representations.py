@@ -7,10 +7,15 @@ wrote them (the aggregate's uuid beside, where a program may want it).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from application.receivables.payments import PaymentRecording
 from domain.billing.account import Account
+from domain.billing.state import Charge
+from domain.billing.terms import UsageRecord
 from domain.shared.ids import account_uuid
+from domain.shared.money import round_to_currency
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -33,3 +38,68 @@ def account_json(account: Account) -> dict[str, Any]:
             for p in account.packages.values()
         ],
     }
+
+
+def is_billed(account: Account, record: UsageRecord) -> bool:
+    package = account.packages.get(record.package_id)
+    return package is None or record.usage_id not in package.unbilled_usage
+
+
+def usage_json(
+    account: Account, record: UsageRecord, written_off_by: str | None = None
+) -> dict[str, Any]:
+    """`written_off_by`: the run, cancelled with --discard, that billed it."""
+    return {
+        **record.model_dump(mode="json"),
+        "currency": account.currency,
+        "billed": is_billed(account, record),
+        "written_off": written_off_by is not None,
+        "written_off_by_run": written_off_by,
+    }
+
+
+def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:
+    """`written_off_by`: the run, cancelled with --discard, that billed it."""
+    return {
+        **charge.terms.model_dump(mode="json"),
+        "currency": currency,
+        "billed": charge.billed,
+        "written_off": written_off_by is not None,
+        "written_off_by_run": written_off_by,
+    }
+
+
+def recording_json(recording: PaymentRecording) -> dict[str, Any]:
+    """Money at the currency's minor unit (exact: the aggregate accepts no more)."""
+    payment = recording.payment
+
+    def money(amount: Decimal) -> str:
+        return str(round_to_currency(amount, recording.currency))
+
+    return {
+        "account": recording.account_id,
+        "currency": recording.currency,
+        "recorded": recording.recorded,
+        "payment": {
+            "payment_id": payment.payment_id,
+            "amount": money(payment.amount),
+            "received_on": payment.received_on.isoformat(),
+            "method": payment.method,
+            "reference": payment.reference,
+            "allocations": [
+                {
+                    "invoice_id": str(a.document_id),
+                    "number": recording.numbers[a.document_id],
+                    "amount": money(a.amount),
+                    "still_open": money(recording.open_after[a.document_id]),
+                }
+                for a in payment.allocations
+            ],
+            "credit": money(payment.credit),
+        },
+        "balance": money(recording.balance),
+        "credit_balance": money(recording.credit_balance),
+    }
+
+
+# Reading ------------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
 from application.billing.transactions import ChargeInput, add_charges
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
-from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.common import (
@@ -23,6 +22,7 @@ from entrypoints.common import (
 )
 from entrypoints.presenters import account_with_written_off, billed_text
 from entrypoints.refusals import UsageError
+from entrypoints.representations import charge_json
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
@@ -164,14 +164,3 @@ def charge_list(
             billed_text(row),
         )  # fmt: skip
     output.print_table(table, droppable=("category",))
-
-
-def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:
-    """`written_off_by`: the run, cancelled with --discard, that billed it."""
-    return {
-        **charge.terms.model_dump(mode="json"),
-        "currency": currency,
-        "billed": charge.billed,
-        "written_off": written_off_by is not None,
-        "written_off_by_run": written_off_by,
-    }

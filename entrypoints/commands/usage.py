@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from application.billing.transactions import UsageInput, record_usage
 from application.billing.usage_csv import parse_usage_csv
-from domain.billing.account import Account
-from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.common import (
     AccountArgument,
@@ -23,6 +21,7 @@ from entrypoints.common import (
 )
 from entrypoints.presenters import account_with_written_off, billed_text
 from entrypoints.refusals import UsageError
+from entrypoints.representations import usage_json
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -184,21 +183,3 @@ def usage_list(
             row["quantity"], row["unit_price"], billed_text(row),
         )  # fmt: skip
     output.print_table(table, droppable=("package",))
-
-
-def is_billed(account: Account, record: UsageRecord) -> bool:
-    package = account.packages.get(record.package_id)
-    return package is None or record.usage_id not in package.unbilled_usage
-
-
-def usage_json(
-    account: Account, record: UsageRecord, written_off_by: str | None = None
-) -> dict[str, Any]:
-    """`written_off_by`: the run, cancelled with --discard, that billed it."""
-    return {
-        **record.model_dump(mode="json"),
-        "currency": account.currency,
-        "billed": is_billed(account, record),
-        "written_off": written_off_by is not None,
-        "written_off_by_run": written_off_by,
-    }

@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from entrypoints.http.routers import accounts
+    from entrypoints.http.routers import accounts, billing, receivables
 
-    return [accounts.router]
+    return [accounts.router, billing.router, receivables.router]
