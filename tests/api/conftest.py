@@ -4,10 +4,16 @@ makes them."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from entrypoints.http.app import create_app
@@ -47,3 +53,38 @@ def api(authority: StoredKeys, keys: dict[tuple[str, Role], str]) -> Iterator[Te
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class LiveServer:
+    url: str
+    keys: dict[tuple[str, Role], str]
+
+    def client(self, tenant: str = "acme", role: Role = Role.ADMIN) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers=bearer(self.keys[tenant, role]), timeout=30
+        )
+
+
+@pytest.fixture
+def live_server(
+    authority: StoredKeys, keys: dict[tuple[str, Role], str]
+) -> Iterator[LiveServer]:
+    """The API under uvicorn on a free port, in a thread of this process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(authority), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
