@@ -61,15 +61,11 @@ class LiveServer:
     keys: dict[tuple[str, Role], str]
 
     def client(self, tenant: str = "acme", role: Role = Role.ADMIN) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers=bearer(self.keys[tenant, role]), timeout=30
-        )
+        return httpx.Client(base_url=self.url, headers=bearer(self.keys[tenant, role]), timeout=30)
 
 
 @pytest.fixture
-def live_server(
-    authority: StoredKeys, keys: dict[tuple[str, Role], str]
-) -> Iterator[LiveServer]:
+def live_server(authority: StoredKeys, keys: dict[tuple[str, Role], str]) -> Iterator[LiveServer]:
     """The API under uvicorn on a free port, in a thread of this process."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ from entrypoints.http.security import bearer
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemDocument, "description": description}
     for status, description in (
+        (400, "The body is not JSON"),
         (401, "No key, or a key that is unknown or revoked"),
         (403, "The key's role may not call this route"),
         (404, "Not found in the key's tenant"),
