@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from entrypoints.http.routers import accounts, billing, receivables
+    from entrypoints.http.routers import accounts, billing, receivables, reference
 
-    return [accounts.router, billing.router, receivables.router]
+    return [accounts.router, billing.router, receivables.router, reference.router]
