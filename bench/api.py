@@ -6,7 +6,9 @@ Usage ingestion (target: at least 5,000 records/s on this 2-core machine):
   ceiling: the same records recorded in-process in tenant `ceiling` through
   `record_usage` (the command POST /v1/usage/batches runs), batch by batch;
   figure: the records POSTed to `billrun serve` (a subprocess, as deployed) in
-  batches of 1,000 with an Idempotency-Key each, from `--clients` threads;
+  batches of 1,000 with an Idempotency-Key each, from `--clients` threads
+  (default 3: one server process overlaps one request's database time with
+  another's Python);
   ratio = figure / ceiling (1.0: HTTP, JSON and the key cost nothing).
 
 Invoice reads (p50/p99 of GET /v1/invoices?limit=100 and GET /v1/invoices/{id}
@@ -14,7 +16,7 @@ with `--invoices` invoices in the tenant): measured only when the server has
 those routes (they come with the runs and invoices resources); otherwise the
 JSON says `"skipped"` and why.
 
-    python bench/api.py [--accounts 1000] [--records 50000] [--clients 2]
+    python bench/api.py [--accounts 1000] [--records 50000] [--clients 3]
                         [--invoices 100000] [--reads 200] [--json]
 """
 
@@ -200,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
