@@ -23,7 +23,7 @@ from tests.conftest import account, package
 OWNER, OTHER = "acme", "globex"
 ACCOUNT = "ACME-001"
 
-PATH_VALUES = {"account_id": ACCOUNT, "name": "monthly"}
+PATH_VALUES = {"account_id": ACCOUNT, "name": "monthly", "group_id": "monthly"}
 SAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/accounts"): account("ACME-NEW"),
     ("PATCH", "/v1/accounts/{account_id}"): {"name": "Renamed"},
@@ -67,6 +67,15 @@ SAMPLES[("POST", "/v1/exchange-rates")] = {
     "rate": "1.0842",
     "date": "2026-01-01",
 }
+SAMPLES[("POST", "/v1/accounts/{account_id}/packages")] = package("desk", amount="20.00")
+SAMPLES[("POST", "/v1/contracts")] = {
+    "account_id": ACCOUNT,
+    "contract_id": "c-1",
+    "start_date": "2026-01-01",
+    "term_months": 12,
+    "minimum_spend": "1000.00",
+}
+SAMPLES[("PUT", "/v1/bill-groups/{group_id}")] = {"delivery": "none", "zero_invoices": False}
 SAMPLES[("POST", "/v1/usage/batches")] = {"records": [SAMPLES[("POST", "/v1/usage")]]}
 
 
@@ -115,6 +124,7 @@ def test_another_tenants_keys_never_reach_the_owners_objects(
 ) -> None:
     created = api.post("/v1/accounts", json=account(ACCOUNT, package(usage_rate="0.10")))
     api.post("/v1/schedules", json=SAMPLES["POST", "/v1/schedules"])
+    api.put("/v1/bill-groups/monthly", json=SAMPLES["PUT", "/v1/bill-groups/{group_id}"])
     secret = created.json()["aggregate_id"]
     before = api.get(f"/v1/accounts/{ACCOUNT}").json()
     # Reads first: the other tenant's writes below may create objects of the same

@@ -7,6 +7,12 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from entrypoints.http.routers import accounts, billing, receivables, reference
+    from entrypoints.http.routers import accounts, bill_groups, billing, receivables, reference
 
-    return [accounts.router, billing.router, receivables.router, reference.router]
+    return [
+        accounts.router,
+        billing.router,
+        bill_groups.router,
+        receivables.router,
+        reference.router,
+    ]
