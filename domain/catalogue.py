@@ -17,6 +17,7 @@ EVENT_MODULES = (
     "domain.invoicing.events",
     "domain.receivables.events",
     "domain.runs.events",
+    "domain.shared.idempotency",
 )
 
 

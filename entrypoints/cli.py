@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "worker",
         "Run the outbox relay and the consumers until SIGINT or SIGTERM.",
     ),
+    "serve": (
+        "entrypoints.commands.serve",
+        "serve",
+        "Serve the HTTP API (FastAPI under uvicorn) until SIGINT or SIGTERM.",
+    ),
     "scheduler": (
         "entrypoints.commands.schedules",
         "scheduler",

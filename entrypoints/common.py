@@ -28,15 +28,16 @@ from rich.progress import (
 from typer.models import ArgumentInfo, OptionInfo
 
 from application.billing.usage_csv import FieldError, NotInCalendar, parse_date, parse_decimal
-from application.shared.errors import ApplicationError
-from domain.shared.errors import DomainError
 from domain.shared.inputs import InputRefused, check_text
 from entrypoints import output
+from entrypoints.refusals import REFUSALS, UsageError
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.tenant_choice import chosen_tenant
-from infrastructure.persistence import ForgedEventError
-from infrastructure.settings import ConfigurationError, Settings
-from infrastructure.tenancy import TenancyError, acting_as, command_line_principal
+from infrastructure.settings import Settings
+from infrastructure.tenancy import acting_as, command_line_principal
+
+# Command modules import UsageError from here, where it always was.
+__all__ = ["UsageError"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,10 +85,6 @@ def log_verbosely(verbose: bool) -> None:
         logging.getLogger().setLevel(logging.INFO)
 
 
-class UsageError(Exception):
-    """Bad command-line input, reported like any other refusal."""
-
-
 def refusals(command: Callable[P, R]) -> Callable[P, R]:
     """Turn billrun's refusals into a clear message on stderr and exit code 2."""
 
@@ -96,14 +93,7 @@ def refusals(command: Callable[P, R]) -> Callable[P, R]:
         try:
             _check_text_arguments(command, kwargs)
             return command(*args, **kwargs)
-        except (
-            ApplicationError,
-            DomainError,
-            UsageError,
-            ConfigurationError,
-            ForgedEventError,
-            TenancyError,
-        ) as error:
+        except REFUSALS as error:
             # The message quotes the user's input: escape it so it is never read as
             # markup, and never wrap it, so each problem stays on one line.
             output.errors.print(

@@ -1,7 +1,8 @@
 """Generated documentation: `python -m entrypoints.docs [--check]`.
 
-The import file's JSON Schema is generated from the pydantic models and the
-AsyncAPI document from the public event models (`infrastructure.contract`);
+The import file's JSON Schema is generated from the pydantic models, the
+AsyncAPI document from the public event models (`infrastructure.contract`) and
+the OpenAPI 3.1 document from the HTTP API's routes (`entrypoints.http`);
 `--check` fails when a committed copy is stale, so CI keeps the docs true.
 """
 
@@ -23,9 +24,17 @@ def _asyncapi() -> str:
     return json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"
 
 
+def _openapi() -> str:
+    from entrypoints.http.app import create_app
+    from entrypoints.http.tenancy import NoKeys
+
+    return json.dumps(create_app(NoKeys()).openapi(), indent=2, sort_keys=True) + "\n"
+
+
 GENERATED = {
     Path("docs/import-schema.json"): _import_schema,
     Path("docs/asyncapi.json"): _asyncapi,
+    Path("docs/openapi.json"): _openapi,
 }
 
 

@@ -12,7 +12,7 @@ import typer
 
 from domain.receivables.collection import CollectionType
 from domain.runs.settings import RunSettings, Selection
-from entrypoints.common import UsageError
+from entrypoints.refusals import UsageError
 
 Group = Annotated[list[str] | None, typer.Option(help="Bill only this bill group (repeat).")]
 Account = Annotated[list[str] | None, typer.Option(help="Bill only this account (repeat).")]

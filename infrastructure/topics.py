@@ -99,6 +99,7 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     # domain.receivables
     "AccountReinstated": "domain.receivables:AccountReinstated",
     "AccountSuspended": "domain.receivables:AccountSuspended",
+    "AccountSuspendedByOperator": "domain.receivables.events:AccountSuspendedByOperator",
     "AutoPaySet": "domain.receivables:AutoPaySet",
     "CollectionAnswered": "domain.receivables:CollectionAnswered",
     "CollectionAttempted": "domain.receivables:CollectionAttempted",
@@ -110,6 +111,9 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     "PaymentReceived": "domain.receivables:PaymentReceived",
     "PaymentTermsSet": "domain.receivables:PaymentTermsSet",
     "ReceivablesOpened": "domain.receivables:ReceivablesOpened",
+    # domain.shared.idempotency (the HTTP API's; never published)
+    "RequestAccepted": "domain.shared.idempotency:RequestAccepted",
+    "ResponseRecorded": "domain.shared.idempotency:ResponseRecorded",
     # domain.schedule
     "ScheduleAdded": "domain.schedule:ScheduleAdded",
     "ScheduleRemoved": "domain.schedule:ScheduleRemoved",

@@ -21,6 +21,7 @@ from eventsourcing.utils import Environment, EnvType
 from application.shared.clock import Clock, system_clock
 from application.shared.errors import AccountNotFound, InvoiceNotFound, RunNotFound
 from application.shared.ports import Seller
+from application.shared.riders import carried, riders
 from application.shared.snapshots import SNAPSHOT_CLASSES, SNAPSHOT_INTERVAL, snapshots_due
 from domain.billing.account import Account
 from domain.billing.exchange_rates import EXCHANGE_RATE_BOOK_ID, ExchangeRateBook
@@ -101,7 +102,9 @@ class Billing(Application[UUID]):
         checks, which cost more than the insert itself at bill-run batch sizes.
         """
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for obj in objs:
+        # An HTTP write's idempotency record commits with the write's own events.
+        riding = riders()
+        for obj in (*objs, *riding):
             if isinstance(obj, Aggregate):
                 processing_event.events.extend(obj.collect_events())
                 processing_event.aggregates[obj.id] = obj
@@ -111,6 +114,8 @@ class Billing(Application[UUID]):
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
+        if riding:
+            carried()
         if self.snapshots is not None:
             # After the commit, and not in its transaction: a snapshot is a cache of
             # the events just stored, so losing one to a crash here costs a longer

@@ -9,8 +9,6 @@ import typer
 from application.billing.importing import change_buyer
 from application.billing.invoicers import assign_invoicer
 from application.receivables.payments import payment_terms, set_autopay, set_payment_terms
-from domain.billing.account import Account
-from domain.shared.ids import account_uuid
 from entrypoints import output
 from entrypoints.common import (
     AccountArgument,
@@ -22,6 +20,7 @@ from entrypoints.common import (
     runtime,
 )
 from entrypoints.presenters import show_balance
+from entrypoints.representations import account_json
 
 account_app = typer.Typer(
     help="Read accounts, their packages and balances; set payment terms, auto-pay and "
@@ -113,28 +112,6 @@ def account_show(
             f"{len(stranded)} bill date(s) no run covered are owed, not billed: {listed}; "
             "a run with --catch-up bills them (`billrun run check` lists them)"
         )
-
-
-def account_json(account: Account) -> dict[str, Any]:
-    return {
-        "id": account.account_id,
-        "aggregate_id": str(account_uuid(account.account_id)),
-        "name": account.name,
-        "currency": account.currency,
-        "invoice_email": account.invoice_email,
-        "bill_group": account.bill_group,
-        "buyer": account.buyer.model_dump(mode="json"),
-        "version": account.version,
-        "packages": [
-            {
-                **p.terms.model_dump(mode="json"),
-                "next_bill_date": p.next_bill_date.isoformat(),
-                # Passed over by a run whose period began after them: stranded.
-                "owed_bill_dates": [p.bill_date_of(i).isoformat() for i in p.owed],
-            }
-            for p in account.packages.values()
-        ],
-    }
 
 
 # Receivables ----------------------------------------------------------------------

@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, refusals, runtime
+from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.refusals import UsageError
 from projections.audit_seal import (
     ANCHOR_ALGORITHM,
     SealHead,

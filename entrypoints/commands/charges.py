@@ -11,20 +11,20 @@ from application.billing.transactions import ChargeInput, add_charges
 from application.runs.cancel import WrittenOff
 from domain.billing.account import Account
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
-from domain.billing.state import Charge
 from domain.billing.terms import ChargeTerms
 from entrypoints import output
 from entrypoints.account_listings import AccountListing, add_list_command
 from entrypoints.common import (
     AccountArgument,
     JsonFlag,
-    UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
 from entrypoints.presenters import billed_text
+from entrypoints.refusals import UsageError
+from entrypoints.representations import charge_json
 
 charge_app = typer.Typer(
     help="Add one-off charges (a negative amount: a credit) to accounts and list them.\n\n"
@@ -161,14 +161,3 @@ add_list_command(
     Example: [bold]billrun charge list ACME-001 --unbilled --json[/bold]
     """,
 )
-
-
-def charge_json(charge: Charge, currency: str, written_off_by: str | None = None) -> dict[str, Any]:
-    """`written_off_by`: the run, cancelled with --discard, that billed it."""
-    return {
-        **charge.terms.model_dump(mode="json"),
-        "currency": currency,
-        "billed": charge.billed,
-        "written_off": written_off_by is not None,
-        "written_off_by_run": written_off_by,
-    }

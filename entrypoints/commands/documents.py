@@ -27,8 +27,9 @@ from application.invoicing.documents import (
 )
 from domain.invoicing.documents import RenderedDocument
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, progress_bar, refusals, runtime
+from entrypoints.common import JsonFlag, progress_bar, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id
+from entrypoints.refusals import UsageError
 from entrypoints.runtime import Runtime
 from infrastructure.file_store import FileStore, documents_root
 

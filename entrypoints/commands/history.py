@@ -13,8 +13,9 @@ from rich.table import Table
 
 from application.shared.history import History, HistoryEntry
 from entrypoints import output
-from entrypoints.common import UsageError, refusals, runtime
+from entrypoints.common import refusals, runtime
 from entrypoints.presenters import resolve_invoice_id
+from entrypoints.refusals import UsageError
 
 
 @refusals

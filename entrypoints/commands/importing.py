@@ -10,7 +10,8 @@ import typer
 from application.billing.import_document import json_schema, parse_import
 from application.billing.importing import import_accounts
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, refusals, runtime
+from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.refusals import UsageError
 
 schema_app = typer.Typer(help="Print the JSON Schema of billrun's input files.")
 

@@ -22,7 +22,6 @@ from entrypoints import output
 from entrypoints.common import (
     AsOfOption,
     JsonFlag,
-    UsageError,
     VersionOption,
     optional_decimal,
     parse_instant,
@@ -37,6 +36,7 @@ from entrypoints.presenters import (
     payment_statuses,
     resolve_invoice_id,
 )
+from entrypoints.refusals import UsageError
 
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 

@@ -31,6 +31,7 @@ from entrypoints.common import (
     runtime,
 )
 from entrypoints.presenters import aging_table, as_of_day
+from entrypoints.representations import recording_json
 
 payment_app = typer.Typer(
     help="Record payments received, list them, and reconcile pending collections.\n\n"
@@ -152,42 +153,6 @@ def allocation_table(recording: PaymentRecording) -> Table:
         )
     table.add_row("credit balance", money(recording.payment.credit), "")
     return table
-
-
-def recording_json(recording: PaymentRecording) -> dict[str, Any]:
-    """Money at the currency's minor unit (exact: the aggregate accepts no more)."""
-    payment = recording.payment
-
-    def money(amount: Decimal) -> str:
-        return str(round_to_currency(amount, recording.currency))
-
-    return {
-        "account": recording.account_id,
-        "currency": recording.currency,
-        "recorded": recording.recorded,
-        "payment": {
-            "payment_id": payment.payment_id,
-            "amount": money(payment.amount),
-            "received_on": payment.received_on.isoformat(),
-            "method": payment.method,
-            "reference": payment.reference,
-            "allocations": [
-                {
-                    "invoice_id": str(a.document_id),
-                    "number": recording.numbers[a.document_id],
-                    "amount": money(a.amount),
-                    "still_open": money(recording.open_after[a.document_id]),
-                }
-                for a in payment.allocations
-            ],
-            "credit": money(payment.credit),
-        },
-        "balance": money(recording.balance),
-        "credit_balance": money(recording.credit_balance),
-    }
-
-
-# Reading ------------------------------------------------------------------------------
 
 
 @payment_app.command("list")

@@ -10,7 +10,8 @@ from application.runs.cancel import cancel_run
 from application.runs.workflow import process_run
 from domain.runs.settings import CancelMode
 from entrypoints import output
-from entrypoints.common import JsonFlag, UsageError, refusals, runtime
+from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.refusals import UsageError
 
 
 @refusals

@@ -11,19 +11,19 @@ from application.billing.transactions import UsageInput, record_usage
 from application.billing.usage_csv import parse_usage_csv
 from application.runs.cancel import WrittenOff
 from domain.billing.account import Account
-from domain.billing.terms import UsageRecord
 from entrypoints import output
 from entrypoints.account_listings import AccountListing, add_list_command
 from entrypoints.common import (
     AccountArgument,
     JsonFlag,
-    UsageError,
     date_option,
     decimal_option,
     refusals,
     runtime,
 )
 from entrypoints.presenters import billed_text
+from entrypoints.refusals import UsageError
+from entrypoints.representations import usage_json
 
 usage_app = typer.Typer(
     help="Record usage of accounts' packages (one record, or a CSV file) and list it.\n\n"
@@ -179,21 +179,3 @@ add_list_command(
     Example: [bold]billrun usage list ACME-001 --unbilled --json[/bold]
     """,
 )
-
-
-def is_billed(account: Account, record: UsageRecord) -> bool:
-    package = account.packages.get(record.package_id)
-    return package is None or record.usage_id not in package.unbilled_usage
-
-
-def usage_json(
-    account: Account, record: UsageRecord, written_off_by: str | None = None
-) -> dict[str, Any]:
-    """`written_off_by`: the run, cancelled with --discard, that billed it."""
-    return {
-        **record.model_dump(mode="json"),
-        "currency": account.currency,
-        "billed": is_billed(account, record),
-        "written_off": written_off_by is not None,
-        "written_off_by_run": written_off_by,
-    }
