@@ -173,9 +173,11 @@ class InvoicesView(View):
         account_id: str | None = None,
         status: str | None = None,
         batch_size: int = 2000,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> Generator[InvoiceRow, None, None]:
         """Invoices in number order (open ones last), then credit notes, with their
-        lines, streamed.
+        lines, streamed; `limit` and `offset` take one page of them (the console's).
         `status` is a lifecycle status (open, closed) or a review status (draft,
         approved, quarantined, rejected, cancelled)."""
         where, params = self._where(run_id, account_id, status)
@@ -184,6 +186,9 @@ class InvoicesView(View):
         statement = SQL("SELECT * FROM {} {} ORDER BY {}number NULLS LAST, account_id").format(
             self.table("invoices"), where, by_type
         )
+        if limit is not None:
+            statement += SQL(" LIMIT %s OFFSET %s")
+            params = [*params, limit, offset]
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params)
             while rows := curs.fetchmany(batch_size):
