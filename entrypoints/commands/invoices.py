@@ -37,6 +37,7 @@ from entrypoints.presenters import (
     resolve_invoice_id,
 )
 from entrypoints.refusals import UsageError
+from entrypoints.representations import invoice_json, review_json
 
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
@@ -192,53 +193,6 @@ def credit_lines(invoice: Invoice) -> list[Text]:
     ]
 
 
-def credits_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "document_type": invoice.document_type.value,
-        "corrects": None if invoice.corrects is None else str(invoice.corrects),
-        "corrects_number": (
-            None
-            if invoice.corrects_number is None
-            else format_invoice_number(invoice.corrects_number)
-        ),
-        "credit_reason": invoice.credit_reason,
-        "credits": [
-            {
-                "credit_note_id": str(c.credit_note_id),
-                "credit_note": format_credit_note_number(c.credit_note_number),
-                "amount": str(c.total),
-                "reason": c.reason,
-            }
-            for c in invoice.credits.values()
-        ],
-        "creditable": None if invoice.is_credit_note else str(invoice.creditable_total),
-    }
-
-
-def invoice_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "id": str(invoice.id),
-        "number": invoice.number,
-        "display_number": invoice.display_number,
-        **credits_json(invoice),
-        "account": invoice.account_id,
-        "currency": invoice.currency,
-        "status": invoice.status.value,
-        "run_id": invoice.run_id,
-        "posting_date": invoice.posting_date.isoformat() if invoice.posting_date else None,
-        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
-        "subtotal": str(invoice.subtotal),
-        "tax": str(invoice.tax),
-        "total": str(invoice.total),
-        "review_status": invoice.review_status.value if invoice.review_status else None,
-        "review_reason": invoice.review_reason,
-        "review_rule": invoice.review_rule,
-        "verdicts": [verdict.model_dump(mode="json") for verdict in invoice.verdicts],
-        "version": invoice.version,
-        "lines": [line.model_dump(mode="json") for line in invoice.lines],
-    }
-
-
 # Review -------------------------------------------------------------------------
 
 InvoicesArgument = Annotated[
@@ -343,25 +297,6 @@ def print_review(outcome: ReviewOutcome) -> None:
             Text.assemble((f"refused {result.invoice}: ", "red"), result.reason or ""),
             soft_wrap=True,
         )
-
-
-def review_json(outcome: ReviewOutcome) -> dict[str, Any]:
-    return {
-        "action": outcome.action.value,
-        "changed": len(outcome.changed),
-        "unchanged": len(outcome.unchanged),
-        "refused": len(outcome.refused),
-        "invoices": [
-            {
-                "id": str(result.invoice_id),
-                "invoice": result.invoice,
-                "result": result.kind.value,
-                "review_status": result.review_status,
-                "reason": result.reason,
-            }
-            for result in outcome.results
-        ],
-    }
 
 
 for _action in ReviewAction:

@@ -38,6 +38,7 @@ from entrypoints.presenters import (
     run_totals,
     statistics_table,
 )
+from entrypoints.representations import run_json, settings_rows
 from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
@@ -483,35 +484,8 @@ def report_tables(report: dict[str, Any]) -> Group:
     return Group(billed, about)
 
 
-_STEPS = (
-    "run_dunning", "bill_packages", "bill_usage", "run_contracts", "bill_charges",
-    "run_invoices", "collect_payments",
-)  # fmt: skip
-"""The settings that switch a run's AR, billing and invoicing steps on, in the seed's
-order (dunning first, collection last)."""
-
-
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
-    """A run's settings (`RunSettings` as JSON) as an operator reads them."""
-    if settings is None:  # a read model built before it kept them
-        return {"steps": "unknown", "categories": "unknown"}
-    steps = [step for step in _STEPS if settings.get(step)]
-    categories = settings.get("categories") or []
-    rows = {
-        "steps": ", ".join(steps) or "none",
-        "categories": ", ".join(categories) if categories else "all",
-        "render invoices": "yes" if settings.get("render_invoices") else "no",
-        "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
-    }
-    if settings.get("catch_up"):
-        rows["catch up"] = "yes: stranded bill dates before the period are billed"
-    if settings.get("collect_payments"):
-        rows["collection type"] = str(settings.get("collection_type", "account_balance"))
-    return rows
 
 
 _SHOWN_APART = frozenset({"step_log", "parked", "preview", "failure"})
@@ -569,24 +543,6 @@ def cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {cell(v)}" for k, v in value.items()) or "-"
     return str(value)
-
-
-def run_json(run: BillRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "status": run.status.value,
-        "period_start": run.period.start.isoformat(),
-        "period_end": run.period.end.isoformat(),
-        "posting_date": run.posting_date.isoformat(),
-        "selection": run.selection.model_dump(mode="json"),
-        "settings": run.settings.model_dump(mode="json"),
-        "accounts_in_scope": run.accounts_in_scope,
-        "batches": run.batches,
-        "workflow_state": run.workflow_state.value,
-        "totals": totals_json(run_totals(run.statistics)),
-        "base_totals": totals_json(base_totals(run.statistics)),
-        "statistics": run.statistics.model_dump(mode="json"),
-    }
 
 
 def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:

@@ -26,13 +26,12 @@ from application.invoicing.documents import (
 from application.receivables.payments import payment_terms
 from application.shared.errors import InvoiceNotFound
 from application.shared.history import History, HistoryEntry
-from entrypoints.commands.invoices import invoice_json
 from entrypoints.common import parse_instant
 from entrypoints.console.routing import book_of
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.presenters import balance_json, balance_of, payment_json
-from entrypoints.representations import account_json
+from entrypoints.representations import account_json, invoice_json
 from projections.receivables import BUCKETS
 
 HISTORY_SHOWN = 200

@@ -23,7 +23,6 @@ from application.runs.workflow import process_run
 from application.shared.errors import RunNotFound
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import CancelMode, RunStatus, WorkflowState
-from entrypoints.commands.runs import run_json, settings_rows
 from entrypoints.console.jobs import Jobs, Progress
 from entrypoints.console.routing import book_of, first, form_of
 from entrypoints.console.run_invoices import invoices_section
@@ -31,6 +30,7 @@ from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.presenters import preview_comparison, run_steps
 from entrypoints.refusals import UsageError
+from entrypoints.representations import run_json, settings_rows
 
 DOCUMENT_FORMATS = {"pdf": "PDF", "ubl": "XML (UBL 2.1)"}
 

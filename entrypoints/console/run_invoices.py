@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from application.invoicing.review import STATUSES, InvoiceFilter, review
 from domain.invoicing.review import ReviewAction
-from entrypoints.commands.invoices import review_json
 from entrypoints.console.routing import book_of, first, form_of
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.refusals import UsageError
+from entrypoints.representations import review_json
 
 PAGE = 50
 ACTIONS = {

@@ -20,12 +20,12 @@ from application.runs.scheduling import schedule_run
 from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from entrypoints import run_options
-from entrypoints.commands.schedules import schedule_json
 from entrypoints.console.routing import Form, book_of, first, form_of
 from entrypoints.console.views import field_errors, render
 from entrypoints.http.books import Book
 from entrypoints.http.problems import problem_of
 from entrypoints.refusals import UsageError
+from entrypoints.representations import schedule_json
 
 STEP_TOGGLES = (
     ("run_dunning", "AR terms (dunning)", False),

@@ -61,9 +61,6 @@ def create_app(authority: Authority) -> FastAPI:
     app.add_middleware(BodyLimit)
     for router in all_routers():
         app.include_router(router)
-    from entrypoints.console import install as install_console
-
-    install_console(app)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from entrypoints.console import install
+from entrypoints.http.app import create_app
+from entrypoints.http.tenancy import Role, StoredKeys
 from tests.api.conftest import (  # noqa: F401 (fixtures)
     LiveServer,
     authority,
     keys,
-    live_server,
+    serving,
 )
 from tests.conftest import account, package
 
@@ -39,8 +42,21 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def billed_tenant(live_server: LiveServer) -> LiveServer:  # noqa: F811
+def console_server(
+    authority: StoredKeys,  # noqa: F811
+    keys: dict[tuple[str, Role], str],  # noqa: F811
+) -> Iterator[LiveServer]:
+    """The API and the console, as `billrun serve` serves them."""
+    app = create_app(authority)
+    install(app)
+    with serving(app) as url:
+        yield LiveServer(url, keys)
+
+
+@pytest.fixture
+def billed_tenant(console_server: LiveServer) -> LiveServer:
     """Tenant acme with accounts on a monthly package, opened over the API."""
+    live_server = console_server
     with live_server.client() as client:
         for n in range(1, ACCOUNTS + 1):
             created = client.post("/v1/accounts", json=account(f"ACME-{n:03}", package()))
