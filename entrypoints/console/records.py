@@ -83,6 +83,7 @@ def _entry(entry: HistoryEntry) -> dict[str, Any]:
     return {
         "at": entry.timestamp,
         "event": entry.event,
+        "aggregate": entry.aggregate,
         "version": entry.version,
         "actor": entry.actor or {},
         "reason": reason,
