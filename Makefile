@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/cli_reads.py
+	$(BIN)/python bench/api.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs

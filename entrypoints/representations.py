@@ -7,15 +7,20 @@ wrote them (the aggregate's uuid beside, where a program may want it).
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from application.billing.exchange_rates import rate_table
 from application.receivables.payments import PaymentRecording
 from domain.billing.account import Account
+from domain.billing.exchange_rates import ExchangeRateBook
 from domain.billing.state import Charge
 from domain.billing.terms import UsageRecord
+from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
+from domain.runs.schedule_terms import WEEKDAYS
 from domain.shared.ids import account_uuid
-from domain.shared.money import round_to_currency
+from domain.shared.money import plain, round_to_currency
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -103,3 +108,58 @@ def recording_json(recording: PaymentRecording) -> dict[str, Any]:
 
 
 # Reading ------------------------------------------------------------------------------
+
+
+def schedule_json(schedule: Schedule, now: datetime, due: datetime | None = None) -> dict[str, Any]:
+    """A schedule as `--json` shows it; `due`: its oldest occurrence due and not yet
+    queued, shown as the next one (`"due": true`) before any future occurrence."""
+    terms = schedule.terms
+    assert terms is not None
+    upcoming = due or (next_occurrence(terms, now) if schedule.is_active else None)
+    next_period = period_for(terms, upcoming) if upcoming else None
+    return {
+        "name": schedule.name,
+        "every": terms.recurrence.value,
+        "at": terms.at.isoformat(),
+        "weekday": WEEKDAYS[terms.weekday] if terms.weekday is not None else None,
+        "day": terms.day_of_month,
+        "when": terms.describe(),
+        "period": terms.describe_period(),
+        "period_rule": terms.period.value,
+        "selection": terms.selection.model_dump(mode="json"),
+        "settings": terms.settings.model_dump(mode="json"),
+        "added_at": schedule.added_at.isoformat() if schedule.added_at else None,
+        "removed_at": schedule.removed_at.isoformat() if schedule.removed_at else None,
+        "next_occurrence": upcoming.isoformat() if upcoming else None,
+        "due": due is not None,
+        "next_run_id": run_id_for(schedule.name, terms, upcoming) if upcoming else None,
+        "next_period": (
+            {"start": next_period.start.isoformat(), "end": next_period.end.isoformat()}
+            if next_period
+            else None
+        ),
+    }
+
+
+def rate_rows(book: ExchangeRateBook, on: date | None) -> list[tuple[str, date | None, Decimal]]:
+    """Every recorded rate (pair, effective date, rate), or those in effect `on` a
+    day (without their dates)."""
+    if on is not None:
+        return [(pair, None, rate) for pair, rate in book.snapshot(on).rates.items()]
+    return list(rate_table(book))
+
+
+def rates_json(book: ExchangeRateBook, on: date | None) -> dict[str, Any]:
+    """`billrun rates list --json`."""
+    return {
+        "base_currency": book.base_currency,
+        "on": on.isoformat() if on else None,
+        "rates": [
+            {
+                "pair": pair,
+                "effective_date": effective.isoformat() if effective else None,
+                "rate": plain(rate),
+            }
+            for pair, effective, rate in rate_rows(book, on)
+        ],
+    }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -42,6 +43,9 @@ from entrypoints.representations_runs import (
     run_report_json,
     run_status_json,
 )
+from entrypoints.runtime import Runtime
+from entrypoints.worker import batch_dispatch
+from infrastructure.messaging import nats_url
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
 
@@ -133,23 +137,37 @@ def run_execute(
             "--show-drafts", help="End by listing the invoices the run closed, for review."
         ),
     ] = False,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Hand the billing batches to the running `billrun worker`s over NATS "
+            "(BILLRUN_NATS_URL) and follow them; the result is the same as here.",
+        ),
+    ] = False,
 ) -> None:
     """Execute (or resume) a scheduled run: bill, invoice and close, batch by batch.
 
     Safe to repeat, to interrupt and to run in two processes at once: a completed
     run bills nothing more; an interrupted one resumes after its last batch. It
-    refuses to start while `billrun run check` finds errors.
+    refuses to start while `billrun run check` finds errors. With --workers, the
+    workers bill the batches together and commit them in the run's order; closing
+    and collecting stay here; a batch no worker commits within
+    BILLRUN_BATCH_ACK_WAIT seconds is billed here (see docs/scaling.md).
     """
-    with runtime() as rt:
+    with runtime() as rt, _nats_if(workers, rt) as url:
         size = batch_size or rt.settings.batch_size
+        dispatch = batch_dispatch(rt, url) if url is not None else None
         # Read once: refuses an unknown run before drawing a progress bar, and the
         # executor goes on with it (no second read before the first batch).
         run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute_run(run)
+            execution = BillRunExecutor(rt.billing, size, dispatch=dispatch).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
-                executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
+                executor = BillRunExecutor(
+                    rt.billing, size, lambda p: update(p.seen, p.in_scope), dispatch=dispatch
+                )
                 execution = executor.execute_run(run)
         run = execution.run
     if json_out:
@@ -163,6 +181,15 @@ def run_execute(
         output.console.print(f"run {run_id} {comparison}")
     if show_drafts:
         output.console.print(drafts_table(run_id))
+
+
+@contextlib.contextmanager
+def _nats_if(wanted: bool, rt: Runtime) -> Iterator[str | None]:
+    if not wanted:
+        yield None
+        return
+    with nats_url(rt.settings) as url:
+        yield url
 
 
 @run_app.command("retry")

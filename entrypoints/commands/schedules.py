@@ -17,7 +17,6 @@ from application.runs.scheduler import (
     list_schedules,
     remove_schedule,
 )
-from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
 from domain.runs.schedule_terms import (
     DEFAULT_PERIOD_RULE,
     WEEKDAYS,
@@ -39,6 +38,7 @@ from entrypoints.common import (
     until_signalled,
 )
 from entrypoints.refusals import UsageError
+from entrypoints.representations import schedule_json
 from entrypoints.runtime import Runtime
 from entrypoints.worker import SCHEDULE_INTERVAL_S, keep_scheduling
 
@@ -234,37 +234,6 @@ def schedule_remove(name: str, json_out: JsonFlag = False) -> None:
         output.print_json(shown)
         return
     output.console.print(f"schedule {name} removed")
-
-
-def schedule_json(schedule: Schedule, now: datetime, due: datetime | None = None) -> dict[str, Any]:
-    """A schedule as `--json` shows it; `due`: its oldest occurrence due and not yet
-    queued, shown as the next one (`"due": true`) before any future occurrence."""
-    terms = schedule.terms
-    assert terms is not None
-    upcoming = due or (next_occurrence(terms, now) if schedule.is_active else None)
-    next_period = period_for(terms, upcoming) if upcoming else None
-    return {
-        "name": schedule.name,
-        "every": terms.recurrence.value,
-        "at": terms.at.isoformat(),
-        "weekday": WEEKDAYS[terms.weekday] if terms.weekday is not None else None,
-        "day": terms.day_of_month,
-        "when": terms.describe(),
-        "period": terms.describe_period(),
-        "period_rule": terms.period.value,
-        "selection": terms.selection.model_dump(mode="json"),
-        "settings": terms.settings.model_dump(mode="json"),
-        "added_at": schedule.added_at.isoformat() if schedule.added_at else None,
-        "removed_at": schedule.removed_at.isoformat() if schedule.removed_at else None,
-        "next_occurrence": upcoming.isoformat() if upcoming else None,
-        "due": due is not None,
-        "next_run_id": run_id_for(schedule.name, terms, upcoming) if upcoming else None,
-        "next_period": (
-            {"start": next_period.start.isoformat(), "end": next_period.end.isoformat()}
-            if next_period
-            else None
-        ),
-    }
 
 
 @refusals

@@ -46,6 +46,13 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/v1/accounts/{account_id}/usage"): SERVICE_READS,
     ("POST", "/v1/charges"): SERVICES,
     ("GET", "/v1/accounts/{account_id}/charges"): SERVICE_READS,
+    # When runs are queued, and the rates they fix.
+    ("GET", "/v1/schedules"): READERS,
+    ("POST", "/v1/schedules"): OPERATORS,
+    ("GET", "/v1/schedules/{name}"): READERS,
+    ("DELETE", "/v1/schedules/{name}"): OPERATORS,
+    ("GET", "/v1/exchange-rates"): READERS,
+    ("POST", "/v1/exchange-rates"): ADMIN,
     # Receivables.
     ("POST", "/v1/payments"): OPERATORS,
     ("GET", "/v1/accounts/{account_id}/payments"): READERS,
@@ -92,7 +99,7 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/v1/invoices/{invoice_id}/history"): READERS,
     ("GET", "/v1/audit/verify"): READERS,
     ("GET", "/v1/projections"): READERS,
-    ("POST", "/v1/projections/{name}/rebuild"): ADMIN,
+    ("POST", "/v1/projections/{projection}/rebuild"): ADMIN,
 }
 """(method, route path) -> the roles that may call it. Admin may call everything;
 operators runs, review and payments; auditors read (no writes); services

@@ -14,6 +14,7 @@ def all_routers() -> list[APIRouter]:
         documents,
         invoices,
         receivables,
+        reference,
         runs,
     )
 
@@ -21,6 +22,7 @@ def all_routers() -> list[APIRouter]:
         accounts.router,
         billing.router,
         receivables.router,
+        reference.router,
         runs.router,
         invoices.router,
         documents.router,

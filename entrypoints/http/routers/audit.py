@@ -126,11 +126,11 @@ def projections_status(book: TenantBook, limit: Limit = 20, after: After = None)
     return page_of(states, lambda state: state.name, after, limit, lambda state: state.as_json())
 
 
-@router.post("/projections/{name}/rebuild", summary="Rebuild a read model")
-def projections_rebuild(book: TenantBook, name: str) -> Json:
+@router.post("/projections/{projection}/rebuild", summary="Rebuild a read model")
+def projections_rebuild(book: TenantBook, projection: str) -> Json:
     """`billrun projections rebuild --json`: the next version is built beside the
     current one, which keeps serving, then switched to atomically. Interrupted,
     the same request again resumes."""
     with book.reading() as read_side:
-        outcome = rebuild(read_side, name)
+        outcome = rebuild(read_side, projection)
     return dict(outcome.__dict__)
