@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/cli_reads.py
+	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py
 
 docs: $(STAMP)

@@ -4,6 +4,7 @@ same run.
 
     python bench/bill_run.py                       # 100,000 accounts, readable output
     python bench/bill_run.py --accounts 20000 --json
+    python bench/bill_run.py --accounts 20000 --workers 4   # see docs/scaling.md
 
 Setup (not timed): a throwaway database, N accounts imported through
 `importing.import_accounts` (one monthly advance package, one usage record and one
@@ -20,6 +21,7 @@ timed. See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import json
@@ -58,6 +60,7 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import PERIOD, RUN_ID, import_document
+from bench.workers import batch_workers, nats_for_bench
 from domain.runs.settings import Selection
 from infrastructure.persistence import ArrayInsertRecorder, eventsourcing_environment
 
@@ -158,12 +161,21 @@ def written_since(url: str, table: str, after: int) -> tuple[int, float]:
 
 
 def bench(
-    accounts: int, batch_size: int, profile: Path | None, array_reference: bool = True
+    accounts: int,
+    batch_size: int,
+    profile: Path | None,
+    array_reference: bool = True,
+    workers: int = 0,
+    nats_url: str | None = None,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size}
+    result: dict[str, Any] = {"accounts": accounts, "batch_size": batch_size, "workers": workers}
     revision = source_revision()
     load_before = load_average()
-    with postgres_server() as server, throwaway_database(server.url) as url:
+    with (
+        postgres_server() as server,
+        throwaway_database(server.url) as url,
+        nats_for_bench(nats_url) if workers else contextlib.nullcontext("") as nats,
+    ):
         billing = Billing(eventsourcing_environment(url))
         try:
             log(f"building an import document of {accounts:,} accounts")
@@ -179,16 +191,26 @@ def bench(
                 settle(url, [billing.queries.table_name])
             gc.collect()
             head = billing.queries.head()
-            log(f"executing run {RUN_ID} in batches of {batch_size}")
+            log(f"executing run {RUN_ID} in batches of {batch_size}, {workers} workers")
             profiler = cProfile.Profile() if profile else None
-            cpu_before = cpu_seconds()
-            with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
-                if profiler:
-                    profiler.enable()
-                execution = BillRunExecutor(billing, batch_size).execute(RUN_ID)
-                if profiler:
-                    profiler.disable()
-            cpu = cpu_seconds() - cpu_before
+            with (
+                batch_workers(workers, url, nats, billing)
+                if workers
+                else contextlib.nullcontext(None) as pool
+            ):
+                dispatch = pool.dispatch if pool else None
+                workers_cpu = pool.cpu_seconds() if pool else 0.0
+                cpu_before = cpu_seconds()
+                with RssSampler() as rss, GcTimer() as collector, stopwatch() as timed:
+                    if profiler:
+                        profiler.enable()
+                    execution = BillRunExecutor(billing, batch_size, dispatch=dispatch).execute(
+                        RUN_ID
+                    )
+                    if profiler:
+                        profiler.disable()
+                cpu = cpu_seconds() - cpu_before
+                workers_cpu = (pool.cpu_seconds() - workers_cpu) if pool else 0.0
             if profiler and profile:
                 profiler.dump_stats(profile)
                 log(f"profile of the timed section written to {profile}")
@@ -201,7 +223,7 @@ def bench(
             events, state_bytes = written_since(url, billing.queries.table_name, head)
             log(f"run wrote {events:,} events in {timed[0]:.1f}s; measuring the ceiling")
             # RunStarted and RunCompleted are one-event transactions; the rest are batches.
-            per_transaction = round((events - 2) / max(execution.batches_committed, 1))
+            per_transaction = round((events - 2) / max(run.batches, 1))
             ceiling = measure_ceiling(url, events, per_transaction, round(state_bytes))
             reference = None
             if array_reference:
@@ -213,6 +235,7 @@ def bench(
                 events=events,
                 seconds=round(timed[0], 3),
                 cpu_seconds=round(cpu, 3),
+                workers_cpu_seconds=round(workers_cpu, 3),
                 gc_seconds=round(collector.total_seconds, 3),
                 gc_collections=collector.collections,
                 gc_seconds_by_generation=[round(t, 3) for t in collector.seconds],
@@ -224,7 +247,7 @@ def bench(
                 run_rss_start_mb=round(rss.start_mb, 1),
                 run_rss_peak_mb=round(rss.peak_mb, 1),
                 run_rss_growth_mb=round(rss.peak_mb - rss.start_mb, 1),
-                batches=execution.batches_committed,
+                batches=run.batches,
                 conflicts=execution.conflicts,
                 events_per_transaction=per_transaction,
                 state_bytes=round(state_bytes),
@@ -261,7 +284,8 @@ def human(r: dict[str, Any]) -> str:
         "peak RSS < 1 GB": r["peak_rss_mb"] < 1024,
     }
     lines = [
-        f"bill run: {r['accounts']:,} accounts, batches of {r['batch_size']:,} "
+        f"bill run: {r['accounts']:,} accounts, batches of {r['batch_size']:,}, "
+        f"{_workers(r)} "
         f"({r['batches']} batches, {r['events_per_transaction']:,} events per transaction)",
         f"  {r['seconds']:.2f} s  {r['accounts_per_s']:>10,.0f} accounts/s"
         f"  {r['events_per_s']:>10,.0f} events/s  ({r['events']:,} events,"
@@ -288,6 +312,15 @@ def human(r: dict[str, Any]) -> str:
         "targets: " + ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdict.items()),
     ]
     return "\n".join(lines)
+
+
+def _workers(r: dict[str, Any]) -> str:
+    if not r["workers"]:
+        return "in this process"
+    return (
+        f"by {r['workers']} `billrun worker --batches-only` processes "
+        f"({r['workers_cpu_seconds']:.1f} s CPU between them)"
+    )
 
 
 def _reference_lines(r: dict[str, Any]) -> list[str]:
@@ -318,10 +351,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the reference ceiling measured with billrun's ArrayInsertRecorder",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="bill through N `billrun worker --batches-only` processes over NATS "
+        "(`run execute --workers`); 0 (default): in this process",
+    )
+    parser.add_argument(
+        "--nats-url",
+        help="NATS for --workers (default: BILLRUN_NATS_URL, BILLRUN_TEST_NATS_URL, "
+        "else an embedded server); the bench uses a prefix of its own",
+    )
     args = parser.parse_args(argv)
-    if args.accounts < 1 or args.batch_size < 1:
-        parser.error("--accounts and --batch-size must be at least 1")
-    result = bench(args.accounts, args.batch_size, args.profile, not args.no_reference)
+    if args.accounts < 1 or args.batch_size < 1 or args.workers < 0:
+        parser.error("--accounts and --batch-size must be at least 1, --workers at least 0")
+    result = bench(
+        args.accounts,
+        args.batch_size,
+        args.profile,
+        not args.no_reference,
+        args.workers,
+        args.nats_url,
+    )
     print(json.dumps(result, indent=2) if args.json else human(result))
     return 0
 

@@ -7,24 +7,20 @@ wrote them (the aggregate's uuid beside, where a program may want it).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from application.invoicing.review import ReviewOutcome
+from application.billing.exchange_rates import rate_table
 from application.receivables.payments import PaymentRecording
 from domain.billing.account import Account
+from domain.billing.exchange_rates import ExchangeRateBook
 from domain.billing.state import Charge
 from domain.billing.terms import UsageRecord
-from domain.invoicing.invoice import Invoice
-from domain.invoicing.invoice_numbers import format_credit_note_number, format_invoice_number
-from domain.runs.bill_run import BillRun
 from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
 from domain.runs.schedule_terms import WEEKDAYS
 from domain.shared.ids import account_uuid
-from domain.shared.money import round_to_currency
-from entrypoints.presenters import base_totals, run_totals
-from projections.runs import totals_json
+from domain.shared.money import plain, round_to_currency
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -114,51 +110,6 @@ def recording_json(recording: PaymentRecording) -> dict[str, Any]:
 # Reading ------------------------------------------------------------------------------
 
 
-_STEPS = (
-    "run_dunning", "bill_packages", "bill_usage", "run_contracts", "bill_charges",
-    "run_invoices", "collect_payments",
-)  # fmt: skip
-"""The settings that switch a run's AR, billing and invoicing steps on, in the seed's
-order (dunning first, collection last)."""
-
-
-def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
-    """A run's settings (`RunSettings` as JSON) as an operator reads them."""
-    if settings is None:  # a read model built before it kept them
-        return {"steps": "unknown", "categories": "unknown"}
-    steps = [step for step in _STEPS if settings.get(step)]
-    categories = settings.get("categories") or []
-    rows = {
-        "steps": ", ".join(steps) or "none",
-        "categories": ", ".join(categories) if categories else "all",
-        "render invoices": "yes" if settings.get("render_invoices") else "no",
-        "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
-    }
-    if settings.get("catch_up"):
-        rows["catch up"] = "yes: stranded bill dates before the period are billed"
-    if settings.get("collect_payments"):
-        rows["collection type"] = str(settings.get("collection_type", "account_balance"))
-    return rows
-
-
-def run_json(run: BillRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "status": run.status.value,
-        "period_start": run.period.start.isoformat(),
-        "period_end": run.period.end.isoformat(),
-        "posting_date": run.posting_date.isoformat(),
-        "selection": run.selection.model_dump(mode="json"),
-        "settings": run.settings.model_dump(mode="json"),
-        "accounts_in_scope": run.accounts_in_scope,
-        "batches": run.batches,
-        "workflow_state": run.workflow_state.value,
-        "totals": totals_json(run_totals(run.statistics)),
-        "base_totals": totals_json(base_totals(run.statistics)),
-        "statistics": run.statistics.model_dump(mode="json"),
-    }
-
-
 def schedule_json(schedule: Schedule, now: datetime, due: datetime | None = None) -> dict[str, Any]:
     """A schedule as `--json` shows it; `due`: its oldest occurrence due and not yet
     queued, shown as the next one (`"due": true`) before any future occurrence."""
@@ -190,67 +141,25 @@ def schedule_json(schedule: Schedule, now: datetime, due: datetime | None = None
     }
 
 
-def credits_json(invoice: Invoice) -> dict[str, Any]:
+def rate_rows(book: ExchangeRateBook, on: date | None) -> list[tuple[str, date | None, Decimal]]:
+    """Every recorded rate (pair, effective date, rate), or those in effect `on` a
+    day (without their dates)."""
+    if on is not None:
+        return [(pair, None, rate) for pair, rate in book.snapshot(on).rates.items()]
+    return list(rate_table(book))
+
+
+def rates_json(book: ExchangeRateBook, on: date | None) -> dict[str, Any]:
+    """`billrun rates list --json`."""
     return {
-        "document_type": invoice.document_type.value,
-        "corrects": None if invoice.corrects is None else str(invoice.corrects),
-        "corrects_number": (
-            None
-            if invoice.corrects_number is None
-            else format_invoice_number(invoice.corrects_number)
-        ),
-        "credit_reason": invoice.credit_reason,
-        "credits": [
+        "base_currency": book.base_currency,
+        "on": on.isoformat() if on else None,
+        "rates": [
             {
-                "credit_note_id": str(c.credit_note_id),
-                "credit_note": format_credit_note_number(c.credit_note_number),
-                "amount": str(c.total),
-                "reason": c.reason,
+                "pair": pair,
+                "effective_date": effective.isoformat() if effective else None,
+                "rate": plain(rate),
             }
-            for c in invoice.credits.values()
-        ],
-        "creditable": None if invoice.is_credit_note else str(invoice.creditable_total),
-    }
-
-
-def invoice_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "id": str(invoice.id),
-        "number": invoice.number,
-        "display_number": invoice.display_number,
-        **credits_json(invoice),
-        "account": invoice.account_id,
-        "currency": invoice.currency,
-        "status": invoice.status.value,
-        "run_id": invoice.run_id,
-        "posting_date": invoice.posting_date.isoformat() if invoice.posting_date else None,
-        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
-        "subtotal": str(invoice.subtotal),
-        "tax": str(invoice.tax),
-        "total": str(invoice.total),
-        "review_status": invoice.review_status.value if invoice.review_status else None,
-        "review_reason": invoice.review_reason,
-        "review_rule": invoice.review_rule,
-        "verdicts": [verdict.model_dump(mode="json") for verdict in invoice.verdicts],
-        "version": invoice.version,
-        "lines": [line.model_dump(mode="json") for line in invoice.lines],
-    }
-
-
-def review_json(outcome: ReviewOutcome) -> dict[str, Any]:
-    return {
-        "action": outcome.action.value,
-        "changed": len(outcome.changed),
-        "unchanged": len(outcome.unchanged),
-        "refused": len(outcome.refused),
-        "invoices": [
-            {
-                "id": str(result.invoice_id),
-                "invoice": result.invoice,
-                "result": result.kind.value,
-                "review_status": result.review_status,
-                "reason": result.reason,
-            }
-            for result in outcome.results
+            for pair, effective, rate in rate_rows(book, on)
         ],
     }

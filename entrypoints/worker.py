@@ -24,6 +24,8 @@ from application.invoicing.delivery import invoice_delivery
 from application.invoicing.documents import invoice_documents
 from application.invoicing.processing import InvoiceProcessing
 from application.receivables.dunning_notices import dunning_notices
+from application.runs.batch_worker import BatchWorker
+from application.runs.dispatch import BatchDispatch
 from application.runs.scheduler import Manager, Pass, Scheduling
 from entrypoints.runtime import Runtime
 from infrastructure.messaging import (
@@ -34,6 +36,7 @@ from infrastructure.messaging import (
     stream_names,
 )
 from infrastructure.relay import NotificationLog, Relay, RelayError, RelayPositions
+from infrastructure.run_queue import BatchOrder, RunQueueNames, publish_orders, work_batches
 from projections.audit_seal import seal_up_to_head
 
 if TYPE_CHECKING:
@@ -103,6 +106,38 @@ async def keep_scheduling(
     return last
 
 
+def run_queue_names(rt: Runtime, names: StreamNames | None = None) -> RunQueueNames:
+    return RunQueueNames.of(names or stream_names(rt.settings))
+
+
+def batch_dispatch(rt: Runtime, url: str, names: StreamNames | None = None) -> BatchDispatch:
+    """What a run's coordinator hands its batches out with: the deployment's run
+    queue on `url`, and the patience of BILLRUN_BATCH_ACK_WAIT before it bills a
+    stalled batch itself."""
+    queue = run_queue_names(rt, names)
+    ack_wait = rt.settings.batch_ack_wait
+
+    def publish(orders: list[BatchOrder]) -> None:
+        asyncio.run(publish_orders(url, queue, orders, ack_wait))
+
+    return BatchDispatch(rt.billing, publish, patience=ack_wait)
+
+
+async def keep_billing_batches(
+    rt: Runtime,
+    url: str,
+    stop: asyncio.Event,
+    names: StreamNames | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Bill the batches of shared runs (application/runs/batch_worker.py) that the
+    deployment's run queue hands this worker, until `stop`."""
+    ack_wait = rt.settings.batch_ack_wait
+    worker = BatchWorker(rt.billing, patience=ack_wait)
+    queue = run_queue_names(rt, names)
+    await work_batches(url, queue, worker.handle, stop, ack_wait, started)
+
+
 def topology(names: StreamNames) -> Topology:
     from consumers.topology import Topology
 
@@ -162,12 +197,17 @@ async def run_worker(
     stop: asyncio.Event,
     names: StreamNames | None = None,
     started: asyncio.Event | None = None,
+    batches_only: bool = False,
 ) -> None:
-    """Relay and consume until `stop` is set. Raises what stopped it otherwise
-    (RelayError, e.g. another worker relaying or another deployment owning the
-    streams of this prefix; WorkerFault). `names` defaults to the settings'
-    (BILLRUN_NATS_PREFIX, BILLRUN_SOURCE)."""
+    """Relay and consume until `stop` is set (`batches_only`: only bill the batches
+    of shared runs, `keep_billing_batches`; any number of such workers may run).
+    Raises what stopped it otherwise (RelayError, e.g. another worker relaying or
+    another deployment owning the streams of this prefix; WorkerFault). `names`
+    defaults to the settings' (BILLRUN_NATS_PREFIX, BILLRUN_SOURCE)."""
     names = names or stream_names(rt.settings)
+    if batches_only:
+        await _bill_batches_only(rt, nats_url, stop, names, started)
+        return
     nc = await connect(nats_url, name="billrun-worker-setup", reconnect=False)
     try:
         await ensure_streams(nc.jetstream(), names)
@@ -191,6 +231,7 @@ async def run_worker(
                 relaying,
                 asyncio.create_task(keep_sealing(rt, stop)),
                 asyncio.create_task(keep_scheduling(rt, stop)),
+                asyncio.create_task(keep_billing_batches(rt, nats_url, stop, names)),
                 asyncio.create_task(watch_embedded_nats(nats_url, stop)),
             }
             stopping = asyncio.create_task(stop.wait())
@@ -217,5 +258,24 @@ async def run_worker(
                 f"({error or type(error).__name__}): messages in hand were not "
                 "acknowledged and will be redelivered; nothing is lost."
             )
+    if failure is not None:
+        raise failure
+
+
+async def _bill_batches_only(
+    rt: Runtime,
+    nats_url: str,
+    stop: asyncio.Event,
+    names: StreamNames,
+    started: asyncio.Event | None,
+) -> None:
+    batches = asyncio.create_task(keep_billing_batches(rt, nats_url, stop, names, started))
+    watching = asyncio.create_task(watch_embedded_nats(nats_url, stop))
+    stopping = asyncio.create_task(stop.wait())
+    log.info("worker: billing run batches from %s", nats_url)
+    await asyncio.wait({batches, watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    outcomes = await asyncio.gather(batches, watching, return_exceptions=True)
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
     if failure is not None:
         raise failure

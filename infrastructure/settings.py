@@ -28,6 +28,7 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = 30
 DEFAULT_PAYMENT_GATEWAY = "sandbox"
 DEFAULT_NATS_PREFIX = "billing"
+DEFAULT_BATCH_ACK_WAIT = 30
 
 _NATS_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 """One NATS subject token (no dots or wildcards), short enough for stream and
@@ -173,6 +174,11 @@ class Settings:
     the stream, dead-letter stream and durable consumer names derive from it
     (`infrastructure.messaging.StreamNames.for_prefix`). One per deployment on a
     shared NATS server."""
+    batch_ack_wait: int = DEFAULT_BATCH_ACK_WAIT
+    """BILLRUN_BATCH_ACK_WAIT: seconds a run's batch handed to `billrun worker`s over
+    NATS may go without word from the worker holding it before it is redelivered,
+    and that the run's other workers wait on a stalled batch before billing it
+    themselves (infrastructure/run_queue.py)."""
     source: str = ""
     """BILLRUN_SOURCE: this deployment's id, in every message id (`<source>:<notification
     id>`) and CloudEvents `ce-source`. Default: `derived_source(database_url, home)`."""
@@ -218,6 +224,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         batch_size = _at_least_one(env, "BILLRUN_BATCH_SIZE", DEFAULT_BATCH_SIZE)
         lock_timeout = _at_least_one(env, "BILLRUN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, "second")
+        ack_wait = _at_least_one(env, "BILLRUN_BATCH_ACK_WAIT", DEFAULT_BATCH_ACK_WAIT, "second")
         database_url = env.get("BILLRUN_DATABASE_URL") or None
         home = Path(env.get("BILLRUN_HOME") or ".billrun").resolve()
         nats_prefix = env.get("BILLRUN_NATS_PREFIX") or DEFAULT_NATS_PREFIX
@@ -242,6 +249,7 @@ class Settings:
             seller=SellerSettings.from_environment(env),
             payment_gateway=env.get("BILLRUN_PAYMENT_GATEWAY") or DEFAULT_PAYMENT_GATEWAY,
             nats_prefix=nats_prefix,
+            batch_ack_wait=ack_wait,
             source=source,
         )
         return deployment.for_tenant(env.get("BILLRUN_TENANT") or DEFAULT_TENANT)

@@ -19,8 +19,11 @@ from functools import partial
 from typing import TypeVar
 from uuid import UUID
 
+from eventsourcing.persistence import RecordConflictError
+
 from application.shared.app import Billing
 from application.shared.errors import InvalidInput, Problem
+from application.shared.retrying import SAVE_ATTEMPTS
 from domain.billing.account import Account
 from domain.billing.contracts import ContractTerms
 from domain.billing.terms import ChargeTerms
@@ -129,6 +132,25 @@ def terminate_contracts(
 
 
 def _record(
+    billing: Billing,
+    items: Sequence[Item],
+    source: str,
+    apply: Callable[[Account, Item], bool],
+) -> RecordingSummary:
+    """Check and apply every item, then save the batch in one transaction; when
+    another writer changed one of its accounts meanwhile (two batches of one
+    account's usage sent at once), the whole batch is judged again from a fresh
+    load: an item the other writer recorded is then a duplicate, never a second
+    record."""
+    for _ in range(SAVE_ATTEMPTS - 1):
+        try:
+            return _record_once(billing, items, source, apply)
+        except RecordConflictError:
+            continue
+    return _record_once(billing, items, source, apply)
+
+
+def _record_once(
     billing: Billing,
     items: Sequence[Item],
     source: str,

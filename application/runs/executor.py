@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, DecimalException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
@@ -69,6 +69,9 @@ from domain.shared.ids import account_uuid
 from infrastructure.collector import collector_paused
 from infrastructure.event_store import Position
 from infrastructure.topics import topic_of
+
+if TYPE_CHECKING:
+    from application.runs.dispatch import BatchDispatch
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,26 @@ class _Batch:
         return self.open_invoices[invoicer.open_invoice]
 
 
+@dataclass
+class PreparedBatch:
+    """A billing batch computed in memory and not yet saved (`prepare_billing`)."""
+
+    positions: list[Position]
+    batch: _Batch
+    outcomes: list[FamilyOutcome]
+    parked: list[tuple[str, str]]
+    at: datetime
+    started: int
+    """`time.monotonic_ns()` when the batch began loading, and when billing ended."""
+    billed: int
+    dunning_ns: int
+
+    @property
+    def end(self) -> int:
+        """The cursor the batch's checkpoint records."""
+        return self.positions[-1].notification_id
+
+
 def _content(outcomes: list[FamilyOutcome], into: RunContent | None = None) -> RunContent:
     """What the families of a batch were billed: their lines and invoices."""
     content = into or RunContent()
@@ -252,8 +275,12 @@ class BillRunExecutor:
         on_progress: ProgressCallback | None = None,
         on_checkpoint: Callable[[BillRun], None] | None = None,
         gateway: PaymentGateway | None = None,
+        dispatch: BatchDispatch | None = None,
     ) -> None:
         self.billing = billing
+        self.dispatch = dispatch
+        """Where the billing phase's batches go to be billed by workers (None: billed
+        here, one after the other); application/runs/dispatch.py."""
         self.gateway = gateway
         """Where the collection step charges auto-pay accounts (None: the configured
         one, `application.receivables.collection.payment_gateway`, made when first needed)."""
@@ -295,6 +322,12 @@ class BillRunExecutor:
                 if run.is_completed:
                     return Execution(run, False, committed, conflicts)
                 positions = self._next_positions(run, self._cursor(run))
+                if positions and self.dispatch is not None and run.phase is RunPhase.BILLING:
+                    # Workers bill the batches; what they leave (they stalled) is
+                    # billed here, one batch at a time, and the rest handed out again.
+                    run = self.dispatch.follow(self, run)
+                    sequence = self.billing.get_invoice_sequence()
+                    positions = self._next_positions(run, self._cursor(run))
                 if not positions:
                     self._finish_phase(run)
                     continue
@@ -415,6 +448,16 @@ class BillRunExecutor:
             originator_ids=self._selected_ids(run),
         )
 
+    def batch_after(self, run: BillRun, after: int) -> list[Position]:
+        """The accounts' positions of the run's batch after cursor `after` (empty:
+        none left), `batch_size` of them at most."""
+        return self._next_positions(run, after)
+
+    def report(self, run: BillRun) -> None:
+        """Tell the progress and checkpoint hooks where `run` stands (a coordinator
+        following workers calls it as their checkpoints arrive)."""
+        self._report(run)
+
     @staticmethod
     def _cursor(run: BillRun) -> int:
         if run.phase is RunPhase.BILLING:
@@ -455,15 +498,32 @@ class BillRunExecutor:
     def _bill_batch(
         self, run: BillRun, sequence: InvoiceNumberSequence, positions: list[Position]
     ) -> None:
+        self.commit_billing(run, sequence, self.prepare_billing(run, positions))
+
+    def prepare_billing(self, run: BillRun, positions: list[Position]) -> PreparedBatch:
+        """Bill a batch's families in memory (the costly part), saving nothing: a
+        worker of a shared run prepares its batch beside the others and commits it
+        in the run's order (`commit_billing`, application/runs/batch_worker.py).
+        Reads the run's period, settings and rates only, which batches do not change."""
         at = self.billing.clock()
         started = time.monotonic_ns()
         batch = self._load_batch(run, positions)
         self._dunning_ns = 0
         outcomes, parked = self._bill_families(run, batch, at)
-        billed = time.monotonic_ns()
-        for account_id, reason in parked:
+        return PreparedBatch(
+            positions, batch, outcomes, parked, at, started, time.monotonic_ns(), self._dunning_ns
+        )
+
+    def commit_billing(
+        self, run: BillRun, sequence: InvoiceNumberSequence, prepared: PreparedBatch
+    ) -> None:
+        """Number and close what `prepared` billed, record the run's checkpoint on
+        `run` (which must stand at the batch's start: its cursor just before it) and
+        save it all in one transaction."""
+        at, batch, positions = prepared.at, prepared.batch, prepared.positions
+        for account_id, reason in prepared.parked:
             run.park(account_id, reason, at)
-        parked_ids = {account_id for account_id, _ in parked}
+        parked_ids = {account_id for account_id, _ in prepared.parked}
         seen = sum(1 + len(invoicer.members) for invoicer in batch.invoicers)
         parked_accounts = sum(
             1 + len(invoicer.members)
@@ -474,16 +534,22 @@ class BillRunExecutor:
         def checkpoint(statistics: BatchStatistics, numbers: list[int]) -> None:
             cursor = positions[-1].notification_id
             timings = StepTimings(
-                billing_ms=(billed - started - self._dunning_ns) // 1_000_000,
-                invoicing_ms=(time.monotonic_ns() - billed) // 1_000_000,
-                dunning_ms=self._dunning_ns // 1_000_000,
+                billing_ms=(prepared.billed - prepared.started - prepared.dunning_ns) // 1_000_000,
+                invoicing_ms=(time.monotonic_ns() - prepared.billed) // 1_000_000,
+                dunning_ms=prepared.dunning_ns // 1_000_000,
             )
             run.complete_batch(
                 BatchCheckpoint(run.batches + 1, cursor, statistics, numbers, timings), at
             )
 
         statistics = self._save_batch(
-            run, sequence, batch, outcomes, at, (len(positions), seen, parked_accounts), checkpoint
+            run,
+            sequence,
+            batch,
+            prepared.outcomes,
+            at,
+            (len(positions), seen, parked_accounts),
+            checkpoint,
         )
         log.debug("run %s: batch %d: %s", run.run_id, run.batches, statistics)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from itertools import islice
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from application.invoicing.credit_notes import CreditOutcome, credit_invoice
+from application.invoicing.credit_notes import credit_invoice
 from application.invoicing.review import STATUSES, InvoiceFilter, ReviewOutcome, review
 from domain.invoicing.credit_notes import CreditTerms
 from domain.invoicing.invoice import Invoice
@@ -31,13 +31,17 @@ from entrypoints.common import (
 from entrypoints.presenters import (
     document_of,
     payment_cell,
-    payment_json,
     payment_line,
     payment_statuses,
     resolve_invoice_id,
 )
 from entrypoints.refusals import UsageError
-from entrypoints.representations import invoice_json, review_json
+from entrypoints.representations_invoices import (
+    credit_json,
+    invoice_row_json,
+    invoice_show_json,
+    review_json,
+)
 
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
@@ -66,8 +70,7 @@ def invoice_list(
         if json_out:
             rows = view.search(run_id=run, account_id=account, status=status)
             paid = payment_statuses(receivables, rows, lambda row: row.id)
-            output.print_json_array({**row.as_json(), **payment_json(item, today)}
-                                    for row, item in paid)  # fmt: skip
+            output.print_json_array(invoice_row_json(row, item, today) for row, item in paid)
             return
         # The table shows `limit` rows: only those are read with their lines and
         # payment statuses, the rest counted (all 4,900 were read, for 50 shown).
@@ -117,9 +120,7 @@ def invoice_show(
         )
         posted, today = document_of(rt, found.id), rt.billing.clock().date()
     if json_out:
-        payment = payment_json(posted, today)
-        payment.pop("due_date")  # the invoice's own (set when it closed)
-        output.print_json({**invoice_json(found), **payment})
+        output.print_json(invoice_show_json(found, posted, today))
         return
     output.console.print(invoice_table(found))
     if found.number is not None:
@@ -380,17 +381,3 @@ def invoice_credit(
         output.console.print(
             f"account {corrected.account_id} balance: {currency} {balance}{state}", highlight=False
         )
-
-
-def credit_json(outcome: CreditOutcome) -> dict[str, Any]:
-    receivables = outcome.receivables
-    return {
-        "created": outcome.created,
-        "credit_note": invoice_json(outcome.credit_note),
-        "invoice": outcome.invoice.name,
-        "invoice_id": str(outcome.invoice.id),
-        "amount": str(outcome.amount),
-        "creditable": str(outcome.invoice.creditable_total),
-        "balance": None if receivables is None else str(receivables.balance),
-        "credit_balance": None if receivables is None else str(receivables.credit),
-    }

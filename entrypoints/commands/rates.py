@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from application.billing.exchange_rates import rate_table, set_base_currency, set_rate
+from application.billing.exchange_rates import set_base_currency, set_rate
 from entrypoints import output
 from entrypoints.common import JsonFlag, date_parameter, decimal_option, refusals, runtime
+from entrypoints.representations import rate_rows, rates_json
 
 rates_app = typer.Typer(
     help="Exchange rates (fixed per bill run when it starts) and the base currency.",
@@ -95,19 +96,9 @@ def rates_list(
     """List recorded exchange rates (all, or those in effect --on a date)."""
     with runtime() as rt:
         book = rt.billing.get_rate_book()
-    rows: list[tuple[str, date | None, Decimal]]
-    if on is not None:
-        rows = [(pair, None, rate) for pair, rate in book.snapshot(on).rates.items()]
-    else:
-        rows = list(rate_table(book))
+    rows = rate_rows(book, on)
     if json_out:
-        output.print_json(
-            {
-                "base_currency": book.base_currency,
-                "on": on if on else None,
-                "rates": [{"pair": p, "effective_date": e, "rate": r} for p, e, r in rows],
-            }
-        )
+        output.print_json(rates_json(book, on))
         return
     table = output.compact_table(
         f"Exchange rates (base currency {book.base_currency or 'not set'})"

@@ -13,6 +13,7 @@ from application.runs.previews import Preview, preview_run
 from domain.runs.statistics import PreviewSummary
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.representations_runs import preview_json
 
 
 @refusals
@@ -98,19 +99,6 @@ def run_describe(
         output.print_json({"run_id": run_id, "description": run.description, "changed": changed})
         return
     output.console.print(f"run {run_id}: {description}")
-
-
-def preview_json(summary: PreviewSummary) -> dict[str, object]:
-    return {
-        "digest": summary.digest,
-        "invoices": summary.invoices,
-        "lines": summary.lines,
-        "totals": {
-            currency: {kind: str(amount) for kind, amount in kinds.items()}
-            for currency, kinds in summary.totals.items()
-        },
-        "log_position": summary.log_position,
-    }
 
 
 def preview_table(run_id: str, summary: PreviewSummary) -> Table:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -15,7 +16,6 @@ from application.runs.executor import BillRunExecutor
 from application.runs.scheduler import resume_failed_run, set_run_disabled
 from application.runs.scheduling import schedule_run
 from application.shared.errors import RunNotFound
-from domain.runs.bill_run import BillRun
 from domain.runs.settings import RunSettings, Selection
 from domain.shared.periods import Period
 from entrypoints import output
@@ -32,14 +32,21 @@ from entrypoints.common import (
     runtime,
 )
 from entrypoints.presenters import (
-    base_totals,
     preview_comparison,
-    run_steps,
-    run_totals,
     statistics_table,
 )
-from entrypoints.representations import run_json, settings_rows
-from projections.runs import totals_json
+from entrypoints.representations_runs import (
+    disabled_json,
+    retry_json,
+    run_json,
+    run_past_json,
+    run_report_json,
+    run_status_json,
+    settings_rows,
+)
+from entrypoints.runtime import Runtime
+from entrypoints.worker import batch_dispatch
+from infrastructure.messaging import nats_url
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
 
@@ -131,23 +138,37 @@ def run_execute(
             "--show-drafts", help="End by listing the invoices the run closed, for review."
         ),
     ] = False,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Hand the billing batches to the running `billrun worker`s over NATS "
+            "(BILLRUN_NATS_URL) and follow them; the result is the same as here.",
+        ),
+    ] = False,
 ) -> None:
     """Execute (or resume) a scheduled run: bill, invoice and close, batch by batch.
 
     Safe to repeat, to interrupt and to run in two processes at once: a completed
     run bills nothing more; an interrupted one resumes after its last batch. It
-    refuses to start while `billrun run check` finds errors.
+    refuses to start while `billrun run check` finds errors. With --workers, the
+    workers bill the batches together and commit them in the run's order; closing
+    and collecting stay here; a batch no worker commits within
+    BILLRUN_BATCH_ACK_WAIT seconds is billed here (see docs/scaling.md).
     """
-    with runtime() as rt:
+    with runtime() as rt, _nats_if(workers, rt) as url:
         size = batch_size or rt.settings.batch_size
+        dispatch = batch_dispatch(rt, url) if url is not None else None
         # Read once: refuses an unknown run before drawing a progress bar, and the
         # executor goes on with it (no second read before the first batch).
         run = rt.billing.get_run(run_id)
         if json_out:
-            execution = BillRunExecutor(rt.billing, size).execute_run(run)
+            execution = BillRunExecutor(rt.billing, size, dispatch=dispatch).execute_run(run)
         else:
             with progress_bar(f"run {run_id}: billing accounts") as update:
-                executor = BillRunExecutor(rt.billing, size, lambda p: update(p.seen, p.in_scope))
+                executor = BillRunExecutor(
+                    rt.billing, size, lambda p: update(p.seen, p.in_scope), dispatch=dispatch
+                )
                 execution = executor.execute_run(run)
         run = execution.run
     if json_out:
@@ -161,6 +182,15 @@ def run_execute(
         output.console.print(f"run {run_id} {comparison}")
     if show_drafts:
         output.console.print(drafts_table(run_id))
+
+
+@contextlib.contextmanager
+def _nats_if(wanted: bool, rt: Runtime) -> Iterator[str | None]:
+    if not wanted:
+        yield None
+        return
+    with nats_url(rt.settings) as url:
+        yield url
 
 
 @run_app.command("retry")
@@ -180,9 +210,7 @@ def run_retry(
     with runtime() as rt:
         statistics = BillRunExecutor(rt.billing, rt.settings.batch_size).retry(run_id, account)
     if json_out:
-        output.print_json(
-            {"run_id": run_id, "account": account, **statistics.model_dump(mode="json")}
-        )
+        output.print_json(retry_json(run_id, account, statistics))
         return
     output.console.print(
         f"run {run_id}: {account} billed: {statistics.lines} lines, "
@@ -229,23 +257,12 @@ def run_status(
     with runtime() as rt:
         if instant is not None or version is not None:
             past = rt.billing.get_run(run_id, version=version, as_of=instant)
-            shown = {"as_of": as_of, "version": past.version, **run_json(past)}
-            shown["description"] = past.description
-            shown["parked"] = past.parked
+            shown = run_past_json(past, as_of)
         else:
             row = rt.read_side.fresh_runs().get(run_id)
             if row is None:
                 raise RunNotFound(run_id)
-            shown = row.as_json()
-            run = rt.billing.get_run(run_id)
-            shown["workflow_state"] = run.workflow_state.value
-            shown["description"] = run.description
-            shown["preview"] = preview_comparison(run)
-            shown["parked"] = run.parked
-            # Bill dates before the period that no run billed, left owed by this run.
-            shown["stranded_bill_dates"] = run.statistics.stranded
-            shown["step_log"] = run_steps(run)
-            shown["failure"] = run.failure
+            shown = run_status_json(row, rt.billing.get_run(run_id))
     if json_out:
         output.print_json(shown)
         return
@@ -360,7 +377,7 @@ def _set_disabled(run_id: str, disabled: bool, json_out: bool) -> None:
         run, changed = set_run_disabled(rt.billing, run_id, disabled)
     state = "disabled" if disabled else "enabled"
     if json_out:
-        output.print_json({"run_id": run_id, "disabled": run.disabled, "changed": changed})
+        output.print_json(disabled_json(run, changed))
         return
     output.console.print(
         f"run {run_id} {state}" if changed else f"run {run_id} was already {state}"
@@ -377,25 +394,7 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         if report is None:
             raise RunNotFound(run_id)
         run = rt.billing.get_run(run_id)
-        # The run itself knows the states the report's timestamps cannot tell
-        # (failed, cancelled, collecting).
-        report["status"] = run.status.value
-        report["parked"] = run.parked
-        report["receivables"] = ar_summary(run)
-        # The account figures as the run defines them (the report's batch rows miss
-        # retries and parked accounts, so they did not add up).
-        stats = run.statistics
-        report["accounts"] = {
-            "in_scope": run.accounts_in_scope,
-            "scanned": stats.accounts_scanned,
-            "seen": stats.accounts_seen,
-            "billed": stats.accounts_billed,
-            "skipped_nothing_due": stats.accounts_skipped,
-            "parked": stats.accounts_parked,
-            "stranded_bill_dates": stats.stranded,
-        }
-        report["totals"] = totals_json(run_totals(run.statistics))
-        report["base_totals"] = totals_json(base_totals(run.statistics))
+        report = run_report_json(report, run)
     if json_out:
         output.print_json(report)
         return
@@ -404,21 +403,6 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         output.console.print(key_value_table(f"AR steps of run {run_id}", report["receivables"]))
     if report["parked"]:
         output.console.print(parked_table(run_id, report["parked"]))
-
-
-def ar_summary(run: BillRun) -> dict[str, Any]:
-    """The run's AR steps: dunning (first) and payment collection (last)."""
-    collection = run.collection
-    return {
-        "dunning_stages_applied": run.statistics.dunning_applied,
-        "accounts_suspended": run.statistics.accounts_suspended,
-        "collection_attempts": collection.attempts,
-        "collection_approved": collection.approved,
-        "collection_declined": collection.declined,
-        "collection_errors": collection.errors,
-        "collection_pending": collection.pending,
-        "collected": collection.collected,
-    }
 
 
 def parked_table(run_id: str, parked: dict[str, str]) -> Table:

@@ -31,7 +31,8 @@ from entrypoints.console.routing import book_of
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.presenters import balance_json, balance_of, payment_json
-from entrypoints.representations import account_json, invoice_json
+from entrypoints.representations import account_json
+from entrypoints.representations_invoices import invoice_json
 from projections.receivables import BUCKETS
 
 HISTORY_SHOWN = 200

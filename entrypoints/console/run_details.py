@@ -30,7 +30,7 @@ from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.presenters import preview_comparison, run_steps
 from entrypoints.refusals import UsageError
-from entrypoints.representations import run_json, settings_rows
+from entrypoints.representations_runs import run_json, settings_rows
 
 DOCUMENT_FORMATS = {"pdf": "PDF", "ubl": "XML (UBL 2.1)"}
 

@@ -22,7 +22,7 @@ from entrypoints.console.routing import book_of, first, form_of
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
 from entrypoints.refusals import UsageError
-from entrypoints.representations import review_json
+from entrypoints.representations_invoices import review_json
 
 PAGE = 50
 ACTIONS = {

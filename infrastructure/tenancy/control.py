@@ -135,17 +135,20 @@ class ControlStore:
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
         if self._pool.closed:
             self._pool.open(wait=True)
+        if not self._ready:
+            self._create_tables()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if not self._ready:
-                self._create_tables(curs)
             yield curs
 
-    def _create_tables(self, curs: psycopg.Cursor[Any]) -> None:
-        # DDL is not safe to run concurrently (two processes starting together):
-        # a transaction-scoped advisory lock makes the second wait and find it done.
-        curs.execute("SELECT pg_advisory_xact_lock(hashtext('billrun-schema:control'))")
-        for statement in _DDL:
-            curs.execute(statement.format(s=Identifier(CONTROL_SCHEMA)))
+    def _create_tables(self) -> None:
+        """The control schema, in a transaction of its own (a refusal in the
+        caller's must not roll it back after it was counted as done)."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as curs:
+            # DDL is not safe to run concurrently (two processes starting together):
+            # an advisory lock makes the second wait and find it done.
+            curs.execute("SELECT pg_advisory_xact_lock(hashtext('billrun-schema:control'))")
+            for statement in _DDL:
+                curs.execute(statement.format(s=Identifier(CONTROL_SCHEMA)))
         self._ready = True
 
     # Tenants ----------------------------------------------------------------

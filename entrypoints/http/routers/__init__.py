@@ -7,6 +7,24 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from entrypoints.http.routers import accounts, billing, receivables
+    from entrypoints.http.routers import (
+        accounts,
+        audit,
+        billing,
+        documents,
+        invoices,
+        receivables,
+        reference,
+        runs,
+    )
 
-    return [accounts.router, billing.router, receivables.router]
+    return [
+        accounts.router,
+        billing.router,
+        receivables.router,
+        reference.router,
+        runs.router,
+        invoices.router,
+        documents.router,
+        audit.router,
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,11 +62,11 @@ def list_payments(
     return page_of(sorted(rows, key=position), position, after, limit, dict)
 
 
-AsOf = Query(default=None, description="Age on this day (default: today).")
+AsOf = Annotated[date | None, Query(description="Age on this day (default: today).")]
 
 
 @router.get("/accounts/{account_id}/balance", summary="An account's balance")
-def get_balance(book: TenantBook, account_id: str, as_of: date | None = AsOf) -> Json:
+def get_balance(book: TenantBook, account_id: str, as_of: AsOf = None) -> Json:
     """Balance, credit, open invoices and their aging (`billrun account balance --json`)."""
     day = as_of or book.billing.clock().date()
     with book.reading():
@@ -76,7 +76,7 @@ def get_balance(book: TenantBook, account_id: str, as_of: date | None = AsOf) ->
 
 
 @router.get("/aging", summary="Receivables aging across accounts")
-def get_aging(book: TenantBook, as_of: date | None = AsOf) -> Json:
+def get_aging(book: TenantBook, as_of: AsOf = None) -> Json:
     """Per account and per currency, by days past due (`billrun ar aging --json`)."""
     day = as_of or book.billing.clock().date()
     with book.reading() as read_side:
