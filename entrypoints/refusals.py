@@ -9,6 +9,7 @@ anything else refused is one problem without a path.
 from __future__ import annotations
 
 from application.billing.accounts import AccountExists
+from application.invoicing.bill_groups import BillGroupNotConfigured
 from application.runs.scheduler import ScheduleNotFound
 from application.shared.errors import (
     AccountNotFound,
@@ -48,6 +49,7 @@ NOT_FOUND: tuple[type[Exception], ...] = (
     RunNotFound,
     InvoiceNotFound,
     ScheduleNotFound,
+    BillGroupNotConfigured,
     UnknownKey,
     UnknownTenant,
 )

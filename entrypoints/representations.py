@@ -14,9 +14,11 @@ from typing import Any
 from application.billing.exchange_rates import rate_table
 from application.receivables.payments import PaymentRecording
 from domain.billing.account import Account
+from domain.billing.contracts import term_end
 from domain.billing.exchange_rates import ExchangeRateBook
-from domain.billing.state import Charge
+from domain.billing.state import Charge, Contract
 from domain.billing.terms import UsageRecord
+from domain.invoicing.bill_group import BillGroup
 from domain.runs.schedule import Schedule, next_occurrence, period_for, run_id_for
 from domain.runs.schedule_terms import WEEKDAYS
 from domain.shared.ids import account_uuid
@@ -162,4 +164,45 @@ def rates_json(book: ExchangeRateBook, on: date | None) -> dict[str, Any]:
             }
             for pair, effective, rate in rate_rows(book, on)
         ],
+    }
+
+
+def contract_json(account: Account, contract: Contract) -> dict[str, Any]:
+    terms = contract.terms
+    return {
+        **terms.model_dump(mode="json"),
+        "term_end": term_end(terms).isoformat(),
+        "terminated_on": None if contract.terminated_on is None else str(contract.terminated_on),
+        "ends_on": contract.ends_on.isoformat(),
+        "currency": account.currency,
+        "spend": str(account.contract_spend(terms.contract_id)),
+        "penalties": [
+            {
+                "reason": str(reason),
+                "amount": str(line.amount),
+                "tax": str(line.tax),
+                "run_id": line.run_id,
+                "line_id": str(line.line_id),
+            }
+            for reason, line in contract.penalties.items()
+        ],
+    }
+
+
+def bill_group_json(group: BillGroup) -> dict[str, Any]:
+    """A bill group's settings: how its invoices close, are reviewed and delivered."""
+    return {
+        "id": group.group_id,
+        "version": group.version,
+        "delivery": group.delivery_channel.value,
+        "email_subject": group.email_subject,
+        "email_template": group.email_template,
+        "first_invoice_email_template": group.first_invoice_email_template,
+        "close_type": group.close_type.value,
+        "zero_invoices": group.zero_invoices,
+        "review_rules": group.review_rules.model_dump(mode="json"),
+        "payment_terms_days": group.payment_terms_days,
+        "dunning": group.dunning.model_dump(mode="json"),
+        "suspended_billing": group.suspended_billing.value,
+        "issuing_entity": group.issuing_entity,
     }

@@ -11,14 +11,13 @@ import orjson
 from application.billing.import_document import AccountRecord, parse_import
 from application.billing.importing import ImportSummary, import_accounts
 from application.shared.app import Billing
-from application.shared.errors import ApplicationError, InvalidInput, Problem
+from application.shared.errors import ApplicationError, InvalidInput
 from domain.billing.account import Account
 from domain.billing.events import AccountOpened
 from domain.shared.ids import account_uuid
 from infrastructure.topics import topic_of
 
 ACCOUNT_OPENED = topic_of(AccountOpened)
-_RECORD = "accounts[0]."
 
 
 class AccountExists(ApplicationError):
@@ -42,8 +41,26 @@ def change_account(
 ) -> tuple[Account, ImportSummary]:
     """Change an account's details: the fields of `changes` replace the current
     ones, the others are kept (as an import of the merged record would)."""
-    account = billing.get_account(account_id)
-    current: dict[str, Any] = {
+    current = _record_of(billing.get_account(account_id))
+    summary = _import_one(billing, {**current, **changes}, source)
+    return billing.get_account(account_id), summary
+
+
+def add_package(billing: Billing, account_id: str, package: dict[str, Any], source: str) -> Account:
+    """Subscribe the account to `package` (an import file's package record), or
+    revise the package of that id, as re-importing the account with it would."""
+    record = {**_record_of(billing.get_account(account_id)), "packages": [package]}
+    try:
+        _import_one(billing, record, source)
+    except InvalidInput as refused:  # located in the package, as the request wrote it
+        raise refused.within("packages[0]") from None
+    return billing.get_account(account_id)
+
+
+def _record_of(account: Account) -> dict[str, Any]:
+    """The account's own fields as an import record states them (its packages,
+    buyer details and receivables terms left out: an import keeps what it omits)."""
+    record: dict[str, Any] = {
         "id": account.account_id,
         "name": account.name,
         "currency": account.currency,
@@ -53,23 +70,16 @@ def change_account(
         "bill_day": account.bill_day,
     }
     if account.invoicer is not None:
-        current["invoicer"] = account.invoicer
-    summary = _import_one(billing, {**current, **changes}, source)
-    return billing.get_account(account_id), summary
+        record["invoicer"] = account.invoicer
+    return record
 
 
 def _import_one(billing: Billing, record: dict[str, Any], source: str) -> ImportSummary:
     try:
         document = parse_import(orjson.dumps({"accounts": [record]}), source)
         return import_accounts(billing, document, source)
-    except InvalidInput as refused:
-        # Located in the record itself, as the request wrote it: `name`, not
-        # `accounts[0].name`.
-        problems = [
-            Problem(p.path.removeprefix(_RECORD).removeprefix("accounts[0]"), p.message)
-            for p in refused.problems
-        ]
-        raise InvalidInput(source, problems) from None
+    except InvalidInput as refused:  # located in the record, as the request wrote it
+        raise refused.within("accounts[0]") from None
 
 
 def accounts_after(billing: Billing, position: int, limit: int) -> list[tuple[int, Account]]:
@@ -80,4 +90,11 @@ def accounts_after(billing: Billing, position: int, limit: int) -> list[tuple[in
     return [(p.notification_id, loaded[p.originator_id]) for p in positions]
 
 
-__all__ = ["AccountExists", "AccountRecord", "accounts_after", "change_account", "open_account"]
+__all__ = [
+    "AccountExists",
+    "AccountRecord",
+    "accounts_after",
+    "add_package",
+    "change_account",
+    "open_account",
+]

@@ -47,3 +47,11 @@ class InvalidInput(ApplicationError):
         noun = "problem" if len(problems) == 1 else "problems"
         listed = "\n".join(f"  {source}: {problem}" for problem in problems)
         super().__init__(f"{source}: refused, {len(problems)} {noun}, nothing written:\n{listed}")
+
+    def within(self, record: str) -> InvalidInput:
+        """The same problems located inside `record` (`accounts[0]`): a request that
+        sends the record alone names `name`, not `accounts[0].name`."""
+        problems = [
+            Problem(p.path.removeprefix(record).removeprefix("."), p.message) for p in self.problems
+        ]
+        return InvalidInput(self.source, problems)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -16,7 +16,6 @@ from application.billing.transactions import (
 )
 from domain.billing.account import Account
 from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms, term_end
-from domain.billing.state import Contract
 from entrypoints import output
 from entrypoints.common import (
     AccountArgument,
@@ -28,6 +27,7 @@ from entrypoints.common import (
     runtime,
 )
 from entrypoints.refusals import UsageError
+from entrypoints.representations import contract_json
 
 contract_app = typer.Typer(
     help="Contracts on accounts or packages: a minimum term with an early-termination "
@@ -232,25 +232,3 @@ def print_contract_json(account: str, stored: Account, contract_id: str, recorde
             "contract": contract_json(stored, stored.contracts[contract_id]),
         }
     )
-
-
-def contract_json(account: Account, contract: Contract) -> dict[str, Any]:
-    terms = contract.terms
-    return {
-        **terms.model_dump(mode="json"),
-        "term_end": term_end(terms).isoformat(),
-        "terminated_on": None if contract.terminated_on is None else str(contract.terminated_on),
-        "ends_on": contract.ends_on.isoformat(),
-        "currency": account.currency,
-        "spend": str(account.contract_spend(terms.contract_id)),
-        "penalties": [
-            {
-                "reason": str(reason),
-                "amount": str(line.amount),
-                "tax": str(line.tax),
-                "run_id": line.run_id,
-                "line_id": str(line.line_id),
-            }
-            for reason, line in contract.penalties.items()
-        ],
-    }

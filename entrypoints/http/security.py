@@ -38,14 +38,21 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/v1/accounts/{account_id}"): SERVICE_READS,
     ("PATCH", "/v1/accounts/{account_id}"): SERVICES,
     ("PUT", "/v1/accounts/{account_id}/invoicer"): SERVICES,
+    ("POST", "/v1/accounts/{account_id}/packages"): SERVICES,
     ("PUT", "/v1/accounts/{account_id}/terms"): SERVICES | {Role.OPERATOR},
     ("PUT", "/v1/accounts/{account_id}/autopay"): SERVICES | {Role.OPERATOR},
-    # Usage, one-off charges and credits.
+    # Usage, one-off charges and credits, contracts.
     ("POST", "/v1/usage"): SERVICES,
     ("POST", "/v1/usage/batches"): SERVICES,
     ("GET", "/v1/accounts/{account_id}/usage"): SERVICE_READS,
     ("POST", "/v1/charges"): SERVICES,
     ("GET", "/v1/accounts/{account_id}/charges"): SERVICE_READS,
+    ("POST", "/v1/contracts"): SERVICES,
+    ("GET", "/v1/accounts/{account_id}/contracts"): SERVICE_READS,
+    # How invoices close, are reviewed and delivered.
+    ("GET", "/v1/bill-groups"): READERS,
+    ("GET", "/v1/bill-groups/{group_id}"): READERS,
+    ("PUT", "/v1/bill-groups/{group_id}"): ADMIN,
     # When runs are queued, and the rates they fix.
     ("GET", "/v1/schedules"): READERS,
     ("POST", "/v1/schedules"): OPERATORS,

@@ -30,6 +30,7 @@ PATH_VALUES = {
     "document_format": "pdf",
     "name": "monthly",
     "projection": "invoices",
+    "group_id": "monthly",
 }
 OWNED = ("{account_id}", "{run_id}", "{invoice_id}")
 """Path parameters naming the owner's objects: another tenant's key gets 404."""
@@ -76,6 +77,15 @@ SAMPLES[("POST", "/v1/exchange-rates")] = {
     "rate": "1.0842",
     "date": "2026-01-01",
 }
+SAMPLES[("POST", "/v1/accounts/{account_id}/packages")] = package("desk", amount="20.00")
+SAMPLES[("POST", "/v1/contracts")] = {
+    "account_id": ACCOUNT,
+    "contract_id": "c-1",
+    "start_date": "2026-01-01",
+    "term_months": 12,
+    "minimum_spend": "1000.00",
+}
+SAMPLES[("PUT", "/v1/bill-groups/{group_id}")] = {"delivery": "none", "zero_invoices": False}
 SAMPLES[("POST", "/v1/usage/batches")] = {"records": [SAMPLES[("POST", "/v1/usage")]]}
 SAMPLES[("POST", "/v1/runs")] = {
     "run_id": "2026-02",
@@ -143,6 +153,7 @@ def test_another_tenants_keys_never_reach_the_owners_objects(
 ) -> None:
     secret = seed(api)
     api.post("/v1/schedules", json=SAMPLES["POST", "/v1/schedules"])
+    api.put("/v1/bill-groups/monthly", json=SAMPLES["PUT", "/v1/bill-groups/{group_id}"])
     before = api.get(f"/v1/accounts/{ACCOUNT}").json()
     invoice_before = api.get("/v1/invoices/INV-00000001").json()
     # Reads first: the other tenant's writes below may create objects of the same

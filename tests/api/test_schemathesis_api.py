@@ -25,7 +25,7 @@ from entrypoints.http.tenancy import Role
 from tests.api.conftest import LiveServer
 from tests.conftest import account, package
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 10
 
 
 @pytest.fixture

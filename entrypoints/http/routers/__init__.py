@@ -10,6 +10,7 @@ def all_routers() -> list[APIRouter]:
     from entrypoints.http.routers import (
         accounts,
         audit,
+        bill_groups,
         billing,
         documents,
         invoices,
@@ -21,6 +22,7 @@ def all_routers() -> list[APIRouter]:
     return [
         accounts.router,
         billing.router,
+        bill_groups.router,
         receivables.router,
         reference.router,
         runs.router,

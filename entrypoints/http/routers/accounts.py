@@ -13,12 +13,17 @@ from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from application.billing.accounts import accounts_after, change_account, open_account
-from application.billing.import_document import AccountRecord
+from application.billing.accounts import (
+    accounts_after,
+    add_package,
+    change_account,
+    open_account,
+)
+from application.billing.import_document import AccountRecord, PackageRecord
 from entrypoints.http.etags import check_if_match, tag
-from entrypoints.http.pagination import After, Limit, decode_int_cursor, encode_cursor
+from entrypoints.http.pagination import After, Limit, decode_int_cursor, encode_cursor, page_of
 from entrypoints.http.routers.common import TenantBook, v1_router
-from entrypoints.representations import account_json
+from entrypoints.representations import account_json, contract_json
 
 router = v1_router("accounts")
 
@@ -51,7 +56,9 @@ def create_account(
     """Open an account with its packages (and any charges, usage and contracts),
     as `billrun import` would from a file of this one record. An id that exists
     already is refused (409): change it with PATCH."""
-    account = open_account(book.billing, record.model_dump(mode="json"), "request")
+    account = open_account(
+        book.billing, record.model_dump(mode="json", exclude_unset=True), "request"
+    )
     tag(response, account.version)
     response.headers["Location"] = f"/v1/accounts/{account.account_id}"
     return account_json(account)
@@ -93,3 +100,28 @@ def update_account(
     account, _ = change_account(book.billing, account_id, fields, "request")
     tag(response, account.version)
     return account_json(account)
+
+
+@router.post("/accounts/{account_id}/packages", status_code=201, summary="Add a package")
+def create_package(
+    book: TenantBook, account_id: str, package: PackageRecord, response: Response
+) -> AccountJson:
+    """Subscribe the account to a package (an import file's package record); a
+    package id it has already is revised as re-importing it would."""
+    account = add_package(
+        book.billing, account_id, package.model_dump(mode="json", exclude_unset=True), "request"
+    )
+    tag(response, account.version)
+    return account_json(account)
+
+
+@router.get("/accounts/{account_id}/contracts", summary="List an account's contracts")
+def list_contracts(
+    book: TenantBook, account_id: str, limit: Limit = 20, after: After = None
+) -> AccountJson:
+    """By id: term, spend so far, penalties billed (`billrun contract list --json`)."""
+    account = book.billing.get_account(account_id)
+    ordered = sorted(account.contracts.values(), key=lambda c: c.terms.contract_id)
+    return page_of(
+        ordered, lambda c: c.terms.contract_id, after, limit, lambda c: contract_json(account, c)
+    )

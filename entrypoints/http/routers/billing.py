@@ -1,4 +1,4 @@
-"""Usage, one-off charges and credits, and an account's billing settings.
+"""Usage, one-off charges and credits, contracts, and an account's billing settings.
 
 Each write calls the application service `billrun usage record`, `charge add`,
 `account terms|autopay|invoicer` call, and answers their `--json`. A usage
@@ -18,18 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from application.billing.invoicers import assign_invoicer
 from application.billing.transactions import (
     ChargeInput,
+    ContractInput,
     UsageInput,
     add_charges,
+    agree_contracts,
     record_usage,
 )
 from application.receivables.payments import payment_terms, set_autopay, set_payment_terms
 from application.runs.cancel import written_off
+from domain.billing.contracts import DEFAULT_CONTRACT_CATEGORY, ContractTerms
 from domain.billing.lines import DEFAULT_CHARGE_CATEGORY
 from domain.billing.terms import ChargeTerms
 from entrypoints.http.limits import MAX_BATCH
 from entrypoints.http.pagination import After, Limit, page_of
 from entrypoints.http.routers.common import TenantBook, v1_router
-from entrypoints.representations import charge_json, usage_json
+from entrypoints.representations import charge_json, contract_json, usage_json
 
 router = v1_router("usage and charges")
 
@@ -71,6 +74,21 @@ class Charge(_Strict):
     amount: Decimal = Field(description="Negative: a credit")
     charge_date: date
     category: str = Field(default=DEFAULT_CHARGE_CATEGORY, min_length=1, max_length=100)
+    tax_rate: Decimal | None = None
+
+
+class Contract(_Strict):
+    account_id: str = Field(min_length=1, max_length=100)
+    contract_id: str = Field(min_length=1, max_length=100)
+    package_id: str | None = Field(
+        default=None, max_length=100, description="None: on the whole account"
+    )
+    start_date: date
+    term_months: int = Field(ge=1, le=600, description="The minimum term, in months")
+    early_termination_fee: Decimal | None = Field(default=None, ge=0)
+    minimum_spend: Decimal | None = Field(default=None, ge=0)
+    description: str | None = Field(default=None, min_length=1, max_length=500)
+    category: str = Field(default=DEFAULT_CONTRACT_CATEGORY, min_length=1, max_length=100)
     tax_rate: Decimal | None = None
 
 
@@ -166,6 +184,24 @@ def list_charges(book: TenantBook, account_id: str, limit: Limit = 20, after: Af
         limit,
         lambda c: charge_json(c, account.currency, discarded.get(c.terms.charge_id)),
     )
+
+
+@router.post("/contracts", status_code=201, summary="Agree a contract")
+def create_contract(book: TenantBook, contract: Contract) -> Json:
+    """On an account or one of its packages: a minimum term with an early-
+    termination fee, a minimum spend, or both (`billrun contract add --json`)."""
+    fields = contract.model_dump(exclude={"account_id"})
+    fields["description"] = contract.description or f"Contract {contract.contract_id}"
+    terms = ContractTerms(**fields)
+    summary = agree_contracts(
+        book.billing, [ContractInput("", contract.account_id, terms)], "request"
+    )
+    account = book.billing.get_account(contract.account_id)
+    return {
+        "account": contract.account_id,
+        "recorded": summary.recorded == 1,
+        "contract": contract_json(account, account.contracts[contract.contract_id]),
+    }
 
 
 @router.put("/accounts/{account_id}/terms", summary="Set an account's payment terms")
