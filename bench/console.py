@@ -89,6 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--import-chunk", type=int, default=10_000, help="Accounts per import transaction."
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--screenshots", type=Path, help="Also save screenshots of each page here.")
     args = parser.parse_args()
@@ -107,7 +110,7 @@ def main() -> None:
             _, service_key = control.create_key(TENANT, Role.SERVICE, "bench")
         authority = StoredKeys(settings, url)
         with open_runtime(authority.settings_for(TENANT)) as runtime:
-            billed = billed_log(runtime.billing, args.accounts)
+            billed = billed_log(runtime.billing, args.accounts, import_chunk=args.import_chunk)
         uvicorn_server, base = serve(authority)
         try:
             with httpx.Client(base_url=base, timeout=120) as client:
