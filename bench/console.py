@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import statistics
 import sys
@@ -54,6 +55,14 @@ def serve(authority: StoredKeys) -> tuple[uvicorn.Server, str]:
     while not server.started:
         time.sleep(0.02)
     return server, f"http://127.0.0.1:{port}"
+
+
+def sign_in(client: httpx.Client, key: str) -> httpx.Response:
+    """Sign in as a browser does: the form's token, then the key with it."""
+    form = client.get("/console/sign-in").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token is not None, "the sign-in form carries no token"
+    return client.post("/console/sign-in", data={"key": key, "csrf": token.group(1)})
 
 
 def timed(client: httpx.Client, path: str, runs: int) -> dict[str, float]:
@@ -114,7 +123,7 @@ def main() -> None:
         uvicorn_server, base = serve(authority)
         try:
             with httpx.Client(base_url=base, timeout=120) as client:
-                signed = client.post("/console/sign-in", data={"key": admin_key})
+                signed = sign_in(client, admin_key)
                 assert signed.status_code == 303, signed.text
                 client.headers["Authorization"] = f"Bearer {service_key}"
                 shown = pages(client)

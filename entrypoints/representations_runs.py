@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from application.runs.cancel import CancelOutcome
+from application.shared.errors import RunNotFound
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import CancelMode, WorkflowState
 from domain.runs.statistics import BatchStatistics, PreviewSummary
 from entrypoints.presenters import base_totals, preview_comparison, run_steps, run_totals
+from projections.catalog import ReadSide
 from projections.runs import RunRow, totals_json
 
 Json = dict[str, Any]
@@ -65,13 +67,24 @@ def run_json(run: BillRun) -> Json:
     }
 
 
+def run_status_now(read_side: ReadSide, run: BillRun) -> Json:
+    """`run status --json` now, as the CLI, the API and the console show it: the
+    run-status read model's row (caught up) with what only the run knows."""
+    row = read_side.fresh_runs().get(run.run_id)
+    if row is None:  # the run exists (it was loaded): a read model rebuilt without it
+        raise RunNotFound(run.run_id)
+    return run_status_json(row, run)
+
+
 def run_status_json(row: RunRow, run: BillRun) -> Json:
     """`run status --json` now: the run-status read model's row, with what only the
-    run knows (its workflow, preview, parked accounts, steps and failure)."""
+    run knows (its workflow, preview and the figures it predicted, parked accounts,
+    steps and failure)."""
     shown = row.as_json()
     shown["workflow_state"] = run.workflow_state.value
     shown["description"] = run.description
     shown["preview"] = preview_comparison(run)
+    shown["preview_figures"] = None if run.preview is None else run.preview.model_dump(mode="json")
     shown["parked"] = run.parked
     # Bill dates before the period that no run billed, left owed by this run.
     shown["stranded_bill_dates"] = run.statistics.stranded
@@ -154,6 +167,11 @@ def cancel_json(run_id: str, mode: CancelMode, outcome: CancelOutcome) -> Json:
         "invoices_left": outcome.invoices_left,
         "accounts_reopened": outcome.accounts_reopened,
     }
+
+
+def description_json(run: BillRun, changed: bool) -> Json:
+    """`run describe --json`: the description now and whether this call changed it."""
+    return {"run_id": run.run_id, "description": run.description, "changed": changed}
 
 
 def disabled_json(run: BillRun, changed: bool) -> Json:

@@ -41,7 +41,7 @@ from entrypoints.representations_runs import (
     run_json,
     run_past_json,
     run_report_json,
-    run_status_json,
+    run_status_now,
     settings_rows,
 )
 from entrypoints.runtime import Runtime
@@ -259,10 +259,7 @@ def run_status(
             past = rt.billing.get_run(run_id, version=version, as_of=instant)
             shown = run_past_json(past, as_of)
         else:
-            row = rt.read_side.fresh_runs().get(run_id)
-            if row is None:
-                raise RunNotFound(run_id)
-            shown = run_status_json(row, rt.billing.get_run(run_id))
+            shown = run_status_now(rt.read_side, rt.billing.get_run(run_id))
     if json_out:
         output.print_json(shown)
         return

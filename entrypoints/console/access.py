@@ -21,6 +21,7 @@ CONSOLE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/console/runs/{run_id}"): READERS,
     ("GET", "/console/runs/{run_id}/execution"): READERS,
     ("POST", "/console/runs/{run_id}/description"): OPERATORS,
+    ("POST", "/console/runs/{run_id}/preview"): OPERATORS,
     ("POST", "/console/runs/{run_id}/execute"): OPERATORS,
     ("POST", "/console/runs/{run_id}/process"): OPERATORS,
     ("POST", "/console/runs/{run_id}/disable"): OPERATORS,

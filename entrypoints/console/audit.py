@@ -78,7 +78,8 @@ async def rebuild_projection(request: Request, name: str) -> Response:
         # A read side of its own: pages keep reading the current version meanwhile.
         read_side = ReadSide(book.billing, book.runtime.env)
         try:
-            outcome = rebuild(read_side, name, on_progress=update)
+            # The server's read side switches with it (no read meets a dropped table).
+            outcome = rebuild(read_side, name, on_progress=update, serving=book.reading)
         finally:
             read_side.close()
         return (

@@ -1,7 +1,7 @@
 """A bill run's page, as Opencell's billing run details: the actions bar (what
 the run's status allows), its configuration (the description editable), the
 execution report (steps in the seed's order, polled while it runs), the
-statistics against its preview, and its invoices (`run_invoices`).
+statistics against its preview (the Preview action records one), and its invoices (`run_invoices`).
 
 Actions call what the CLI's `billrun run ...` commands call; execution and
 document generation run as jobs of the server (`jobs`), the page polling them.
@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from application.invoicing.documents import DocumentNotAvailable, invoice_documents
 from application.runs.cancel import cancel_run
 from application.runs.executor import BillRunExecutor
+from application.runs.previews import preview_run
 from application.runs.scheduler import set_run_disabled
-from application.runs.workflow import process_run
-from application.shared.errors import RunNotFound
+from application.runs.workflow import describe_run, process_run
 from domain.runs.bill_run import BillRun
 from domain.runs.settings import CancelMode, RunStatus, WorkflowState
 from entrypoints.console.jobs import Jobs, Progress
@@ -28,9 +28,8 @@ from entrypoints.console.routing import book_of, first, form_of
 from entrypoints.console.run_invoices import invoices_section
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
-from entrypoints.presenters import preview_comparison, run_steps
 from entrypoints.refusals import UsageError
-from entrypoints.representations_runs import run_json, settings_rows
+from entrypoints.representations_runs import run_status_now, settings_rows
 
 DOCUMENT_FORMATS = {"pdf": "PDF", "ubl": "XML (UBL 2.1)"}
 
@@ -62,34 +61,26 @@ def execution_fragment(request: Request, run_id: str) -> Response:
 
 
 def run_details(book: Book, run_id: str, jobs: Jobs) -> dict[str, Any]:
-    """What `billrun run status --json` shows (the read model's row, the workflow,
-    the steps, parked accounts), with the actions the status allows."""
-    with book.reading() as read_side:
-        row = read_side.fresh_runs().get(run_id)
-    if row is None:
-        raise RunNotFound(run_id)
+    """What `billrun run status --json` shows (`run_status_now`, the one status
+    builder), with what the page adds: the settings as rows, the actions the
+    status allows and the jobs running for the run."""
     run = book.billing.get_run(run_id)
-    shown = {**row.as_json(), **run_json(run)}
+    with book.reading() as read_side:
+        shown = run_status_now(read_side, run)
     job = jobs.of(book.tenant, "execute", run_id)
     documents = jobs.of(book.tenant, "documents", run_id)
+    previewing = jobs.of(book.tenant, "preview", run_id)
+    running = [j for j in (job, documents, previewing) if j is not None and j.running]
     return {
         **shown,
-        "disabled": run.disabled,
-        "description": run.description,
         "settings_rows": settings_rows(shown["settings"]),
         "selection_text": run.selection.describe(),
-        "steps": run_steps(run),
-        "parked": run.parked,
-        "failure": run.failure,
-        "preview": None if run.preview is None else run.preview.model_dump(mode="json"),
-        "comparison": preview_comparison(run),
         "actions": actions_for(run),
         "executing": job is not None and job.running,
         "job": job,
         "documents_job": documents,
-        "polling": (job is not None and job.running)
-        or (documents is not None and documents.running)
-        or run.status is RunStatus.RUNNING,
+        "preview_job": previewing,
+        "polling": bool(running) or run.status is RunStatus.RUNNING,
     }
 
 
@@ -106,6 +97,8 @@ def actions_for(run: BillRun) -> list[str]:
         status is RunStatus.RUNNING and run.disabled
     ):
         actions.append("execute")
+    if status is RunStatus.SCHEDULED:
+        actions.append("preview")  # only a run not started yet is previewed
     if status in (RunStatus.SCHEDULED, RunStatus.RUNNING):
         actions.append("enable" if run.disabled else "disable")
     if state is not WorkflowState.RUNNING:
@@ -134,6 +127,22 @@ async def execute(request: Request, run_id: str) -> Response:
         return f"{execution.run.statistics.invoices} invoices closed"
 
     jobs_of(request).start(book.tenant, "execute", run_id, work)
+    return _back(run_id, "#execution")
+
+
+async def preview(request: Request, run_id: str) -> Response:
+    """Compute what the run would bill and record it on the run (`billrun run
+    preview`): statistics then compare the execution with it. A job: it reads
+    every account in scope, as execution does."""
+    book = book_of(request)
+    await run_in_threadpool(book.billing.get_run, run_id)  # an unknown run is refused
+    size = book.runtime.settings.batch_size
+
+    def work(update: Progress) -> str:
+        summary = preview_run(book.billing, run_id, size).summary
+        return f"{summary.invoices} invoices, {summary.lines} lines previewed"
+
+    jobs_of(request).start(book.tenant, "preview", run_id, work)
     return _back(run_id, "#execution")
 
 
@@ -181,16 +190,7 @@ async def retry(request: Request, run_id: str) -> Response:
 
 async def describe(request: Request, run_id: str) -> Response:
     description = first(await form_of(request), "description") or ""
-    if len(description) > 500:
-        raise UsageError("at most 500 characters", "description")
-    book = book_of(request)
-
-    def save() -> None:
-        run = book.billing.get_run(run_id)
-        run.describe(description, book.billing.clock())
-        book.billing.save(run)
-
-    await run_in_threadpool(save)
+    await run_in_threadpool(describe_run, book_of(request).billing, run_id, description)
     return _back(run_id)
 
 
@@ -224,6 +224,7 @@ async def documents(request: Request, run_id: str) -> Response:
 
 ACTIONS = {
     "execute": execute,
+    "preview": preview,
     "process": process,
     "disable": disable,
     "enable": enable,

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from application.runs.scheduler import first_due, list_schedules
 from application.runs.scheduling import schedule_run
+from application.shared.errors import InvalidInput, Problem
 from domain.runs.settings import Selection
 from domain.shared.periods import Period
 from entrypoints import run_options
@@ -24,7 +25,6 @@ from entrypoints.console.routing import Form, book_of, first, form_of
 from entrypoints.console.views import field_errors, render
 from entrypoints.http.books import Book
 from entrypoints.http.problems import problem_of
-from entrypoints.refusals import UsageError
 from entrypoints.representations import schedule_json
 
 STEP_TOGGLES = (
@@ -117,13 +117,7 @@ async def schedule(request: Request) -> Response:
 
 
 def _schedule(book: Book, form: Form) -> str:
-    run_id = _required(form, "run_id", "a name for the run, e.g. 2026-01")
-    start = _date(form, "period_start", required=True)
-    end = _date(form, "period_end", required=True)
-    posting = _date(form, "posting_date", required=False)
-    assert start is not None and end is not None
-    if end < start:
-        raise UsageError(f"the period ends ({end}) before it starts ({start})", "period_end")
+    run_id, start, end, posting = _checked_form(form)
     selection = run_options.selection(_listed(form, "groups"), _listed(form, "accounts"))
     on = {name: name in form for name, _, _ in STEP_TOGGLES}
     settings = run_options.run_settings(
@@ -141,23 +135,36 @@ def _schedule(book: Book, form: Form) -> str:
     return run_id
 
 
-def _required(form: Form, name: str, what: str) -> str:
-    value = first(form, name)
-    if not value:
-        raise UsageError(f"required: {what}", name)
-    return value
+def _checked_form(form: Form) -> tuple[str, date, date, date | None]:
+    """The name and dates, every problem found at once (each shown beside its
+    field), before anything is asked of the application."""
+    problems: list[Problem] = []
+    run_id = first(form, "run_id") or ""
+    if not run_id:
+        problems.append(Problem("run_id", "required: a name for the run, e.g. 2026-01"))
+    start = _date(form, "period_start", True, problems)
+    end = _date(form, "period_end", True, problems)
+    posting = _date(form, "posting_date", False, problems)
+    if start is not None and end is not None and end < start:
+        problems.append(
+            Problem("period_end", f"the period ends ({end}) before it starts ({start})")
+        )
+    if problems or start is None or end is None:
+        raise InvalidInput("schedule form", problems)
+    return run_id, start, end, posting
 
 
-def _date(form: Form, name: str, required: bool) -> date | None:
+def _date(form: Form, name: str, required: bool, problems: list[Problem]) -> date | None:
     text = first(form, name)
     if not text:
         if required:
-            raise UsageError("required: a date (YYYY-MM-DD)", name)
+            problems.append(Problem(name, "required: a date (YYYY-MM-DD)"))
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"not a date: {text!r} (YYYY-MM-DD)", name) from None
+        problems.append(Problem(name, f"not a date: {text!r} (YYYY-MM-DD)"))
+        return None
 
 
 def _listed(form: Form, name: str) -> list[str]:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from application.shared.errors import Problem
+from domain.invoicing.credit_notes import percent
 from entrypoints import output
 
 STATUS_TONES = {
@@ -35,6 +36,14 @@ def money(amount: Decimal | str | None, currency: str) -> str:
     return output.money(Decimal(str(amount)), currency)
 
 
+def percent_of(rate: Decimal | str | None) -> str:
+    """A tax rate (in percent, as invoices keep it) as `21 %` or `0 %`, as the CLI
+    and the documents print it; empty for no rate."""
+    if rate is None or rate == "":
+        return ""
+    return percent(Decimal(str(rate)))
+
+
 def tone(status: str | None) -> str:
     return "tone-" + STATUS_TONES.get(status or "", "muted")
 
@@ -49,6 +58,7 @@ def environment() -> Environment:
     )
     env.filters["money"] = money
     env.filters["tone"] = tone
+    env.filters["percent"] = percent_of
     env.filters["label"] = lambda text: str(text).replace("_", " ")
     return env
 

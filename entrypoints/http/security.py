@@ -76,6 +76,7 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
         ("POST", f"/v1/runs/{{run_id}}/{step}"): OPERATORS
         for step in (
             "preview",
+            "description",
             "execute",
             "process",
             "disable",

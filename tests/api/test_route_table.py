@@ -95,6 +95,7 @@ SAMPLES[("POST", "/v1/runs")] = {
 }
 SAMPLES[("POST", "/v1/runs/{run_id}/cancel")] = {"mode": "reopen", "reason": "walked"}
 SAMPLES[("POST", "/v1/runs/{run_id}/retry")] = {"account": ACCOUNT}
+SAMPLES[("POST", "/v1/runs/{run_id}/description")] = {"description": "January, walked"}
 SAMPLES[("POST", "/v1/invoices/{invoice_id}/credit-notes")] = {"full": True, "reason": "walked"}
 
 

@@ -23,7 +23,7 @@ from application.runs.executor import BillRunExecutor
 from application.runs.previews import preview_run
 from application.runs.scheduler import resume_failed_run, set_run_disabled
 from application.runs.scheduling import schedule_run
-from application.runs.workflow import process_run
+from application.runs.workflow import describe_run, process_run
 from application.shared.errors import RunNotFound
 from domain.runs.settings import CancelMode, RunSettings, Selection
 from domain.shared.periods import Period
@@ -32,6 +32,7 @@ from entrypoints.http.pagination import After, Limit, page_of
 from entrypoints.http.routers.common import TenantBook, v1_router
 from entrypoints.representations_runs import (
     cancel_json,
+    description_json,
     disabled_json,
     preview_json,
     process_json,
@@ -39,7 +40,7 @@ from entrypoints.representations_runs import (
     run_json,
     run_past_json,
     run_report_json,
-    run_status_json,
+    run_status_now,
     statistics_json,
 )
 
@@ -80,6 +81,10 @@ class CancelRequest(_Strict):
         description="reopen: unbill what it billed (a later run bills it); discard: write it off"
     )
     reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+
+
+class DescribeRequest(_Strict):
+    description: str = Field(max_length=500, description="Free text; empty clears it")
 
 
 class RetryRequest(_Strict):
@@ -147,10 +152,7 @@ def get_run(
         return run_past_json(past, None if as_of is None else as_of.isoformat())
     run = book.billing.get_run(run_id)
     with book.reading() as read_side:
-        row = read_side.fresh_runs().get(run_id)
-    if row is None:
-        raise RunNotFound(run_id)
-    return run_status_json(row, run)
+        return run_status_now(read_side, run)
 
 
 @router.get("/runs/{run_id}/check", summary="Check a run before it starts")
@@ -198,6 +200,14 @@ def disable_run(book: TenantBook, run_id: str) -> Json:
 def enable_run(book: TenantBook, run_id: str) -> Json:
     run, changed = set_run_disabled(book.billing, run_id, False)
     return disabled_json(run, changed)
+
+
+@router.post("/runs/{run_id}/description", summary="Set a run's description")
+def describe(book: TenantBook, run_id: str, request: DescribeRequest) -> Json:
+    """`billrun run describe --json`: the one thing that changes once a run exists;
+    the same text again writes nothing (`changed: false`)."""
+    run, changed = describe_run(book.billing, run_id, request.description)
+    return description_json(run, changed)
 
 
 @router.post("/runs/{run_id}/resume", summary="Queue a failed run again")
