@@ -40,6 +40,8 @@ from infrastructure.settings import Settings
 from infrastructure.tenancy import ControlStore
 
 TARGET_MS = 300.0
+LAPTOPS = ((1366, 768), (1024, 768))
+"""Laptop screens the run details page is also photographed at (besides 1280 px)."""
 TENANT = "bench"
 
 
@@ -162,7 +164,8 @@ def main() -> None:
 
 
 def screenshots(base: str, key: str, shown: dict[str, str], folder: Path) -> None:
-    """A screenshot of each page at 1280 px (Debian's Chromium, as the tests)."""
+    """A screenshot of each page at 1280 px, and of the run's details on laptop
+    screens (Debian's Chromium, as the tests)."""
     from playwright.sync_api import sync_playwright
 
     from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -181,6 +184,11 @@ def screenshots(base: str, key: str, shown: dict[str, str], folder: Path) -> Non
             page.wait_for_timeout(300)
             file = "console-" + name.replace(",", "").replace(" ", "-") + ".png"
             page.screenshot(path=str(folder / file), full_page=True)
+        for width, height in LAPTOPS:  # the widest page, on laptop screens
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(shown["run details"])
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(folder / f"console-run-details-{width}.png"), full_page=True)
         browser.close()
 
 

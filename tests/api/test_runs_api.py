@@ -115,6 +115,24 @@ def test_retrying_an_account_the_run_did_not_park_is_refused(api: TestClient) ->
     assert refused.headers["content-type"] == "application/problem+json"
 
 
+def test_a_description_is_set_once_and_shown_in_the_status(api: TestClient) -> None:
+    billed(api, "ACME-001")
+    said = {"description": "  January, key accounts "}
+    first = api.post("/v1/runs/2026-01/description", json=said)
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "run_id": "2026-01",
+        "description": "January, key accounts",
+        "changed": True,
+    }
+    again = api.post("/v1/runs/2026-01/description", json=said)
+    assert again.json()["changed"] is False  # the same text writes nothing
+    assert api.get("/v1/runs/2026-01").json()["description"] == "January, key accounts"
+    too_long = api.post("/v1/runs/2026-01/description", json={"description": "x" * 501})
+    assert too_long.status_code == 422
+    assert "description" in too_long.text
+
+
 def test_another_tenants_run_is_not_found_and_auditors_only_read(
     api: TestClient, keys: dict[tuple[str, Role], str]
 ) -> None:
