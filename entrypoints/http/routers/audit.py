@@ -40,8 +40,9 @@ class NdjsonResponse(StreamingResponse):
     media_type = "application/x-ndjson"
 
 
+# Not `response_class`: FastAPI would then document the problems (4xx) as NDJSON too.
 _STREAMED: dict[str, Any] = {
-    "response_class": NdjsonResponse,
+    "response_model": None,
     "responses": {
         200: {
             "description": "One event per line, in commit order (`billrun history --jsonl`)",
