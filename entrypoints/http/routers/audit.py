@@ -29,6 +29,10 @@ from projections.rebuild import rebuild
 
 router = v1_router("history and audit")
 
+LAST = 2**63 - 1
+"""The largest notification id (PostgreSQL bigint)."""
+FROM = Query(default=1, ge=1, le=LAST, alias="from", description="From this notification id")
+
 Json = dict[str, Any]
 
 
@@ -36,8 +40,9 @@ class NdjsonResponse(StreamingResponse):
     media_type = "application/x-ndjson"
 
 
+# Not `response_class`: FastAPI would then document the problems (4xx) as NDJSON too.
 _STREAMED: dict[str, Any] = {
-    "response_class": NdjsonResponse,
+    "response_model": None,
     "responses": {
         200: {
             "description": "One event per line, in commit order (`billrun history --jsonl`)",
@@ -85,7 +90,9 @@ async def invoice_history(book: TenantBook, invoice_id: InvoiceId) -> NdjsonResp
 @router.get("/history", summary="The whole log", **_STREAMED)
 async def log_history(
     book: TenantBook,
-    start: int = Query(default=1, ge=1, alias="from", description="From this notification id"),
+    start: int = Query(
+        default=1, ge=1, le=LAST, alias="from", description="From this notification id"
+    ),
 ) -> NdjsonResponse:
     """Every stored event from notification id `from` on, up to the last committed
     when the request came in (`billrun history --all --from N --jsonl`)."""
@@ -96,12 +103,14 @@ async def log_history(
 @router.get("/audit/verify", summary="Verify the log against its seal")
 def audit_verify(
     book: TenantBook,
-    start: int = Query(default=1, ge=1, alias="from", description="From this notification id"),
+    start: int = Query(
+        default=1, ge=1, le=LAST, alias="from", description="From this notification id"
+    ),
     expect_head: str | None = Query(
         default=None, max_length=128, description="Fail unless the head equals this hash"
     ),
     at: int | None = Query(
-        default=None, ge=1, description="The notification expect_head was anchored at"
+        default=None, ge=1, le=LAST, description="The notification expect_head was anchored at"
     ),
 ) -> Json:
     """`billrun audit verify --json`: new events are sealed first, then the chain

@@ -40,6 +40,10 @@ from projections.invoice_pages import InvoiceQuery, PageKey, invoice_page
 
 router = v1_router("invoices")
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (PostgreSQL refuses NUL in text): a filter or id with one
+is refused as input, not a fault."""
+
 Json = dict[str, Any]
 
 InvoiceId = Annotated[
@@ -47,6 +51,7 @@ InvoiceId = Annotated[
     Path(
         min_length=1,
         max_length=100,
+        pattern=PRINTABLE,
         description="Its id (uuid) or number (42, INV-00000042, CN-00000003, BE-2026-000001)",
     ),
 ]
@@ -68,10 +73,14 @@ class ReviewSelection(_Strict):
     """The invoices to review: by id or number, or by filter (a run's, optionally
     in one status and of one account)."""
 
-    invoices: list[str] = Field(default=[], max_length=1000, description="Ids or numbers")
-    run: str | None = Field(default=None, min_length=1, max_length=100)
-    status: str | None = Field(default=None, description="With run: " + ", ".join(STATUSES))
-    account: str | None = Field(default=None, min_length=1, max_length=100)
+    invoices: list[Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]] = Field(
+        default=[], max_length=1000, description="Ids or numbers"
+    )
+    run: str | None = Field(default=None, min_length=1, max_length=100, pattern=PRINTABLE)
+    status: str | None = Field(
+        default=None, max_length=40, description="With run: " + ", ".join(STATUSES)
+    )
+    account: str | None = Field(default=None, min_length=1, max_length=100, pattern=PRINTABLE)
     reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
@@ -115,9 +124,11 @@ def invoice_id_of(book: Book, text: str) -> UUID:
 @router.get("/invoices", summary="List invoices")
 def list_invoices(
     book: TenantBook,
-    run: Annotated[str | None, Query(max_length=100, description="Opened or closed by it")] = None,
-    account: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
+    run: Annotated[
+        str | None, Query(max_length=100, pattern=PRINTABLE, description="Opened or closed by it")
+    ] = None,
+    account: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    status: Annotated[str | None, Query(max_length=40, description=", ".join(STATUSES))] = None,
     document_type: DocumentType | None = None,
     posted_from: Annotated[date | None, Query(description="Posting date on or after")] = None,
     posted_to: Annotated[date | None, Query(description="Posting date on or before")] = None,

@@ -30,6 +30,7 @@ from domain.shared.periods import Period
 from entrypoints.http.books import Book
 from entrypoints.http.pagination import After, Limit, page_of
 from entrypoints.http.routers.common import TenantBook, v1_router
+from entrypoints.refusals import UsageError
 from entrypoints.representations_runs import (
     cancel_json,
     description_json,
@@ -115,8 +116,8 @@ def create_run(book: TenantBook, request: RunRequest, response: Response) -> Jso
 @router.get("/runs", summary="List bill runs")
 def list_runs(
     book: TenantBook,
-    status: str | None = Query(default=None, max_length=40, description="Only in this status"),
-    disabled: bool | None = Query(default=None, description="Only disabled (or enabled) runs"),
+    status: Annotated[str | None, Query(max_length=40, description="Only in this status")] = None,
+    disabled: Annotated[bool | None, Query(description="Only disabled (or enabled) runs")] = None,
     limit: Limit = 20,
     after: After = None,
 ) -> Json:
@@ -143,10 +144,14 @@ def get_run(
     book: TenantBook,
     run_id: str,
     as_of: Annotated[datetime | None, Query(description="As it was at this instant")] = None,
-    version: Annotated[int | None, Query(ge=1, description="As it was at this version")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="As it was at this version")
+    ] = None,
 ) -> Json:
     """`billrun run status --json`: state, progress, statistics and the step log;
     with `as_of` or `version`, rebuilt from its events as it was then."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise UsageError("give the instant's offset, e.g. 2026-01-31T12:00:00Z", "query.as_of")
     if as_of is not None or version is not None:
         past = book.billing.get_run(run_id, version=version, as_of=as_of)
         return run_past_json(past, None if as_of is None else as_of.isoformat())
