@@ -99,6 +99,7 @@ STORED_TOPICS: Final[Mapping[str, str]] = {
     # domain.receivables
     "AccountReinstated": "domain.receivables:AccountReinstated",
     "AccountSuspended": "domain.receivables:AccountSuspended",
+    "AccountSuspendedByOperator": "domain.receivables.events:AccountSuspendedByOperator",
     "AutoPaySet": "domain.receivables:AutoPaySet",
     "CollectionAnswered": "domain.receivables:CollectionAnswered",
     "CollectionAttempted": "domain.receivables:CollectionAttempted",

@@ -455,7 +455,10 @@ class _Changes:
             self.stages[event.invoice_id] = max(self.stages.get(event.invoice_id, 0), event.stage)
         elif isinstance(event, receivables_events.DunningNoticeSent):
             self.notices[event.invoice_id] = max(self.notices.get(event.invoice_id, 0), event.stage)
-        elif isinstance(event, receivables_events.AccountSuspended):
+        elif isinstance(
+            event,
+            receivables_events.AccountSuspended | receivables_events.AccountSuspendedByOperator,
+        ):
             self.suspended[rid] = (True, event.reason)
         elif isinstance(event, receivables_events.AccountReinstated):
             self.suspended[rid] = (False, None)
@@ -821,6 +824,7 @@ _EVENTS: list[type[DomainEvent]] = [
     receivables_events.CreditNotePosted,
     receivables_events.DunningApplied,
     receivables_events.AccountSuspended,
+    receivables_events.AccountSuspendedByOperator,
     receivables_events.AccountReinstated,
     receivables_events.DunningNoticeSent,
     receivables_events.CollectionAttempted,

@@ -122,6 +122,16 @@ def set_autopay(billing: Billing, account_id: str, token: str | None) -> bool:
     return changed
 
 
+def suspend_account(billing: Billing, account_id: str, reason: str) -> tuple[Receivables, bool]:
+    """Suspend an account by hand; (its receivables, False when it was already)."""
+    return _change(billing, account_id, lambda r: r.suspend(reason, billing.clock()))
+
+
+def reactivate_account(billing: Billing, account_id: str, reason: str) -> tuple[Receivables, bool]:
+    """Lift an account's suspension; (its receivables, False when not suspended)."""
+    return _change(billing, account_id, lambda r: r.reactivate(reason, billing.clock()))
+
+
 def payment_terms(billing: Billing, account_id: str) -> PaymentTerms:
     """The terms the account's next invoice gets: its own, else its bill group's,
     else 30 days net."""

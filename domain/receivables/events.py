@@ -134,6 +134,13 @@ class AccountReinstated(AccountEvent):
     reason: str
 
 
+class AccountSuspendedByOperator(AccountEvent):
+    """An operator suspended the account (not dunning): only an operator's
+    reactivation lifts it, never a payment."""
+
+    reason: str
+
+
 class DunningNoticeSent(DomainEvent):
     invoice_id: UUID
     stage: int

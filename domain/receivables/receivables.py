@@ -123,6 +123,27 @@ class Receivables(ReceivablesState):
         self._trigger(events.AutoPaySet, at, token=token)
         return True
 
+    def suspend(self, reason: str, at: datetime) -> bool:
+        """Suspend the account by hand (False: an operator suspended it already).
+        A suspended account's invoices are held where its bill group says so."""
+        if not reason.strip():
+            raise ReceivablesError(f"receivables of {self.account_id}: a suspension needs a reason")
+        if self.suspended_by_operator:
+            return False
+        self._trigger(events.AccountSuspendedByOperator, at, reason=reason.strip())
+        return True
+
+    def reactivate(self, reason: str, at: datetime) -> bool:
+        """Lift a suspension, by hand or by dunning (False: not suspended)."""
+        if not reason.strip():
+            raise ReceivablesError(
+                f"receivables of {self.account_id}: a reactivation needs a reason"
+            )
+        if not self.suspended:
+            return False
+        self._trigger(events.AccountReinstated, at, reason=reason.strip())
+        return True
+
     # Posting -------------------------------------------------------------------
 
     def post_invoice(
@@ -330,7 +351,7 @@ class Receivables(ReceivablesState):
         return True
 
     def _reinstate_if_paid(self, at: datetime) -> None:
-        if not self.suspended:
+        if not self.suspended or self.suspended_by_operator:
             return
         if all(self.items[i].open_amount <= 0 for i in self.suspended_by):
             self._trigger(events.AccountReinstated, at, reason="the overdue invoices are paid")

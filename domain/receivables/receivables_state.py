@@ -20,6 +20,7 @@ from domain.receivables.collection import (
 from domain.receivables.events import (
     AccountReinstated,
     AccountSuspended,
+    AccountSuspendedByOperator,
     AutoPaySet,
     CollectionAnswered,
     CollectionAttempted,
@@ -52,6 +53,8 @@ class ReceivablesState(Aggregate):
         self.suspended = False
         self.suspended_by: set[UUID] = set()
         """The invoices whose dunning suspended the account: paid, it is reinstated."""
+        self.suspended_by_operator = False
+        """Suspended by hand: reinstated by hand only."""
         self.attempts: dict[UUID, CollectionAttempt] = {}
         self.failed_attempts: list[CollectionAttempt] = []
         """Collection attempts declined or failed since the account last paid or was
@@ -122,6 +125,11 @@ class ReceivablesState(Aggregate):
     def _when_AccountReinstated(self, event: AccountReinstated) -> None:
         self.suspended = False
         self.suspended_by = set()
+        self.suspended_by_operator = False
+
+    def _when_AccountSuspendedByOperator(self, event: AccountSuspendedByOperator) -> None:
+        self.suspended = True
+        self.suspended_by_operator = True
 
     def _when_DunningNoticeSent(self, event: DunningNoticeSent) -> None:
         self.notices_sent.add((event.invoice_id, event.stage))

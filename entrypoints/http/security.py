@@ -39,6 +39,8 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("PATCH", "/v1/accounts/{account_id}"): SERVICES,
     ("PUT", "/v1/accounts/{account_id}/invoicer"): SERVICES,
     ("POST", "/v1/accounts/{account_id}/packages"): SERVICES,
+    ("POST", "/v1/accounts/{account_id}/suspend"): OPERATORS,
+    ("POST", "/v1/accounts/{account_id}/reactivate"): OPERATORS,
     ("PUT", "/v1/accounts/{account_id}/terms"): SERVICES | {Role.OPERATOR},
     ("PUT", "/v1/accounts/{account_id}/autopay"): SERVICES | {Role.OPERATOR},
     # Usage, one-off charges and credits, contracts.

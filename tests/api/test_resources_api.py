@@ -109,3 +109,27 @@ def test_schedules_and_rates_round_trip(api: TestClient) -> None:
     assert api.post("/v1/exchange-rates", json=rate).json()["recorded"] is True
     rates = api.get("/v1/exchange-rates").json()["rates"]
     assert {"pair": "EUR/USD", "effective_date": "2026-01-01", "rate": "1.0842"} in rates
+
+
+def test_an_account_suspended_by_hand_stays_so_until_reactivated(api: TestClient) -> None:
+    api.post("/v1/accounts", json=account("ACME-001"))
+    reason = {"reason": "fraud check"}
+    assert api.post("/v1/accounts/ACME-001/suspend", json=reason).json() == {
+        "account": "ACME-001",
+        "suspended": True,
+        "changed": True,
+    }
+    assert api.post("/v1/accounts/ACME-001/suspend", json=reason).json()["changed"] is False
+    payment = {
+        "account_id": "ACME-001",
+        "payment_id": "p-1",
+        "amount": "40.00",
+        "received_on": "2026-01-20",
+    }
+    api.post("/v1/payments", json=payment)
+    balance = api.get("/v1/accounts/ACME-001/balance").json()
+    assert balance["suspended"] is True
+    assert balance["suspended_reason"] == "fraud check"
+    lifted = api.post("/v1/accounts/ACME-001/reactivate", json={"reason": "cleared"})
+    assert lifted.json()["suspended"] is False
+    assert api.get("/v1/accounts/ACME-001/balance").json()["suspended"] is False

@@ -86,6 +86,8 @@ SAMPLES[("POST", "/v1/contracts")] = {
     "minimum_spend": "1000.00",
 }
 SAMPLES[("PUT", "/v1/bill-groups/{group_id}")] = {"delivery": "none", "zero_invoices": False}
+SAMPLES[("POST", "/v1/accounts/{account_id}/suspend")] = {"reason": "fraud check"}
+SAMPLES[("POST", "/v1/accounts/{account_id}/reactivate")] = {"reason": "cleared"}
 SAMPLES[("POST", "/v1/usage/batches")] = {"records": [SAMPLES[("POST", "/v1/usage")]]}
 SAMPLES[("POST", "/v1/runs")] = {
     "run_id": "2026-02",

@@ -301,3 +301,17 @@ def test_no_attempt_without_autopay_or_with_nothing_to_collect() -> None:
 
 def test_allocations_are_value_objects_with_exact_amounts() -> None:
     assert Allocation(document_id=uuid4(), amount=D("0.10")).amount == D("0.10")
+
+
+def test_an_account_suspended_by_hand_is_lifted_by_hand_not_by_a_payment() -> None:
+    r = ledger()
+    post(r, 1, "100.00", date(2026, 1, 31))
+    assert r.suspend("fraud check", AT) is True
+    assert r.suspend("again", AT) is False
+    r.receive_payment("p1", D("100.00"), date(2026, 2, 1), AT)
+    assert r.suspended
+    assert r.reactivate("cleared", AT) is True
+    assert not r.suspended
+    assert r.reactivate("cleared", AT) is False
+    with pytest.raises(ReceivablesError):
+        r.suspend("  ", AT)

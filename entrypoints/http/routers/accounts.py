@@ -20,6 +20,7 @@ from application.billing.accounts import (
     open_account,
 )
 from application.billing.import_document import AccountRecord, PackageRecord
+from application.receivables.payments import reactivate_account, suspend_account
 from entrypoints.http.etags import check_if_match, tag
 from entrypoints.http.pagination import After, Limit, decode_int_cursor, encode_cursor, page_of
 from entrypoints.http.routers.common import TenantBook, v1_router
@@ -125,3 +126,24 @@ def list_contracts(
     return page_of(
         ordered, lambda c: c.terms.contract_id, after, limit, lambda c: contract_json(account, c)
     )
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/accounts/{account_id}/suspend", summary="Suspend an account")
+def suspend(book: TenantBook, account_id: str, why: Reason) -> AccountJson:
+    """Until reactivated by hand (a payment does not lift it); its invoices are
+    held where its bill group holds a suspended account's."""
+    receivables, changed = suspend_account(book.billing, account_id, why.reason)
+    return {"account": account_id, "suspended": receivables.suspended, "changed": changed}
+
+
+@router.post("/accounts/{account_id}/reactivate", summary="Reactivate an account")
+def reactivate(book: TenantBook, account_id: str, why: Reason) -> AccountJson:
+    """Lift a suspension, by hand or by dunning."""
+    receivables, changed = reactivate_account(book.billing, account_id, why.reason)
+    return {"account": account_id, "suspended": receivables.suspended, "changed": changed}
