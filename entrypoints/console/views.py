@@ -44,6 +44,11 @@ def percent_of(rate: Decimal | str | None) -> str:
     return percent(Decimal(str(rate)))
 
 
+def thousands(value: Any) -> Any:
+    """A count as `100,000` (money has `money`); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def tone(status: str | None) -> str:
     return "tone-" + STATUS_TONES.get(status or "", "muted")
 
@@ -59,6 +64,7 @@ def environment() -> Environment:
     env.filters["money"] = money
     env.filters["tone"] = tone
     env.filters["percent"] = percent_of
+    env.filters["thousands"] = thousands
     env.filters["label"] = lambda text: str(text).replace("_", " ")
     return env
 
