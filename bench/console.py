@@ -14,6 +14,7 @@ ceiling of serving anything at all: the sign-in page (a template, no data).
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import socket
@@ -89,11 +90,23 @@ def pages(client: httpx.Client) -> dict[str, str]:
     return {
         "bill runs": "/console/runs",
         "run details": f"/console/runs/{RUN_ID}",
-        "run invoices, filtered": f"/console/runs/{RUN_ID}?status=draft&page=100",
+        "run invoices, filtered": page_of_drafts(client, 100),
         "invoice": f"/console/invoices/{invoice}",
         "account": f"/console/accounts/{account}",
         "audit": "/console/audit",
     }
+
+
+def page_of_drafts(client: httpx.Client, wanted: int) -> str:
+    """The URL of the run's `wanted`th page of drafts (or its last), reached by
+    following each page's Next link as a reader does (pages go by key)."""
+    path = f"/console/runs/{RUN_ID}?status=draft"
+    for _ in range(wanted - 1):
+        found = re.search(r'href="\?([^"]*)#invoices" id="next-page"', client.get(path).text)
+        if found is None:
+            break
+        path = f"/console/runs/{RUN_ID}?" + html.unescape(found.group(1))
+    return path
 
 
 def main() -> None:

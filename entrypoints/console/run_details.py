@@ -47,11 +47,16 @@ def jobs_of(request: Request) -> Jobs:
 
 
 def run_page(
-    request: Request, run_id: str, status: str = "", account: str = "", page: int = 1
+    request: Request,
+    run_id: str,
+    status: str = "",
+    account: str = "",
+    after: str = "",
+    page: int = 1,
 ) -> Response:
     book = book_of(request)
     details = run_details(book, run_id, jobs_of(request))
-    invoices = invoices_section(book, run_id, status, account, max(page, 1))
+    invoices = invoices_section(book, run_id, status, account, after, max(page, 1))
     return render(request, "run.html", run=details, invoices=invoices, formats=DOCUMENT_FORMATS)
 
 

@@ -21,8 +21,10 @@ from domain.invoicing.review import ReviewAction
 from entrypoints.console.routing import book_of, first, form_of
 from entrypoints.console.views import render
 from entrypoints.http.books import Book
+from entrypoints.http.pagination import opened_cursor, opened_key
 from entrypoints.refusals import UsageError
 from entrypoints.representations_invoices import review_json
+from projections.invoice_pages import InvoiceQuery, invoice_page
 
 PAGE = 50
 ACTIONS = {
@@ -40,17 +42,18 @@ def register(router: APIRouter) -> None:
 
 
 def invoices_section(
-    book: Book, run_id: str, status: str, account: str, page: int
+    book: Book, run_id: str, status: str, account: str, after: str, page: int
 ) -> dict[str, Any]:
+    """One page of the run's invoices in the order they were opened, read by key
+    (`invoice_page`, the API's list): the hundredth page costs what the first
+    does. `page` only numbers it for the reader; `after` is where it starts."""
     status = status if status in STATUSES else ""
+    query = InvoiceQuery(run_id=run_id, account_id=account or None, status=status or None)
     with book.reading() as read_side:
         view = read_side.fresh_invoices()
-        chosen = {"run_id": run_id, "status": status or None, "account_id": account or None}
-        count = view.count(**chosen)
-        rows = [
-            row.as_json()
-            for row in view.search(**chosen, batch_size=PAGE, limit=PAGE, offset=(page - 1) * PAGE)
-        ]
+        count = view.count(run_id, query.account_id, query.status)
+        found, next_key = invoice_page(view, query, opened_key(after or None), PAGE)
+    rows = [row.as_json() for row in found]
     reasons = _review_reasons(book, [UUID(row["id"]) for row in rows])
     for row in rows:
         row["review_reason"] = reasons.get(row["id"])
@@ -58,8 +61,9 @@ def invoices_section(
     return {
         "rows": rows,
         "count": count,
-        "page": page,
+        "page": page if after else 1,
         "pages": max((count + PAGE - 1) // PAGE, 1),
+        "next": None if next_key is None else opened_cursor(next_key),
         "status": status,
         "account": account,
         "statuses": STATUSES,

@@ -10,7 +10,7 @@ on its own, as in the CLI); one invoice refused is a 409 problem.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
@@ -25,7 +25,7 @@ from domain.invoicing.documents import DocumentType
 from domain.invoicing.review import ReviewAction
 from entrypoints.http.books import Book
 from entrypoints.http.etags import check_if_match, tag
-from entrypoints.http.pagination import After, Limit, decode_cursor, encode_cursor
+from entrypoints.http.pagination import After, Limit, opened_cursor, opened_key
 from entrypoints.http.problems import ProblemError
 from entrypoints.http.routers.common import TenantBook, v1_router
 from entrypoints.presenters import document_of, payment_statuses, resolve_invoice_id
@@ -36,7 +36,7 @@ from entrypoints.representations_invoices import (
     invoice_show_json,
     review_json,
 )
-from projections.invoice_pages import InvoiceQuery, PageKey, invoice_page
+from projections.invoice_pages import InvoiceQuery, invoice_page
 
 router = v1_router("invoices")
 
@@ -144,35 +144,13 @@ def list_invoices(
         posted_from, posted_to,
     )  # fmt: skip
     with book.reading() as read_side:
-        rows, next_key = invoice_page(read_side.fresh_invoices(), query, _page_key(after), limit)
+        rows, next_key = invoice_page(read_side.fresh_invoices(), query, opened_key(after), limit)
         posted = list(payment_statuses(read_side.fresh_receivables(), rows, lambda row: row.id))
     today = book.billing.clock().date()
     return {
         "items": [invoice_row_json(row, item, today) for row, item in posted],
-        "next": None
-        if next_key is None
-        else encode_cursor(f"{next_key[0].isoformat()}|{next_key[1]}"),
+        "next": None if next_key is None else opened_cursor(next_key),
     }
-
-
-_NOT_A_CURSOR = "not a cursor this API gave (use a page's `next`)"
-
-
-def _cursor(key: PageKey) -> str:
-    return encode_cursor(f"{key[0].isoformat()}|{key[1]}")
-
-
-def _page_key(after: str | None) -> PageKey | None:
-    text = decode_cursor(after)
-    if text is None:
-        return None
-    opened, _, invoice_id = text.partition("|")
-    try:
-        return datetime.fromisoformat(opened), UUID(invoice_id)
-    except ValueError:
-        raise UsageError(
-            "not a cursor this API gave (use a page's `next`)", "query.after"
-        ) from None
 
 
 @router.get("/invoices/{invoice_id}", summary="Get an invoice")
