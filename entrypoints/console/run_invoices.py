@@ -27,6 +27,8 @@ from entrypoints.representations_invoices import review_json
 from projections.invoice_pages import InvoiceQuery, invoice_page
 
 PAGE = 50
+REASONED = frozenset({"quarantined", "rejected", "cancelled"})
+"""Review statuses shown with their reason (the list loads those invoices for it)."""
 ACTIONS = {
     ReviewAction.APPROVE: "Validate",
     ReviewAction.QUARANTINE: "Quarantine",
@@ -54,7 +56,8 @@ def invoices_section(
         count = view.count(run_id, query.account_id, query.status)
         found, next_key = invoice_page(view, query, opened_key(after or None), PAGE)
     rows = [row.as_json() for row in found]
-    reasons = _review_reasons(book, [UUID(row["id"]) for row in rows])
+    held = [UUID(row["id"]) for row in rows if row["review_status"] in REASONED]
+    reasons = _review_reasons(book, held)
     for row in rows:
         row["review_reason"] = reasons.get(row["id"])
         row.pop("lines")  # the list shows totals; the invoice's page its lines
@@ -72,10 +75,12 @@ def invoices_section(
 
 
 def _review_reasons(book: Book, ids: list[UUID]) -> dict[str, str | None]:
-    """Why each invoice of the page was quarantined or rejected (on the invoice,
-    not in the read model): one load of the page's invoices."""
+    """Why each of these invoices was quarantined, rejected or cancelled (on the
+    invoice, not in the read model): one load of them, none for a page of drafts."""
     from domain.invoicing.invoice import Invoice
 
+    if not ids:
+        return {}
     loaded = book.billing.load_many(Invoice, ids)
     return {str(i): invoice.review_reason for i, invoice in loaded.items()}
 
