@@ -30,7 +30,8 @@ class Guarded(APIRoute):
         async def guarded(request: Request) -> Response:
             authority: Authority = request.app.state.authority
             books: Books = request.app.state.books
-            principal = authenticate(request, authority)
+            # Looking the key up is a query: off the event loop, as the routes are.
+            principal = await run_in_threadpool(authenticate, request, authority)
             authorize(principal, request.method, path)
             request.state.book = await run_in_threadpool(books.of, principal.tenant)
             if request.method not in WRITES:
