@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help install demo test lint typecheck format bench docs clean
+.PHONY: help install demo test lint typecheck format bench docs clean chromium
 
 help:
 	@echo "make demo       a real bill run with zero configuration (embedded PostgreSQL)"
@@ -35,7 +35,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The console's browser tests drive Debian's Chromium (Playwright cannot download
+# its own browser here): installed when missing and we may, else a clear refusal.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+		else \
+			echo "the console's browser tests need /usr/bin/chromium: run 'sudo apt-get install chromium'" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: lint typecheck chromium
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m entrypoints.docs --check
 
@@ -51,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/cli_reads.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/console.py
 
 docs: $(STAMP)
 	$(BIN)/python -m entrypoints.docs

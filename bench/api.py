@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from psycopg.sql import SQL
 
 from application.billing.importing import import_accounts
 from application.billing.transactions import UsageInput, record_usage
@@ -55,9 +56,11 @@ from bench.common import (
     throwaway_database,
 )
 from bench.fixtures import billed_log, import_document
+from entrypoints.http.pagination import encode_cursor
 from entrypoints.runtime import open_runtime
 from infrastructure.settings import Settings
 from infrastructure.tenancy import ControlStore, Role
+from projections.invoice_pages import InvoiceQuery, invoice_page
 
 BILLRUN = str(Path(sys.executable).with_name("billrun"))
 TARGET_RECORDS_PER_S = 5000
@@ -180,22 +183,53 @@ def invoice_reads(
     log(f"billing {invoices:,} accounts for the invoice reads (not timed)")
     with open_runtime(settings) as rt:
         billed_log(rt.billing, invoices)
-    timings: dict[str, list[float]] = {"list": [], "get": []}
+    timings: dict[str, list[float]] = {"list": [], "deep": [], "get": [], "ceiling": []}
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
         first = http.get("/v1/invoices", params={"limit": 100})  # catches the view up
         ids = [item["id"] for item in first.json()["items"]]
+        deep = deep_cursor(settings, invoices - 100)
+        with open_runtime(settings) as rt:
+            view = rt.read_side.fresh_invoices()
+            for _ in range(reads):  # the ceiling: the same page read in-process
+                with stopwatch() as elapsed:
+                    invoice_page(view, InvoiceQuery(), None, 100)
+                timings["ceiling"].append(elapsed[0])
         for n in range(reads):
             with stopwatch() as elapsed:
                 http.get("/v1/invoices", params={"limit": 100}).raise_for_status()
             timings["list"].append(elapsed[0])
             with stopwatch() as elapsed:
+                http.get("/v1/invoices", params={"limit": 100, "after": deep}).raise_for_status()
+            timings["deep"].append(elapsed[0])
+            with stopwatch() as elapsed:
                 http.get(f"/v1/invoices/{ids[n % len(ids)]}").raise_for_status()
             timings["get"].append(elapsed[0])
+    listed, ceiling = percentiles(timings["list"]), percentiles(timings["ceiling"])
     return {
         "invoices": invoices,
-        "list_limit_100": percentiles(timings["list"]),
+        "list_limit_100": listed,
+        "list_limit_100_last_page": percentiles(timings["deep"]),
         "get_one": percentiles(timings["get"]),
+        "ceiling_page_in_process": ceiling,
+        "ratio_p50": round(ceiling["p50_ms"] / listed["p50_ms"], 2) if listed["p50_ms"] else None,
     }
+
+
+def deep_cursor(settings: Settings, position: int) -> str:
+    """The `next` cursor a client paging from the start would hold at `position`:
+    found in-process (walking there over HTTP would take a thousand pages)."""
+    with open_runtime(settings) as rt:
+        view = rt.read_side.fresh_invoices()
+        with view.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT opened_at, id FROM {} ORDER BY opened_at, id OFFSET %s LIMIT 1").format(
+                    view.table("invoices")
+                ),
+                [max(position - 1, 0)],
+            )
+            row = curs.fetchone()
+    assert row is not None
+    return encode_cursor(f"{row['opened_at'].isoformat()}|{row['id']}")
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": (
         "entrypoints.commands.serve",
         "serve",
-        "Serve the HTTP API (FastAPI under uvicorn) until SIGINT or SIGTERM.",
+        "Serve the HTTP API and the console (FastAPI under uvicorn) until SIGINT or SIGTERM.",
     ),
     "scheduler": (
         "entrypoints.commands.schedules",

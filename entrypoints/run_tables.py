@@ -11,19 +11,9 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from domain.runs.bill_run import BillRun
 from entrypoints import output
 from entrypoints.common import runtime
-from entrypoints.presenters import base_totals, run_totals
-from projections.runs import totals_json
-
-_STEPS = (
-    "run_dunning", "bill_packages", "bill_usage", "run_contracts", "bill_charges",
-    "run_invoices", "collect_payments",
-)  # fmt: skip
-"""The settings that switch a run's AR, billing and invoicing steps on, in the seed's
-order (dunning first, collection last)."""
-
+from entrypoints.representations_runs import settings_rows
 
 _SHOWN_APART = frozenset({"step_log", "parked", "preview", "failure"})
 """`run status` fields printed below the table, each in its own form."""
@@ -88,21 +78,6 @@ def lease_cell(holder: str | None, expires_at: datetime | None, now: datetime) -
         return ""
     state = "expired" if expires_at <= now else "until"
     return f"\nleased by {holder}\n{state} {expires_at.isoformat(timespec='seconds')}"
-
-
-def ar_summary(run: BillRun) -> dict[str, Any]:
-    """The run's AR steps: dunning (first) and payment collection (last)."""
-    collection = run.collection
-    return {
-        "dunning_stages_applied": run.statistics.dunning_applied,
-        "accounts_suspended": run.statistics.accounts_suspended,
-        "collection_attempts": collection.attempts,
-        "collection_approved": collection.approved,
-        "collection_declined": collection.declined,
-        "collection_errors": collection.errors,
-        "collection_pending": collection.pending,
-        "collected": collection.collected,
-    }
 
 
 def parked_table(run_id: str, parked: dict[str, str]) -> Table:
@@ -188,25 +163,6 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def settings_rows(settings: dict[str, Any] | None) -> dict[str, str]:
-    """A run's settings (`RunSettings` as JSON) as an operator reads them."""
-    if settings is None:  # a read model built before it kept them
-        return {"steps": "unknown", "categories": "unknown"}
-    steps = [step for step in _STEPS if settings.get(step)]
-    categories = settings.get("categories") or []
-    rows = {
-        "steps": ", ".join(steps) or "none",
-        "categories": ", ".join(categories) if categories else "all",
-        "render invoices": "yes" if settings.get("render_invoices") else "no",
-        "deliver invoices": "yes" if settings.get("deliver_invoices") else "no",
-    }
-    if settings.get("catch_up"):
-        rows["catch up"] = "yes: stranded bill dates before the period are billed"
-    if settings.get("collect_payments"):
-        rows["collection type"] = str(settings.get("collection_type", "account_balance"))
-    return rows
-
-
 def status_rows(shown: dict[str, Any]) -> dict[str, Any]:
     """`run status` fields for the table: the settings spelt out in place, the
     execution and the workflow labelled apart, the next workflow step named."""
@@ -248,24 +204,6 @@ def cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {cell(v)}" for k, v in value.items()) or "-"
     return str(value)
-
-
-def run_json(run: BillRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "status": run.status.value,
-        "period_start": run.period.start.isoformat(),
-        "period_end": run.period.end.isoformat(),
-        "posting_date": run.posting_date.isoformat(),
-        "selection": run.selection.model_dump(mode="json"),
-        "settings": run.settings.model_dump(mode="json"),
-        "accounts_in_scope": run.accounts_in_scope,
-        "batches": run.batches,
-        "workflow_state": run.workflow_state.value,
-        "totals": totals_json(run_totals(run.statistics)),
-        "base_totals": totals_json(base_totals(run.statistics)),
-        "statistics": run.statistics.model_dump(mode="json"),
-    }
 
 
 def totals_cells(totals: Mapping[str, Mapping[str, Decimal | None]]) -> list[str]:

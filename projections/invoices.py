@@ -65,6 +65,11 @@ class InvoicesView(View):
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, number)").format(
                 Identifier(f"invoices_{self.suffix}_account_idx"), invoices
             ),
+            # Keyset pages of the API (`projections/invoice_pages.py`): an index,
+            # not an OFFSET that reads every row before the page.
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (opened_at, id)").format(
+                Identifier(f"invoices_{self.suffix}_opened_idx"), invoices
+            ),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
                 "invoice_id uuid NOT NULL, line_no int NOT NULL, line_id uuid NOT NULL, "
@@ -173,9 +178,11 @@ class InvoicesView(View):
         account_id: str | None = None,
         status: str | None = None,
         batch_size: int = 2000,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> Generator[InvoiceRow, None, None]:
         """Invoices in number order (open ones last), then credit notes, with their
-        lines, streamed.
+        lines, streamed; `limit` and `offset` take one page of them (the console's).
         `status` is a lifecycle status (open, closed) or a review status (draft,
         approved, quarantined, rejected, cancelled)."""
         where, params = self._where(run_id, account_id, status)
@@ -184,10 +191,13 @@ class InvoicesView(View):
         statement = SQL("SELECT * FROM {} {} ORDER BY {}number NULLS LAST, account_id").format(
             self.table("invoices"), where, by_type
         )
+        if limit is not None:
+            statement += SQL(" LIMIT %s OFFSET %s")
+            params = [*params, limit, offset]
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, params)
             while rows := curs.fetchmany(batch_size):
-                lines = self._lines_of([row["id"] for row in rows])
+                lines = self.lines_of([row["id"] for row in rows])
                 for row in rows:
                     yield InvoiceRow.from_row(row, lines.get(row["id"], []))
 
@@ -259,7 +269,7 @@ class InvoicesView(View):
             row = curs.fetchone()
         return None if row is None else UUID(str(row["id"]))
 
-    def _lines_of(self, invoice_ids: list[UUID]) -> dict[UUID, list[dict[str, Any]]]:
+    def lines_of(self, invoice_ids: list[UUID]) -> dict[UUID, list[dict[str, Any]]]:
         grouped: dict[UUID, list[dict[str, Any]]] = {}
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(

@@ -5,7 +5,10 @@
 2. It catches up with events written meanwhile, until a pass finds the head
    unchanged.
 3. One UPDATE of the registry makes it active (readers switch atomically), and
-   the old version's tables are dropped.
+   the old version's tables are dropped. A read side serving reads in the same
+   process (`serving`: a server's, while the rebuild runs on a read side of its
+   own) is held for this step and forgets the old version with it, so none of
+   its reads meets a dropped table.
 
 Interrupted at any point, the active version keeps serving; the registry
 remembers the version being built, and running the rebuild again resumes it
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from application.shared.errors import ApplicationError
@@ -43,6 +47,7 @@ def rebuild(
     name: str,
     on_progress: Callable[[int, int], None] | None = None,
     page_size: int = 5000,
+    serving: Callable[[], AbstractContextManager[ReadSide]] | None = None,
 ) -> RebuildOutcome:
     model = READ_MODELS.get(name)
     if model is None:
@@ -72,13 +77,15 @@ def rebuild(
             head = catch_up(app, view, model.topics, page_size=page_size, on_progress=on_progress)
             if app.queries.head() == head:
                 break
-        replaced = registry.switch(name, suffix)
     finally:
         view.datastore.close()
-    if replaced != suffix:
-        old = open_view(model.view_class, env, replaced)
-        old.drop()
-        old.datastore.close()
+    with (serving or (lambda: nullcontext(read_side)))() as served:
+        replaced = registry.switch(name, suffix)
+        if replaced != suffix:
+            old = open_view(model.view_class, env, replaced)
+            old.drop()
+            old.datastore.close()
+        served.forget(name)
     read_side.forget(name)
     return RebuildOutcome(
         name=name,

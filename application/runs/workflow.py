@@ -8,22 +8,53 @@ scheduled -> running -> drafts ready -> validated -> completed).
   first: release, reject or cancel them);
 - validated: complete it for good (`RunFinalized`): it can no longer be cancelled;
 - completed or cancelled: nothing to do (refused).
+
+`describe_run` changes the one thing the seed lets an operator change after a
+run is created: its description (the CLI, the API and the console all call it).
 """
 
 from __future__ import annotations
 
 from application.runs.executor import BillRunExecutor
 from application.shared.app import Billing
-from application.shared.errors import ApplicationError
+from application.shared.errors import ApplicationError, InvalidInput, Problem
+from application.shared.retrying import save_retrying
 from domain.invoicing.events import InvoiceOpened
 from domain.invoicing.invoice import Invoice
 from domain.invoicing.review import ReviewStatus
+from domain.runs.bill_run import BillRun
 from domain.runs.settings import WorkflowState
 from infrastructure.topics import topic_of
 
 
 class RunNotProcessable(ApplicationError):
     pass
+
+
+DESCRIPTION_LIMIT = 500
+"""Characters in a run's description: a sentence or two for the operators, not a
+document (it is shown on the run's page and in every status)."""
+
+
+def describe_run(billing: Billing, run_id: str, description: str) -> tuple[BillRun, bool]:
+    """Set the run's description; returns the run and whether it changed (the same
+    text again writes nothing). Retried from a fresh load while a manager writes
+    its lease to the run at the same moment."""
+    text = description.strip()
+    if len(text) > DESCRIPTION_LIMIT:
+        problem = Problem("description", f"at most {DESCRIPTION_LIMIT} characters, not {len(text)}")
+        raise InvalidInput(f"run {run_id}", [problem])
+    changed = False
+
+    def load_and_describe() -> BillRun:
+        nonlocal changed
+        run = billing.get_run(run_id)
+        run.describe(text, billing.clock())
+        changed = run.has_pending_events
+        return run
+
+    run = save_retrying(billing, load_and_describe, f"run {run_id} kept changing; try again")
+    return run, changed
 
 
 def process_run(billing: Billing, run_id: str, batch_size: int) -> WorkflowState:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
 from entrypoints.refusals import UsageError
+from entrypoints.representations_audit import verification_json
 from projections.audit_seal import (
     ANCHOR_ALGORITHM,
     SealHead,
@@ -136,13 +137,7 @@ def audit_verify(
         True,
     )
     if json_out:
-        report = {**result.as_json(), "expected_head_matches": anchored_ok}
-        if expect_head is not None:
-            report["expected_head_at"] = anchored_at
-            report["head_at_expected"] = recomputed
-        if signature_valid is not None:
-            report["anchor_signature_valid"] = signature_valid
-        output.print_json(report)
+        output.print_json(verification_json(result, expect_head, at, signature_valid))
     elif result.ok and anchored_ok:
         anchored = (
             ""

@@ -25,11 +25,11 @@ from application.invoicing.documents import (
     invoice_documents,
     recorded_format,
 )
-from domain.invoicing.documents import RenderedDocument
 from entrypoints import output
 from entrypoints.common import JsonFlag, progress_bar, refusals, runtime
 from entrypoints.presenters import resolve_invoice_id
 from entrypoints.refusals import UsageError
+from entrypoints.representations_invoices import document_json
 from entrypoints.runtime import Runtime
 from infrastructure.file_store import FileStore, documents_root
 
@@ -45,21 +45,6 @@ def _copy(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
-
-
-def _document_json(
-    invoice_id: UUID, number: str, account: str, document: RenderedDocument, path: Path
-) -> dict[str, Any]:
-    return {
-        "invoice_id": str(invoice_id),
-        "number": number,
-        "account": account,
-        "format": document.format,
-        "sha256": document.sha256,
-        "size": document.size,
-        "location": document.location,
-        "path": str(path),
-    }
 
 
 FORMAT_HELP = (
@@ -128,7 +113,7 @@ def run_documents(
             path = store.path(document.location)
             if out is not None:
                 path = _copy(path, out / _file_name(number, document.format))
-            shown.append(_document_json(invoice_id, number, account, document, path))
+            shown.append(document_json(invoice_id, number, account, document, path))
 
         def render_all(update: Any) -> None:
             for done, (invoice_id, number, account) in enumerate(invoices, start=1):
@@ -200,7 +185,7 @@ def invoice_documents_command(
             path = store.path(document.location)
             if out is not None:
                 path = _copy(path, out / _file_name(number, document.format))
-            shown.append(_document_json(invoice_id, number, found.account_id, document, path))
+            shown.append(document_json(invoice_id, number, found.account_id, document, path))
     if json_out:
         output.print_json(shown)
         return
@@ -227,7 +212,7 @@ def invoice_pdf(
             path = _copy(path, out)
     if json_out:
         output.print_json(
-            _document_json(invoice_id, found.display_number or "", found.account_id, document, path)
+            document_json(invoice_id, found.display_number or "", found.account_id, document, path)
         )
         return
     output.console.print(str(path), soft_wrap=True, highlight=False)

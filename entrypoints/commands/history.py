@@ -16,6 +16,7 @@ from entrypoints import output
 from entrypoints.common import refusals, runtime
 from entrypoints.presenters import resolve_invoice_id
 from entrypoints.refusals import UsageError
+from entrypoints.representations_invoices import history_line
 
 
 @refusals
@@ -82,7 +83,7 @@ def history(
         if jsonl:
             write = sys.stdout.write
             for entry in entries:
-                write(json.dumps(entry.as_json(), separators=(",", ":")) + "\n")
+                write(history_line(entry))
             return
         if json_out:
             output.print_json_array(entry.as_json() for entry in entries)

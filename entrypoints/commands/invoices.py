@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from itertools import islice
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from application.invoicing.credit_notes import CreditOutcome, credit_invoice
+from application.invoicing.credit_notes import credit_invoice
 from application.invoicing.review import STATUSES, InvoiceFilter, ReviewOutcome, review
 from domain.invoicing.credit_notes import CreditTerms
 from domain.invoicing.invoice import Invoice
@@ -31,12 +31,17 @@ from entrypoints.common import (
 from entrypoints.presenters import (
     document_of,
     payment_cell,
-    payment_json,
     payment_line,
     payment_statuses,
     resolve_invoice_id,
 )
 from entrypoints.refusals import UsageError
+from entrypoints.representations_invoices import (
+    credit_json,
+    invoice_row_json,
+    invoice_show_json,
+    review_json,
+)
 
 invoice_app = typer.Typer(help="Find, read and review invoices.", no_args_is_help=True)
 
@@ -65,8 +70,7 @@ def invoice_list(
         if json_out:
             rows = view.search(run_id=run, account_id=account, status=status)
             paid = payment_statuses(receivables, rows, lambda row: row.id)
-            output.print_json_array({**row.as_json(), **payment_json(item, today)}
-                                    for row, item in paid)  # fmt: skip
+            output.print_json_array(invoice_row_json(row, item, today) for row, item in paid)
             return
         # The table shows `limit` rows: only those are read with their lines and
         # payment statuses, the rest counted (all 4,900 were read, for 50 shown).
@@ -116,9 +120,7 @@ def invoice_show(
         )
         posted, today = document_of(rt, found.id), rt.billing.clock().date()
     if json_out:
-        payment = payment_json(posted, today)
-        payment.pop("due_date")  # the invoice's own (set when it closed)
-        output.print_json({**invoice_json(found), **payment})
+        output.print_json(invoice_show_json(found, posted, today))
         return
     output.console.print(invoice_table(found))
     if found.number is not None:
@@ -190,53 +192,6 @@ def credit_lines(invoice: Invoice) -> list[Text]:
         )
         for c in invoice.credits.values()
     ]
-
-
-def credits_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "document_type": invoice.document_type.value,
-        "corrects": None if invoice.corrects is None else str(invoice.corrects),
-        "corrects_number": (
-            None
-            if invoice.corrects_number is None
-            else format_invoice_number(invoice.corrects_number)
-        ),
-        "credit_reason": invoice.credit_reason,
-        "credits": [
-            {
-                "credit_note_id": str(c.credit_note_id),
-                "credit_note": format_credit_note_number(c.credit_note_number),
-                "amount": str(c.total),
-                "reason": c.reason,
-            }
-            for c in invoice.credits.values()
-        ],
-        "creditable": None if invoice.is_credit_note else str(invoice.creditable_total),
-    }
-
-
-def invoice_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "id": str(invoice.id),
-        "number": invoice.number,
-        "display_number": invoice.display_number,
-        **credits_json(invoice),
-        "account": invoice.account_id,
-        "currency": invoice.currency,
-        "status": invoice.status.value,
-        "run_id": invoice.run_id,
-        "posting_date": invoice.posting_date.isoformat() if invoice.posting_date else None,
-        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
-        "subtotal": str(invoice.subtotal),
-        "tax": str(invoice.tax),
-        "total": str(invoice.total),
-        "review_status": invoice.review_status.value if invoice.review_status else None,
-        "review_reason": invoice.review_reason,
-        "review_rule": invoice.review_rule,
-        "verdicts": [verdict.model_dump(mode="json") for verdict in invoice.verdicts],
-        "version": invoice.version,
-        "lines": [line.model_dump(mode="json") for line in invoice.lines],
-    }
 
 
 # Review -------------------------------------------------------------------------
@@ -345,25 +300,6 @@ def print_review(outcome: ReviewOutcome) -> None:
         )
 
 
-def review_json(outcome: ReviewOutcome) -> dict[str, Any]:
-    return {
-        "action": outcome.action.value,
-        "changed": len(outcome.changed),
-        "unchanged": len(outcome.unchanged),
-        "refused": len(outcome.refused),
-        "invoices": [
-            {
-                "id": str(result.invoice_id),
-                "invoice": result.invoice,
-                "result": result.kind.value,
-                "review_status": result.review_status,
-                "reason": result.reason,
-            }
-            for result in outcome.results
-        ],
-    }
-
-
 for _action in ReviewAction:
     _review_command(_action)
 
@@ -445,17 +381,3 @@ def invoice_credit(
         output.console.print(
             f"account {corrected.account_id} balance: {currency} {balance}{state}", highlight=False
         )
-
-
-def credit_json(outcome: CreditOutcome) -> dict[str, Any]:
-    receivables = outcome.receivables
-    return {
-        "created": outcome.created,
-        "credit_note": invoice_json(outcome.credit_note),
-        "invoice": outcome.invoice.name,
-        "invoice_id": str(outcome.invoice.id),
-        "amount": str(outcome.amount),
-        "creditable": str(outcome.invoice.creditable_total),
-        "balance": None if receivables is None else str(receivables.balance),
-        "credit_balance": None if receivables is None else str(receivables.credit),
-    }

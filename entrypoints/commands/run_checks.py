@@ -10,9 +10,11 @@ from rich.table import Table
 
 from application.runs.check import check_run
 from application.runs.previews import Preview, preview_run
+from application.runs.workflow import describe_run
 from domain.runs.statistics import PreviewSummary
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
+from entrypoints.representations_runs import description_json, preview_json
 
 
 @refusals
@@ -87,30 +89,13 @@ def run_describe(
     json_out: JsonFlag = False,
 ) -> None:
     """Set a run's description: the one thing that can change once a run exists
-    (everything else is fixed by its events)."""
+    (everything else is fixed by its events). At most 500 characters."""
     with runtime() as rt:
-        run = rt.billing.get_run(run_id)
-        run.describe(description, rt.billing.clock())
-        changed = run.has_pending_events
-        if changed:
-            rt.billing.save(run)
+        run, changed = describe_run(rt.billing, run_id, description)
     if json_out:
-        output.print_json({"run_id": run_id, "description": run.description, "changed": changed})
+        output.print_json(description_json(run, changed))
         return
-    output.console.print(f"run {run_id}: {description}")
-
-
-def preview_json(summary: PreviewSummary) -> dict[str, object]:
-    return {
-        "digest": summary.digest,
-        "invoices": summary.invoices,
-        "lines": summary.lines,
-        "totals": {
-            currency: {kind: str(amount) for kind, amount in kinds.items()}
-            for currency, kinds in summary.totals.items()
-        },
-        "log_position": summary.log_position,
-    }
+    output.console.print(f"run {run_id}: {run.description}")
 
 
 def preview_table(run_id: str, summary: PreviewSummary) -> Table:

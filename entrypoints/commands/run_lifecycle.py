@@ -12,6 +12,7 @@ from domain.runs.settings import CancelMode
 from entrypoints import output
 from entrypoints.common import JsonFlag, refusals, runtime
 from entrypoints.refusals import UsageError
+from entrypoints.representations_runs import cancel_json, process_json
 
 
 @refusals
@@ -43,15 +44,7 @@ def run_cancel(
     with runtime() as rt:
         outcome = cancel_run(rt.billing, run_id, mode, reason)
     if json_out:
-        output.print_json(
-            {
-                "run_id": run_id,
-                "mode": mode.value,
-                "invoices_cancelled": outcome.invoices_cancelled,
-                "invoices_left": outcome.invoices_left,
-                "accounts_reopened": outcome.accounts_reopened,
-            }
-        )
+        output.print_json(cancel_json(run_id, mode, outcome))
         return
     reopened = (
         f"; {outcome.accounts_reopened} accounts reopened for a later run"
@@ -74,6 +67,6 @@ def run_process(run_id: str, json_out: JsonFlag = False) -> None:
         before = rt.billing.get_run(run_id).workflow_state
         after = process_run(rt.billing, run_id, rt.settings.batch_size)
     if json_out:
-        output.print_json({"run_id": run_id, "from": before.value, "to": after.value})
+        output.print_json(process_json(run_id, before, after))
         return
     output.console.print(f"run {run_id}: {before.value} -> {after.value}")

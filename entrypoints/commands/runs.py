@@ -29,20 +29,23 @@ from entrypoints.common import (
     runtime,
 )
 from entrypoints.presenters import (
-    base_totals,
     preview_comparison,
-    run_steps,
-    run_totals,
     statistics_table,
 )
+from entrypoints.representations_runs import (
+    disabled_json,
+    retry_json,
+    run_json,
+    run_past_json,
+    run_report_json,
+    run_status_now,
+)
 from entrypoints.run_tables import (
-    ar_summary,
     drafts_table,
     key_value_table,
     lease_cell,
     parked_table,
     report_tables,
-    run_json,
     status_rows,
     steps_table,
     totals_cells,
@@ -50,7 +53,6 @@ from entrypoints.run_tables import (
 from entrypoints.runtime import Runtime
 from entrypoints.worker import batch_dispatch
 from infrastructure.messaging import nats_url
-from projections.runs import totals_json
 
 run_app = typer.Typer(help="Schedule, execute and inspect bill runs.", no_args_is_help=True)
 
@@ -214,9 +216,7 @@ def run_retry(
     with runtime() as rt:
         statistics = BillRunExecutor(rt.billing, rt.settings.batch_size).retry(run_id, account)
     if json_out:
-        output.print_json(
-            {"run_id": run_id, "account": account, **statistics.model_dump(mode="json")}
-        )
+        output.print_json(retry_json(run_id, account, statistics))
         return
     output.console.print(
         f"run {run_id}: {account} billed: {statistics.lines} lines, "
@@ -238,23 +238,9 @@ def run_status(
     with runtime() as rt:
         if instant is not None or version is not None:
             past = rt.billing.get_run(run_id, version=version, as_of=instant)
-            shown = {"as_of": as_of, "version": past.version, **run_json(past)}
-            shown["description"] = past.description
-            shown["parked"] = past.parked
+            shown = run_past_json(past, as_of)
         else:
-            row = rt.read_side.fresh_runs().get(run_id)
-            if row is None:
-                raise RunNotFound(run_id)
-            shown = row.as_json()
-            run = rt.billing.get_run(run_id)
-            shown["workflow_state"] = run.workflow_state.value
-            shown["description"] = run.description
-            shown["preview"] = preview_comparison(run)
-            shown["parked"] = run.parked
-            # Bill dates before the period that no run billed, left owed by this run.
-            shown["stranded_bill_dates"] = run.statistics.stranded
-            shown["step_log"] = run_steps(run)
-            shown["failure"] = run.failure
+            shown = run_status_now(rt.read_side, rt.billing.get_run(run_id))
     if json_out:
         output.print_json(shown)
         return
@@ -343,7 +329,7 @@ def _set_disabled(run_id: str, disabled: bool, json_out: bool) -> None:
         run, changed = set_run_disabled(rt.billing, run_id, disabled)
     state = "disabled" if disabled else "enabled"
     if json_out:
-        output.print_json({"run_id": run_id, "disabled": run.disabled, "changed": changed})
+        output.print_json(disabled_json(run, changed))
         return
     output.console.print(
         f"run {run_id} {state}" if changed else f"run {run_id} was already {state}"
@@ -360,25 +346,7 @@ def run_report(run_id: str, json_out: JsonFlag = False) -> None:
         if report is None:
             raise RunNotFound(run_id)
         run = rt.billing.get_run(run_id)
-        # The run itself knows the states the report's timestamps cannot tell
-        # (failed, cancelled, collecting).
-        report["status"] = run.status.value
-        report["parked"] = run.parked
-        report["receivables"] = ar_summary(run)
-        # The account figures as the run defines them (the report's batch rows miss
-        # retries and parked accounts, so they did not add up).
-        stats = run.statistics
-        report["accounts"] = {
-            "in_scope": run.accounts_in_scope,
-            "scanned": stats.accounts_scanned,
-            "seen": stats.accounts_seen,
-            "billed": stats.accounts_billed,
-            "skipped_nothing_due": stats.accounts_skipped,
-            "parked": stats.accounts_parked,
-            "stranded_bill_dates": stats.stranded,
-        }
-        report["totals"] = totals_json(run_totals(run.statistics))
-        report["base_totals"] = totals_json(base_totals(run.statistics))
+        report = run_report_json(report, run)
     if json_out:
         output.print_json(report)
         return

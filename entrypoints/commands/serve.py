@@ -18,11 +18,12 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8080,
     verbose: VerboseFlag = False,
 ) -> None:
-    """Serve the HTTP API (FastAPI under uvicorn) until SIGINT or SIGTERM.
+    """Serve the HTTP API and the console (FastAPI under uvicorn) until SIGINT or SIGTERM.
 
     Every tenant's book, behind its API keys (`billrun apikey create --tenant T
     --role admin`), under /v1; the OpenAPI document at /openapi.json (also
-    docs/openapi.json). Uses BILLRUN_DATABASE_URL, or the embedded PostgreSQL
+    docs/openapi.json); the console at /console (sign in with an operator, admin
+    or auditor key; docs/console.md). Uses BILLRUN_DATABASE_URL, or the embedded PostgreSQL
     under BILLRUN_HOME, like every command. Stops gracefully: requests in flight
     finish, new connections are refused.
 
@@ -31,6 +32,7 @@ def serve(
     """
     import uvicorn
 
+    from entrypoints.console import install as install_console
     from entrypoints.http.app import create_app
     from entrypoints.http.tenancy import StoredKeys
 
@@ -38,8 +40,10 @@ def serve(
     settings = Settings.from_environment()
     with database_url(settings) as url:
         app = create_app(StoredKeys(settings, url))
+        install_console(app)  # the operator's console at /console (docs/console.md)
         output.errors.print(
-            f"serving the billrun API on http://{host}:{port}/v1; press Ctrl-C to stop",
+            f"serving the billrun API on http://{host}:{port}/v1 and the console on "
+            f"http://{host}:{port}/console; press Ctrl-C to stop",
             highlight=False,
         )
         # uvicorn's own signal handling is the graceful stop: it stops accepting,

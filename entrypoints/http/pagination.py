@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -62,6 +64,24 @@ def decode_int_cursor(cursor: str | None) -> int:
     if not text.isdigit():
         raise _bad_cursor(cursor or "")
     return int(text)
+
+
+def opened_cursor(key: tuple[datetime, UUID]) -> str:
+    """The cursor of a page that ends at (opened_at, id): invoices, in the order
+    they were opened (`projections/invoice_pages.py`), for the API and the console."""
+    return encode_cursor(f"{key[0].isoformat()}|{key[1]}")
+
+
+def opened_key(cursor: str | None) -> tuple[datetime, UUID] | None:
+    """The (opened_at, id) an `opened_cursor` holds; None: the first page."""
+    text = decode_cursor(cursor)
+    if text is None:
+        return None
+    opened, _, item_id = text.partition("|")
+    try:
+        return datetime.fromisoformat(opened), UUID(item_id)
+    except ValueError:
+        raise _bad_cursor(cursor or "") from None
 
 
 def _bad_cursor(cursor: str) -> ProblemError:

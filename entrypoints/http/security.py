@@ -67,6 +67,49 @@ ROUTE_ROLES: Final[Mapping[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/v1/accounts/{account_id}/payments"): READERS,
     ("GET", "/v1/accounts/{account_id}/balance"): READERS,
     ("GET", "/v1/aging"): READERS,
+    # Bill runs: operators run them, auditors read them.
+    ("POST", "/v1/runs"): OPERATORS,
+    ("GET", "/v1/runs"): READERS,
+    ("GET", "/v1/runs/{run_id}"): READERS,
+    ("GET", "/v1/runs/{run_id}/check"): READERS,
+    ("GET", "/v1/runs/{run_id}/report"): READERS,
+    ("GET", "/v1/runs/{run_id}/statistics"): READERS,
+    **{
+        ("POST", f"/v1/runs/{{run_id}}/{step}"): OPERATORS
+        for step in (
+            "preview",
+            "description",
+            "execute",
+            "process",
+            "disable",
+            "enable",
+            "resume",
+            "cancel",
+            "retry",
+        )
+    },
+    # Invoices: operators review and credit them, auditors read them.
+    ("GET", "/v1/invoices"): READERS,
+    ("GET", "/v1/invoices/{invoice_id}"): READERS,
+    ("GET", "/v1/invoices/{invoice_id}/documents"): READERS,
+    ("GET", "/v1/invoices/{invoice_id}/documents/{document_format}"): READERS,
+    ("POST", "/v1/invoices/{invoice_id}/credit-notes"): OPERATORS,
+    **{
+        (method_path): OPERATORS
+        for action in ("approve", "quarantine", "unquarantine", "reject", "cancel")
+        for method_path in (
+            ("POST", f"/v1/invoices/{action}"),
+            ("POST", f"/v1/invoices/{{invoice_id}}/{action}"),
+        )
+    },
+    # History and audit: auditors (and operators) read; rebuilding read models is admin's.
+    ("GET", "/v1/history"): READERS,
+    ("GET", "/v1/runs/{run_id}/history"): READERS,
+    ("GET", "/v1/accounts/{account_id}/history"): READERS,
+    ("GET", "/v1/invoices/{invoice_id}/history"): READERS,
+    ("GET", "/v1/audit/verify"): READERS,
+    ("GET", "/v1/projections"): READERS,
+    ("POST", "/v1/projections/{projection}/rebuild"): ADMIN,
 }
 """(method, route path) -> the roles that may call it. Admin may call everything;
 operators runs, review and payments; auditors read (no writes); services

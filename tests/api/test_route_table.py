@@ -23,7 +23,17 @@ from tests.conftest import account, package
 OWNER, OTHER = "acme", "globex"
 ACCOUNT = "ACME-001"
 
-PATH_VALUES = {"account_id": ACCOUNT, "name": "monthly", "group_id": "monthly"}
+PATH_VALUES = {
+    "account_id": ACCOUNT,
+    "run_id": "2026-01",
+    "invoice_id": "INV-00000001",
+    "document_format": "pdf",
+    "name": "monthly",
+    "projection": "invoices",
+    "group_id": "monthly",
+}
+OWNED = ("{account_id}", "{run_id}", "{invoice_id}")
+"""Path parameters naming the owner's objects: another tenant's key gets 404."""
 SAMPLES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/accounts"): account("ACME-NEW"),
     ("PATCH", "/v1/accounts/{account_id}"): {"name": "Renamed"},
@@ -79,6 +89,26 @@ SAMPLES[("PUT", "/v1/bill-groups/{group_id}")] = {"delivery": "none", "zero_invo
 SAMPLES[("POST", "/v1/accounts/{account_id}/suspend")] = {"reason": "fraud check"}
 SAMPLES[("POST", "/v1/accounts/{account_id}/reactivate")] = {"reason": "cleared"}
 SAMPLES[("POST", "/v1/usage/batches")] = {"records": [SAMPLES[("POST", "/v1/usage")]]}
+SAMPLES[("POST", "/v1/runs")] = {
+    "run_id": "2026-02",
+    "period_start": "2026-02-01",
+    "period_end": "2026-02-28",
+    "settings": {"render_invoices": False, "deliver_invoices": False},
+}
+SAMPLES[("POST", "/v1/runs/{run_id}/cancel")] = {"mode": "reopen", "reason": "walked"}
+SAMPLES[("POST", "/v1/runs/{run_id}/retry")] = {"account": ACCOUNT}
+SAMPLES[("POST", "/v1/runs/{run_id}/description")] = {"description": "January, walked"}
+SAMPLES[("POST", "/v1/invoices/{invoice_id}/credit-notes")] = {"full": True, "reason": "walked"}
+
+
+def seed(api: TestClient) -> str:
+    """The owner's account, billed by run 2026-01 (invoice INV-00000001); its uuid."""
+    created = api.post("/v1/accounts", json=account(ACCOUNT, package(usage_rate="0.10")))
+    january = {"run_id": "2026-01", "period_start": "2026-01-01", "period_end": "2026-01-31"}
+    api.post("/v1/runs", json={**SAMPLES[("POST", "/v1/runs")], **january})
+    assert api.post("/v1/runs/2026-01/execute").status_code == 200
+    aggregate_id: str = created.json()["aggregate_id"]
+    return aggregate_id
 
 
 def routes(api: TestClient) -> list[tuple[str, str]]:
@@ -106,7 +136,7 @@ def test_the_role_table_names_exactly_the_routes_of_the_document(api: TestClient
 def test_every_route_answers_each_role_as_the_table_says(
     api: TestClient, keys: dict[tuple[str, Role], str]
 ) -> None:
-    api.post("/v1/accounts", json=account(ACCOUNT, package(usage_rate="0.10")))
+    seed(api)
     api.post("/v1/schedules", json=SAMPLES["POST", "/v1/schedules"])
     for method, path in routes(api):
         for role in Role:
@@ -124,11 +154,11 @@ def test_every_route_answers_each_role_as_the_table_says(
 def test_another_tenants_keys_never_reach_the_owners_objects(
     api: TestClient, keys: dict[tuple[str, Role], str]
 ) -> None:
-    created = api.post("/v1/accounts", json=account(ACCOUNT, package(usage_rate="0.10")))
+    secret = seed(api)
     api.post("/v1/schedules", json=SAMPLES["POST", "/v1/schedules"])
     api.put("/v1/bill-groups/monthly", json=SAMPLES["PUT", "/v1/bill-groups/{group_id}"])
-    secret = created.json()["aggregate_id"]
     before = api.get(f"/v1/accounts/{ACCOUNT}").json()
+    invoice_before = api.get("/v1/invoices/INV-00000001").json()
     # Reads first: the other tenant's writes below may create objects of the same
     # names in its own book, which it may then read.
     walk = sorted(routes(api), key=lambda route: route[0] != "GET")
@@ -141,12 +171,14 @@ def test_another_tenants_keys_never_reach_the_owners_objects(
             assert answer.status_code < 500, where
             if method == "GET" and re.search(r"\{\w+\}", path):
                 assert answer.status_code == 404, where
-            if "{account_id}" in path:  # never created in the other book
+            if any(owned in path for owned in OWNED):  # never created in the other book
                 assert answer.status_code == 404, where
             assert secret not in answer.text, where
     # Nothing the other tenant sent changed the owner's account.
     assert api.get(f"/v1/accounts/{ACCOUNT}").json() == before
     assert api.get(f"/v1/accounts/{ACCOUNT}/usage").json()["items"] == []
+    assert api.get("/v1/invoices/INV-00000001").json() == invoice_before
+    assert api.get("/v1/runs/2026-01").json()["status"] == "completed"
 
 
 def test_no_key_or_a_wrong_key_is_401_on_every_route(api: TestClient) -> None:

@@ -7,7 +7,17 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from entrypoints.http.routers import accounts, bill_groups, billing, receivables, reference
+    from entrypoints.http.routers import (
+        accounts,
+        audit,
+        bill_groups,
+        billing,
+        documents,
+        invoices,
+        receivables,
+        reference,
+        runs,
+    )
 
     return [
         accounts.router,
@@ -15,4 +25,8 @@ def all_routers() -> list[APIRouter]:
         bill_groups.router,
         receivables.router,
         reference.router,
+        runs.router,
+        invoices.router,
+        documents.router,
+        audit.router,
     ]
