@@ -78,13 +78,11 @@ def run_status_now(read_side: ReadSide, run: BillRun) -> Json:
 
 def run_status_json(row: RunRow, run: BillRun) -> Json:
     """`run status --json` now: the run-status read model's row, with what only the
-    run knows (its workflow, preview and the figures it predicted, parked accounts,
-    steps and failure)."""
+    run knows (its workflow, preview, parked accounts, steps and failure)."""
     shown = row.as_json()
     shown["workflow_state"] = run.workflow_state.value
     shown["description"] = run.description
     shown["preview"] = preview_comparison(run)
-    shown["preview_figures"] = None if run.preview is None else run.preview.model_dump(mode="json")
     shown["parked"] = run.parked
     # Bill dates before the period that no run billed, left owed by this run.
     shown["stranded_bill_dates"] = run.statistics.stranded

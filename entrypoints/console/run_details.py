@@ -79,6 +79,8 @@ def run_details(book: Book, run_id: str, jobs: Jobs) -> dict[str, Any]:
     return {
         **shown,
         "settings_rows": settings_rows(shown["settings"]),
+        # What the preview predicted, beside what execution billed (statistics).
+        "preview_figures": None if run.preview is None else run.preview.model_dump(mode="json"),
         "selection_text": run.selection.describe(),
         "actions": actions_for(run),
         "executing": job is not None and job.running,
