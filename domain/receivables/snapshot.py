@@ -33,6 +33,8 @@ class ReceivablesSnapshot(AggregateSnapshot):
     payments: dict[str, PaymentReceived]
     suspended: bool
     suspended_by: set[UUID]
+    suspended_by_operator: bool = False
+    """False in snapshots taken before an operator could suspend an account."""
     attempts: dict[UUID, CollectionAttempt]
     failed_attempts: list[CollectionAttempt]
     notices_sent: set[tuple[UUID, int]]

@@ -29,7 +29,10 @@ CHROMIUM_ARGS = [
 ACCOUNTS = 6
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in
+# the main thread while it is started, and every later `asyncio.run()` (the NATS
+# tests) would refuse to start under it.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
